@@ -1,0 +1,145 @@
+"""The provider-neutral runtime contract, as one table both clouds wire from.
+
+The app reads these environment variables (``app/settings.py`` is the consumer; a test keeps the
+two in agreement). Every provider component takes its env wiring from :data:`RUNTIME_ENV` so
+AWS and GCP cannot drift apart, and the policy pack checks stacks against the same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Source(StrEnum):
+    """Where a deployed stack gets a variable's value from."""
+
+    CONFIG = "config"  # plain stack config (non-secret), with the app's default when unset
+    SECRET = "secret"  # the provider's secret store; never a plaintext env value or state
+    DATABASE = "database"  # derived from the Database component's outputs
+    SERVICE = "service"  # derived from the deployed service (its public URL, its port)
+    RUNTIME = "runtime"  # set by the platform itself (e.g. Cloud Run injects PORT)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One runtime environment variable of the contract."""
+
+    name: str
+    source: Source
+    description: str
+    default: str | None = None
+    required_in_production: bool = False
+
+    @property
+    def secret(self) -> bool:
+        return self.source is Source.SECRET
+
+
+RUNTIME_ENV: tuple[EnvVar, ...] = (
+    # Database (backend-agnostic).
+    EnvVar("DATABASE_BACKEND", Source.CONFIG, "mysql, postgresql or sqlite", "mysql"),
+    EnvVar("DATABASE_URL", Source.SECRET, "full SQLAlchemy URL; overrides host/user/password"),
+    EnvVar("DATABASE_HOST", Source.DATABASE, "database host name"),
+    EnvVar("DATABASE_PORT", Source.DATABASE, "database port (5432 postgresql, 3306 mysql)"),
+    EnvVar("DATABASE_USER", Source.DATABASE, "database user"),
+    EnvVar("DATABASE_PASSWORD", Source.SECRET, "database password"),
+    EnvVar("DATABASE_SCHEMA", Source.DATABASE, "database name", "syncbot"),
+    EnvVar("DATABASE_TLS_ENABLED", Source.CONFIG, "TLS to the database (on outside local dev)"),
+    EnvVar("DATABASE_SSL_CA_PATH", Source.CONFIG, "CA bundle for database TLS"),
+    # Slack.
+    EnvVar("SLACK_SIGNING_SECRET", Source.SECRET, "verifies Slack requests", None, True),
+    EnvVar("SLACK_CLIENT_ID", Source.CONFIG, "Slack OAuth client id", None, True),
+    EnvVar("SLACK_CLIENT_SECRET", Source.SECRET, "Slack OAuth client secret", None, True),
+    EnvVar("SLACK_BOT_SCOPES", Source.CONFIG, "comma-separated OAuth bot scopes", None, True),
+    EnvVar("SLACK_USER_SCOPES", Source.CONFIG, "comma-separated OAuth user scopes", ""),
+    EnvVar("SLACK_BOT_TOKEN", Source.SECRET, "single-workspace bot token (optional)"),
+    EnvVar("SLACK_API_URL", Source.CONFIG, "Slack Web API base URL", "https://slack.com/api/"),
+    EnvVar("TOKEN_ENCRYPTION_KEY", Source.SECRET, "key for tokens at rest", None, True),
+    # Behaviour.
+    EnvVar("REQUIRE_ADMIN", Source.CONFIG, "only admins configure syncs", "true"),
+    EnvVar("PRIMARY_WORKSPACE", Source.CONFIG, "team id allowed backup/restore/reset"),
+    EnvVar("ENABLE_DB_RESET", Source.CONFIG, "show the database reset button", "false"),
+    EnvVar("LOCAL_DEVELOPMENT", Source.CONFIG, "local dev shortcuts; never in the cloud", "false"),
+    EnvVar("LOG_LEVEL", Source.CONFIG, "DEBUG, INFO, WARNING, ERROR, CRITICAL", "INFO"),
+    EnvVar("PORT", Source.RUNTIME, "HTTP listen port of the container entry", "3000"),
+    EnvVar("SOFT_DELETE_RETENTION_DAYS", Source.CONFIG, "days to keep uninstalled data", "30"),
+    # Federation.
+    EnvVar("SYNCBOT_FEDERATION_ENABLED", Source.CONFIG, "enable peer instances", "false"),
+    EnvVar("SYNCBOT_INSTANCE_ID", Source.CONFIG, "stable instance id (generated if unset)"),
+    EnvVar("SYNCBOT_PUBLIC_URL", Source.SERVICE, "public HTTPS base URL of the app"),
+    # Matrix appservice.
+    EnvVar("MATRIX_HOMESERVER_URL", Source.CONFIG, "homeserver client-server API URL"),
+    EnvVar("MATRIX_SERVER_NAME", Source.CONFIG, "homeserver server name"),
+    EnvVar("MATRIX_AS_TOKEN", Source.SECRET, "appservice token (AS to homeserver)"),
+    EnvVar("MATRIX_HS_TOKEN", Source.SECRET, "homeserver token (homeserver to AS)"),
+    EnvVar("MATRIX_BOT_LOCALPART", Source.CONFIG, "bridge bot localpart", "slackbot"),
+    EnvVar("MATRIX_GHOST_TEMPLATE", Source.CONFIG, "ghost localpart template"),
+    EnvVar("MATRIX_COMMAND_PREFIX", Source.CONFIG, "bot command prefix", "!slack"),
+    EnvVar("MATRIX_PERMISSIONS", Source.CONFIG, "JSON map of domain/user to relay/user/admin"),
+    # Runtime shape.
+    EnvVar("SYNCBOT_AUTO_MIGRATE", Source.CONFIG, "upgrade the schema at start", "false"),
+)
+
+ENV_BY_NAME: dict[str, EnvVar] = {var.name: var for var in RUNTIME_ENV}
+SECRET_ENV: frozenset[str] = frozenset(v.name for v in RUNTIME_ENV if v.secret)
+
+# On Lambda the function receives ``SYNCBOT_SECRET_ARNS`` (JSON: env name -> Secrets Manager ARN)
+# instead of secret values; the Lambda entry resolves them at cold start, so no secret value is
+# ever a plaintext function environment variable or sits in Pulumi state as one.
+AWS_SECRET_ARNS_ENV = "SYNCBOT_SECRET_ARNS"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An HTTP route the public endpoint must deliver to the app."""
+
+    method: str  # "ANY" for any method
+    path: str  # "{proxy+}" marks a prefix route
+    description: str
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/slack/events", "Slack events, actions and views"),
+    Route("GET", "/slack/install", "OAuth start"),
+    Route("GET", "/slack/oauth_redirect", "OAuth callback"),
+    Route("GET", "/health", "liveness and keep-warm probe"),
+    Route("ANY", "/api/federation/{proxy+}", "peer-instance federation"),
+    Route("ANY", "/_matrix/{proxy+}", "Matrix application-service API"),
+    Route("GET", "/metrics", "Prometheus metrics"),
+    Route("GET", "/avatars/{proxy+}", "public avatar proxy for Matrix senders"),
+)
+
+# The maintenance tick the scheduler triggers (keep-warm, outbox catch-up, purges).
+MAINTENANCE_PATH = "/internal/tick"
+HEALTH_PATH = "/health"
+
+# Bootstrap output names every provider exports.
+OUTPUT_DEPLOY_ROLE = "deploy_role"
+OUTPUT_ARTIFACT_BUCKET = "artifact_bucket"
+OUTPUT_REGION = "region"
+OUTPUT_SERVICE_URL = "service_url"
+BOOTSTRAP_OUTPUTS: tuple[str, ...] = (
+    OUTPUT_DEPLOY_ROLE,
+    OUTPUT_ARTIFACT_BUCKET,
+    OUTPUT_REGION,
+    OUTPUT_SERVICE_URL,
+)
+
+# The scheduler interval the contract recommends for keep-warm.
+SCHEDULE_MINUTES = 5
+
+
+def route_key(route: Route) -> str:
+    """The API-gateway style key (``"POST /slack/events"``) of a route."""
+    return f"{route.method} {route.path}"
+
+# Direct (non-HTTP) invocations of the Lambda entry: ``{"syncbot_task": "migrate"}`` runs the
+# schema upgrade once per deploy; ``{"syncbot_task": "tick"}`` is the scheduler's maintenance tick.
+LAMBDA_TASK_KEY = "syncbot_task"
+TASK_MIGRATE = "migrate"
+TASK_TICK = "tick"
+
+# The container entry (Cloud Run service and the migration job run the same image).
+CONTAINER_SERVE_COMMAND: tuple[str, ...] = ("syncbot", "serve", "--host", "0.0.0.0")
+CONTAINER_MIGRATE_COMMAND: tuple[str, ...] = ("syncbot", "migrate")

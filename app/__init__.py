@@ -1,0 +1,1 @@
+"""syncbot: keep chat channels in sync across Slack workspaces, Matrix rooms and peers."""

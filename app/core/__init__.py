@@ -1,0 +1,1 @@
+"""The sync core: endpoints, normalized posts, relay, message map, outbox. No network libraries."""

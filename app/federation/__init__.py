@@ -1,0 +1,1 @@
+"""Peer-instance federation over signed HTTP."""

@@ -1,0 +1,1 @@
+"""Matrix adapter: the application service, ghosts, portals, HTML formatting."""

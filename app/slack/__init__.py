@@ -1,0 +1,1 @@
+"""Slack adapter: events, OAuth, Web API client, mrkdwn."""

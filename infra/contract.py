@@ -56,6 +56,11 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
     EnvVar("SLACK_BOT_TOKEN", Source.SECRET, "single-workspace bot token (optional)"),
     EnvVar("SLACK_API_URL", Source.CONFIG, "Slack Web API base URL", "https://slack.com/api/"),
     EnvVar("TOKEN_ENCRYPTION_KEY", Source.SECRET, "key for tokens at rest", None, True),
+    EnvVar(
+        "TOKEN_ENCRYPTION_PREVIOUS_KEYS",
+        Source.SECRET,
+        "comma-separated retired keys that still decrypt during a rotation",
+    ),
     # Behaviour.
     EnvVar("REQUIRE_ADMIN", Source.CONFIG, "only admins configure syncs", "true"),
     EnvVar("PRIMARY_WORKSPACE", Source.CONFIG, "team id allowed backup/restore/reset"),

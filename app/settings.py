@@ -1,0 +1,382 @@
+"""The runtime environment contract, parsed once into an immutable object.
+
+This is the only module that reads ``os.environ``. Parsing never fails for *missing* Slack or
+Matrix variables (tests and tools import the app without them); it fails for *malformed* values,
+listing every problem at once. :meth:`Settings.production_problems` is what ``syncbot serve`` and
+``syncbot check`` refuse to start on outside local development.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from app.errors import ConfigError
+from app.scopes import DEFAULT_BOT_SCOPES, DEFAULT_USER_SCOPES
+
+BACKENDS = ("mysql", "postgresql", "sqlite")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_SQLITE_URL = "sqlite:///syncbot.db"
+MIN_SECRET_LENGTH = 16
+MIN_TOKEN_KEY_LENGTH = 32
+MATRIX_ROLES = ("relay", "user", "admin")
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclass(frozen=True, slots=True)
+class _Var:
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    secret: bool = False
+    doc: str = ""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer in {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _str(raw: str) -> str | None:
+    value = raw.strip()
+    return value or None
+
+
+def _scopes(raw: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
+def _url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return value
+
+
+def _api_url(raw: str) -> str:
+    value = _url(raw) or "https://slack.com/api/"
+    # slack_sdk appends the method name to base_url, so it must end in a slash.
+    return value if value.endswith("/") else value + "/"
+
+
+def _keys(raw: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def _permissions(raw: str) -> Mapping[str, str]:
+    if not raw.strip():
+        return {}
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object mapping a domain, user id or '*' to a role")
+    bad = {k: v for k, v in data.items() if v not in MATRIX_ROLES}
+    if bad:
+        raise ValueError(f"roles must be one of {', '.join(MATRIX_ROLES)}; bad entries: {bad}")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+_VARS: tuple[_Var, ...] = (
+    _Var("DATABASE_BACKEND", "database_backend", _choice(BACKENDS), "mysql"),
+    _Var("DATABASE_URL", "database_url", _str, None, secret=True),
+    _Var("DATABASE_HOST", "database_host", _str, None),
+    _Var("DATABASE_PORT", "database_port", _int_range(1, 65535), None),
+    _Var("DATABASE_USER", "database_user", _str, None),
+    _Var("DATABASE_PASSWORD", "database_password", _str, None, secret=True),
+    _Var("DATABASE_SCHEMA", "database_schema", _str, "syncbot"),
+    _Var("DATABASE_TLS_ENABLED", "database_tls_enabled", _bool, None),
+    _Var("DATABASE_SSL_CA_PATH", "database_ssl_ca_path", _str, None),
+    _Var("SLACK_SIGNING_SECRET", "slack_signing_secret", _str, None, secret=True),
+    _Var("SLACK_CLIENT_ID", "slack_client_id", _str, None),
+    _Var("SLACK_CLIENT_SECRET", "slack_client_secret", _str, None, secret=True),
+    _Var("SLACK_BOT_SCOPES", "slack_bot_scopes", _scopes, DEFAULT_BOT_SCOPES),
+    _Var("SLACK_USER_SCOPES", "slack_user_scopes", _scopes, DEFAULT_USER_SCOPES),
+    _Var("SLACK_BOT_TOKEN", "slack_bot_token", _str, None, secret=True),
+    _Var("SLACK_API_URL", "slack_api_url", _api_url, "https://slack.com/api/"),
+    _Var("TOKEN_ENCRYPTION_KEY", "token_encryption_key", _str, None, secret=True),
+    _Var("TOKEN_ENCRYPTION_PREVIOUS_KEYS", "token_previous_keys", _keys, (), secret=True),
+    _Var("REQUIRE_ADMIN", "require_admin", _bool, True),
+    _Var("PRIMARY_WORKSPACE", "primary_workspace", _str, None),
+    _Var("ENABLE_DB_RESET", "enable_db_reset", _bool, False),
+    _Var("LOCAL_DEVELOPMENT", "local_development", _bool, False),
+    _Var("LOG_LEVEL", "log_level", _choice(LOG_LEVELS, upper=True), "INFO"),
+    _Var("PORT", "port", _int_range(1, 65535), 3000),
+    _Var("SOFT_DELETE_RETENTION_DAYS", "soft_delete_retention_days", _int_range(0, 3650), 30),
+    _Var("SYNCBOT_FEDERATION_ENABLED", "federation_enabled", _bool, False),
+    _Var("SYNCBOT_INSTANCE_ID", "instance_id", _str, None),
+    _Var("SYNCBOT_PUBLIC_URL", "public_url", _url, None),
+    _Var("SYNCBOT_FEDERATION_ALLOW_PRIVATE", "federation_allow_private", _bool, False),
+    _Var("MATRIX_HOMESERVER_URL", "matrix_homeserver_url", _url, None),
+    _Var("MATRIX_SERVER_NAME", "matrix_server_name", _str, None),
+    _Var("MATRIX_AS_TOKEN", "matrix_as_token", _str, None, secret=True),
+    _Var("MATRIX_HS_TOKEN", "matrix_hs_token", _str, None, secret=True),
+    _Var("MATRIX_BOT_LOCALPART", "matrix_bot_localpart", _str, "slackbot"),
+    _Var("MATRIX_GHOST_TEMPLATE", "matrix_ghost_template", _str, "slack_{team}_{user}"),
+    _Var("MATRIX_COMMAND_PREFIX", "matrix_command_prefix", _str, "!slack"),
+    _Var("MATRIX_PERMISSIONS", "matrix_permissions", _permissions, {}),
+    _Var("SYNCBOT_AUTO_MIGRATE", "auto_migrate", _bool, None),
+    _Var("SYNCBOT_DATA_DIR", "data_dir", _str, "."),
+)
+
+ENV_NAMES: tuple[str, ...] = tuple(v.env for v in _VARS)
+SECRET_ENV_NAMES: frozenset[str] = frozenset(v.env for v in _VARS if v.secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every runtime setting, validated. Build with :func:`load_settings`."""
+
+    database_backend: str = "mysql"
+    database_url: str | None = None
+    database_host: str | None = None
+    database_port: int | None = None
+    database_user: str | None = None
+    database_password: str | None = field(default=None, repr=False)
+    database_schema: str | None = "syncbot"
+    database_tls_enabled: bool | None = None
+    database_ssl_ca_path: str | None = None
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_client_id: str | None = None
+    slack_client_secret: str | None = field(default=None, repr=False)
+    slack_bot_scopes: tuple[str, ...] = DEFAULT_BOT_SCOPES
+    slack_user_scopes: tuple[str, ...] = DEFAULT_USER_SCOPES
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    token_encryption_key: str | None = field(default=None, repr=False)
+    token_previous_keys: tuple[str, ...] = field(default=(), repr=False)
+    require_admin: bool = True
+    primary_workspace: str | None = None
+    enable_db_reset: bool = False
+    local_development: bool = False
+    log_level: str = "INFO"
+    port: int = 3000
+    soft_delete_retention_days: int = 30
+    federation_enabled: bool = False
+    instance_id: str | None = None
+    public_url: str | None = None
+    federation_allow_private: bool = False
+    matrix_homeserver_url: str | None = None
+    matrix_server_name: str | None = None
+    matrix_as_token: str | None = field(default=None, repr=False)
+    matrix_hs_token: str | None = field(default=None, repr=False)
+    matrix_bot_localpart: str = "slackbot"
+    matrix_ghost_template: str = "slack_{team}_{user}"
+    matrix_command_prefix: str = "!slack"
+    matrix_permissions: Mapping[str, str] = field(default_factory=dict)
+    auto_migrate: bool | None = None
+    data_dir: str = "."
+    # True when no database variable at all was given: the embedded SQLite default.
+    embedded_database: bool = False
+
+    # -- derived views -----------------------------------------------------------------
+
+    @property
+    def tls_enabled(self) -> bool:
+        """TLS to the database: on by default outside local development (contract)."""
+        if self.database_tls_enabled is not None:
+            return self.database_tls_enabled
+        return not self.local_development
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        """Upgrade the schema at start: explicit setting, else only for local/embedded use."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.local_development or self.database_backend == "sqlite"
+
+    @property
+    def matrix_enabled(self) -> bool:
+        return bool(
+            self.matrix_homeserver_url
+            and self.matrix_as_token
+            and self.matrix_hs_token
+            and self.matrix_server_name
+        )
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret value, for log scrubbing."""
+        values: list[str] = []
+        for var in _VARS:
+            if not var.secret:
+                continue
+            value = getattr(self, var.attr)
+            if isinstance(value, tuple):
+                values.extend(value)
+            elif value:
+                values.append(value)
+        return tuple(v for v in values if len(v) >= 6)
+
+    def production_problems(self) -> list[str]:
+        """What stops this configuration from running outside local development."""
+        problems: list[str] = []
+        if self.local_development:
+            return problems
+        required = {
+            "SLACK_SIGNING_SECRET": self.slack_signing_secret,
+            "TOKEN_ENCRYPTION_KEY": self.token_encryption_key,
+        }
+        if self.slack_client_id or self.slack_client_secret or not self.slack_bot_token:
+            # OAuth installs are the default shape; a single-token install may skip them.
+            required["SLACK_CLIENT_ID"] = self.slack_client_id
+            required["SLACK_CLIENT_SECRET"] = self.slack_client_secret
+        missing = sorted(name for name, value in required.items() if not value)
+        if missing:
+            problems.append("missing required secret(s): " + ", ".join(missing))
+        if self.slack_signing_secret and len(self.slack_signing_secret) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"SLACK_SIGNING_SECRET is too short (< {MIN_SECRET_LENGTH} characters)"
+            )
+        if self.token_encryption_key and _weak_key(self.token_encryption_key):
+            problems.append(
+                "TOKEN_ENCRYPTION_KEY is weak: use at least "
+                f"{MIN_TOKEN_KEY_LENGTH} random characters (e.g. `openssl rand -base64 48`)"
+            )
+        if not self.slack_bot_scopes:
+            problems.append("SLACK_BOT_SCOPES is empty")
+        if self.federation_enabled and not self.public_url:
+            problems.append("SYNCBOT_PUBLIC_URL is required when SYNCBOT_FEDERATION_ENABLED=true")
+        if self.federation_enabled and self.public_url and not self.public_url.startswith("https"):
+            problems.append("SYNCBOT_PUBLIC_URL must be https when federation is enabled")
+        if self.matrix_hs_token and len(self.matrix_hs_token) < MIN_SECRET_LENGTH:
+            problems.append(f"MATRIX_HS_TOKEN is too short (< {MIN_SECRET_LENGTH} characters)")
+        return problems
+
+    def require_production_ready(self) -> None:
+        """Raise :class:`ConfigError` naming every problem, unless local development."""
+        problems = self.production_problems()
+        if problems:
+            raise ConfigError(problems)
+
+
+def _weak_key(key: str) -> bool:
+    if len(key) < MIN_TOKEN_KEY_LENGTH:
+        return True
+    # A long key made of very few distinct characters ("aaaa…", "1234…") is not random.
+    return len(set(key)) < 10
+
+
+def _structural_problems(values: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    backend = values["database_backend"]
+    if backend == "sqlite":
+        url = values["database_url"]
+        if url and not url.startswith("sqlite"):
+            problems.append("DATABASE_URL must be a sqlite:/// URL when DATABASE_BACKEND=sqlite")
+    elif not values["database_url"]:
+        missing = [
+            env
+            for env, attr in (
+                ("DATABASE_HOST", "database_host"),
+                ("DATABASE_USER", "database_user"),
+                ("DATABASE_PASSWORD", "database_password"),
+                ("DATABASE_SCHEMA", "database_schema"),
+            )
+            if not values[attr]
+        ]
+        if missing:
+            problems.append(
+                f"DATABASE_BACKEND={backend} needs DATABASE_URL or " + ", ".join(missing)
+            )
+    elif not values["database_url"].startswith(("mysql", "postgres")):
+        problems.append("DATABASE_URL must be a mysql:// or postgresql:// SQLAlchemy URL")
+    ca = values["database_ssl_ca_path"]
+    if ca and not Path(ca).is_file():
+        problems.append(f"DATABASE_SSL_CA_PATH={ca} does not exist")
+    template = values["matrix_ghost_template"]
+    if "{user}" not in template or "{team}" not in template:
+        problems.append("MATRIX_GHOST_TEMPLATE must contain both {team} and {user}")
+    elif not re.fullmatch(r"[a-z0-9._=\-/{}]+", template):
+        problems.append("MATRIX_GHOST_TEMPLATE may only use Matrix localpart characters")
+    matrix = [values[a] for a in ("matrix_homeserver_url", "matrix_as_token", "matrix_hs_token")]
+    if any(matrix) and not all([*matrix, values["matrix_server_name"]]):
+        problems.append(
+            "the Matrix bridge needs MATRIX_HOMESERVER_URL, MATRIX_SERVER_NAME, "
+            "MATRIX_AS_TOKEN and MATRIX_HS_TOKEN together"
+        )
+    return problems
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse the environment into :class:`Settings`.
+
+    Args:
+        environ: the variables to read; ``os.environ`` when omitted.
+
+    Raises:
+        ConfigError: listing every malformed or inconsistent variable at once.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for var in _VARS:
+        raw = env.get(var.env)
+        if raw is None or (raw.strip() == "" and var.default is not None):
+            values[var.attr] = var.default
+            continue
+        try:
+            values[var.attr] = var.parse(raw)
+        except (ValueError, json.JSONDecodeError) as exc:
+            problems.append(f"{var.env}: {exc}")
+            values[var.attr] = var.default
+    # Structural checks run even after parse errors, so one start reports everything.
+    # No database variable at all: the embedded SQLite file, the one-machine default.
+    db_vars = ("DATABASE_BACKEND", "DATABASE_URL", "DATABASE_HOST")
+    if not any(env.get(name, "").strip() for name in db_vars):
+        values["database_backend"] = "sqlite"
+        values["embedded_database"] = True
+    if values["database_backend"] == "sqlite" and not values["database_url"]:
+        data_dir = Path(values["data_dir"])
+        values["database_url"] = f"sqlite:///{data_dir / 'syncbot.db'}"
+    problems.extend(_structural_problems(values))
+    if problems:
+        raise ConfigError(problems)
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known})
+
+
+def describe() -> list[tuple[str, str, bool]]:
+    """(env name, default as text, secret) for every variable, for docs and ``check``."""
+    rows = []
+    for var in _VARS:
+        default = var.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        rows.append((var.env, "" if default in (None, {}) else str(default), var.secret))
+    return rows

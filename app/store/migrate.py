@@ -1,0 +1,110 @@
+"""Schema upgrades under a database-wide lock, and the schema check done at start.
+
+Two processes running ``syncbot migrate`` at once (two deploy steps, a deploy and an operator)
+must not both run DDL: each takes a lock the database itself arbitrates (PostgreSQL advisory
+lock, MySQL ``GET_LOCK``, an exclusive file lock beside a SQLite file), then upgrades from
+whatever revision it finds, which is a no-op for the second one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+from app.errors import StoreError
+
+log = logging.getLogger("syncbot.store")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_LOCK_KEY = 0x5359_4E43  # "SYNC"
+_MYSQL_LOCK = "syncbot_migrate"
+_LOCK_TIMEOUT_S = 300
+
+
+def alembic_config() -> Config:
+    cfg = Config(str(MIGRATIONS / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError("no migrations found")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def is_at_head(engine: Engine) -> bool:
+    return current_revision(engine) == head_revision()
+
+
+@contextmanager
+def _migration_lock(conn: Connection) -> Iterator[None]:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()
+    elif dialect == "mysql":
+        got = conn.execute(
+            text("SELECT GET_LOCK(:n, :t)"), {"n": _MYSQL_LOCK, "t": _LOCK_TIMEOUT_S}
+        ).scalar()
+        conn.commit()
+        if got != 1:
+            raise StoreError("timed out waiting for another migration to finish")
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _MYSQL_LOCK})
+            conn.commit()
+    else:
+        database = conn.engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(engine: Engine, action: str, revision: str) -> None:
+    cfg = alembic_config()
+    with engine.connect() as conn, _migration_lock(conn):
+        cfg.attributes["connection"] = conn
+        before = MigrationContext.configure(conn).get_current_revision()
+        getattr(command, action)(cfg, revision)
+        conn.commit()
+        after = MigrationContext.configure(conn).get_current_revision()
+    if before != after:
+        log.info("schema migrated", extra={"from_revision": before, "to_revision": after})
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` (default: head) under the migration lock."""
+    _run(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Downgrade the schema (tests, and operators undoing a bad deploy)."""
+    _run(engine, "downgrade", revision)

@@ -132,11 +132,13 @@ class SyncEndpoint(Base):
     """One channel, room or peer channel taking part in a sync."""
 
     __tablename__ = "sync_endpoints"
-    __table_args__ = (UniqueConstraint("sync_id", "endpoint"), MYSQL_TABLE)
+    __table_args__ = (MYSQL_TABLE,)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sync_id: Mapped[int] = mapped_column(ForeignKey("syncs.id", ondelete="CASCADE"))
-    endpoint: Mapped[str] = mapped_column(String(ENDPOINT), index=True)
+    sync_id: Mapped[int] = mapped_column(ForeignKey("syncs.id", ondelete="CASCADE"), index=True)
+    # A channel belongs to at most one sync: edits, deletes and reactions then resolve to one
+    # post through the message map. Add endpoints to the sync instead of a second sync.
+    endpoint: Mapped[str] = mapped_column(String(ENDPOINT), unique=True)
     network: Mapped[str] = mapped_column(String(16))
     workspace_id: Mapped[int | None] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True

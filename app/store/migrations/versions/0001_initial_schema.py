@@ -213,14 +213,12 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_endpoints")),
-        sa.UniqueConstraint(
-            "sync_id", "endpoint", name=op.f("uq_sync_endpoints_sync_id_endpoint")
-        ),
+        sa.UniqueConstraint("endpoint", name=op.f("uq_sync_endpoints_endpoint")),
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_unicode_ci",
     )
     with op.batch_alter_table("sync_endpoints", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sync_endpoints_endpoint"), ["endpoint"], unique=False)
+        batch_op.create_index(batch_op.f("ix_sync_endpoints_sync_id"), ["sync_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_sync_endpoints_workspace_id"), ["workspace_id"], unique=False
         )

@@ -1,0 +1,217 @@
+"""Delivering the outbox: concurrent across targets, in order per target, never dropped.
+
+Every store call is blocking (SQLAlchemy) and runs in a worker thread; deliveries are async.
+A failed attempt is rescheduled (``Retry-After`` honoured, exponential backoff with jitter on
+5xx/timeouts) until the retry budget is spent, then the row is marked dead and stays visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from app.core.endpoints import Network
+from app.core.ports import Deliverer, DeliveryTask, OutboxStore
+from app.errors import RemoteError
+
+log = logging.getLogger("syncbot.core.outbox")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long to wait before the next attempt, and when to give up."""
+
+    max_attempts: int = 10
+    base_delay: float = 1.0
+    max_delay: float = 300.0
+    jitter: float = 0.2
+
+    def delay(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        backoff = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+        return backoff * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+@dataclass
+class DrainReport:
+    """What one pass over the outbox did."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    unfinished: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Outbox:
+    """Claims due deliveries and hands them to the deliverer of their target's network."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        deliverers: Mapping[Network, Deliverer],
+        *,
+        policy: RetryPolicy | None = None,
+        lease_seconds: float = 120.0,
+        worker_id: str | None = None,
+        batch: int = 100,
+    ) -> None:
+        self._store = store
+        self._deliverers = dict(deliverers)
+        self._policy = policy or RetryPolicy()
+        self._lease = lease_seconds
+        self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def register(self, deliverer: Deliverer) -> None:
+        self._deliverers[deliverer.network] = deliverer
+
+    def wake(self) -> None:
+        """Tell the background worker new deliveries are waiting."""
+        self._wake.set()
+
+    async def drain(
+        self, *, only: Sequence[str] | None = None, budget: float | None = None
+    ) -> DrainReport:
+        """Deliver what is due now (or just ``only``), stopping to wait after ``budget`` seconds.
+
+        Deliveries still running when the budget is spent keep running in the background
+        (their lease protects them); the report counts them as unfinished.
+        """
+        report = DrainReport()
+        tasks = await asyncio.to_thread(
+            self._store.claim_due,
+            worker=self.worker_id,
+            limit=self._batch,
+            lease_seconds=self._lease,
+            only=only,
+        )
+        if not tasks:
+            return report
+        by_target: dict[str, list[DeliveryTask]] = defaultdict(list)
+        for task in tasks:
+            by_target[str(task.target)].append(task)
+        lanes = [
+            asyncio.ensure_future(self._run_lane(lane, report)) for lane in by_target.values()
+        ]
+        done, pending = await asyncio.wait(lanes, timeout=budget)
+        for lane in pending:
+            self._inflight.add(lane)
+            lane.add_done_callback(self._inflight.discard)
+        report.unfinished = len(pending)
+        return report
+
+    async def _run_lane(self, lane: list[DeliveryTask], report: DrainReport) -> None:
+        # One target's deliveries strictly in order: a retry scheduled for one blocks the
+        # ones after it (claim_due will not hand them out before it either).
+        for task in lane:
+            ok = await self._attempt(task, report)
+            if not ok:
+                break
+
+    async def _attempt(self, task: DeliveryTask, report: DrainReport) -> bool:
+        deliverer = self._deliverers.get(task.target.network)
+        if deliverer is None:
+            await asyncio.to_thread(
+                self._store.retry_later,
+                task,
+                error=f"no deliverer for {task.target.network} configured",
+                delay_seconds=self._policy.max_delay,
+                outcome_unknown=False,
+            )
+            report.retried += 1
+            return False
+        try:
+            result = await deliverer.deliver(task)
+        except RemoteError as exc:
+            return await self._failed(task, exc, report)
+        except Exception as exc:  # a bug in an adapter must not lose the delivery
+            log.exception("deliverer crashed", extra={"delivery": task.uid})
+            wrapped = RemoteError(
+                f"{type(exc).__name__}: {exc}",
+                network=str(task.target.network),
+                retryable=True,
+                outcome_unknown=True,
+            )
+            return await self._failed(task, wrapped, report)
+        await asyncio.to_thread(self._store.complete, task, result)
+        report.delivered += 1
+        return True
+
+    async def _failed(self, task: DeliveryTask, exc: RemoteError, report: DrainReport) -> bool:
+        attempts = task.attempts + 1
+        error = f"{exc.code or exc.status or 'error'}: {exc}"[:1000]
+        report.errors.append(error)
+        if exc.retryable and attempts < self._policy.max_attempts:
+            delay = self._policy.delay(attempts, exc.retry_after)
+            await asyncio.to_thread(
+                self._store.retry_later,
+                task,
+                error=error,
+                delay_seconds=delay,
+                outcome_unknown=exc.outcome_unknown or task.outcome_unknown,
+            )
+            report.retried += 1
+            log.warning(
+                "delivery failed, will retry",
+                extra={
+                    "delivery": task.uid,
+                    "target": str(task.target),
+                    "delay_s": round(delay, 2),
+                    "attempt": attempts,
+                    "error": error,
+                },
+            )
+        else:
+            await asyncio.to_thread(self._store.mark_dead, task, error=error)
+            report.dead += 1
+            log.error(
+                "delivery dead",
+                extra={
+                    "delivery": task.uid,
+                    "target": str(task.target),
+                    "attempt": attempts,
+                    "error": error,
+                },
+            )
+        return False
+
+    async def run_forever(self, *, idle: float = 5.0) -> None:
+        """The background worker of long-running processes: drain, then sleep until woken."""
+        while True:
+            try:
+                report = await self.drain()
+                busy = report.delivered or report.retried or report.dead
+            except Exception:
+                log.exception("outbox pass failed")
+                busy = False
+            if busy:
+                continue
+            wait = idle
+            try:
+                due = await asyncio.to_thread(self._store.next_due_in)
+                if due is not None:
+                    wait = min(idle, max(0.05, due))
+            except Exception:
+                log.exception("could not read the next due time")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+
+    async def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait for background lanes started by :meth:`drain` (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - time.monotonic()))
+        return not self._inflight

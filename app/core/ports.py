@@ -1,0 +1,173 @@
+"""What the core needs from the outside: a store and one deliverer per network.
+
+The core depends only on these protocols; ``app/store`` implements the store, and each adapter
+(``app/slack``, ``app/matrix``, ``app/federation``) implements a :class:`Deliverer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from app.core.endpoints import Endpoint, Network
+from app.core.events import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class SyncTargets:
+    """A sync the source endpoint belongs to, and the endpoints to copy to."""
+
+    sync_id: int
+    targets: tuple[Endpoint, ...]
+    allow_broadcast: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PostRef:
+    """A canonical post found through the message map."""
+
+    post_id: str
+    sync_id: int
+    source: Endpoint
+    native_id: str
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Where one copy of a post lives at one endpoint."""
+
+    endpoint: Endpoint
+    native_id: str
+    thread_native_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """An outbox row to write (the relay decides these inside the claim's transaction)."""
+
+    uid: str
+    sync_id: int
+    post_id: str | None
+    target: Endpoint
+    kind: Kind
+    payload: dict[str, Any]
+    source_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTask:
+    """A claimed delivery, with the message-map facts the deliverer needs resolved."""
+
+    uid: str
+    kind: Kind
+    target: Endpoint
+    post_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+    # The previous attempt may have taken effect: check the target before repeating it.
+    outcome_unknown: bool
+    # The copy at the target this edit/delete/reaction applies to.
+    copy: Copy | None = None
+    # For a thread reply: the parent's copy at the target (None: parent never synced there).
+    parent_copy: Copy | None = None
+    source_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What a deliverer reports back: the native id of a new copy (posts only)."""
+
+    native_id: str | None = None
+    thread_native_id: str | None = None
+
+
+class RelayTransaction(Protocol):
+    """Store operations the relay performs inside one transaction."""
+
+    def claim(self, key: str, *, ttl_seconds: int) -> bool:
+        """Record an inbound event key; False if it was already claimed (a retry/duplicate)."""
+
+    def sync_targets(self, source: Endpoint) -> list[SyncTargets]:
+        """Active syncs containing ``source`` as an active endpoint, with the other endpoints."""
+
+    def find_post(self, endpoint: Endpoint, native_id: str) -> PostRef | None:
+        """The post any copy ``(endpoint, native_id)`` belongs to."""
+
+    def is_copy(self, endpoint: Endpoint, native_id: str) -> bool:
+        """True when ``(endpoint, native_id)`` is a copy we made (an echo of our own post)."""
+
+    def create_post(
+        self,
+        *,
+        post_id: str,
+        sync_id: int,
+        source: Endpoint,
+        native_id: str,
+        thread_native_id: str | None,
+        thread_post_id: str | None,
+        author_name: str,
+    ) -> None:
+        """Create a canonical post and its source copy in the message map."""
+
+    def mark_deleted(self, post_id: str) -> None: ...
+
+    def endpoints_of_sync(self, sync_id: int) -> list[Endpoint]:
+        """Every active endpoint of a sync."""
+
+    def add_reaction(self, *, post_id: str, emoji: str, actor: str, source: Endpoint) -> bool:
+        """Record a reaction; False when that actor already had it."""
+
+    def remove_reaction(self, *, post_id: str, emoji: str, actor: str) -> bool:
+        """Forget a reaction; False when it was not recorded."""
+
+    def reaction_sources(self, *, post_id: str, emoji: str) -> list[Endpoint]:
+        """The endpoint of every recorded reactor of ``emoji`` on the post (one per reactor)."""
+
+    def set_endpoint_status(self, endpoint: Endpoint, status: str) -> int:
+        """Pause/resume an endpoint in every sync; returns how many rows changed."""
+
+    def enqueue(self, deliveries: Sequence[NewDelivery]) -> None: ...
+
+
+class RelayStore(Protocol):
+    def transaction(self) -> AbstractContextManager[RelayTransaction]: ...
+
+
+class OutboxStore(Protocol):
+    """Durable deliveries: claimed with leases, completed, retried or declared dead."""
+
+    def claim_due(
+        self, *, worker: str, limit: int, lease_seconds: float, only: Sequence[str] | None = None
+    ) -> list[DeliveryTask]:
+        """Lease up to ``limit`` due deliveries, at most the next ones of each target in order."""
+
+    def complete(self, task: DeliveryTask, result: Delivered) -> None:
+        """Mark delivered and record the new copy in the message map (one transaction)."""
+
+    def retry_later(
+        self, task: DeliveryTask, *, error: str, delay_seconds: float, outcome_unknown: bool
+    ) -> None: ...
+
+    def mark_dead(self, task: DeliveryTask, *, error: str) -> None: ...
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the next pending delivery is due (0 if due now, None if none)."""
+
+
+class Deliverer(Protocol):
+    """Applies deliveries to one network."""
+
+    network: Network
+
+    async def deliver(self, task: DeliveryTask) -> Delivered:
+        """Apply the delivery at its target.
+
+        Raises:
+            app.errors.RemoteError: the target refused or failed; ``retryable`` and
+                ``retry_after`` say whether and when to try again.
+        """
+        ...

@@ -1,0 +1,229 @@
+"""The relay: an inbound event becomes durable outbox rows, atomically with its dedupe claim.
+
+claim -> resolve syncs and targets -> one outbox row per target, all in one transaction. Only
+after that commits does the adapter acknowledge the sender, so a crash anywhere either loses the
+claim too (and the sender's retry is processed) or leaves complete outbox rows behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from app.core import richtext
+from app.core.endpoints import Endpoint
+from app.core.events import (
+    ChannelChange,
+    ChannelEvent,
+    DeletePost,
+    EditPost,
+    InboundEvent,
+    Kind,
+    NewPost,
+    ReactionChange,
+)
+from app.core.ports import NewDelivery, RelayStore, RelayTransaction
+
+log = logging.getLogger("syncbot.core.relay")
+
+# Slack retries for up to ~1 hour and Matrix transactions are replayed after restarts; a day
+# covers both with margin.
+CLAIM_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RelayResult:
+    """What ingesting one event produced."""
+
+    duplicate: bool
+    deliveries: tuple[str, ...] = ()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def post_payload(
+    event: NewPost, *, thread_post_id: str | None, allow_broadcast: bool
+) -> dict[str, Any]:
+    return {
+        "source": str(event.source),
+        "source_native_id": event.native_id,
+        "author": event.author.to_json(),
+        "body": richtext.to_json(event.body),
+        "files": [f.to_json() for f in event.files],
+        "thread_post_id": thread_post_id,
+        "broadcast": event.broadcast,
+        "parent_link": event.parent_link,
+        "allow_broadcast": allow_broadcast,
+    }
+
+
+class Relay:
+    """Turns inbound events into outbox rows."""
+
+    def __init__(self, store: RelayStore) -> None:
+        self._store = store
+
+    def ingest(self, event: InboundEvent) -> RelayResult:
+        """Claim ``event`` and write its deliveries in one transaction.
+
+        Returns a duplicate result (and writes nothing) when the event was already claimed.
+        """
+        with self._store.transaction() as tx:
+            if not tx.claim(event.dedupe_key, ttl_seconds=CLAIM_TTL_SECONDS):
+                return RelayResult(duplicate=True)
+            deliveries = self._plan(tx, event)
+            if deliveries:
+                tx.enqueue(deliveries)
+        if deliveries:
+            log.info(
+                "relayed",
+                extra={
+                    "event": type(event).__name__,
+                    "source": str(event.source),
+                    "targets": len(deliveries),
+                },
+            )
+        return RelayResult(duplicate=False, deliveries=tuple(d.uid for d in deliveries))
+
+    def _plan(self, tx: RelayTransaction, event: InboundEvent) -> list[NewDelivery]:
+        match event:
+            case NewPost():
+                return self._post(tx, event)
+            case EditPost():
+                return self._edit_or_delete(tx, event, Kind.EDIT)
+            case DeletePost():
+                return self._edit_or_delete(tx, event, Kind.DELETE)
+            case ReactionChange():
+                return self._reaction(tx, event)
+            case ChannelEvent():
+                self._channel(tx, event)
+                return []
+
+    def _post(self, tx: RelayTransaction, event: NewPost) -> list[NewDelivery]:
+        # A message the map already knows at this endpoint is one of our own copies coming
+        # back (an echo the adapter could not recognise by itself).
+        if tx.is_copy(event.source, event.native_id):
+            return []
+        out: list[NewDelivery] = []
+        for sync in tx.sync_targets(event.source):
+            thread_post_id = None
+            if event.thread_native_id:
+                parent = tx.find_post(event.source, event.thread_native_id)
+                if parent is not None and parent.sync_id == sync.sync_id:
+                    thread_post_id = parent.post_id
+            post_id = new_id()
+            tx.create_post(
+                post_id=post_id,
+                sync_id=sync.sync_id,
+                source=event.source,
+                native_id=event.native_id,
+                thread_native_id=event.thread_native_id,
+                thread_post_id=thread_post_id,
+                author_name=event.author.name,
+            )
+            payload = post_payload(
+                event, thread_post_id=thread_post_id, allow_broadcast=sync.allow_broadcast
+            )
+            out.extend(
+                NewDelivery(
+                    uid=new_id(),
+                    sync_id=sync.sync_id,
+                    post_id=post_id,
+                    target=target,
+                    kind=Kind.POST,
+                    payload=payload,
+                    source_time=event.occurred_at,
+                )
+                for target in sync.targets
+            )
+        return out
+
+    def _edit_or_delete(
+        self, tx: RelayTransaction, event: EditPost | DeletePost, kind: Kind
+    ) -> list[NewDelivery]:
+        post = tx.find_post(event.source, event.native_id)
+        if post is None or post.deleted:
+            return []
+        payload: dict[str, Any] = {"source": str(event.source)}
+        if isinstance(event, EditPost):
+            payload["body"] = richtext.to_json(event.body)
+        else:
+            tx.mark_deleted(post.post_id)
+        return [
+            NewDelivery(
+                uid=new_id(),
+                sync_id=post.sync_id,
+                post_id=post.post_id,
+                target=target,
+                kind=kind,
+                payload=payload,
+                source_time=event.occurred_at,
+            )
+            for target in tx.endpoints_of_sync(post.sync_id)
+            if target != event.source
+        ]
+
+    def _reaction(self, tx: RelayTransaction, event: ReactionChange) -> list[NewDelivery]:
+        post = tx.find_post(event.source, event.native_id)
+        if post is None or post.deleted:
+            return []
+        before = tx.reaction_sources(post_id=post.post_id, emoji=event.emoji)
+        if event.added:
+            changed = tx.add_reaction(
+                post_id=post.post_id, emoji=event.emoji, actor=event.actor, source=event.source
+            )
+        else:
+            changed = tx.remove_reaction(
+                post_id=post.post_id, emoji=event.emoji, actor=event.actor
+            )
+        if not changed:
+            return []
+        after = tx.reaction_sources(post_id=post.post_id, emoji=event.emoji)
+        out = []
+        for target in tx.endpoints_of_sync(post.sync_id):
+            if target == event.source:
+                continue
+            # Each target shows one native reaction per emoji standing for every reactor
+            # elsewhere: add it with the first such reactor, remove it with the last.
+            was = _remote_count(before, target)
+            now = _remote_count(after, target)
+            if event.added and was == 0 and now > 0:
+                kind = Kind.REACT
+            elif not event.added and was > 0 and now == 0:
+                kind = Kind.UNREACT
+            else:
+                continue
+            out.append(
+                NewDelivery(
+                    uid=new_id(),
+                    sync_id=post.sync_id,
+                    post_id=post.post_id,
+                    target=target,
+                    kind=kind,
+                    payload={
+                        "source": str(event.source),
+                        "emoji": event.emoji,
+                        "actor_name": event.actor_name,
+                    },
+                    source_time=event.occurred_at,
+                )
+            )
+        return out
+
+    def _channel(self, tx: RelayTransaction, event: ChannelEvent) -> None:
+        if event.change is ChannelChange.ARCHIVE:
+            tx.set_endpoint_status(event.source, "paused")
+        elif event.change is ChannelChange.UNARCHIVE:
+            tx.set_endpoint_status(event.source, "active")
+        log.info(
+            "channel changed",
+            extra={"source": str(event.source), "change": str(event.change), "name": event.name},
+        )
+
+
+def _remote_count(sources: list[Endpoint], target: Endpoint) -> int:
+    return sum(1 for s in sources if s != target)

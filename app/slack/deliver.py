@@ -1,0 +1,191 @@
+"""Applying deliveries to Slack channels: post as the author, edit, delete, react, files.
+
+Slack has no idempotency key, so every post carries its delivery id in message ``metadata``;
+when an earlier attempt's outcome is unknown (timeout, dropped connection, 5xx, a crashed
+worker) we look for that id in the channel before posting again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from app.core.authors import AuthorDirectory
+from app.core.endpoints import Endpoint, Network
+from app.core.events import Author, FileRef, Kind
+from app.core.ports import Delivered, DeliveryTask
+from app.errors import RemoteError
+from app.slack.files import FileCopier
+from app.slack.render import SlackRenderer
+from app.slack.webapi import SlackApi
+from app.slack.workspaces import Workspaces
+
+log = logging.getLogger("syncbot.slack.deliver")
+
+METADATA_EVENT = "syncbot_delivery"
+USERNAME_MAX = 80
+
+
+def display_name(author: Author) -> str:
+    name = author.name or "someone"
+    label = f"{name} ({author.origin})" if author.origin else name
+    return label[:USERNAME_MAX]
+
+
+class SlackDeliverer:
+    """The core's Deliverer for ``slack:`` endpoints."""
+
+    network = Network.SLACK
+
+    def __init__(
+        self,
+        workspaces: Workspaces,
+        authors: AuthorDirectory,
+        renderer: SlackRenderer,
+        files: FileCopier,
+    ) -> None:
+        self._workspaces = workspaces
+        self._authors = authors
+        self._renderer = renderer
+        self._files = files
+
+    async def deliver(self, task: DeliveryTask) -> Delivered:
+        team, channel = task.target.slack_team, task.target.slack_channel
+        api = self._workspaces.api(team)
+        match task.kind:
+            case Kind.POST:
+                return await self._post(api, team, channel, task)
+            case Kind.EDIT:
+                copy = self._require_copy(task)
+                text = await self._renderer.render(
+                    task.payload.get("body"),
+                    source=_source(task),
+                    target_team=team,
+                    target_channel=channel,
+                    allow_broadcast=False,
+                )
+                await api.call("chat.update", channel=channel, ts=copy, text=text or " ")
+            case Kind.DELETE:
+                await api.call("chat.delete", channel=channel, ts=self._require_copy(task))
+            case Kind.REACT:
+                await self._react(api, channel, task)
+            case Kind.UNREACT:
+                try:
+                    await api.call(
+                        "reactions.remove",
+                        channel=channel,
+                        timestamp=self._require_copy(task),
+                        name=task.payload["emoji"],
+                    )
+                except RemoteError as exc:
+                    if exc.code != "invalid_name":
+                        raise
+        return Delivered()
+
+    def _require_copy(self, task: DeliveryTask) -> str:
+        if task.copy is None:
+            # The post never reached this channel (its own delivery died): nothing to change.
+            raise RemoteError(
+                f"no copy of post {task.post_id} at {task.target}",
+                network="slack",
+                code="no_copy",
+                retryable=False,
+            )
+        return task.copy.native_id
+
+    async def _post(self, api: SlackApi, team: str, channel: str, task: DeliveryTask) -> Delivered:
+        payload = task.payload
+        thread_ts = task.parent_copy.native_id if task.parent_copy else None
+        if task.outcome_unknown:
+            found = await self._find_existing(api, channel, task, thread_ts)
+            if found:
+                log.info("earlier attempt had landed", extra={"delivery": task.uid})
+                return Delivered(native_id=found, thread_native_id=thread_ts)
+        source = _source(task)
+        author = await self._authors.resolve(source, Author.from_json(payload["author"]))
+        text = await self._renderer.render(
+            payload.get("body"),
+            source=source,
+            target_team=team,
+            target_channel=channel,
+            allow_broadcast=bool(payload.get("allow_broadcast")),
+        )
+        files = [FileRef.from_json(f) for f in payload.get("files") or []]
+        replying = payload.get("thread_post_id") or payload.get("parent_link")
+        if replying and thread_ts is None:
+            # The parent never reached this channel: post the reply on its own, linked to
+            # the original thread, rather than dropping it.
+            link = payload.get("parent_link")
+            prefix = (
+                f"> _in reply to <{link}|a thread>_\n" if link else "> _in reply to a thread_\n"
+            )
+            text = prefix + text
+        if not text.strip():
+            text = f"shared {len(files)} file{'s' if len(files) != 1 else ''}" if files else " "
+        params: dict[str, Any] = {
+            "channel": channel,
+            "text": text,
+            "username": display_name(author),
+            "icon_url": author.avatar_url,
+            "thread_ts": thread_ts,
+            "reply_broadcast": "true" if thread_ts and payload.get("broadcast") else None,
+            "unfurl_links": "false",
+            "metadata": {
+                "event_type": METADATA_EVENT,
+                "event_payload": {"delivery": task.uid, "post": task.post_id or ""},
+            },
+        }
+        response = await api.call("chat.postMessage", **params)
+        ts = str(response["ts"])
+        if files:
+            await self._files.copy_all(
+                files, source=source, target=api, channel=channel, thread_ts=thread_ts or ts
+            )
+        return Delivered(native_id=ts, thread_native_id=thread_ts)
+
+    async def _find_existing(
+        self, api: SlackApi, channel: str, task: DeliveryTask, thread_ts: str | None
+    ) -> str | None:
+        oldest = None
+        if task.source_time is not None:
+            oldest = f"{(task.source_time - timedelta(seconds=5)).timestamp():.6f}"
+        params: dict[str, Any] = {
+            "channel": channel,
+            "include_all_metadata": "true",
+            "limit": 200,
+            "oldest": oldest,
+        }
+        if thread_ts:
+            data = await api.call("conversations.replies", ts=thread_ts, **params)
+        else:
+            data = await api.call("conversations.history", **params)
+        for message in data.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if (
+                meta.get("event_type") == METADATA_EVENT
+                and (meta.get("event_payload") or {}).get("delivery") == task.uid
+            ):
+                return str(message["ts"])
+        return None
+
+    async def _react(self, api: SlackApi, channel: str, task: DeliveryTask) -> None:
+        ts = self._require_copy(task)
+        emoji = task.payload["emoji"]
+        try:
+            await api.call("reactions.add", channel=channel, timestamp=ts, name=emoji)
+        except RemoteError as exc:
+            if exc.code != "invalid_name":
+                raise
+            # The emoji does not exist in this workspace (a custom one): say it in the thread.
+            await api.call(
+                "chat.postMessage",
+                channel=channel,
+                thread_ts=ts,
+                text=f"reacted with :{emoji}:",
+                username=(task.payload.get("actor_name") or "someone")[:USERNAME_MAX],
+            )
+
+
+def _source(task: DeliveryTask) -> Endpoint:
+    return Endpoint.parse(task.payload["source"])

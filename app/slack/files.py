@@ -1,0 +1,139 @@
+"""Copying files into Slack with the files v2 flow (the retired ``files.upload`` is never used).
+
+getUploadURLExternal -> POST the bytes to the returned URL -> completeUploadExternal into the
+channel (and thread). Bytes are streamed from the source through a spooled temporary file, so a
+large file costs disk, not memory, and anything over the size cap is refused early.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from typing import IO
+
+import aiohttp
+
+from app.core.endpoints import Endpoint, Network
+from app.core.events import FileRef
+from app.errors import RemoteError
+from app.slack.webapi import SlackApi
+from app.slack.workspaces import Workspaces
+
+log = logging.getLogger("syncbot.slack.files")
+
+MAX_FILE_BYTES = 100 * 1024 * 1024
+_CHUNK = 256 * 1024
+_SPOOL = 8 * 1024 * 1024
+
+Fetcher = Callable[[Endpoint, FileRef], AsyncIterator[bytes]]
+
+
+class FileTooLarge(RemoteError):
+    """A file above the configured cap: skipped with a notice, never retried."""
+
+
+def slack_fetcher(workspaces: Workspaces, *, timeout: float = 60.0) -> Fetcher:
+    """Download a file shared in a Slack channel with that workspace's bot token."""
+
+    async def fetch(source: Endpoint, ref: FileRef) -> AsyncIterator[bytes]:
+        token = workspaces.api(source.slack_team).token
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with (
+            aiohttp.ClientSession(timeout=client_timeout) as http,
+            http.get(ref.url, headers={"Authorization": f"Bearer {token}"}) as resp,
+        ):
+            if resp.status != 200:
+                raise RemoteError(
+                    f"file download failed with HTTP {resp.status}",
+                    network="slack",
+                    status=resp.status,
+                    retryable=resp.status >= 500 or resp.status == 429,
+                )
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                yield chunk
+
+    return fetch
+
+
+class FileCopier:
+    def __init__(self, fetchers: dict[Network, Fetcher], *, max_bytes: int = MAX_FILE_BYTES):
+        self._fetchers = fetchers
+        self.max_bytes = max_bytes
+
+    def register(self, network: Network, fetcher: Fetcher) -> None:
+        self._fetchers[network] = fetcher
+
+    async def _spool(self, source: Endpoint, ref: FileRef) -> tuple[IO[bytes], int]:
+        if ref.size and ref.size > self.max_bytes:
+            raise FileTooLarge(f"{ref.name} is larger than the cap", network="slack")
+        fetch = self._fetchers.get(source.network)
+        if fetch is None:
+            raise RemoteError(f"cannot fetch files from {source.network}", network="slack")
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
+        size = 0
+        async for chunk in fetch(source, ref):
+            size += len(chunk)
+            if size > self.max_bytes:
+                spool.close()
+                raise FileTooLarge(f"{ref.name} is larger than the cap", network="slack")
+            spool.write(chunk)
+        spool.seek(0)
+        return spool, size
+
+    async def copy_all(
+        self,
+        files: list[FileRef],
+        *,
+        source: Endpoint,
+        target: SlackApi,
+        channel: str,
+        thread_ts: str | None,
+    ) -> None:
+        """Upload every file into ``channel``/``thread_ts``; a file that cannot be copied is
+        replaced by a short notice instead of failing the whole message (which has been
+        posted already)."""
+        for ref in files:
+            try:
+                await self._copy_one(
+                    ref, source=source, target=target, channel=channel, thread_ts=thread_ts
+                )
+            except RemoteError as exc:
+                log.warning("file not copied", extra={"file": ref.native_id, "error": str(exc)})
+                await target.call(
+                    "chat.postMessage",
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=f"(file {ref.name} could not be copied: {exc})",
+                )
+
+    async def _copy_one(
+        self,
+        ref: FileRef,
+        *,
+        source: Endpoint,
+        target: SlackApi,
+        channel: str,
+        thread_ts: str | None,
+    ) -> None:
+        spool, size = await self._spool(source, ref)
+        with spool:
+            ticket = await target.call(
+                "files.getUploadURLExternal", filename=ref.name, length=size
+            )
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http,
+                http.post(ticket["upload_url"], data=spool) as resp,
+            ):
+                if resp.status != 200:
+                    raise RemoteError(
+                        f"upload failed with HTTP {resp.status}",
+                        network="slack",
+                        status=resp.status,
+                    )
+            await target.call(
+                "files.completeUploadExternal",
+                files=[{"id": ticket["file_id"], "title": ref.title or ref.name}],
+                channel_id=channel,
+                thread_ts=thread_ts,
+            )

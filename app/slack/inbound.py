@@ -1,0 +1,230 @@
+"""Slack Events API payloads to core events. Echoes of our own actions are recognised first.
+
+Author names and avatars are *not* looked up here: the ack must go out within 3 seconds, so the
+event carries the author's native id and :mod:`app.slack.profiles` resolves it when delivering.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from app.core import richtext
+from app.core.endpoints import Endpoint
+from app.core.events import (
+    Author,
+    ChannelChange,
+    ChannelEvent,
+    DeletePost,
+    EditPost,
+    FileRef,
+    InboundEvent,
+    NewPost,
+    ReactionChange,
+)
+from app.slack import mrkdwn
+from app.slack import rich_text as rich_text_blocks
+
+log = logging.getLogger("syncbot.slack.inbound")
+
+# Message subtypes that are new content worth syncing.
+POST_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "bot_message", "me_message"})
+CHANNEL_EVENTS = {
+    "channel_rename": ChannelChange.RENAME,
+    "group_rename": ChannelChange.RENAME,
+    "channel_archive": ChannelChange.ARCHIVE,
+    "group_archive": ChannelChange.ARCHIVE,
+    "channel_unarchive": ChannelChange.UNARCHIVE,
+    "group_unarchive": ChannelChange.UNARCHIVE,
+}
+
+
+def body_of(message: dict[str, Any]) -> richtext.Node:
+    """The message body: its ``rich_text`` blocks when present (what the user typed), else the
+    mrkdwn ``text`` (bots, older clients)."""
+    blocks = [b for b in message.get("blocks") or [] if b.get("type") == "rich_text"]
+    if blocks:
+        try:
+            return rich_text_blocks.from_blocks(blocks)
+        except (ValueError, KeyError, TypeError):
+            log.debug("unparseable rich_text blocks; falling back to text")
+    return mrkdwn.parse(message.get("text") or "")
+
+
+def _time(ts: str | None) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(ts or 0), UTC)
+    except ValueError:
+        return datetime.now(UTC)
+
+
+def _files(message: dict[str, Any]) -> tuple[FileRef, ...]:
+    out = []
+    for f in message.get("files") or []:
+        url = f.get("url_private_download") or f.get("url_private")
+        if not url or f.get("mode") == "tombstone":
+            continue
+        out.append(
+            FileRef(
+                native_id=str(f.get("id")),
+                name=str(f.get("name") or f.get("title") or "file"),
+                mimetype=str(f.get("mimetype") or "application/octet-stream"),
+                size=int(f.get("size") or 0),
+                url=str(url),
+                title=f.get("title"),
+            )
+        )
+    return tuple(out)
+
+
+def archive_link(domain: str | None, channel: str, ts: str, thread_ts: str | None = None) -> str:
+    """A permalink to a message, built without an API call."""
+    host = f"https://{domain}.slack.com" if domain else "https://slack.com"
+    link = f"{host}/archives/{channel}/p{ts.replace('.', '')}"
+    return f"{link}?thread_ts={thread_ts}&cid={channel}" if thread_ts else link
+
+
+class EventTranslator:
+    """Turns one ``event_callback`` envelope into a core event, or None when it is not ours
+    to relay (an echo, an unsupported subtype, a bot user of ours reacting)."""
+
+    def __init__(self, workspace_lookup: Callable[[str], Any]) -> None:
+        # workspace_lookup(team_id) -> WorkspaceInfo (name, domain, bot ids)
+        self._lookup = workspace_lookup
+
+    def translate(self, envelope: dict[str, Any]) -> InboundEvent | None:
+        event = envelope.get("event") or {}
+        team = str(envelope.get("team_id") or event.get("team") or "")
+        event_id = str(envelope.get("event_id") or "")
+        if not team or not event_id:
+            return None
+        key = f"slack:{event_id}"
+        if self._is_echo(envelope, event):
+            return None
+        etype = event.get("type")
+        channel = event.get("channel") or (event.get("item") or {}).get("channel")
+        if etype in CHANNEL_EVENTS:
+            ch = event.get("channel")
+            channel_id = ch.get("id") if isinstance(ch, dict) else ch
+            name = ch.get("name") if isinstance(ch, dict) else None
+            if not channel_id:
+                return None
+            return ChannelEvent(
+                source=Endpoint.slack(team, channel_id),
+                dedupe_key=key,
+                change=CHANNEL_EVENTS[etype],
+                name=name,
+            )
+        if not isinstance(channel, str) or not channel:
+            return None
+        source = Endpoint.slack(team, channel)
+        if etype == "message":
+            return self._message(team, source, key, event)
+        if etype in ("reaction_added", "reaction_removed"):
+            item = event.get("item") or {}
+            if item.get("type") != "message" or not item.get("ts"):
+                return None
+            return ReactionChange(
+                source=source,
+                native_id=str(item["ts"]),
+                dedupe_key=key,
+                emoji=str(event.get("reaction") or ""),
+                actor=f"{source}|{event.get('user')}",
+                added=etype == "reaction_added",
+                actor_name=str(event.get("user") or ""),
+                occurred_at=_time(event.get("event_ts")),
+            )
+        return None
+
+    def _is_echo(self, envelope: dict[str, Any], event: dict[str, Any]) -> bool:
+        # Our own posts carry our app id; our reactions and edits come from our bot user.
+        app_id = envelope.get("api_app_id")
+        inner = event.get("message") or event.get("previous_message") or {}
+        if app_id and (event.get("app_id") == app_id or inner.get("app_id") == app_id):
+            return True
+        bot_users = {
+            a.get("user_id") for a in envelope.get("authorizations") or [] if a.get("is_bot")
+        }
+        try:
+            info = self._lookup(str(envelope.get("team_id")))
+            bot_users.add(info.bot_user_id)
+            bot_ids = {info.bot_id}
+        except Exception:
+            bot_ids = set()
+        bot_users.discard(None)
+        bot_ids.discard(None)
+        if event.get("user") in bot_users and event.get("type") != "message":
+            return True
+        for candidate in (event, inner):
+            if candidate.get("bot_id") and candidate.get("bot_id") in bot_ids:
+                return True
+            if candidate.get("user") in bot_users and candidate.get("subtype") != "channel_join":
+                return True
+        return False
+
+    def _message(
+        self, team: str, source: Endpoint, key: str, event: dict[str, Any]
+    ) -> InboundEvent | None:
+        subtype = event.get("subtype")
+        if subtype == "message_changed":
+            message = event.get("message") or {}
+            previous = event.get("previous_message") or {}
+            # Slack also sends message_changed when a link unfurls; only text changes count.
+            if message.get("text") == previous.get("text") and message.get(
+                "blocks"
+            ) == previous.get("blocks"):
+                return None
+            if not message.get("ts"):
+                return None
+            return EditPost(
+                source=source,
+                native_id=str(message["ts"]),
+                dedupe_key=key,
+                body=body_of(message),
+                occurred_at=_time(event.get("event_ts") or event.get("ts")),
+            )
+        if subtype == "message_deleted":
+            ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
+            if not ts:
+                return None
+            return DeletePost(source=source, native_id=str(ts), dedupe_key=key)
+        if subtype not in POST_SUBTYPES or not event.get("ts"):
+            return None
+        ts = str(event["ts"])
+        thread_ts = event.get("thread_ts")
+        thread = str(thread_ts) if thread_ts and thread_ts != ts else None
+        info = None
+        try:
+            info = self._lookup(team)
+        except Exception:
+            info = None
+        origin = info.name if info else team
+        if subtype == "bot_message" or (event.get("bot_id") and not event.get("user")):
+            icons = event.get("icons") or {}
+            profile = event.get("bot_profile") or {}
+            author = Author(
+                name=str(event.get("username") or profile.get("name") or "bot"),
+                native_id=f"{team}/{event.get('bot_id') or 'bot'}",
+                avatar_url=icons.get("image_72")
+                or icons.get("image_48")
+                or (profile.get("icons") or {}).get("image_72"),
+                origin=origin,
+            )
+        else:
+            author = Author(name="", native_id=f"{team}/{event.get('user')}", origin=origin)
+        return NewPost(
+            source=source,
+            native_id=ts,
+            dedupe_key=key,
+            author=author,
+            body=body_of(event),
+            thread_native_id=thread,
+            broadcast=subtype == "thread_broadcast",
+            files=_files(event),
+            parent_link=archive_link(info.domain if info else None, source.slack_channel, thread)
+            if thread
+            else None,
+            occurred_at=_time(ts),
+        )

@@ -1,0 +1,141 @@
+"""Slack user profiles for attribution and mention mapping, cached in the directory table."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.endpoints import Endpoint
+from app.core.events import Author
+from app.errors import RemoteError
+from app.slack.workspaces import Workspaces
+from app.store.models import DirectoryUser
+
+PROFILE_TTL = timedelta(hours=6)
+
+
+def normalize_name(name: str) -> str:
+    """Case-, accent- and punctuation-insensitive form of a person's name, for matching."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "", folded)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    user_id: str
+    display_name: str
+    real_name: str
+    email: str | None
+    avatar_url: str | None
+    is_bot: bool
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.real_name or self.user_id
+
+
+class Profiles:
+    """users.info with a database cache (and a short in-process one on top)."""
+
+    def __init__(self, sessions: sessionmaker[Session], workspaces: Workspaces) -> None:
+        self._sessions = sessions
+        self._workspaces = workspaces
+        self._memo: dict[tuple[str, str], tuple[float, Profile]] = {}
+
+    async def get(self, team_id: str, user_id: str) -> Profile | None:
+        memo = self._memo.get((team_id, user_id))
+        if memo and memo[0] > time.monotonic():
+            return memo[1]
+        info = self._workspaces.info(team_id)
+        row = await asyncio.to_thread(self._load, info.id, user_id)
+        if row is not None and row[1] > datetime.now(UTC) - PROFILE_TTL:
+            profile = row[0]
+        else:
+            try:
+                data = await self._workspaces.api(team_id).call("users.info", user=user_id)
+            except RemoteError:
+                if row is None:
+                    return None
+                profile = row[0]  # stale beats nothing when Slack is struggling
+            else:
+                profile = _profile(data.get("user") or {})
+                await asyncio.to_thread(self._save, info.id, profile)
+        self._memo[(team_id, user_id)] = (time.monotonic() + 300, profile)
+        return profile
+
+    def _load(self, workspace_id: int, user_id: str) -> tuple[Profile, datetime] | None:
+        with self._sessions() as s:
+            row = s.execute(
+                select(DirectoryUser).where(
+                    DirectoryUser.workspace_id == workspace_id, DirectoryUser.user_id == user_id
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            return (
+                Profile(
+                    row.user_id,
+                    row.display_name,
+                    row.real_name,
+                    row.email,
+                    row.avatar_url,
+                    row.is_bot,
+                ),
+                row.updated_at,
+            )
+
+    def _save(self, workspace_id: int, p: Profile) -> None:
+        with self._sessions() as s, s.begin():
+            row = s.execute(
+                select(DirectoryUser).where(
+                    DirectoryUser.workspace_id == workspace_id, DirectoryUser.user_id == p.user_id
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                row = DirectoryUser(workspace_id=workspace_id, user_id=p.user_id)
+                s.add(row)
+            row.display_name = p.display_name[:255]
+            row.real_name = p.real_name[:255]
+            row.normalized_name = normalize_name(p.display_name or p.real_name)[:255]
+            row.email = p.email
+            row.avatar_url = p.avatar_url
+            row.is_bot = p.is_bot
+            row.updated_at = datetime.now(UTC)
+
+    async def resolve(self, source: Endpoint, author: Author) -> Author:
+        """The core's AuthorResolver: fill a Slack author's name and avatar."""
+        team, _, user = (author.native_id or "").partition("/")
+        if not team or not user:
+            return author
+        profile = await self.get(team, user)
+        if profile is None:
+            return author
+        return Author(
+            name=author.name or profile.name,
+            native_id=author.native_id,
+            avatar_url=author.avatar_url or profile.avatar_url,
+            origin=author.origin,
+        )
+
+
+def _profile(user: dict) -> Profile:
+    prof = user.get("profile") or {}
+    avatar = next(
+        (prof.get(k) for k in ("image_192", "image_512", "image_72", "image_48") if prof.get(k)),
+        None,
+    )
+    return Profile(
+        user_id=str(user.get("id") or ""),
+        display_name=str(prof.get("display_name") or ""),
+        real_name=str(prof.get("real_name") or user.get("real_name") or user.get("name") or ""),
+        email=prof.get("email"),
+        avatar_url=avatar,
+        is_bot=bool(user.get("is_bot")),
+    )

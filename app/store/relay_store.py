@@ -1,0 +1,423 @@
+"""SQL implementation of the core's relay and outbox ports.
+
+Statement budget (counted by the benchmark): ingesting a post is claim + targets + post + source
+copy + one multi-row outbox insert; delivering one is its share of a batched claim, then
+complete = status update + copy insert.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Insert, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.endpoints import Endpoint
+from app.core.events import Kind
+from app.core.ports import (
+    Copy,
+    Delivered,
+    DeliveryTask,
+    NewDelivery,
+    PostRef,
+    SyncTargets,
+)
+from app.store.models import (
+    Delivery,
+    MessageCopy,
+    Post,
+    ProcessedEvent,
+    Reaction,
+    Sync,
+    SyncEndpoint,
+)
+
+# How many pending rows one claim pass looks at to find the next due ones of each target.
+_SCAN = 2000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def insert_ignore(session: Session, table: Any) -> Insert:
+    """An INSERT that silently skips rows violating a unique key, on every backend."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    return mysql.insert(table).prefix_with("IGNORE")
+
+
+class SqlRelayTransaction:
+    """The relay's view of one database transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def claim(self, key: str, *, ttl_seconds: int) -> bool:
+        now = _now()
+        stmt = insert_ignore(self.s, ProcessedEvent.__table__).values(
+            key=key[:255], created_at=now, expires_at=now + timedelta(seconds=ttl_seconds)
+        )
+        return self.s.execute(stmt).rowcount == 1
+
+    def sync_targets(self, source: Endpoint) -> list[SyncTargets]:
+        me, other = SyncEndpoint.__table__.alias("me"), SyncEndpoint.__table__.alias("other")
+        rows = self.s.execute(
+            select(me.c.sync_id, Sync.allow_broadcast, other.c.endpoint)
+            .join(Sync, Sync.id == me.c.sync_id)
+            .join(other, other.c.sync_id == me.c.sync_id, isouter=True)
+            .where(
+                me.c.endpoint == str(source),
+                me.c.status == "active",
+                Sync.status == "active",
+                or_(other.c.id.is_(None), and_(other.c.status == "active", other.c.id != me.c.id)),
+            )
+            .order_by(other.c.id)
+        ).all()
+        grouped: dict[int, tuple[bool, list[Endpoint]]] = {}
+        for sync_id, allow, endpoint in rows:
+            entry = grouped.setdefault(sync_id, (allow, []))
+            if endpoint:
+                entry[1].append(Endpoint.parse(endpoint))
+        return [
+            SyncTargets(sync_id=k, targets=tuple(v[1]), allow_broadcast=v[0])
+            for k, v in grouped.items()
+        ]
+
+    def find_post(self, endpoint: Endpoint, native_id: str) -> PostRef | None:
+        row = self.s.execute(
+            select(
+                Post.id, Post.sync_id, Post.source_endpoint, Post.source_native_id, Post.deleted
+            )
+            .join(MessageCopy, MessageCopy.post_id == Post.id)
+            .where(MessageCopy.endpoint == str(endpoint), MessageCopy.native_id == native_id)
+        ).first()
+        if row is None:
+            return None
+        return PostRef(
+            post_id=row[0],
+            sync_id=row[1],
+            source=Endpoint.parse(row[2]),
+            native_id=row[3],
+            deleted=row[4],
+        )
+
+    def is_copy(self, endpoint: Endpoint, native_id: str) -> bool:
+        return (
+            self.s.execute(
+                select(MessageCopy.id).where(
+                    MessageCopy.endpoint == str(endpoint), MessageCopy.native_id == native_id
+                )
+            ).first()
+            is not None
+        )
+
+    def create_post(
+        self,
+        *,
+        post_id: str,
+        sync_id: int,
+        source: Endpoint,
+        native_id: str,
+        thread_native_id: str | None,
+        thread_post_id: str | None,
+        author_name: str,
+    ) -> None:
+        now = _now()
+        self.s.execute(
+            insert(Post).values(
+                id=post_id,
+                sync_id=sync_id,
+                source_endpoint=str(source),
+                source_native_id=native_id,
+                thread_post_id=thread_post_id,
+                author_name=author_name[:255],
+                deleted=False,
+                created_at=now,
+            )
+        )
+        self.s.execute(
+            insert(MessageCopy).values(
+                post_id=post_id,
+                endpoint=str(source),
+                native_id=native_id,
+                thread_native_id=thread_native_id,
+                is_source=True,
+                created_at=now,
+            )
+        )
+
+    def mark_deleted(self, post_id: str) -> None:
+        self.s.execute(update(Post).where(Post.id == post_id).values(deleted=True))
+
+    def endpoints_of_sync(self, sync_id: int) -> list[Endpoint]:
+        rows = self.s.execute(
+            select(SyncEndpoint.endpoint)
+            .where(SyncEndpoint.sync_id == sync_id, SyncEndpoint.status == "active")
+            .order_by(SyncEndpoint.id)
+        ).scalars()
+        return [Endpoint.parse(e) for e in rows]
+
+    def add_reaction(self, *, post_id: str, emoji: str, actor: str, source: Endpoint) -> bool:
+        stmt = insert_ignore(self.s, Reaction.__table__).values(
+            post_id=post_id,
+            emoji=emoji[:128],
+            actor=actor[:319],
+            source_endpoint=str(source),
+            created_at=_now(),
+        )
+        return self.s.execute(stmt).rowcount == 1
+
+    def remove_reaction(self, *, post_id: str, emoji: str, actor: str) -> bool:
+        result = self.s.execute(
+            delete(Reaction).where(
+                Reaction.post_id == post_id, Reaction.emoji == emoji, Reaction.actor == actor
+            )
+        )
+        return result.rowcount == 1
+
+    def reaction_sources(self, *, post_id: str, emoji: str) -> list[Endpoint]:
+        rows = self.s.execute(
+            select(Reaction.source_endpoint).where(
+                Reaction.post_id == post_id, Reaction.emoji == emoji
+            )
+        ).scalars()
+        return [Endpoint.parse(e) for e in rows]
+
+    def set_endpoint_status(self, endpoint: Endpoint, status: str) -> int:
+        result = self.s.execute(
+            update(SyncEndpoint)
+            .where(SyncEndpoint.endpoint == str(endpoint))
+            .values(status=status)
+        )
+        return result.rowcount
+
+    def enqueue(self, deliveries: Sequence[NewDelivery]) -> None:
+        now = _now()
+        self.s.execute(
+            insert(Delivery),
+            [
+                {
+                    "uid": d.uid,
+                    "sync_id": d.sync_id,
+                    "post_id": d.post_id,
+                    "target_endpoint": str(d.target),
+                    "kind": str(d.kind),
+                    "payload": d.payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "outcome_unknown": False,
+                    "source_time": d.source_time,
+                    "created_at": now,
+                }
+                for d in deliveries
+            ],
+        )
+
+
+class SqlStore:
+    """The relay store and outbox store over one session factory."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlRelayTransaction]:
+        with self._sessions() as session, session.begin():
+            yield SqlRelayTransaction(session)
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    def claim_due(
+        self, *, worker: str, limit: int, lease_seconds: float, only: Sequence[str] | None = None
+    ) -> list[DeliveryTask]:
+        now = _now()
+        wanted = set(only) if only is not None else None
+        with self._sessions() as s, s.begin():
+            pending = s.execute(
+                select(
+                    Delivery.id,
+                    Delivery.uid,
+                    Delivery.target_endpoint,
+                    Delivery.next_attempt_at,
+                    Delivery.lease_expires_at,
+                )
+                .where(Delivery.status == "pending")
+                .order_by(Delivery.id)
+                .limit(_SCAN)
+            ).all()
+            chosen = _due_prefixes(pending, now, wanted, limit)
+            if not chosen:
+                return []
+            lease_until = now + timedelta(seconds=lease_seconds)
+            # A row whose earlier lease expired was being delivered by a process that died:
+            # its outcome is unknown, so the deliverer must look before posting again.
+            s.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(chosen),
+                    Delivery.status == "pending",
+                    or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+                )
+                .values(
+                    outcome_unknown=or_(
+                        Delivery.outcome_unknown, Delivery.lease_owner.is_not(None)
+                    ),
+                    lease_owner=worker,
+                    lease_expires_at=lease_until,
+                ),
+                execution_options={"synchronize_session": False},
+            )
+            rows = (
+                s.execute(
+                    select(Delivery)
+                    .where(Delivery.id.in_(chosen), Delivery.lease_owner == worker)
+                    .order_by(Delivery.id)
+                )
+                .scalars()
+                .all()
+            )
+            return self._tasks(s, rows)
+
+    def _tasks(self, s: Session, rows: Sequence[Delivery]) -> list[DeliveryTask]:
+        post_ids = {r.post_id for r in rows if r.post_id}
+        post_ids |= {
+            r.payload.get("thread_post_id") for r in rows if r.payload.get("thread_post_id")
+        }
+        targets = {r.target_endpoint for r in rows}
+        copies: dict[tuple[str, str], Copy] = {}
+        if post_ids:
+            for post_id, endpoint, native_id, thread in s.execute(
+                select(
+                    MessageCopy.post_id,
+                    MessageCopy.endpoint,
+                    MessageCopy.native_id,
+                    MessageCopy.thread_native_id,
+                ).where(MessageCopy.post_id.in_(post_ids), MessageCopy.endpoint.in_(targets))
+            ):
+                copies[(post_id, endpoint)] = Copy(Endpoint.parse(endpoint), native_id, thread)
+        tasks = []
+        for r in rows:
+            parent_id = r.payload.get("thread_post_id")
+            tasks.append(
+                DeliveryTask(
+                    uid=r.uid,
+                    kind=Kind(r.kind),
+                    target=Endpoint.parse(r.target_endpoint),
+                    post_id=r.post_id,
+                    payload=r.payload,
+                    attempts=r.attempts,
+                    outcome_unknown=r.outcome_unknown,
+                    copy=copies.get((r.post_id, r.target_endpoint)) if r.post_id else None,
+                    parent_copy=copies.get((parent_id, r.target_endpoint)) if parent_id else None,
+                    source_time=r.source_time,
+                )
+            )
+        return tasks
+
+    def complete(self, task: DeliveryTask, result: Delivered) -> None:
+        now = _now()
+        with self._sessions() as s, s.begin():
+            s.execute(
+                update(Delivery)
+                .where(Delivery.uid == task.uid)
+                .values(
+                    status="delivered",
+                    delivered_at=now,
+                    attempts=Delivery.attempts + 1,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    last_error=None,
+                ),
+                execution_options={"synchronize_session": False},
+            )
+            if task.kind is Kind.POST and result.native_id and task.post_id:
+                s.execute(
+                    insert_ignore(s, MessageCopy.__table__).values(
+                        post_id=task.post_id,
+                        endpoint=str(task.target),
+                        native_id=result.native_id,
+                        thread_native_id=result.thread_native_id,
+                        is_source=False,
+                        created_at=now,
+                    )
+                )
+
+    def retry_later(
+        self, task: DeliveryTask, *, error: str, delay_seconds: float, outcome_unknown: bool
+    ) -> None:
+        with self._sessions() as s, s.begin():
+            s.execute(
+                update(Delivery)
+                .where(Delivery.uid == task.uid)
+                .values(
+                    attempts=Delivery.attempts + 1,
+                    next_attempt_at=_now() + timedelta(seconds=delay_seconds),
+                    last_error=error,
+                    outcome_unknown=outcome_unknown,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                ),
+                execution_options={"synchronize_session": False},
+            )
+
+    def mark_dead(self, task: DeliveryTask, *, error: str) -> None:
+        with self._sessions() as s, s.begin():
+            s.execute(
+                update(Delivery)
+                .where(Delivery.uid == task.uid)
+                .values(
+                    status="dead",
+                    attempts=Delivery.attempts + 1,
+                    last_error=error,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                ),
+                execution_options={"synchronize_session": False},
+            )
+
+    def next_due_in(self) -> float | None:
+        with self._sessions() as s:
+            due = s.execute(
+                select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "pending")
+            ).scalar()
+        if due is None:
+            return None
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=UTC)
+        return max(0.0, (due - _now()).total_seconds())
+
+
+def _due_prefixes(
+    pending: Sequence[Any], now: datetime, wanted: set[str] | None, limit: int
+) -> list[int]:
+    """Per target, the consecutive due, unleased rows from its oldest pending one.
+
+    Stopping at the first row that is not due (backing off) or leased elsewhere is what keeps
+    deliveries to one target in order.
+    """
+    blocked: set[str] = set()
+    chosen: list[int] = []
+    per_target: dict[str, int] = defaultdict(int)
+    for row_id, uid, target, next_at, lease_until in pending:
+        if target in blocked:
+            continue
+        due = next_at <= now
+        free = lease_until is None or lease_until < now
+        if not (due and free) or (wanted is not None and uid not in wanted):
+            blocked.add(target)
+            continue
+        chosen.append(row_id)
+        per_target[target] += 1
+        if len(chosen) >= limit:
+            break
+    return chosen

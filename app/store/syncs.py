@@ -1,0 +1,128 @@
+"""Curating syncs: create, add and remove endpoints, list. Used by the CLI and admin surfaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.endpoints import Endpoint, Network
+from app.errors import SyncbotError
+from app.store.models import Delivery, Sync, SyncEndpoint, Workspace
+
+
+class SyncAdminError(SyncbotError):
+    """A sync operation that cannot be done as asked (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncView:
+    name: str
+    status: str
+    endpoints: tuple[tuple[str, str], ...]  # (endpoint, status)
+    pending: int
+    dead: int
+
+
+class SyncAdmin:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def create(self, name: str, *, allow_broadcast: bool = False) -> None:
+        name = name.strip()
+        if not name or len(name) > 255:
+            raise SyncAdminError("a sync name must be 1-255 characters")
+        try:
+            with self._sessions() as s, s.begin():
+                s.add(
+                    Sync(name=name, allow_broadcast=allow_broadcast, created_at=datetime.now(UTC))
+                )
+        except IntegrityError:
+            raise SyncAdminError(f"a sync named {name!r} already exists") from None
+
+    def _sync(self, s: Session, name: str) -> Sync:
+        sync = s.execute(select(Sync).where(Sync.name == name)).scalar_one_or_none()
+        if sync is None:
+            raise SyncAdminError(f"no sync named {name!r} (see `syncbot sync list`)")
+        return sync
+
+    def add(self, name: str, endpoint: Endpoint) -> None:
+        with self._sessions() as s, s.begin():
+            sync = self._sync(s, name)
+            existing = s.execute(
+                select(Sync.name)
+                .join(SyncEndpoint, SyncEndpoint.sync_id == Sync.id)
+                .where(SyncEndpoint.endpoint == str(endpoint))
+            ).scalar_one_or_none()
+            if existing is not None:
+                raise SyncAdminError(
+                    f"{endpoint} is already in sync {existing!r}; a channel belongs to one sync"
+                )
+            workspace_id = None
+            if endpoint.network is Network.SLACK:
+                workspace_id = s.execute(
+                    select(Workspace.id).where(
+                        Workspace.team_id == endpoint.slack_team, Workspace.status == "active"
+                    )
+                ).scalar_one_or_none()
+                if workspace_id is None:
+                    raise SyncAdminError(
+                        f"workspace {endpoint.slack_team} is not installed "
+                        "(`syncbot workspace add --bot-token ...` or the OAuth install)"
+                    )
+            s.add(
+                SyncEndpoint(
+                    sync_id=sync.id,
+                    endpoint=str(endpoint),
+                    network=str(endpoint.network),
+                    workspace_id=workspace_id,
+                    status="active",
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+    def remove(self, name: str, endpoint: Endpoint) -> None:
+        with self._sessions() as s, s.begin():
+            sync = self._sync(s, name)
+            result = s.execute(
+                delete(SyncEndpoint).where(
+                    SyncEndpoint.sync_id == sync.id, SyncEndpoint.endpoint == str(endpoint)
+                )
+            )
+            if result.rowcount == 0:
+                raise SyncAdminError(f"{endpoint} is not in sync {name!r}")
+
+    def set_status(self, name: str, status: str) -> None:
+        with self._sessions() as s, s.begin():
+            self._sync(s, name).status = status
+
+    def list(self) -> list[SyncView]:
+        with self._sessions() as s:
+            syncs = s.execute(select(Sync).order_by(Sync.name)).scalars().all()
+            endpoints = s.execute(
+                select(SyncEndpoint.sync_id, SyncEndpoint.endpoint, SyncEndpoint.status).order_by(
+                    SyncEndpoint.id
+                )
+            ).all()
+            counts = s.execute(
+                select(Delivery.sync_id, Delivery.status, func.count())
+                .where(Delivery.status.in_(("pending", "dead")))
+                .group_by(Delivery.sync_id, Delivery.status)
+            ).all()
+        by_sync: dict[int, list[tuple[str, str]]] = {}
+        for sync_id, endpoint, status in endpoints:
+            by_sync.setdefault(sync_id, []).append((endpoint, status))
+        tally = {(sid, st): n for sid, st, n in counts}
+        return [
+            SyncView(
+                name=sync.name,
+                status=sync.status,
+                endpoints=tuple(by_sync.get(sync.id, [])),
+                pending=tally.get((sync.id, "pending"), 0),
+                dead=tally.get((sync.id, "dead"), 0),
+            )
+            for sync in syncs
+        ]

@@ -36,20 +36,31 @@ def alembic_config() -> Config:
     return cfg
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:
+def head_revisions() -> frozenset[str]:
+    """Every head of the revision graph (features may add parallel branches before a merge)."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if not heads:
         raise StoreError("no migrations found")
-    return head
+    return frozenset(heads)
+
+
+def head_revision() -> str:
+    """The single head, or the sorted heads joined by '+' while branches are unmerged."""
+    return "+".join(sorted(head_revisions()))
+
+
+def current_revisions(engine: Engine) -> frozenset[str]:
+    with engine.connect() as conn:
+        return frozenset(MigrationContext.configure(conn).get_current_heads())
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    revs = current_revisions(engine)
+    return "+".join(sorted(revs)) if revs else None
 
 
 def is_at_head(engine: Engine) -> bool:
-    return current_revision(engine) == head_revision()
+    return current_revisions(engine) == head_revisions()
 
 
 @contextmanager
@@ -92,16 +103,16 @@ def _run(engine: Engine, action: str, revision: str) -> None:
     cfg = alembic_config()
     with engine.connect() as conn, _migration_lock(conn):
         cfg.attributes["connection"] = conn
-        before = MigrationContext.configure(conn).get_current_revision()
+        before = MigrationContext.configure(conn).get_current_heads()
         getattr(command, action)(cfg, revision)
         conn.commit()
-        after = MigrationContext.configure(conn).get_current_revision()
+        after = MigrationContext.configure(conn).get_current_heads()
     if before != after:
         log.info("schema migrated", extra={"from_revision": before, "to_revision": after})
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision`` (default: head) under the migration lock."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Upgrade the schema to ``revision`` (default: every head) under the migration lock."""
     _run(engine, "upgrade", revision)
 
 

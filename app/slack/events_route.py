@@ -1,0 +1,118 @@
+"""``POST /slack/events``: verify, claim, answer within Slack's 3 seconds, deliver what fits.
+
+The claim and the outbox rows commit before the 200 goes out, so a retry of the same event
+(``X-Slack-Retry-Num``) is recognised by its ``event_id`` and nothing is lost if we crash after
+answering. Deliveries run inline only for what is left of the time budget; the rest stays in the
+outbox for the worker (or the next tick, on Lambda).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from urllib.parse import parse_qs
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_sdk.signature import SignatureVerifier
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from app.core.outbox import Outbox
+from app.core.relay import Relay
+from app.slack.inbound import EventTranslator
+
+log = logging.getLogger("syncbot.slack.events")
+
+MAX_BODY = 1024 * 1024  # Slack event payloads are far smaller; anything bigger is not Slack.
+ACK_BUDGET = 2.5  # seconds we allow ourselves before answering (Slack gives up at 3)
+
+# Extra handlers for other callback types (interactivity, App Home, lifecycle) registered by
+# other parts of the Slack adapter: (payload) -> optional response.
+Handler = Callable[[dict[str, Any]], Awaitable[Response | None]]
+
+
+class SlackEvents:
+    def __init__(
+        self,
+        *,
+        signing_secret: str,
+        translator: EventTranslator,
+        relay: Relay,
+        outbox: Outbox,
+        inline_budget: float = ACK_BUDGET,
+    ) -> None:
+        self._verifier = SignatureVerifier(signing_secret)
+        self._translator = translator
+        self._relay = relay
+        self._outbox = outbox
+        self._budget = inline_budget
+        self.event_hooks: list[Handler] = []
+        self.interaction_hooks: list[Handler] = []
+
+    async def endpoint(self, request: Request) -> Response:
+        started = time.monotonic()
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "payload too large"}, status_code=413)
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature", "")
+        # is_valid compares in constant time and rejects timestamps outside 5 minutes.
+        if (
+            not timestamp
+            or not signature
+            or not self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+        ):
+            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        payload = _parse(body, request.headers.get("content-type", ""))
+        if payload is None:
+            return JSONResponse({"error": "malformed payload"}, status_code=400)
+        return await self.process(payload, started=started)
+
+    async def process(self, payload: dict[str, Any], *, started: float | None = None) -> Response:
+        """Handle a verified payload; the same path serves HTTP and Socket Mode envelopes."""
+        started = time.monotonic() if started is None else started
+        kind = payload.get("type")
+        if kind == "url_verification":
+            return PlainTextResponse(str(payload.get("challenge", "")))
+        if kind != "event_callback":
+            for hook in self.interaction_hooks:
+                response = await hook(payload)
+                if response is not None:
+                    return response
+            return Response(status_code=200)
+        for hook in self.event_hooks:
+            await hook(payload)
+        event = self._translator.translate(payload)
+        if event is None:
+            return Response(status_code=200)
+        try:
+            result = await asyncio.to_thread(self._relay.ingest, event)
+        except Exception:
+            # Nothing was half-recorded (the transaction rolled back): ask Slack to retry.
+            log.exception("could not record event; asking Slack to retry")
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        if result.deliveries:
+            self._outbox.wake()
+            remaining = self._budget - (time.monotonic() - started)
+            if remaining > 0.05:
+                try:
+                    await self._outbox.drain(only=result.deliveries, budget=remaining)
+                except Exception:
+                    log.exception("inline delivery failed; the outbox keeps it")
+        return Response(status_code=200)
+
+
+def _parse(body: bytes, content_type: str) -> dict[str, Any] | None:
+    try:
+        if "application/x-www-form-urlencoded" in content_type:
+            form = parse_qs(body.decode())
+            raw = (form.get("payload") or [None])[0]
+            data = json.loads(raw) if raw else None
+        else:
+            data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,86 @@
+"""Assembling the Slack adapter from the runtime's shared pieces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.routing import Route
+
+from app.core.authors import AuthorDirectory
+from app.core.endpoints import Network
+from app.core.outbox import Outbox
+from app.core.relay import Relay
+from app.settings import Settings
+from app.slack.deliver import SlackDeliverer
+from app.slack.events_route import SlackEvents
+from app.slack.files import FileCopier, slack_fetcher
+from app.slack.inbound import EventTranslator
+from app.slack.mentions import MentionMapper
+from app.slack.profiles import Profiles
+from app.slack.ratelimit import RateLimiter
+from app.slack.render import SlackRenderer
+from app.slack.workspaces import Workspaces
+from app.store.cipher import TokenCipher
+
+
+@dataclass
+class SlackAdapter:
+    """Everything the rest of the app may need from the Slack side."""
+
+    workspaces: Workspaces
+    profiles: Profiles
+    mentions: MentionMapper
+    deliverer: SlackDeliverer
+    events: SlackEvents | None
+    files: FileCopier
+
+    @property
+    def routes(self) -> list[Route]:
+        if self.events is None:
+            return []
+        return [Route("/slack/events", self.events.endpoint, methods=["POST"])]
+
+
+def build_slack(
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    cipher: TokenCipher,
+    relay: Relay,
+    outbox: Outbox,
+    authors: AuthorDirectory,
+    rate_scale: float = 1.0,
+    api_timeout: float = 10.0,
+) -> SlackAdapter:
+    """Wire the Slack adapter and register its deliverer and author resolver."""
+    workspaces = Workspaces(
+        sessions,
+        cipher,
+        api_url=settings.slack_api_url,
+        limiter=RateLimiter(scale=rate_scale),
+        timeout=api_timeout,
+    )
+    profiles = Profiles(sessions, workspaces)
+    mentions = MentionMapper(sessions, workspaces, profiles)
+    files = FileCopier({Network.SLACK: slack_fetcher(workspaces)})
+    renderer = SlackRenderer(workspaces, mentions, sessions)
+    deliverer = SlackDeliverer(workspaces, authors, renderer, files)
+    authors.register(Network.SLACK, profiles)
+    outbox.register(deliverer)
+    events = None
+    if settings.slack_signing_secret:
+        events = SlackEvents(
+            signing_secret=settings.slack_signing_secret,
+            translator=EventTranslator(workspaces.info),
+            relay=relay,
+            outbox=outbox,
+        )
+    return SlackAdapter(
+        workspaces=workspaces,
+        profiles=profiles,
+        mentions=mentions,
+        deliverer=deliverer,
+        events=events,
+        files=files,
+    )

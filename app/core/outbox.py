@@ -112,10 +112,13 @@ class Outbox:
 
     async def _run_lane(self, lane: list[DeliveryTask], report: DrainReport) -> None:
         # One target's deliveries strictly in order: a retry scheduled for one blocks the
-        # ones after it (claim_due will not hand them out before it either).
-        for task in lane:
-            ok = await self._attempt(task, report)
-            if not ok:
+        # ones after it (claim_due will not hand them out before it either), so their leases
+        # are handed back at once rather than left to expire.
+        for i, task in enumerate(lane):
+            if not await self._attempt(task, report):
+                rest = [t.uid for t in lane[i + 1 :]]
+                if rest:
+                    await asyncio.to_thread(self._store.release, rest)
                 break
 
     async def _attempt(self, task: DeliveryTask, report: DrainReport) -> bool:
@@ -161,6 +164,7 @@ class Outbox:
                 outcome_unknown=exc.outcome_unknown or task.outcome_unknown,
             )
             report.retried += 1
+            blocked = True
             log.warning(
                 "delivery failed, will retry",
                 extra={
@@ -174,6 +178,8 @@ class Outbox:
         else:
             await asyncio.to_thread(self._store.mark_dead, task, error=error)
             report.dead += 1
+            # A dead delivery is kept for operators; it must not hold up the ones after it.
+            blocked = False
             log.error(
                 "delivery dead",
                 extra={

@@ -154,6 +154,9 @@ class OutboxStore(Protocol):
 
     def mark_dead(self, task: DeliveryTask, *, error: str) -> None: ...
 
+    def release(self, uids: Sequence[str]) -> None:
+        """Give back leases of claimed deliveries that were not attempted."""
+
     def next_due_in(self) -> float | None:
         """Seconds until the next pending delivery is due (0 if due now, None if none)."""
 

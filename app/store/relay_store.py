@@ -7,6 +7,7 @@ complete = status update + copy insert.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,17 @@ def insert_ignore(session: Session, table: Any) -> Insert:
     return mysql.insert(table).prefix_with("IGNORE")
 
 
+def inserted(session: Session, stmt: Insert, key_column: Any) -> bool:
+    """Run an :func:`insert_ignore` and say whether the row was new.
+
+    PostgreSQL (psycopg 3) reports no rowcount for ``ON CONFLICT DO NOTHING``, so ask for the
+    row back there and on SQLite; MySQL has no ``RETURNING`` but an exact rowcount.
+    """
+    if session.get_bind().dialect.name == "mysql":
+        return session.execute(stmt).rowcount == 1
+    return session.execute(stmt.returning(key_column)).first() is not None
+
+
 class SqlRelayTransaction:
     """The relay's view of one database transaction."""
 
@@ -66,7 +78,7 @@ class SqlRelayTransaction:
         stmt = insert_ignore(self.s, ProcessedEvent.__table__).values(
             key=key[:255], created_at=now, expires_at=now + timedelta(seconds=ttl_seconds)
         )
-        return self.s.execute(stmt).rowcount == 1
+        return inserted(self.s, stmt, ProcessedEvent.__table__.c.key)
 
     def sync_targets(self, source: Endpoint) -> list[SyncTargets]:
         me, other = SyncEndpoint.__table__.alias("me"), SyncEndpoint.__table__.alias("other")
@@ -174,7 +186,7 @@ class SqlRelayTransaction:
             source_endpoint=str(source),
             created_at=_now(),
         )
-        return self.s.execute(stmt).rowcount == 1
+        return inserted(self.s, stmt, Reaction.__table__.c.id)
 
     def remove_reaction(self, *, post_id: str, emoji: str, actor: str) -> bool:
         result = self.s.execute(
@@ -242,6 +254,9 @@ class SqlStore:
     ) -> list[DeliveryTask]:
         now = _now()
         wanted = set(only) if only is not None else None
+        # Each claim gets its own lease token: concurrent drains of one process (the inline
+        # drain and the background worker) must not both see a row as theirs.
+        token = f"{worker[:40]}:{uuid.uuid4().hex[:12]}"
         with self._sessions() as s, s.begin():
             pending = s.execute(
                 select(
@@ -272,7 +287,7 @@ class SqlStore:
                     outcome_unknown=or_(
                         Delivery.outcome_unknown, Delivery.lease_owner.is_not(None)
                     ),
-                    lease_owner=worker,
+                    lease_owner=token,
                     lease_expires_at=lease_until,
                 ),
                 execution_options={"synchronize_session": False},
@@ -280,12 +295,13 @@ class SqlStore:
             rows = (
                 s.execute(
                     select(Delivery)
-                    .where(Delivery.id.in_(chosen), Delivery.lease_owner == worker)
+                    .where(Delivery.id.in_(chosen), Delivery.lease_owner == token)
                     .order_by(Delivery.id)
                 )
                 .scalars()
                 .all()
             )
+            rows = _keep_prefixes(s, chosen, pending, rows)
             return self._tasks(s, rows)
 
     def _tasks(self, s: Session, rows: Sequence[Delivery]) -> list[DeliveryTask]:
@@ -385,6 +401,15 @@ class SqlStore:
                 execution_options={"synchronize_session": False},
             )
 
+    def release(self, uids: Sequence[str]) -> None:
+        with self._sessions() as s, s.begin():
+            s.execute(
+                update(Delivery)
+                .where(Delivery.uid.in_(list(uids)), Delivery.status == "pending")
+                .values(lease_owner=None, lease_expires_at=None),
+                execution_options={"synchronize_session": False},
+            )
+
     def next_due_in(self) -> float | None:
         with self._sessions() as s:
             due = s.execute(
@@ -395,6 +420,37 @@ class SqlStore:
         if due.tzinfo is None:
             due = due.replace(tzinfo=UTC)
         return max(0.0, (due - _now()).total_seconds())
+
+
+def _keep_prefixes(
+    s: Session, chosen: list[int], pending: Sequence[Any], rows: Sequence[Delivery]
+) -> list[Delivery]:
+    """Drop rows that another worker's concurrent claim left us out of order.
+
+    If a competing claim took row 1 of a target and we got row 2, delivering row 2 now would
+    overtake row 1: hand such rows back.
+    """
+    got = {r.id for r in rows}
+    target_of = {row[0]: row[2] for row in pending}
+    broken: set[str] = set()
+    keep_ids: set[int] = set()
+    for row_id in chosen:
+        target = target_of[row_id]
+        if target in broken:
+            continue
+        if row_id in got:
+            keep_ids.add(row_id)
+        else:
+            broken.add(target)
+    extra = [r for r in rows if r.id not in keep_ids]
+    if extra:
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([r.id for r in extra]))
+            .values(lease_owner=None, lease_expires_at=None),
+            execution_options={"synchronize_session": False},
+        )
+    return [r for r in rows if r.id in keep_ids]
 
 
 def _due_prefixes(

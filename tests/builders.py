@@ -1,0 +1,79 @@
+"""Builders for test data, so tests say what matters and nothing else."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core import richtext
+from app.core.endpoints import Endpoint
+from app.core.events import Author, DeletePost, EditPost, NewPost, ReactionChange
+from app.slack import mrkdwn
+from app.store.cipher import TokenCipher
+from app.store.models import Workspace
+from app.store.syncs import SyncAdmin
+
+_seq = itertools.count(1)
+
+
+def body(text: str) -> richtext.Node:
+    return mrkdwn.parse(text)
+
+
+def key() -> str:
+    return f"test:{next(_seq)}"
+
+
+def post(source: Endpoint, native_id: str, text: str = "hello", **kw: Any) -> NewPost:
+    return NewPost(
+        source=source,
+        native_id=native_id,
+        dedupe_key=kw.pop("dedupe_key", key()),
+        author=kw.pop("author", Author("Ada", "T1/U1", None, "Acme")),
+        body=body(text),
+        **kw,
+    )
+
+
+def edit(source: Endpoint, native_id: str, text: str) -> EditPost:
+    return EditPost(source=source, native_id=native_id, dedupe_key=key(), body=body(text))
+
+
+def delete(source: Endpoint, native_id: str) -> DeletePost:
+    return DeletePost(source=source, native_id=native_id, dedupe_key=key())
+
+
+def react(source: Endpoint, native_id: str, emoji: str, user: str, added: bool = True):
+    return ReactionChange(
+        source=source,
+        native_id=native_id,
+        dedupe_key=key(),
+        emoji=emoji,
+        actor=f"{source}|{user}",
+        added=added,
+    )
+
+
+def workspace(
+    sessions: sessionmaker[Session], cipher: TokenCipher, team_id: str, token: str = ""
+) -> None:
+    with sessions() as s, s.begin():
+        s.add(
+            Workspace(
+                team_id=team_id,
+                name=f"Team {team_id}",
+                bot_token_enc=cipher.encrypt(token or f"xoxb-{team_id}", context="workspace.bot_token"),
+                bot_user_id=f"UBOT{team_id}",
+                bot_id=f"BBOT{team_id}",
+                status="active",
+            )
+        )
+
+
+def sync(sessions: sessionmaker[Session], name: str, *endpoints: Endpoint) -> None:
+    admin = SyncAdmin(sessions)
+    admin.create(name)
+    for endpoint in endpoints:
+        admin.add(name, endpoint)

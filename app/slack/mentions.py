@@ -26,7 +26,7 @@ class MentionMapper:
     ) -> None:
         self._sessions = sessions
         self._workspaces = workspaces
-        self._profiles = profiles
+        self.profiles = profiles
 
     async def map_user(self, source_team: str, user_id: str, target_team: str) -> str | None:
         """The user id in ``target_team`` of ``user_id`` of ``source_team``, if known."""
@@ -37,7 +37,7 @@ class MentionMapper:
         cached = await asyncio.to_thread(self._cached, src.id, user_id, dst.id)
         if cached is not None:
             return cached[0]
-        profile = await self._profiles.get(source_team, user_id)
+        profile = await self.profiles.get(source_team, user_id)
         if profile is None:
             return None
         target, method = None, "none"

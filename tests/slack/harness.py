@@ -1,0 +1,113 @@
+"""Run the real app on loopback against the fake Slack, in a thread with its own loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+
+from app.core.outbox import RetryPolicy
+from app.services import Services, build_services
+from app.settings import Settings
+from app.store.cipher import TokenCipher
+from app.store.engine import session_factory
+from tests.fakes.slack_server import FakeSlack
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """The syncbot ASGI app plus its outbox worker, served by uvicorn on 127.0.0.1."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, worker: bool = True,
+                 retry: RetryPolicy | None = None, slack_timeout: float = 2.0) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.worker = worker
+        self.retry = retry or RetryPolicy(max_attempts=12, base_delay=0.05, max_delay=0.5)
+        self.slack_timeout = slack_timeout
+        self.port = free_port()
+        self.services: Services | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> AppServer:
+        cipher = TokenCipher(self.settings.token_encryption_key or "")
+        self.services = build_services(
+            self.settings,
+            engine=self.engine,
+            sessions=session_factory(self.engine),
+            cipher=cipher,
+            retry=self.retry,
+            slack_rate_scale=1000.0,
+            slack_timeout=self.slack_timeout,
+        )
+        app = Starlette(routes=self.services.routes)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off")
+        self._server = uvicorn.Server(config)
+        ready = threading.Event()
+
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+
+            async def main() -> None:
+                worker = None
+                if self.worker:
+                    assert self.services is not None
+                    worker = asyncio.ensure_future(self.services.outbox.run_forever(idle=0.2))
+                serve = asyncio.ensure_future(self._server.serve())
+                while not self._server.started:
+                    await asyncio.sleep(0.01)
+                ready.set()
+                await serve
+                if worker:
+                    worker.cancel()
+
+            self.loop.run_until_complete(main())
+
+        self._thread = threading.Thread(target=run, daemon=True, name="syncbot-app")
+        self._thread.start()
+        if not ready.wait(15):
+            raise RuntimeError("app did not start")
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(15)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+def three_workspaces(slack: FakeSlack) -> None:
+    for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2"),
+                                ("T3", "Gamma", "C3")):
+        slack.add_team(team, name)
+        slack.add_channel(team, channel, "general")
+    slack.add_user("T1", "U1", "Ada", email="ada@example.com")
+    slack.add_user("T2", "U2", "Bob", email="bob@example.com")
+    slack.add_user("T2", "U2A", "Ada Lovelace", email="ada@example.com")
+    slack.add_user("T3", "U3", "Cy", email="cy@example.com")

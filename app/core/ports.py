@@ -115,6 +115,9 @@ class RelayTransaction(Protocol):
 
     def mark_deleted(self, post_id: str) -> None: ...
 
+    def lock_post(self, post_id: str) -> None:
+        """Serialize concurrent changes to one post (reaction counts) until commit."""
+
     def endpoints_of_sync(self, sync_id: int) -> list[Endpoint]:
         """Every active endpoint of a sync."""
 

@@ -171,6 +171,8 @@ class Relay:
         post = tx.find_post(event.source, event.native_id)
         if post is None or post.deleted:
             return []
+        # Two reactions to one post must not both count before either is recorded.
+        tx.lock_post(post.post_id)
         before = tx.reaction_sources(post_id=post.post_id, emoji=event.emoji)
         if event.added:
             changed = tx.add_reaction(

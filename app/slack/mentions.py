@@ -10,6 +10,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import RemoteError
@@ -88,6 +89,14 @@ class MentionMapper:
         return ids[0] if len(ids) == 1 else None  # ambiguous names map to nobody
 
     def _store(self, src: int, user: str, dst: int, target: str | None, method: str) -> None:
+        try:
+            self._store_once(src, user, dst, target, method)
+        except IntegrityError:
+            self._store_once(src, user, dst, target, method)  # a concurrent insert won
+
+    def _store_once(
+        self, src: int, user: str, dst: int, target: str | None, method: str
+    ) -> None:
         now = datetime.now(UTC)
         with self._sessions() as s, s.begin():
             row = s.execute(

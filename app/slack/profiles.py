@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint
@@ -92,6 +93,13 @@ class Profiles:
             )
 
     def _save(self, workspace_id: int, p: Profile) -> None:
+        try:
+            self._upsert(workspace_id, p)
+        except IntegrityError:
+            # Two deliveries resolved the same person at once; the other insert won.
+            self._upsert(workspace_id, p)
+
+    def _upsert(self, workspace_id: int, p: Profile) -> None:
         with self._sessions() as s, s.begin():
             row = s.execute(
                 select(DirectoryUser).where(

@@ -88,6 +88,8 @@ def connect_args(settings: Settings, url: URL) -> dict[str, Any]:
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, open transactions (see _begin below).
+        dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         # Foreign keys are off by default in SQLite; the schema relies on them.
         cur.execute("PRAGMA foreign_keys=ON")
@@ -95,6 +97,13 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # SQLite is single-writer: take the write lock up front so two transactions never
+        # read the same state and then race to write it (a deferred transaction would fail
+        # with "database is locked" when upgrading its read snapshot).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(settings: Settings, *, url: URL | None = None, pool_size: int = 5) -> Engine:

@@ -167,6 +167,9 @@ class SqlRelayTransaction:
             )
         )
 
+    def lock_post(self, post_id: str) -> None:
+        self.s.execute(select(Post.id).where(Post.id == post_id).with_for_update())
+
     def mark_deleted(self, post_id: str) -> None:
         self.s.execute(update(Post).where(Post.id == post_id).values(deleted=True))
 

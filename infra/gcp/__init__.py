@@ -1,0 +1,1 @@
+"""GCP components that satisfy the provider contract (``infra/contract.py``)."""

@@ -1,0 +1,214 @@
+"""The GCP app stack kind: database, secrets, image, migrations, service and scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_random as random
+
+from infra.contract import SECRET_ENV
+from infra.gcp.database import Backend, Database, DatabaseArgs, ExistingDatabase
+from infra.gcp.env import DatabaseEnv, container_env
+from infra.gcp.image import ContainerImage, ContainerImageArgs
+from infra.gcp.migrations import Migrations, MigrationsArgs
+from infra.gcp.network import PrivateNetwork, PrivateNetworkArgs
+from infra.gcp.scheduler import Scheduler, SchedulerArgs
+from infra.gcp.secrets import Secrets, SecretsArgs
+from infra.gcp.service import Service, ServiceArgs, service_url
+from infra.gcp.workload import DATABASE_CA_PATH, Workload
+
+# Secret Manager key of the database server CA (a file, not an env var).
+DATABASE_CA_KEY = "DATABASE_CA_CERT"
+TOKEN_KEY_LENGTH = 48
+
+
+@dataclass
+class Scaling:
+    """Cloud Run sizing of the service."""
+
+    min_instances: int = 0
+    max_instances: int = 4
+    concurrency: int = 40
+    cpu: str = "1"
+    memory: str = "512Mi"
+
+
+@dataclass
+class AppArgs:
+    """Inputs of :class:`App`."""
+
+    project: str
+    region: str
+    production: bool
+    database_backend: Backend
+    image_repository: pulumi.Input[str]
+    """``<region>-docker.pkg.dev/<project>/<repository>`` from the bootstrap stack."""
+    image_tag: str
+    config: Mapping[str, str] = field(default_factory=dict)
+    """Plain ``Source.CONFIG`` contract variables (``LOG_LEVEL``, ``SLACK_CLIENT_ID``…)."""
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Secret contract variables by env name; pass Pulumi secrets."""
+    existing_database: ExistingDatabase | None = None
+    database_tier: str = "db-g1-small"
+    service_name: str = "syncbot"
+    public_url: str | None = None
+    """Override of ``SYNCBOT_PUBLIC_URL`` (a custom domain); default the ``run.app`` URL."""
+    scaling: Scaling = field(default_factory=Scaling)
+
+
+class App(pulumi.ComponentResource):
+    """The running app and everything it needs, wired from the contract table.
+
+    Order of a deploy: secrets and their per-secret bindings, then the image, then the migration
+    job for that image, then the service revision, so a revision never starts on a schema older
+    than its code.
+    """
+
+    service_url: pulumi.Output[str]
+    image_ref: pulumi.Output[str]
+    service_account_email: pulumi.Output[str]
+    migration_job: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("syncbot:gcp:App", name, None, opts)
+        unknown = set(args.secrets) - SECRET_ENV
+        if unknown:
+            raise ValueError(f"not secret contract variables: {sorted(unknown)}")
+        child = pulumi.ResourceOptions(parent=self)
+        runtime = gcp.serviceaccount.Account(
+            f"{name}-runtime",
+            project=args.project,
+            account_id=f"{args.service_name}-run"[:30],
+            display_name="syncbot runtime",
+            opts=child,
+        )
+        network: PrivateNetwork | None = None
+        if args.existing_database is None:
+            network = PrivateNetwork(
+                f"{name}-net", PrivateNetworkArgs(project=args.project, region=args.region), child
+            )
+        database = Database(
+            f"{name}-db",
+            DatabaseArgs(
+                project=args.project,
+                region=args.region,
+                backend=args.database_backend,
+                production=args.production,
+                network_id=network.network_id if network else None,
+                peering=network.peering if network else None,
+                existing=args.existing_database,
+                tier=args.database_tier,
+            ),
+            child,
+        )
+        secret_values: dict[str, pulumi.Input[str]] = dict(args.secrets)
+        secret_values["DATABASE_PASSWORD"] = database.password
+        if "TOKEN_ENCRYPTION_KEY" not in secret_values:
+            key = random.RandomPassword(
+                f"{name}-token-key", length=TOKEN_KEY_LENGTH, special=False, opts=child
+            )
+            secret_values["TOKEN_ENCRYPTION_KEY"] = key.result
+        if database.ca_certificate is not None:
+            secret_values[DATABASE_CA_KEY] = database.ca_certificate
+        secrets = Secrets(
+            f"{name}-secrets",
+            SecretsArgs(
+                project=args.project,
+                prefix=args.service_name,
+                values=secret_values,
+                accessors=[runtime.email.apply(lambda email: f"serviceAccount:{email}")],
+            ),
+            child,
+        )
+
+        number = gcp.organizations.get_project_output(
+            project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
+        ).number
+        predicted_url = number.apply(
+            lambda project_number: service_url(args.service_name, project_number, args.region)
+        )
+        config = {**args.config, "DATABASE_BACKEND": args.database_backend}
+        if database.ca_certificate is not None:
+            config["DATABASE_TLS_ENABLED"] = "true"
+            config["DATABASE_SSL_CA_PATH"] = DATABASE_CA_PATH
+        envs = container_env(
+            config=config,
+            secrets={key: ref for key, ref in secrets.refs.items() if key in SECRET_ENV},
+            database=DatabaseEnv(
+                host=database.host,
+                port=database.port.apply(str),
+                user=database.user,
+                schema=database.schema,
+            ),
+            public_url=args.public_url or predicted_url,
+        )
+
+        image = ContainerImage(
+            f"{name}-image",
+            ContainerImageArgs(repository_url=args.image_repository, tag=args.image_tag),
+            child,
+        )
+        workload = Workload(
+            image=image.ref,
+            service_account_email=runtime.email,
+            envs=envs,
+            network_id=network.network_id if network else None,
+            subnet_id=network.subnet_id if network else None,
+            database_ca=secrets.refs.get(DATABASE_CA_KEY),
+        )
+        migrations = Migrations(
+            f"{name}-migrate",
+            MigrationsArgs(
+                project=args.project,
+                region=args.region,
+                job_name=f"{args.service_name}-migrate",
+                workload=workload,
+                image_digest=image.digest,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[secrets, database]),
+        )
+        service = Service(
+            f"{name}-service",
+            ServiceArgs(
+                project=args.project,
+                region=args.region,
+                service_name=args.service_name,
+                workload=workload,
+                min_instances=args.scaling.min_instances,
+                max_instances=args.scaling.max_instances,
+                concurrency=args.scaling.concurrency,
+                cpu=args.scaling.cpu,
+                memory=args.scaling.memory,
+                deletion_protection=args.production,
+                depends_on=[secrets, migrations.job],
+            ),
+            child,
+        )
+        Scheduler(
+            f"{name}-schedule",
+            SchedulerArgs(
+                project=args.project,
+                region=args.region,
+                service_name=service.name,
+                service_url=service.url,
+                account_id=f"{args.service_name}-sched"[:30],
+            ),
+            child,
+        )
+        self.service_url = service.url
+        self.image_ref = image.ref
+        self.service_account_email = runtime.email
+        self.migration_job = migrations.name
+        self.register_outputs(
+            {
+                "service_url": self.service_url,
+                "image_ref": self.image_ref,
+                "service_account_email": self.service_account_email,
+                "migration_job": self.migration_job,
+            }
+        )

@@ -1,0 +1,152 @@
+"""The app's SQL database: Cloud SQL on a private IP, or an existing server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_random as random
+
+Backend = Literal["postgresql", "mysql"]
+
+DATABASE_VERSIONS: dict[str, str] = {"postgresql": "POSTGRES_16", "mysql": "MYSQL_8_0"}
+DEFAULT_PORTS: dict[str, int] = {"postgresql": 5432, "mysql": 3306}
+
+
+@dataclass
+class ExistingDatabase:
+    """Connection values of a server this stack does not manage."""
+
+    host: pulumi.Input[str]
+    user: pulumi.Input[str]
+    password: pulumi.Input[str]
+    """Stored in Secret Manager by the stack; pass it as a Pulumi secret."""
+    port: pulumi.Input[int] | None = None
+
+
+@dataclass
+class DatabaseArgs:
+    """Inputs of :class:`Database`."""
+
+    project: pulumi.Input[str]
+    region: pulumi.Input[str]
+    backend: Backend
+    """``DATABASE_BACKEND`` of the deployment."""
+    production: bool
+    """Turns on deletion protection and a regional (high-availability) instance."""
+    network_id: pulumi.Input[str] | None = None
+    """Private VPC the instance gets its only address in; required unless ``existing``."""
+    peering: pulumi.Resource | None = None
+    """The private services access connection the instance must wait for."""
+    existing: ExistingDatabase | None = None
+    """Use this server instead of creating a Cloud SQL instance."""
+    schema: pulumi.Input[str] = "syncbot"
+    user: pulumi.Input[str] = "syncbot"
+    tier: pulumi.Input[str] = "db-g1-small"
+    backup_start_time: pulumi.Input[str] = "03:00"
+
+
+class Database(pulumi.ComponentResource):
+    """A PostgreSQL or MySQL database the service reaches over the private network.
+
+    Cloud SQL gets no public IPv4 address and no authorized networks, requires TLS
+    (``ENCRYPTED_ONLY``) and uses the shared Google-managed CA so clients can verify the server
+    with :attr:`ca_certificate`. Backups are on (with point-in-time recovery or binary logs);
+    production stacks get deletion protection both in Pulumi and at the API.
+    """
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    user: pulumi.Output[str]
+    schema: pulumi.Output[str]
+    password: pulumi.Output[str]
+    ca_certificate: pulumi.Output[str] | None
+    """PEM of the server CA, or ``None`` for an existing server (system trust store)."""
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("syncbot:gcp:Database", name, None, opts)
+        if args.existing is not None:
+            self._use_existing(args.existing, args)
+        else:
+            self._create_instance(name, args)
+        self.register_outputs(
+            {
+                "host": self.host,
+                "port": self.port,
+                "user": self.user,
+                "schema": self.schema,
+                "password": self.password,
+            }
+        )
+
+    def _use_existing(self, existing: ExistingDatabase, args: DatabaseArgs) -> None:
+        self.host = pulumi.Output.from_input(existing.host)
+        self.port = pulumi.Output.from_input(existing.port or DEFAULT_PORTS[args.backend])
+        self.user = pulumi.Output.from_input(existing.user)
+        self.schema = pulumi.Output.from_input(args.schema)
+        self.password = pulumi.Output.secret(existing.password)
+        self.ca_certificate = None
+
+    def _create_instance(self, name: str, args: DatabaseArgs) -> None:
+        if args.network_id is None:
+            raise ValueError("a Cloud SQL database needs network_id (its private network)")
+        child = pulumi.ResourceOptions(parent=self)
+        backups: dict[str, object] = {"enabled": True, "start_time": args.backup_start_time}
+        if args.backend == "postgresql":
+            backups["point_in_time_recovery_enabled"] = True
+        else:
+            backups["binary_log_enabled"] = True
+        instance = gcp.sql.DatabaseInstance(
+            f"{name}-instance",
+            project=args.project,
+            region=args.region,
+            database_version=DATABASE_VERSIONS[args.backend],
+            deletion_protection=args.production,
+            settings={
+                "tier": args.tier,
+                "availability_type": "REGIONAL" if args.production else "ZONAL",
+                "deletion_protection_enabled": args.production,
+                "backup_configuration": backups,
+                "ip_configuration": {
+                    "ipv4_enabled": False,
+                    "private_network": args.network_id,
+                    "ssl_mode": "ENCRYPTED_ONLY",
+                    "server_ca_mode": "GOOGLE_MANAGED_CAS_CA",
+                },
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.peering] if args.peering else None
+            ),
+        )
+        database = gcp.sql.Database(
+            f"{name}-db",
+            project=args.project,
+            instance=instance.name,
+            name=args.schema,
+            opts=child,
+        )
+        password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+        user = gcp.sql.User(
+            f"{name}-user",
+            project=args.project,
+            instance=instance.name,
+            name=args.user,
+            password=password.result,
+            opts=child,
+        )
+        self.host = instance.private_ip_address
+        self.port = pulumi.Output.from_input(DEFAULT_PORTS[args.backend])
+        self.user = user.name
+        self.schema = database.name
+        self.password = pulumi.Output.secret(password.result)
+        self.ca_certificate = instance.server_ca_certs.apply(_first_cert)
+
+
+def _first_cert(certs: list[gcp.sql.outputs.DatabaseInstanceServerCaCert] | None) -> str:
+    if not certs or not certs[0].cert:
+        return ""
+    return certs[0].cert

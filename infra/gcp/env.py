@@ -1,0 +1,116 @@
+"""Render the contract's runtime environment as Cloud Run container env entries.
+
+Pure functions over :data:`infra.contract.RUNTIME_ENV`: the service and the migration job take
+their env from here, so both run with the same configuration and every contract variable is
+handled by exactly one rule per :class:`~infra.contract.Source`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from infra.contract import ENV_BY_NAME, RUNTIME_ENV, Source
+
+# Values a cloud deployment must never run with, whatever the stack config says.
+_FORCED: Mapping[str, str] = {
+    "LOCAL_DEVELOPMENT": "false",
+    # Migrations run once per image as a deploy step (the migration job), not at every start.
+    "SYNCBOT_AUTO_MIGRATE": "false",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A Secret Manager secret version that an env var reads by reference."""
+
+    secret: pulumi.Input[str]
+    """The secret's id (``secret_id``) in the same project."""
+    version: pulumi.Input[str]
+    """The version to pin; a new version rolls out a new revision."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseEnv:
+    """The ``Source.DATABASE`` values, taken from the Database component."""
+
+    host: pulumi.Input[str]
+    port: pulumi.Input[str]
+    user: pulumi.Input[str]
+    schema: pulumi.Input[str]
+
+
+def container_env(
+    *,
+    config: Mapping[str, str],
+    secrets: Mapping[str, SecretRef],
+    database: DatabaseEnv,
+    public_url: pulumi.Input[str],
+) -> list[dict[str, Any]]:
+    """Build the ``envs`` list of a Cloud Run container from the contract table.
+
+    Args:
+        config: Plain values for ``Source.CONFIG`` variables; unset ones fall back to the
+            contract default or are left out so the app's own default applies.
+        secrets: Secret references by env var name, for the ``Source.SECRET`` variables the
+            stack provides; secrets without a reference are left out (they are optional).
+        database: Connection values for the ``Source.DATABASE`` variables.
+        public_url: The service's public base URL (``SYNCBOT_PUBLIC_URL``).
+
+    Returns:
+        One ``{"name", "value"}`` or ``{"name", "value_source"}`` dict per wired variable, in
+        contract order. ``PORT`` is never set: Cloud Run injects it and rejects it as an env var.
+
+    Raises:
+        ValueError: On a name outside the contract, a secret passed as plain config, a plain
+            value passed as a secret, or an attempt to override a forced cloud setting.
+    """
+    _check_names(config, secrets)
+    database_values = {
+        "DATABASE_HOST": database.host,
+        "DATABASE_PORT": database.port,
+        "DATABASE_USER": database.user,
+        "DATABASE_SCHEMA": database.schema,
+    }
+    envs: list[dict[str, Any]] = []
+    for var in RUNTIME_ENV:
+        match var.source:
+            case Source.CONFIG:
+                value = _FORCED.get(var.name, config.get(var.name, var.default))
+                if value is not None:
+                    envs.append({"name": var.name, "value": value})
+            case Source.SECRET:
+                ref = secrets.get(var.name)
+                if ref is not None:
+                    envs.append({"name": var.name, "value_source": _secret_source(ref)})
+            case Source.DATABASE:
+                envs.append({"name": var.name, "value": database_values[var.name]})
+            case Source.SERVICE:
+                envs.append({"name": var.name, "value": public_url})
+            case Source.RUNTIME:
+                continue
+            case _:  # pragma: no cover - a new Source must get a rule here first
+                raise ValueError(f"no Cloud Run rule for {var.name} ({var.source})")
+    return envs
+
+
+def _secret_source(ref: SecretRef) -> dict[str, Any]:
+    return {"secret_key_ref": {"secret": ref.secret, "version": ref.version}}
+
+
+def _check_names(config: Mapping[str, str], secrets: Mapping[str, SecretRef]) -> None:
+    for name in config:
+        var = ENV_BY_NAME.get(name)
+        if var is None:
+            raise ValueError(f"{name} is not a contract variable")
+        if var.source is not Source.CONFIG:
+            raise ValueError(f"{name} is {var.source.value}-sourced, not plain config")
+        if name in _FORCED and config[name].strip().lower() != _FORCED[name]:
+            raise ValueError(f"{name} must be {_FORCED[name]} on Cloud Run")
+    for name in secrets:
+        var = ENV_BY_NAME.get(name)
+        if var is None or not var.secret:
+            raise ValueError(f"{name} is not a secret contract variable")

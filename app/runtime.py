@@ -25,6 +25,7 @@ from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute
 
+from app.errors import ConfigError
 from app.settings import Settings
 from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
@@ -116,8 +117,6 @@ def token_key(settings: Settings) -> str:
     if settings.token_encryption_key:
         return settings.token_encryption_key
     if not settings.local_development:
-        from app.errors import ConfigError
-
         raise ConfigError(["missing required secret(s): TOKEN_ENCRYPTION_KEY"])
     path = Path(settings.data_dir) / DEV_KEY_FILE
     if path.is_file():

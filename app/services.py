@@ -55,10 +55,11 @@ def build_services(
     slack_rate_scale: float = 1.0,
     slack_timeout: float = 10.0,
     worker_id: str | None = None,
+    lease_seconds: float = 120.0,
 ) -> Services:
     store = SqlStore(sessions)
     relay = Relay(store)
-    outbox = Outbox(store, {}, policy=retry, worker_id=worker_id)
+    outbox = Outbox(store, {}, policy=retry, worker_id=worker_id, lease_seconds=lease_seconds)
     authors = AuthorDirectory()
     slack = build_slack(
         settings=settings,

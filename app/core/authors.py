@@ -12,6 +12,7 @@ from typing import Protocol
 
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Author
+from app.errors import RemoteError
 
 log = logging.getLogger("syncbot.core.authors")
 
@@ -39,6 +40,11 @@ class AuthorDirectory:
             return author
         try:
             resolved = await resolver.resolve(source, author)
+        except RemoteError as exc:
+            if exc.retryable:
+                raise  # transient: let the outbox retry the delivery with the real name
+            log.warning("author lookup refused", extra={"source": str(source)})
+            resolved = author
         except Exception:
             # A profile lookup failing must not block the message: show what we have.
             log.warning("author lookup failed", extra={"source": str(source)}, exc_info=True)

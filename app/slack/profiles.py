@@ -61,8 +61,10 @@ class Profiles:
         else:
             try:
                 data = await self._workspaces.api(team_id).call("users.info", user=user_id)
-            except RemoteError:
+            except RemoteError as exc:
                 if row is None:
+                    if exc.retryable:
+                        raise  # the delivery waits and retries rather than post as "U123"
                     return None
                 profile = row[0]  # stale beats nothing when Slack is struggling
             else:

@@ -121,6 +121,8 @@ class FakeSlack:
         self.files: dict[str, bytes] = {}
         self._pending_uploads: dict[str, dict[str, Any]] = {}
         self._rng = random.Random(1234)
+        self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._workers: list[asyncio.Future[None]] = []
         self._ts = itertools.count(1)
         self._lock = threading.RLock()
         self.port = 0
@@ -280,7 +282,27 @@ class FakeSlack:
         with self._lock:
             self.events.append(envelope)
         if self.app_url:
-            asyncio.run_coroutine_threadsafe(self._deliver(envelope), self._loop)
+            # Events of one workspace are delivered one after another (a retry holds back the
+            # ones behind it), which keeps per-channel order observable in tests.
+            self._loop.call_soon_threadsafe(self._enqueue, team_id, envelope)
+
+    def _enqueue(self, team_id: str, envelope: dict[str, Any]) -> None:
+        queue = self._queues.get(team_id)
+        if queue is None:
+            queue = self._queues[team_id] = asyncio.Queue()
+            self._workers.append(asyncio.ensure_future(self._drain_queue(queue)))
+        queue.put_nowait(envelope)
+
+    async def _drain_queue(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            envelope = await queue.get()
+            try:
+                await self._deliver(envelope)
+            finally:
+                queue.task_done()
+
+    def pending_events(self) -> int:
+        return sum(q.qsize() + q._unfinished_tasks for q in self._queues.values())  # type: ignore[attr-defined]
 
     async def _deliver(self, envelope: dict[str, Any]) -> None:
         body = json.dumps(envelope).encode()
@@ -556,6 +578,8 @@ class FakeSlack:
 
     def stop(self) -> None:
         async def close() -> None:
+            for worker in self._workers:
+                worker.cancel()
             await self._session.close()
             await self._runner.cleanup()
 

@@ -31,13 +31,15 @@ class AppServer:
     """The syncbot ASGI app plus its outbox worker, served by uvicorn on 127.0.0.1."""
 
     def __init__(self, settings: Settings, engine: Engine, *, worker: bool = True,
-                 retry: RetryPolicy | None = None, slack_timeout: float = 2.0) -> None:
+                 retry: RetryPolicy | None = None, slack_timeout: float = 2.0,
+                 port: int | None = None, lease_seconds: float = 120.0) -> None:
         self.settings = settings
         self.engine = engine
         self.worker = worker
         self.retry = retry or RetryPolicy(max_attempts=12, base_delay=0.05, max_delay=0.5)
         self.slack_timeout = slack_timeout
-        self.port = free_port()
+        self.port = port or free_port()
+        self.lease_seconds = lease_seconds
         self.services: Services | None = None
 
     @property
@@ -54,6 +56,7 @@ class AppServer:
             retry=self.retry,
             slack_rate_scale=1000.0,
             slack_timeout=self.slack_timeout,
+            lease_seconds=self.lease_seconds,
         )
         app = Starlette(routes=self.services.routes)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",

@@ -1,0 +1,7 @@
+"""``python -m app.cli``."""
+
+from __future__ import annotations
+
+from app.cli import main
+
+raise SystemExit(main())

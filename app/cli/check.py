@@ -1,0 +1,82 @@
+"""``syncbot check``: validate settings, database, schema and the token key, and say how to fix."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from app.cli.common import EXIT_FAILED, EXIT_OK, fail
+from app.errors import ConfigError, StoreError
+from app.rotation import verify_sample
+from app.runtime import build_runtime
+from app.settings import load_settings
+from app.store.engine import wait_for_database
+from app.store.migrate import current_revisions, head_revisions
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "check",
+        help="validate the configuration and the database",
+        description="Validate settings, reach the database, compare the schema with head and "
+        "decrypt a sample of stored secrets. Prints every problem with how to fix it; exits "
+        "non-zero when there is any.",
+    )
+    parser.add_argument(
+        "--wait-db",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for the database (default: 5)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    problems = collect_problems(wait=args.wait_db)
+    if problems:
+        fail(f"{len(problems)} problem(s) found", problems)
+        return EXIT_FAILED
+    print("ok: settings, database, schema and token key")
+    return EXIT_OK
+
+
+def collect_problems(*, wait: float) -> list[str]:
+    """Every problem found, each ending with how to fix it; stops early only when it must."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return [f"{p} (fix the variable and run `syncbot check` again)" for p in exc.problems]
+    problems = [
+        f"{p} (set it in the environment or the secret store)"
+        for p in settings.production_problems()
+    ]
+    try:
+        runtime = build_runtime(settings)
+    except ConfigError as exc:
+        return problems + [p for p in exc.problems if p not in " ".join(problems)]
+    try:
+        try:
+            wait_for_database(runtime.engine, timeout=wait)
+        except StoreError as exc:
+            problems.append(
+                f"{exc} (check DATABASE_URL or DATABASE_HOST/PORT/USER/PASSWORD and that the "
+                "server is running)"
+            )
+            return problems
+        current, expected = current_revisions(runtime.engine), head_revisions()
+        if current != expected:
+            have = "+".join(sorted(current)) or "empty"
+            problems.append(
+                f"schema is at {have}, expected {'+'.join(sorted(expected))} "
+                "(run `syncbot migrate`)"
+            )
+            return problems
+        problems.extend(
+            f"{p} (set TOKEN_ENCRYPTION_KEY to the key in use, or add the old key to "
+            "TOKEN_ENCRYPTION_PREVIOUS_KEYS and run `syncbot rotate-key`)"
+            for p in verify_sample(runtime.sessions, runtime.cipher)
+        )
+        return problems
+    finally:
+        runtime.close()

@@ -1,0 +1,103 @@
+"""``syncbot serve``: run the ASGI app under uvicorn with the runtime's background workers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, settings_or_exit
+from app.errors import ConfigError
+from app.runtime import Runtime, build_runtime
+from app.store.migrate import current_revisions, head_revisions, upgrade
+
+log = logging.getLogger("syncbot.serve")
+
+DEFAULT_HOST = "127.0.0.1"
+TICK_SECONDS = 300.0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the web service",
+        description="Serve the app (health, Slack events, Matrix appservice, federation) on "
+        "HOST:PORT. Outside LOCAL_DEVELOPMENT it refuses to start on a missing or weak secret. "
+        "The schema is upgraded at start when SYNCBOT_AUTO_MIGRATE (or local use) allows it.",
+    )
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to bind (default: 127.0.0.1; use 0.0.0.0 in a container)",
+    )
+    parser.add_argument("--port", type=int, help="port to bind (default: PORT, 3000)")
+    parser.add_argument(
+        "--wait-db",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="how long to wait for a cold database (default: 20)",
+    )
+    parser.set_defaults(func=run)
+
+
+class MaintenanceTicker:
+    """Runs the runtime's maintenance tasks periodically (the scheduler's job on Lambda)."""
+
+    def __init__(self, runtime: Runtime, interval: float = TICK_SECONDS) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="syncbot-maintenance")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.to_thread(self.runtime.run_maintenance)
+            await asyncio.sleep(self.interval)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.web import create_app
+
+    settings = settings_or_exit()
+    problems = settings.production_problems()
+    if problems:
+        fail("refusing to start outside LOCAL_DEVELOPMENT", problems)
+        return EXIT_CONFIG
+    try:
+        runtime = build_runtime(settings)
+    except ConfigError as exc:
+        fail("invalid configuration", exc.problems)
+        return EXIT_CONFIG
+    try:
+        connect_or_exit(settings, runtime.engine, wait=args.wait_db)
+        if current_revisions(runtime.engine) != head_revisions():
+            if not settings.should_auto_migrate:
+                fail(
+                    "the database schema is not at head",
+                    ["run `syncbot migrate` (or set SYNCBOT_AUTO_MIGRATE=true)"],
+                )
+                return EXIT_FAILED
+            upgrade(runtime.engine)
+        runtime.add_worker(MaintenanceTicker(runtime))
+        app = create_app(runtime)
+        port = args.port or settings.port
+        log.info("serving", extra={"host": args.host, "port": port})
+        # log_config=None keeps our JSON handler; uvicorn's loggers propagate to it.
+        uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False)
+        return 0
+    finally:
+        runtime.close()

@@ -9,7 +9,6 @@ on a loopback port and waits for ``/health`` to answer 200.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import socket
@@ -114,7 +113,7 @@ def _replay_build(stage: Stage, root: Path) -> Path:
     workdir = root / "src"
     venv = root / "venv"
     workdir.mkdir()
-    python = shutil.which("python3.12") or sys.executable
+    python = _image_python()
     for kind, rest in stage.steps:
         if kind == "COPY":
             *sources, dest = rest.split()
@@ -131,13 +130,24 @@ def _replay_build(stage: Stage, root: Path) -> Path:
         argv = shlex.split(rest)
         if argv == ["python", "-m", "venv", VENV_IN_IMAGE]:
             command = ["uv", "venv", "--quiet", "--python", python, str(venv)]
-        elif argv[:3] == [f"{VENV_IN_IMAGE}/bin/pip", "install", *argv[2:3]] and argv[1] == "install":
+        elif argv[:2] == [f"{VENV_IN_IMAGE}/bin/pip", "install"]:
             command = ["uv", "pip", "install", "--quiet", "--python", str(venv / "bin/python")]
             command += argv[2:]
         else:
             pytest.fail(f"build step the test cannot replay: RUN {rest}")
         subprocess.run(command, cwd=workdir, check=True, timeout=300)
     return venv
+
+
+def _image_python() -> str:
+    """The image's Python (3.12) when installed here, else the interpreter running the tests."""
+    found = subprocess.run(
+        ["uv", "python", "find", "--no-python-downloads", "3.12"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() if found.returncode == 0 else sys.executable
 
 
 def _free_port() -> int:
@@ -148,7 +158,7 @@ def _free_port() -> int:
 
 def _get(url: str) -> int | None:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=2) as response:
             return int(response.status)
     except (urllib.error.URLError, OSError):
         return None
@@ -205,4 +215,3 @@ def test_entry_serves_health_from_runtime_only_install(
             proc.kill()
             proc.wait()
         log.close()
-    os.sync()

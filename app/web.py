@@ -80,12 +80,14 @@ class RequestIdMiddleware:
                 break
         rid = incoming if _SAFE_ID.match(incoming) else new_request_id()
         status = 500
+        started_response = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
                 message = {**message, "headers": headers}
@@ -94,6 +96,12 @@ class RequestIdMiddleware:
         with request_context(rid):
             try:
                 await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if started_response:
+                    raise
+                # Answered here, inside the request context, so the error carries its id.
+                response = await _server_error(Request(scope), exc)
+                await response(scope, receive, send_with_id)
             finally:
                 # The query string can carry tokens (OAuth codes); log the path only.
                 log.info(

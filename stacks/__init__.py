@@ -1,0 +1,1 @@
+"""Stack programs: typed stack config and the per-provider composition of components."""

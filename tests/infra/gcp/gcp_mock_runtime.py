@@ -32,7 +32,8 @@ def _computed(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
     inputs = args.inputs
     match args.typ:
         case "gcp:serviceaccount/account:Account":
-            email = f"{inputs['accountId']}@{inputs.get('project', PROJECT)}.iam.gserviceaccount.com"
+            project = inputs.get("project", PROJECT)
+            email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
             return {"email": email, "name": f"projects/{PROJECT}/serviceAccounts/{email}"}
         case "gcp:cloudrunv2/service:Service":
             return {"uri": f"https://{inputs['name']}-{PROJECT_NUMBER}.{REGION}.run.app"}
@@ -49,7 +50,8 @@ def _computed(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
             return {"digest": digest, "ref": f"{inputs['tags'][0]}@{digest}"}
         case "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
             pool = inputs["workloadIdentityPoolId"]
-            return {"name": f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{pool}"}
+            pools = f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools"
+            return {"name": f"{pools}/{pool}"}
         case "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
             return {
                 "name": (
@@ -131,9 +133,11 @@ def run_program(
         for key, value in outputs.items():
             output = pulumi.Output.from_input(value)
             secret = pulumi.Output.from_input(output.is_secret())
-            pending.append(pulumi.Output.all(pulumi.Output.unsecret(output), secret).apply(
-                lambda pair, key=key: _store(run, key, pair[0], pair[1])
-            ))
+            pending.append(
+                pulumi.Output.all(pulumi.Output.unsecret(output), secret).apply(
+                    lambda pair, key=key: _store(run, key, pair[0], pair[1])
+                )
+            )
         return pulumi.Output.all(*pending)
 
     _collect()

@@ -1,0 +1,388 @@
+"""App stack kind under mocks: database, secrets, image, migrations, service and scheduler."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+from gcp_mock_runtime import CA_PEM, PROJECT, PROJECT_NUMBER, REGION, Resource, Run, run_program
+
+from infra.contract import (
+    CONTAINER_MIGRATE_COMMAND,
+    CONTAINER_SERVE_COMMAND,
+    HEALTH_PATH,
+    MAINTENANCE_PATH,
+    RUNTIME_ENV,
+    SECRET_ENV,
+    Source,
+)
+from infra.gcp.app_stack import App, AppArgs, Scaling
+from infra.gcp.database import ExistingDatabase
+from infra.gcp.migrations import execution_token
+from infra.gcp.workload import DATABASE_CA_PATH
+
+SERVICE = "gcp:cloudrunv2/service:Service"
+JOB = "gcp:cloudrunv2/job:Job"
+SECRET_MARK = "4dabf18193072939515e22adb298388d"
+URL = f"https://syncbot-{PROJECT_NUMBER}.{REGION}.run.app"
+RUNTIME_SA = f"syncbot-run@{PROJECT}.iam.gserviceaccount.com"
+SECRET_VALUES = {
+    "SLACK_SIGNING_SECRET": "signing-value-1",
+    "SLACK_CLIENT_SECRET": "client-value-2",
+    "MATRIX_AS_TOKEN": "as-token-value-3",
+    "MATRIX_HS_TOKEN": "hs-token-value-4",
+}
+CONFIG = {
+    "SLACK_CLIENT_ID": "111.222",
+    "SLACK_BOT_SCOPES": "chat:write,channels:history",
+    "LOG_LEVEL": "INFO",
+    "MATRIX_HOMESERVER_URL": "https://matrix.example.org",
+    "MATRIX_SERVER_NAME": "example.org",
+}
+
+
+def _app_program(**overrides: Any) -> Any:
+    def program() -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "project": PROJECT,
+            "region": REGION,
+            "production": True,
+            "database_backend": "postgresql",
+            "image_repository": f"{REGION}-docker.pkg.dev/{PROJECT}/syncbot",
+            "image_tag": "prod",
+            "config": CONFIG,
+            "secrets": {k: pulumi.Output.secret(v) for k, v in SECRET_VALUES.items()},
+            "scaling": Scaling(min_instances=1, max_instances=5, concurrency=60),
+            **overrides,
+        }
+        app = App("syncbot", AppArgs(**args))
+        return {
+            "service_url": app.service_url,
+            "image_ref": app.image_ref,
+            "migration_job": app.migration_job,
+        }
+
+    return program
+
+
+@pytest.fixture(scope="module")
+def run() -> Run:
+    return run_program(_app_program())
+
+
+@pytest.fixture(scope="module")
+def mysql_run() -> Run:
+    return run_program(_app_program(production=False, database_backend="mysql"))
+
+
+@pytest.fixture(scope="module")
+def existing_run() -> Run:
+    existing = ExistingDatabase(
+        host="db.internal.example.org", user="bot", password=pulumi.Output.secret("ex-pass-5")
+    )
+    return run_program(_app_program(production=False, existing_database=existing))
+
+
+def _container(resource: Resource) -> dict[str, Any]:
+    template = resource.inputs["template"]
+    if resource.typ == JOB:
+        template = template["template"]
+    (container,) = template["containers"]
+    return container
+
+
+def _envs(resource: Resource) -> dict[str, dict[str, Any]]:
+    return {env["name"]: env for env in _container(resource)["envs"]}
+
+
+# -- database ---------------------------------------------------------------------------
+
+
+def test_cloud_sql_is_private_tls_only_backed_up_and_protected(run: Run) -> None:
+    instance = run.one("gcp:sql/databaseInstance:DatabaseInstance").inputs
+    assert instance["databaseVersion"] == "POSTGRES_16"
+    assert instance["deletionProtection"] is True
+    settings = instance["settings"]
+    assert settings["deletionProtectionEnabled"] is True
+    assert settings["availabilityType"] == "REGIONAL"
+    ip = settings["ipConfiguration"]
+    assert ip["ipv4Enabled"] is False
+    assert not ip.get("authorizedNetworks")
+    assert ip["sslMode"] == "ENCRYPTED_ONLY"
+    assert ip["privateNetwork"] == "syncbot-net-vpc-id"
+    backups = settings["backupConfiguration"]
+    assert backups["enabled"] is True
+    assert backups["pointInTimeRecoveryEnabled"] is True
+
+
+def test_private_services_access_for_the_instance(run: Run) -> None:
+    address = run.one("gcp:compute/globalAddress:GlobalAddress").inputs
+    assert (address["purpose"], address["addressType"]) == ("VPC_PEERING", "INTERNAL")
+    peering = run.one("gcp:servicenetworking/connection:Connection").inputs
+    assert peering["service"] == "servicenetworking.googleapis.com"
+    assert peering["network"] == "syncbot-net-vpc-id"
+
+
+def test_mysql_non_production(mysql_run: Run) -> None:
+    instance = mysql_run.one("gcp:sql/databaseInstance:DatabaseInstance").inputs
+    assert instance["databaseVersion"] == "MYSQL_8_0"
+    assert instance["deletionProtection"] is False
+    assert instance["settings"]["availabilityType"] == "ZONAL"
+    assert instance["settings"]["backupConfiguration"]["binaryLogEnabled"] is True
+    assert instance["settings"]["ipConfiguration"]["ipv4Enabled"] is False
+    envs = _envs(mysql_run.one(SERVICE))
+    assert envs["DATABASE_BACKEND"]["value"] == "mysql"
+    assert envs["DATABASE_PORT"]["value"] == "3306"
+    assert mysql_run.one(SERVICE).inputs["deletionProtection"] is False
+
+
+def test_existing_database_creates_no_instance_or_network(existing_run: Run) -> None:
+    assert not existing_run.of_type("gcp:sql/databaseInstance:DatabaseInstance")
+    assert not existing_run.of_type("gcp:compute/network:Network")
+    container = _container(existing_run.one(SERVICE))
+    envs = _envs(existing_run.one(SERVICE))
+    assert envs["DATABASE_HOST"]["value"] == "db.internal.example.org"
+    assert envs["DATABASE_USER"]["value"] == "bot"
+    assert envs["DATABASE_PORT"]["value"] == "5432"
+    assert "DATABASE_SSL_CA_PATH" not in envs  # system trust store
+    assert "vpcAccess" not in existing_run.one(SERVICE).inputs["template"]
+    assert not container.get("volumeMounts")
+    versions = existing_run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+    password = next(v for v in versions if v.name == "syncbot-secrets-database-password-version")
+    assert password.inputs["secretData"] == {
+        SECRET_MARK: "1b47061264138c4ac30d75fd1eb44270",
+        "value": "ex-pass-5",
+    }
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+
+def test_one_secret_per_value_stored_as_pulumi_secret(run: Run) -> None:
+    secrets = {r.inputs["secretId"] for r in run.of_type("gcp:secretmanager/secret:Secret")}
+    expected = {
+        f"syncbot-{name.lower().replace('_', '-')}"
+        for name in [*SECRET_VALUES, "DATABASE_PASSWORD", "TOKEN_ENCRYPTION_KEY"]
+    } | {"syncbot-database-ca-cert"}
+    assert secrets == expected
+    for version in run.of_type("gcp:secretmanager/secretVersion:SecretVersion"):
+        assert SECRET_MARK in version.inputs["secretData"], f"{version.name} stored in clear"
+
+
+def test_secret_access_is_per_secret_for_the_runtime_account_only(run: Run) -> None:
+    members = run.of_type("gcp:secretmanager/secretIamMember:SecretIamMember")
+    secrets = run.of_type("gcp:secretmanager/secret:Secret")
+    assert {m.inputs["secretId"] for m in members} == {s.inputs["secretId"] for s in secrets}
+    for member in members:
+        assert member.inputs["role"] == "roles/secretmanager.secretAccessor"
+        assert member.inputs["member"] == f"serviceAccount:{RUNTIME_SA}"
+    project_grants = run.of_type("gcp:projects/iAMMember:IAMMember")
+    project_grants += run.of_type("gcp:projects/iAMBinding:IAMBinding")
+    assert not [g for g in project_grants if "secretmanager" in g.inputs["role"]]
+
+
+# -- env wiring -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typ", [SERVICE, JOB])
+def test_every_contract_variable_is_wired(run: Run, typ: str) -> None:
+    envs = _envs(run.one(typ))
+    for var in RUNTIME_ENV:
+        if var.source is Source.RUNTIME:
+            assert var.name not in envs
+        elif var.source is Source.SECRET:
+            if var.name in (*SECRET_VALUES, "DATABASE_PASSWORD", "TOKEN_ENCRYPTION_KEY"):
+                ref = envs[var.name]["valueSource"]["secretKeyRef"]
+                assert ref == {
+                    "secret": f"syncbot-{var.name.lower().replace('_', '-')}",
+                    "version": "1",
+                }
+            else:
+                assert var.name not in envs  # optional secret the stack does not provide
+        elif var.source is Source.CONFIG:
+            expected = CONFIG.get(var.name, var.default)
+            if var.name == "DATABASE_BACKEND":
+                expected = "postgresql"
+            elif var.name == "DATABASE_TLS_ENABLED":
+                expected = "true"
+            elif var.name == "DATABASE_SSL_CA_PATH":
+                expected = DATABASE_CA_PATH
+            elif var.name in ("LOCAL_DEVELOPMENT", "SYNCBOT_AUTO_MIGRATE"):
+                expected = "false"
+            if expected is None:
+                assert var.name not in envs
+            else:
+                assert envs[var.name] == {"name": var.name, "value": expected}
+    assert envs["DATABASE_HOST"]["value"] == "10.20.0.3"
+    assert envs["DATABASE_PORT"]["value"] == "5432"
+    assert envs["DATABASE_USER"]["value"] == "syncbot"
+    assert envs["DATABASE_SCHEMA"]["value"] == "syncbot"
+    assert envs["SYNCBOT_PUBLIC_URL"]["value"] == URL
+
+
+@pytest.mark.parametrize("typ", [SERVICE, JOB])
+def test_no_secret_value_in_workload_inputs(run: Run, typ: str) -> None:
+    dumped = json.dumps(run.one(typ).inputs)
+    for value in [*SECRET_VALUES.values(), "r" * 32, "r" * 48]:
+        assert value not in dumped
+    assert SECRET_MARK not in dumped
+    for name in SECRET_ENV:
+        assert "value" not in _envs(run.one(typ)).get(name, {})
+
+
+# -- image, migrations, service ---------------------------------------------------------
+
+
+def test_image_is_built_from_the_dockerfile_and_pushed(run: Run) -> None:
+    image = run.one("docker-build:index:Image").inputs
+    assert image["push"] is True
+    assert image["dockerfile"]["location"].endswith("/Dockerfile")
+    assert image["platforms"] == ["linux/amd64"]
+    assert image["tags"] == [f"{REGION}-docker.pkg.dev/{PROJECT}/syncbot/syncbot:prod"]
+    # The registry credentials (the deployer's access token) are a secret as a whole.
+    registries = image["registries"]
+    assert SECRET_MARK in registries
+    (registry,) = registries["value"]
+    assert registry["address"] == f"{REGION}-docker.pkg.dev"
+    assert registry["username"] == "oauth2accesstoken"
+
+
+def test_workloads_run_the_image_by_digest(run: Run) -> None:
+    ref = run.outputs["image_ref"]
+    assert "@sha256:" in ref
+    for typ in (SERVICE, JOB):
+        assert _container(run.one(typ))["image"] == ref
+
+
+def test_migration_job_runs_once_per_image(run: Run) -> None:
+    job = run.one(JOB).inputs
+    container = _container(run.one(JOB))
+    assert [*container["commands"], *container["args"]] == list(CONTAINER_MIGRATE_COMMAND)
+    digest = run.outputs["image_ref"].split("@", 1)[1]
+    assert job["runExecutionToken"] == execution_token(digest, "syncbot-migrate")
+    assert job["template"]["template"]["serviceAccount"] == RUNTIME_SA
+    assert job["template"]["template"]["vpcAccess"]["egress"] == "PRIVATE_RANGES_ONLY"
+    assert run.outputs["migration_job"] == "syncbot-migrate"
+
+
+def test_execution_token_bounds() -> None:
+    digest = "sha256:" + "ab" * 32
+    assert execution_token(digest, "syncbot-migrate") == "ab" * 8
+    assert len("x" * 50) + 1 + len(execution_token(digest, "x" * 50)) <= 62
+    with pytest.raises(ValueError):
+        execution_token("md5:abc", "job")
+    with pytest.raises(ValueError):
+        execution_token(digest, "x" * 60)
+
+
+def test_service_shape(run: Run) -> None:
+    service = run.one(SERVICE).inputs
+    template = service["template"]
+    container = _container(run.one(SERVICE))
+    assert service["name"] == "syncbot"
+    assert service["location"] == REGION
+    assert service["ingress"] == "INGRESS_TRAFFIC_ALL"
+    assert service["deletionProtection"] is True
+    assert template["serviceAccount"] == RUNTIME_SA
+    assert template["maxInstanceRequestConcurrency"] == 60
+    assert template["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 5}
+    assert template["vpcAccess"] == {
+        "networkInterfaces": [
+            {"network": "syncbot-net-vpc-id", "subnetwork": "syncbot-net-subnet-id"}
+        ],
+        "egress": "PRIVATE_RANGES_ONLY",
+    }
+    assert [*container["commands"], *container["args"]] == list(CONTAINER_SERVE_COMMAND)
+    assert container["ports"] == {"containerPort": 8080}
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": HEALTH_PATH, "port": 8080}
+
+
+def test_database_ca_is_mounted_from_secret_manager(run: Run) -> None:
+    template = run.one(SERVICE).inputs["template"]
+    (volume,) = template["volumes"]
+    assert volume["secret"]["secret"] == "syncbot-database-ca-cert"
+    assert volume["secret"]["items"] == [{"path": "ca.pem", "version": "1", "mode": 0o444}]
+    (mount,) = _container(run.one(SERVICE))["volumeMounts"]
+    assert DATABASE_CA_PATH == f"{mount['mountPath']}/ca.pem"
+    ca = next(
+        v
+        for v in run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+        if v.name == "syncbot-secrets-database-ca-cert-version"
+    )
+    assert ca.inputs["secretData"]["value"] == CA_PEM
+
+
+def test_public_invoke_only_on_the_app_service(run: Run) -> None:
+    members = run.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+    public = [m for m in members if m.inputs["member"] == "allUsers"]
+    assert len(public) == 1
+    assert public[0].inputs["role"] == "roles/run.invoker"
+    assert public[0].inputs["name"] == "syncbot"
+
+
+# -- scheduler --------------------------------------------------------------------------
+
+
+def test_scheduler_uses_a_dedicated_account_with_oidc(run: Run) -> None:
+    jobs = {
+        j.inputs["httpTarget"]["httpMethod"]: j.inputs
+        for j in run.of_type("gcp:cloudscheduler/job:Job")
+    }
+    assert set(jobs) == {"GET", "POST"}
+    assert jobs["GET"]["httpTarget"]["uri"] == f"{URL}{HEALTH_PATH}"
+    assert jobs["POST"]["httpTarget"]["uri"] == f"{URL}{MAINTENANCE_PATH}"
+    scheduler_sa = f"syncbot-sched@{PROJECT}.iam.gserviceaccount.com"
+    for job in jobs.values():
+        assert job["schedule"] == "*/5 * * * *"
+        assert job["region"] == REGION
+        assert job["httpTarget"]["oidcToken"] == {
+            "serviceAccountEmail": scheduler_sa,
+            "audience": URL,
+        }
+    invoker = [
+        m
+        for m in run.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+        if m.inputs["member"] == f"serviceAccount:{scheduler_sa}"
+    ]
+    assert len(invoker) == 1 and invoker[0].inputs["role"] == "roles/run.invoker"
+    assert scheduler_sa != RUNTIME_SA
+
+
+# -- structure and outputs ----------------------------------------------------------------
+
+
+def test_children_are_named_from_the_component(run: Run) -> None:
+    assert all(r.name.startswith("syncbot") for r in run.resources)
+    tokens = {r.typ for r in run.resources if r.typ.startswith("syncbot:")}
+    assert tokens == {
+        "syncbot:gcp:App",
+        "syncbot:gcp:PrivateNetwork",
+        "syncbot:gcp:Database",
+        "syncbot:gcp:Secrets",
+        "syncbot:gcp:ContainerImage",
+        "syncbot:gcp:Migrations",
+        "syncbot:gcp:Service",
+        "syncbot:gcp:Scheduler",
+    }
+
+
+def test_outputs(run: Run) -> None:
+    assert run.outputs["service_url"] == URL
+    assert not run.secret_outputs
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"scaling": Scaling(concurrency=1)}, "concurrency"),
+        ({"scaling": Scaling(min_instances=3, max_instances=2)}, "min_instances"),
+        ({"secrets": {"LOG_LEVEL": "x"}}, "not secret contract variables"),
+        ({"config": {"LOCAL_DEVELOPMENT": "true"}}, "must be false"),
+    ],
+)
+def test_bad_arguments_are_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_program(_app_program(**overrides))

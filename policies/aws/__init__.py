@@ -1,0 +1,1 @@
+"""Rules for resources of the ``aws`` provider."""

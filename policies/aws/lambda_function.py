@@ -1,0 +1,97 @@
+"""Lambda rules: a supported runtime, and no credential in the function's environment.
+
+A Lambda environment is readable by anyone with ``lambda:GetFunctionConfiguration`` and is
+stored in Pulumi state, so secrets travel as Secrets Manager ARNs (``SYNCBOT_SECRET_ARNS``) and
+are resolved at cold start; marking a value as a Pulumi secret does not make it safe here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+)
+
+from policies.common import applies_to, get_path, looks_secret_name, looks_secret_value
+
+FUNCTION = "aws:lambda/function:Function"
+
+# The contract's baseline is Python 3.12; newer runtimes are accepted as they land.
+DEFAULT_RUNTIMES: tuple[str, ...] = ("python3.12", "python3.13")
+
+
+@applies_to(FUNCTION)
+def validate_runtime(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Report a function whose runtime is outside the allowed set (container images pass)."""
+    if get_path(args.props, "packageType") == "Image":
+        return
+    allowed = tuple(args.get_config().get("allowedRuntimes") or DEFAULT_RUNTIMES)
+    runtime = get_path(args.props, "runtime")
+    if runtime not in allowed:
+        report_violation(f"runtime {runtime!r} is not one of {', '.join(allowed)}.", None)
+
+
+@applies_to(FUNCTION)
+def validate_no_plaintext_secrets(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Report env vars that carry a credential as a literal value."""
+    variables = get_path(args.props, "environment", "variables", default={})
+    if not isinstance(variables, Mapping):
+        return
+    allowed = tuple(args.get_config().get("allowedNames") or ())
+    for name in sorted(variables):
+        value = variables[name]
+        if value in (None, ""):
+            continue
+        if looks_secret_name(name, allowed):
+            report_violation(
+                f"environment variable {name} holds a secret in plain text; pass its "
+                "Secrets Manager ARN instead.",
+                None,
+            )
+        elif looks_secret_value(value):
+            report_violation(f"environment variable {name} holds a credential-shaped value.", None)
+
+
+runtime_allowed = ResourceValidationPolicy(
+    name="syncbot-aws-lambda-runtime",
+    description="Lambda functions must use an allowed Python runtime.",
+    validate=validate_runtime,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.MEDIUM,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowedRuntimes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": list(DEFAULT_RUNTIMES),
+            }
+        }
+    ),
+)
+
+no_plaintext_secrets = ResourceValidationPolicy(
+    name="syncbot-aws-lambda-no-plaintext-secrets",
+    description="Lambda environments must not contain secrets in plain text.",
+    validate=validate_no_plaintext_secrets,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.CRITICAL,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "allowedNames": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Env var names exempt from the name heuristic.",
+            }
+        }
+    ),
+)
+
+POLICIES = (runtime_allowed, no_plaintext_secrets)

@@ -1,0 +1,90 @@
+"""IAM rules: Workload Identity providers pinned to a repository, secrets granted per secret."""
+
+from __future__ import annotations
+
+import re
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+)
+
+from policies.common import applies_to, as_document, as_list, get_path
+
+WIF_PROVIDER = "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider"
+PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
+PROJECT_BINDING = "gcp:projects/iAMBinding:IAMBinding"
+PROJECT_POLICY = "gcp:projects/iAMPolicy:IAMPolicy"
+
+SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
+
+# The condition must compare an identity claim for equality: repository owner alone (or a
+# startsWith on it) still admits every repository of the organisation.
+_PINNING_CLAUSE = re.compile(r"(assertion|attribute)\.(repository|repository_id|sub)\s*==\s*")
+
+
+@applies_to(WIF_PROVIDER)
+def validate_attribute_condition(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Report an OIDC provider that lets any GitHub repository exchange tokens."""
+    condition = str(get_path(args.props, "attributeCondition", default="")).strip()
+    if not condition:
+        report_violation("attributeCondition is empty; any repository could authenticate.", None)
+    elif not _PINNING_CLAUSE.search(condition):
+        report_violation(
+            f"attributeCondition {condition!r} does not pin assertion.repository (or its id).",
+            None,
+        )
+
+
+def _project_roles(args: ResourceValidationArgs) -> list[str]:
+    if args.resource_type == PROJECT_POLICY:
+        document = as_document(get_path(args.props, "policyData")) or {}
+        return [str(get_path(b, "role", default="")) for b in as_list(document.get("bindings"))]
+    return [str(get_path(args.props, "role", default=""))]
+
+
+@applies_to(PROJECT_MEMBER, PROJECT_BINDING, PROJECT_POLICY)
+def validate_no_project_secret_access(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Report a project-level grant that reads every secret of the project."""
+    forbidden = set(args.get_config().get("forbiddenRoles") or (SECRET_ACCESSOR,))
+    for role in _project_roles(args):
+        if role in forbidden:
+            report_violation(
+                f"{role} granted on the whole project; grant it on each secret instead.", None
+            )
+
+
+wif_attribute_condition = ResourceValidationPolicy(
+    name="syncbot-gcp-wif-attribute-condition",
+    description="Workload Identity providers must pin the GitHub repository in a condition.",
+    validate=validate_attribute_condition,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.CRITICAL,
+)
+
+no_project_secret_accessor = ResourceValidationPolicy(
+    name="syncbot-gcp-no-project-secret-accessor",
+    description="Secret access must be granted per secret, not on the whole project.",
+    validate=validate_no_project_secret_access,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.HIGH,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "forbiddenRoles": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [SECRET_ACCESSOR],
+            }
+        }
+    ),
+)
+
+POLICIES = (wif_attribute_condition, no_project_secret_accessor)

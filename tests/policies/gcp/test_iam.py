@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from policies.gcp import iam
+from tests.policies.sdk import check_resource
+
+PROVIDER = {
+    "workloadIdentityPoolId": "github",
+    "workloadIdentityPoolProviderId": "github-oidc",
+    "oidc": {"issuerUri": "https://token.actions.githubusercontent.com"},
+    "attributeMapping": {"google.subject": "assertion.sub"},
+}
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "assertion.repository == 'acme/syncbot'",
+        "assertion.repository_id == '123' && assertion.ref == 'refs/heads/main'",
+        "attribute.repository=='acme/syncbot'",
+    ],
+)
+def test_pinned_condition_passes(condition: str) -> None:
+    props = {**PROVIDER, "attributeCondition": condition}
+    assert check_resource(iam.wif_attribute_condition, iam.WIF_PROVIDER, props) == []
+
+
+def test_missing_condition_is_reported() -> None:
+    assert check_resource(iam.wif_attribute_condition, iam.WIF_PROVIDER, PROVIDER) == [
+        "attributeCondition is empty; any repository could authenticate."
+    ]
+
+
+def test_owner_only_condition_is_reported() -> None:
+    condition = "assertion.repository_owner == 'acme'"
+    props = {**PROVIDER, "attributeCondition": condition}
+    assert check_resource(iam.wif_attribute_condition, iam.WIF_PROVIDER, props) == [
+        f"attributeCondition {condition!r} does not pin assertion.repository (or its id)."
+    ]
+
+
+MEMBER = "serviceAccount:run@p.iam.gserviceaccount.com"
+
+
+@pytest.mark.parametrize("resource_type", [iam.PROJECT_MEMBER, iam.PROJECT_BINDING])
+def test_project_secret_accessor_is_reported(resource_type: str) -> None:
+    props = {"project": "p", "role": iam.SECRET_ACCESSOR, "member": MEMBER}
+    assert check_resource(iam.no_project_secret_accessor, resource_type, props) == [
+        "roles/secretmanager.secretAccessor granted on the whole project; grant it on each "
+        "secret instead."
+    ]
+
+
+def test_project_policy_document_is_read() -> None:
+    policy = {"bindings": [{"role": iam.SECRET_ACCESSOR, "members": [MEMBER]}]}
+    props = {"project": "p", "policyData": json.dumps(policy)}
+    assert check_resource(iam.no_project_secret_accessor, iam.PROJECT_POLICY, props) != []
+
+
+def test_other_project_roles_and_per_secret_grants_pass() -> None:
+    props = {"project": "p", "role": "roles/cloudsql.client", "member": MEMBER}
+    assert check_resource(iam.no_project_secret_accessor, iam.PROJECT_MEMBER, props) == []
+    per_secret = {"secretId": "s", "role": iam.SECRET_ACCESSOR, "member": MEMBER}
+    secret_member = "gcp:secretmanager/secretIamMember:SecretIamMember"
+    assert check_resource(iam.no_project_secret_accessor, secret_member, per_secret) == []
+
+
+def test_forbidden_roles_are_configurable() -> None:
+    props = {"project": "p", "role": "roles/secretmanager.admin", "member": MEMBER}
+    config = {"forbiddenRoles": ["roles/secretmanager.admin"]}
+    assert (
+        check_resource(iam.no_project_secret_accessor, iam.PROJECT_MEMBER, props, config=config)
+        != []
+    )

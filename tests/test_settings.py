@@ -1,0 +1,203 @@
+"""Settings: every contract variable parsed with its default, production start, bad values."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import infra.contract as contract
+from app.errors import ConfigError
+from app.settings import ENV_NAMES, SECRET_ENV_NAMES, describe, load_settings
+
+# Production-shaped database variables, so defaults are read as a deployment reads them.
+PROD_DB = {
+    "DATABASE_BACKEND": "postgresql",
+    "DATABASE_HOST": "db.internal",
+    "DATABASE_USER": "syncbot",
+    "DATABASE_PASSWORD": "db-password-0123456789",
+}
+GOOD_SECRETS = {
+    "SLACK_SIGNING_SECRET": "0123456789abcdef0123456789abcdef",
+    "SLACK_CLIENT_ID": "111.222",
+    "SLACK_CLIENT_SECRET": "client-secret-0123456789abcdef",
+    "TOKEN_ENCRYPTION_KEY": "Zq8vR1tYx3Lw9Kp2Nb6Hc4Jd7Fg0Sm5Ae",
+}
+
+
+def attr_of(name: str) -> str:
+    """The Settings attribute of a contract variable that has a default."""
+    return {
+        "DATABASE_BACKEND": "database_backend",
+        "DATABASE_SCHEMA": "database_schema",
+        "SLACK_USER_SCOPES": "slack_user_scopes",
+        "SLACK_API_URL": "slack_api_url",
+        "REQUIRE_ADMIN": "require_admin",
+        "ENABLE_DB_RESET": "enable_db_reset",
+        "LOCAL_DEVELOPMENT": "local_development",
+        "LOG_LEVEL": "log_level",
+        "PORT": "port",
+        "SOFT_DELETE_RETENTION_DAYS": "soft_delete_retention_days",
+        "SYNCBOT_FEDERATION_ENABLED": "federation_enabled",
+        "MATRIX_BOT_LOCALPART": "matrix_bot_localpart",
+        "MATRIX_COMMAND_PREFIX": "matrix_command_prefix",
+    }[name]
+
+
+def test_every_contract_variable_is_a_setting_with_the_same_secrecy() -> None:
+    contract_names = {v.name for v in contract.RUNTIME_ENV}
+    assert contract_names <= set(ENV_NAMES)
+    assert {v.name for v in contract.RUNTIME_ENV if v.secret} == SECRET_ENV_NAMES & contract_names
+    assert [row[0] for row in describe()] == list(ENV_NAMES)
+
+
+@pytest.mark.parametrize(
+    "var", [v for v in contract.RUNTIME_ENV if v.default is not None], ids=lambda v: v.name
+)
+def test_contract_default_is_the_settings_default(var: contract.EnvVar) -> None:
+    defaults = load_settings(PROD_DB)
+    explicit = load_settings({**PROD_DB, var.name: var.default or ""})
+    if var.name == "SYNCBOT_AUTO_MIGRATE":
+        # Unset means "only for local/embedded use", which a deployment reads as false.
+        assert defaults.should_auto_migrate is explicit.should_auto_migrate is False
+        return
+    if var.name == "DATABASE_BACKEND":
+        # Any database variable given without a backend selects the contract's default.
+        without_backend = {k: v for k, v in PROD_DB.items() if k != "DATABASE_BACKEND"}
+        assert load_settings(without_backend).database_backend == var.default
+        return
+    attr = attr_of(var.name)
+    assert getattr(defaults, attr) == getattr(explicit, attr)
+
+
+def test_defaults_of_an_empty_environment() -> None:
+    s = load_settings({})
+    assert s.database_backend == "sqlite" and s.embedded_database
+    assert s.database_url == "sqlite:///syncbot.db"
+    assert s.port == 3000 and s.log_level == "INFO" and s.soft_delete_retention_days == 30
+    assert s.require_admin is True and s.enable_db_reset is False
+    assert s.local_development is False and s.federation_enabled is False
+    assert s.slack_api_url == "https://slack.com/api/"
+    assert s.slack_bot_scopes and "chat:write" in s.slack_bot_scopes
+    assert s.slack_user_scopes == ()
+    assert s.token_encryption_key is None and s.token_previous_keys == ()
+    assert s.tls_enabled is True  # on by default outside local development
+    assert s.matrix_enabled is False
+
+
+def test_every_variable_is_parsed() -> None:
+    env = {
+        **PROD_DB,
+        **GOOD_SECRETS,
+        "DATABASE_PORT": "6543",
+        "DATABASE_SCHEMA": "sb",
+        "DATABASE_TLS_ENABLED": "false",
+        "SLACK_BOT_SCOPES": "chat:write, users:read",
+        "SLACK_USER_SCOPES": "search:read",
+        "SLACK_BOT_TOKEN": "xoxb-1-2",
+        "SLACK_API_URL": "http://127.0.0.1:9/api",
+        "TOKEN_ENCRYPTION_PREVIOUS_KEYS": "old-a,old-b",
+        "REQUIRE_ADMIN": "no",
+        "PRIMARY_WORKSPACE": "T123",
+        "ENABLE_DB_RESET": "yes",
+        "LOG_LEVEL": "debug",
+        "PORT": "8080",
+        "SOFT_DELETE_RETENTION_DAYS": "7",
+        "SYNCBOT_FEDERATION_ENABLED": "true",
+        "SYNCBOT_INSTANCE_ID": "inst-1",
+        "SYNCBOT_PUBLIC_URL": "https://sync.example.org",
+        "MATRIX_HOMESERVER_URL": "http://127.0.0.1:8008",
+        "MATRIX_SERVER_NAME": "example.org",
+        "MATRIX_AS_TOKEN": "as-token-0123456789",
+        "MATRIX_HS_TOKEN": "hs-token-0123456789",
+        "MATRIX_PERMISSIONS": '{"example.org": "admin"}',
+        "SYNCBOT_AUTO_MIGRATE": "true",
+    }
+    s = load_settings(env)
+    assert (s.database_port, s.database_schema, s.tls_enabled) == (6543, "sb", False)
+    assert s.slack_bot_scopes == ("chat:write", "users:read")
+    assert s.slack_user_scopes == ("search:read",)
+    assert s.slack_api_url.startswith("http://127.0.0.1:9/api")
+    assert s.token_previous_keys == ("old-a", "old-b")
+    assert (s.require_admin, s.enable_db_reset, s.log_level, s.port) == (
+        False,
+        True,
+        "DEBUG",
+        8080,
+    )
+    assert s.soft_delete_retention_days == 7 and s.federation_enabled and s.instance_id == "inst-1"
+    assert s.matrix_enabled and s.matrix_permissions == {"example.org": "admin"}
+    assert s.should_auto_migrate is True
+    assert s.production_problems() == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.port = 1  # type: ignore[misc]
+
+
+def test_production_start_names_every_missing_secret_in_one_error() -> None:
+    s = load_settings(PROD_DB)
+    with pytest.raises(ConfigError) as caught:
+        s.require_production_ready()
+    message = str(caught.value)
+    for name in (
+        "SLACK_SIGNING_SECRET",
+        "TOKEN_ENCRYPTION_KEY",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+    ):
+        assert name in message
+    assert len(caught.value.problems) == 1
+    # Local development is allowed to run without them.
+    load_settings({"LOCAL_DEVELOPMENT": "true"}).require_production_ready()
+
+
+def test_weak_secrets_are_refused() -> None:
+    s = load_settings(
+        {
+            **PROD_DB,
+            **GOOD_SECRETS,
+            "SLACK_SIGNING_SECRET": "short",
+            "TOKEN_ENCRYPTION_KEY": "a" * 40,
+        }
+    )
+    problems = s.production_problems()
+    assert any("SLACK_SIGNING_SECRET is too short" in p for p in problems)
+    assert any("TOKEN_ENCRYPTION_KEY is weak" in p for p in problems)
+
+
+def test_malformed_values_are_all_reported() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "PORT": "http",
+                "LOG_LEVEL": "LOUD",
+                "REQUIRE_ADMIN": "perhaps",
+                "DATABASE_BACKEND": "oracle",
+                "SOFT_DELETE_RETENTION_DAYS": "-1",
+                "MATRIX_PERMISSIONS": "[]",
+            }
+        )
+    text = "\n".join(caught.value.problems)
+    for name in (
+        "PORT",
+        "LOG_LEVEL",
+        "REQUIRE_ADMIN",
+        "DATABASE_BACKEND",
+        "SOFT_DELETE_RETENTION_DAYS",
+        "MATRIX_PERMISSIONS",
+    ):
+        assert name in text
+    assert len(caught.value.problems) >= 6
+
+
+def test_secrets_are_not_in_repr_but_are_scrubbable() -> None:
+    s = load_settings({**PROD_DB, **GOOD_SECRETS})
+    assert GOOD_SECRETS["TOKEN_ENCRYPTION_KEY"] not in repr(s)
+    assert GOOD_SECRETS["TOKEN_ENCRYPTION_KEY"] in s.secret_values()
+    assert PROD_DB["DATABASE_PASSWORD"] in s.secret_values()
+
+
+def test_importing_the_app_needs_no_slack_variables() -> None:
+    import importlib
+
+    for module in ("app.web", "app.lambda_handler", "app.cli", "app.runtime"):
+        importlib.import_module(module)

@@ -10,7 +10,7 @@ import pulumi_gcp as gcp
 import pulumi_random as random
 
 from infra.contract import SECRET_ENV
-from infra.gcp.database import Backend, Database, DatabaseArgs, ExistingDatabase
+from infra.gcp.database import Backend, Database, DatabaseArgs
 from infra.gcp.env import DatabaseEnv, container_env
 from infra.gcp.image import ContainerImage, ContainerImageArgs
 from infra.gcp.migrations import Migrations, MigrationsArgs
@@ -51,7 +51,8 @@ class AppArgs:
     """Plain ``Source.CONFIG`` contract variables (``LOG_LEVEL``, ``SLACK_CLIENT_ID``…)."""
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Secret contract variables by env name; pass Pulumi secrets."""
-    existing_database: ExistingDatabase | None = None
+    existing_database: bool = False
+    """Connect to the server in the ``DATABASE_URL`` secret instead of creating Cloud SQL."""
     database_tier: str = "db-g1-small"
     service_name: str = "syncbot"
     public_url: str | None = None
@@ -79,6 +80,8 @@ class App(pulumi.ComponentResource):
         unknown = set(args.secrets) - SECRET_ENV
         if unknown:
             raise ValueError(f"not secret contract variables: {sorted(unknown)}")
+        if args.existing_database != ("DATABASE_URL" in args.secrets):
+            raise ValueError("DATABASE_URL is given exactly when using an existing database")
         child = pulumi.ResourceOptions(parent=self)
         runtime = gcp.serviceaccount.Account(
             f"{name}-runtime",
@@ -88,7 +91,7 @@ class App(pulumi.ComponentResource):
             opts=child,
         )
         network: PrivateNetwork | None = None
-        if args.existing_database is None:
+        if not args.existing_database:
             network = PrivateNetwork(
                 f"{name}-net", PrivateNetworkArgs(project=args.project, region=args.region), child
             )
@@ -101,13 +104,14 @@ class App(pulumi.ComponentResource):
                 production=args.production,
                 network_id=network.network_id if network else None,
                 peering=network.peering if network else None,
-                existing=args.existing_database,
+                existing_url=args.secrets.get("DATABASE_URL"),
                 tier=args.database_tier,
             ),
             child,
         )
         secret_values: dict[str, pulumi.Input[str]] = dict(args.secrets)
-        secret_values["DATABASE_PASSWORD"] = database.password
+        if database.password is not None:
+            secret_values["DATABASE_PASSWORD"] = database.password
         if "TOKEN_ENCRYPTION_KEY" not in secret_values:
             key = random.RandomPassword(
                 f"{name}-token-key", length=TOKEN_KEY_LENGTH, special=False, opts=child
@@ -139,12 +143,7 @@ class App(pulumi.ComponentResource):
         envs = container_env(
             config=config,
             secrets={key: ref for key, ref in secrets.refs.items() if key in SECRET_ENV},
-            database=DatabaseEnv(
-                host=database.host,
-                port=database.port.apply(str),
-                user=database.user,
-                schema=database.schema,
-            ),
+            database=_database_env(database),
             public_url=args.public_url or predicted_url,
         )
 
@@ -212,3 +211,15 @@ class App(pulumi.ComponentResource):
                 "migration_job": self.migration_job,
             }
         )
+
+
+def _database_env(database: Database) -> DatabaseEnv | None:
+    if not database.managed:
+        return None
+    assert database.host and database.port and database.user and database.schema
+    return DatabaseEnv(
+        host=database.host,
+        port=database.port.apply(str),
+        user=database.user,
+        schema=database.schema,
+    )

@@ -16,17 +16,6 @@ DEFAULT_PORTS: dict[str, int] = {"postgresql": 5432, "mysql": 3306}
 
 
 @dataclass
-class ExistingDatabase:
-    """Connection values of a server this stack does not manage."""
-
-    host: pulumi.Input[str]
-    user: pulumi.Input[str]
-    password: pulumi.Input[str]
-    """Stored in Secret Manager by the stack; pass it as a Pulumi secret."""
-    port: pulumi.Input[int] | None = None
-
-
-@dataclass
 class DatabaseArgs:
     """Inputs of :class:`Database`."""
 
@@ -40,8 +29,8 @@ class DatabaseArgs:
     """Private VPC the instance gets its only address in; required unless ``existing``."""
     peering: pulumi.Resource | None = None
     """The private services access connection the instance must wait for."""
-    existing: ExistingDatabase | None = None
-    """Use this server instead of creating a Cloud SQL instance."""
+    existing_url: pulumi.Input[str] | None = None
+    """``DATABASE_URL`` of a server this stack does not manage (a Pulumi secret)."""
     schema: pulumi.Input[str] = "syncbot"
     user: pulumi.Input[str] = "syncbot"
     tier: pulumi.Input[str] = "db-g1-small"
@@ -49,7 +38,7 @@ class DatabaseArgs:
 
 
 class Database(pulumi.ComponentResource):
-    """A PostgreSQL or MySQL database the service reaches over the private network.
+    """A PostgreSQL or MySQL database on a private network, or an existing server by URL.
 
     Cloud SQL gets no public IPv4 address and no authorized networks, requires TLS
     (``ENCRYPTED_ONLY``) and uses the shared Google-managed CA so clients can verify the server
@@ -57,11 +46,15 @@ class Database(pulumi.ComponentResource):
     production stacks get deletion protection both in Pulumi and at the API.
     """
 
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
-    user: pulumi.Output[str]
-    schema: pulumi.Output[str]
-    password: pulumi.Output[str]
+    managed: bool
+    """False for an existing server: the app connects with :attr:`url` only."""
+    host: pulumi.Output[str] | None
+    port: pulumi.Output[int] | None
+    user: pulumi.Output[str] | None
+    schema: pulumi.Output[str] | None
+    password: pulumi.Output[str] | None
+    url: pulumi.Output[str] | None
+    """The existing server's URL (secret), ``None`` for Cloud SQL."""
     ca_certificate: pulumi.Output[str] | None
     """PEM of the server CA, or ``None`` for an existing server (system trust store)."""
 
@@ -69,8 +62,11 @@ class Database(pulumi.ComponentResource):
         self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("syncbot:gcp:Database", name, None, opts)
-        if args.existing is not None:
-            self._use_existing(args.existing, args)
+        self.host = self.port = self.user = self.schema = self.password = None
+        self.url = self.ca_certificate = None
+        self.managed = args.existing_url is None
+        if args.existing_url is not None:
+            self.url = pulumi.Output.secret(args.existing_url)
         else:
             self._create_instance(name, args)
         self.register_outputs(
@@ -80,16 +76,9 @@ class Database(pulumi.ComponentResource):
                 "user": self.user,
                 "schema": self.schema,
                 "password": self.password,
+                "url": self.url,
             }
         )
-
-    def _use_existing(self, existing: ExistingDatabase, args: DatabaseArgs) -> None:
-        self.host = pulumi.Output.from_input(existing.host)
-        self.port = pulumi.Output.from_input(existing.port or DEFAULT_PORTS[args.backend])
-        self.user = pulumi.Output.from_input(existing.user)
-        self.schema = pulumi.Output.from_input(args.schema)
-        self.password = pulumi.Output.secret(existing.password)
-        self.ca_certificate = None
 
     def _create_instance(self, name: str, args: DatabaseArgs) -> None:
         if args.network_id is None:

@@ -47,7 +47,7 @@ def container_env(
     *,
     config: Mapping[str, str],
     secrets: Mapping[str, SecretRef],
-    database: DatabaseEnv,
+    database: DatabaseEnv | None,
     public_url: pulumi.Input[str],
 ) -> list[dict[str, Any]]:
     """Build the ``envs`` list of a Cloud Run container from the contract table.
@@ -57,7 +57,9 @@ def container_env(
             contract default or are left out so the app's own default applies.
         secrets: Secret references by env var name, for the ``Source.SECRET`` variables the
             stack provides; secrets without a reference are left out (they are optional).
-        database: Connection values for the ``Source.DATABASE`` variables.
+        database: Connection values for the ``Source.DATABASE`` variables, or ``None`` when
+            the app connects by ``DATABASE_URL`` (an existing server), which must then be
+            among ``secrets``.
         public_url: The service's public base URL (``SYNCBOT_PUBLIC_URL``).
 
     Returns:
@@ -69,12 +71,18 @@ def container_env(
             value passed as a secret, or an attempt to override a forced cloud setting.
     """
     _check_names(config, secrets)
-    database_values = {
-        "DATABASE_HOST": database.host,
-        "DATABASE_PORT": database.port,
-        "DATABASE_USER": database.user,
-        "DATABASE_SCHEMA": database.schema,
-    }
+    if database is None and "DATABASE_URL" not in secrets:
+        raise ValueError("without a managed database the app needs DATABASE_URL")
+    database_values = (
+        {
+            "DATABASE_HOST": database.host,
+            "DATABASE_PORT": database.port,
+            "DATABASE_USER": database.user,
+            "DATABASE_SCHEMA": database.schema,
+        }
+        if database is not None
+        else {}
+    )
     envs: list[dict[str, Any]] = []
     for var in RUNTIME_ENV:
         match var.source:
@@ -86,7 +94,11 @@ def container_env(
                 ref = secrets.get(var.name)
                 if ref is not None:
                     envs.append({"name": var.name, "value_source": _secret_source(ref)})
+            case Source.DATABASE if database is None:
+                continue  # DATABASE_URL carries the connection
             case Source.DATABASE:
+                if var.name not in database_values:
+                    raise ValueError(f"no database value for {var.name}")
                 envs.append({"name": var.name, "value": database_values[var.name]})
             case Source.SERVICE:
                 envs.append({"name": var.name, "value": public_url})

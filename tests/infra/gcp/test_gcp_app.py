@@ -19,7 +19,6 @@ from infra.contract import (
     Source,
 )
 from infra.gcp.app_stack import App, AppArgs, Scaling
-from infra.gcp.database import ExistingDatabase
 from infra.gcp.migrations import execution_token
 from infra.gcp.workload import DATABASE_CA_PATH
 
@@ -79,10 +78,11 @@ def mysql_run() -> Run:
 
 @pytest.fixture(scope="module")
 def existing_run() -> Run:
-    existing = ExistingDatabase(
-        host="db.internal.example.org", user="bot", password=pulumi.Output.secret("ex-pass-5")
-    )
-    return run_program(_app_program(production=False, existing_database=existing))
+    url = "postgresql://bot:ex-pass-5@db.example.org:5432/syncbot"
+    secrets = {
+        k: pulumi.Output.secret(v) for k, v in {**SECRET_VALUES, "DATABASE_URL": url}.items()
+    }
+    return run_program(_app_program(production=False, existing_database=True, secrets=secrets))
 
 
 def _container(resource: Resource) -> dict[str, Any]:
@@ -143,18 +143,17 @@ def test_existing_database_creates_no_instance_or_network(existing_run: Run) -> 
     assert not existing_run.of_type("gcp:compute/network:Network")
     container = _container(existing_run.one(SERVICE))
     envs = _envs(existing_run.one(SERVICE))
-    assert envs["DATABASE_HOST"]["value"] == "db.internal.example.org"
-    assert envs["DATABASE_USER"]["value"] == "bot"
-    assert envs["DATABASE_PORT"]["value"] == "5432"
+    # The URL carries the connection; no host/user/port/password variables compete with it.
+    for name in ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD"):
+        assert name not in envs
+    assert envs["DATABASE_URL"]["valueSource"]["secretKeyRef"]["secret"] == "syncbot-database-url"
     assert "DATABASE_SSL_CA_PATH" not in envs  # system trust store
+    assert "ex-pass-5" not in json.dumps(existing_run.one(SERVICE).inputs)
     assert "vpcAccess" not in existing_run.one(SERVICE).inputs["template"]
     assert not container.get("volumeMounts")
     versions = existing_run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
-    password = next(v for v in versions if v.name == "syncbot-secrets-database-password-version")
-    assert password.inputs["secretData"] == {
-        SECRET_MARK: "1b47061264138c4ac30d75fd1eb44270",
-        "value": "ex-pass-5",
-    }
+    stored = next(v for v in versions if v.name == "syncbot-secrets-database-url-version")
+    assert stored.inputs["secretData"][SECRET_MARK] == "1b47061264138c4ac30d75fd1eb44270"
 
 
 # -- secrets ----------------------------------------------------------------------------
@@ -381,6 +380,7 @@ def test_outputs(run: Run) -> None:
         ({"scaling": Scaling(min_instances=3, max_instances=2)}, "min_instances"),
         ({"secrets": {"LOG_LEVEL": "x"}}, "not secret contract variables"),
         ({"config": {"LOCAL_DEVELOPMENT": "true"}}, "must be false"),
+        ({"existing_database": True}, "DATABASE_URL"),
     ],
 )
 def test_bad_arguments_are_refused(overrides: dict[str, Any], message: str) -> None:

@@ -68,6 +68,17 @@ def test_defaults_database_and_service_values() -> None:
     assert envs["SYNCBOT_AUTO_MIGRATE"]["value"] == "false"
 
 
+def test_without_a_managed_database_the_url_carries_the_connection() -> None:
+    envs = _render(database=None, secrets={"DATABASE_URL": SecretRef("url", "2")})
+    assert not {"DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_SCHEMA"} & set(envs)
+    assert envs["DATABASE_URL"]["value_source"]["secret_key_ref"] == {
+        "secret": "url",
+        "version": "2",
+    }
+    with pytest.raises(ValueError, match="DATABASE_URL"):
+        _render(database=None)
+
+
 @pytest.mark.parametrize(
     ("config", "secrets", "message"),
     [

@@ -349,3 +349,4 @@ class OAuthState(Base):
 
     state: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+from app.store import models_matrix  # noqa: E402,F401

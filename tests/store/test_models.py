@@ -1,0 +1,134 @@
+"""Models on every backend: non-ASCII and emoji round trip, foreign-key deletes as designed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.exc import IntegrityError
+
+from app.store.engine import session_factory
+from app.store.models import (
+    Delivery,
+    DirectoryUser,
+    MessageCopy,
+    Post,
+    Reaction,
+    Sync,
+    SyncEndpoint,
+    UserMapping,
+    Workspace,
+)
+
+TEXTS = ["Ünïcödé ñame", "日本語のチャンネル", "emoji 🎉👩‍👩‍👧‍👦🏳️‍🌈", "astral 𠜎𠜱 🀄", "ok"]
+
+
+def seed(engine: Engine) -> None:
+    sessions = session_factory(engine)
+    with sessions() as s, s.begin():
+        ws_a = Workspace(team_id="TA", name="Äpfel 🍎")
+        ws_b = Workspace(team_id="TB", name="Bären 🐻")
+        sync = Sync(name="général 🌍")
+        s.add_all([ws_a, ws_b, sync])
+        s.flush()
+        s.add_all(
+            [
+                SyncEndpoint(
+                    sync_id=sync.id, endpoint="slack:TA/C1", network="slack", workspace_id=ws_a.id
+                ),
+                SyncEndpoint(
+                    sync_id=sync.id, endpoint="slack:TB/C2", network="slack", workspace_id=ws_b.id
+                ),
+                Post(
+                    id="p1", sync_id=sync.id, source_endpoint="slack:TA/C1", source_native_id="1.1"
+                ),
+            ]
+        )
+        s.flush()
+        s.add_all(
+            [
+                MessageCopy(post_id="p1", endpoint="slack:TB/C2", native_id="2.2"),
+                Reaction(
+                    post_id="p1",
+                    emoji="tada",
+                    actor="slack:TA/C1|U1",
+                    source_endpoint="slack:TA/C1",
+                ),
+                Delivery(
+                    uid="d1",
+                    sync_id=sync.id,
+                    post_id="p1",
+                    target_endpoint="slack:TB/C2",
+                    kind="post",
+                    payload={"text": "héllo 🎉"},
+                    next_attempt_at=datetime.now(UTC),
+                ),
+                DirectoryUser(workspace_id=ws_a.id, user_id="U1", display_name="Zoë 🦊"),
+                UserMapping(
+                    source_workspace_id=ws_a.id,
+                    source_user_id="U1",
+                    target_workspace_id=ws_b.id,
+                    target_user_id="U9",
+                    method="email",
+                ),
+            ]
+        )
+
+
+def count(engine: Engine, model: type) -> int:
+    with session_factory(engine)() as s:
+        return len(s.scalars(select(model)).all())
+
+
+@pytest.mark.parametrize("value", TEXTS)
+def test_non_ascii_and_emoji_round_trip(engine: Engine, value: str) -> None:
+    sessions = session_factory(engine)
+    with sessions() as s, s.begin():
+        ws = Workspace(team_id="T1", name=value)
+        s.add(ws)
+        s.flush()
+        s.add(DirectoryUser(workspace_id=ws.id, user_id="U1", display_name=value, real_name=value))
+        s.add(Sync(name=value))
+    with sessions() as s:
+        assert s.scalars(select(Workspace.name)).one() == value
+        user = s.scalars(select(DirectoryUser)).one()
+        assert (user.display_name, user.real_name) == (value, value)
+        assert s.scalars(select(Sync)).one().name == value
+
+
+def test_json_payload_round_trips_emoji(engine: Engine) -> None:
+    seed(engine)
+    with session_factory(engine)() as s:
+        assert s.scalars(select(Delivery)).one().payload == {"text": "héllo 🎉"}
+
+
+def test_deleting_a_sync_removes_what_it_owns_and_keeps_outbox_history(engine: Engine) -> None:
+    seed(engine)
+    with session_factory(engine)() as s, s.begin():
+        # A bulk DELETE: the database, not the ORM, applies the ON DELETE rules.
+        s.execute(delete(Sync))
+    for model in (SyncEndpoint, Post, MessageCopy, Reaction):
+        assert count(engine, model) == 0, model.__name__
+    with session_factory(engine)() as s:
+        row = s.scalars(select(Delivery)).one()
+        assert (row.sync_id, row.post_id) == (None, None)
+    # Workspaces are not owned by a sync.
+    assert count(engine, Workspace) == 2
+
+
+def test_purging_a_workspace_removes_its_endpoints_and_mappings_only(engine: Engine) -> None:
+    seed(engine)
+    with session_factory(engine)() as s, s.begin():
+        s.execute(delete(Workspace).where(Workspace.team_id == "TA"))
+    with session_factory(engine)() as s:
+        assert s.scalars(select(SyncEndpoint.endpoint)).all() == ["slack:TB/C2"]
+        assert s.scalars(select(Sync)).one() is not None
+    assert count(engine, DirectoryUser) == 0
+    assert count(engine, UserMapping) == 0
+    assert count(engine, Post) == 1
+
+
+def test_foreign_keys_are_enforced(engine: Engine) -> None:
+    with pytest.raises(IntegrityError), session_factory(engine)() as s, s.begin():
+        s.add(Post(id="orphan", sync_id=424242, source_endpoint="x", source_native_id="1"))

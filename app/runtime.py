@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
@@ -60,6 +60,8 @@ class Runtime:
     routes: list[BaseRoute] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
     maintenance: list[MaintenanceTask] = field(default_factory=list)
+    # The sync machinery (app.services.Services), attached by build_runtime.
+    services: Any = None
 
     def add_routes(self, *routes: BaseRoute) -> None:
         """Serve ``routes`` from the ASGI app (call before :func:`app.web.create_app`)."""
@@ -152,4 +154,8 @@ def build_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtim
         cipher=TokenCipher(token_key(settings), settings.token_previous_keys),
     )
     runtime.add_maintenance(purge_expired_claims)
+    # The sync machinery (relay, outbox, adapters) plugs its routes, worker and tick in.
+    from app.services import attach
+
+    attach(runtime)
     return runtime

@@ -6,8 +6,11 @@ tests all assemble the same object, so there is exactly one way the pieces fit t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +23,9 @@ from app.slack.setup import SlackAdapter, build_slack
 from app.store.cipher import TokenCipher
 from app.store.relay_store import SqlStore
 from app.store.syncs import SyncAdmin
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 
 @dataclass
@@ -83,3 +89,46 @@ def build_services(
         syncs=SyncAdmin(sessions),
         slack=slack,
     )
+
+
+class OutboxWorker:
+    """The outbox's background worker as a runtime worker (``syncbot serve``)."""
+
+    def __init__(self, outbox: Outbox, *, idle: float = 5.0) -> None:
+        self._outbox = outbox
+        self._idle = idle
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # Deliveries complete in worker threads; the default pool (cores + 4) would make a
+        # 25-way fan-out wait on 6 threads.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
+        self._task = asyncio.create_task(self._outbox.run_forever(idle=self._idle),
+                                         name="syncbot-outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._outbox.wait_idle(10.0)
+
+
+def attach(runtime: Runtime) -> Services:
+    """Build the sync machinery for ``runtime`` and plug it in: routes, worker, tick."""
+    services = build_services(
+        runtime.settings, engine=runtime.engine, sessions=runtime.sessions, cipher=runtime.cipher
+    )
+    runtime.add_routes(*services.routes)
+    runtime.add_worker(OutboxWorker(services.outbox))
+
+    def outbox_catch_up(_runtime: Runtime) -> int:
+        # The tick of runtimes with no worker between requests (Lambda, Cloud Run): deliver
+        # whatever is due, within a budget well under the scheduler's timeout.
+        report = asyncio.run(services.outbox.drain(budget=50.0))
+        return report.delivered
+
+    runtime.add_maintenance(outbox_catch_up)
+    runtime.services = services
+    return services

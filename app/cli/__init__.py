@@ -16,6 +16,8 @@ COMMAND_MODULES: list[str] = [
     "app.cli.migrate",
     "app.cli.check",
     "app.cli.keys",
+    "app.cli.workspace",
+    "app.cli.sync",
 ]
 
 

@@ -14,6 +14,7 @@ from infra.gcp.database import Backend, Database, DatabaseArgs
 from infra.gcp.env import DatabaseEnv, container_env
 from infra.gcp.image import ContainerImage, ContainerImageArgs
 from infra.gcp.migrations import Migrations, MigrationsArgs
+from infra.gcp.naming import account_id
 from infra.gcp.network import PrivateNetwork, PrivateNetworkArgs
 from infra.gcp.scheduler import Scheduler, SchedulerArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
@@ -34,6 +35,7 @@ class Scaling:
     concurrency: int = 40
     cpu: str = "1"
     memory: str = "512Mi"
+    timeout_seconds: int = 30
 
 
 @dataclass
@@ -54,6 +56,7 @@ class AppArgs:
     existing_database: bool = False
     """Connect to the server in the ``DATABASE_URL`` secret instead of creating Cloud SQL."""
     database_tier: str = "db-g1-small"
+    database_backup_days: int = 7
     service_name: str = "syncbot"
     public_url: str | None = None
     """Override of ``SYNCBOT_PUBLIC_URL`` (a custom domain); default the ``run.app`` URL."""
@@ -86,7 +89,7 @@ class App(pulumi.ComponentResource):
         runtime = gcp.serviceaccount.Account(
             f"{name}-runtime",
             project=args.project,
-            account_id=f"{args.service_name}-run"[:30],
+            account_id=account_id(args.service_name, "run"),
             display_name="syncbot runtime",
             opts=child,
         )
@@ -106,6 +109,7 @@ class App(pulumi.ComponentResource):
                 peering=network.peering if network else None,
                 existing_url=args.secrets.get("DATABASE_URL"),
                 tier=args.database_tier,
+                backup_days=args.database_backup_days,
             ),
             child,
         )
@@ -183,6 +187,7 @@ class App(pulumi.ComponentResource):
                 concurrency=args.scaling.concurrency,
                 cpu=args.scaling.cpu,
                 memory=args.scaling.memory,
+                timeout_seconds=args.scaling.timeout_seconds,
                 deletion_protection=args.production,
                 depends_on=[secrets, migrations.job],
             ),
@@ -195,7 +200,7 @@ class App(pulumi.ComponentResource):
                 region=args.region,
                 service_name=service.name,
                 service_url=service.url,
-                account_id=f"{args.service_name}-sched"[:30],
+                account_id=account_id(args.service_name, "sched"),
             ),
             child,
         )

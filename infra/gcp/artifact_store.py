@@ -14,6 +14,8 @@ class ArtifactStoreArgs:
 
     project: pulumi.Input[str]
     region: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    """Fixed name (see ``naming.artifact_bucket_name``) so the app stack can name it too."""
     repository_id: pulumi.Input[str] = "syncbot"
     keep_untagged_days: int = 30
     """Untagged image versions older than this are cleaned up; tagged ones are kept."""
@@ -58,6 +60,7 @@ class ArtifactStore(pulumi.ComponentResource):
         )
         bucket = gcp.storage.Bucket(
             f"{name}-artifacts",
+            name=args.bucket_name,
             project=args.project,
             location=args.region,
             uniform_bucket_level_access=True,

@@ -9,6 +9,7 @@ import pulumi_gcp as gcp
 
 from infra.gcp.artifact_store import ArtifactStore, ArtifactStoreArgs
 from infra.gcp.deploy_role import DeployRole, DeployRoleArgs
+from infra.gcp.naming import account_id, artifact_bucket_name
 from infra.gcp.project_services import ProjectServices, ProjectServicesArgs
 from infra.gcp.service import service_url
 
@@ -23,9 +24,9 @@ class BootstrapArgs:
     """``owner/name`` allowed to deploy."""
     github_ref: str | None = "refs/heads/main"
     github_environment: str | None = None
-    service_name: str = "syncbot"
-    """Name the app stack gives its Cloud Run service (for the predicted ``service_url``)."""
-    repository_id: str = "syncbot"
+    prefix: str = "syncbot"
+    """Deployment name prefix; the app stack of the same deployment uses the same one."""
+    pool_id: str = "github-actions"
 
 
 class Bootstrap(pulumi.ComponentResource):
@@ -49,7 +50,10 @@ class Bootstrap(pulumi.ComponentResource):
         self.artifacts = ArtifactStore(
             f"{name}-artifacts",
             ArtifactStoreArgs(
-                project=args.project, region=args.region, repository_id=args.repository_id
+                project=args.project,
+                region=args.region,
+                repository_id=args.prefix,
+                bucket_name=artifact_bucket_name(args.project, args.prefix),
             ),
             opts=after_apis,
         )
@@ -60,6 +64,8 @@ class Bootstrap(pulumi.ComponentResource):
                 repository=args.github_repository,
                 ref=args.github_ref,
                 environment=args.github_environment,
+                pool_id=args.pool_id,
+                account_id=account_id(args.prefix, "deploy"),
                 artifact_repository=self.artifacts.repository_name,
                 artifact_repository_location=args.region,
                 artifact_bucket=self.artifacts.bucket_name,
@@ -70,7 +76,7 @@ class Bootstrap(pulumi.ComponentResource):
             project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
         ).number
         self.service_url = number.apply(
-            lambda project_number: service_url(args.service_name, project_number, args.region)
+            lambda project_number: service_url(args.prefix, project_number, args.region)
         )
         self.register_outputs(
             {

@@ -35,6 +35,8 @@ class DatabaseArgs:
     user: pulumi.Input[str] = "syncbot"
     tier: pulumi.Input[str] = "db-g1-small"
     backup_start_time: pulumi.Input[str] = "03:00"
+    backup_days: int = 7
+    """Daily backups kept (at least 1: backups are never off)."""
 
 
 class Database(pulumi.ComponentResource):
@@ -84,7 +86,11 @@ class Database(pulumi.ComponentResource):
         if args.network_id is None:
             raise ValueError("a Cloud SQL database needs network_id (its private network)")
         child = pulumi.ResourceOptions(parent=self)
-        backups: dict[str, object] = {"enabled": True, "start_time": args.backup_start_time}
+        backups: dict[str, object] = {
+            "enabled": True,
+            "start_time": args.backup_start_time,
+            "backup_retention_settings": {"retained_backups": max(1, args.backup_days)},
+        }
         if args.backend == "postgresql":
             backups["point_in_time_recovery_enabled"] = True
         else:

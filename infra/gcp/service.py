@@ -45,6 +45,7 @@ class ServiceArgs:
     """Requests per instance; the app is async, so well above 1."""
     cpu: str = "1"
     memory: str = "512Mi"
+    timeout_seconds: int = 30
     deletion_protection: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     """Resources the first revision needs (secret bindings, the migration run)."""
@@ -80,6 +81,7 @@ class Service(pulumi.ComponentResource):
             template={
                 "service_account": workload.service_account_email,
                 "max_instance_request_concurrency": args.concurrency,
+                "timeout": f"{args.timeout_seconds}s",
                 "scaling": {
                     "min_instance_count": args.min_instances,
                     "max_instance_count": args.max_instances,

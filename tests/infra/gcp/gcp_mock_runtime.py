@@ -63,7 +63,7 @@ def _computed(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
         case "gcp:artifactregistry/repository:Repository":
             return {"name": inputs["repositoryId"], "project": inputs.get("project", PROJECT)}
         case "gcp:storage/bucket:Bucket":
-            return {"name": f"{args.name}-bucket"}
+            return {"name": inputs.get("name") or f"{args.name}-bucket"}
         case "random:index/randomPassword:RandomPassword":
             return {"result": "r" * int(inputs["length"])}
         case "gcp:cloudrunv2/job:Job":

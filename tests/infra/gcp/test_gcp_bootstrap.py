@@ -84,6 +84,7 @@ def test_artifact_registry_and_private_versioned_bucket(run: Run) -> None:
     assert bucket["publicAccessPrevention"] == "enforced"
     assert bucket["versioning"] == {"enabled": True}
     assert not bucket.get("forceDestroy")
+    assert bucket["name"] == "syncbot-test-syncbot-artifacts"
 
 
 def test_wif_provider_has_the_exact_condition(run: Run) -> None:
@@ -138,7 +139,7 @@ def test_deploy_account_is_least_privilege(run: Run) -> None:
     )
     bucket = run.one("gcp:storage/bucketIAMMember:BucketIAMMember").inputs
     assert (bucket["role"], bucket["member"]) == ("roles/storage.objectAdmin", member)
-    assert bucket["bucket"] == "boot-artifacts-artifacts-bucket"
+    assert bucket["bucket"] == "syncbot-test-syncbot-artifacts"
 
 
 def test_components_and_children_are_named_and_typed(run: Run) -> None:
@@ -154,7 +155,7 @@ def test_components_and_children_are_named_and_typed(run: Run) -> None:
 
 def test_outputs(run: Run) -> None:
     assert run.outputs["deploy_role"] == "syncbot-deploy@syncbot-test.iam.gserviceaccount.com"
-    assert run.outputs["artifact_bucket"] == "boot-artifacts-artifacts-bucket"
+    assert run.outputs["artifact_bucket"] == "syncbot-test-syncbot-artifacts"
     assert run.outputs["image_repository"] == f"{REGION}-docker.pkg.dev/{PROJECT}/syncbot"
     assert run.outputs["service_url"] == f"https://syncbot-{PROJECT_NUMBER}.{REGION}.run.app"
     assert run.outputs["provider"].endswith(

@@ -6,6 +6,7 @@ import pytest
 
 from infra.contract import RUNTIME_ENV, SECRET_ENV, Source
 from infra.gcp.env import DatabaseEnv, SecretRef, container_env
+from infra.gcp.naming import account_id, artifact_bucket_name, image_repository_url
 
 DATABASE = DatabaseEnv(host="10.0.0.3", port="5432", user="syncbot", schema="syncbot")
 URL = "https://syncbot-1.europe-west1.run.app"
@@ -95,3 +96,16 @@ def test_misplaced_values_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         _render(config=config, secrets=secrets)
+
+
+def test_names_fit_gcp_limits() -> None:
+    long_prefix = "syncbot-" + "e" * 21
+    assert account_id("syncbot-prod", "deploy") == "syncbot-prod-deploy"
+    assert len(account_id(long_prefix, "deploy")) == 30
+    assert account_id(long_prefix, "sched").endswith("-sched")
+    bucket = artifact_bucket_name("p" * 30, long_prefix)
+    assert len(bucket) <= 63 and bucket.endswith("-artifacts")
+    assert artifact_bucket_name("my-proj", "syncbot-prod") == "my-proj-syncbot-prod-artifacts"
+    assert image_repository_url("europe-west1", "my-proj", "syncbot-prod") == (
+        "europe-west1-docker.pkg.dev/my-proj/syncbot-prod"
+    )

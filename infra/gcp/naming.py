@@ -1,0 +1,55 @@
+"""Deterministic GCP resource names, so one stack can name what another stack created."""
+
+from __future__ import annotations
+
+import re
+
+_ACCOUNT_ID_MAX = 30
+_BUCKET_MAX = 63
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
+
+
+def account_id(prefix: str, role: str) -> str:
+    """A service account id (6-30 characters) for ``role`` within a deployment.
+
+    Args:
+        prefix: The deployment's name prefix (``syncbot-prod``).
+        role: What the account is for (``deploy``, ``run``, ``sched``).
+
+    Returns:
+        ``<prefix>-<role>``, the prefix shortened when the id would exceed 30 characters.
+    """
+    room = _ACCOUNT_ID_MAX - len(role) - 1
+    return f"{_slug(prefix)[:room].rstrip('-')}-{role}"
+
+
+def artifact_bucket_name(project: str, prefix: str) -> str:
+    """The artifact bucket's globally unique name (project ids are globally unique).
+
+    Args:
+        project: The project id.
+        prefix: The deployment's name prefix.
+
+    Returns:
+        ``<project>-<prefix>-artifacts`` within the 63-character bucket name limit.
+    """
+    suffix = "-artifacts"
+    stem = _slug(f"{project}-{prefix}")[: _BUCKET_MAX - len(suffix)].rstrip("-")
+    return f"{stem}{suffix}"
+
+
+def image_repository_url(region: str, project: str, repository_id: str) -> str:
+    """The Docker name prefix of an Artifact Registry repository.
+
+    Args:
+        region: The repository's location.
+        project: The project id.
+        repository_id: The repository id.
+
+    Returns:
+        ``<region>-docker.pkg.dev/<project>/<repository_id>``.
+    """
+    return f"{region}-docker.pkg.dev/{project}/{repository_id}"

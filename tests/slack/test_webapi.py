@@ -1,0 +1,84 @@
+"""The Web API wrapper against the fake Slack: every failure becomes the right RemoteError."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.errors import RemoteError
+from app.slack.ratelimit import RateLimiter
+from app.slack.webapi import SlackApi
+from tests.fakes.slack_server import FakeSlack
+
+
+@pytest.fixture
+def slack():
+    fake = FakeSlack().start()
+    fake.add_team("T1", "Acme")
+    fake.add_channel("T1", "C1", "general")
+    fake.hang_seconds = 1.5
+    yield fake
+    fake.stop()
+
+
+def api(slack: FakeSlack, limiter: RateLimiter | None = None) -> SlackApi:
+    return SlackApi(token=slack.teams["T1"].bot_token, team_id="T1", base_url=slack.base_url,
+                    limiter=limiter or RateLimiter(scale=1000), timeout=1.0)
+
+
+async def test_429_carries_retry_after_and_pauses_the_method(slack) -> None:
+    slack.retry_after = 2
+    slack.fail("chat.postMessage", "429")
+    limiter = RateLimiter(scale=1000)
+    client = api(slack, limiter)
+    with pytest.raises(RemoteError) as err:
+        await client.call("chat.postMessage", channel="C1", text="x")
+    assert err.value.status == 429 and err.value.retry_after == 2 and err.value.retryable
+    assert limiter._paused_until[("T1", "chat.postMessage")] > time.monotonic() + 1.5
+
+
+@pytest.mark.parametrize(
+    ("fault", "unknown"),
+    [("500", True), ("timeout", True), ("drop", True), ("500_after", True)],
+)
+async def test_write_failures_are_retryable_with_unknown_outcome(slack, fault, unknown) -> None:
+    slack.fail("chat.postMessage", fault)
+    with pytest.raises(RemoteError) as err:
+        await api(slack).call("chat.postMessage", channel="C1", text="x")
+    assert err.value.retryable and err.value.outcome_unknown is unknown
+
+
+async def test_read_failures_are_retryable_but_never_unknown(slack) -> None:
+    slack.fail("conversations.history", "timeout")
+    with pytest.raises(RemoteError) as err:
+        await api(slack).call("conversations.history", channel="C1")
+    assert err.value.retryable and not err.value.outcome_unknown
+
+
+async def test_slack_errors_are_final_unless_transient(slack) -> None:
+    with pytest.raises(RemoteError) as err:
+        await api(slack).call("chat.postMessage", channel="CNOPE", text="x")
+    assert err.value.code == "channel_not_found" and not err.value.retryable
+
+
+async def test_already_done_answers_count_as_success(slack) -> None:
+    client = api(slack)
+    posted = await client.call("chat.postMessage", channel="C1", text="x")
+    await client.call("reactions.add", channel="C1", timestamp=posted["ts"], name="tada")
+    again = await client.call("reactions.add", channel="C1", timestamp=posted["ts"], name="tada")
+    assert again["already"] == "already_reacted"
+    await client.call("chat.delete", channel="C1", ts=posted["ts"])
+    gone = await client.call("chat.delete", channel="C1", ts=posted["ts"])
+    assert gone["already"] == "message_not_found"
+
+
+async def test_limiter_paces_posts_per_channel() -> None:
+    limiter = RateLimiter(scale=20)  # 20 posts/s per channel after a burst of 5
+    start = time.monotonic()
+    for _ in range(9):
+        await limiter.acquire("T1", "chat.postMessage", "C1")
+    paced = time.monotonic() - start
+    assert paced >= 0.15  # 4 tokens beyond the burst of 5, at 20/s: sleeps cannot be shorter
+    await limiter.acquire("T1", "chat.postMessage", "C2")  # another channel: its own bucket
+    assert limiter._buckets[("T1", "chat.postMessage", "C2")].tokens == 4

@@ -1,0 +1,47 @@
+"""The README's configuration table is generated from ``app.settings.describe()``.
+
+Regenerate it with ``python -m tests.test_readme`` and paste the output between the markers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.settings import describe
+from infra.contract import ENV_BY_NAME
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
+
+# Variables the app reads that the deploy contract does not set.
+APP_ONLY = {
+    "SYNCBOT_FEDERATION_ALLOW_PRIVATE": "allow peers on private addresses (tests, labs)",
+    "SYNCBOT_DATA_DIR": "directory of the embedded SQLite file and the local dev key",
+}
+
+
+def config_table() -> str:
+    rows = ["| Variable | Default | Secret | Meaning |", "|---|---|---|---|"]
+    for name, default, secret in describe():
+        meaning = ENV_BY_NAME[name].description if name in ENV_BY_NAME else APP_ONLY[name]
+        shown = f"`{default}`" if default else ""
+        rows.append(f"| `{name}` | {shown} | {'yes' if secret else ''} | {meaning} |")
+    return "\n".join(rows)
+
+
+def test_readme_table_matches_settings() -> None:
+    text = README.read_text()
+    assert START in text and END in text
+    table = text.split(START, 1)[1].split(END, 1)[0].strip()
+    assert table == config_table(), "regenerate with: python -m tests.test_readme"
+
+
+def test_readme_has_the_two_commands_and_sections() -> None:
+    text = README.read_text()
+    for needle in ("make run", "make test", "## Slack", "## Matrix", "## Infrastructure"):
+        assert needle in text
+    assert "docs/infrastructure.md" in text
+
+
+if __name__ == "__main__":
+    print(config_table())

@@ -1,0 +1,140 @@
+"""``stacks/gcp.py`` over ``stacks/examples/gcp.yaml``: both stack kinds under mocks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from gcp_mock_runtime import PROJECT_NUMBER, Run, run_program
+
+from infra.contract import BOOTSTRAP_OUTPUTS, RUNTIME_ENV, Source
+from stacks import gcp as gcp_stack
+from stacks.config import parse_stack_config
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "stacks" / "examples" / "gcp.yaml"
+PROJECT = "my-syncbot-project"
+REGION = "europe-west1"
+PREFIX = "syncbot-prod"
+
+
+def _raw(**changes: Any) -> dict[str, Any]:
+    raw = dict(yaml.safe_load(EXAMPLE.read_text())["config"])
+    raw.update(changes)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def app_run() -> Run:
+    config = parse_stack_config(_raw())
+    return run_program(lambda: gcp_stack.build(config))
+
+
+@pytest.fixture(scope="module")
+def bootstrap_run() -> Run:
+    config = parse_stack_config(_raw(**{"syncbot:kind": "bootstrap"}))
+    return run_program(lambda: gcp_stack.build(config))
+
+
+@pytest.mark.parametrize("kind", ["app_run", "bootstrap_run"])
+def test_contract_outputs_under_contract_names(kind: str, request: pytest.FixtureRequest) -> None:
+    run: Run = request.getfixturevalue(kind)
+    assert set(BOOTSTRAP_OUTPUTS) <= set(run.outputs)
+    assert run.outputs["deploy_role"] == f"syncbot-prod-deploy@{PROJECT}.iam.gserviceaccount.com"
+    assert run.outputs["artifact_bucket"] == f"{PROJECT}-{PREFIX}-artifacts"
+    assert run.outputs["region"] == REGION
+    assert run.outputs["service_url"] == f"https://{PREFIX}-{PROJECT_NUMBER}.{REGION}.run.app"
+    assert not run.secret_outputs
+
+
+def test_bootstrap_kind_creates_only_bootstrap_resources(bootstrap_run: Run) -> None:
+    types = {r.typ for r in bootstrap_run.resources}
+    assert "gcp:cloudrunv2/service:Service" not in types
+    assert "gcp:sql/databaseInstance:DatabaseInstance" not in types
+    provider = bootstrap_run.one(
+        "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider"
+    ).inputs
+    assert provider["attributeCondition"] == (
+        "assertion.repository == 'my-org/syncbot' && assertion.environment == 'production'"
+    )
+    pool = bootstrap_run.one("gcp:iam/workloadIdentityPool:WorkloadIdentityPool").inputs
+    assert pool["workloadIdentityPoolId"] == "github"
+    assert bootstrap_run.outputs["image_repository"] == (
+        f"{REGION}-docker.pkg.dev/{PROJECT}/{PREFIX}"
+    )
+
+
+def test_app_kind_wires_the_example(app_run: Run) -> None:
+    service = app_run.one("gcp:cloudrunv2/service:Service").inputs
+    template = service["template"]
+    assert service["name"] == PREFIX
+    assert service["deletionProtection"] is True
+    assert template["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 10}
+    assert template["maxInstanceRequestConcurrency"] == 40
+    assert template["timeout"] == "60s"
+    (container,) = template["containers"]
+    assert container["resources"]["limits"]["memory"] == "512Mi"
+    assert container["image"].startswith(
+        f"{REGION}-docker.pkg.dev/{PROJECT}/{PREFIX}/syncbot:prod@sha256:"
+    )
+    envs = {env["name"]: env for env in container["envs"]}
+    settings = _raw()["syncbot:settings"]
+    for var in RUNTIME_ENV:
+        if var.name in settings:
+            value = settings[var.name]
+            value = str(value).lower() if isinstance(value, bool) else str(value)
+            assert envs[var.name] == {"name": var.name, "value": value}
+        if var.source is Source.SECRET and var.name in envs:
+            assert set(envs[var.name]) == {"name", "valueSource"}
+    for name in (
+        "SLACK_SIGNING_SECRET",
+        "SLACK_CLIENT_SECRET",
+        "MATRIX_AS_TOKEN",
+        "MATRIX_HS_TOKEN",
+        "TOKEN_ENCRYPTION_KEY",
+        "DATABASE_PASSWORD",
+    ):
+        assert "valueSource" in envs[name], name
+    dumped = json.dumps(service)
+    assert "placeholder" not in dumped  # secret config never reaches the service inputs
+
+
+def test_app_kind_database_from_the_example(app_run: Run) -> None:
+    instance = app_run.one("gcp:sql/databaseInstance:DatabaseInstance").inputs
+    assert instance["databaseVersion"] == "POSTGRES_16"
+    assert instance["settings"]["tier"] == "db-g1-small"
+    backups = instance["settings"]["backupConfiguration"]
+    assert backups["backupRetentionSettings"] == {"retainedBackups": 14}
+    assert instance["deletionProtection"] is True
+
+
+def test_app_secrets_from_stack_config_are_stored_as_secrets(app_run: Run) -> None:
+    versions = app_run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+    by_name = {v.name: v.inputs["secretData"] for v in versions}
+    signing = by_name[f"{PREFIX}-secrets-slack-signing-secret-version"]
+    assert signing["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    assert signing["value"] == "v1:placeholder-signing-secret-ciphertext"
+
+
+def test_existing_database_mode() -> None:
+    raw = _raw(
+        **{
+            "syncbot:databaseMode": "existing",
+            "syncbot:databaseUrl": {"secure": "v1:placeholder-url"},
+            "syncbot:production": False,
+        }
+    )
+    run = run_program(lambda: gcp_stack.build(parse_stack_config(raw)))
+    assert not run.of_type("gcp:sql/databaseInstance:DatabaseInstance")
+    (container,) = run.one("gcp:cloudrunv2/service:Service").inputs["template"]["containers"]
+    envs = {env["name"] for env in container["envs"]}
+    assert "DATABASE_URL" in envs and "DATABASE_HOST" not in envs
+
+
+def test_a_non_gcp_config_is_refused() -> None:
+    config = replace(parse_stack_config(_raw()), provider="aws", gcp=None)
+    with pytest.raises(ValueError, match="gcp"):
+        gcp_stack.build(config)

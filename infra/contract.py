@@ -93,6 +93,10 @@ SECRET_ENV: frozenset[str] = frozenset(v.name for v in RUNTIME_ENV if v.secret)
 # instead of secret values; the Lambda entry resolves them at cold start, so no secret value is
 # ever a plaintext function environment variable or sits in Pulumi state as one.
 AWS_SECRET_ARNS_ENV = "SYNCBOT_SECRET_ARNS"
+# A value ``<arn>#<key>`` selects one field of a JSON secret: the RDS-managed master secret is
+# ``{"username": ..., "password": ...}``, so DATABASE_PASSWORD maps to ``<arn>#password``.
+# Secrets Manager ARNs never contain ``#``.
+AWS_SECRET_JSON_KEY_SEPARATOR = "#"
 
 
 @dataclass(frozen=True, slots=True)

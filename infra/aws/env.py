@@ -1,0 +1,101 @@
+"""Render the contract's runtime environment as Lambda environment variables.
+
+Pure over :data:`infra.contract.RUNTIME_ENV`, one rule per :class:`~infra.contract.Source`.
+Secret variables never become values here: they are listed in ``SYNCBOT_SECRET_ARNS`` (env
+name to Secrets Manager ARN), which the Lambda entry resolves at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.contract import AWS_SECRET_ARNS_ENV, ENV_BY_NAME, RUNTIME_ENV, Source
+
+# Values a cloud deployment must never run with, whatever the stack config says.
+FORCED: Mapping[str, str] = {
+    "LOCAL_DEVELOPMENT": "false",
+    # Migrations run once per bundle as a deploy step, never at a cold start.
+    "SYNCBOT_AUTO_MIGRATE": "false",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseEnv:
+    """The ``Source.DATABASE`` values, taken from the Database component."""
+
+    host: pulumi.Input[str]
+    port: pulumi.Input[str]
+    user: pulumi.Input[str]
+    schema: pulumi.Input[str]
+
+
+def lambda_env(
+    *,
+    backend: str,
+    config: Mapping[str, str],
+    secret_arns: Mapping[str, pulumi.Input[str]],
+    database: DatabaseEnv | None,
+    public_url: pulumi.Input[str],
+) -> dict[str, pulumi.Input[str]]:
+    """Builds the function's environment variables from the contract table.
+
+    Args:
+        backend: ``DATABASE_BACKEND``.
+        config: Plain values for ``Source.CONFIG`` variables; unset ones fall back to the
+            contract default or are left out so the app's default applies.
+        secret_arns: Secret ARNs by env name (a ``#key`` suffix selects a JSON field).
+        database: Connection values, or ``None`` when ``DATABASE_URL`` is among the secrets.
+        public_url: ``SYNCBOT_PUBLIC_URL``.
+
+    Returns:
+        Variable name to value; never a secret value.
+
+    Raises:
+        ValueError: On a name outside the contract, a secret passed as config or a plain
+            variable passed as a secret, or a missing database.
+    """
+    for name in config:
+        var = ENV_BY_NAME.get(name)
+        if var is None or var.source is not Source.CONFIG:
+            raise ValueError(f"{name} is not a plain contract setting")
+    for name in secret_arns:
+        var = ENV_BY_NAME.get(name)
+        if var is None or not var.secret:
+            raise ValueError(f"{name} is not a secret contract variable")
+    if database is None and "DATABASE_URL" not in secret_arns:
+        raise ValueError("without a managed database the app needs DATABASE_URL")
+    database_values: dict[str, pulumi.Input[str]] = (
+        {
+            "DATABASE_HOST": database.host,
+            "DATABASE_PORT": database.port,
+            "DATABASE_USER": database.user,
+            "DATABASE_SCHEMA": database.schema,
+        }
+        if database is not None
+        else {}
+    )
+    forced = {**FORCED, "DATABASE_BACKEND": backend}
+    if database is not None:
+        forced["DATABASE_TLS_ENABLED"] = "true"
+    env: dict[str, pulumi.Input[str]] = {}
+    for var in RUNTIME_ENV:
+        match var.source:
+            case Source.CONFIG:
+                value = forced.get(var.name, config.get(var.name, var.default))
+                if value is not None:
+                    env[var.name] = value
+            case Source.DATABASE:
+                if database is not None:
+                    env[var.name] = database_values[var.name]
+            case Source.SERVICE:
+                env[var.name] = public_url
+            case Source.SECRET | Source.RUNTIME:
+                continue  # secrets by ARN below; PORT means nothing to a Lambda
+    env[AWS_SECRET_ARNS_ENV] = pulumi.Output.all(**dict(secret_arns)).apply(
+        lambda arns: json.dumps(arns, sort_keys=True)
+    )
+    return env

@@ -1,0 +1,246 @@
+"""Build the Lambda app bundle: locked wheels for the target plus the ``app`` package, zipped.
+
+The zip is deterministic (sorted entries, fixed timestamps and permissions, no bytecode), so
+its SHA-256 only changes when the lock, the target or the app's source change; Pulumi and the
+migration step key on that hash. Builds are cached under ``.bundle-cache/`` by an input hash.
+
+Run ``python -m infra.bundle --arch x86_64`` before ``pulumi up`` (CI does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON_VERSION = "3.12"
+# Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34): any manylinux tag up to it runs.
+GLIBC_TAGS = ("2_34", "2_31", "2_28", "2_27", "2_24", "2_17")
+MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
+SIZE_GOAL_BYTES = 25 * 1024 * 1024
+# Zip timestamps cannot predate 1980; any fixed value makes the archive reproducible.
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+_SKIP_DIRS = frozenset({"__pycache__", "bin"})
+_SKIP_SUFFIXES = (".pyc", ".pyo")
+_MISSING = re.compile(r"No matching distribution found for ([A-Za-z0-9_.\-]+)")
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be built (a wheel is missing for the target, pip failed…)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A built bundle."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    unzipped_bytes: int
+    files: int
+
+    @property
+    def base64_sha256(self) -> str:
+        """The digest as Lambda's ``source_code_hash`` expects it."""
+        return base64.b64encode(bytes.fromhex(self.sha256)).decode()
+
+
+def platforms(arch: str) -> list[str]:
+    """The pip ``--platform`` tags acceptable on Lambda for an architecture.
+
+    Args:
+        arch: ``x86_64`` or ``arm64``.
+
+    Returns:
+        manylinux tags, newest glibc first.
+
+    Raises:
+        BundleError: for an unknown architecture.
+    """
+    machine = MACHINES.get(arch)
+    if machine is None:
+        raise BundleError(f"unknown architecture {arch!r} (expected x86_64 or arm64)")
+    return [f"manylinux_{tag}_{machine}" for tag in GLIBC_TAGS] + [f"manylinux2014_{machine}"]
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _source_files(package: Path) -> Iterator[Path]:
+    for path in sorted(package.rglob("*")):
+        rel = path.relative_to(package)
+        if (
+            path.is_file()
+            and not _SKIP_DIRS.intersection(rel.parts)
+            and not path.name.endswith(_SKIP_SUFFIXES)
+        ):
+            yield path
+
+
+def input_hash(requirements: Path, package: Path, arch: str) -> str:
+    """Hash of everything a bundle is built from: the lock, the target and the app source."""
+    digest = hashlib.sha256()
+    digest.update(f"python{PYTHON_VERSION}/{arch}\n".encode())
+    digest.update(requirements.read_bytes())
+    for path in _source_files(package):
+        digest.update(path.relative_to(package.parent).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _pip() -> list[str]:
+    """The pip to drive: this interpreter's, else one on PATH (it only downloads wheels for
+    another platform, so any pip 22+ works; the venv may be built without pip)."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    for name in ("pip3", "pip"):
+        found = shutil.which(name)
+        if found:
+            return [found]
+    raise BundleError("pip not found: install pip in this environment or put pip3 on PATH")
+
+
+def install_wheels(requirements: Path, target: Path, arch: str) -> None:
+    """Installs the locked wheels for the Lambda target into ``target``.
+
+    Raises:
+        BundleError: naming the package when a wheel is missing for the target.
+    """
+    command = [
+        *_pip(), "install", "--quiet", "--disable-pip-version-check",
+        "--no-compile", "--no-deps", "--only-binary=:all:", "--implementation", "cp",
+        "--python-version", PYTHON_VERSION, "--target", str(target), "-r", str(requirements),
+    ]  # fmt: skip
+    for platform in platforms(arch):
+        command += ["--platform", platform]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        missing = _MISSING.search(result.stderr)
+        if missing:
+            raise BundleError(
+                f"no wheel of {missing.group(1)} for CPython {PYTHON_VERSION} on manylinux "
+                f"{arch}: pin a version that publishes one or drop the dependency"
+            )
+        raise BundleError(f"pip failed ({result.returncode}):\n{result.stderr.strip()}")
+
+
+def write_zip(source: Path, destination: Path) -> tuple[int, int]:
+    """Zips a directory deterministically.
+
+    Returns:
+        The number of files and their total uncompressed size.
+    """
+    count = total = 0
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in _source_files(source):
+            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so the permission bits below are honoured
+            mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            info.external_attr = (0o100000 | mode) << 16
+            data = path.read_bytes()
+            archive.writestr(info, data, compresslevel=9)
+            count += 1
+            total += len(data)
+    return count, total
+
+
+def build_bundle(
+    arch: str = "x86_64",
+    *,
+    requirements: Path = ROOT / "requirements" / "runtime.txt",
+    package: Path = ROOT / "app",
+    cache_dir: Path = ROOT / ".bundle-cache",
+    out: Path | None = None,
+) -> Bundle:
+    """Builds (or reuses from the cache) the bundle for an architecture.
+
+    Args:
+        arch: ``x86_64`` or ``arm64``.
+        requirements: The runtime lock (exact pins, generated for Python 3.12 on Linux).
+        package: The app package to include.
+        cache_dir: Where built bundles are kept by input hash.
+        out: Also copy the bundle here (what the stack's ``awsBundlePath`` points at).
+
+    Returns:
+        The bundle.
+
+    Raises:
+        BundleError: when a wheel is missing for the target or pip fails.
+    """
+    platforms(arch)  # validate before any work
+    key = input_hash(requirements, package, arch)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir / f"syncbot-lambda-{arch}-{key[:16]}.zip"
+    if not cached.exists():
+        with tempfile.TemporaryDirectory(prefix="syncbot-bundle-") as tmp:
+            staging = Path(tmp) / "root"
+            install_wheels(requirements, staging, arch)
+            shutil.copytree(
+                package,
+                staging / package.name,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
+            )
+            partial = Path(tmp) / "bundle.zip"
+            write_zip(staging, partial)
+            # Rename last so an interrupted build never leaves a half-written cache entry.
+            shutil.move(partial, cached)
+    with zipfile.ZipFile(cached) as archive:
+        infos = archive.infolist()
+    bundle = Bundle(
+        path=cached,
+        sha256=file_sha256(cached),
+        size_bytes=cached.stat().st_size,
+        unzipped_bytes=sum(info.file_size for info in infos),
+        files=len(infos),
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, out)
+        bundle = Bundle(out, bundle.sha256, bundle.size_bytes, bundle.unzipped_bytes, bundle.files)
+    return bundle
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: build the bundle and report its size and hash."""
+    parser = argparse.ArgumentParser(prog="python -m infra.bundle", description=__doc__)
+    parser.add_argument("--arch", choices=sorted(MACHINES), default="x86_64")
+    parser.add_argument("--out", type=Path, help="default build/syncbot-lambda-<arch>.zip")
+    args = parser.parse_args(argv)
+    out = args.out or ROOT / "build" / f"syncbot-lambda-{args.arch}.zip"
+    try:
+        bundle = build_bundle(args.arch, out=out)
+    except BundleError as exc:
+        print(f"bundle: {exc}", file=sys.stderr)
+        return 1
+    mib = bundle.size_bytes / (1024 * 1024)
+    print(
+        f"{bundle.path}: {mib:.1f} MiB zipped, {bundle.unzipped_bytes / 1048576:.1f} MiB "
+        f"unzipped, {bundle.files} files, sha256 {bundle.sha256}"
+    )
+    if bundle.size_bytes > SIZE_GOAL_BYTES:
+        print(f"bundle: over the {SIZE_GOAL_BYTES // 1048576} MiB goal", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -116,7 +116,9 @@ def test_tick_task_purges_expired_claims(lambda_env: Path) -> None:
             ]
         )
     result = lambda_handler.handler({"syncbot_task": "tick"}, None)
-    assert result == {"task": "tick", "ok": True, "results": {"purge_expired_claims": 2}}
+    # Other maintenance tasks (the outbox catch-up) run too; this test owns the purge.
+    assert result["task"] == "tick" and result["ok"] is True
+    assert result["results"]["purge_expired_claims"] == 2
     with runtime.sessions() as session:
         assert session.scalars(select(ProcessedEvent.key)).all() == ["fresh"]
         assert session.scalar(select(func.count()).select_from(OAuthState)) == 0

@@ -103,8 +103,10 @@ class RequestIdMiddleware:
                 response = await _server_error(Request(scope), exc)
                 await response(scope, receive, send_with_id)
             finally:
-                # The query string can carry tokens (OAuth codes); log the path only.
-                log.info(
+                # The query string can carry tokens (OAuth codes); log the path only. Probes
+                # hit /health every few seconds: keep them out of INFO logs.
+                log.log(
+                    logging.DEBUG if scope.get("path") == "/health" else logging.INFO,
                     "request",
                     extra={
                         "method": scope.get("method"),

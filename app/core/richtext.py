@@ -359,7 +359,7 @@ def _join_plain(children: tuple[Node, ...]) -> str:
     for i, child in enumerate(children):
         part = plain_text(child)
         if isinstance(child, BLOCKS):
-            if i:
+            if out and not out.endswith("\n"):
                 out += "\n"
             part += "\n" if i < len(children) - 1 else ""
         out += part

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from pulumi.runtime.config import get_config
 from pulumi_policy import ReportViolation, ResourceValidationArgs
 
 from infra.contract import SECRET_ENV
@@ -123,12 +124,17 @@ def stack_name(urn: str) -> str:
 
 
 def is_production(urn: str, config: Mapping[str, Any]) -> bool:
-    """Whether the resource's stack counts as production under the policy config.
+    """Whether the resource's stack counts as production.
+
+    A stack is production when its own config says so (``syncbot:production``, which the
+    engine hands the analyzer with the rest of the stack config) or when its name matches.
 
     Args:
         urn: The resource URN (carries the stack name).
         config: The policy's config; ``productionStacks`` lists names or glob patterns.
     """
+    if str(get_config("syncbot:production") or "").strip().lower() in ("true", "1", "yes"):
+        return True
     patterns = config.get("productionStacks") or DEFAULT_PRODUCTION_STACKS
     name = stack_name(urn)
     return any(fnmatch.fnmatchcase(name, str(pattern)) for pattern in patterns)

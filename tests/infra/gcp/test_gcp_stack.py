@@ -12,6 +12,7 @@ import yaml
 from gcp_mock_runtime import PROJECT_NUMBER, Run, run_program
 
 from infra.contract import BOOTSTRAP_OUTPUTS, RUNTIME_ENV, Source
+from policies.evaluate import Resource, evaluate
 from stacks import gcp as gcp_stack
 from stacks.config import parse_stack_config
 
@@ -19,6 +20,8 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "stacks" / "examples" / "gcp.yam
 PROJECT = "my-syncbot-project"
 REGION = "europe-west1"
 PREFIX = "syncbot-prod"
+SECRET_MARK = "4dabf18193072939515e22adb298388d"
+STACK_URN = "urn:pulumi:test::syncbot::pulumi:pulumi:Stack::syncbot-test"
 
 
 def _raw(**changes: Any) -> dict[str, Any]:
@@ -138,3 +141,42 @@ def test_a_non_gcp_config_is_refused() -> None:
     config = replace(parse_stack_config(_raw()), provider="aws", gcp=None)
     with pytest.raises(ValueError, match="gcp"):
         gcp_stack.build(config)
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as the analyzer's rules see them: secret wrappers removed."""
+    if isinstance(value, dict):
+        if SECRET_MARK in value:
+            return _plain(value["value"])
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _policy_findings(run: Run, *, tamper: Any = None) -> list[str]:
+    resources = []
+    for recorded in run.resources:
+        inputs = _plain(recorded.inputs)
+        if tamper is not None:
+            tamper(recorded.typ, inputs)
+        urn = f"urn:pulumi:test::syncbot::{recorded.typ}::{recorded.name}"
+        resources.append(Resource(recorded.typ, recorded.name, urn, inputs, inputs))
+    found = evaluate(resources, stack_urn=STACK_URN, stack_outputs=run.outputs)
+    return [f"{v.policy}: {v.message}" for v in found]
+
+
+@pytest.mark.parametrize("kind", ["app_run", "bootstrap_run"])
+def test_policy_pack_passes_both_kinds(kind: str, request: pytest.FixtureRequest) -> None:
+    assert _policy_findings(request.getfixturevalue(kind)) == []
+
+
+def test_policy_pack_sees_these_resources(app_run: Run) -> None:
+    # Negative control: the same recording with an open database must be caught.
+    def open_database(typ: str, inputs: dict[str, Any]) -> None:
+        if typ == "gcp:sql/databaseInstance:DatabaseInstance":
+            inputs["settings"]["ipConfiguration"]["ipv4Enabled"] = True
+            inputs["settings"]["ipConfiguration"]["authorizedNetworks"] = [{"value": "0.0.0.0/0"}]
+
+    findings = _policy_findings(app_run, tamper=open_database)
+    assert any(f.startswith("syncbot-gcp-sql-no-open-networks") for f in findings)

@@ -97,6 +97,17 @@ def _contains_secret(value: Any) -> bool:
     return False
 
 
+def _unwrap(value: Any) -> Any:
+    """Replaces secret markers by their values (``Recorded.secret_inputs`` keeps the fact)."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]:
+            return _unwrap(value.get("value"))
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
 def default_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
     """Plausible computed outputs for any resource (provider-neutral where possible).
 
@@ -189,10 +200,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self, outputs: OutputsFn | None = None, call: CallFn | None = None) -> None:
         self._outputs = outputs
         self._call = call
-        self.last_inputs: dict[str, Any] = {}
+        # Registrations may run concurrently: key the inputs by (type, name), unique per stack.
+        self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.last_inputs = dict(args.inputs)
+        self.inputs[(args.typ, args.name)] = _unwrap(dict(args.inputs))
         computed = dict(default_outputs(args))
         if self._outputs is not None:
             computed |= self._outputs(args)
@@ -218,7 +230,6 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorded: list[Recorded] = []
 
     def RegisterResource(self, request: Any) -> Any:
-        self.recording_mocks.last_inputs = {}
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             raw = json_format.MessageToDict(request.object)
@@ -227,7 +238,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     typ=request.type,
                     name=request.name,
                     # The inputs exactly as the mocks saw them (secrets unwrapped, typed).
-                    inputs=self.recording_mocks.last_inputs,
+                    inputs=self.recording_mocks.inputs.get((request.type, request.name), {}),
                     urn=response.urn,
                     parent=request.parent or None,
                     secret_inputs=frozenset(k for k, v in raw.items() if _contains_secret(v)),
@@ -306,3 +317,26 @@ def mock_runner() -> Iterator[Callable[..., MockRun]]:
     """:func:`run_program`, with the global config cleared afterwards."""
     yield run_program
     pulumi.runtime.set_all_config({}, [])
+
+
+def engine_config(stack_config: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """Turns a stack file's ``config:`` block into what the engine hands a program.
+
+    ``{"secure": ciphertext}`` values become plain strings flagged secret (the engine would
+    decrypt them; the ciphertext stands in for the value).
+
+    Args:
+        stack_config: The ``config:`` mapping of a ``Pulumi.<stack>.yaml``.
+
+    Returns:
+        The config for :func:`run_program` and its secret keys.
+    """
+    config: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    for key, value in stack_config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[key] = value["secure"]
+            secret_keys.add(key)
+        else:
+            config[key] = value
+    return config, secret_keys

@@ -1,0 +1,5 @@
+"""Pulumi entry point: everything lives in :mod:`stacks.program`."""
+
+from stacks.program import main
+
+main()

@@ -1,0 +1,339 @@
+"""The AWS app stack under mocks: Pulumi.dev.yaml and stacks/examples/aws.yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.bundle import file_sha256
+from infra.contract import (
+    AWS_SECRET_ARNS_ENV,
+    ENV_BY_NAME,
+    LAMBDA_TASK_KEY,
+    ROUTES,
+    RUNTIME_ENV,
+    SECRET_ENV,
+    TASK_MIGRATE,
+    TASK_TICK,
+    Source,
+    route_key,
+)
+from tests.infra.aws.aws_stack_fixtures import (
+    CLIENT_SECRET,
+    SIGNING_SECRET,
+    fake_bundle,
+    policy_of,
+    run_stack,
+    stack_file_config,
+    with_dev_secrets,
+)
+from tests.infra.conftest import MockRun
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+COMPONENTS = {
+    "syncbot:aws:App",
+    "syncbot:aws:Network",
+    "syncbot:aws:Database",
+    "syncbot:aws:Secrets",
+    "syncbot:aws:Service",
+    "syncbot:aws:Scheduler",
+    "syncbot:aws:Migrations",
+}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fake_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="module")
+def dev(bundle: Path) -> MockRun:
+    return run_stack(with_dev_secrets(stack_file_config("Pulumi.dev.yaml")), bundle=bundle)
+
+
+@pytest.fixture(scope="module")
+def prod(bundle: Path) -> MockRun:
+    return run_stack(stack_file_config("stacks/examples/aws.yaml"), bundle=bundle)
+
+
+def _function_env(run: MockRun) -> dict[str, str]:
+    return run.one("aws:lambda/function:Function").inputs["environment"]["variables"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_component_is_built_and_children_are_parented(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    run: MockRun = request.getfixturevalue(stack)
+    assert COMPONENTS <= {r.typ for r in run.resources}
+    for resource in run.resources:
+        if resource.typ.startswith("pulumi:providers:"):
+            continue
+        if resource.typ == "syncbot:aws:App":
+            assert resource.parent_name is None
+            continue
+        # Named from the component: renaming it renames every child.
+        assert resource.parent_name is not None, resource.name
+        assert resource.name.startswith(resource.parent_name), resource.name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_database_is_private_encrypted_backed_up_and_requires_tls(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    run: MockRun = request.getfixturevalue(stack)
+    db = run.one("aws:rds/instance:Instance").inputs
+    assert db["publiclyAccessible"] is False
+    assert db["storageEncrypted"] is True
+    assert db["manageMasterUserPassword"] is True
+    assert "password" not in db
+    assert db["backupRetentionPeriod"] >= 7
+    params = run.one("aws:rds/parameterGroup:ParameterGroup")
+    tls = {(p["name"], p["value"]) for p in params.inputs["parameters"]}
+    assert tls & {("rds.force_ssl", "1"), ("require_secure_transport", "ON")}
+    assert db["parameterGroupName"] == params.name
+
+
+def test_dev_database_is_postgres_without_deletion_protection(dev: MockRun) -> None:
+    db = dev.one("aws:rds/instance:Instance").inputs
+    assert (db["engine"], db["port"]) == ("postgres", 5432)
+    assert db["deletionProtection"] is False
+    assert db["skipFinalSnapshot"] is True
+    assert db["backupRetentionPeriod"] == 7
+
+
+def test_production_database_is_protected_and_snapshotted(prod: MockRun) -> None:
+    db = prod.one("aws:rds/instance:Instance").inputs
+    assert (db["engine"], db["port"]) == ("mysql", 3306)
+    assert db["deletionProtection"] is True
+    assert db["skipFinalSnapshot"] is False
+    assert db["finalSnapshotIdentifier"]
+    assert db["multiAz"] is True
+    assert db["backupRetentionPeriod"] == 14
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_database_port_is_open_only_to_the_function(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    run: MockRun = request.getfixturevalue(stack)
+    db_sg = next(
+        r for r in run.of_type("aws:ec2/securityGroup:SecurityGroup") if r.name.endswith("-db-sg")
+    )
+    fn_sg = next(
+        r
+        for r in run.of_type("aws:ec2/securityGroup:SecurityGroup")
+        if r.name.endswith("-function-sg")
+    )
+    (rule,) = db_sg.inputs["ingress"]
+    assert rule["securityGroups"] == [f"{fn_sg.name}-id"]
+    assert not rule.get("cidrBlocks")
+    fn = run.one("aws:lambda/function:Function").inputs
+    assert fn["vpcConfig"]["securityGroupIds"] == [f"{fn_sg.name}-id"]
+
+
+def test_network_has_private_subnets_nat_egress_and_a_secrets_endpoint(
+    dev: MockRun, prod: MockRun
+) -> None:
+    subnets = [r for r in dev.of_type("aws:ec2/subnet:Subnet") if "-private-" in r.name]
+    assert len(subnets) == 2
+    assert all(not s.inputs.get("mapPublicIpOnLaunch") for s in subnets)
+    assert len(dev.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    # Production survives a zone outage: one NAT per zone.
+    assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    endpoint = dev.one("aws:ec2/vpcEndpoint:VpcEndpoint").inputs
+    assert endpoint["serviceName"] == "com.amazonaws.eu-west-1.secretsmanager"
+    assert endpoint["privateDnsEnabled"] is True
+    fn = dev.one("aws:lambda/function:Function").inputs
+    assert sorted(fn["vpcConfig"]["subnetIds"]) == sorted(f"{s.name}-id" for s in subnets)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_route_is_present_and_integrated_with_the_function(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    run: MockRun = request.getfixturevalue(stack)
+    integration = run.one("aws:apigatewayv2/integration:Integration")
+    fn = run.one("aws:lambda/function:Function")
+    assert integration.inputs["integrationType"] == "AWS_PROXY"
+    assert integration.inputs["integrationUri"].endswith(f"function:{fn.name}/invocations")
+    routes = {r.inputs["routeKey"]: r.inputs for r in run.of_type("aws:apigatewayv2/route:Route")}
+    assert set(routes) == {route_key(route) for route in ROUTES}
+    for must in (
+        "POST /slack/events",
+        "GET /slack/install",
+        "GET /slack/oauth_redirect",
+        "GET /health",
+        "ANY /api/federation/{proxy+}",
+        "ANY /_matrix/{proxy+}",
+    ):
+        assert routes[must]["target"] == f"integrations/{integration.name}-id"
+    stage = run.one("aws:apigatewayv2/stage:Stage").inputs
+    assert stage["autoDeploy"] is True and stage["accessLogSettings"]["destinationArn"]
+
+
+def test_invoke_permission_is_scoped_to_the_api(dev: MockRun) -> None:
+    permission = dev.one("aws:lambda/permission:Permission").inputs
+    api = dev.one("aws:apigatewayv2/api:Api")
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["sourceArn"].startswith("arn:aws:execute-api:")
+    assert permission["sourceArn"].endswith("/*/*")
+    assert permission["sourceArn"] != "*"
+    assert api.inputs["protocolType"] == "HTTP"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_non_secret_contract_variable_is_wired(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    run: MockRun = request.getfixturevalue(stack)
+    env = _function_env(run)
+    for var in RUNTIME_ENV:
+        if var.source is Source.CONFIG and var.default is not None:
+            assert var.name in env, var.name
+        if var.source in (Source.DATABASE, Source.SERVICE):
+            assert env[var.name], var.name
+    assert env["LOCAL_DEVELOPMENT"] == "false"
+    assert env["SYNCBOT_AUTO_MIGRATE"] == "false"
+    assert env["DATABASE_TLS_ENABLED"] == "true"
+    assert env["SYNCBOT_PUBLIC_URL"].endswith(".amazonaws.com")
+    assert not SECRET_ENV & set(env)
+    assert set(env) - {AWS_SECRET_ARNS_ENV} <= set(ENV_BY_NAME)
+
+
+def test_settings_from_the_stack_file_reach_the_function(dev: MockRun, prod: MockRun) -> None:
+    assert _function_env(dev)["LOG_LEVEL"] == "DEBUG"
+    assert _function_env(dev)["DATABASE_BACKEND"] == "postgresql"
+    env = _function_env(prod)
+    assert env["DATABASE_BACKEND"] == "mysql"
+    assert env["MATRIX_SERVER_NAME"] == "example.org"
+    assert json.loads(env["MATRIX_PERMISSIONS"]) == {
+        "example.org": "user",
+        "@admin:example.org": "admin",
+    }
+
+
+def test_secrets_are_read_by_arn_at_runtime_and_only_those(dev: MockRun) -> None:
+    env = _function_env(dev)
+    arns = json.loads(env[AWS_SECRET_ARNS_ENV])
+    assert set(arns) == {
+        "SLACK_SIGNING_SECRET",
+        "SLACK_CLIENT_SECRET",
+        "TOKEN_ENCRYPTION_KEY",
+        "DATABASE_PASSWORD",
+    }
+    assert arns["DATABASE_PASSWORD"].endswith("#password")
+    secrets = {r.name: r for r in dev.of_type("aws:secretsmanager/secret:Secret")}
+    assert len(secrets) == 3
+    assert all(r.inputs["description"] for r in secrets.values())
+    role_policy = next(
+        r
+        for r in dev.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.parent_name and r.parent_name.endswith("-svc")
+    )
+    granted = [
+        s
+        for s in policy_of(role_policy.inputs)["Statement"]
+        if "secretsmanager:GetSecretValue" in s["Action"]
+    ]
+    assert len(granted) == 1
+    expected = {arn.split("#")[0] for arn in arns.values()}
+    assert set(granted[0]["Resource"]) == expected
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_secret_values_never_appear_in_plain_inputs_or_outputs(
+    stack: str, request: pytest.FixtureRequest
+) -> None:
+    run: MockRun = request.getfixturevalue(stack)
+    values = (
+        (SIGNING_SECRET, CLIENT_SECRET)
+        if stack == "dev"
+        else (
+            "v1:Zm9vYmFyYmF6cXV4:c2lnbmluZy1zZWNyZXQtY2lwaGVydGV4dA==",
+            "v1:YmFyZm9vYmF6cXV4:aHMtdG9rZW4tY2lwaGVydGV4dA==",
+        )
+    )
+    versions = run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+    stored = {v.inputs["secretString"] for v in versions}
+    assert set(values) <= stored
+    assert all("secretString" in v.secret_inputs for v in versions)
+    for resource in run.resources:
+        if resource.typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            continue
+        text = json.dumps(resource.inputs, default=str)
+        assert not any(value in text for value in values), resource.name
+    assert not any(value in json.dumps(run.outputs, default=str) for value in values)
+
+
+def test_function_shape(dev: MockRun, prod: MockRun, bundle: Path) -> None:
+    fn = dev.one("aws:lambda/function:Function").inputs
+    assert fn["runtime"] == "python3.12"
+    assert fn["handler"] == "app.lambda_handler.handler"
+    assert fn["architectures"] == ["arm64"]
+    assert (fn["memorySize"], fn["timeout"], fn["reservedConcurrentExecutions"]) == (512, 30, 5)
+    assert fn["loggingConfig"]["logGroup"]
+    logs = [r for r in dev.of_type("aws:cloudwatch/logGroup:LogGroup")]
+    assert {r.inputs["retentionInDays"] for r in logs} == {14}
+    assert len(dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")) >= 3
+    # Production uploads the bundle to the artifact store under its content hash.
+    obj = prod.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
+    assert obj["key"] == f"bundles/{file_sha256(bundle)}.zip"
+    assert obj["bucket"] == "syncbot-prod-artifacts-bucket-4f1c2ab"
+    prod_fn = prod.one("aws:lambda/function:Function").inputs
+    assert (prod_fn["s3Bucket"], prod_fn["s3Key"]) == (obj["bucket"], obj["key"])
+    alarm = prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")[0].inputs
+    assert alarm["alarmActions"]
+    assert prod.one("aws:sns/topicSubscription:TopicSubscription").inputs["endpoint"] == (
+        "oncall@example.org"
+    )
+
+
+def test_scheduler_ticks_every_five_minutes_with_its_own_role(dev: MockRun) -> None:
+    schedule = dev.one("aws:scheduler/schedule:Schedule").inputs
+    fn = dev.one("aws:lambda/function:Function")
+    assert schedule["scheduleExpression"] == "rate(5 minutes)"
+    assert schedule["flexibleTimeWindow"] == {"mode": "OFF"}
+    assert schedule["target"]["arn"].endswith(f"function:{fn.name}")
+    assert json.loads(schedule["target"]["input"]) == {LAMBDA_TASK_KEY: TASK_TICK}
+    role = next(r for r in dev.of_type("aws:iam/role:Role") if r.name.endswith("-sched-role"))
+    trust = policy_of(role.inputs, "assumeRolePolicy")["Statement"][0]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert schedule["target"]["roleArn"].endswith(role.name)
+    invoke = next(
+        r for r in dev.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-sched-invoke")
+    )
+    (statement,) = policy_of(invoke.inputs)["Statement"]
+    assert statement["Action"] == ["lambda:InvokeFunction"]
+    assert statement["Resource"] == [schedule["target"]["arn"]]
+
+
+def test_migrations_run_once_per_bundle(dev: MockRun, bundle: Path) -> None:
+    invocation = dev.one("aws:lambda/invocation:Invocation").inputs
+    assert json.loads(invocation["input"]) == {LAMBDA_TASK_KEY: TASK_MIGRATE}
+    assert invocation["triggers"] == {"bundle": file_sha256(bundle)}
+    assert invocation["functionName"] == dev.one("aws:lambda/function:Function").name
+
+
+def test_outputs_use_the_contract_names(dev: MockRun, prod: MockRun) -> None:
+    api = dev.one("aws:apigatewayv2/api:Api")
+    assert dev.outputs["service_url"].startswith("https://")
+    assert dev.outputs["service_url"].endswith(".execute-api.eu-west-1.amazonaws.com")
+    assert dev.outputs["region"] == "eu-west-1"
+    assert api.name.startswith("syncbot-dev-app")
+    assert prod.outputs["artifact_bucket"] == "syncbot-prod-artifacts-bucket-4f1c2ab"
+    assert prod.outputs["region"] == "eu-central-1"
+
+
+def test_every_resource_carries_the_stack_tag(dev: MockRun) -> None:
+    (provider,) = [r for r in dev.resources if r.typ == "pulumi:providers:aws"]
+    tags = (
+        json.loads(provider.inputs["defaultTags"])["tags"]
+        if isinstance(provider.inputs["defaultTags"], str)
+        else provider.inputs["defaultTags"]["tags"]
+    )
+    assert tags["syncbot:stack"] == "syncbot-dev-app"
+    assert provider.inputs["region"] == "eu-west-1"

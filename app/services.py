@@ -77,7 +77,7 @@ def build_services(
         rate_scale=slack_rate_scale,
         api_timeout=slack_timeout,
     )
-    return Services(
+    services = Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -89,6 +89,11 @@ def build_services(
         syncs=SyncAdmin(sessions),
         slack=slack,
     )
+    if settings.federation_enabled:
+        from app.federation.setup import build_federation
+
+        services.extras["federation"] = build_federation(services)
+    return services
 
 
 class OutboxWorker:
@@ -130,5 +135,8 @@ def attach(runtime: Runtime) -> Services:
         return report.delivered
 
     runtime.add_maintenance(outbox_catch_up)
+    federation = services.extras.get("federation")
+    if federation is not None:
+        runtime.add_maintenance(lambda _rt: federation.purge_nonces())
     runtime.services = services
     return services

@@ -72,6 +72,10 @@ class MentionMapper:
                 return None
             return (row.target_user_id,)
 
+    def by_name(self, team_id: str, name: str) -> str | None:
+        """The one user of ``team_id`` with this normalized name, if exactly one."""
+        return self._by_name(self._workspaces.info(team_id).id, name)
+
     def _by_name(self, dst: int, name: str) -> str | None:
         key = normalize_name(name)
         if not key:

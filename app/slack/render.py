@@ -37,10 +37,15 @@ class SlackRenderer:
     ) -> str:
         tree = richtext.from_json(body)
         users: dict[str, str] = {}
-        if source.network is Network.SLACK:
-            for mention in richtext.mentions(tree)[:MAX_MENTIONS]:
-                if mention.user_id not in users:
-                    users[mention.user_id] = await self._user(source, mention, target_team)
+        for mention in richtext.mentions(tree)[:MAX_MENTIONS]:
+            if mention.user_id in users:
+                continue
+            if source.network is Network.SLACK:
+                users[mention.user_id] = await self._user(source, mention, target_team)
+            elif mention.name:
+                # From another network only the name travels: map it here if it is unique.
+                local = await asyncio.to_thread(self._mentions.by_name, target_team, mention.name)
+                users[mention.user_id] = f"<@{local}>" if local else ""
         channels = await asyncio.to_thread(
             self._channels, tree, source, target_team, target_channel
         )

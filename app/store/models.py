@@ -350,3 +350,5 @@ class OAuthState(Base):
     state: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
 from app.store import models_matrix  # noqa: E402,F401
+from app.store import models_federation  # noqa: E402,F401
+from app.store import models_health  # noqa: E402,F401

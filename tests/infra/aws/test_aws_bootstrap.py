@@ -1,0 +1,187 @@
+"""The AWS bootstrap stack under mocks: OIDC trust, deploy policy, artifact store, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.aws.deploy_policy import deploy_policy
+from infra.aws.iam import github_trust_policy
+from infra.contract import BOOTSTRAP_OUTPUTS
+from tests.infra.aws.aws_stack_fixtures import policy_of, run_stack
+from tests.infra.conftest import ACCOUNT_ID, MockRun
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+EXISTING_PROVIDER = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
+PINNED_SUBJECT = "repo:example/syncbot:environment:production"
+BASE = {
+    "aws:region": "eu-west-1",
+    "syncbot:provider": "aws",
+    "syncbot:kind": "bootstrap",
+    "syncbot:environment": "prod",
+    "syncbot:production": True,
+    "syncbot:githubRepository": "example/syncbot",
+    "syncbot:githubEnvironment": "production",
+}
+
+
+@pytest.fixture(scope="module")
+def created() -> MockRun:
+    return run_stack(dict(BASE))
+
+
+@pytest.fixture(scope="module")
+def reused() -> MockRun:
+    config = {k: v for k, v in BASE.items() if k != "syncbot:githubEnvironment"}
+    return run_stack(
+        {
+            **config,
+            "syncbot:environment": "dev",
+            "syncbot:production": False,
+            "syncbot:githubRef": "refs/heads/main",
+            "syncbot:awsOidcProviderArn": EXISTING_PROVIDER,
+        }
+    )
+
+
+def _deploy_role(run: MockRun) -> dict:
+    (role,) = [r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-deploy-role")]
+    return role.inputs
+
+
+def test_components_and_parenting(created: MockRun) -> None:
+    types = {r.typ for r in created.resources}
+    assert {
+        "syncbot:aws:Bootstrap",
+        "syncbot:aws:ArtifactStore",
+        "syncbot:aws:DeployRole",
+    } <= types
+    assert not {"aws:lambda/function:Function", "aws:rds/instance:Instance"} & types
+    for resource in created.resources:
+        if resource.typ in ("pulumi:providers:aws", "syncbot:aws:Bootstrap"):
+            continue
+        assert resource.parent_name and resource.name.startswith(resource.parent_name)
+
+
+def test_oidc_provider_is_created_for_github_with_the_sts_audience(created: MockRun) -> None:
+    provider = created.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    assert provider["url"] == "https://token.actions.githubusercontent.com"
+    assert provider["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_trust_is_pinned_to_one_repository_and_environment(created: MockRun) -> None:
+    (statement,) = policy_of(_deploy_role(created), "assumeRolePolicy")["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"] == EXISTING_PROVIDER
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": PINNED_SUBJECT,
+        }
+    }
+
+
+def test_an_existing_provider_is_reused_and_trust_pinned_to_a_branch(reused: MockRun) -> None:
+    assert not reused.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    (statement,) = policy_of(_deploy_role(reused), "assumeRolePolicy")["Statement"]
+    assert statement["Principal"]["Federated"] == EXISTING_PROVIDER
+    assert (
+        statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        == "repo:example/syncbot:ref:refs/heads/main"
+    )
+
+
+def test_wildcard_subjects_are_refused() -> None:
+    with pytest.raises(ValueError, match="exact"):
+        github_trust_policy(EXISTING_PROVIDER, "repo:example/syncbot:*")
+
+
+def test_deploy_policy_is_scoped_to_the_app_stack(created: MockRun) -> None:
+    (policy,) = [
+        r
+        for r in created.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name.endswith("-deploy-policy")
+    ]
+    statements = policy_of(policy.inputs)["Statement"]
+    actions = {a for s in statements for a in s["Action"]}
+    assert "*" not in actions and not any(a.endswith(":*") for a in actions)
+    for needed in (
+        "scheduler:CreateSchedule",
+        "lambda:InvokeFunction",
+        "lambda:TagResource",
+        "lambda:UpdateFunctionCode",
+        "iam:PassRole",
+        "rds:CreateDBInstance",
+        "secretsmanager:CreateSecret",
+        "s3:PutObject",
+        "apigateway:POST",
+    ):
+        assert needed in actions, needed
+    by_action = {a: s for s in statements for a in s["Action"]}
+    assert by_action["lambda:CreateFunction"]["Resource"] == [
+        f"arn:aws:lambda:eu-west-1:{ACCOUNT_ID}:function:syncbot-prod-app-*"
+    ]
+    assert by_action["iam:PassRole"]["Condition"]["StringEquals"]["iam:PassedToService"]
+    # The deploy role can never edit itself: its name is outside the app prefix.
+    assert (
+        not _deploy_role(created)
+        .get("name", "syncbot-prod-deploy-role")
+        .startswith("syncbot-prod-app-")
+    )
+    for statement in statements:
+        if statement["Resource"] == ["*"]:
+            read_only = all(
+                a.split(":")[1].startswith(("Describe", "List", "Get"))
+                for a in statement["Action"]
+            )
+            assert read_only or "Condition" in statement, statement
+
+
+def test_deploy_policy_document_is_pure_data() -> None:
+    document = deploy_policy(
+        partition="aws",
+        region="us-east-1",
+        account_id=ACCOUNT_ID,
+        prefix="syncbot-x-app",
+        artifact_bucket_arn="arn:aws:s3:::b",
+    )
+    text = json.dumps(document)
+    assert "syncbot-x-app-*" in text and "arn:aws:s3:::b/*" in text
+
+
+def test_artifact_store_is_private_versioned_encrypted_and_expires(created: MockRun) -> None:
+    created.one("aws:s3/bucket:Bucket")
+    block = created.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert all(
+        block[k] is True
+        for k in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    )
+    versioning = created.one("aws:s3/bucketVersioning:BucketVersioning").inputs
+    assert versioning["versioningConfiguration"]["status"] == "Enabled"
+    encryption = created.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    ).inputs
+    assert encryption["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
+    rules = created.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs[
+        "rules"
+    ]
+    assert any(r.get("expiration", {}).get("days") for r in rules)
+    assert any(r.get("noncurrentVersionExpiration", {}).get("noncurrentDays") for r in rules)
+    statement = policy_of(created.one("aws:s3/bucketPolicy:BucketPolicy").inputs)["Statement"][0]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_bootstrap_exports_the_contract_outputs(created: MockRun) -> None:
+    assert set(BOOTSTRAP_OUTPUTS) <= set(created.outputs)
+    assert created.outputs["deploy_role"].startswith(f"arn:aws:iam::{ACCOUNT_ID}:role/")
+    assert created.outputs["artifact_bucket"].startswith("syncbot-prod-artifacts-bucket")
+    assert created.outputs["region"] == "eu-west-1"
+    assert not created.secret_outputs

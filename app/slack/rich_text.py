@@ -1,15 +1,19 @@
 """Slack ``rich_text`` blocks (what Slack sends for messages people type) -> the neutral tree.
 
 Blocks carry structure mrkdwn cannot (lists, styled ranges), so user messages are read from
-their blocks when present and from ``text`` otherwise.
+their blocks when present and from ``text`` otherwise. Slack sends a nested list as separate
+``rich_text_list`` elements with an ``indent``; they are folded back into one nested list here.
+Slack sends user mentions without names; the relay looks names up when it needs them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.richtext import (
     BROADCASTS,
+    MAX_DEPTH,
     Bold,
     Broadcast,
     ChannelMention,
@@ -29,9 +33,11 @@ from app.core.richtext import (
     normalize,
 )
 
+__all__ = ["from_blocks"]
 
-def _styled(node: Node, style: dict[str, Any] | None) -> Node:
-    style = style or {}
+
+def _styled(node: Node, style: Any) -> Node:
+    style = style if isinstance(style, dict) else {}
     if style.get("code") and isinstance(node, Text):
         node = Code(node.text)
     if style.get("strike"):
@@ -43,7 +49,7 @@ def _styled(node: Node, style: dict[str, Any] | None) -> Node:
     return node
 
 
-def _text_nodes(value: str, style: dict[str, Any] | None) -> list[Node]:
+def _text_nodes(value: str, style: Any) -> list[Node]:
     out: list[Node] = []
     for i, part in enumerate(value.split("\n")):
         if i:
@@ -53,7 +59,17 @@ def _text_nodes(value: str, style: dict[str, Any] | None) -> list[Node]:
     return out
 
 
-def _element(el: dict[str, Any]) -> list[Node]:
+def _unicode(codepoints: Any) -> str | None:
+    """``"1f44d-1f3fb"`` -> the emoji itself; ``None`` when absent or malformed."""
+    try:
+        return "".join(chr(int(cp, 16)) for cp in str(codepoints).split("-")) or None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _element(el: Any) -> list[Node]:
+    if not isinstance(el, dict):
+        return []
     kind = el.get("type")
     if kind == "text":
         return _text_nodes(str(el.get("text") or ""), el.get("style"))
@@ -66,16 +82,10 @@ def _element(el: dict[str, Any]) -> list[Node]:
     if kind == "channel":
         return [ChannelMention(str(el.get("channel_id") or ""))]
     if kind == "usergroup":
-        return [Text(f"@{el.get('usergroup_id')}")]
+        return [Text(f"@{el.get('usergroup_id') or 'group'}")]
     if kind == "emoji":
-        uni = el.get("unicode")
-        char = None
-        if uni:
-            try:
-                char = "".join(chr(int(cp, 16)) for cp in str(uni).split("-"))
-            except ValueError:
-                char = None
-        return [Emoji(str(el.get("name") or ""), char)]
+        uni = _unicode(el.get("unicode")) if el.get("unicode") else None
+        return [Emoji(str(el.get("name") or ""), uni)]
     if kind == "broadcast":
         rng = str(el.get("range") or "")
         return [Broadcast(rng)] if rng in BROADCASTS else [Text(f"@{rng}")]
@@ -83,7 +93,7 @@ def _element(el: dict[str, Any]) -> list[Node]:
         return [Text(str(el.get("fallback") or ""))]
     if kind == "color":
         return [Text(str(el.get("value") or ""))]
-    return [Text(str(el.get("text") or ""))] if el.get("text") else []
+    return [Text(str(el.get("text")))] if el.get("text") else []
 
 
 def _section(section: dict[str, Any]) -> list[Node]:
@@ -93,38 +103,78 @@ def _section(section: dict[str, Any]) -> list[Node]:
     return out
 
 
-def _block_element(el: dict[str, Any]) -> list[Node]:
-    kind = el.get("type")
-    if kind == "rich_text_section":
-        return _section(el)
-    if kind == "rich_text_list":
-        items = tuple(tuple(_section(item)) for item in el.get("elements") or [])
-        return [ListBlock(items, ordered=el.get("style") == "ordered")]
-    if kind == "rich_text_quote":
-        return [Quote(tuple(_section(el)))]
-    if kind == "rich_text_preformatted":
-        text = "".join(
-            str(e.get("text") or e.get("url") or "") for e in el.get("elements") or []
+@dataclass(slots=True)
+class _List:
+    """A list under construction: nested lists arrive as later, indented elements."""
+
+    ordered: bool
+    items: list[list[Node | _List]] = field(default_factory=list)
+
+    def freeze(self) -> ListBlock:
+        return ListBlock(
+            tuple(
+                tuple(n.freeze() if isinstance(n, _List) else n for n in item)
+                for item in self.items
+            ),
+            self.ordered,
         )
-        return [Pre(text, el.get("language"))]
-    return []
+
+
+def _add_list(out: list[Node | _List], el: dict[str, Any]) -> None:
+    ordered = el.get("style") == "ordered"
+    items = [
+        list[Node | _List](_section(i)) for i in el.get("elements") or [] if isinstance(i, dict)
+    ]
+    indent = el.get("indent") if isinstance(el.get("indent"), int) else 0
+    indent = max(0, min(indent, MAX_DEPTH // 2))
+    # Walk down the previous list's last items to the level this element is indented to.
+    siblings = out
+    for _ in range(indent):
+        last = siblings[-1] if siblings else None
+        if not isinstance(last, _List) or not last.items:
+            break
+        siblings = last.items[-1]
+    last = siblings[-1] if siblings else None
+    if isinstance(last, _List) and last.ordered == ordered:
+        last.items.extend(items)
+    else:
+        siblings.append(_List(ordered, items))
 
 
 def from_blocks(blocks: list[dict[str, Any]]) -> Doc:
-    """Convert the ``rich_text`` blocks of a message into one tree."""
-    nodes: list[Node] = []
+    """Convert the ``rich_text`` blocks of a message into one tree.
+
+    Args:
+        blocks: The message's ``blocks``; blocks of other types are skipped.
+
+    Returns:
+        The normalized document. Unknown elements keep their ``text`` if they have one.
+    """
+    out: list[Node | _List] = []
     for block in blocks:
-        if block.get("type") != "rich_text":
+        if not isinstance(block, dict) or block.get("type") != "rich_text":
             continue
         for el in block.get("elements") or []:
-            part = _block_element(el)
-            if not part:
+            if not isinstance(el, dict):
                 continue
-            ends_line = nodes and isinstance(nodes[-1], LineBreak | Quote | ListBlock | Pre)
-            starts_block = isinstance(part[0], Quote | ListBlock | Pre)
-            if nodes and not ends_line and not starts_block:
-                nodes.append(LineBreak())
-            nodes.extend(part)
+            kind = el.get("type")
+            if kind == "rich_text_list":
+                _add_list(out, el)
+            elif kind == "rich_text_quote":
+                out.append(Quote(tuple(_section(el))))
+            elif kind == "rich_text_preformatted":
+                code = "".join(
+                    str(e.get("text") or e.get("url") or "")
+                    for e in el.get("elements") or []
+                    if isinstance(e, dict)
+                )
+                lang = el.get("language")
+                out.append(Pre(code, lang if isinstance(lang, str) else None))
+            elif kind == "rich_text_section":
+                out.extend(_section(el))
+                # A section is a paragraph: what follows starts on a new line.
+                out.append(LineBreak())
+    nodes = [n.freeze() if isinstance(n, _List) else n for n in out]
     result = normalize(Doc(tuple(nodes)))
     assert isinstance(result, Doc)
     return result

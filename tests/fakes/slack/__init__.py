@@ -1,0 +1,83 @@
+"""A faithful fake Slack for tests: Web API, Events API, Socket Mode, OAuth, files v2, faults.
+
+The server runs on ``127.0.0.1`` (ephemeral port) in its own thread with its own asyncio loop, so
+sync and async ``slack_sdk`` clients both work. All state lives on that loop; the test-side
+methods below marshal onto it and are safe to call from any thread.
+
+Lifecycle::
+
+    with FakeSlack(app_url="http://127.0.0.1:PORT/slack/events") as slack:
+        WebClient(token=slack.bot_token("T1"), base_url=slack.base_url)  # ends with /api/
+
+Builders (one line each): ``add_workspace(team_id, name, domain=, icon=, socket_mode=, scopes=,
+installed=)`` (installs the app: bot user ``U<team>BOT``, bot id ``B<team>BOT``, an ``xoxb-``
+token), ``add_user(team, id, name, real_name=, display_name=, email=, is_admin=, is_owner=,
+is_bot=, deleted=)``, ``add_channel(team, id, name, private=, members=, bot_member=True, topic=,
+purpose=, archived=)``, ``add_emoji(team, name, url)``. ``installation(team)``,
+``bot_token(team)``, ``app_token`` (``xapp-``), ``revoke(team)`` (``token_revoked``).
+
+Web API (``/api/<method>``, form or JSON bodies, ``Authorization: Bearer`` or ``token``): auth.test,
+team.info, bots.info, users.info/list/lookupByEmail/profile.get, conversations.info/list/join/
+leave/members/history/replies/open/create/archive/unarchive/rename/setTopic, chat.postMessage/
+update/delete/getPermalink/postEphemeral, reactions.add/remove/get, emoji.list, views.publish/
+open/update/push, files.info/getUploadURLExternal/completeUploadExternal, apps.connections.open
+(``xapp-`` only), oauth.v2.access (code and ``refresh_token`` grants). Errors are Slack's
+``{"ok": false, "error": ...}``; unknown methods answer 404 ``unknown_method``. Cursors are
+opaque (``response_metadata.next_cursor``). Files: the ``upload_url`` accepts raw or multipart
+bytes; ``url_private`` needs a bearer token of the file's workspace (else Slack's login page).
+``GET /oauth/v2/authorize`` redirects straight to ``redirect_uri`` with ``code`` and ``state``
+for ``team=`` (query) or ``slack.oauth.authorize_team``; requests are in
+``slack.oauth.authorize_requests``. ``slack.oauth.token_rotation = True`` issues
+``xoxe.xoxb-`` tokens with ``refresh_token``/``expires_in``.
+
+Echo events: every write by the app (post, update, delete, reactions, file share, join, ...)
+produces the event Slack sends, POSTed to ``app_url`` signed with ``signing_secret`` (v0) in an
+``event_callback`` envelope, retried up to 3 times on non-2xx (``http_error``) or after
+``event_settings.timeout`` (``http_timeout``) with ``X-Slack-Retry-Num``/``-Reason`` and the same
+``event_id`` (delays: ``event_settings.retry_delays``). Workspaces with ``socket_mode=True`` get
+them as ``events_api`` envelopes instead. ``echo(False[, team])`` switches delivery off.
+``emitted`` / ``deliveries`` record every envelope / attempt; ``wait_idle()`` waits for all.
+
+User actions (return the ts, event id or file id): ``post_message(team, channel, user, text,
+thread_ts=, broadcast=, files=[(name, bytes)], blocks=)``, ``edit``, ``delete``, ``react``,
+``unreact``, ``upload_file``, ``rename_channel``, ``archive``, ``unarchive``, ``join``,
+``leave``, ``uninstall`` (``tokens_revoked`` + ``app_uninstalled``), ``bot_message`` (another
+app), ``send_event`` (anything else).
+
+Socket Mode: ``hello`` per connection, envelopes to one of the open connections (round robin),
+acks in ``acks``, re-sent with ``retry_attempt`` + 1 after ``socket_settings.ack_deadline``;
+``send_socket(type, payload)``, ``socket_disconnect(reason)`` (closes after
+``socket_settings.disconnect_grace`` unless ``link_disabled``), ``socket_drop()``.
+
+Faults (:class:`Fault`): ``fail(method_or_*, Fault.ratelimited(3), Fault.http(503),
+Fault.slow(0.2), Fault.hang(), Fault.drop(after=True), Fault.slack_error("fatal_error"))``
+queues them; ``fail_randomly(method, p, fault)`` uses a seeded RNG; ``after=True`` applies the
+fault after the side effect (a lost response). ``faults.add_latency(0.05)`` delays every answer;
+``rate_limit(method, n, window)`` enforces per-workspace limits with 429 + ``Retry-After``.
+
+Inspection: ``calls`` / ``called(method, team)``, ``messages(team, channel)``,
+``find_message(team, channel, text=, event_type=, where=)``, ``reactions(team, channel, ts)``,
+``files(team)``, ``channel(team, channel)``, ``acks``, ``socket_frames``.
+"""
+
+from __future__ import annotations
+
+from .events import Delivery, sign
+from .fake import DEFAULT_SCOPES, FakeSlack
+from .faults import Fault
+from .model import APP_ID, Channel, FileObj, Installation, Message, User, Workspace
+
+__all__ = [
+    "APP_ID",
+    "DEFAULT_SCOPES",
+    "Channel",
+    "Delivery",
+    "FakeSlack",
+    "Fault",
+    "FileObj",
+    "Installation",
+    "Message",
+    "User",
+    "Workspace",
+    "sign",
+]

@@ -1,0 +1,482 @@
+"""``FakeSlack``: builders, user actions and inspection on top of the server."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .events import Delivery
+from .faults import Fault
+from .model import APP_ID, Channel, FileObj, Installation, Message, User, Workspace
+from .rich_text import rich_text_blocks
+from .server import SlackServer
+from .state import Call
+from .webapi import channel_type, message_event, reaction_event
+
+DEFAULT_SCOPES = [
+    "channels:history", "channels:join", "channels:read", "chat:write", "chat:write.customize",
+    "emoji:read", "files:read", "files:write", "groups:history", "groups:read",
+    "reactions:read", "reactions:write", "team:read", "users:read", "users:read.email",
+]
+
+
+class FakeSlack(SlackServer):
+    """A fake Slack on loopback; see the package docstring for the full API."""
+
+    def __init__(self, *, signing_secret: str = "fake-signing-secret-0123456789abcdef",
+                 seed: int = 0, app_url: str | None = None) -> None:
+        super().__init__(signing_secret, seed)
+        self.signing_secret = signing_secret
+        self.event_settings.app_url = app_url
+        self.app_token = f"xapp-1-{APP_ID}-{secrets.token_hex(8)}"
+        self.state.app_tokens.add(self.app_token)
+        self._client_msg = itertools.count(1)
+
+    def start(self) -> FakeSlack:
+        """Start serving on ``127.0.0.1`` (ephemeral port); returns ``self``."""
+        super().start()
+        return self
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- configuration -----------------------------------------------------------------------
+
+    @property
+    def app_url(self) -> str | None:
+        """Request URL events are POSTed to (``None``: HTTP delivery off)."""
+        return self.event_settings.app_url
+
+    @app_url.setter
+    def app_url(self, url: str | None) -> None:
+        self.event_settings.app_url = url
+
+    def echo(self, enabled: bool, team_id: str | None = None) -> None:
+        """Switch event delivery on/off, globally or for one workspace."""
+        if team_id is None:
+            self.event_settings.enabled = enabled
+        elif enabled:
+            self.event_settings.disabled_teams.discard(team_id)
+        else:
+            self.event_settings.disabled_teams.add(team_id)
+
+    def fail(self, method: str, *faults: Fault) -> None:
+        """Queue ``faults`` for the next calls of ``method`` (``"*"``: any method)."""
+        self.call(lambda: self.faults.queue(method, *faults))
+
+    def fail_randomly(self, method: str, probability: float, fault: Fault) -> None:
+        """Inject ``fault`` into ``method`` calls with ``probability`` (seeded RNG)."""
+        self.call(lambda: self.faults.randomly(method, probability, fault))
+
+    def rate_limit(self, method: str, per_window: int, window: float = 60.0) -> None:
+        """Enforce ``per_window`` calls of ``method`` per workspace per ``window`` seconds."""
+
+        def apply() -> None:
+            self.rate_limits[method] = per_window
+            self.rate_window = window
+
+        self.call(apply)
+
+    # --- builders ----------------------------------------------------------------------------
+
+    def add_workspace(self, team_id: str, name: str | None = None, *, domain: str | None = None,
+                      icon: str = "", socket_mode: bool = False,
+                      scopes: Iterable[str] = DEFAULT_SCOPES, installed: bool = True) -> Workspace:
+        """Create a workspace with the app installed (bot user ``U<team>BOT``, ``xoxb-`` token)."""
+
+        def build() -> Workspace:
+            ws = Workspace(team_id, name or team_id, domain or team_id.lower(), icon)
+            self.state.workspaces[team_id] = ws
+            if installed:
+                bot = User(f"U{team_id}BOT", team_id, "syncbot", real_name="syncbot",
+                           is_bot=True, bot_id=f"B{team_id}BOT")
+                ws.users[bot.id] = bot
+                inst = Installation(team_id, bot.id, f"B{team_id}BOT",
+                                    f"xoxb-{team_id}-{secrets.token_hex(12)}",
+                                    scopes=list(scopes), socket_mode=socket_mode)
+                ws.installation = inst
+                self.state.tokens[inst.bot_token] = team_id
+            return ws
+
+        return self.call(build)
+
+    def add_user(self, team_id: str, user_id: str, name: str, *, real_name: str = "",
+                 display_name: str = "", email: str | None = None, is_admin: bool = False,
+                 is_owner: bool = False, is_bot: bool = False, deleted: bool = False,
+                 bot_id: str | None = None) -> User:
+        """Add a member to ``team_id``."""
+        user = User(user_id, team_id, name, real_name, display_name, email, is_admin, is_owner,
+                    is_bot, deleted, bot_id)
+
+        def build() -> User:
+            self.state.workspaces[team_id].users[user_id] = user
+            return user
+
+        return self.call(build)
+
+    def add_channel(self, team_id: str, channel_id: str, name: str, *, private: bool = False,
+                    members: Iterable[str] = (), bot_member: bool = True, topic: str = "",
+                    purpose: str = "", archived: bool = False) -> Channel:
+        """Add a channel; the app's bot user is a member unless ``bot_member=False``."""
+
+        def build() -> Channel:
+            ws = self.state.workspaces[team_id]
+            people = list(members)
+            if bot_member and ws.installation:
+                people.append(ws.installation.bot_user_id)
+            ch = Channel(channel_id, name, is_private=private, topic=topic, purpose=purpose,
+                         members=people, is_archived=archived)
+            ws.channels[channel_id] = ch
+            return ch
+
+        return self.call(build)
+
+    def add_emoji(self, team_id: str, name: str, url: str) -> None:
+        """Add a custom emoji (``url`` may be ``alias:other``)."""
+        self.call(lambda: self.state.workspaces[team_id].emoji.__setitem__(name, url))
+
+    def installation(self, team_id: str) -> Installation:
+        """The app's installation (tokens, bot ids) in ``team_id``."""
+        inst = self.call(lambda: self.state.workspaces[team_id].installation)
+        assert inst is not None, f"app not installed in {team_id}"
+        return inst
+
+    def bot_token(self, team_id: str) -> str:
+        """The current bot token of ``team_id``."""
+        return self.installation(team_id).bot_token
+
+    def revoke(self, team_id: str) -> None:
+        """Revoke the bot token: later calls answer ``token_revoked``."""
+
+        def apply() -> None:
+            inst = self.state.workspaces[team_id].installation
+            assert inst is not None
+            inst.revoked = True
+            self.state.tokens.pop(inst.bot_token, None)
+            self.state.revoked_tokens[inst.bot_token] = team_id
+
+        self.call(apply)
+
+    # --- user actions ------------------------------------------------------------------------
+
+    def post_message(self, team_id: str, channel_id: str, user: str, text: str, *,
+                     thread_ts: str | None = None, broadcast: bool = False,
+                     files: list[tuple[str, bytes]] | None = None,
+                     blocks: list[dict[str, Any]] | None = None) -> str:
+        """A person posts (optionally in a thread, broadcast, with files); returns the ts."""
+
+        def act() -> str:
+            ws = self.state.workspaces[team_id]
+            ch = self.state.channel(ws, channel_id)
+            msg = Message(self.state.clock.next(), ch.id, text, user=user, team=team_id,
+                          thread_ts=thread_ts, blocks=blocks or rich_text_blocks(text))
+            if thread_ts and broadcast:
+                msg.subtype, msg.reply_broadcast = "thread_broadcast", True
+            for name, content in files or []:
+                f = self._new_file(ws, user, name, content)
+                f.channels.append(ch.id)
+                msg.files.append(f.id)
+            if files:
+                msg.subtype = "file_share"
+            self.state.add_message(ch, msg)
+            event = message_event(ws, ch, msg)
+            event["client_msg_id"] = f"00000000-0000-4000-8000-{next(self._client_msg):012d}"
+            if files:
+                event["upload"] = False
+            if msg.reply_broadcast and thread_ts:
+                event["root"] = ch.messages[thread_ts].wire(ws.files)
+            self.state.emit(team_id, event)
+            return msg.ts
+
+        return self.call(act)
+
+    def _new_file(self, ws: Workspace, user: str, name: str, content: bytes) -> FileObj:
+        f = FileObj(self.state.new_id("F"), ws.id, user, name, name, _mimetype(name), content,
+                    uploaded=True, base_url=self.state.base_url)
+        ws.files[f.id] = f
+        return f
+
+    def upload_file(self, team_id: str, channel_id: str, user: str, name: str, content: bytes,
+                    *, text: str = "", thread_ts: str | None = None) -> str:
+        """A person uploads a file into a channel; returns the file id."""
+        ts = self.post_message(team_id, channel_id, user, text, thread_ts=thread_ts,
+                               files=[(name, content)])
+        return self.call(
+            lambda: self.state.workspaces[team_id].channels[channel_id].messages[ts].files[0])
+
+    def edit(self, team_id: str, channel_id: str, ts: str, text: str) -> str:
+        """The author edits a message; returns the ``message_changed`` event ts."""
+
+        def act() -> str:
+            ws = self.state.workspaces[team_id]
+            ch = self.state.channel(ws, channel_id)
+            msg = self.state.message(ch, ts)
+            before = msg.wire(ws.files)
+            msg.text, msg.blocks = text, rich_text_blocks(text)
+            event_ts = self.state.clock.next()
+            msg.edited = {"user": msg.user or "", "ts": event_ts}
+            self.state.emit(team_id, {
+                "type": "message", "subtype": "message_changed", "hidden": True,
+                "channel": ch.id, "channel_type": channel_type(ch), "ts": event_ts,
+                "event_ts": event_ts, "message": msg.wire(ws.files), "previous_message": before})
+            return event_ts
+
+        return self.call(act)
+
+    def delete(self, team_id: str, channel_id: str, ts: str) -> str:
+        """The author deletes a message; returns the ``message_deleted`` event ts."""
+
+        def act() -> str:
+            ws = self.state.workspaces[team_id]
+            ch = self.state.channel(ws, channel_id)
+            msg = self.state.message(ch, ts)
+            before = msg.wire(ws.files)
+            msg.deleted = True
+            event_ts = self.state.clock.next()
+            self.state.emit(team_id, {
+                "type": "message", "subtype": "message_deleted", "hidden": True,
+                "channel": ch.id, "channel_type": channel_type(ch), "ts": event_ts,
+                "event_ts": event_ts, "deleted_ts": ts, "previous_message": before})
+            return event_ts
+
+        return self.call(act)
+
+    def react(self, team_id: str, channel_id: str, ts: str, user: str, name: str) -> str | None:
+        """A person adds reaction ``name``; returns the event id (``None`` if not delivered)."""
+        return self._reaction(team_id, channel_id, ts, user, name, add=True)
+
+    def unreact(self, team_id: str, channel_id: str, ts: str, user: str,
+                name: str) -> str | None:
+        """A person removes reaction ``name``; returns the event id."""
+        return self._reaction(team_id, channel_id, ts, user, name, add=False)
+
+    def _reaction(self, team_id: str, channel_id: str, ts: str, user: str, name: str,
+                  add: bool) -> str | None:
+        def act() -> str | None:
+            ws = self.state.workspaces[team_id]
+            ch = self.state.channel(ws, channel_id)
+            msg = self.state.message(ch, ts)
+            users = msg.reactions.setdefault(name, [])
+            if add and user not in users:
+                users.append(user)
+            elif not add and user in users:
+                users.remove(user)
+            if not users:
+                del msg.reactions[name]
+            kind = "reaction_added" if add else "reaction_removed"
+            return self.state.emit(team_id, reaction_event(kind, user, name, ch, msg))
+
+        return self.call(act)
+
+    def rename_channel(self, team_id: str, channel_id: str, name: str) -> str | None:
+        """Someone renames a channel (``channel_rename``)."""
+
+        def act() -> str | None:
+            ch = self.state.channel(self.state.workspaces[team_id], channel_id)
+            ch.name = name
+            return self.state.emit(team_id, {"type": "channel_rename", "channel": {
+                "id": ch.id, "name": name, "name_normalized": name, "created": 1700000000}})
+
+        return self.call(act)
+
+    def archive(self, team_id: str, channel_id: str, user: str) -> str | None:
+        """``user`` archives a channel (``channel_archive``)."""
+        return self._set_archived(team_id, channel_id, user, True)
+
+    def unarchive(self, team_id: str, channel_id: str, user: str) -> str | None:
+        """``user`` unarchives a channel (``channel_unarchive``)."""
+        return self._set_archived(team_id, channel_id, user, False)
+
+    def _set_archived(self, team_id: str, channel_id: str, user: str,
+                      archived: bool) -> str | None:
+        def act() -> str | None:
+            ch = self.state.channel(self.state.workspaces[team_id], channel_id)
+            ch.is_archived = archived
+            kind = "channel_archive" if archived else "channel_unarchive"
+            return self.state.emit(team_id, {"type": kind, "channel": ch.id, "user": user})
+
+        return self.call(act)
+
+    def join(self, team_id: str, channel_id: str, user: str) -> str | None:
+        """``user`` joins: a ``channel_join`` message and ``member_joined_channel``."""
+        return self._membership(team_id, channel_id, user, joined=True)
+
+    def leave(self, team_id: str, channel_id: str, user: str) -> str | None:
+        """``user`` leaves: a ``channel_leave`` message and ``member_left_channel``."""
+        return self._membership(team_id, channel_id, user, joined=False)
+
+    def _membership(self, team_id: str, channel_id: str, user: str,
+                    joined: bool) -> str | None:
+        def act() -> str | None:
+            ws = self.state.workspaces[team_id]
+            ch = self.state.channel(ws, channel_id)
+            if joined and user not in ch.members:
+                ch.members.append(user)
+            elif not joined and user in ch.members:
+                ch.members.remove(user)
+            verb = "joined" if joined else "left"
+            msg = Message(self.state.clock.next(), ch.id, f"<@{user}> has {verb} the channel",
+                          user=user, team=team_id,
+                          subtype="channel_join" if joined else "channel_leave")
+            self.state.add_message(ch, msg)
+            self.state.emit(team_id, message_event(ws, ch, msg))
+            return self.state.emit(team_id, {
+                "type": f"member_{verb}_channel", "user": user, "channel": ch.id,
+                "channel_type": "G" if ch.is_private else "C", "team": team_id})
+
+        return self.call(act)
+
+    def bot_message(self, team_id: str, channel_id: str, bot_id: str, text: str, *,
+                    username: str | None = None, icons: dict[str, str] | None = None,
+                    app_id: str = "A0OTHERAPP1", user: str | None = None,
+                    thread_ts: str | None = None) -> str:
+        """Another app posts; without ``user`` it is a legacy ``bot_message``. Returns the ts."""
+
+        def act() -> str:
+            ws = self.state.workspaces[team_id]
+            ch = self.state.channel(ws, channel_id)
+            msg = Message(self.state.clock.next(), ch.id, text, user=user, bot_id=bot_id,
+                          app_id=app_id, username=username, icons=icons, team=team_id,
+                          thread_ts=thread_ts, subtype=None if user else "bot_message",
+                          bot_profile={"id": bot_id, "app_id": app_id,
+                                       "name": username or bot_id, "deleted": False,
+                                       "updated": 1700000000, "team_id": team_id})
+            self.state.add_message(ch, msg)
+            self.state.emit(team_id, message_event(ws, ch, msg))
+            return msg.ts
+
+        return self.call(act)
+
+    def uninstall(self, team_id: str) -> None:
+        """The workspace removes the app: ``tokens_revoked``, ``app_uninstalled``, tokens dead."""
+
+        def act() -> None:
+            inst = self.state.workspaces[team_id].installation
+            assert inst is not None
+            self.state.emit(team_id, {"type": "tokens_revoked",
+                                      "tokens": {"oauth": [], "bot": [inst.bot_user_id]}})
+            self.state.emit(team_id, {"type": "app_uninstalled"})
+            inst.revoked = True
+            self.state.tokens.pop(inst.bot_token, None)
+            self.state.revoked_tokens[inst.bot_token] = team_id
+
+        self.call(act)
+
+    def send_event(self, team_id: str, event: dict[str, Any]) -> str | None:
+        """Deliver an arbitrary Events API ``event`` to the app; returns its event id."""
+        return self.call(lambda: self.state.emit(team_id, dict(event)))
+
+    def send_socket(self, envelope_type: str, payload: dict[str, Any],
+                    accepts_response_payload: bool = False) -> str:
+        """Send an ``interactive``/``slash_commands``/... envelope over Socket Mode."""
+        return str(self.run_coro(self.hub.send(envelope_type, payload,
+                                               accepts_response_payload)))
+
+    def socket_disconnect(self, reason: str, connection: int | None = None) -> None:
+        """Send a ``disconnect`` frame (then close as Slack would after the grace)."""
+        self.run_coro(self.hub.disconnect(reason, connection))
+
+    def socket_drop(self, connection: int | None = None) -> None:
+        """Abort Socket Mode connections without a close frame."""
+        self.run_coro(self.hub.drop(connection))
+
+    # --- inspection --------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every Web API call so far (a snapshot)."""
+        return self.call(lambda: list(self.state.calls))
+
+    def called(self, method: str, team_id: str | None = None) -> list[dict[str, Any]]:
+        """Params of each call of ``method`` (optionally by one workspace's token)."""
+        return [c.params for c in self.calls
+                if c.method == method and (team_id is None or c.team_id == team_id)]
+
+    def messages(self, team_id: str, channel_id: str, *,
+                 include_deleted: bool = False) -> list[Message]:
+        """All messages of a channel incl. thread replies, oldest first."""
+
+        def read() -> list[Message]:
+            ch = self.state.workspaces[team_id].channels[channel_id]
+            msgs = [m for m in ch.messages.values() if include_deleted or not m.deleted]
+            return sorted(msgs, key=lambda m: float(m.ts))
+
+        return self.call(read)
+
+    def find_message(self, team_id: str, channel_id: str, *, text: str | None = None,
+                     event_type: str | None = None,
+                     where: Callable[[Message], bool] | None = None) -> Message | None:
+        """The first message whose text contains ``text`` / metadata has ``event_type``."""
+        for msg in self.messages(team_id, channel_id):
+            if text is not None and text not in msg.text:
+                continue
+            if event_type is not None and (msg.metadata or {}).get("event_type") != event_type:
+                continue
+            if where is not None and not where(msg):
+                continue
+            return msg
+        return None
+
+    def reactions(self, team_id: str, channel_id: str, ts: str) -> dict[str, list[str]]:
+        """Reaction name -> users on one message."""
+        return self.call(lambda: {
+            k: list(v) for k, v in
+            self.state.workspaces[team_id].channels[channel_id].messages[ts].reactions.items()})
+
+    def files(self, team_id: str) -> list[FileObj]:
+        """Completed uploads of ``team_id``."""
+        return self.call(lambda: [
+            f for f in self.state.workspaces[team_id].files.values() if f.uploaded])
+
+    def channel(self, team_id: str, channel_id: str) -> Channel:
+        """The channel object (read it; mutate only through actions)."""
+        return self.call(lambda: self.state.workspaces[team_id].channels[channel_id])
+
+    @property
+    def emitted(self) -> list[dict[str, Any]]:
+        """Every envelope the fake decided to deliver, in order."""
+        return self.call(lambda: list(self.events.emitted))
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery attempt (HTTP), including retries."""
+        return self.call(lambda: list(self.events.deliveries))
+
+    @property
+    def acks(self) -> list[dict[str, Any]]:
+        """Socket Mode acks received."""
+        return self.call(lambda: list(self.hub.acks))
+
+    @property
+    def socket_frames(self) -> list[dict[str, Any]]:
+        """Socket Mode envelopes sent, including re-sends."""
+        return self.call(lambda: list(self.hub.sent))
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until no event delivery (incl. retries) is outstanding."""
+        deadline = time.monotonic() + timeout
+        while self.call(lambda: self.events.pending):
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake Slack still delivering events")
+            time.sleep(0.01)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Poll ``predicate`` (a test-side check) until true or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not met")
+            time.sleep(0.01)
+
+
+def _mimetype(name: str) -> str:
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+            "txt": "text/plain", "pdf": "application/pdf", "json": "application/json"}.get(
+        ext, "application/octet-stream")

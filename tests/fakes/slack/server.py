@@ -1,0 +1,273 @@
+"""The aiohttp server: routing, auth, fault and rate-limit application, and the loop thread."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from . import files, oauth
+from .events import EventBus, EventSettings
+from .faults import Fault, FaultPlan
+from .socket_mode import SocketHub, SocketSettings
+from .state import Call, SlackError, SlackState
+from .webapi import HANDLERS
+
+T = TypeVar("T")
+
+
+class SlackServer:
+    """Owns the loop thread, the HTTP/WebSocket server and the request pipeline."""
+
+    def __init__(self, signing_secret: str, seed: int) -> None:
+        self.state = SlackState()
+        self.faults = FaultPlan(seed)
+        self.event_settings = EventSettings()
+        self.socket_settings = SocketSettings()
+        self.oauth = oauth.OAuthApp()
+        self.rate_limits: dict[str, int] = {}
+        self.rate_window = 60.0
+        self.port = 0
+        self._rate_log: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._closing: asyncio.Event | None = None
+        self.hub = SocketHub(self.socket_settings)
+        self.events = EventBus(signing_secret, self.event_settings, self._socket_send)
+        self.state.emit = self._emit
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """Web API base URL for ``slack_sdk`` clients (ends with ``/api/``)."""
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def start(self) -> None:
+        """Start the server thread and wait until it listens."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-slack", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+
+    async def _serve(self) -> None:
+        self._closing = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/link/", self.hub.handle)
+        app.router.add_get("/oauth/v2/authorize", self._authorize)
+        app.router.add_post("/upload/v1/{team}/{file}", self._upload)
+        app.router.add_get("/files-pri/{key}/{name}", self._download)
+        app.router.add_get("/files-pri/dl/{key}/{name}", self._download)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound ephemeral port nowhere else
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]
+        self.state.base_url = f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        """Close sockets, cancel deliveries, stop the loop and join the thread."""
+        if self._loop is None or not self._loop.is_running():
+            return
+
+        async def shutdown() -> None:
+            assert self._closing is not None and self._runner is not None
+            self._closing.set()
+            await self.hub.close()
+            await self.events.close()
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(15)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the fake's loop (state is only touched there) and return its result."""
+        loop = self._loop
+        assert loop is not None, "FakeSlack is not started"
+        if threading.current_thread() is self._thread:
+            return fn()
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+
+    def run_coro(self, coro: Any, timeout: float = 10) -> Any:
+        """Run a coroutine on the fake's loop from a test thread."""
+        assert self._loop is not None, "FakeSlack is not started"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _emit(self, team_id: str, event: dict[str, Any]) -> str | None:
+        ws = self.state.workspaces.get(team_id)
+        return self.events.emit(ws.installation if ws else None, event)
+
+    async def _socket_send(self, team_id: str, envelope: dict[str, Any], kind: str) -> bool:
+        await self.hub.send(kind, envelope)
+        return True
+
+    # --- HTTP pipeline -----------------------------------------------------------------------
+
+    @staticmethod
+    async def _params(request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        params: dict[str, Any] = dict(request.query)
+        if "json" in request.content_type:
+            body = json.loads(raw or b"{}")
+            if isinstance(body, dict):
+                params.update(body)
+        elif request.content_type.startswith("multipart/"):
+            pass
+        elif raw:
+            params.update(parse_qsl(raw.decode(), keep_blank_values=True))
+        return params
+
+    @staticmethod
+    def _token(request: web.Request, params: dict[str, Any]) -> str | None:
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[7:].strip()
+        return params.pop("token", None)
+
+    @staticmethod
+    def _basic(request: web.Request) -> tuple[str, str] | None:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            return None
+        cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        return cid, secret
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        token = self._token(request, params) if not self._basic(request) else None
+        team_id = self.state.tokens.get(token or "")
+        self.state.calls.append(Call(method, dict(params), team_id, token))
+        latency = self.faults.delay_for(method)
+        if latency:
+            await asyncio.sleep(latency)
+        fault = self.faults.next(method)
+        if fault is not None and not fault.after:
+            early = await self._apply(fault, request)
+            if early is not None:
+                return early
+        limited = self._rate_limited(team_id or token or "", method)
+        if limited is not None:
+            return limited
+        status, body = self._dispatch(method, params, token, request)
+        if fault is not None and fault.after:
+            late = await self._apply(fault, request)
+            if late is not None:
+                return late
+        return web.json_response(body, status=status,
+                                 headers={"X-Slack-Req-Id": uuid.uuid4().hex})
+
+    def _dispatch(self, method: str, params: dict[str, Any], token: str | None,
+                  request: web.Request) -> tuple[int, dict[str, Any]]:
+        try:
+            if method == "oauth.v2.access":
+                return 200, oauth.access(self.state, self.oauth, params, self._basic(request))
+            if method == "apps.connections.open":
+                return 200, self._connections_open(token)
+            handler = HANDLERS.get(method)
+            if handler is None:
+                return 404, {"ok": False, "error": "unknown_method", "req_method": method}
+            if token and token.startswith("xapp-"):
+                raise SlackError("not_allowed_token_type")
+            ws, inst = self.state.auth(token)
+            return 200, {"ok": True, **handler(self.state, ws, inst, params)}
+        except SlackError as err:
+            return 200, {"ok": False, "error": err.error, **err.extra}
+
+    def _connections_open(self, token: str | None) -> dict[str, Any]:
+        if not token:
+            raise SlackError("not_authed")
+        if not token.startswith("xapp-"):
+            raise SlackError("not_allowed_token_type")
+        if token not in self.state.app_tokens:
+            raise SlackError("invalid_auth")
+        ticket = self.hub.new_ticket()
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}"}
+
+    def _rate_limited(self, key: str, method: str) -> web.Response | None:
+        limit = self.rate_limits.get(method)
+        if limit is None:
+            return None
+        now = time.monotonic()
+        log = self._rate_log[(key, method)]
+        while log and now - log[0] >= self.rate_window:
+            log.popleft()
+        if len(log) >= limit:
+            retry = max(1, math.ceil(self.rate_window - (now - log[0])))
+            return self._ratelimited(retry)
+        log.append(now)
+        return None
+
+    @staticmethod
+    def _ratelimited(retry_after: int) -> web.Response:
+        return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                 headers={"Retry-After": str(retry_after)})
+
+    async def _apply(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
+        """Turn ``fault`` into the response (or non-response) the client sees."""
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+            return None
+        if fault.kind == "ratelimited":
+            return self._ratelimited(fault.retry_after)
+        if fault.kind == "status":
+            return web.Response(status=fault.status, text=f"fake upstream error {fault.status}")
+        if fault.kind == "error":
+            return web.json_response({"ok": False, "error": fault.error})
+        if fault.kind == "hang":
+            assert self._closing is not None
+            await self._closing.wait()
+        # "drop", and a "hang" ended by shutdown: close the socket without any response.
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError
+
+    # --- non-API endpoints -------------------------------------------------------------------
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        return oauth.authorize(self.state, self.oauth, request)
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        return await files.upload(self.state, request)
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        return await files.download(self.state, request)

@@ -135,6 +135,15 @@ def attach(runtime: Runtime) -> Services:
         return report.delivered
 
     runtime.add_maintenance(outbox_catch_up)
+    if runtime.settings.tick_invokers and runtime.settings.public_url:
+        from app.oidc import OidcVerifier
+        from app.tick_route import tick_route
+
+        verifier = OidcVerifier(
+            audience=runtime.settings.public_url,
+            invokers=frozenset(runtime.settings.tick_invokers),
+        )
+        runtime.add_routes(tick_route(runtime, verifier))
     federation = services.extras.get("federation")
     if federation is not None:
         runtime.add_maintenance(lambda _rt: federation.purge_nonces())

@@ -149,6 +149,7 @@ _VARS: tuple[_Var, ...] = (
     _Var("MATRIX_PERMISSIONS", "matrix_permissions", _permissions, {}),
     _Var("SYNCBOT_AUTO_MIGRATE", "auto_migrate", _bool, None),
     _Var("SYNCBOT_DATA_DIR", "data_dir", _str, "."),
+    _Var("SYNCBOT_TICK_INVOKERS", "tick_invokers", _keys, ()),
 )
 
 ENV_NAMES: tuple[str, ...] = tuple(v.env for v in _VARS)
@@ -198,6 +199,8 @@ class Settings:
     matrix_permissions: Mapping[str, str] = field(default_factory=dict)
     auto_migrate: bool | None = None
     data_dir: str = "."
+    # Service accounts whose OIDC tokens may call POST /internal/tick (Cloud Scheduler).
+    tick_invokers: tuple[str, ...] = ()
     # True when no database variable at all was given: the embedded SQLite default.
     embedded_database: bool = False
 

@@ -84,6 +84,11 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
     EnvVar("MATRIX_PERMISSIONS", Source.CONFIG, "JSON map of domain/user to relay/user/admin"),
     # Runtime shape.
     EnvVar("SYNCBOT_AUTO_MIGRATE", Source.CONFIG, "upgrade the schema at start", "false"),
+    EnvVar(
+        "SYNCBOT_TICK_INVOKERS",
+        Source.SERVICE,
+        "service accounts allowed to call POST /internal/tick with an OIDC token",
+    ),
 )
 
 ENV_BY_NAME: dict[str, EnvVar] = {var.name: var for var in RUNTIME_ENV}

@@ -1,0 +1,97 @@
+"""Verifying Google-signed OIDC ID tokens (Cloud Scheduler and Cloud Tasks calling us).
+
+Any Google account can mint an ID token for any audience, so the audience alone proves
+nothing: the token must also name one of the service accounts we expect.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+GOOGLE_CERTS = "https://www.googleapis.com/oauth2/v3/certs"
+GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
+LEEWAY = 60
+
+
+class TokenError(Exception):
+    """The bearer token is missing, malformed, expired, or not from an expected caller."""
+
+
+def _b64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def fetch_google_keys() -> dict[str, Any]:
+    return httpx.get(GOOGLE_CERTS, timeout=5.0).json()
+
+
+class OidcVerifier:
+    def __init__(
+        self,
+        *,
+        audience: str,
+        invokers: frozenset[str],
+        fetch_keys: Callable[[], dict[str, Any]] = fetch_google_keys,
+        issuers: frozenset[str] = GOOGLE_ISSUERS,
+    ) -> None:
+        self.audience = audience.rstrip("/")
+        self.invokers = invokers
+        self._fetch = fetch_keys
+        self._issuers = issuers
+        self._keys: dict[str, rsa.RSAPublicKey] = {}
+        self._fetched = 0.0
+
+    def _key(self, kid: str) -> rsa.RSAPublicKey:
+        if kid not in self._keys and time.monotonic() - self._fetched > 60:
+            self._fetched = time.monotonic()
+            keys = {}
+            for jwk in self._fetch().get("keys", []):
+                if jwk.get("kty") == "RSA":
+                    n = int.from_bytes(_b64(jwk["n"]), "big")
+                    e = int.from_bytes(_b64(jwk["e"]), "big")
+                    keys[jwk["kid"]] = rsa.RSAPublicNumbers(e, n).public_key()
+            self._keys = keys
+        try:
+            return self._keys[kid]
+        except KeyError:
+            raise TokenError("unknown signing key") from None
+
+    def verify(self, authorization: str | None) -> dict[str, Any]:
+        """Return the token's claims, or raise :class:`TokenError`."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise TokenError("missing bearer token")
+        try:
+            head_b64, body_b64, sig_b64 = authorization[7:].strip().split(".")
+            header = json.loads(_b64(head_b64))
+            claims = json.loads(_b64(body_b64))
+            signature = _b64(sig_b64)
+        except ValueError:
+            raise TokenError("malformed token") from None
+        if header.get("alg") != "RS256":
+            raise TokenError("unexpected algorithm")
+        key = self._key(str(header.get("kid")))
+        try:
+            key.verify(
+                signature, f"{head_b64}.{body_b64}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+        except InvalidSignature:
+            raise TokenError("bad signature") from None
+        now = time.time()
+        if claims.get("iss") not in self._issuers:
+            raise TokenError("unexpected issuer")
+        if str(claims.get("aud", "")).rstrip("/") != self.audience:
+            raise TokenError("token is for another audience")
+        if not (claims.get("iat", 0) - LEEWAY <= now <= claims.get("exp", 0) + LEEWAY):
+            raise TokenError("token expired")
+        if claims.get("email") not in self.invokers or not claims.get("email_verified"):
+            raise TokenError("caller is not an expected service account")
+        return claims

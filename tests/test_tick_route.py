@@ -1,0 +1,91 @@
+"""POST /internal/tick: only a Google-signed token for our audience from an expected account."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from app.oidc import OidcVerifier
+from app.tick_route import tick_route
+
+AUD = "https://syncbot.example.run.app"
+SA = "scheduler@proj.iam.gserviceaccount.com"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.fixture(scope="module")
+def key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwks(key) -> dict:
+    nums = key.public_key().public_numbers()
+    return {
+        "keys": [
+            {
+                "kty": "RSA",
+                "kid": "k1",
+                "alg": "RS256",
+                "n": b64(nums.n.to_bytes(256, "big")),
+                "e": b64(nums.e.to_bytes(3, "big")),
+            }
+        ]
+    }
+
+
+def token(key, **claims) -> str:
+    now = int(time.time())
+    body = {
+        "iss": "https://accounts.google.com",
+        "aud": AUD,
+        "iat": now,
+        "exp": now + 3600,
+        "email": SA,
+        "email_verified": True,
+    } | claims
+    head = b64(json.dumps({"alg": "RS256", "kid": "k1", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(body).encode())
+    sig = key.sign(f"{head}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"Bearer {head}.{payload}.{b64(sig)}"
+
+
+class FakeRuntime:
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def run_maintenance(self) -> dict:
+        self.ticks += 1
+        return {"outbox_catch_up": 0}
+
+
+def test_tick_accepts_only_the_expected_caller(key) -> None:
+    runtime = FakeRuntime()
+    verifier = OidcVerifier(audience=AUD, invokers=frozenset({SA}), fetch_keys=lambda: jwks(key))
+    client = TestClient(Starlette(routes=[tick_route(runtime, verifier)]))
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refused = [
+        None,
+        "Bearer not.a.jwt",
+        token(key, aud="https://someone-else.example"),
+        token(key, email="attacker@gmail.com"),
+        token(key, email_verified=False),
+        token(key, exp=int(time.time()) - 3600),
+        token(key, iss="https://evil.example"),
+        token(other),  # signed by a key Google never published
+    ]
+    for auth in refused:
+        headers = {"Authorization": auth} if auth else {}
+        assert client.post("/internal/tick", headers=headers).status_code == 401, auth
+    assert runtime.ticks == 0
+    ok = client.post("/internal/tick", headers={"Authorization": token(key)})
+    assert ok.status_code == 200 and ok.json()["ok"] and runtime.ticks == 1

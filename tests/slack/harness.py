@@ -30,9 +30,17 @@ def free_port() -> int:
 class AppServer:
     """The syncbot ASGI app plus its outbox worker, served by uvicorn on 127.0.0.1."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, worker: bool = True,
-                 retry: RetryPolicy | None = None, slack_timeout: float = 2.0,
-                 port: int | None = None, lease_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        worker: bool = True,
+        retry: RetryPolicy | None = None,
+        slack_timeout: float = 2.0,
+        port: int | None = None,
+        lease_seconds: float = 120.0,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.worker = worker
@@ -59,8 +67,9 @@ class AppServer:
             lease_seconds=self.lease_seconds,
         )
         app = Starlette(routes=self.services.routes)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         ready = threading.Event()
 
@@ -74,8 +83,8 @@ class AppServer:
                     assert self.services is not None
                     worker = asyncio.ensure_future(self.services.outbox.run_forever(idle=0.2))
                 serve = asyncio.ensure_future(self._server.serve())
-                while not self._server.started:
-                    await asyncio.sleep(0.01)
+                while not self._server.started:  # uvicorn offers no start event
+                    await asyncio.sleep(0.01)  # noqa: ASYNC110
                 ready.set()
                 await serve
                 if worker:
@@ -106,11 +115,41 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 
 
 
 def three_workspaces(slack: FakeSlack) -> None:
-    for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2"),
-                                ("T3", "Gamma", "C3")):
+    for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2"), ("T3", "Gamma", "C3")):
         slack.add_team(team, name)
         slack.add_channel(team, channel, "general")
     slack.add_user("T1", "U1", "Ada", email="ada@example.com")
     slack.add_user("T2", "U2", "Bob", email="bob@example.com")
     slack.add_user("T2", "U2A", "Ada Lovelace", email="ada@example.com")
     slack.add_user("T3", "U3", "Cy", email="cy@example.com")
+
+
+def synced_database(slack: FakeSlack, url, sync_name: str, endpoints: list[tuple[str, str]]):
+    """Migrate the database at ``url``, install the fake's workspaces by bot token (through
+    ``auth.test``, as an operator would) and put ``endpoints`` in one sync.
+
+    Returns (settings, engine).
+    """
+    import asyncio
+
+    from app.core.endpoints import Endpoint
+    from app.slack.workspaces import Workspaces
+    from app.store.engine import make_engine
+    from app.store.migrate import upgrade
+    from app.store.syncs import SyncAdmin
+    from tests.conftest import TEST_KEY, local_settings
+
+    settings = local_settings(
+        slack_signing_secret=slack.signing_secret, slack_api_url=slack.base_url
+    )
+    engine = make_engine(settings, url=url)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    workspaces = Workspaces(sessions, TokenCipher(TEST_KEY), api_url=slack.base_url)
+    for team in sorted({team for team, _ in endpoints}):
+        asyncio.run(workspaces.add(slack.teams[team].bot_token))
+    admin = SyncAdmin(sessions)
+    admin.create(sync_name)
+    for team, channel in endpoints:
+        admin.add(sync_name, Endpoint.slack(team, channel))
+    return settings, engine

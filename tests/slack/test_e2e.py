@@ -3,7 +3,6 @@ workspaces in one sync, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -12,17 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.core.endpoints import Endpoint
-from app.store.cipher import TokenCipher
-from app.store.engine import make_engine, session_factory
-from app.store.migrate import upgrade
 from app.store.models import Delivery, ProcessedEvent
-from app.store.syncs import SyncAdmin
-from app.slack.workspaces import Workspaces
-from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
 from tests.fakes.slack_server import FakeSlack
-from tests.slack.harness import AppServer, three_workspaces, wait_for
+from tests.slack.harness import AppServer, synced_database, three_workspaces, wait_for
+
+CHANNELS = [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +26,7 @@ def world(request, tmp_path) -> Iterator[tuple[FakeSlack, AppServer]]:
     slack = FakeSlack().start()
     three_workspaces(slack)
     with throwaway_database(request.param, tmp_path) as url:
-        settings = local_settings(
-            slack_signing_secret=slack.signing_secret, slack_api_url=slack.base_url
-        )
-        engine = make_engine(settings, url=url)
-        upgrade(engine)
-        sessions = session_factory(engine)
-        workspaces = Workspaces(sessions, TokenCipher(TEST_KEY), api_url=slack.base_url)
-        for team in ("T1", "T2", "T3"):
-            asyncio.run(workspaces.add(slack.teams[team].bot_token))
-        admin = SyncAdmin(sessions)
-        admin.create("general")
-        for team, channel in (("T1", "C1"), ("T2", "C2"), ("T3", "C3")):
-            admin.add("general", Endpoint.slack(team, channel))
+        settings, engine = synced_database(slack, url, "general", CHANNELS)
         server = AppServer(settings, engine).start()
         slack.app_url = f"{server.url}/slack/events"
         try:
@@ -63,11 +45,13 @@ def copies(slack: FakeSlack, text: str) -> dict[str, list]:
 
 
 def copy_in(slack: FakeSlack, team: str, channel: str, text: str):
-    return wait_for(lambda: next((m for m in slack.messages(team, channel) if text in m.text), None))
+    return wait_for(
+        lambda: next((m for m in slack.messages(team, channel) if text in m.text), None)
+    )
 
 
 def test_every_message_kind_across_three_workspaces(world) -> None:
-    slack, server = world
+    slack, _server = world
     # A new post appears in the other two, under the author's name, workspace and avatar.
     ts = slack.user_posts("T1", "C1", "U1", "hello <@U1> and <!here> :wave:")
     b = copy_in(slack, "T2", "C2", "hello")
@@ -111,7 +95,7 @@ def test_every_message_kind_across_three_workspaces(world) -> None:
 
 
 def test_files_bots_and_orphan_replies(world) -> None:
-    slack, server = world
+    slack, _server = world
     f = slack.add_file(b"\x89PNG fake image bytes" * 100, "cat.png", "image/png")
     slack.user_posts("T1", "C1", "U1", "look", files=[f])
     b = copy_in(slack, "T2", "C2", "look")
@@ -125,14 +109,28 @@ def test_files_bots_and_orphan_replies(world) -> None:
     with slack._lock:
         slack.teams["T1"].channels["C1"].messages.append(
             __import__("tests.fakes.slack_server", fromlist=["Message"]).Message(
-                ts="1800000000.000001", text="deploy done", bot_id="BOTHER", app_id="AOTHER",
-                username="CI Bot", subtype="bot_message",
+                ts="1800000000.000001",
+                text="deploy done",
+                bot_id="BOTHER",
+                app_id="AOTHER",
+                username="CI Bot",
+                subtype="bot_message",
             )
         )
-    slack.emit("T1", {"type": "message", "subtype": "bot_message", "channel": "C1",
-                      "text": "deploy done", "bot_id": "BOTHER", "app_id": "AOTHER",
-                      "username": "CI Bot", "ts": "1800000000.000001",
-                      "icons": {"image_48": "https://bots/ci.png"}})
+    slack.emit(
+        "T1",
+        {
+            "type": "message",
+            "subtype": "bot_message",
+            "channel": "C1",
+            "text": "deploy done",
+            "bot_id": "BOTHER",
+            "app_id": "AOTHER",
+            "username": "CI Bot",
+            "ts": "1800000000.000001",
+            "icons": {"image_48": "https://bots/ci.png"},
+        },
+    )
     bot = copy_in(slack, "T3", "C3", "deploy done")
     assert bot.username == "CI Bot (Acme)"
 
@@ -145,8 +143,14 @@ def test_files_bots_and_orphan_replies(world) -> None:
 def test_retries_are_deduplicated_and_forgeries_refused(world) -> None:
     slack, server = world
     envelope = slack.envelope(
-        "T1", {"type": "message", "channel": "C1", "user": "U1", "text": "once only",
-               "ts": "1700000500.000100"}
+        "T1",
+        {
+            "type": "message",
+            "channel": "C1",
+            "user": "U1",
+            "text": "once only",
+            "ts": "1700000500.000100",
+        },
     )
     body = json.dumps(envelope).encode()
     url = f"{server.url}/slack/events"
@@ -159,29 +163,34 @@ def test_retries_are_deduplicated_and_forgeries_refused(world) -> None:
     time.sleep(0.5)
     assert len([m for m in slack.messages("T2", "C2") if m.text == "once only"]) == 1
 
-    forged = json.dumps(slack.envelope("T1", {"type": "message", "channel": "C1", "user": "U1",
-                                              "text": "forged", "ts": "1.2"})).encode()
+    forged = json.dumps(
+        slack.envelope(
+            "T1", {"type": "message", "channel": "C1", "user": "U1", "text": "forged", "ts": "1.2"}
+        )
+    ).encode()
     bad = slack.sign(forged) | {"X-Slack-Signature": "v0=" + "0" * 64}
     stale = slack.sign(forged, ts=int(time.time()) - 600)
     unsigned = {"Content-Type": "application/json"}
     for headers in (bad, stale, unsigned):
         assert httpx.post(url, content=forged, headers=headers).status_code == 401
-    assert httpx.post(url, content=b"{not json", headers=slack.sign(b"{not json")).status_code == 400
+    assert (
+        httpx.post(url, content=b"{not json", headers=slack.sign(b"{not json")).status_code == 400
+    )
     challenge = json.dumps({"type": "url_verification", "challenge": "abc"}).encode()
     assert httpx.post(url, content=challenge, headers=slack.sign(challenge)).text == "abc"
     with server.services.sessions() as s:  # type: ignore[union-attr]
         claims = s.execute(select(func.count()).select_from(ProcessedEvent)).scalar()
         forged_rows = s.execute(
-            select(func.count()).select_from(Delivery).where(
-                Delivery.payload.is_not(None), Delivery.post_id.is_(None)
-            )
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.payload.is_not(None), Delivery.post_id.is_(None))
         ).scalar()
     assert claims == 1 and forged_rows == 0
     assert not [m for m in slack.messages("T2", "C2") if "forged" in m.text]
 
 
 def test_archive_pauses_and_unarchive_resumes(world) -> None:
-    slack, server = world
+    slack, _server = world
     slack.channel_event("T3", "channel_archive", "C3")
     time.sleep(0.3)
     slack.user_posts("T1", "C1", "U1", "while archived")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -13,16 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.endpoints import Endpoint
-from app.slack.workspaces import Workspaces
-from app.store.cipher import TokenCipher
-from app.store.engine import make_engine, session_factory
-from app.store.migrate import upgrade
-from app.store.syncs import SyncAdmin
-from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
 from tests.fakes.slack_server import FakeSlack
-from tests.slack.harness import free_port, three_workspaces, wait_for
+from tests.slack.harness import free_port, synced_database, three_workspaces, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -52,23 +44,18 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
     slack.hang_seconds = 1.5  # past the app's 1 s Slack timeout
     slack.retry_after = 0
     with throwaway_database(backend, tmp_path) as url:
-        settings = local_settings(slack_signing_secret=slack.signing_secret,
-                                  slack_api_url=slack.base_url)
-        engine = make_engine(settings, url=url)
-        upgrade(engine)
-        sessions = session_factory(engine)
-        workspaces = Workspaces(sessions, TokenCipher(TEST_KEY), api_url=slack.base_url)
-        for team in ("T1", "T2", "T3"):
-            asyncio.run(workspaces.add(slack.teams[team].bot_token))
-        admin = SyncAdmin(sessions)
-        admin.create("faults")
-        for team, channel in (("T1", "C1"), ("T2", "C2"), ("T3", "C3")):
-            admin.add("faults", Endpoint.slack(team, channel))
+        _settings, engine = synced_database(
+            slack, url, "faults", [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
+        )
         engine.dispose()
         port = free_port()
-        env = {"SB_DB_URL": url.render_as_string(hide_password=False),
-               "SB_SLACK_URL": slack.base_url, "SB_SIGNING_SECRET": slack.signing_secret,
-               "SB_PORT": str(port), "SB_LEASE": "2"}
+        env = {
+            "SB_DB_URL": url.render_as_string(hide_password=False),
+            "SB_SLACK_URL": slack.base_url,
+            "SB_SIGNING_SECRET": slack.signing_secret,
+            "SB_PORT": str(port),
+            "SB_LEASE": "2",
+        }
         slack.app_url = f"http://127.0.0.1:{port}/slack/events"
         app = start_app(env)
         try:
@@ -84,11 +71,17 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
             wanted = [f"message {i:03d}" for i in range(N)]
 
             def delivered(team: str, channel: str) -> list[str]:
-                return [m.text for m in slack.messages(team, channel)
-                        if re.fullmatch(r"message \d{3}", m.text)]
+                return [
+                    m.text
+                    for m in slack.messages(team, channel)
+                    if re.fullmatch(r"message \d{3}", m.text)
+                ]
 
-            wait_for(lambda: len(delivered("T2", "C2")) >= N and len(delivered("T3", "C3")) >= N,
-                     timeout=150, interval=0.2)
+            wait_for(
+                lambda: len(delivered("T2", "C2")) >= N and len(delivered("T3", "C3")) >= N,
+                timeout=150,
+                interval=0.2,
+            )
             slack.fault_rate = 0.0
             time.sleep(1.0)  # anything still in flight would show up as a duplicate now
             for team, channel in (("T2", "C2"), ("T3", "C3")):

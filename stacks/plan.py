@@ -414,7 +414,7 @@ def plan(
     *,
     stack: str | None = None,
     pack_config: Mapping[str, Any] | None = None,
-    program: Path = PROGRAM,
+    program: Path | None = None,
 ) -> Plan:
     """Validate a stack file, run the program on it under mocks and run the policy pack.
 
@@ -422,7 +422,7 @@ def plan(
         path: The stack file.
         stack: Stack name override (defaults from the file name).
         pack_config: Policy pack config, as ``--policy-pack-config`` takes it.
-        program: The program's entry file (the project's ``__main__.py``).
+        program: The program's entry file (default: the project's ``__main__.py``).
 
     Returns:
         The plan.
@@ -447,7 +447,7 @@ def plan(
     pulumi.runtime.set_all_config(dict(stack_file.values), sorted(stack_file.secret_keys))
     try:
         try:
-            stack_urn, recorded, masked, unmasked = run_program(stack_file, program)
+            stack_urn, recorded, masked, unmasked = run_program(stack_file, program or PROGRAM)
         except StackConfigError as exc:
             raise PlanError(f"{path}: {exc}") from exc
         except Exception as exc:

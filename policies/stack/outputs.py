@@ -3,7 +3,7 @@
 The contract's outputs come from two kinds of stack. A bootstrap stack creates the CI deploy
 identity and the artifact store, so it must export ``deploy_role``, ``artifact_bucket`` and
 ``region`` (``service_url`` is optional at bootstrap). A stack that serves the app must export
-``service_url`` (Slack's request URL), ``artifact_bucket`` and ``region``; its deploy role may
+``service_url`` (Slack's request URL) and ``region``; its deploy role and artifact store may
 live in the bootstrap stack. Exporting more is always fine.
 """
 
@@ -29,7 +29,7 @@ from policies.stack.wiring import app_workloads
 STACK = "pulumi:pulumi:Stack"
 
 BOOTSTRAP_REQUIRED: tuple[str, ...] = (OUTPUT_DEPLOY_ROLE, OUTPUT_ARTIFACT_BUCKET, OUTPUT_REGION)
-APP_REQUIRED: tuple[str, ...] = (OUTPUT_SERVICE_URL, OUTPUT_ARTIFACT_BUCKET, OUTPUT_REGION)
+APP_REQUIRED: tuple[str, ...] = (OUTPUT_SERVICE_URL, OUTPUT_REGION)
 
 
 def validate_bootstrap_outputs(

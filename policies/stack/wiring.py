@@ -21,7 +21,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.contract import AWS_SECRET_ARNS_ENV, ENV_BY_NAME, ROUTES, Source, route_key
+from infra.contract import AWS_SECRET_ARNS_ENV, ENV_BY_NAME, ROUTES, route_key
 from policies.common import get_path
 from policies.gcp.cloudrun import SERVICE_V2, iter_env
 
@@ -33,6 +33,7 @@ HTTP_ROUTE = "aws:apigatewayv2/route:Route"
 # Route keys that hand every request to one integration.
 _CATCH_ALL = frozenset({"$default", "ANY /{proxy+}"})
 _INTERNAL_INGRESS = frozenset({"INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_NONE"})
+PUBLIC_URL = "SYNCBOT_PUBLIC_URL"
 _DATABASE_PARTS = ("DATABASE_HOST", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_SCHEMA")
 
 
@@ -118,9 +119,9 @@ def missing_variables(workload: Workload, extra: Iterable[str] = ()) -> list[str
         elif not all(part in workload.wired for part in _DATABASE_PARTS):
             missing.append("DATABASE_URL or " + "+".join(_DATABASE_PARTS))
     federation = str(workload.plain.get("SYNCBOT_FEDERATION_ENABLED", "false")).lower()
-    service_vars = [v.name for v in ENV_BY_NAME.values() if v.source is Source.SERVICE]
-    if federation in ("true", "1", "yes"):
-        missing += [name for name in service_vars if name not in workload.wired]
+    # Peers call back on the public URL, so federation cannot work without it (contract).
+    if federation in ("true", "1", "yes") and PUBLIC_URL not in workload.wired:
+        missing.append(PUBLIC_URL)
     return missing
 
 

@@ -9,7 +9,6 @@ BOOTSTRAP_EXPORTS = {
     "region": "eu-west-1",
 }
 APP_EXPORTS = {
-    "artifact_bucket": "artifacts",
     "region": "eu-west-1",
     "service_url": "https://x.execute-api.eu-west-1.amazonaws.com",
 }

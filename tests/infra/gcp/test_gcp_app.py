@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from gcp_mock_runtime import CA_PEM, PROJECT, PROJECT_NUMBER, REGION, Resource, Run, run_program
+from gcp_mock_runtime import CA_PEM, PROJECT, PROJECT_NUMBER, REGION, Resource, Run, run_gcp
 
 from infra.contract import (
     CONTAINER_MIGRATE_COMMAND,
@@ -24,7 +24,6 @@ from infra.gcp.workload import DATABASE_CA_PATH
 
 SERVICE = "gcp:cloudrunv2/service:Service"
 JOB = "gcp:cloudrunv2/job:Job"
-SECRET_MARK = "4dabf18193072939515e22adb298388d"
 URL = f"https://syncbot-{PROJECT_NUMBER}.{REGION}.run.app"
 RUNTIME_SA = f"syncbot-run@{PROJECT}.iam.gserviceaccount.com"
 SECRET_VALUES = {
@@ -68,12 +67,12 @@ def _app_program(**overrides: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def run() -> Run:
-    return run_program(_app_program())
+    return run_gcp(_app_program())
 
 
 @pytest.fixture(scope="module")
 def mysql_run() -> Run:
-    return run_program(_app_program(production=False, database_backend="mysql"))
+    return run_gcp(_app_program(production=False, database_backend="mysql"))
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +81,7 @@ def existing_run() -> Run:
     secrets = {
         k: pulumi.Output.secret(v) for k, v in {**SECRET_VALUES, "DATABASE_URL": url}.items()
     }
-    return run_program(_app_program(production=False, existing_database=True, secrets=secrets))
+    return run_gcp(_app_program(production=False, existing_database=True, secrets=secrets))
 
 
 def _container(resource: Resource) -> dict[str, Any]:
@@ -153,7 +152,8 @@ def test_existing_database_creates_no_instance_or_network(existing_run: Run) -> 
     assert not container.get("volumeMounts")
     versions = existing_run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
     stored = next(v for v in versions if v.name == "syncbot-secrets-database-url-version")
-    assert stored.inputs["secretData"][SECRET_MARK] == "1b47061264138c4ac30d75fd1eb44270"
+    assert "secretData" in stored.secret_inputs
+    assert stored.inputs["secretData"] == "postgresql://bot:ex-pass-5@db.example.org:5432/syncbot"
 
 
 # -- secrets ----------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_one_secret_per_value_stored_as_pulumi_secret(run: Run) -> None:
     } | {"syncbot-database-ca-cert"}
     assert secrets == expected
     for version in run.of_type("gcp:secretmanager/secretVersion:SecretVersion"):
-        assert SECRET_MARK in version.inputs["secretData"], f"{version.name} stored in clear"
+        assert "secretData" in version.secret_inputs, f"{version.name} stored in clear"
 
 
 def test_secret_access_is_per_secret_for_the_runtime_account_only(run: Run) -> None:
@@ -226,7 +226,7 @@ def test_no_secret_value_in_workload_inputs(run: Run, typ: str) -> None:
     dumped = json.dumps(run.one(typ).inputs)
     for value in [*SECRET_VALUES.values(), "r" * 32, "r" * 48]:
         assert value not in dumped
-    assert SECRET_MARK not in dumped
+    assert not run.one(typ).secret_inputs  # nothing secret flows into the workload at all
     for name in SECRET_ENV:
         assert "value" not in _envs(run.one(typ)).get(name, {})
 
@@ -241,9 +241,8 @@ def test_image_is_built_from_the_dockerfile_and_pushed(run: Run) -> None:
     assert image["platforms"] == ["linux/amd64"]
     assert image["tags"] == [f"{REGION}-docker.pkg.dev/{PROJECT}/syncbot/syncbot:prod"]
     # The registry credentials (the deployer's access token) are a secret as a whole.
-    registries = image["registries"]
-    assert SECRET_MARK in registries
-    (registry,) = registries["value"]
+    assert "registries" in run.one("docker-build:index:Image").secret_inputs
+    (registry,) = image["registries"]
     assert registry["address"] == f"{REGION}-docker.pkg.dev"
     assert registry["username"] == "oauth2accesstoken"
 
@@ -311,7 +310,7 @@ def test_database_ca_is_mounted_from_secret_manager(run: Run) -> None:
         for v in run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
         if v.name == "syncbot-secrets-database-ca-cert-version"
     )
-    assert ca.inputs["secretData"]["value"] == CA_PEM
+    assert ca.inputs["secretData"] == CA_PEM
 
 
 def test_public_invoke_only_on_the_app_service(run: Run) -> None:
@@ -353,8 +352,15 @@ def test_scheduler_uses_a_dedicated_account_with_oidc(run: Run) -> None:
 # -- structure and outputs ----------------------------------------------------------------
 
 
-def test_children_are_named_from_the_component(run: Run) -> None:
+def test_children_are_named_from_and_parented_to_their_component(run: Run) -> None:
     assert all(r.name.startswith("syncbot") for r in run.resources)
+    components = {r.name for r in run.resources if r.typ.startswith("syncbot:gcp:")}
+    for resource in run.resources:
+        if resource.typ == "syncbot:gcp:App":
+            assert resource.parent_name is None
+        else:
+            assert resource.parent_name in components, resource.name
+            assert resource.name.startswith(resource.parent_name), resource.name
     tokens = {r.typ for r in run.resources if r.typ.startswith("syncbot:")}
     assert tokens == {
         "syncbot:gcp:App",
@@ -385,4 +391,4 @@ def test_outputs(run: Run) -> None:
 )
 def test_bad_arguments_are_refused(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        run_program(_app_program(**overrides))
+        run_gcp(_app_program(**overrides))

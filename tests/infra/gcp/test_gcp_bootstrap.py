@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gcp_mock_runtime import PROJECT, PROJECT_NUMBER, REGION, Run, run_program
+from gcp_mock_runtime import PROJECT, PROJECT_NUMBER, REGION, Run, run_gcp
 
 from infra.gcp.bootstrap import Bootstrap, BootstrapArgs
 from infra.gcp.deploy_role import DEPLOY_PROJECT_ROLES, github_attribute_condition
@@ -35,7 +35,7 @@ def run() -> Run:
             "service_url": boot.service_url,
         }
 
-    return run_program(program)
+    return run_gcp(program)
 
 
 def test_condition_pins_repository_ref_and_environment() -> None:

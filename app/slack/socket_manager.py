@@ -1,0 +1,163 @@
+"""One Socket Mode client per workspace that has an app token, as a runtime worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import Response
+
+from app.slack.events_route import SlackEvents
+from app.slack.inbound import EventTranslator
+from app.slack.socket_mode import SocketModeClient, SocketTimings
+from app.slack.socket_state import ConnectionBoard, ConnectionState
+from app.slack.workspaces import UnknownWorkspace, Workspaces
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+    from app.services import Services
+
+log = logging.getLogger("syncbot.slack.socket")
+
+
+class SocketModeManager:
+    """Starts, replaces and stops the Socket Mode clients of all workspaces.
+
+    ``syncbot serve`` runs it as a runtime worker; the Matrix bridge's ``login app`` calls
+    :meth:`connect` for a workspace that got an app token at run time.
+
+    Args:
+        workspaces: the installed workspaces (tokens decrypted on demand).
+        events: the Slack events path shared with HTTP.
+        board: where connection states are kept.
+        timings: client tunables (tests shrink them).
+        rng: jitter source, shared by all clients (seeded in tests).
+        api_url: where ``apps.connections.open`` is called (default: the workspaces' Web API).
+    """
+
+    def __init__(
+        self,
+        *,
+        workspaces: Workspaces,
+        events: SlackEvents,
+        board: ConnectionBoard,
+        timings: SocketTimings | None = None,
+        rng: random.Random | None = None,
+        api_url: str | None = None,
+    ) -> None:
+        self._workspaces = workspaces
+        self._api_url = api_url or workspaces.api_url
+        self._events = events
+        self.board = board
+        self._timings = timings
+        self._rng = rng or random.Random()
+        self._clients: dict[str, SocketModeClient] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def clients(self) -> dict[str, SocketModeClient]:
+        return dict(self._clients)
+
+    async def start(self) -> None:
+        """Connect every active workspace that has an app token."""
+        infos = await asyncio.to_thread(self._workspaces.all)
+        for info in infos:
+            if info.status == "active" and info.has_app_token:
+                await self.connect(info.team_id)
+        log.info("socket mode started", extra={"workspaces": len(self._clients)})
+
+    async def connect(self, team_id: str) -> SocketModeClient | None:
+        """(Re)connect ``team_id`` with its current app token.
+
+        A running client is replaced, so a new token takes effect and a failed workspace gets
+        a fresh start.
+
+        Returns:
+            The new client, or ``None`` when the workspace has no app token.
+        """
+        async with self._lock:
+            old = self._clients.pop(team_id, None)
+            if old is not None:
+                await old.stop()
+            self._workspaces.forget(team_id)
+            try:
+                token = await asyncio.to_thread(self._workspaces.app_token, team_id)
+            except UnknownWorkspace:
+                token = None
+            if not token:
+                return None
+            client = SocketModeClient(
+                team_id=team_id,
+                app_token=token,
+                handler=self._handle,
+                board=self.board,
+                api_url=self._api_url,
+                limiter=self._workspaces.limiter,
+                timings=self._timings,
+                rng=random.Random(self._rng.random()),
+            )
+            self._clients[team_id] = client
+            await client.start()
+            return client
+
+    async def disconnect(self, team_id: str) -> None:
+        """Stop ``team_id``'s client (uninstall, token removed)."""
+        async with self._lock:
+            client = self._clients.pop(team_id, None)
+            if client is not None:
+                await client.stop()
+
+    async def stop(self) -> None:
+        """Close every connection."""
+        async with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
+        await self.board.flush()
+
+    def states(self) -> dict[str, ConnectionState]:
+        return {team: snap.state for team, snap in self.board.all().items()}
+
+    async def _handle(self, payload: dict[str, Any]) -> Response:
+        # A start time far in the past leaves process() no inline delivery budget: it returns
+        # as soon as the relay has recorded the event, so the ack goes out at once and the
+        # outbox worker (woken by process) delivers.
+        return await self._events.process(payload, started=float("-inf"))
+
+
+def events_for_socket_mode(services: Services) -> SlackEvents:
+    """The Slack events path for envelopes: the HTTP one, or an equal one without a route.
+
+    A Socket-Mode-only install has no signing secret and so no HTTP events route; envelopes
+    arrive authenticated by the app token, and the signature verifier is never consulted.
+    """
+    if services.slack.events is not None:
+        return services.slack.events
+    return SlackEvents(
+        signing_secret=secrets.token_hex(32),
+        translator=EventTranslator(services.slack.workspaces.info),
+        relay=services.relay,
+        outbox=services.outbox,
+    )
+
+
+def attach_socket_mode(
+    runtime: Runtime, *, timings: SocketTimings | None = None
+) -> SocketModeManager:
+    """Run Socket Mode in ``runtime``: a worker (``syncbot serve``) and ``extras["socket_mode"]``.
+
+    Call it after :func:`app.services.attach`. On Lambda the worker never starts (no lifespan),
+    so the connection board stays empty there and health reports no connections.
+    """
+    services: Services = runtime.services
+    manager = SocketModeManager(
+        workspaces=services.slack.workspaces,
+        events=events_for_socket_mode(services),
+        board=ConnectionBoard(runtime.sessions),
+        timings=timings,
+    )
+    services.extras["socket_mode"] = manager
+    runtime.add_worker(manager)
+    return manager

@@ -1,0 +1,153 @@
+"""What happens to each event the homeserver pushes, in order, before we answer 200.
+
+Echoes from our own ghosts and bot are dropped first. Invites to the bot are accepted (the
+homeserver only sends a room's events once we are joined) unless the room is encrypted. Commands
+go to :class:`BotCommands`; everything else in a room of a sync becomes a core event and is
+ingested by the relay, whose claim on ``matrix:<event_id>`` dedupes in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mautrix.types import RoomID
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.endpoints import Endpoint
+from app.core.outbox import Outbox
+from app.core.relay import Relay
+from app.errors import RemoteError
+from app.matrix import inbound
+from app.matrix.commands import ENCRYPTED_REFUSAL, BotCommands
+from app.matrix.homeserver import Homeserver, matrix_errors
+from app.matrix.permissions import Level, Permissions
+from app.store.models import SyncEndpoint
+from app.store.models_matrix import MatrixReaction
+
+log = logging.getLogger("syncbot.matrix.bridge")
+
+
+class MatrixBridge:
+    """Handles appservice events one at a time."""
+
+    def __init__(
+        self,
+        homeserver: Homeserver,
+        *,
+        sessions: sessionmaker[Session],
+        relay: Relay,
+        outbox: Outbox,
+        commands: BotCommands,
+        permissions: Permissions,
+    ) -> None:
+        self._hs = homeserver
+        self._ids = homeserver.ids
+        self._sessions = sessions
+        self._relay = relay
+        self._outbox = outbox
+        self._commands = commands
+        self._permissions = permissions
+
+    async def handle(self, event: dict[str, Any]) -> None:
+        """Process one event; raises only for failures worth a retry of the transaction."""
+        sender = str(event.get("sender") or "")
+        room = event.get("room_id")
+        if not isinstance(room, str) or self._ids.is_ours(sender):
+            return
+        etype = event.get("type")
+        if etype == "m.room.member":
+            await self._member(event)
+            return
+        if etype == "m.room.encryption":
+            await self._leave_encrypted(room)
+            return
+        in_sync = await asyncio.to_thread(self._in_sync, room)
+        if etype == "m.room.message":
+            dm = not in_sync and await self._commands.is_dm(room)
+            if await self._commands.handle(event, dm=dm):
+                return
+        if not in_sync or self._permissions.level(sender) < Level.RELAY:
+            return
+        await self._relay_event(event, Endpoint.matrix(room))
+
+    async def _relay_event(self, event: dict[str, Any], source: Endpoint) -> None:
+        redacted = None
+        if event.get("type") == "m.room.redaction":
+            redacted = await asyncio.to_thread(self._find_reaction, str(event.get("redacts")))
+        core = inbound.translate(event, source, reaction_redacted=redacted)
+        if core is None:
+            return
+        if event.get("type") == "m.reaction":
+            await asyncio.to_thread(self._record_reaction, event)
+        result = await asyncio.to_thread(self._relay.ingest, core)
+        if redacted is not None:
+            # Only once the unreact is durable: a retried transaction must find the row again.
+            await asyncio.to_thread(self._forget_reaction, str(event.get("redacts")))
+        if result.deliveries:
+            self._outbox.wake()
+
+    async def _member(self, event: dict[str, Any]) -> None:
+        content = event.get("content") or {}
+        if event.get("state_key") != self._ids.bot or content.get("membership") != "invite":
+            return
+        room = str(event["room_id"])
+        stripped = (event.get("unsigned") or {}).get("invite_room_state") or []
+        encrypted = any(s.get("type") == "m.room.encryption" for s in stripped)
+        try:
+            async with matrix_errors("join"):
+                await self._hs.bot.join_room(RoomID(room))
+        except RemoteError as exc:
+            if exc.retryable:
+                raise
+            log.warning("could not accept an invite", extra={"room": room, "error": str(exc)})
+            return
+        if encrypted:
+            await self._leave_encrypted(room)
+
+    async def _leave_encrypted(self, room: str) -> None:
+        async with matrix_errors("refuse encrypted room"):
+            await self._hs.bot.send_notice(RoomID(room), ENCRYPTED_REFUSAL)
+            await self._hs.bot.leave_room(RoomID(room))
+
+    def _in_sync(self, room: str) -> bool:
+        with self._sessions() as s:
+            found = s.execute(
+                select(SyncEndpoint.id).where(
+                    SyncEndpoint.endpoint == str(Endpoint.matrix(room)),
+                    SyncEndpoint.status == "active",
+                )
+            ).first()
+        return found is not None
+
+    def _record_reaction(self, event: dict[str, Any]) -> None:
+        rel = (event.get("content") or {}).get("m.relates_to") or {}
+        try:
+            with self._sessions() as s, s.begin():
+                if s.get(MatrixReaction, event["event_id"]) is None:
+                    s.add(
+                        MatrixReaction(
+                            event_id=event["event_id"],
+                            room_id=event["room_id"],
+                            target_event_id=str(rel.get("event_id")),
+                            key=str(rel.get("key"))[:128],
+                            sender=event["sender"],
+                            ours=False,
+                        )
+                    )
+        except IntegrityError:
+            pass  # the same user's same reaction twice: Matrix clients prevent it anyway
+
+    def _find_reaction(self, event_id: str) -> tuple[str, str] | None:
+        with self._sessions() as s:
+            row = s.get(MatrixReaction, event_id)
+            if row is None or row.ours:
+                return None
+            return row.target_event_id, row.key
+
+    def _forget_reaction(self, event_id: str) -> None:
+        with self._sessions() as s, s.begin():
+            s.execute(delete(MatrixReaction).where(MatrixReaction.event_id == event_id))

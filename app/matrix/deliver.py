@@ -1,0 +1,241 @@
+"""Applying deliveries to Matrix rooms: posts as ghosts, edits, redactions, reactions, files.
+
+Every event is sent with the outbox delivery id as its client transaction id (files add a
+suffix per file), so a retry after a timeout, a 5xx or a crash is idempotent on the homeserver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mautrix.types import EventID, EventType, RoomID
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core import richtext
+from app.core.authors import AuthorDirectory
+from app.core.endpoints import Endpoint, Network
+from app.core.events import Author, FileRef, Kind
+from app.core.ports import Delivered, DeliveryTask
+from app.errors import RemoteError
+from app.matrix.emoji import to_matrix_key
+from app.matrix.ghosts import Ghosts
+from app.matrix.homeserver import Homeserver, matrix_errors
+from app.matrix.render import (
+    MatrixRenderer,
+    edit_content,
+    media_msgtype,
+    thread_relation,
+)
+from app.slack.files import MAX_FILE_BYTES, Fetcher
+from app.store.models_matrix import MatrixReaction
+
+log = logging.getLogger("syncbot.matrix.deliver")
+
+
+class MatrixDeliverer:
+    """The core's Deliverer for ``matrix:`` endpoints."""
+
+    network = Network.MATRIX
+
+    def __init__(
+        self,
+        homeserver: Homeserver,
+        ghosts: Ghosts,
+        authors: AuthorDirectory,
+        renderer: MatrixRenderer,
+        sessions: sessionmaker[Session],
+        fetchers: dict[Network, Fetcher],
+        *,
+        max_file_bytes: int = MAX_FILE_BYTES,
+    ) -> None:
+        self._hs = homeserver
+        self._ghosts = ghosts
+        self._authors = authors
+        self._renderer = renderer
+        self._sessions = sessions
+        self._fetchers = fetchers
+        self._max_file_bytes = max_file_bytes
+
+    async def deliver(self, task: DeliveryTask) -> Delivered:
+        match task.kind:
+            case Kind.POST:
+                return await self._post(task)
+            case Kind.EDIT:
+                await self._edit(task, self._require_copy(task))
+            case Kind.DELETE:
+                await self._delete(task, self._require_copy(task))
+            case Kind.REACT:
+                await self._react(task, self._require_copy(task))
+            case Kind.UNREACT:
+                await self._unreact(task, self._require_copy(task))
+        return Delivered()
+
+    def _require_copy(self, task: DeliveryTask) -> str:
+        if task.copy is None:
+            raise RemoteError(
+                f"no copy of post {task.post_id} at {task.target}",
+                network="matrix",
+                code="no_copy",
+                retryable=False,
+            )
+        return task.copy.native_id
+
+    async def _post(self, task: DeliveryTask) -> Delivered:
+        room = RoomID(task.target.matrix_room)
+        payload = task.payload
+        source = Endpoint.parse(payload["source"])
+        author = await self._authors.resolve(source, Author.from_json(payload["author"]))
+        sender = await self._ghosts.ensure(source, author)
+        intent = self._hs.intent(sender)
+        async with matrix_errors("join room"):
+            await intent.ensure_joined(room, bot=self._hs.bot)
+        body = richtext.from_json(payload.get("body"))
+        parent = task.parent_copy.native_id if task.parent_copy else None
+        if payload.get("thread_post_id") and parent is None and payload.get("parent_link"):
+            # The parent never reached this room: say where the reply belongs.
+            link = richtext.Link(payload["parent_link"], (richtext.Text("a thread"),))
+            note = richtext.Italic((richtext.Text("in reply to "), link))
+            body = richtext.doc(note, richtext.LineBreak(), body)
+        content = self._renderer.message(
+            body, source=source, allow_broadcast=bool(payload.get("allow_broadcast"))
+        )
+        files = [FileRef.from_json(f) for f in payload.get("files") or []]
+        first: str | None = None
+        if content["body"].strip() or not files:
+            first = await self._send(intent, room, content, parent, txn_id=task.uid)
+        for index, ref in enumerate(files):
+            event_id = await self._send_file(
+                intent, room, source, ref, parent, txn_id=f"{task.uid}.f{index}"
+            )
+            first = first or event_id
+        return Delivered(native_id=first, thread_native_id=parent)
+
+    async def _send(
+        self,
+        intent: Any,
+        room: RoomID,
+        content: dict[str, Any],
+        parent: str | None,
+        *,
+        txn_id: str,
+    ) -> str:
+        if parent:
+            content = {**content, "m.relates_to": thread_relation(parent)}
+        async with matrix_errors("send message"):
+            event_id = await intent.send_message_event(
+                room, EventType.ROOM_MESSAGE, content, txn_id=txn_id
+            )
+        return str(event_id)
+
+    async def _send_file(
+        self,
+        intent: Any,
+        room: RoomID,
+        source: Endpoint,
+        ref: FileRef,
+        parent: str | None,
+        *,
+        txn_id: str,
+    ) -> str:
+        fetch = self._fetchers.get(source.network)
+        if fetch is None or (ref.size and ref.size > self._max_file_bytes):
+            notice = {"msgtype": "m.notice", "body": f"(file {ref.name} could not be copied)"}
+            return await self._send(intent, room, notice, parent, txn_id=txn_id)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in fetch(source, ref):
+            size += len(chunk)
+            if size > self._max_file_bytes:
+                raise RemoteError(f"{ref.name} is larger than the cap", network="matrix")
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        async with matrix_errors("upload file"):
+            mxc = await intent.upload_media(data, mime_type=ref.mimetype, filename=ref.name)
+        content: dict[str, Any] = {
+            "msgtype": media_msgtype(ref.mimetype),
+            "body": ref.title or ref.name,
+            "filename": ref.name,
+            "url": str(mxc),
+            "info": {"mimetype": ref.mimetype, "size": len(data)},
+        }
+        return await self._send(intent, room, content, parent, txn_id=txn_id)
+
+    async def _sender_of(self, room: RoomID, event_id: str) -> str:
+        async with matrix_errors("fetch event"):
+            event = await self._hs.bot.get_event(room, EventID(event_id))
+        return str(event.sender)
+
+    async def _edit(self, task: DeliveryTask, copy: str) -> None:
+        room = RoomID(task.target.matrix_room)
+        sender = await self._sender_of(room, copy)
+        source = Endpoint.parse(task.payload["source"])
+        new = self._renderer.message(richtext.from_json(task.payload.get("body")), source=source)
+        async with matrix_errors("send edit"):
+            await self._hs.intent(sender).send_message_event(
+                room, EventType.ROOM_MESSAGE, edit_content(new, copy), txn_id=task.uid
+            )
+
+    async def _delete(self, task: DeliveryTask, copy: str) -> None:
+        room = RoomID(task.target.matrix_room)
+        # Redact as the ghost that sent it: a user may always redact their own events, while
+        # the bot needs power in rooms it did not create.
+        sender = await self._sender_of(room, copy)
+        async with matrix_errors("redact"):
+            await self._hs.intent(sender).redact(room, EventID(copy), txn_id=task.uid)
+
+    async def _react(self, task: DeliveryTask, copy: str) -> None:
+        room = RoomID(task.target.matrix_room)
+        key = to_matrix_key(task.payload["emoji"])
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": copy, "key": key}}
+        async with matrix_errors("send reaction"):
+            event_id = await self._hs.bot.send_message_event(
+                room, EventType.REACTION, content, txn_id=task.uid
+            )
+        await asyncio.to_thread(self._remember, str(event_id), room, copy, key)
+
+    async def _unreact(self, task: DeliveryTask, copy: str) -> None:
+        room = RoomID(task.target.matrix_room)
+        key = to_matrix_key(task.payload["emoji"])
+        event_id = await asyncio.to_thread(self._ours, room, copy, key)
+        if event_id is None:
+            return
+        async with matrix_errors("redact reaction"):
+            await self._hs.bot.redact(room, EventID(event_id), txn_id=task.uid)
+        await asyncio.to_thread(self._forget, event_id)
+
+    def _remember(self, event_id: str, room: str, target: str, key: str) -> None:
+        try:
+            with self._sessions() as s, s.begin():
+                if s.get(MatrixReaction, event_id) is None:
+                    s.add(
+                        MatrixReaction(
+                            event_id=event_id,
+                            room_id=room,
+                            target_event_id=target,
+                            key=key,
+                            sender=self._hs.ids.bot,
+                            ours=True,
+                        )
+                    )
+        except IntegrityError:
+            # The same reaction recorded by an earlier attempt under the txn id's event.
+            pass
+
+    def _ours(self, room: str, target: str, key: str) -> str | None:
+        with self._sessions() as s:
+            return s.execute(
+                select(MatrixReaction.event_id).where(
+                    MatrixReaction.room_id == room,
+                    MatrixReaction.target_event_id == target,
+                    MatrixReaction.key == key,
+                    MatrixReaction.ours.is_(True),
+                )
+            ).scalar()
+
+    def _forget(self, event_id: str) -> None:
+        with self._sessions() as s, s.begin():
+            s.execute(delete(MatrixReaction).where(MatrixReaction.event_id == event_id))

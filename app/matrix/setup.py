@@ -1,0 +1,183 @@
+"""Assembling the Matrix adapter from the runtime's shared pieces."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.routing import Route
+
+from app.core.authors import AuthorDirectory
+from app.core.endpoints import Endpoint, Network
+from app.core.events import FileRef
+from app.core.outbox import Outbox
+from app.core.relay import Relay
+from app.errors import ConfigError
+from app.matrix import avatars
+from app.matrix.appservice import AppserviceApi
+from app.matrix.avatars import AvatarProxy, MatrixAuthors
+from app.matrix.bridge import MatrixBridge
+from app.matrix.commands import BotCommands, LoginHook
+from app.matrix.deliver import MatrixDeliverer
+from app.matrix.ghosts import AvatarFetcher, Ghosts
+from app.matrix.homeserver import Homeserver, matrix_errors
+from app.matrix.ids import BridgeIds
+from app.matrix.permissions import Permissions
+from app.matrix.portals import Portals
+from app.matrix.render import MatrixRenderer
+from app.settings import Settings
+from app.slack.files import Fetcher, slack_fetcher
+from app.slack.setup import SlackAdapter
+from app.store.cipher import TokenCipher
+from app.store.syncs import SyncAdmin
+
+
+def matrix_fetcher(homeserver: Homeserver) -> Fetcher:
+    """Download Matrix media (``mxc://`` file refs) for copying to another network."""
+
+    async def fetch(source: Endpoint, ref: FileRef) -> AsyncIterator[bytes]:
+        server, _, media_id = ref.url.removeprefix("mxc://").partition("/")
+        data, _ = await homeserver.download(server, media_id)
+        yield data
+
+    return fetch
+
+
+@dataclass
+class MatrixAdapter:
+    """Everything the rest of the app may need from the Matrix side."""
+
+    homeserver: Homeserver
+    ids: BridgeIds
+    ghosts: Ghosts
+    deliverer: MatrixDeliverer
+    appservice: AppserviceApi
+    bridge: MatrixBridge
+    commands: BotCommands
+    portals: Portals
+    avatars: AvatarProxy
+    # Called with each workspace logged in through `login app` (e.g. to start Socket Mode).
+    on_login: list[LoginHook] = field(default_factory=list)
+
+    @property
+    def routes(self) -> list[Route]:
+        return [
+            *self.appservice.routes,
+            Route(avatars.ROUTE, self.avatars.endpoint, methods=["GET"]),
+        ]
+
+    async def start(self) -> None:
+        """Make sure the bot account exists (the homeserver creates it with the registration)."""
+        async with matrix_errors("bot registration"):
+            await self.homeserver.bot.ensure_registered()
+
+    async def stop(self) -> None:
+        await self.homeserver.close()
+
+
+def build_matrix(
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    cipher: TokenCipher,
+    relay: Relay,
+    outbox: Outbox,
+    authors: AuthorDirectory,
+    slack: SlackAdapter | None = None,
+    fetch_avatar: AvatarFetcher | None = None,
+    timeout: float = 30.0,
+) -> MatrixAdapter:
+    """Wire the Matrix adapter and register its deliverer and author resolver.
+
+    Args:
+        cipher: reserved for secrets the bridge stores itself (workspace tokens go through
+            the Slack adapter's :class:`Workspaces`, which encrypts them).
+        slack: the Slack adapter, for files, channel info and ``login app``.
+        fetch_avatar: how ghost avatars are downloaded (tests inject one).
+
+    Raises:
+        ConfigError: the Matrix settings are incomplete.
+    """
+    del cipher
+    if not settings.matrix_enabled:
+        raise ConfigError(
+            "the Matrix bridge needs MATRIX_HOMESERVER_URL, MATRIX_SERVER_NAME, "
+            "MATRIX_AS_TOKEN and MATRIX_HS_TOKEN"
+        )
+    assert settings.matrix_homeserver_url and settings.matrix_as_token
+    assert settings.matrix_hs_token
+    ids = BridgeIds.from_settings(settings)
+    homeserver = Homeserver(
+        url=settings.matrix_homeserver_url,
+        as_token=settings.matrix_as_token,
+        ids=ids,
+        timeout=timeout,
+    )
+    permissions = Permissions(settings.matrix_permissions, server_name=ids.server_name)
+    syncs = SyncAdmin(sessions)
+    workspaces = slack.workspaces if slack else None
+    fetchers: dict[Network, Fetcher] = {}
+    if slack is not None:
+        fetchers[Network.SLACK] = slack_fetcher(slack.workspaces)
+        slack.files.register(Network.MATRIX, matrix_fetcher(homeserver))
+    ghosts = Ghosts(homeserver, sessions, fetch_avatar=fetch_avatar)
+    deliverer = MatrixDeliverer(
+        homeserver, ghosts, authors, MatrixRenderer(ids), sessions, fetchers
+    )
+    proxy = AvatarProxy(homeserver, key=settings.matrix_hs_token, public_url=settings.public_url)
+    authors.register(Network.MATRIX, MatrixAuthors(homeserver, proxy))
+    outbox.register(deliverer)
+    on_login: list[LoginHook] = []
+    commands = BotCommands(
+        homeserver,
+        prefix=settings.matrix_command_prefix,
+        permissions=permissions,
+        syncs=syncs,
+        sessions=sessions,
+        workspaces=workspaces,
+        on_login=on_login,
+    )
+    invite = tuple(u for u in settings.matrix_permissions if u.startswith("@"))
+    portals = Portals(homeserver, sessions, syncs, workspaces, permissions, invite=invite)
+    bridge = MatrixBridge(
+        homeserver,
+        sessions=sessions,
+        relay=relay,
+        outbox=outbox,
+        commands=commands,
+        permissions=permissions,
+    )
+
+    async def query_user(user_id: str) -> bool:
+        async with matrix_errors("ghost registration"):
+            await homeserver.intent(user_id).ensure_registered()
+        return True
+
+    async def query_alias(alias: str) -> bool:
+        endpoint = ids.endpoint_for_alias(alias)
+        if endpoint is None:
+            return False
+        await portals.ensure(endpoint)
+        return True
+
+    appservice = AppserviceApi(
+        hs_token=settings.matrix_hs_token,
+        ids=ids,
+        sessions=sessions,
+        bridge=bridge,
+        query_user=query_user,
+        query_alias=query_alias,
+    )
+    return MatrixAdapter(
+        homeserver=homeserver,
+        ids=ids,
+        ghosts=ghosts,
+        deliverer=deliverer,
+        appservice=appservice,
+        bridge=bridge,
+        commands=commands,
+        portals=portals,
+        avatars=proxy,
+        on_login=on_login,
+    )

@@ -1,0 +1,167 @@
+"""A throwaway Synapse on loopback with our appservice registered, restartable mid-test."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from signedjson.key import generate_signing_key, write_signing_keys
+
+SERVER = "test.local"
+_FAST = "{per_second: 10000, burst_count: 100000}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Synapse:
+    work: Path
+    hs_port: int = field(default_factory=free_port)
+    as_port: int = field(default_factory=free_port)
+    as_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    hs_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    shared_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.hs_port}"
+
+    def write_config(self, registration: str) -> None:
+        work = self.work
+        (work / "registration.yaml").write_text(registration)
+        with open(work / f"{SERVER}.signing.key", "w") as f:
+            write_signing_keys(f, [generate_signing_key("a_test")])
+        (work / "homeserver.yaml").write_text(f"""\
+server_name: "{SERVER}"
+public_baseurl: "http://127.0.0.1:{self.hs_port}/"
+pid_file: "{work}/homeserver.pid"
+report_stats: false
+listeners:
+  - {{port: {self.hs_port}, bind_addresses: ["127.0.0.1"], type: http, tls: false,
+     resources: [{{names: [client], compress: false}}]}}
+database: {{name: sqlite3, args: {{database: "{work}/homeserver.db"}}}}
+media_store_path: "{work}/media"
+signing_key_path: "{work}/{SERVER}.signing.key"
+registration_shared_secret: "{self.shared_secret}"
+macaroon_secret_key: "{secrets.token_hex(16)}"
+form_secret: "{secrets.token_hex(16)}"
+enable_registration: false
+trusted_key_servers: []
+suppress_key_server_warning: true
+federation_domain_whitelist: []
+app_service_config_files: ["{work}/registration.yaml"]
+rc_message: {_FAST}
+rc_registration: {_FAST}
+rc_login: {{address: {_FAST}, account: {_FAST}, failed_attempts: {_FAST}}}
+rc_joins: {{local: {_FAST}, remote: {_FAST}}}
+rc_invites: {{per_room: {_FAST}, per_user: {_FAST}}}
+""")
+
+    def start(self) -> None:
+        log = open(self.work / "stdout.log", "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "synapse.app.homeserver", "-c", "homeserver.yaml"],
+            cwd=self.work, stdout=log, stderr=subprocess.STDOUT,
+        )
+        started = time.monotonic()
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/_matrix/client/versions", timeout=1).read()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() - started > 60:
+                    self.proc.kill()
+                    tail = (self.work / "stdout.log").read_text()[-3000:]
+                    raise RuntimeError(f"synapse did not start:\n{tail}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def register_user(self, username: str, password: str = "pw-0123456789") -> MatrixUser:
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            nonce = http.get("/_synapse/admin/v1/register").json()["nonce"]
+            msg = b"\x00".join(
+                [nonce.encode(), username.encode(), password.encode(), b"notadmin"]
+            )
+            mac = hmac.new(self.shared_secret.encode(), msg, hashlib.sha1).hexdigest()
+            resp = http.post(
+                "/_synapse/admin/v1/register",
+                json={"nonce": nonce, "username": username, "password": password,
+                      "admin": False, "mac": mac},
+            )
+            resp.raise_for_status()
+            data = resp.json()
+        return MatrixUser(self.url, data["user_id"], data["access_token"])
+
+
+class MatrixUser:
+    """A real Matrix user driving the client-server API (what Element would do)."""
+
+    def __init__(self, url: str, user_id: str, token: str) -> None:
+        self.user_id = user_id
+        self.http = httpx.Client(
+            base_url=url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        )
+        self._txn = 0
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        resp = self.http.request(method, "/_matrix/client/v3" + path, **kwargs)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def send(self, room: str, content: dict[str, Any], etype: str = "m.room.message") -> str:
+        self._txn += 1
+        path = f"/rooms/{room}/send/{etype}/t{self._txn}-{secrets.token_hex(4)}"
+        return self.call("PUT", path, json=content)["event_id"]
+
+    def text(self, room: str, body: str, html: str | None = None, **extra: Any) -> str:
+        content: dict[str, Any] = {"msgtype": "m.text", "body": body, **extra}
+        if html is not None:
+            content |= {"format": "org.matrix.custom.html", "formatted_body": html}
+        return self.send(room, content)
+
+    def redact(self, room: str, event_id: str) -> str:
+        self._txn += 1
+        return self.call("PUT", f"/rooms/{room}/redact/{event_id}/r{self._txn}", json={})[
+            "event_id"
+        ]
+
+    def events(self, room: str) -> list[dict[str, Any]]:
+        """The room's timeline, oldest first (redacted events keep their ids)."""
+        chunk = self.call("GET", f"/rooms/{room}/messages", params={"dir": "b", "limit": 200})
+        return list(reversed(chunk["chunk"]))
+
+    def upload(self, data: bytes, mime: str, name: str) -> str:
+        resp = self.http.post(
+            "/_matrix/media/v3/upload", params={"filename": name}, content=data,
+            headers={"Content-Type": mime},
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()["content_uri"]
+
+    def close(self) -> None:
+        self.http.close()

@@ -126,9 +126,21 @@ def test_deploy_runs_up_on_main_through_environments() -> None:
     assert pulumi["with"]["policyPacks"] == "policies"
 
 
-def test_every_matrix_stack_has_a_stack_file() -> None:
-    for name in ("preview.yml", "deploy.yml"):
-        job = load(name)["jobs"]["preview" if name == "preview.yml" else "up"]
-        for entry in job["strategy"]["matrix"]["include"]:
-            assert (ROOT / f"Pulumi.{entry['stack']}.yaml").exists(), entry["stack"]
-            assert entry["cloud"] in ("aws", "gcp")
+def test_every_matrix_stack_matches_its_stack_file() -> None:
+    for name, job_name in (("preview.yml", "preview"), ("deploy.yml", "up")):
+        for entry in load(name)["jobs"][job_name]["strategy"]["matrix"]["include"]:
+            path = ROOT / f"Pulumi.{entry['stack']}.yaml"
+            assert path.exists(), f"{name}: no {path.name}"
+            config = yaml.safe_load(path.read_text())["config"]
+            assert entry["cloud"] == config["syncbot:provider"], f"{name}: {entry}"
+            if entry["cloud"] == "aws":
+                arch = config.get("syncbot:serviceArchitecture", "x86_64")
+                assert entry["bundle-arch"] == arch, f"{name}: {entry}"
+
+
+def test_offline_plan_covers_every_stack_file() -> None:
+    job = load("preview.yml")["jobs"]["offline-plan"]
+    planned = {entry["config"] for entry in job["strategy"]["matrix"]["include"]}
+    stack_files = {p.name for p in ROOT.glob("Pulumi.*.yaml")}
+    examples = {str(p.relative_to(ROOT)) for p in (ROOT / "stacks" / "examples").glob("*.yaml")}
+    assert planned == stack_files | examples

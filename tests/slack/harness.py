@@ -83,8 +83,9 @@ class AppServer:
                     assert self.services is not None
                     worker = asyncio.ensure_future(self.services.outbox.run_forever(idle=0.2))
                 serve = asyncio.ensure_future(self._server.serve())
-                while not self._server.started:  # uvicorn offers no start event
-                    await asyncio.sleep(0.01)  # noqa: ASYNC110
+                # uvicorn offers no start event to wait on.
+                while not self._server.started:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
                 ready.set()
                 await serve
                 if worker:

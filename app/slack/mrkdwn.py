@@ -232,13 +232,14 @@ class Renderers:
 
 DEFAULT = Renderers()
 
-_MARKER = re.compile(r"(?<![\w])([*_~`])|([*_~`])(?![\w])")
+_MARKER = re.compile(r"`|(?<![\w])[*_~]|[*_~](?![\w])")
 _EMOJI_LIKE = re.compile(rf":(?={_EMOJI_NAME}:)")
 _LINE_START = re.compile(r"^(?=&gt;|[•◦▪]\s|\d{1,4}\.\s)", re.MULTILINE)
 
 
 def _protect(text: str) -> str:
     """Escape ``text`` and neutralise every marker that could be read as formatting."""
+    # Backticks open code even inside words; the other markers only at word boundaries.
     text = _MARKER.sub(lambda m: ZWSP + m.group(0), escape(text))
     text = _EMOJI_LIKE.sub(":" + ZWSP, text)
     return _LINE_START.sub(ZWSP, text)

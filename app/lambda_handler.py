@@ -22,6 +22,7 @@ from app.errors import ConfigError
 from app.logs import configure_logging
 from app.runtime import Runtime, build_runtime
 from app.settings import load_settings
+from app.store.engine import ensure_database, wait_for_database
 from app.store.migrate import current_revision, upgrade
 
 log = logging.getLogger("syncbot.lambda")
@@ -117,6 +118,9 @@ def _asgi_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 def run_task(runtime: Runtime, task: str) -> dict[str, Any]:
     """Run one direct-invocation task and describe the outcome."""
     if task == TASK_MIGRATE:
+        # The deploy's first invocation may meet a paused database or one not yet created.
+        ensure_database(runtime.settings, runtime.engine.url)
+        wait_for_database(runtime.engine)
         upgrade(runtime.engine)
         return {"task": task, "ok": True, "revision": current_revision(runtime.engine)}
     if task == TASK_TICK:

@@ -16,14 +16,14 @@ is_bot=, deleted=)``, ``add_channel(team, id, name, private=, members=, bot_memb
 purpose=, archived=)``, ``add_emoji(team, name, url)``. ``installation(team)``,
 ``bot_token(team)``, ``app_token`` (``xapp-``), ``revoke(team)`` (``token_revoked``).
 
-Web API (``/api/<method>``, form or JSON bodies, ``Authorization: Bearer`` or ``token``): auth.test,
-team.info, bots.info, users.info/list/lookupByEmail/profile.get, conversations.info/list/join/
-leave/members/history/replies/open/create/archive/unarchive/rename/setTopic, chat.postMessage/
-update/delete/getPermalink/postEphemeral, reactions.add/remove/get, emoji.list, views.publish/
-open/update/push, files.info/getUploadURLExternal/completeUploadExternal, apps.connections.open
-(``xapp-`` only), oauth.v2.access (code and ``refresh_token`` grants). Errors are Slack's
-``{"ok": false, "error": ...}``; unknown methods answer 404 ``unknown_method``. Cursors are
-opaque (``response_metadata.next_cursor``). Files: the ``upload_url`` accepts raw or multipart
+Web API (``/api/<method>``, form or JSON bodies, ``Authorization: Bearer`` or ``token``):
+auth.test, team.info, bots.info, users.info/list/lookupByEmail/profile.get,
+conversations.info/list/join/leave/members/history/replies/open/create/archive/unarchive/rename/
+setTopic, chat.postMessage/update/delete/getPermalink/postEphemeral, reactions.add/remove/get,
+emoji.list, views.publish/open/update/push, files.info/getUploadURLExternal/
+completeUploadExternal, apps.connections.open (``xapp-`` only), oauth.v2.access (code and
+``refresh_token`` grants). Errors are Slack's ``{"ok": false, "error": ...}``; unknown
+methods answer 404 ``unknown_method``. Cursors are opaque (``response_metadata.next_cursor``). Files: the ``upload_url`` accepts raw or multipart
 bytes; ``url_private`` needs a bearer token of the file's workspace (else Slack's login page).
 ``GET /oauth/v2/authorize`` redirects straight to ``redirect_uri`` with ``code`` and ``state``
 for ``team=`` (query) or ``slack.oauth.authorize_team``; requests are in

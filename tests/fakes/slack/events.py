@@ -62,6 +62,7 @@ class EventSettings:
     retry_delays: tuple[float, ...] = (0.05, 0.05, 0.05)
     verification_token: str = "fake-verification-token"
     disabled_teams: set[str] = field(default_factory=set)
+    ordered: bool = True
 
 
 class EventBus:
@@ -81,6 +82,7 @@ class EventBus:
         self._socket_sender = socket_sender
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._team_locks: dict[str, asyncio.Lock] = {}
 
     def envelope(self, inst: Installation, event: dict[str, Any]) -> dict[str, Any]:
         """Wrap ``event`` in an ``event_callback`` envelope for the workspace of ``inst``."""
@@ -133,6 +135,15 @@ class EventBus:
         return len(self._tasks)
 
     async def _deliver(self, inst: Installation, env: dict[str, Any]) -> None:
+        if not self.settings.ordered:
+            await self._deliver_now(inst, env)
+            return
+        # Slack promises no order; serialising per workspace keeps test expectations simple.
+        lock = self._team_locks.setdefault(inst.team_id, asyncio.Lock())
+        async with lock:
+            await self._deliver_now(inst, env)
+
+    async def _deliver_now(self, inst: Installation, env: dict[str, Any]) -> None:
         if inst.socket_mode:
             await self._socket_sender(inst.team_id, env, "events_api")
             return

@@ -22,13 +22,14 @@ conversations.info/list/join/leave/members/history/replies/open/create/archive/u
 setTopic, chat.postMessage/update/delete/getPermalink/postEphemeral, reactions.add/remove/get,
 emoji.list, views.publish/open/update/push, files.info/getUploadURLExternal/
 completeUploadExternal, apps.connections.open (``xapp-`` only), oauth.v2.access (code and
-``refresh_token`` grants). Errors are Slack's ``{"ok": false, "error": ...}``; unknown
-methods answer 404 ``unknown_method``. Cursors are opaque (``response_metadata.next_cursor``). Files: the ``upload_url`` accepts raw or multipart
-bytes; ``url_private`` needs a bearer token of the file's workspace (else Slack's login page).
-``GET /oauth/v2/authorize`` redirects straight to ``redirect_uri`` with ``code`` and ``state``
-for ``team=`` (query) or ``slack.oauth.authorize_team``; requests are in
-``slack.oauth.authorize_requests``. ``slack.oauth.token_rotation = True`` issues
-``xoxe.xoxb-`` tokens with ``refresh_token``/``expires_in``.
+``refresh_token`` grants). Errors are Slack's ``{"ok": false, "error": ...}``; unknown methods
+answer 404 ``unknown_method``. Cursors are opaque (``response_metadata.next_cursor``). Files: the
+``upload_url`` accepts raw or multipart bytes; ``url_private`` needs a bearer token of the file's
+workspace (else Slack's login page). ``GET /oauth/v2/authorize`` redirects straight to
+``redirect_uri`` with ``code`` and ``state`` for ``team=`` (query) or
+``slack.oauth.authorize_team``; requests are in ``slack.oauth.authorize_requests``.
+``slack.oauth.token_rotation = True`` issues ``xoxe.xoxb-`` tokens with
+``refresh_token``/``expires_in``.
 
 Echo events: every write by the app (post, update, delete, reactions, file share, join, ...)
 produces the event Slack sends, POSTed to ``app_url`` signed with ``signing_secret`` (v0) in an

@@ -226,7 +226,7 @@ class _Parser(HTMLParser):
             name = "" if label == target else label
             if kind == "user":
                 return [UserMention(target, name)]
-            return [ChannelMention(target, name.removeprefix("#") if target[0] == "!" else name)]
+            return [ChannelMention(target, name)]
         if urlsplit(href).scheme.lower() in LINK_SCHEMES:
             return [Link(href, children)]
         return list(children)

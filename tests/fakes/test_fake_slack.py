@@ -529,3 +529,48 @@ def test_connections_open_errors(socket_slack: FakeSlack) -> None:
     bad = WebClient(base_url=socket_slack.base_url)
     assert error_of(lambda: bad.apps_connections_open(app_token="xapp-1-bad"))[1] == (
         "invalid_auth")
+
+
+async def test_socket_mode_spreads_envelopes_over_connections(socket_slack: FakeSlack) -> None:
+    got: dict[int, list[str]] = {0: [], 1: []}
+    hellos: list[int] = []
+    clients = []
+    for n in (0, 1):
+        sm = SocketModeClient(app_token=socket_slack.app_token,
+                              web_client=AsyncWebClient(base_url=socket_slack.base_url),
+                              auto_reconnect_enabled=False)
+
+        async def on_message(c: SocketModeClient, message: dict[str, Any], raw: str | None,
+                             n: int = n) -> None:
+            if message.get("type") == "hello":
+                hellos.append(message["num_connections"])
+            elif "envelope_id" in message:
+                got[n].append(message["payload"]["event"]["text"])
+                await c.send_socket_mode_response(
+                    SocketModeResponse(envelope_id=message["envelope_id"]))
+
+        sm.message_listeners.append(on_message)
+        await sm.connect()
+        await wait_until(lambda n=n: len(hellos) == n + 1)
+        clients.append(sm)
+    try:
+        assert hellos == [1, 2]
+        for text in ("a", "b", "c", "d"):
+            await asyncio.to_thread(socket_slack.post_message, "T1", "C1", "U1", text)
+        await wait_until(lambda: len(socket_slack.acks) == 4)
+        assert got[0] and got[1] and sorted(got[0] + got[1]) == ["a", "b", "c", "d"]
+    finally:
+        for sm in clients:
+            await sm.close()
+
+
+def test_revoked_token_and_snapshots(slack: FakeSlack) -> None:
+    c = client(slack)
+    ts = c.chat_postMessage(channel="C1", text="before")["ts"]
+    snapshot = slack.messages("T1", "C1")
+    slack.revoke("T1")
+    assert error_of(lambda: c.chat_update(channel="C1", ts=ts, text="after"))[1] == (
+        "token_revoked")
+    slack.edit("T1", "C1", ts, "changed by a person")
+    assert snapshot[0].text == "before"
+    assert slack.messages("T1", "C1")[0].text == "changed by a person"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import secrets
 import time
@@ -400,12 +401,13 @@ class FakeSlack(SlackServer):
 
     def messages(self, team_id: str, channel_id: str, *,
                  include_deleted: bool = False) -> list[Message]:
-        """All messages of a channel incl. thread replies, oldest first."""
+        """Copies of all messages of a channel incl. thread replies, oldest first."""
 
         def read() -> list[Message]:
             ch = self.state.workspaces[team_id].channels[channel_id]
             msgs = [m for m in ch.messages.values() if include_deleted or not m.deleted]
-            return sorted(msgs, key=lambda m: float(m.ts))
+            # Copies: the originals keep changing on the fake's loop while the test reads.
+            return copy.deepcopy(sorted(msgs, key=lambda m: float(m.ts)))
 
         return self.call(read)
 
@@ -435,8 +437,9 @@ class FakeSlack(SlackServer):
             f for f in self.state.workspaces[team_id].files.values() if f.uploaded])
 
     def channel(self, team_id: str, channel_id: str) -> Channel:
-        """The channel object (read it; mutate only through actions)."""
-        return self.call(lambda: self.state.workspaces[team_id].channels[channel_id])
+        """A snapshot of the channel (mutate it only through actions)."""
+        return self.call(
+            lambda: copy.deepcopy(self.state.workspaces[team_id].channels[channel_id]))
 
     @property
     def emitted(self) -> list[dict[str, Any]]:

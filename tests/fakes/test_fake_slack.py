@@ -70,7 +70,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def slack(receiver: Receiver) -> Iterator[FakeSlack]:
     with FakeSlack(app_url=receiver.url) as fake:
-        fake.event_settings.timeout = 0.5
+        fake.event_settings.timeout = 2.0  # generous: a loaded machine must not cause retries
         fake.event_settings.retry_delays = (0.01, 0.01, 0.01)
         fake.add_workspace("T1", "Acme", domain="acme")
         fake.add_workspace("T2", "Globex", domain="globex")
@@ -292,8 +292,9 @@ def test_file_upload_by_user_is_downloadable_with_bearer_only(slack: FakeSlack,
 
 
 def test_http_retries_keep_event_id_and_reason(slack: FakeSlack, receiver: Receiver) -> None:
+    slack.event_settings.timeout = 0.3
     receiver.statuses = [500, 503]
-    receiver.stall = [0.0, 0.0, 0.8]
+    receiver.stall = [0.0, 0.0, 1.0]
     client(slack).chat_postMessage(channel="C1", text="retry me")
     slack.wait_idle()
     headers = [h for h, _ in receiver.requests]
@@ -432,7 +433,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 @pytest.fixture
 def socket_slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
-        fake.socket_settings.ack_deadline = 0.2
+        fake.socket_settings.ack_deadline = 0.5
         fake.socket_settings.disconnect_grace = 0.05
         fake.add_workspace("T1", socket_mode=True)
         fake.add_channel("T1", "C1", "general")

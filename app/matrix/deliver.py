@@ -10,6 +10,8 @@ import asyncio
 import logging
 from typing import Any
 
+from mautrix.api import Method, Path
+from mautrix.appservice import IntentAPI
 from mautrix.types import EventID, EventType, RoomID
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +36,12 @@ from app.slack.files import MAX_FILE_BYTES, Fetcher
 from app.store.models_matrix import MatrixReaction
 
 log = logging.getLogger("syncbot.matrix.deliver")
+
+
+async def redact(intent: IntentAPI, room: RoomID, event_id: str, *, txn_id: str) -> None:
+    """Redact with our own transaction id (mautrix's ``redact`` always makes a new one)."""
+    path = Path.v3.rooms[room].redact[EventID(event_id)][txn_id]
+    await intent.api.request(Method.PUT, path, {})
 
 
 class MatrixDeliverer:
@@ -185,7 +193,7 @@ class MatrixDeliverer:
         # the bot needs power in rooms it did not create.
         sender = await self._sender_of(room, copy)
         async with matrix_errors("redact"):
-            await self._hs.intent(sender).redact(room, EventID(copy), txn_id=task.uid)
+            await redact(self._hs.intent(sender), room, copy, txn_id=task.uid)
 
     async def _react(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
@@ -204,7 +212,7 @@ class MatrixDeliverer:
         if event_id is None:
             return
         async with matrix_errors("redact reaction"):
-            await self._hs.bot.redact(room, EventID(event_id), txn_id=task.uid)
+            await redact(self._hs.bot, room, event_id, txn_id=task.uid)
         await asyncio.to_thread(self._forget, event_id)
 
     def _remember(self, event_id: str, room: str, target: str, key: str) -> None:

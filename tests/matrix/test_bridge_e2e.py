@@ -37,3 +37,117 @@ def test_slack_post_reaches_matrix_as_ghost(world: World) -> None:
     assert "https://matrix.to/#/@slack_t1_u1:test.local" in content["formatted_body"]
     assert content["m.mentions"]["user_ids"] == ["@slack_t1_u1:test.local"]
     slack_copy(w, "T2", "C2", "hello")
+
+
+def ghost_profile(w: World, user_id: str) -> dict[str, Any]:
+    return w.alice.call("GET", f"/profile/{user_id}")
+
+
+def download(w: World, mxc: str) -> bytes:
+    server, media_id = mxc.removeprefix("mxc://").split("/", 1)
+    resp = w.alice.http.get(f"/_matrix/client/v1/media/download/{server}/{media_id}")
+    assert resp.status_code == 200, resp.text
+    return resp.content
+
+
+def test_every_kind_slack_to_matrix(world: World) -> None:
+    w = world
+    ghost = "@slack_t1_u1:test.local"
+    ts = w.slack.user_posts("T1", "C1", "U1", "root *post*")
+    root = room_event(w, lambda e: from_ghost(e) and e["content"]["body"] == "root post")
+    assert root["sender"] == ghost
+    profile = ghost_profile(w, ghost)
+    assert profile["displayname"] == "Ada (Acme)"
+    assert download(w, profile["avatar_url"]).endswith(b"U1_192.png")
+
+    w.slack.user_edits("T1", "C1", ts, "root *edited*")
+    edit = room_event(w, lambda e: e["content"].get("m.relates_to", {}).get("rel_type")
+                      == "m.replace")
+    assert edit["sender"] == ghost
+    assert edit["content"]["m.relates_to"]["event_id"] == root["event_id"]
+    assert edit["content"]["m.new_content"]["formatted_body"] == "root <strong>edited</strong>"
+
+    w.slack.user_posts("T1", "C1", "U1", "a reply", thread_ts=ts)
+    reply = room_event(w, lambda e: e["content"].get("body") == "a reply")
+    relation = reply["content"]["m.relates_to"]
+    assert relation["rel_type"] == "m.thread" and relation["event_id"] == root["event_id"]
+    assert relation["m.in_reply_to"]["event_id"] == root["event_id"]
+
+    w.slack.user_reacts("T1", "C1", ts, "U1", "thumbsup")
+    reaction = room_event(w, lambda e: e["type"] == "m.reaction")
+    assert reaction["content"]["m.relates_to"] == {
+        "rel_type": "m.annotation", "event_id": root["event_id"], "key": "👍"
+    }
+    w.slack.user_reacts("T1", "C1", ts, "U1", "thumbsup", added=False)
+    room_event(w, lambda e: e["type"] == "m.reaction" and not e["content"])  # redacted
+
+    image = w.slack.add_file(b"\x89PNG-picture", "pic.png", "image/png")
+    w.slack.user_posts("T1", "C1", "U1", "", files=[image])
+    media = room_event(w, lambda e: e["content"].get("msgtype") == "m.image")
+    assert media["content"]["info"] == {"mimetype": "image/png", "size": 12}
+    assert media["content"]["body"] == "pic.png"
+    assert download(w, media["content"]["url"]) == b"\x89PNG-picture"
+
+    w.slack.user_deletes("T1", "C1", ts)
+    room_event(w, lambda e: e["event_id"] == root["event_id"] and not e["content"])
+
+    # The same edits reached the second workspace, and nothing echoed back to the first.
+    copies = w.slack.messages("T2", "C2", include_deleted=True)
+    b = next(m for m in copies if "root" in m.text)
+    assert b.text == "root *edited*" and b.deleted
+    assert all(m.user == "U1" for m in w.slack.messages("T1", "C1", include_deleted=True))
+
+
+def test_every_kind_matrix_to_slack(world: World) -> None:
+    w = world
+    a = w.alice
+    avatar = a.upload(b"\x89PNG-alice", "image/png", "alice.png")
+    a.call("PUT", f"/profile/{a.user_id}/displayname", json={"displayname": "Alice"})
+    a.call("PUT", f"/profile/{a.user_id}/avatar_url", json={"avatar_url": avatar})
+
+    root = a.text(w.room, "hi from matrix", "<strong>hi</strong> from matrix")
+    one = slack_copy(w, "T1", "C1", "from matrix")
+    two = slack_copy(w, "T2", "C2", "from matrix")
+    assert one.text == "*hi* from matrix" and two.text == "*hi* from matrix"
+    assert one.username == "Alice (test.local)"
+    icon = one.icons["image_48"]
+    assert icon.startswith(w.app.url + "/avatars/matrix/test.local/")
+    import httpx
+
+    fetched = httpx.get(icon, timeout=10)
+    assert fetched.status_code == 200 and fetched.content == b"\x89PNG-alice"
+    assert httpx.get(icon.split("?")[0] + "?sig=forged", timeout=10).status_code == 404
+
+    a.send(w.room, {
+        "msgtype": "m.text", "body": "* hi edited",
+        "m.new_content": {"msgtype": "m.text", "body": "hi edited"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": root},
+    })
+    wait_for(lambda: one.text == "hi edited" and one.edited)
+
+    a.send(w.room, {
+        "msgtype": "m.text", "body": "> <@x:test.local> hi\n\nthreaded",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": root,
+                         "m.in_reply_to": {"event_id": root}, "is_falling_back": True},
+    })
+    threaded = slack_copy(w, "T1", "C1", "threaded")
+    assert threaded.thread_ts == one.ts
+    assert threaded.text == "threaded"  # the reply fallback was stripped
+
+    reaction = a.send(w.room, {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": root, "key": "👍"}}, etype="m.reaction")
+    wait_for(lambda: one.reactions.get("+1"))
+    a.redact(w.room, reaction)
+    wait_for(lambda: not one.reactions.get("+1"))
+
+    pic = a.upload(b"GIF89a-matrix", "image/gif", "m.gif")
+    a.send(w.room, {"msgtype": "m.image", "body": "m.gif", "url": pic,
+                    "info": {"mimetype": "image/gif", "size": 13}})
+    shared = wait_for(lambda: next((m for m in w.slack.messages("T1", "C1") if m.files), None))
+    assert shared.files[0]["name"] == "m.gif"
+    assert w.slack.files[shared.files[0]["id"]] == b"GIF89a-matrix"
+
+    a.redact(w.room, root)
+    wait_for(lambda: one.deleted and two.deleted)
+    # No Slack copy came back into the room as a ghost message (echoes dropped).
+    assert not any(from_ghost(e) for e in a.events(w.room))

@@ -221,10 +221,7 @@ class App(pulumi.ComponentResource):
 def _database_env(database: Database) -> DatabaseEnv | None:
     if not database.managed:
         return None
-    assert database.host and database.port and database.user and database.schema
-    return DatabaseEnv(
-        host=database.host,
-        port=database.port.apply(str),
-        user=database.user,
-        schema=database.schema,
-    )
+    host, port, user, schema = database.host, database.port, database.user, database.schema
+    if host is None or port is None or user is None or schema is None:
+        raise RuntimeError("a managed database must expose host, port, user and schema")
+    return DatabaseEnv(host=host, port=port.apply(str), user=user, schema=schema)

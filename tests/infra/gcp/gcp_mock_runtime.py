@@ -63,7 +63,8 @@ def gcp_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
         case "gcp:storage/bucket:Bucket":
             return {"name": inputs.get("name") or f"{args.name}-bucket"}
         case "random:index/randomPassword:RandomPassword":
-            return {"result": "r" * int(inputs["length"])}
+            length = int(inputs["length"])
+            return {"result": (hashlib.sha256(args.name.encode()).hexdigest() * 4)[:length]}
         case "gcp:cloudrunv2/job:Job":
             return {"name": inputs["name"]}
         case _:

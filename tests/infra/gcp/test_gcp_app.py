@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
 from gcp_mock_runtime import CA_PEM, PROJECT, PROJECT_NUMBER, REGION, Resource, Run, run_gcp
 
+from app.settings import load_settings
 from infra.contract import (
     CONTAINER_MIGRATE_COMMAND,
     CONTAINER_SERVE_COMMAND,
@@ -27,10 +29,10 @@ JOB = "gcp:cloudrunv2/job:Job"
 URL = f"https://syncbot-{PROJECT_NUMBER}.{REGION}.run.app"
 RUNTIME_SA = f"syncbot-run@{PROJECT}.iam.gserviceaccount.com"
 SECRET_VALUES = {
-    "SLACK_SIGNING_SECRET": "signing-value-1",
-    "SLACK_CLIENT_SECRET": "client-value-2",
-    "MATRIX_AS_TOKEN": "as-token-value-3",
-    "MATRIX_HS_TOKEN": "hs-token-value-4",
+    "SLACK_SIGNING_SECRET": "signing-secret-value-0001",
+    "SLACK_CLIENT_SECRET": "client-secret-value-0002",
+    "MATRIX_AS_TOKEN": "appservice-token-value-0003",
+    "MATRIX_HS_TOKEN": "homeserver-token-value-0004",
 }
 CONFIG = {
     "SLACK_CLIENT_ID": "111.222",
@@ -224,7 +226,13 @@ def test_every_contract_variable_is_wired(run: Run, typ: str) -> None:
 @pytest.mark.parametrize("typ", [SERVICE, JOB])
 def test_no_secret_value_in_workload_inputs(run: Run, typ: str) -> None:
     dumped = json.dumps(run.one(typ).inputs)
-    for value in [*SECRET_VALUES.values(), "r" * 32, "r" * 48]:
+    stored = [
+        r.inputs["secretData"]
+        for r in run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+        if r.name != "syncbot-secrets-database-ca-cert-version"  # a public certificate
+    ]
+    assert len(stored) == len(SECRET_VALUES) + 2  # + database password, generated token key
+    for value in stored:
         assert value not in dumped
     assert not run.one(typ).secret_inputs  # nothing secret flows into the workload at all
     for name in SECRET_ENV:
@@ -392,3 +400,32 @@ def test_outputs(run: Run) -> None:
 def test_bad_arguments_are_refused(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         run_gcp(_app_program(**overrides))
+
+
+@pytest.mark.parametrize("typ", [SERVICE, JOB])
+def test_the_app_accepts_the_deployed_environment(run: Run, typ: str, tmp_path: Path) -> None:
+    """The env Cloud Run would hand the container parses and is production-ready."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text(CA_PEM)
+    stored = {
+        r.inputs["secret"].removesuffix("-id"): r.inputs["secretData"]
+        for r in run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+    }
+    secret_ids = {
+        r.name: r.inputs["secretId"] for r in run.of_type("gcp:secretmanager/secret:Secret")
+    }
+    by_secret_id = {secret_ids[name]: value for name, value in stored.items()}
+    environ = {"PORT": "8080"}  # what Cloud Run injects
+    for name, env in _envs(run.one(typ)).items():
+        if "valueSource" in env:
+            environ[name] = by_secret_id[env["valueSource"]["secretKeyRef"]["secret"]]
+        else:
+            environ[name] = str(env["value"])
+    environ["DATABASE_SSL_CA_PATH"] = str(ca)  # the mounted file, here
+    settings = load_settings(environ)
+    assert settings.production_problems() == []
+    assert settings.database_backend == "postgresql"
+    assert settings.tls_enabled
+    assert not settings.local_development
+    assert not settings.should_auto_migrate
+    assert settings.matrix_enabled

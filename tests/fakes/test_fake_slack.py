@@ -167,6 +167,7 @@ def test_history_replies_and_metadata_opt_in(slack: FakeSlack) -> None:
     plain = c.conversations_history(channel="C1")["messages"]
     assert [m["text"] for m in plain] == ["broadcast", "root"]
     assert "metadata" not in plain[1] and plain[1]["reply_count"] == 2
+    assert plain[1]["latest_reply"] == plain[0]["ts"] and plain[1]["reply_users"] == ["U1", "U2"]
     full = c.conversations_history(channel="C1", include_all_metadata=True)["messages"]
     assert full[1]["metadata"]["event_type"] == "t"
     replies = c.conversations_replies(channel="C1", ts=root)["messages"]
@@ -420,6 +421,22 @@ def test_oauth_authorize_redirect_and_token_rotation(slack: FakeSlack) -> None:
     assert error_of(lambda: anon.oauth_v2_access(
         client_id=slack.oauth.client_id, client_secret="wrong", code="x"))[1] == (
         "bad_client_secret")
+
+
+def test_oauth_first_install_creates_the_bot(slack: FakeSlack) -> None:
+    slack.add_workspace("T3", "Initech", installed=False)
+    slack.oauth.authorize_team = "T3"
+    query = urlencode({"client_id": slack.oauth.client_id, "scope": "chat:write",
+                       "redirect_uri": "http://127.0.0.1:1/cb", "state": "z"})
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        opener.open(f"http://127.0.0.1:{slack.port}/oauth/v2/authorize?{query}")
+    code = parse_qs(urlparse(info.value.headers["Location"]).query)["code"][0]
+    grant = WebClient(base_url=slack.base_url).oauth_v2_access(
+        client_id=slack.oauth.client_id, client_secret=slack.oauth.client_secret, code=code)
+    assert grant["access_token"].startswith("xoxb-") and "refresh_token" not in grant
+    auth = WebClient(token=grant["access_token"], base_url=slack.base_url).auth_test()
+    assert (auth["team_id"], auth["user_id"]) == ("T3", grant["bot_user_id"])
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

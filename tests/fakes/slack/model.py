@@ -130,6 +130,7 @@ class Message:
     files: list[str] = field(default_factory=list)
     reactions: dict[str, list[str]] = field(default_factory=dict)
     replies: list[str] = field(default_factory=list)
+    reply_users: list[str] = field(default_factory=list)
     edited: dict[str, str] | None = None
     deleted: bool = False
     team: str = ""
@@ -151,7 +152,8 @@ class Message:
             out["thread_ts"] = self.thread_ts
             if self.thread_ts == self.ts:
                 out["reply_count"] = len(self.replies)
-                out["reply_users_count"] = len(set(self.replies))
+                out["reply_users"] = list(dict.fromkeys(self.reply_users))
+                out["reply_users_count"] = len(set(self.reply_users))
                 out["latest_reply"] = self.replies[-1] if self.replies else self.ts
         if self.edited:
             out["edited"] = dict(self.edited)

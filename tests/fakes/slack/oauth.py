@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .model import APP_ID
+from .model import APP_ID, Installation, User
 from .state import SlackError, SlackState
 
 
@@ -84,7 +84,12 @@ def _issue(st: SlackState, oauth: OAuthApp, team_id: str, scopes: list[str],
     ws = st.workspaces[team_id]
     inst = ws.installation
     if inst is None:
-        raise SlackError("invalid_code")
+        # First install into this workspace: Slack creates the app's bot user now.
+        bot = User(f"U{team_id}BOT", team_id, "syncbot", real_name="syncbot", is_bot=True,
+                   bot_id=f"B{team_id}BOT")
+        ws.users[bot.id] = bot
+        inst = Installation(team_id, bot.id, f"B{team_id}BOT", "", scopes=scopes)
+        ws.installation = inst
     old = inst.bot_token
     prefix = "xoxe.xoxb-" if rotated else "xoxb-"
     inst.bot_token = f"{prefix}{team_id}-{secrets.token_hex(12)}"

@@ -108,7 +108,8 @@ class SlackState:
         if msg.thread_ts and msg.thread_ts != msg.ts:
             parent = self.message(ch, msg.thread_ts)
             parent.thread_ts = parent.ts
-            parent.replies.append(msg.user or msg.bot_id or "")
+            parent.replies.append(msg.ts)
+            parent.reply_users.append(msg.user or msg.bot_id or "")
         ch.messages[msg.ts] = msg
         return msg
 

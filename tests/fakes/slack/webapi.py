@@ -203,8 +203,7 @@ def conv_leave(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, A
     return {}
 
 
-def _history_page(st: SlackState, ws: Workspace, msgs: list[Message], p: dict[str, Any],
-                  newest_first: bool) -> dict:
+def _history_page(st: SlackState, ws: Workspace, msgs: list[Message], p: dict[str, Any]) -> dict:
     oldest, latest = float(p.get("oldest") or 0), float(p.get("latest") or "inf")
     inclusive = as_bool(p.get("inclusive", False))
     picked = [m for m in msgs if (oldest <= float(m.ts) <= latest if inclusive
@@ -220,7 +219,7 @@ def _history_page(st: SlackState, ws: Workspace, msgs: list[Message], p: dict[st
 def conv_history(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
     ch = st.channel(ws, p.get("channel"))
     _require_member(ch, inst)
-    return _history_page(st, ws, st.history(ch), p, newest_first=True)
+    return _history_page(st, ws, st.history(ch), p)
 
 
 @method("conversations.replies")
@@ -231,7 +230,7 @@ def conv_replies(st: SlackState, ws: Workspace, inst: Installation, p: dict[str,
     if ts not in ch.messages or ch.messages[ts].deleted:
         raise SlackError("thread_not_found")
     root = ch.messages[ts].thread_ts or ts
-    return _history_page(st, ws, st.thread(ch, root), p, newest_first=False)
+    return _history_page(st, ws, st.thread(ch, root), p)
 
 
 @method("conversations.open")

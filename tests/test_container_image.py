@@ -140,14 +140,15 @@ def _replay_build(stage: Stage, root: Path) -> Path:
 
 
 def _image_python() -> str:
-    """The image's Python (3.12) when installed here, else the interpreter running the tests."""
-    found = subprocess.run(
-        ["uv", "python", "find", "--no-python-downloads", "3.12"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.strip() if found.returncode == 0 else sys.executable
+    """The image's Python (3.12) when one runs here, else the interpreter running the tests."""
+    candidates = [str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))]
+    candidates += [found for found in (shutil.which("python3.12"),) if found]
+    for candidate in candidates:
+        # pyenv shims exist even when they cannot run the version; ask the interpreter itself.
+        probe = subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return candidate
+    return sys.executable
 
 
 def _free_port() -> int:

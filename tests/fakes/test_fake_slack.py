@@ -349,6 +349,7 @@ def test_faults_after_side_effect_are_lost_responses(slack: FakeSlack) -> None:
 
 def test_faults_before_side_effect_and_error_bodies(slack: FakeSlack) -> None:
     c = client(slack)
+    slack.latency(0.01)
     slack.fail("*", Fault.http(503), Fault.slack_error("fatal_error"), Fault.slow(0.05))
     assert error_of(lambda: c.chat_postMessage(channel="C1", text="a"))[0] == 503
     assert error_of(lambda: c.reactions_get(channel="C1", timestamp="1"))[1] == "fatal_error"

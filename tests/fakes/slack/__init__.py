@@ -53,7 +53,7 @@ acks in ``acks``, re-sent with ``retry_attempt`` + 1 after ``socket_settings.ack
 Faults (:class:`Fault`): ``fail(method_or_*, Fault.ratelimited(3), Fault.http(503),
 Fault.slow(0.2), Fault.hang(), Fault.drop(after=True), Fault.slack_error("fatal_error"))``
 queues them; ``fail_randomly(method, p, fault)`` uses a seeded RNG; ``after=True`` applies the
-fault after the side effect (a lost response). ``faults.add_latency(0.05)`` delays every answer;
+fault after the side effect (a lost response). ``latency(0.05[, method])`` delays every answer;
 ``rate_limit(method, n, window)`` enforces per-workspace limits with 429 + ``Retry-After``.
 
 Inspection: ``calls`` / ``called(method, team)``, ``messages(team, channel)``,

@@ -75,6 +75,10 @@ class FakeSlack(SlackServer):
         """Inject ``fault`` into ``method`` calls with ``probability`` (seeded RNG)."""
         self.call(lambda: self.faults.randomly(method, probability, fault))
 
+    def latency(self, seconds: float, method: str = "*") -> None:
+        """Delay every answer of ``method`` (or of all methods) by ``seconds``."""
+        self.call(lambda: self.faults.add_latency(seconds, method))
+
     def rate_limit(self, method: str, per_window: int, window: float = 60.0) -> None:
         """Enforce ``per_window`` calls of ``method`` per workspace per ``window`` seconds."""
 

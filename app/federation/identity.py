@@ -24,7 +24,7 @@ from app.federation.signing import public_pem
 from app.store.cipher import TokenCipher
 from app.store.models import InstanceKey, InstanceSetting
 
-KEY_CONTEXT = "instance_keys.private_key"
+KEY_CONTEXT = "instance_key.private_key"  # as app/rotation.py re-encrypts it
 INSTANCE_ID = "federation.instance_id"
 
 

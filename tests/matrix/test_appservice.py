@@ -1,0 +1,164 @@
+"""The appservice API on our app: hs_token checks, replayed transactions, echoes, commands,
+and a Synapse restart in the middle of traffic."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.core.endpoints import Endpoint
+from app.store.models_matrix import MatrixTransaction
+from tests.matrix.conftest import ROOM_VERSION, World
+from tests.slack.harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def push(w: World, txn: str, events: list[dict[str, Any]], **auth: Any) -> httpx.Response:
+    headers = auth.pop("headers", {"Authorization": f"Bearer {w.synapse.hs_token}"})
+    path = auth.pop("path", f"/_matrix/app/v1/transactions/{txn}")
+    return httpx.put(w.app.url + path, json={"events": events}, headers=headers, timeout=10,
+                     **auth)
+
+
+def message(w: World, event_id: str, body: str, sender: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "m.room.message", "room_id": w.room, "event_id": event_id,
+        "sender": sender or w.alice.user_id, "origin_server_ts": int(time.time() * 1000),
+        "content": {"msgtype": "m.text", "body": body},
+    }
+
+
+def texts(w: World, team: str = "T1", channel: str = "C1") -> list[str]:
+    return [m.text for m in w.slack.messages(team, channel)]
+
+
+def test_tokens_are_checked(world: World) -> None:
+    w = world
+    url = w.app.url
+    missing = httpx.put(f"{url}/_matrix/app/v1/transactions/t0", json={"events": []})
+    assert missing.status_code == 401 and missing.json()["errcode"] == "M_UNAUTHORIZED"
+    wrong = push(w, "t1", [message(w, "$wrong", "sneaky")],
+                 headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status_code == 403 and wrong.json()["errcode"] == "M_FORBIDDEN"
+    legacy_wrong = httpx.get(f"{url}/users/@slack_t1_u9:test.local?access_token=nope")
+    assert legacy_wrong.status_code == 403
+    ping = httpx.post(f"{url}/_matrix/app/v1/ping", json={"transaction_id": "p"},
+                      headers={"Authorization": f"Bearer {w.synapse.hs_token}"})
+    assert ping.status_code == 200 and ping.json() == {}
+    # Legacy unprefixed path with the legacy query-parameter token.
+    legacy = push(w, "legacy1", [], headers={}, path="/transactions/legacy1",
+                  params={"access_token": w.synapse.hs_token})
+    assert legacy.status_code == 200
+    # User query: ghosts in our namespace exist on demand; others do not.
+    token = {"Authorization": f"Bearer {w.synapse.hs_token}"}
+    assert httpx.get(f"{url}/_matrix/app/v1/users/@slack_t1_u9:test.local",
+                     headers=token).status_code == 200
+    assert httpx.get(f"{url}/_matrix/app/v1/users/@bob:test.local",
+                     headers=token).status_code == 404
+    time.sleep(0.5)
+    assert "sneaky" not in " ".join(texts(w))
+
+
+def test_replayed_transaction_is_processed_once(world: World) -> None:
+    w = world
+    events = [message(w, "$replay-1", "once only"), message(w, "$replay-2", "and me")]
+    for _ in range(3):
+        assert push(w, "txn-replayed", events).status_code == 200
+    # The same events inside a new transaction (e.g. after our restart) are claimed already.
+    assert push(w, "txn-other", events[:1]).status_code == 200
+    wait_for(lambda: texts(w).count("and me") == 1 and texts(w, "T2", "C2").count("and me") == 1)
+    time.sleep(0.5)
+    assert texts(w).count("once only") == 1 and texts(w, "T2", "C2").count("once only") == 1
+    assert texts(w).index("once only") < texts(w).index("and me")
+    with w.app.services.sessions() as s:
+        rows = s.execute(select(MatrixTransaction.txn_id)).scalars().all()
+    assert {"txn-replayed", "txn-other"} <= set(rows)
+
+
+def test_echoes_of_our_ghosts_and_bot_are_dropped(world: World) -> None:
+    w = world
+    ghost = message(w, "$echo-1", "ghost echo", sender="@slack_t1_u1:test.local")
+    bot = message(w, "$echo-2", "bot echo", sender="@slackbot:test.local")
+    real = message(w, "$echo-3", "real one")
+    assert push(w, "txn-echo", [ghost, bot, real]).status_code == 200
+    wait_for(lambda: "real one" in texts(w))
+    assert not {"ghost echo", "bot echo"} & set(texts(w))
+
+
+def notices(w: World, room: str) -> list[str]:
+    return [
+        e["content"].get("body", "")
+        for e in w.alice.events(room)
+        if e["sender"] == "@slackbot:test.local" and e["content"].get("msgtype") == "m.notice"
+    ]
+
+
+def test_bot_commands(world: World) -> None:
+    w = world
+    w.slack.add_team("T3", "Gamma")
+    a = w.alice
+    dm = a.call("POST", "/createRoom", json={
+        "preset": "trusted_private_chat", "is_direct": True, "room_version": ROOM_VERSION,
+        "invite": ["@slackbot:test.local"]})["room_id"]
+    wait_for(lambda: "@slackbot:test.local"
+             in a.call("GET", f"/rooms/{dm}/joined_members")["joined"])
+    logged_in: list[str] = []
+
+    async def hook(info: Any) -> None:
+        logged_in.append(info.team_id)
+
+    w.app.matrix.on_login.append(hook)
+    a.text(dm, "help")
+    wait_for(lambda: any("login app" in n for n in notices(w, dm)))
+    a.text(dm, "login app")
+    wait_for(lambda: any("bot token" in n for n in notices(w, dm)))
+    token_event = a.text(dm, w.slack.teams["T3"].bot_token)
+    wait_for(lambda: any("app-level token" in n for n in notices(w, dm)))
+    a.text(dm, "xapp-1-A0SYNCBOT-123-abcdef")
+    wait_for(lambda: any("Logged in to Gamma (T3)" in n for n in notices(w, dm)))
+    assert logged_in == ["T3"]
+    redacted = next(e for e in a.events(dm) if e["event_id"] == token_event)
+    assert redacted["content"] == {}  # the token is gone from the room
+    assert w.app.services.slack.workspaces.app_token("T3") == "xapp-1-A0SYNCBOT-123-abcdef"
+
+    # Prefixed commands in the bridged room.
+    a.text(w.room, "!slack unlink")
+    wait_for(lambda: any("Unlinked" in n for n in notices(w, w.room)))
+    assert not any(str(Endpoint.matrix(w.room)) in dict(v.endpoints) for v in w.syncs.list())
+    a.text(w.room, "!slack link general")
+    wait_for(lambda: any("Linked this room" in n for n in notices(w, w.room)))
+    assert str(Endpoint.matrix(w.room)) in dict(w.syncs.list()[0].endpoints)
+    a.text(w.room, "!slack status")
+    wait_for(lambda: any("Gamma (T3)" in n and "'general'" in n for n in notices(w, w.room)))
+    # Commands are not relayed to Slack.
+    assert not any("!slack" in t for t in texts(w))
+
+
+def test_synapse_restart_loses_and_duplicates_nothing(world: World) -> None:
+    w = world
+    w.slack.user_posts("T1", "C1", "U1", "before restart")
+    wait_for(lambda: any(e["content"].get("body") == "before restart"
+                         for e in w.alice.events(w.room)))
+    w.synapse.stop()
+    sent = [f"during outage {i}" for i in range(4)]
+    for text in sent:
+        w.slack.user_posts("T1", "C1", "U1", text)
+    time.sleep(1.0)  # deliveries fail against the dead homeserver and are retried
+    w.synapse.start()
+
+    def arrived() -> list[str]:
+        return [e["content"].get("body") for e in w.alice.events(w.room)
+                if e["type"] == "m.room.message" and e["sender"].startswith("@slack_")]
+
+    wait_for(lambda: all(t in arrived() for t in sent), timeout=40)
+    bodies = arrived()
+    assert [b for b in bodies if b in sent] == sent  # once each, in order
+    w.alice.text(w.room, "after restart")
+    wait_for(lambda: "after restart" in texts(w))
+    time.sleep(0.5)
+    assert texts(w).count("after restart") == 1

@@ -46,6 +46,9 @@ class ServiceArgs:
     cpu: str = "1"
     memory: str = "512Mi"
     timeout_seconds: int = 30
+    cpu_always_allocated: bool = True
+    """Keep CPU between requests: ``syncbot serve`` delivers from background workers after it
+    has answered Slack, which request-only CPU would starve."""
     deletion_protection: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     """Resources the first revision needs (secret bindings, the migration run)."""
@@ -98,7 +101,7 @@ class Service(pulumi.ComponentResource):
                         "volume_mounts": workload.volume_mounts(),
                         "resources": {
                             "limits": {"cpu": args.cpu, "memory": args.memory},
-                            "cpu_idle": True,
+                            "cpu_idle": not args.cpu_always_allocated,
                             "startup_cpu_boost": True,
                         },
                         "startup_probe": {

@@ -302,6 +302,8 @@ def test_service_shape(run: Run) -> None:
     }
     assert [*container["commands"], *container["args"]] == list(CONTAINER_SERVE_COMMAND)
     assert container["ports"] == {"containerPort": 8080}
+    # Background delivery workers keep running after a response.
+    assert container["resources"]["cpuIdle"] is False
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": HEALTH_PATH, "port": 8080}
 

@@ -1,7 +1,8 @@
-"""Slack ``rich_text`` blocks (what Slack sends for messages people type) -> the neutral tree.
+"""Slack ``rich_text`` blocks (what Slack sends for messages people type) <-> the neutral tree.
 
 Blocks carry structure mrkdwn cannot (lists, styled ranges), so user messages are read from
-their blocks when present and from ``text`` otherwise. Slack sends a nested list as separate
+their blocks when present and from ``text`` otherwise. :func:`to_blocks` is the way back, for
+posting a body whose structure mrkdwn would lose. Slack sends a nested list as separate
 ``rich_text_list`` elements with an ``indent``; they are folded back into one nested list here.
 Slack sends user mentions without names; the relay looks names up when it needs them.
 """
@@ -31,9 +32,10 @@ from app.core.richtext import (
     Text,
     UserMention,
     normalize,
+    plain_text,
 )
 
-__all__ = ["from_blocks"]
+__all__ = ["from_blocks", "to_blocks"]
 
 
 def _styled(node: Node, style: Any) -> Node:
@@ -178,3 +180,126 @@ def from_blocks(blocks: list[dict[str, Any]]) -> Doc:
     result = normalize(Doc(tuple(nodes)))
     assert isinstance(result, Doc)
     return result
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+_Style = frozenset[str]
+
+
+def _inline_elements(node: Node, style: _Style) -> list[dict[str, Any]]:
+    def styled(element: dict[str, Any]) -> dict[str, Any]:
+        if style:
+            element["style"] = {name: True for name in sorted(style)}
+        return element
+
+    match node:
+        case Text(text=t):
+            return [styled({"type": "text", "text": t})] if t else []
+        case LineBreak():
+            return [styled({"type": "text", "text": "\n"})]
+        case Code(text=t):
+            return [
+                {"type": "text", "text": t, "style": dict.fromkeys(sorted(style | {"code"}), True)}
+            ]
+        case Bold(children=c) | Italic(children=c) | Strike(children=c):
+            inner = style | {_STYLE_OF[type(node)]}
+            return [e for child in c for e in _inline_elements(child, inner)]
+        case Link(url=url, children=c):
+            element: dict[str, Any] = {"type": "link", "url": url}
+            if c:
+                element["text"] = plain_text(Doc(c))
+            return [styled(element)]
+        case UserMention(user_id=uid):
+            return [{"type": "user", "user_id": uid}]
+        case ChannelMention(channel_id=cid):
+            return [{"type": "channel", "channel_id": cid}]
+        case Broadcast(kind=kind):
+            return [{"type": "broadcast", "range": kind}]
+        case Emoji(name=name, unicode=uni):
+            element = {"type": "emoji", "name": name}
+            if uni:
+                element["unicode"] = "-".join(f"{ord(ch):x}" for ch in uni)
+            return [element]
+        case Doc(children=c):
+            return [e for child in c for e in _inline_elements(child, style)]
+    # A block inside inline content (a quote in bold text): keep its words.
+    return _inline_elements(Text(plain_text(node)), style)
+
+
+_STYLE_OF: dict[type, str] = {Bold: "bold", Italic: "italic", Strike: "strike"}
+
+
+def _section_of(nodes: list[Node]) -> dict[str, Any]:
+    return {
+        "type": "rich_text_section",
+        "elements": [e for n in nodes for e in _inline_elements(n, frozenset())],
+    }
+
+
+def _list_elements(block: ListBlock, indent: int) -> list[dict[str, Any]]:
+    """One ``rich_text_list`` per run of items; nested lists follow as indented lists."""
+    style = "ordered" if block.ordered else "bullet"
+    out: list[dict[str, Any]] = []
+    run: list[dict[str, Any]] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal run, done
+        if run:
+            element: dict[str, Any] = {
+                "type": "rich_text_list",
+                "style": style,
+                "indent": indent,
+                "elements": run,
+            }
+            if block.ordered and done:
+                element["offset"] = done
+            out.append(element)
+            done += len(run)
+            run = []
+
+    for item in block.items:
+        run.append(_section_of([n for n in item if not isinstance(n, ListBlock)]))
+        for nested in (n for n in item if isinstance(n, ListBlock)):
+            flush()
+            out.extend(_list_elements(nested, indent + 1))
+    flush()
+    return out
+
+
+def to_blocks(node: Node) -> list[dict[str, Any]]:
+    """Render a tree as one ``rich_text`` block for ``chat.postMessage``.
+
+    Mentions are written with the ids they carry: rewrite them for the target workspace first
+    (see :func:`app.core.richtext.transform`). Quotes hold inline content only in Slack, so
+    blocks inside a quote keep just their text.
+
+    Args:
+        node: The tree (normalized or not).
+
+    Returns:
+        ``[{"type": "rich_text", "elements": [...]}]``, or ``[]`` for an empty body.
+    """
+    tree = normalize(node)
+    children = tree.children if isinstance(tree, Doc) else (tree,)
+    elements: list[dict[str, Any]] = []
+    run: list[Node] = []
+    for child in children:
+        if not isinstance(child, Quote | ListBlock | Pre):
+            run.append(child)
+            continue
+        if run:
+            elements.append(_section_of(run))
+            run = []
+        if isinstance(child, Quote):
+            quote = _section_of(list(child.children))
+            elements.append({"type": "rich_text_quote", "elements": quote["elements"]})
+        elif isinstance(child, ListBlock):
+            elements.extend(_list_elements(child, 0))
+        else:
+            text = [{"type": "text", "text": child.text}] if child.text else []
+            elements.append({"type": "rich_text_preformatted", "elements": text})
+    if run:
+        elements.append(_section_of(run))
+    return [{"type": "rich_text", "elements": elements}] if elements else []

@@ -101,7 +101,7 @@ class MatrixDeliverer:
         intent = self._hs.intent(sender)
         async with matrix_errors("join room"):
             await intent.ensure_joined(room, bot=self._hs.bot)
-        body = richtext.from_json(payload.get("body"))
+        body = await self._named_mentions(richtext.from_json(payload.get("body")), source)
         parent = task.parent_copy.native_id if task.parent_copy else None
         if payload.get("thread_post_id") and parent is None and payload.get("parent_link"):
             # The parent never reached this room: say where the reply belongs.
@@ -121,6 +121,24 @@ class MatrixDeliverer:
             )
             first = first or event_id
         return Delivered(native_id=first, thread_native_id=parent)
+
+    async def _named_mentions(self, body: richtext.Node, source: Endpoint) -> richtext.Node:
+        """Give mentions of remote people their display names, which label the pills."""
+        if source.network is not Network.SLACK:
+            return body
+        names: dict[str, str] = {}
+        for mention in richtext.mentions(body):
+            if mention.name or mention.user_id in names or mention.user_id.startswith("@"):
+                continue
+            ref = Author(name="", native_id=f"{source.slack_team}/{mention.user_id}")
+            names[mention.user_id] = (await self._authors.resolve(source, ref)).name
+
+        def named(node: richtext.Node) -> richtext.Node:
+            if isinstance(node, richtext.UserMention) and not node.name and node.user_id in names:
+                return richtext.UserMention(node.user_id, names[node.user_id])
+            return node
+
+        return richtext.transform(body, named) if names else body
 
     async def _send(
         self,
@@ -181,7 +199,8 @@ class MatrixDeliverer:
         room = RoomID(task.target.matrix_room)
         sender = await self._sender_of(room, copy)
         source = Endpoint.parse(task.payload["source"])
-        new = self._renderer.message(richtext.from_json(task.payload.get("body")), source=source)
+        body = await self._named_mentions(richtext.from_json(task.payload.get("body")), source)
+        new = self._renderer.message(body, source=source)
         async with matrix_errors("send edit"):
             await self._hs.intent(sender).send_message_event(
                 room, EventType.ROOM_MESSAGE, edit_content(new, copy), txn_id=task.uid

@@ -27,18 +27,6 @@ def slack_copy(w: World, team: str, channel: str, text: str):
     )
 
 
-def test_slack_post_reaches_matrix_as_ghost(world: World) -> None:
-    w = world
-    w.slack.user_posts("T1", "C1", "U1", "hello *bold* <@U1>")
-    event = room_event(w, lambda e: from_ghost(e) and "hello" in e["content"]["body"])
-    assert event["sender"] == "@slack_t1_u1:test.local"
-    content = event["content"]
-    assert "<strong>bold</strong>" in content["formatted_body"]
-    assert "https://matrix.to/#/@slack_t1_u1:test.local" in content["formatted_body"]
-    assert content["m.mentions"]["user_ids"] == ["@slack_t1_u1:test.local"]
-    slack_copy(w, "T2", "C2", "hello")
-
-
 def ghost_profile(w: World, user_id: str) -> dict[str, Any]:
     return w.alice.call("GET", f"/profile/{user_id}")
 
@@ -53,9 +41,22 @@ def download(w: World, mxc: str) -> bytes:
 def test_every_kind_slack_to_matrix(world: World) -> None:
     w = world
     ghost = "@slack_t1_u1:test.local"
-    ts = w.slack.user_posts("T1", "C1", "U1", "root *post*")
-    root = room_event(w, lambda e: from_ghost(e) and e["content"]["body"] == "root post")
+    ts = w.slack.user_posts("T1", "C1", "U1", "root *post* for <@U1>")
+    root = room_event(w, lambda e: from_ghost(e) and e["content"]["body"].startswith("root"))
     assert root["sender"] == ghost
+    content = root["content"]
+    assert content["formatted_body"] == (
+        f'root <strong>post</strong> for <a href="https://matrix.to/#/{ghost}">Ada</a>'
+    )
+    assert content["body"] == "root post for Ada" and content["m.mentions"]["user_ids"] == [ghost]
+    # The second workspace of the same sync gets it too, and its people reach the room as
+    # their own ghosts (workspace in the id: no collisions).
+    slack_copy(w, "T2", "C2", "root")
+    w.slack.user_posts("T2", "C2", "U2", "from beta")
+    bob = room_event(w, lambda e: from_ghost(e) and e["content"]["body"] == "from beta")
+    assert bob["sender"] == "@slack_t2_u2:test.local"
+    assert ghost_profile(w, bob["sender"])["displayname"] == "Bob (Beta)"
+    slack_copy(w, "T1", "C1", "from beta")
     profile = ghost_profile(w, ghost)
     assert profile["displayname"] == "Ada (Acme)"
     assert download(w, profile["avatar_url"]).endswith(b"U1_192.png")
@@ -95,7 +96,10 @@ def test_every_kind_slack_to_matrix(world: World) -> None:
     copies = w.slack.messages("T2", "C2", include_deleted=True)
     b = next(m for m in copies if "root" in m.text)
     assert b.text == "root *edited*" and b.deleted
-    assert all(m.user == "U1" for m in w.slack.messages("T1", "C1", include_deleted=True))
+    here = w.slack.messages("T1", "C1", include_deleted=True)
+    assert len([m for m in here if m.user == "U1"]) == 3  # root, reply, file
+    # The only copy posted into T1 is Bob's: none of Ada's posts came back from the room.
+    assert [m.text for m in here if m.bot_id] == ["from beta"]
 
 
 def test_every_kind_matrix_to_slack(world: World) -> None:

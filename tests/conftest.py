@@ -11,8 +11,7 @@ from sqlalchemy.engine import URL
 
 from app.settings import Settings
 from app.store.engine import make_engine
-from app.store.migrate import upgrade
-from tests.databases import BACKENDS, throwaway_database
+from tests.databases import BACKENDS, MigratedTemplates, throwaway_database
 
 TEST_KEY = "test-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
@@ -44,9 +43,19 @@ def settings() -> Settings:
     return local_settings()
 
 
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedTemplates]:
+    store = MigratedTemplates(tmp_path_factory.mktemp("templates"))
+    yield store
+    store.close()
+
+
 @pytest.fixture
-def engine(db_url: URL, settings: Settings) -> Iterator[Engine]:
-    eng = make_engine(settings, url=db_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
+def engine(
+    backend: str, tmp_path: Path, settings: Settings, templates: MigratedTemplates
+) -> Iterator[Engine]:
+    """A database at head on ``backend``, cloned from a template migrated once per session."""
+    with templates.clone(backend, tmp_path) as url:
+        eng = make_engine(settings, url=url)
+        yield eng
+        eng.dispose()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
@@ -36,3 +38,22 @@ def test_only_the_entry_point_builds_the_pack() -> None:
     builders = [p for p in PACK.rglob("*.py") if "PolicyPack(" in p.read_text()]
     assert builders == [PACK / "__main__.py"]
     assert "runtime:" in (PACK / "PulumiPolicy.yaml").read_text()
+
+
+def test_entry_point_starts_the_analyzer_from_the_pack_directory() -> None:
+    # The CLI runs __main__.py with policies/ as the working directory; the analyzer answers by
+    # printing its gRPC port (bound to 127.0.0.1) and then serves until stopped.
+    process = subprocess.Popen(
+        [sys.executable, "__main__.py"],
+        cwd=PACK,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline().strip()
+    finally:
+        process.kill()
+        _, errors = process.communicate(timeout=30)
+    assert first_line.isdigit(), errors

@@ -25,6 +25,7 @@ import json
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from app.slack.webapi import SlackApi
 
 log = logging.getLogger("syncbot.slack.socket")
 
+DONE_MEMORY = 10_000  # envelope ids remembered as recorded (minutes of traffic)
 ACK_DEADLINE = 3.0  # Slack redelivers an envelope not acknowledged within 3 seconds.
 ENVELOPE_TYPES = frozenset({"events_api", "interactive", "slash_commands"})
 # Disconnect reasons that announce a routine refresh: reconnect now, old socket still works.
@@ -133,7 +135,14 @@ class SocketModeClient:
         self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[tuple[_Connection, dict[str, Any]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
+        # Envelopes queued or being handled -> the newest socket they arrived on (the one to
+        # ack on); a redelivery of a queued envelope only updates this, so a slow database
+        # does not turn Slack's redeliveries into an ever longer queue.
+        self._inflight: dict[str, _Connection] = {}
+        # Envelopes recorded recently: a redelivery (our ack was lost with its socket) is
+        # acknowledged at once.
+        self._done: OrderedDict[str, None] = OrderedDict()
         self._worker: asyncio.Task[None] | None = None
         self._connections: set[_Connection] = set()
         self._serial = 0
@@ -355,42 +364,57 @@ class SocketModeClient:
                         break
                 elif kind in ENVELOPE_TYPES and frame.get("envelope_id"):
                     self._board.event_seen(self.team_id)
-                    self._queue.put_nowait((conn, frame))
+                    await self._receive(conn, frame)
         except (aiohttp.ClientError, OSError) as exc:
             reason = f"network: {type(exc).__name__}"
         finally:
             conn.end(reason)
 
+    async def _receive(self, conn: _Connection, frame: dict[str, Any]) -> None:
+        envelope_id = str(frame["envelope_id"])
+        if envelope_id in self._done:
+            await self._ack(conn, frame, time.monotonic())
+        elif envelope_id in self._inflight:
+            self._inflight[envelope_id] = conn
+        else:
+            self._inflight[envelope_id] = conn
+            self._queue.put_nowait((time.monotonic(), frame))
+
     async def _dispatch(self) -> None:
         # One consumer per workspace: envelopes are handled in arrival order, across
         # connections, which keeps per-channel order through a refresh.
         while True:
-            conn, frame = await self._queue.get()
+            received, frame = await self._queue.get()
+            envelope_id = str(frame["envelope_id"])
             try:
-                await self._handle(conn, frame)
+                await self._handle(envelope_id, frame, received)
             except Exception:
                 log.exception("socket mode envelope failed", extra={"team_id": self.team_id})
+            finally:
+                self._inflight.pop(envelope_id, None)
 
-    async def _handle(self, conn: _Connection, frame: dict[str, Any]) -> None:
-        received = time.monotonic()
+    async def _handle(self, envelope_id: str, frame: dict[str, Any], received: float) -> None:
         payload = frame.get("payload")
-        if not isinstance(payload, dict):
-            await self._ack(conn, frame, received)
-            return
-        response = await self._handler(payload)
-        if response.status_code >= 500:
-            # Not recorded: no ack, so Slack delivers it again (the claim dedupes).
-            log.warning(
-                "socket mode envelope not recorded; leaving it for redelivery",
-                extra={"team_id": self.team_id, "envelope_type": frame.get("type")},
-            )
-            return
         reply: dict[str, Any] | None = None
-        if frame.get("accepts_response_payload") and response.body:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(response.body)
-                reply = parsed if isinstance(parsed, dict) else None
-        await self._ack(conn, frame, received, reply)
+        if isinstance(payload, dict):
+            response = await self._handler(payload)
+            if response.status_code >= 500:
+                # Not recorded: no ack, so Slack delivers it again (the claim dedupes).
+                log.warning(
+                    "socket mode envelope not recorded; leaving it for redelivery",
+                    extra={"team_id": self.team_id, "envelope_type": frame.get("type")},
+                )
+                return
+            if frame.get("accepts_response_payload") and response.body:
+                with contextlib.suppress(ValueError):
+                    parsed = json.loads(response.body)
+                    reply = parsed if isinstance(parsed, dict) else None
+        self._done[envelope_id] = None
+        while len(self._done) > DONE_MEMORY:
+            self._done.popitem(last=False)
+        conn = self._inflight.get(envelope_id)
+        if conn is not None:
+            await self._ack(conn, frame, received, reply)
 
     async def _ack(
         self,

@@ -2,9 +2,10 @@
 rate limits and auth failures; then the whole relay with Socket Mode and HTTP workspaces mixed.
 
 The fake (:class:`FakeSocketSlack`) behaves like Slack where the client depends on it: ``hello``
-first, unacknowledged envelopes redelivered on the next connection with ``retry_attempt``
-counting up, ``disconnect`` frames that leave the old socket open until the client closes it,
-abrupt drops (transport aborted), HTTP 429 with ``Retry-After`` and ``invalid_auth``.
+first, unacknowledged envelopes redelivered (on the next connection, or after a timeout) with
+``retry_attempt`` counting up, ``disconnect`` frames that leave the old socket open until the
+client closes it, abrupt drops (transport aborted), HTTP 429 with ``Retry-After`` and
+``invalid_auth``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ FAST = SocketTimings(
 class FakeSocketSlack:
     """``apps.connections.open`` and the Socket Mode WebSocket, on 127.0.0.1."""
 
-    def __init__(self) -> None:
+    def __init__(self, redeliver_after: float = 1.0) -> None:
+        self.redeliver_after = redeliver_after
         self.tokens: dict[str, str] = {}  # app token -> team
         self.open_faults: dict[str, deque[str]] = defaultdict(deque)
         self.opens: dict[str, int] = defaultdict(int)
@@ -64,6 +66,7 @@ class FakeSocketSlack:
         self.overlaps: dict[str, list[int]] = defaultdict(list)
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._redelivery: asyncio.Task[None] | None = None
 
     @property
     def api_url(self) -> str:
@@ -86,9 +89,13 @@ class FakeSocketSlack:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._redelivery = asyncio.create_task(self._redeliver_late())
         return self
 
     async def stop(self) -> None:
+        if self._redelivery is not None:
+            self._redelivery.cancel()
+            await asyncio.gather(self._redelivery, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -107,13 +114,29 @@ class FakeSocketSlack:
             "retry_reason": "",
         }
         self.pending[team][envelope_id] = frame
+        await self._push(team, frame)
+        return envelope_id
+
+    async def _push(self, team: str, frame: dict[str, Any]) -> None:
+        frame["sent_at"] = asyncio.get_running_loop().time()
         ws = self.current(team)
         if ws is not None:
             try:
                 await ws.send_str(json.dumps(frame))
             except ConnectionError:
-                pass  # redelivered on the next connection, as Slack does
-        return envelope_id
+                pass  # redelivered later, as Slack does
+
+    async def _redeliver_late(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.redeliver_after / 4)
+            for team, frames in self.pending.items():
+                for frame in list(frames.values()):
+                    if loop.time() - frame["sent_at"] > self.redeliver_after:
+                        frame["retry_attempt"] += 1
+                        frame["retry_reason"] = "timeout"
+                        self.redelivered += 1
+                        await self._push(team, frame)
 
     async def disconnect(self, team: str, reason: str) -> None:
         ws = self.current(team)
@@ -161,7 +184,7 @@ class FakeSocketSlack:
             frame["retry_attempt"] += 1
             frame["retry_reason"] = "timeout"
             self.redelivered += 1
-            await ws.send_str(json.dumps(frame))
+            await self._push(team, frame)
         try:
             async for msg in ws:
                 ack = json.loads(msg.data)

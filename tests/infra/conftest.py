@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -45,6 +45,11 @@ class Recorded:
     parent: str | None
     secret_inputs: frozenset[str]
     """Top-level input names whose value was (or contained) a Pulumi secret."""
+    id: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What the mocks answered: the echoed inputs plus computed outputs."""
+    dependencies: tuple[str, ...] = ()
+    """URNs this resource depends on."""
 
     @property
     def parent_name(self) -> str | None:
@@ -242,6 +247,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     urn=response.urn,
                     parent=request.parent or None,
                     secret_inputs=frozenset(k for k, v in raw.items() if _contains_secret(v)),
+                    id=response.id,
+                    outputs=_unwrap(dict(self.resources[response.urn].state)),
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response

@@ -20,15 +20,7 @@ from infra.contract import (
     Source,
     route_key,
 )
-from tests.infra.aws.aws_stack_fixtures import (
-    CLIENT_SECRET,
-    SIGNING_SECRET,
-    fake_bundle,
-    policy_of,
-    run_stack,
-    stack_file_config,
-    with_dev_secrets,
-)
+from tests.infra.aws.aws_stack_fixtures import CLIENT_SECRET, SIGNING_SECRET, policy_of
 from tests.infra.conftest import MockRun
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -42,21 +34,6 @@ COMPONENTS = {
     "syncbot:aws:Scheduler",
     "syncbot:aws:Migrations",
 }
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fake_bundle(tmp_path_factory.mktemp("bundle"))
-
-
-@pytest.fixture(scope="module")
-def dev(bundle: Path) -> MockRun:
-    return run_stack(with_dev_secrets(stack_file_config("Pulumi.dev.yaml")), bundle=bundle)
-
-
-@pytest.fixture(scope="module")
-def prod(bundle: Path) -> MockRun:
-    return run_stack(stack_file_config("stacks/examples/aws.yaml"), bundle=bundle)
 
 
 def _function_env(run: MockRun) -> dict[str, str]:

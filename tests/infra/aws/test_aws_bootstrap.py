@@ -10,31 +10,18 @@ from infra.aws.deploy_policy import deploy_policy
 from infra.aws.iam import github_trust_policy
 from infra.contract import BOOTSTRAP_OUTPUTS
 from tests.infra.aws.aws_stack_fixtures import policy_of, run_stack
+from tests.infra.aws.conftest import BOOTSTRAP
 from tests.infra.conftest import ACCOUNT_ID, MockRun
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 EXISTING_PROVIDER = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
 PINNED_SUBJECT = "repo:example/syncbot:environment:production"
-BASE = {
-    "aws:region": "eu-west-1",
-    "syncbot:provider": "aws",
-    "syncbot:kind": "bootstrap",
-    "syncbot:environment": "prod",
-    "syncbot:production": True,
-    "syncbot:githubRepository": "example/syncbot",
-    "syncbot:githubEnvironment": "production",
-}
-
-
-@pytest.fixture(scope="module")
-def created() -> MockRun:
-    return run_stack(dict(BASE))
 
 
 @pytest.fixture(scope="module")
 def reused() -> MockRun:
-    config = {k: v for k, v in BASE.items() if k != "syncbot:githubEnvironment"}
+    config = {k: v for k, v in BOOTSTRAP.items() if k != "syncbot:githubEnvironment"}
     return run_stack(
         {
             **config,
@@ -51,28 +38,28 @@ def _deploy_role(run: MockRun) -> dict:
     return role.inputs
 
 
-def test_components_and_parenting(created: MockRun) -> None:
-    types = {r.typ for r in created.resources}
+def test_components_and_parenting(bootstrap: MockRun) -> None:
+    types = {r.typ for r in bootstrap.resources}
     assert {
         "syncbot:aws:Bootstrap",
         "syncbot:aws:ArtifactStore",
         "syncbot:aws:DeployRole",
     } <= types
     assert not {"aws:lambda/function:Function", "aws:rds/instance:Instance"} & types
-    for resource in created.resources:
+    for resource in bootstrap.resources:
         if resource.typ in ("pulumi:providers:aws", "syncbot:aws:Bootstrap"):
             continue
         assert resource.parent_name and resource.name.startswith(resource.parent_name)
 
 
-def test_oidc_provider_is_created_for_github_with_the_sts_audience(created: MockRun) -> None:
-    provider = created.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+def test_oidc_provider_is_created_for_github_with_the_sts_audience(bootstrap: MockRun) -> None:
+    provider = bootstrap.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
     assert provider["url"] == "https://token.actions.githubusercontent.com"
     assert provider["clientIdLists"] == ["sts.amazonaws.com"]
 
 
-def test_trust_is_pinned_to_one_repository_and_environment(created: MockRun) -> None:
-    (statement,) = policy_of(_deploy_role(created), "assumeRolePolicy")["Statement"]
+def test_trust_is_pinned_to_one_repository_and_environment(bootstrap: MockRun) -> None:
+    (statement,) = policy_of(_deploy_role(bootstrap), "assumeRolePolicy")["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert statement["Principal"]["Federated"] == EXISTING_PROVIDER
     assert statement["Condition"] == {
@@ -98,10 +85,10 @@ def test_wildcard_subjects_are_refused() -> None:
         github_trust_policy(EXISTING_PROVIDER, "repo:example/syncbot:*")
 
 
-def test_deploy_policy_is_scoped_to_the_app_stack(created: MockRun) -> None:
+def test_deploy_policy_is_scoped_to_the_app_stack(bootstrap: MockRun) -> None:
     (policy,) = [
         r
-        for r in created.of_type("aws:iam/rolePolicy:RolePolicy")
+        for r in bootstrap.of_type("aws:iam/rolePolicy:RolePolicy")
         if r.name.endswith("-deploy-policy")
     ]
     statements = policy_of(policy.inputs)["Statement"]
@@ -126,7 +113,7 @@ def test_deploy_policy_is_scoped_to_the_app_stack(created: MockRun) -> None:
     assert by_action["iam:PassRole"]["Condition"]["StringEquals"]["iam:PassedToService"]
     # The deploy role can never edit itself: its name is outside the app prefix.
     assert (
-        not _deploy_role(created)
+        not _deploy_role(bootstrap)
         .get("name", "syncbot-prod-deploy-role")
         .startswith("syncbot-prod-app-")
     )
@@ -151,9 +138,9 @@ def test_deploy_policy_document_is_pure_data() -> None:
     assert "syncbot-x-app-*" in text and "arn:aws:s3:::b/*" in text
 
 
-def test_artifact_store_is_private_versioned_encrypted_and_expires(created: MockRun) -> None:
-    created.one("aws:s3/bucket:Bucket")
-    block = created.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+def test_artifact_store_is_private_versioned_encrypted_and_expires(bootstrap: MockRun) -> None:
+    bootstrap.one("aws:s3/bucket:Bucket")
+    block = bootstrap.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
     assert all(
         block[k] is True
         for k in (
@@ -163,25 +150,25 @@ def test_artifact_store_is_private_versioned_encrypted_and_expires(created: Mock
             "restrictPublicBuckets",
         )
     )
-    versioning = created.one("aws:s3/bucketVersioning:BucketVersioning").inputs
+    versioning = bootstrap.one("aws:s3/bucketVersioning:BucketVersioning").inputs
     assert versioning["versioningConfiguration"]["status"] == "Enabled"
-    encryption = created.one(
+    encryption = bootstrap.one(
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
     ).inputs
     assert encryption["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
-    rules = created.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs[
-        "rules"
-    ]
+    rules = bootstrap.one(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+    ).inputs["rules"]
     assert any(r.get("expiration", {}).get("days") for r in rules)
     assert any(r.get("noncurrentVersionExpiration", {}).get("noncurrentDays") for r in rules)
-    statement = policy_of(created.one("aws:s3/bucketPolicy:BucketPolicy").inputs)["Statement"][0]
+    statement = policy_of(bootstrap.one("aws:s3/bucketPolicy:BucketPolicy").inputs)["Statement"][0]
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_bootstrap_exports_the_contract_outputs(created: MockRun) -> None:
-    assert set(BOOTSTRAP_OUTPUTS) <= set(created.outputs)
-    assert created.outputs["deploy_role"].startswith(f"arn:aws:iam::{ACCOUNT_ID}:role/")
-    assert created.outputs["artifact_bucket"].startswith("syncbot-prod-artifacts-bucket")
-    assert created.outputs["region"] == "eu-west-1"
-    assert not created.secret_outputs
+def test_bootstrap_exports_the_contract_outputs(bootstrap: MockRun) -> None:
+    assert set(BOOTSTRAP_OUTPUTS) <= set(bootstrap.outputs)
+    assert bootstrap.outputs["deploy_role"].startswith(f"arn:aws:iam::{ACCOUNT_ID}:role/")
+    assert bootstrap.outputs["artifact_bucket"].startswith("syncbot-prod-artifacts-bucket")
+    assert bootstrap.outputs["region"] == "eu-west-1"
+    assert not bootstrap.secret_outputs

@@ -19,6 +19,9 @@ class Source(StrEnum):
     DATABASE = "database"  # derived from the Database component's outputs
     SERVICE = "service"  # derived from the deployed service (its public URL, its port)
     RUNTIME = "runtime"  # set by the platform itself (e.g. Cloud Run injects PORT)
+    # The scheduler's identity, where the scheduler calls the service over HTTP (Cloud Run);
+    # a Lambda's tick is a direct invocation and needs none.
+    SCHEDULER = "scheduler"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
     EnvVar("SYNCBOT_AUTO_MIGRATE", Source.CONFIG, "upgrade the schema at start", "false"),
     EnvVar(
         "SYNCBOT_TICK_INVOKERS",
-        Source.SERVICE,
+        Source.SCHEDULER,
         "service accounts allowed to call POST /internal/tick with an OIDC token",
     ),
 )

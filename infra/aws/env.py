@@ -93,8 +93,10 @@ def lambda_env(
                     env[var.name] = database_values[var.name]
             case Source.SERVICE:
                 env[var.name] = public_url
-            case Source.SECRET | Source.RUNTIME:
-                continue  # secrets by ARN below; PORT means nothing to a Lambda
+            case Source.SECRET | Source.RUNTIME | Source.SCHEDULER:
+                # Secrets by ARN below; PORT means nothing to a Lambda, and its tick is a
+                # direct invocation, not an HTTP call that needs an OIDC caller list.
+                continue
     env[AWS_SECRET_ARNS_ENV] = pulumi.Output.all(**dict(secret_arns)).apply(
         lambda arns: json.dumps(arns, sort_keys=True)
     )

@@ -144,11 +144,16 @@ class App(pulumi.ComponentResource):
         if database.ca_certificate is not None:
             config["DATABASE_TLS_ENABLED"] = "true"
             config["DATABASE_SSL_CA_PATH"] = DATABASE_CA_PATH
+        scheduler_id = account_id(args.service_name, "sched")
         envs = container_env(
             config=config,
             secrets={key: ref for key, ref in secrets.refs.items() if key in SECRET_ENV},
             database=_database_env(database),
             public_url=args.public_url or predicted_url,
+            # Known before the account exists: its e-mail follows from id and project.
+            scheduler_account=pulumi.Output.concat(
+                scheduler_id, "@", args.project, ".iam.gserviceaccount.com"
+            ),
         )
 
         image = ContainerImage(
@@ -200,7 +205,7 @@ class App(pulumi.ComponentResource):
                 region=args.region,
                 service_name=service.name,
                 service_url=service.url,
-                account_id=account_id(args.service_name, "sched"),
+                account_id=scheduler_id,
             ),
             child,
         )

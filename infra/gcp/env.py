@@ -49,6 +49,7 @@ def container_env(
     secrets: Mapping[str, SecretRef],
     database: DatabaseEnv | None,
     public_url: pulumi.Input[str],
+    scheduler_account: pulumi.Input[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Build the ``envs`` list of a Cloud Run container from the contract table.
 
@@ -61,6 +62,8 @@ def container_env(
             the app connects by ``DATABASE_URL`` (an existing server), which must then be
             among ``secrets``.
         public_url: The service's public base URL (``SYNCBOT_PUBLIC_URL``).
+        scheduler_account: The e-mail of the scheduler's service account, the one caller whose
+            OIDC token the app accepts on ``POST /internal/tick`` (``Source.SCHEDULER``).
 
     Returns:
         One ``{"name", "value"}`` or ``{"name", "value_source"}`` dict per wired variable, in
@@ -102,6 +105,9 @@ def container_env(
                 envs.append({"name": var.name, "value": database_values[var.name]})
             case Source.SERVICE:
                 envs.append({"name": var.name, "value": public_url})
+            case Source.SCHEDULER:
+                if scheduler_account is not None:
+                    envs.append({"name": var.name, "value": scheduler_account})
             case Source.RUNTIME:
                 continue
             case _:  # pragma: no cover - a new Source must get a rule here first

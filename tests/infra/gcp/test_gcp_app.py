@@ -8,7 +8,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from gcp_mock_runtime import CA_PEM, PROJECT, PROJECT_NUMBER, REGION, Resource, Run, run_gcp
+from tests.infra.gcp.gcp_mock_runtime import CA_PEM, PROJECT, PROJECT_NUMBER, REGION, Resource, Run, run_gcp
 
 from app.settings import load_settings
 from infra.contract import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gcp_mock_runtime import PROJECT, PROJECT_NUMBER, REGION, Run, run_gcp
+from tests.infra.gcp.gcp_mock_runtime import PROJECT, PROJECT_NUMBER, REGION, Run, run_gcp
 
 from infra.gcp.bootstrap import Bootstrap, BootstrapArgs
 from infra.gcp.deploy_role import DEPLOY_PROJECT_ROLES, github_attribute_condition

@@ -34,9 +34,12 @@ def test_every_contract_variable_is_wired_when_everything_is_given() -> None:
         and v.name not in ("LOCAL_DEVELOPMENT", "SYNCBOT_AUTO_MIGRATE")
     }
     secrets = {name: SecretRef(secret=f"id-{name}", version="3") for name in SECRET_ENV}
-    envs = _render(config=config, secrets=secrets)
+    envs = _render(
+        config=config, secrets=secrets, scheduler_account="sched@p.iam.gserviceaccount.com"
+    )
     expected = {v.name for v in RUNTIME_ENV if v.source is not Source.RUNTIME}
     assert set(envs) == expected
+    assert envs["SYNCBOT_TICK_INVOKERS"]["value"] == "sched@p.iam.gserviceaccount.com"
     assert "PORT" not in envs  # Cloud Run injects it and rejects it as an env var
 
 

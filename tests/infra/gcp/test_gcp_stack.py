@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from gcp_mock_runtime import PROJECT_NUMBER, Run, run_gcp
+from tests.infra.gcp.gcp_mock_runtime import PROJECT_NUMBER, Run, run_gcp
 
 from infra.contract import BOOTSTRAP_OUTPUTS, RUNTIME_ENV, Source
 from policies.evaluate import Resource, evaluate

@@ -12,6 +12,15 @@ from infra.aws.iam import Document, allow, policy
 
 STACK_TAG = "syncbot:stack"
 # Services the deploy role may hand roles to (the function, the scheduler, RDS monitoring).
+LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+)
 PASS_ROLE_SERVICES = ("lambda.amazonaws.com", "scheduler.amazonaws.com")
 
 
@@ -66,6 +75,9 @@ def deploy_policy(
                 "lambda:TagResource",
                 "lambda:UntagResource",
                 "lambda:ListTags",
+                "lambda:GetRuntimeManagementConfig",
+                "lambda:PutRuntimeManagementConfig",
+                "lambda:GetFunctionRecursionConfig",
             ],
             [f"{arn}:lambda:{here}:function:{prefix}-*"],
         ),
@@ -164,6 +176,8 @@ def deploy_policy(
                 f"{arn}:rds:{here}:subgrp:{prefix}-*",
                 f"{arn}:rds:{here}:pg:{prefix}-*",
                 f"{arn}:rds:{here}:snapshot:{prefix}-*",
+                # CreateDBInstance also authorizes against the engine's default option group.
+                f"{arn}:rds:{here}:og:default:*",
             ],
         ),
         allow(
@@ -278,6 +292,13 @@ def deploy_policy(
                 ]
             },
         ),
+        allow(
+            ["iam:CreateServiceLinkedRole"],
+            [f"{arn}:iam::{account_id}:role/aws-service-role/rds.amazonaws.com/*"],
+            StringEquals={"iam:AWSServiceName": "rds.amazonaws.com"},
+        ),
+        # HTTP API access logging: CloudWatch Logs' delivery actions have no resource scope.
+        allow(list(LOG_DELIVERY_ACTIONS), ["*"]),
         allow(
             [
                 "ec2:Describe*",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.aws.deploy_policy import deploy_policy
+from infra.aws.deploy_policy import LOG_DELIVERY_ACTIONS, deploy_policy
 from infra.aws.iam import github_trust_policy
 from infra.contract import BOOTSTRAP_OUTPUTS
 from tests.infra.aws.aws_stack_fixtures import policy_of, run_stack
@@ -123,7 +123,8 @@ def test_deploy_policy_is_scoped_to_the_app_stack(bootstrap: MockRun) -> None:
                 a.split(":")[1].startswith(("Describe", "List", "Get"))
                 for a in statement["Action"]
             )
-            assert read_only or "Condition" in statement, statement
+            delivery = set(statement["Action"]) <= set(LOG_DELIVERY_ACTIONS)
+            assert read_only or delivery or "Condition" in statement, statement
 
 
 def test_deploy_policy_document_is_pure_data() -> None:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from mautrix.errors import MNotFound
+from mautrix.errors import MRoomInUse
 from mautrix.types import RoomAlias, RoomCreatePreset, RoomID, UserID
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -118,7 +118,7 @@ class Portals:
                 await asyncio.to_thread(self._set, endpoint, "creating")
             name, topic = await self._channel_info(endpoint)
             alias = self._hs.ids.portal_alias(endpoint)
-            room = await self._existing(alias) or await self._create(alias, name, topic)
+            room = await self._create_or_adopt(alias, name, topic)
             await asyncio.to_thread(self._join_sync, endpoint, room)
             await asyncio.to_thread(
                 self._set, endpoint, "active", room_id=room, alias=alias, name=name, topic=topic
@@ -135,14 +135,18 @@ class Portals:
         topic = (channel.get("topic") or {}).get("value") or None
         return str(channel.get("name") or endpoint.slack_channel), topic
 
-    async def _existing(self, alias: str) -> str | None:
+    async def _create_or_adopt(self, alias: str, name: str, topic: str | None) -> str:
+        # Resolving the alias first would make the homeserver ask us about it again (it is in
+        # our namespace) while we hold the lock; an alias taken by an earlier, interrupted
+        # creation shows up as M_ROOM_IN_USE instead, and then it resolves without a query.
         try:
-            async with matrix_errors("resolve alias"):
-                found = await self._hs.bot.resolve_room_alias(RoomAlias(alias))
+            return await self._create(alias, name, topic)
         except RemoteError as exc:
-            if isinstance(exc.__cause__, MNotFound):
-                return None
-            raise
+            if not isinstance(exc.__cause__, MRoomInUse):
+                raise
+        async with matrix_errors("resolve alias"):
+            found = await self._hs.bot.resolve_room_alias(RoomAlias(alias))
+        log.info("adopted an existing portal room", extra={"alias": alias})
         return str(found.room_id)
 
     async def _create(self, alias: str, name: str, topic: str | None) -> str:

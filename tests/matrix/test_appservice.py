@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -162,3 +163,26 @@ def test_synapse_restart_loses_and_duplicates_nothing(world: World) -> None:
     wait_for(lambda: "after restart" in texts(w))
     time.sleep(0.5)
     assert texts(w).count("after restart") == 1
+
+
+def test_portal_on_alias_query_and_encrypted_rooms_refused(world: World) -> None:
+    w = world
+    w.slack.add_channel("T1", "C9", "random")
+    alias = "#slack_t1_c9:test.local"
+    found = w.alice.call("GET", f"/directory/room/{quote(alias)}")  # the homeserver asks our app
+    portal = w.app.matrix.portals.get(Endpoint.slack("T1", "C9"))
+    assert portal is not None and portal.state == "active" and portal.alias == alias
+    assert found["room_id"] == portal.room_id
+    sync = next(v for v in w.syncs.list() if v.name == "portal-T1-C9")
+    assert dict(sync.endpoints) == {"slack:T1/C9": "active", f"matrix:{portal.room_id}": "active"}
+    # Asking again adopts the same room rather than creating another.
+    assert w.alice.call("GET", f"/directory/room/{quote(alias)}")["room_id"] == portal.room_id
+
+    locked = w.alice.call("POST", "/createRoom", json={
+        "preset": "private_chat", "room_version": ROOM_VERSION,
+        "initial_state": [{"type": "m.room.encryption", "state_key": "",
+                           "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+        "invite": ["@slackbot:test.local"]})["room_id"]
+    wait_for(lambda: any("end-to-end encrypted" in n for n in notices(w, locked)))
+    wait_for(lambda: "@slackbot:test.local"
+             not in w.alice.call("GET", f"/rooms/{locked}/joined_members")["joined"])

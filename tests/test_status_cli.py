@@ -1,0 +1,86 @@
+"""``syncbot status [--json]`` against a real database, in a fresh process like an operator's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from app.slack.socket_state import ConnectionBoard, ConnectionState
+from app.store.engine import make_engine, session_factory
+from app.store.migrate import upgrade
+from app.store.models import Delivery
+from tests.conftest import TEST_KEY, local_settings
+from tests.databases import throwaway_database
+
+ROOT = Path(__file__).parents[1]
+# Runs the command group on its own parser, so the test does not depend on the registry.
+RUNNER = (
+    "import argparse, sys\n"
+    "from app.cli import status\n"
+    "parser = argparse.ArgumentParser(prog='syncbot')\n"
+    "status.register(parser.add_subparsers(dest='command', required=True))\n"
+    "args = parser.parse_args(sys.argv[1:])\n"
+    "raise SystemExit(args.func(args))\n"
+)
+
+
+def syncbot_status(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    ours = ("DATABASE_", "SLACK_", "SYNCBOT_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)} | {
+        "LOCAL_DEVELOPMENT": "true",
+        "DATABASE_BACKEND": "sqlite",
+        "DATABASE_URL": f"sqlite:///{db}",
+        "TOKEN_ENCRYPTION_KEY": TEST_KEY,
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", RUNNER, "status", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_status_table_and_json_show_what_the_service_recorded(tmp_path: Path) -> None:
+    with throwaway_database("sqlite", tmp_path) as url:
+        engine = make_engine(local_settings(), url=url)
+        upgrade(engine)
+        sessions = session_factory(engine)
+        now = datetime.now(UTC)
+        with sessions() as session, session.begin():
+            for n in (1, 2, 3, 4):
+                session.add(Delivery(
+                    uid=uuid.uuid4().hex, target_endpoint="slack:T2/C2", kind="post",
+                    payload={}, status="delivered", delivered_at=now,
+                    source_time=now - timedelta(seconds=n),
+                ))
+            session.add(Delivery(uid=uuid.uuid4().hex, target_endpoint="slack:T2/C2",
+                                 kind="post", payload={}, status="dead"))
+        board = ConnectionBoard(sessions)
+        board.set_state("T1", ConnectionState.CONNECTED)
+        db = Path(str(url.database))
+
+        table = syncbot_status(db)
+        assert table.returncode == 0, table.stderr
+        assert "status                   ok" in table.stdout
+        assert "dead deliveries          1" in table.stdout
+        assert "p50 2.00s" in table.stdout and "p95 4.00s" in table.stdout
+        assert any(line.split()[:2] == ["T1", "connected"] for line in table.stdout.splitlines())
+
+        board.set_state("T2", ConnectionState.FAILED, detail="invalid_auth", error=True)
+        out = syncbot_status(db, "--json")
+        # A failed workspace is something to act on: a non-zero exit for scripts.
+        assert out.returncode == 1, out.stderr
+        data = json.loads(out.stdout)
+        assert data["status"] == "degraded"
+        assert data["failed_connections"] == ["T2"]
+        assert data["connections"]["T2"]["connection_status"] == "failed"
+        assert data["connections"]["T2"]["detail"] == "invalid_auth"
+        assert data["message_latency"]["samples"] == 4
+        assert data["dead_deliveries"] == 1 and data["outbox_depth"] == 0
+        assert "xapp" not in out.stdout and "xoxb" not in out.stdout
+        engine.dispose()
+

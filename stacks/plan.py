@@ -19,9 +19,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from policies.evaluate import Violation
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"
@@ -306,7 +309,7 @@ class Plan:
     resources: Sequence[Recorded]
     outputs: Mapping[str, Any]
     """Masked exports."""
-    violations: Sequence[Any]
+    violations: Sequence[Violation]
     notes: Sequence[str] = ()
     """What the plan assumed (secrets absent from the file, planned with placeholders)."""
 
@@ -448,7 +451,8 @@ def plan(
     try:
         try:
             stack_urn, recorded, masked, unmasked = run_program(stack_file, program or PROGRAM)
-        except StackConfigError as exc:
+        except (StackConfigError, pulumi.RunError) as exc:
+            # The program reports config problems (a missing bundle, say) as a RunError.
             raise PlanError(f"{path}: {exc}") from exc
         except Exception as exc:
             raise PlanError(f"{path}: the program failed: {type(exc).__name__}: {exc}") from exc

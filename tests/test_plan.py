@@ -251,6 +251,13 @@ def test_cli_exits_2_on_config_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     path = stack_file(tmp_path, EXAMPLES["aws"], **{"syncbot:provider": "azure"})
     assert planner.main([str(path)]) == planner.EXIT_CONFIG
     assert "syncbot:provider: unknown value 'azure'" in capsys.readouterr().err
+    # Problems only the program can see (here: no Lambda bundle) are config errors too.
+    no_bundle = stack_file(tmp_path, EXAMPLES["dev"])
+    document = yaml.safe_load(no_bundle.read_text())
+    document["config"]["syncbot:awsBundlePath"] = str(tmp_path / "absent.zip")
+    no_bundle.write_text(yaml.safe_dump(document))
+    assert planner.main([str(no_bundle)]) == planner.EXIT_CONFIG
+    assert "absent.zip does not exist" in capsys.readouterr().err
     missing = tmp_path / "missing.yaml"
     assert planner.main([str(missing)]) == planner.EXIT_CONFIG
     no_config = tmp_path / "Pulumi.empty.yaml"

@@ -13,6 +13,7 @@ import asyncio
 import enum
 import logging
 import random
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -21,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.store.models_health import SocketConnection
 
 log = logging.getLogger("syncbot.slack.socket")
+
+TRANSITION_MEMORY = 1000
 
 
 class ConnectionState(enum.StrEnum):
@@ -83,7 +86,8 @@ class ConnectionBoard:
         self._writes: set[asyncio.Task[None]] = set()
         # Writes run in threads; the lock (FIFO) keeps them in transition order.
         self._write_lock = asyncio.Lock()
-        self.transitions: list[tuple[str, ConnectionState]] = []
+        # Recent transitions, oldest first (bounded: a process may run for months).
+        self.transitions: deque[tuple[str, ConnectionState]] = deque(maxlen=TRANSITION_MEMORY)
 
     def get(self, team_id: str) -> ConnectionSnapshot | None:
         return self._states.get(team_id)

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.core.endpoints import Endpoint
 from app.core.outbox import RetryPolicy
+from app.health import gather
 from app.services import Services, build_services
 from app.slack.ratelimit import RateLimiter
 from app.slack.socket_manager import SocketModeManager, events_for_socket_mode
@@ -551,3 +552,26 @@ async def test_two_socket_mode_workspaces_and_one_http_in_one_sync(world: World)
     with services.sessions() as session:
         rows = {r.team_id: r.state for r in session.scalars(select(SocketConnection))}
     assert rows == {"T1": "stopped", "T2": "stopped"}
+
+
+async def test_invalid_token_at_run_time_is_reported_by_health(world: World) -> None:
+    slack, fake, services = world.slack, world.fake, world.services
+    workspaces = services.slack.workspaces
+    await workspaces.add(slack.teams["T1"].bot_token, fake.add_app_token("T1"))
+    await workspaces.add(slack.teams["T2"].bot_token, "xapp-1-T2-revoked")
+    manager = manager_for(world)
+    await manager.start()
+    await until(lambda: manager.states() == {"T1": S.CONNECTED, "T2": S.FAILED})
+    await asyncio.sleep(0.2)
+    assert fake.opens["?"] == 1  # no retry storm
+    report = await asyncio.to_thread(gather, services.sessions, board=manager.board)
+    assert report.status == "degraded" and report.failed_connections == ["T2"]
+    assert report.connections["T2"].detail == "invalid_auth"
+    # `login app` with a good token brings it back.
+    await workspaces.add(slack.teams["T2"].bot_token, fake.add_app_token("T2"))
+    await manager.connect("T2")
+    await until(lambda: manager.states()["T2"] is S.CONNECTED)
+    await manager.stop()
+    report = await asyncio.to_thread(gather, services.sessions)
+    assert {t: c.state for t, c in report.connections.items()} == {"T1": S.STOPPED,
+                                                                  "T2": S.STOPPED}

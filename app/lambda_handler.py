@@ -37,6 +37,10 @@ TASK_TICK = "tick"
 _state: dict[str, Any] = {}
 
 
+# The same separator as infra.contract.AWS_SECRET_JSON_KEY_SEPARATOR (the bundle ships no infra/).
+JSON_FIELD_SEPARATOR = "#"
+
+
 def resolve_secret_arns(
     environ: MutableMapping[str, str], client_factory: Callable[[], Any] | None = None
 ) -> list[str]:
@@ -75,15 +79,24 @@ def resolve_secret_arns(
     client = client_factory()
     problems: list[str] = []
     loaded: list[str] = []
-    for name, arn in sorted(mapping.items()):
+    for name, ref in sorted(mapping.items()):
         if environ.get(name):
             continue
+        # "<arn>#<field>" names one field of a JSON secret (RDS keeps its managed master
+        # password as {"username": ..., "password": ...}).
+        arn, _, field = ref.partition(JSON_FIELD_SEPARATOR)
         try:
             value = client.get_secret_value(SecretId=arn)["SecretString"]
         except Exception as exc:
             # The ARN is not secret; the error class tells an operator what went wrong.
             problems.append(f"{name}: cannot read secret {arn} ({type(exc).__name__})")
             continue
+        if field:
+            try:
+                value = str(json.loads(value)[field])
+            except (ValueError, KeyError, TypeError):
+                problems.append(f"{name}: secret {arn} has no JSON field {field!r}")
+                continue
         environ[name] = value
         loaded.append(name)
     if problems:

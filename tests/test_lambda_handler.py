@@ -84,6 +84,7 @@ def test_names_match_the_infra_contract() -> None:
     assert lambda_handler.TASK_KEY == contract.LAMBDA_TASK_KEY
     assert lambda_handler.TASK_MIGRATE == contract.TASK_MIGRATE
     assert lambda_handler.TASK_TICK == contract.TASK_TICK
+    assert lambda_handler.JSON_FIELD_SEPARATOR == contract.AWS_SECRET_JSON_KEY_SEPARATOR
 
 
 def test_migrate_task_then_http_health(lambda_env: Path) -> None:
@@ -162,6 +163,17 @@ def test_secret_arns_operator_override_and_errors() -> None:
     with pytest.raises(ConfigError, match="env name -> ARN"):
         lambda_handler.resolve_secret_arns({"SYNCBOT_SECRET_ARNS": "[1]"}, lambda: fake)
     assert lambda_handler.resolve_secret_arns({}, lambda: fake) == []
+
+
+def test_a_field_of_a_json_secret() -> None:
+    # RDS keeps its managed master password as a JSON secret; the stack names the field.
+    fake = FakeSecrets({"arn:db": json.dumps({"username": "syncbot", "password": "s3cr3t"})})
+    env = {"SYNCBOT_SECRET_ARNS": json.dumps({"DATABASE_PASSWORD": "arn:db#password",
+                                              "DATABASE_OTHER": "arn:db#missing"})}
+    with pytest.raises(ConfigError) as caught:
+        lambda_handler.resolve_secret_arns(env, lambda: fake)
+    assert caught.value.problems == ["DATABASE_OTHER: secret arn:db has no JSON field 'missing'"]
+    assert env["DATABASE_PASSWORD"] == "s3cr3t"
 
 
 def test_entries_import_without_infra_or_dev_packages(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ the homeserver and retrying 429s, 5xx and connection failures never duplicates.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import aiohttp
 from mautrix.appservice import AppServiceAPI, IntentAPI
@@ -30,6 +32,40 @@ from app.matrix.ids import BridgeIds
 
 log = logging.getLogger("syncbot.matrix.homeserver")
 
+# mautrix raises MLimitExceeded without the response body, so the delay the homeserver asked
+# for is captured by an aiohttp trace hook. Trace hooks run inside the request's own task, so a
+# context variable set there is visible to the caller's error handling and to nobody else.
+_RETRY_AFTER: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "matrix_retry_after", default=None
+)
+
+
+async def _capture_retry_after(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestEndParams,
+) -> None:
+    response = params.response
+    if response.status != 429:
+        return
+    delay: float | None = None
+    try:
+        body = await response.json(content_type=None)
+        if isinstance(body, dict) and isinstance(body.get("retry_after_ms"), int | float):
+            delay = body["retry_after_ms"] / 1000
+    except (ValueError, aiohttp.ClientError):
+        pass
+    header = response.headers.get("Retry-After")
+    if delay is None and header and header.isdigit():
+        delay = float(header)
+    _RETRY_AFTER.set(delay)
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_request_end.append(_capture_retry_after)
+    return config
+
 
 class _StateStore(ASStateStore, MemoryStateStore):
     """mautrix's membership/power-level cache; a cache only, the database holds our facts."""
@@ -47,17 +83,17 @@ async def matrix_errors(action: str) -> AsyncIterator[None]:
     Args:
         action: what was attempted, for the error message (never a message body).
     """
+    _RETRY_AFTER.set(None)
     try:
         yield
     except MLimitExceeded as exc:
-        # mautrix drops the body of error responses, so retry_after_ms is not reachable here;
-        # the outbox backs off exponentially instead.
         raise RemoteError(
             f"{action}: rate limited",
             network="matrix",
             status=429,
             code=exc.errcode,
             retryable=True,
+            retry_after=_RETRY_AFTER.get(),
         ) from exc
     except MatrixRequestError as exc:
         status = exc.http_status
@@ -115,7 +151,8 @@ class Homeserver:
     def _ensure(self) -> AppServiceAPI:
         if self._api is None or self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._timeout)
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                trace_configs=[_trace_config()],
             )
             self._api = AppServiceAPI(
                 base_url=self.url,

@@ -194,6 +194,16 @@ class SocketModeClient:
     # -- the state machine ----------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._machine()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug must not leave the workspace looking connected while nothing is read.
+            log.exception("socket mode client crashed", extra={"team_id": self.team_id})
+            self._set(ConnectionState.FAILED, detail="internal error", error=True)
+
+    async def _machine(self) -> None:
         current = await self._connect()
         while current is not None:
             reason = await current.ended
@@ -257,8 +267,9 @@ class SocketModeClient:
         self._set(ConnectionState.CONNECTING)
         assert self._session is not None
         try:
-            ws = await self._session.ws_connect(
-                url, heartbeat=self._timings.heartbeat, autoping=True
+            ws = await asyncio.wait_for(
+                self._session.ws_connect(url, heartbeat=self._timings.heartbeat, autoping=True),
+                self._timings.hello_timeout,
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _ConnectFailed(f"connect: {type(exc).__name__}") from exc

@@ -63,6 +63,7 @@ class FakeSocketSlack:
         self.pending: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self.acks: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.redelivered = 0
+        self.silent_sockets = 0  # this many next sockets never say hello
         # For each new socket: how many of the team's sockets were still open at its hello.
         self.overlaps: dict[str, list[int]] = defaultdict(list)
         self.port = 0
@@ -174,6 +175,11 @@ class FakeSocketSlack:
         self.transports[id(ws)] = request.transport
         self.overlaps[team].append(sum(1 for s in self.sockets[team] if not s.closed))
         self.sockets[team].append(ws)
+        if self.silent_sockets:
+            self.silent_sockets -= 1
+            async for _msg in ws:
+                pass
+            return ws
         hello = {
             "type": "hello",
             "num_connections": len(self.sockets[team]),
@@ -363,6 +369,28 @@ async def test_invalid_app_token_fails_visibly_without_retrying(
     assert "xapp-1-revoked" not in caplog.text
     await client.stop()
     assert client.state is S.FAILED  # stopping does not hide the failure
+
+
+async def test_a_socket_that_never_says_hello_is_abandoned_and_retried(
+    fake: FakeSocketSlack,
+) -> None:
+    board, handler = ConnectionBoard(), Recorder()
+    fake.silent_sockets = 1
+    client = SocketModeClient(
+        team_id="T1",
+        app_token=fake.add_app_token("T1"),
+        handler=handler,
+        board=board,
+        api_url=fake.api_url,
+        limiter=RateLimiter(scale=1000),
+        timings=SocketTimings(backoff=FAST.backoff, hello_timeout=0.3, heartbeat=10.0),
+    )
+    await client.start()
+    await until(lambda: client.state is S.CONNECTED)
+    assert states(board) == [S.DISCONNECTED, S.REQUESTING_URL, S.CONNECTING, S.DISCONNECTED,
+                             S.REQUESTING_URL, S.CONNECTING, S.CONNECTED]
+    await until(lambda: fake.sockets["T1"][0].closed)  # closed, not leaked
+    await client.stop()
 
 
 async def test_link_disabled_stops_without_reconnecting(fake: FakeSocketSlack) -> None:

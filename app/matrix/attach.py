@@ -1,0 +1,69 @@
+"""Plugging the Matrix bridge into the runtime: routes, a worker, a maintenance task.
+
+Call :func:`attach_matrix` after :func:`app.services.attach` (and in any order relative to
+Socket Mode): workspaces logged in with ``login app`` are handed to the Socket Mode manager
+when one is attached by then.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete
+
+from app.matrix.setup import MatrixAdapter, build_matrix
+from app.slack.workspaces import WorkspaceInfo
+from app.store.models_matrix import MatrixTransaction
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+
+log = logging.getLogger("syncbot.matrix")
+
+# Homeservers replay a transaction until it is acknowledged, within hours at most.
+TRANSACTION_RETENTION = timedelta(days=7)
+
+
+def purge_matrix_transactions(runtime: Runtime) -> int:
+    """Forget processed appservice transactions older than the retention."""
+    cutoff = datetime.now(UTC) - TRANSACTION_RETENTION
+    with runtime.sessions() as s, s.begin():
+        result = s.execute(
+            delete(MatrixTransaction).where(MatrixTransaction.processed_at < cutoff)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def attach_matrix(runtime: Runtime) -> MatrixAdapter | None:
+    """Build the bridge for ``runtime`` when the Matrix settings are complete.
+
+    Returns:
+        The adapter (also in ``services.extras["matrix"]``), or None when the bridge is off.
+    """
+    if not runtime.settings.matrix_enabled:
+        return None
+    services = runtime.services
+    adapter = build_matrix(
+        settings=runtime.settings,
+        sessions=services.sessions,
+        cipher=services.cipher,
+        relay=services.relay,
+        outbox=services.outbox,
+        authors=services.authors,
+        slack=services.slack,
+    )
+
+    async def start_socket_mode(info: WorkspaceInfo) -> None:
+        manager = services.extras.get("socket_mode")
+        if manager is not None:
+            await manager.connect(info.team_id)
+
+    adapter.on_login.append(start_socket_mode)
+    services.extras["matrix"] = adapter
+    runtime.add_routes(*adapter.routes)
+    runtime.add_worker(adapter)
+    runtime.add_maintenance(purge_matrix_transactions)
+    log.info("matrix bridge attached", extra={"server": adapter.ids.server_name})
+    return adapter

@@ -142,7 +142,7 @@ class MatrixDeliverer:
 
     async def _send(
         self,
-        intent: Any,
+        intent: IntentAPI,
         room: RoomID,
         content: dict[str, Any],
         parent: str | None,
@@ -159,7 +159,7 @@ class MatrixDeliverer:
 
     async def _send_file(
         self,
-        intent: Any,
+        intent: IntentAPI,
         room: RoomID,
         source: Endpoint,
         ref: FileRef,

@@ -29,9 +29,15 @@ from starlette.responses import JSONResponse, Response
 from app.core.endpoints import Endpoint
 from app.core.outbox import RetryPolicy
 from app.health import gather
+from app.runtime import build_runtime
 from app.services import Services, build_services
+from app.slack.events_route import SlackEvents
 from app.slack.ratelimit import RateLimiter
-from app.slack.socket_manager import SocketModeManager, events_for_socket_mode
+from app.slack.socket_manager import (
+    SocketModeManager,
+    attach_socket_mode,
+    events_for_socket_mode,
+)
 from app.slack.socket_mode import SocketModeClient, SocketTimings
 from app.slack.socket_state import Backoff, ConnectionBoard, ConnectionState
 from app.store.cipher import TokenCipher
@@ -603,3 +609,22 @@ async def test_invalid_token_at_run_time_is_reported_by_health(world: World) -> 
     report = await asyncio.to_thread(gather, services.sessions)
     assert {t: c.state for t, c in report.connections.items()} == {"T1": S.STOPPED,
                                                                   "T2": S.STOPPED}
+
+
+def test_attach_runs_socket_mode_as_a_worker_even_without_a_signing_secret(
+    tmp_path: Path,
+) -> None:
+    with throwaway_database("sqlite", tmp_path) as url:
+        settings = local_settings(slack_signing_secret=None)
+        engine = make_engine(settings, url=url)
+        runtime = build_runtime(settings, engine=engine)
+        try:
+            # A Socket-Mode-only install serves no HTTP events route...
+            assert runtime.services.slack.events is None
+            manager = attach_socket_mode(runtime)
+            # ...but envelopes still get the relay path, and serve runs the manager.
+            assert isinstance(events_for_socket_mode(runtime.services), SlackEvents)
+            assert manager in runtime.workers
+            assert runtime.services.extras["socket_mode"] is manager
+        finally:
+            runtime.close()

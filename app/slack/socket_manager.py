@@ -56,6 +56,9 @@ class SocketModeManager:
         self._rng = rng or random.Random()
         self._clients: dict[str, SocketModeClient] = {}
         self._lock = asyncio.Lock()
+        # Only a started manager (``syncbot serve``) opens sockets: on Lambda the worker never
+        # starts, and a socket opened inside one request would die with its frozen process.
+        self._started = False
 
     @property
     def clients(self) -> dict[str, SocketModeClient]:
@@ -63,6 +66,7 @@ class SocketModeManager:
 
     async def start(self) -> None:
         """Connect every active workspace that has an app token."""
+        self._started = True
         infos = await asyncio.to_thread(self._workspaces.all)
         for info in infos:
             if info.status == "active" and info.has_app_token:
@@ -76,8 +80,11 @@ class SocketModeManager:
         a fresh start.
 
         Returns:
-            The new client, or ``None`` when the workspace has no app token.
+            The new client, or ``None`` when the workspace has no app token or the manager is
+            not running (it connects every workspace with an app token when it starts).
         """
+        if not self._started:
+            return None
         async with self._lock:
             old = self._clients.pop(team_id, None)
             if old is not None:
@@ -113,6 +120,7 @@ class SocketModeManager:
     async def stop(self) -> None:
         """Close every connection."""
         async with self._lock:
+            self._started = False
             clients, self._clients = list(self._clients.values()), {}
         await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
         await self.board.flush()

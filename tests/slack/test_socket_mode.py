@@ -628,3 +628,12 @@ def test_attach_runs_socket_mode_as_a_worker_even_without_a_signing_secret(
             assert runtime.services.extras["socket_mode"] is manager
         finally:
             runtime.close()
+
+
+async def test_a_manager_that_is_not_running_opens_no_socket(world: World) -> None:
+    slack, fake, services = world.slack, world.fake, world.services
+    await services.slack.workspaces.add(slack.teams["T1"].bot_token, fake.add_app_token("T1"))
+    manager = manager_for(world)
+    # Lambda: the worker never starts, so a login in a request must not open a socket.
+    assert await manager.connect("T1") is None
+    assert fake.opens["T1"] == 0 and not manager.clients

@@ -169,7 +169,11 @@ class SocketModeClient:
         self._task = asyncio.create_task(self._run(), name=f"socket-{self.team_id}")
 
     async def stop(self) -> None:
-        """Close every socket and wait for envelopes already received to be handled."""
+        """Close every socket.
+
+        Envelopes received but not yet acknowledged are left to Slack, which redelivers them
+        (to this or another instance); the relay's claim dedupes.
+        """
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

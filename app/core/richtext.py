@@ -280,6 +280,18 @@ def _is_empty(node: Node) -> bool:
     return False
 
 
+def _hoist_breaks(node: Bold | Italic | Strike) -> list[Node]:
+    # A line break carries no style: breaks at the edges of a format move outside it.
+    inner = list(node.children)
+    lead: list[Node] = []
+    trail: list[Node] = []
+    while inner and isinstance(inner[0], LineBreak):
+        lead.append(inner.pop(0))
+    while inner and isinstance(inner[-1], LineBreak):
+        trail.append(inner.pop())
+    return [*lead, *([type(node)(tuple(inner))] if inner else []), *trail]
+
+
 def _merge(children: Iterable[Node], *, block: bool) -> tuple[Node, ...]:
     flat: list[Node] = []
     for child in children:
@@ -289,6 +301,8 @@ def _merge(children: Iterable[Node], *, block: bool) -> tuple[Node, ...]:
         child = normalize(child)
         if isinstance(child, Doc):
             flat.extend(child.children)  # a document inside a document adds nothing
+        elif isinstance(child, _INLINE_CONTAINERS):
+            flat.extend(_hoist_breaks(child))
         elif not _is_empty(child):
             flat.append(child)
     out: list[Node] = []
@@ -319,9 +333,10 @@ def normalize(node: Node) -> Node:
 
     Text is split at newlines into :class:`LineBreak` nodes and adjacent text merged; empty
     text, formatting, quotes and lists are dropped; adjacent runs of the same formatting are
-    merged; nested documents are flattened; line breaks at the edges of a document, quote or
-    list item and next to a block (quote, list, code block) are dropped; a link labelled with
-    its own URL loses the label. Idempotent.
+    merged; nested documents are flattened; line breaks at the edges of bold, italic or strike
+    move outside it; line breaks at the edges of a document, quote or list item and next to a
+    block (quote, list, code block) are dropped; a link labelled with its own URL loses the
+    label. Idempotent.
     """
     if isinstance(node, Text):
         parts = tuple(_split_lines(node.text))

@@ -232,7 +232,8 @@ class Renderers:
 
 DEFAULT = Renderers()
 
-_MARKER = re.compile(r"`|(?<![\w])[*_~]|[*_~](?![\w])")
+# Only a marker between two letters or digits is safe: "_" is itself a word character.
+_MARKER = re.compile(r"`|(?<![^\W_])[*_~]|[*_~](?![^\W_])")
 _EMOJI_LIKE = re.compile(rf":(?={_EMOJI_NAME}:)")
 _LINE_START = re.compile(r"^(?=&gt;|[•◦▪]\s|\d{1,4}\.\s)", re.MULTILINE)
 

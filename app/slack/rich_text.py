@@ -52,6 +52,8 @@ def _styled(node: Node, style: Any) -> Node:
 
 
 def _text_nodes(value: str, style: Any) -> list[Node]:
+    if isinstance(style, dict) and style.get("code"):
+        return [_styled(Text(value), style)] if value else []  # code is verbatim, newlines too
     out: list[Node] = []
     for i, part in enumerate(value.split("\n")):
         if i:

@@ -106,6 +106,11 @@ def test_line_breaks_next_to_blocks_and_at_edges_are_dropped() -> None:
     assert rt.normalize(tree) == Doc((Text("a"), Quote((Text("q"),)), Text("b")))
 
 
+def test_line_breaks_move_out_of_formatting() -> None:
+    tree = Doc((Text("a"), Bold((LineBreak(), Text("b"), LineBreak())), Strike((Text("\n"),))))
+    assert rt.normalize(tree) == Doc((Text("a"), LineBreak(), Bold((Text("b"),))))
+
+
 def test_link_labelled_with_its_url_loses_the_label() -> None:
     url = "https://example.com"
     assert rt.normalize(Link(url, (Text(url),))) == Link(url)

@@ -240,13 +240,13 @@ blocks = st.one_of(
 
 
 def _separate(parts: list[tuple[rt.Node, ...]]) -> Doc:
+    flat = rt.normalize(Doc(tuple(n for part in parts for n in part)))
+    assert isinstance(flat, Doc)
     nodes: list[rt.Node] = []
-    for part in parts:
-        prev = nodes[-1] if nodes else None
-        first = part[0]
-        if isinstance(first, Quote | ListBlock) and type(prev) is type(first):
+    for node in flat.children:
+        if nodes and isinstance(node, Quote | ListBlock) and type(nodes[-1]) is type(node):
             nodes.append(Text("between"))  # adjacent quotes or lists read back as one
-        nodes.extend(part)
+        nodes.append(node)
     return Doc(tuple(nodes))
 
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.health import HealthReport, runtime_report
+from app.health import HealthReport, install_error_counter, runtime_report
 from app.runtime import Runtime
 from app.slack.socket_state import ConnectionState
 
@@ -120,6 +120,8 @@ def metrics_route(runtime: Runtime) -> Route:
 
 def attach_metrics(runtime: Runtime) -> Route:
     """Serve ``GET /metrics`` from ``runtime`` (call before :func:`app.web.create_app`)."""
+    # Count errors from now on, not from the first scrape.
+    install_error_counter()
     route = metrics_route(runtime)
     runtime.add_routes(route)
     return route

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
+from app.health import install_error_counter
 from app.slack.events_route import SlackEvents
 from app.slack.inbound import EventTranslator
 from app.slack.socket_mode import SocketModeClient, SocketTimings
@@ -159,6 +160,8 @@ def attach_socket_mode(
     Call it after :func:`app.services.attach`. On Lambda the worker never starts (no lifespan),
     so the connection board stays empty there and health reports no connections.
     """
+    # error_count covers the process's life, so count from assembly, not the first probe.
+    install_error_counter()
     services: Services = runtime.services
     manager = SocketModeManager(
         workspaces=services.slack.workspaces,

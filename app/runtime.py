@@ -155,7 +155,9 @@ def build_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtim
     )
     runtime.add_maintenance(purge_expired_claims)
     # The sync machinery (relay, outbox, adapters) plugs its routes, worker and tick in.
+    from app.matrix.attach import attach_matrix
     from app.services import attach
 
     attach(runtime)
+    attach_matrix(runtime)  # a no-op unless the Matrix settings are complete
     return runtime

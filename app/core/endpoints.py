@@ -17,7 +17,8 @@ class Network(StrEnum):
 
 
 _SLACK = re.compile(r"^(T[A-Z0-9]+)/([CGD][A-Z0-9]+)$")
-_MATRIX = re.compile(r"^![^:\s]+:[^\s]+$")
+# Room versions up to 11 have "!opaque:server" ids; version 12 drops the server part.
+_MATRIX = re.compile(r"^![^:\s/]+(?::[^\s/]+)?$")
 _PEER = re.compile(r"^([A-Za-z0-9-]{1,64})/((?:slack|matrix):.+)$")
 
 

@@ -93,6 +93,7 @@ def build_services(
         from app.federation.setup import build_federation
 
         services.extras["federation"] = build_federation(services)
+    _build_slack_installs(services)
     return services
 
 
@@ -147,5 +148,35 @@ def attach(runtime: Runtime) -> Services:
     federation = services.extras.get("federation")
     if federation is not None:
         runtime.add_maintenance(lambda _rt: federation.purge_nonces())
+    _attach_slack_installs(runtime, services.extras["slack_installs"])
     runtime.services = services
     return services
+
+
+# --- Slack installs: OAuth routes, uninstall lifecycle, token rotation (app.slack.oauth) -------
+
+
+def _build_slack_installs(services: Services) -> None:
+    from app.slack.oauth import build_installs
+
+    installs = build_installs(
+        services.settings,
+        sessions=services.sessions,
+        cipher=services.cipher,
+        workspaces=services.slack.workspaces,
+    )
+    # Its routes reach the web app through Services.routes (extras with a ``routes`` attribute).
+    services.extras["slack_installs"] = installs
+    if services.slack.events is not None:
+        services.slack.events.event_hooks.append(installs.lifecycle.on_event)
+
+
+def _attach_slack_installs(runtime: Runtime, installs: Any) -> None:
+    def purge_uninstalled_workspaces(_runtime: Runtime) -> int:
+        return installs.lifecycle.purge()
+
+    def refresh_rotating_tokens(_runtime: Runtime) -> int:
+        return asyncio.run(installs.refresher.refresh_due())
+
+    runtime.add_maintenance(purge_uninstalled_workspaces)
+    runtime.add_maintenance(refresh_rotating_tokens)

@@ -71,6 +71,7 @@ class Workspaces:
         self._timeout = timeout
         self._clients: dict[str, SlackApi] = {}
         self._infos: dict[str, WorkspaceInfo] = {}
+        self._expiries: dict[str, datetime] = {}
 
     def info(self, team_id: str) -> WorkspaceInfo:
         cached = self._infos.get(team_id)
@@ -93,7 +94,8 @@ class Workspaces:
 
     def api(self, team_id: str) -> SlackApi:
         client = self._clients.get(team_id)
-        if client is not None:
+        expires = self._expiries.get(team_id)
+        if client is not None and (expires is None or datetime.now(UTC) < expires):
             return client
         with self._sessions() as s:
             row = s.execute(
@@ -102,6 +104,11 @@ class Workspaces:
             if row is None or row.status != "active" or not row.bot_token_enc:
                 raise UnknownWorkspace(f"workspace {team_id} is not installed")
             token = self._cipher.decrypt(row.bot_token_enc, context=BOT_TOKEN_CONTEXT)
+            expires_at = row.bot_token_expires_at
+        if expires_at is not None:
+            # A rotating token (app.slack.oauth.TokenRefresher renews it before expiry): re-read
+            # the row once the cached one expires, in case the renewal happened in another process.
+            self._expiries[team_id] = expires_at
         client = SlackApi(
             token=token,
             team_id=team_id,
@@ -125,6 +132,7 @@ class Workspaces:
         """Drop cached clients/infos (after a token change or uninstall)."""
         self._clients.pop(team_id, None)
         self._infos.pop(team_id, None)
+        self._expiries.pop(team_id, None)
 
     async def add(self, bot_token: str, app_token: str | None = None) -> WorkspaceInfo:
         """Verify ``bot_token`` with ``auth.test`` and store the workspace, tokens encrypted."""

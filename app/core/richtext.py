@@ -298,10 +298,12 @@ def _merge(children: Iterable[Node], *, block: bool) -> tuple[Node, ...]:
         if isinstance(child, Text):
             flat.extend(_split_lines(child.text))
             continue
-        child = normalize(child)
         if isinstance(child, Doc):
-            flat.extend(child.children)  # a document inside a document adds nothing
-        elif isinstance(child, _INLINE_CONTAINERS):
+            # A document inside a document adds nothing; its edge breaks belong to the parent.
+            flat.extend(_merge(child.children, block=False))
+            continue
+        child = normalize(child)
+        if isinstance(child, _INLINE_CONTAINERS):
             flat.extend(_hoist_breaks(child))
         elif not _is_empty(child):
             flat.append(child)

@@ -54,13 +54,8 @@ def _styled(node: Node, style: Any) -> Node:
 def _text_nodes(value: str, style: Any) -> list[Node]:
     if isinstance(style, dict) and style.get("code"):
         return [_styled(Text(value), style)] if value else []  # code is verbatim, newlines too
-    out: list[Node] = []
-    for i, part in enumerate(value.split("\n")):
-        if i:
-            out.append(LineBreak())
-        if part:
-            out.append(_styled(Text(part), style))
-    return out
+    # One styled run even across newlines; normalization moves edge breaks out of the style.
+    return [_styled(Doc((Text(value),)), style)] if value else []
 
 
 def _unicode(codepoints: Any) -> str | None:
@@ -233,10 +228,20 @@ _STYLE_OF: dict[type, str] = {Bold: "bold", Italic: "italic", Strike: "strike"}
 
 
 def _section_of(nodes: list[Node]) -> dict[str, Any]:
-    return {
-        "type": "rich_text_section",
-        "elements": [e for n in nodes for e in _inline_elements(n, frozenset())],
-    }
+    elements: list[dict[str, Any]] = []
+    for element in (e for n in nodes for e in _inline_elements(n, frozenset())):
+        prev = elements[-1] if elements else None
+        # Text split only by line breaks is one element, as Slack itself sends it.
+        if (
+            prev is not None
+            and prev["type"] == element["type"] == "text"
+            and prev.get("style") == element.get("style")
+            and not element.get("style", {}).get("code")
+        ):
+            prev["text"] += element["text"]
+        else:
+            elements.append(element)
+    return {"type": "rich_text_section", "elements": elements}
 
 
 def _list_elements(block: ListBlock, indent: int) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -28,7 +29,7 @@ from starlette.routing import Route
 
 from app.settings import Settings
 from app.slack.lifecycle import WorkspaceLifecycle
-from app.slack.oauth_stores import SqlInstallationStore, SqlStateStore
+from app.slack.oauth_stores import STATE_TTL, SqlInstallationStore, SqlStateStore
 from app.slack.workspaces import BOT_TOKEN_CONTEXT, REFRESH_TOKEN_CONTEXT, Workspaces
 from app.store.cipher import TokenCipher
 from app.store.models import Workspace
@@ -37,6 +38,9 @@ log = logging.getLogger("syncbot.slack.oauth")
 
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
+# Binds a state to the browser that started the install, so a link with someone else's state
+# (login CSRF: installing into the attacker's workspace) is refused.
+STATE_COOKIE = "syncbot_oauth_state"
 # Renew a rotating token this long before it expires (Slack issues 12-hour tokens; the
 # maintenance tick runs every few minutes).
 REFRESH_MARGIN = timedelta(hours=1)
@@ -107,7 +111,17 @@ class SlackOAuth:
             user_scopes=self._user_scopes or None,
             authorization_url=authorize_url_base(self._api_url),
         )
-        return RedirectResponse(generator.generate(state), status_code=302)
+        response = RedirectResponse(generator.generate(state), status_code=302)
+        response.set_cookie(
+            STATE_COOKIE,
+            state,
+            max_age=int(STATE_TTL.total_seconds()),
+            path=REDIRECT_PATH,
+            secure=self.redirect_uri(request).startswith("https://"),
+            httponly=True,
+            samesite="lax",
+        )
+        return response
 
     async def redirect(self, request: Request) -> Response:
         params = request.query_params
@@ -119,6 +133,13 @@ class SlackOAuth:
         code, state = params.get("code"), params.get("state", "")
         if not code:
             return _failure("Slack did not send an authorization code.", None, status=400)
+        cookie = request.cookies.get(STATE_COOKIE, "")
+        if not cookie or not secrets.compare_digest(cookie.encode(), state.encode()):
+            return _failure(
+                "This installation was started in another browser.",
+                "Open the install link again in this browser.",
+                status=400,
+            )
         if not await asyncio.to_thread(self._states.consume, state):
             return _failure(
                 "This installation link has expired or was already used.",
@@ -141,6 +162,7 @@ class SlackOAuth:
                             "Please try again in a minute.", status=500)
         assert installation.team_id is not None
         self._on_installed(installation.team_id)
+        # The cookie stays until it expires: a reload then says "already used", which is true.
         return _success(installation.team_name or installation.team_id)
 
     async def _exchange(self, code: str, redirect_uri: str) -> Installation:

@@ -126,6 +126,20 @@ def test_state_is_single_use(app: AppServer, slack: FakeSlack, engine: Engine) -
     assert "expired or was already used" in replay.text
 
 
+def test_a_state_from_another_browser_is_refused(
+    app: AppServer, slack: FakeSlack, engine: Engine
+) -> None:
+    slack.oauth.authorize_team = "T1"
+    with httpx.Client(follow_redirects=False, timeout=10) as attacker:
+        start = attacker.get(f"{app.url}/slack/install")
+        redirect = attacker.get(start.headers["location"]).headers["location"]
+    with httpx.Client(follow_redirects=False, timeout=10) as victim:
+        lured = victim.get(redirect)
+    assert lured.status_code == 400
+    assert "another browser" in lured.text
+    assert workspace_row(engine, "T1") is None
+
+
 def test_expired_and_unknown_states_are_refused(
     app: AppServer, slack: FakeSlack, engine: Engine
 ) -> None:

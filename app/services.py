@@ -150,6 +150,12 @@ def attach(runtime: Runtime) -> Services:
         runtime.add_maintenance(lambda _rt: federation.purge_nonces())
     _attach_slack_installs(runtime, services.extras["slack_installs"])
     runtime.services = services
+    # Socket Mode connections (a worker of `syncbot serve`) and the Prometheus endpoint.
+    from app.metrics import attach_metrics
+    from app.slack.socket_manager import attach_socket_mode
+
+    attach_socket_mode(runtime)
+    attach_metrics(runtime)
     return services
 
 

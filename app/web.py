@@ -147,6 +147,13 @@ def create_app(
 
     async def health(request: Request) -> JSONResponse:
         healthy, body = await run_in_threadpool(check_health, runtime)
+        if healthy and runtime.services is not None:
+            # The indicators of the seed: connections, outbox, latency. A failed workspace
+            # degrades the status but not the probe: a restart cannot fix a revoked token.
+            from app.health import health_summary
+
+            _ok, details = await run_in_threadpool(health_summary, runtime)
+            body = {**body, **details, "status": details.get("status", body["status"])}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     @asynccontextmanager

@@ -12,6 +12,7 @@ Exit status: 0 clean (advisories allowed), 1 a mandatory violation, 2 a config o
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import runpy
@@ -379,6 +380,7 @@ def run_program(
             )
             return response
 
+    _ensure_event_loop()
     mocks = Mocks()
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
@@ -552,3 +554,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's mock runtime schedules on the thread's current event loop; an earlier async
+    caller (an asyncio test, a CLI) may have closed or cleared it."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if loop.is_closed():
+            raise RuntimeError("closed")
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())

@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "app.cli.keys",
     "app.cli.workspace",
     "app.cli.sync",
+    "app.cli.status",
     "app.cli.peer",
     "app.cli.matrix",
     "app.cli.manifest",

@@ -209,6 +209,10 @@ class BotCommands:
             lines += [f"Workspace {i.name} ({i.team_id})" for i in infos] or ["No workspaces."]
         sync = await asyncio.to_thread(self._sync_of, room)
         lines.append(f"This room is in sync {sync!r}." if sync else "This room is not linked.")
+        # The bridge health indicators of the seed, as `syncbot status` prints them.
+        from app.health import format_report, gather
+
+        lines.append(format_report(await asyncio.to_thread(gather, self._sessions)))
         await self._reply(room, "\n".join(lines))
 
     async def _cmd_link(self, event: dict[str, Any], args: list[str]) -> None:

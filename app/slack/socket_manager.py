@@ -66,13 +66,34 @@ class SocketModeManager:
         return dict(self._clients)
 
     async def start(self) -> None:
-        """Connect every active workspace that has an app token."""
+        """Connect every active workspace that has an app token.
+
+        A database that is down (or not migrated yet) must not stop the service from starting:
+        the health endpoint is how an operator learns about it. The connections are then
+        retried in the background until the workspace list can be read.
+        """
         self._started = True
+        try:
+            await self._connect_all()
+        except Exception:
+            log.warning("socket mode could not list workspaces; retrying", exc_info=True)
+            self._retry_task = asyncio.create_task(self._retry_start(), name="socket-mode-start")
+
+    async def _connect_all(self) -> None:
         infos = await asyncio.to_thread(self._workspaces.all)
         for info in infos:
             if info.status == "active" and info.has_app_token:
                 await self.connect(info.team_id)
         log.info("socket mode started", extra={"workspaces": len(self._clients)})
+
+    async def _retry_start(self, interval: float = 10.0) -> None:
+        while self._started:
+            await asyncio.sleep(interval)
+            try:
+                await self._connect_all()
+                return
+            except Exception:
+                log.debug("socket mode start retry failed", exc_info=True)
 
     async def connect(self, team_id: str) -> SocketModeClient | None:
         """(Re)connect ``team_id`` with its current app token.
@@ -120,6 +141,9 @@ class SocketModeManager:
 
     async def stop(self) -> None:
         """Close every connection."""
+        retry = getattr(self, "_retry_task", None)
+        if retry is not None:
+            retry.cancel()
         async with self._lock:
             self._started = False
             clients, self._clients = list(self._clients.values()), {}

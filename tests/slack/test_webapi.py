@@ -23,8 +23,13 @@ def slack():
 
 
 def api(slack: FakeSlack, limiter: RateLimiter | None = None) -> SlackApi:
-    return SlackApi(token=slack.teams["T1"].bot_token, team_id="T1", base_url=slack.base_url,
-                    limiter=limiter or RateLimiter(scale=1000), timeout=1.0)
+    return SlackApi(
+        token=slack.teams["T1"].bot_token,
+        team_id="T1",
+        base_url=slack.base_url,
+        limiter=limiter or RateLimiter(scale=1000),
+        timeout=1.0,
+    )
 
 
 async def test_429_carries_retry_after_and_pauses_the_method(slack) -> None:

@@ -109,8 +109,9 @@ class OutboxWorker:
         # Deliveries complete in worker threads; the default pool (cores + 4) would make a
         # 25-way fan-out wait on 6 threads.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
-        self._task = asyncio.create_task(self._outbox.run_forever(idle=self._idle),
-                                         name="syncbot-outbox")
+        self._task = asyncio.create_task(
+            self._outbox.run_forever(idle=self._idle), name="syncbot-outbox"
+        )
 
     async def stop(self) -> None:
         if self._task is not None:

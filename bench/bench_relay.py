@@ -39,8 +39,9 @@ from tests.fakes.slack_server import FakeSlack
 
 
 def setup(slack: FakeSlack, url, n_targets: int):
-    settings = local_settings(slack_signing_secret=slack.signing_secret,
-                              slack_api_url=slack.base_url)
+    settings = local_settings(
+        slack_signing_secret=slack.signing_secret, slack_api_url=slack.base_url
+    )
     engine = make_engine(settings, url=url, pool_size=10)
     upgrade(engine)
     sessions = session_factory(engine)
@@ -55,8 +56,14 @@ def setup(slack: FakeSlack, url, n_targets: int):
         slack.add_user(team, f"U{i:03d}", f"User {i}")
         asyncio.run(workspaces.add(slack.teams[team].bot_token))
         admin.add("bench", Endpoint.slack(team, f"C{i:03d}"))
-    services = build_services(settings, engine=engine, sessions=sessions, cipher=cipher,
-                              retry=RetryPolicy(), slack_rate_scale=1e6)
+    services = build_services(
+        settings,
+        engine=engine,
+        sessions=sessions,
+        cipher=cipher,
+        retry=RetryPolicy(),
+        slack_rate_scale=1e6,
+    )
     return engine, services
 
 
@@ -178,8 +185,9 @@ async def fan_out_single(slack: FakeSlack) -> list[float]:
     async with aiohttp.ClientSession() as http:
         for _ in range(5):
             start = time.perf_counter()
-            async with http.post(slack.base_url + "auth.test",
-                                 headers={"Authorization": f"Bearer {token}"}) as resp:
+            async with http.post(
+                slack.base_url + "auth.test", headers={"Authorization": f"Bearer {token}"}
+            ) as resp:
                 await resp.read()
             out.append(time.perf_counter() - start)
     return out

@@ -151,6 +151,7 @@ def route_key(route: Route) -> str:
     """The API-gateway style key (``"POST /slack/events"``) of a route."""
     return f"{route.method} {route.path}"
 
+
 # Direct (non-HTTP) invocations of the Lambda entry: ``{"syncbot_task": "migrate"}`` runs the
 # schema upgrade once per deploy; ``{"syncbot_task": "tick"}`` is the scheduler's maintenance tick.
 LAMBDA_TASK_KEY = "syncbot_task"
@@ -158,5 +159,6 @@ TASK_MIGRATE = "migrate"
 TASK_TICK = "tick"
 
 # The container entry (Cloud Run service and the migration job run the same image).
-CONTAINER_SERVE_COMMAND: tuple[str, ...] = ("syncbot", "serve", "--host", "0.0.0.0")
+# A container must listen on every interface of its own network namespace.
+CONTAINER_SERVE_COMMAND: tuple[str, ...] = ("syncbot", "serve", "--host", "0.0.0.0")  # noqa: S104
 CONTAINER_MIGRATE_COMMAND: tuple[str, ...] = ("syncbot", "migrate")

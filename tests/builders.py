@@ -64,7 +64,9 @@ def workspace(
             Workspace(
                 team_id=team_id,
                 name=f"Team {team_id}",
-                bot_token_enc=cipher.encrypt(token or f"xoxb-{team_id}", context="workspace.bot_token"),
+                bot_token_enc=cipher.encrypt(
+                    token or f"xoxb-{team_id}", context="workspace.bot_token"
+                ),
                 bot_user_id=f"UBOT{team_id}",
                 bot_id=f"BBOT{team_id}",
                 status="active",

@@ -21,7 +21,11 @@ pytestmark = pytest.mark.integration
 def syncbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -29,7 +33,9 @@ def test_workspace_and_sync_commands_then_serve_relays(tmp_path) -> None:
     slack = FakeSlack().start()
     three_workspaces(slack)
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SLACK_", "SYNCBOT_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "SLACK_", "SYNCBOT_"))
     } | {
         "LOCAL_DEVELOPMENT": "true",
         "DATABASE_BACKEND": "sqlite",
@@ -68,15 +74,20 @@ def test_workspace_and_sync_commands_then_serve_relays(tmp_path) -> None:
         slack.app_url = f"http://127.0.0.1:{port}/slack/events"
         server = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             import httpx
 
             wait_for(lambda: _up(httpx, port), timeout=30)
             slack.user_posts("T1", "C1", "U1", "from the cli world")
-            copy = wait_for(lambda: [m for m in slack.messages("T2", "C2")
-                                     if m.text == "from the cli world"])
+            copy = wait_for(
+                lambda: [m for m in slack.messages("T2", "C2") if m.text == "from the cli world"]
+            )
             assert copy[0].username == "Ada (Acme)"
         finally:
             server.terminate()

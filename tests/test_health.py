@@ -171,8 +171,16 @@ def test_human_table_lists_every_indicator(sqlite_engine: Engine) -> None:
     sessions = session_factory(sqlite_engine)
     ConnectionBoard(sessions).set_state("T1", ConnectionState.CONNECTED)
     text = format_report(gather(sessions))
-    for label in ("status", "last successful message", "message latency", "outbox depth",
-                  "dead deliveries", "portals", "ghost users", "WORKSPACE"):
+    for label in (
+        "status",
+        "last successful message",
+        "message latency",
+        "outbox depth",
+        "dead deliveries",
+        "portals",
+        "ghost users",
+        "WORKSPACE",
+    ):
         assert label in text
     assert "p50 50.00s" in text and "p95 95.00s" in text
     assert any(line.split()[:2] == ["T1", "connected"] for line in text.splitlines())

@@ -168,8 +168,11 @@ def test_secret_arns_operator_override_and_errors() -> None:
 def test_a_field_of_a_json_secret() -> None:
     # RDS keeps its managed master password as a JSON secret; the stack names the field.
     fake = FakeSecrets({"arn:db": json.dumps({"username": "syncbot", "password": "s3cr3t"})})
-    env = {"SYNCBOT_SECRET_ARNS": json.dumps({"DATABASE_PASSWORD": "arn:db#password",
-                                              "DATABASE_OTHER": "arn:db#missing"})}
+    env = {
+        "SYNCBOT_SECRET_ARNS": json.dumps(
+            {"DATABASE_PASSWORD": "arn:db#password", "DATABASE_OTHER": "arn:db#missing"}
+        )
+    }
     with pytest.raises(ConfigError) as caught:
         lambda_handler.resolve_secret_arns(env, lambda: fake)
     assert caught.value.problems == ["DATABASE_OTHER: secret arn:db has no JSON field 'missing'"]

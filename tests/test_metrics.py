@@ -48,8 +48,9 @@ async def scrape(runtime: Runtime) -> tuple[httpx.Response, dict[str, list]]:
 
 
 def value(samples: dict[str, list], name: str, **labels: str) -> float:
-    matches = [s.value for s in samples[name] if all(s.labels.get(k) == v
-                                                     for k, v in labels.items())]
+    matches = [
+        s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert len(matches) == 1, (name, labels, samples.get(name))
     return matches[0]
 
@@ -58,14 +59,35 @@ async def test_metrics_parse_and_carry_every_indicator(runtime: Runtime) -> None
     now = datetime.now(UTC)
     with runtime.sessions() as session, session.begin():
         for n in range(1, 21):
-            session.add(Delivery(
-                uid=uuid.uuid4().hex, target_endpoint="slack:T2/C2", kind="post", payload={},
-                status="delivered", source_time=now - timedelta(seconds=n), delivered_at=now,
-            ))
-        session.add(Delivery(uid=uuid.uuid4().hex, target_endpoint="slack:T2/C2", kind="post",
-                             payload={}, status="pending"))
-        session.add(Delivery(uid=uuid.uuid4().hex, target_endpoint="slack:T2/C2", kind="post",
-                             payload={}, status="dead"))
+            session.add(
+                Delivery(
+                    uid=uuid.uuid4().hex,
+                    target_endpoint="slack:T2/C2",
+                    kind="post",
+                    payload={},
+                    status="delivered",
+                    source_time=now - timedelta(seconds=n),
+                    delivered_at=now,
+                )
+            )
+        session.add(
+            Delivery(
+                uid=uuid.uuid4().hex,
+                target_endpoint="slack:T2/C2",
+                kind="post",
+                payload={},
+                status="pending",
+            )
+        )
+        session.add(
+            Delivery(
+                uid=uuid.uuid4().hex,
+                target_endpoint="slack:T2/C2",
+                kind="post",
+                payload={},
+                status="dead",
+            )
+        )
     board = ConnectionBoard(runtime.sessions)
     board.set_state("T1", ConnectionState.CONNECTED)
     board.set_state("T2", ConnectionState.FAILED, detail="invalid_auth", error=True)

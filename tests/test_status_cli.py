@@ -40,7 +40,11 @@ def syncbot_status(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-c", RUNNER, "status", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -52,13 +56,26 @@ def test_status_table_and_json_show_what_the_service_recorded(tmp_path: Path) ->
         now = datetime.now(UTC)
         with sessions() as session, session.begin():
             for n in (1, 2, 3, 4):
-                session.add(Delivery(
-                    uid=uuid.uuid4().hex, target_endpoint="slack:T2/C2", kind="post",
-                    payload={}, status="delivered", delivered_at=now,
-                    source_time=now - timedelta(seconds=n),
-                ))
-            session.add(Delivery(uid=uuid.uuid4().hex, target_endpoint="slack:T2/C2",
-                                 kind="post", payload={}, status="dead"))
+                session.add(
+                    Delivery(
+                        uid=uuid.uuid4().hex,
+                        target_endpoint="slack:T2/C2",
+                        kind="post",
+                        payload={},
+                        status="delivered",
+                        delivered_at=now,
+                        source_time=now - timedelta(seconds=n),
+                    )
+                )
+            session.add(
+                Delivery(
+                    uid=uuid.uuid4().hex,
+                    target_endpoint="slack:T2/C2",
+                    kind="post",
+                    payload={},
+                    status="dead",
+                )
+            )
         board = ConnectionBoard(sessions)
         board.set_state("T1", ConnectionState.CONNECTED)
         db = Path(str(url.database))
@@ -83,4 +100,3 @@ def test_status_table_and_json_show_what_the_service_recorded(tmp_path: Path) ->
         assert data["dead_deliveries"] == 1 and data["outbox_depth"] == 0
         assert "xapp" not in out.stdout and "xoxb" not in out.stdout
         engine.dispose()
-

@@ -19,14 +19,22 @@ def register(sub: Any) -> None:
     inner = parser.add_subparsers(dest="sync_command", metavar="ACTION", required=True)
     create = inner.add_parser("create", help="create an empty sync")
     create.add_argument("name")
-    create.add_argument("--allow-broadcast", action="store_true",
-                        help="let @here/@channel/@everyone ping the other endpoints")
+    create.add_argument(
+        "--allow-broadcast",
+        action="store_true",
+        help="let @here/@channel/@everyone ping the other endpoints",
+    )
     create.set_defaults(func=run_create)
-    for action, helptext in (("add", "add an endpoint (joins the bot to a Slack channel)"),
-                             ("remove", "remove an endpoint")):
-        p = inner.add_parser(action, help=helptext,
-                             description="ENDPOINT is slack:TEAM_ID/CHANNEL_ID, "
-                             "matrix:!room:server or peer:INSTANCE/ENDPOINT.")
+    for action, helptext in (
+        ("add", "add an endpoint (joins the bot to a Slack channel)"),
+        ("remove", "remove an endpoint"),
+    ):
+        p = inner.add_parser(
+            action,
+            help=helptext,
+            description="ENDPOINT is slack:TEAM_ID/CHANNEL_ID, "
+            "matrix:!room:server or peer:INSTANCE/ENDPOINT.",
+        )
         p.add_argument("name")
         p.add_argument("endpoint")
         p.set_defaults(func=run_add if action == "add" else run_remove)

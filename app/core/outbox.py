@@ -103,7 +103,7 @@ class Outbox:
         lanes = [
             asyncio.ensure_future(self._run_lane(lane, report)) for lane in by_target.values()
         ]
-        done, pending = await asyncio.wait(lanes, timeout=budget)
+        _done, pending = await asyncio.wait(lanes, timeout=budget)
         for lane in pending:
             self._inflight.add(lane)
             lane.add_done_callback(self._inflight.discard)
@@ -189,7 +189,7 @@ class Outbox:
                     "error": error,
                 },
             )
-        return False
+        return not blocked
 
     async def run_forever(self, *, idle: float = 5.0) -> None:
         """The background worker of long-running processes: drain, then sleep until woken."""
@@ -215,7 +215,7 @@ class Outbox:
             except TimeoutError:
                 pass
 
-    async def wait_idle(self, timeout: float = 30.0) -> bool:
+    async def wait_idle(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109 - a bound, not a cancel
         """Wait for background lanes started by :meth:`drain` (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         while self._inflight and time.monotonic() < deadline:

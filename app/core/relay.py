@@ -223,7 +223,11 @@ class Relay:
             tx.set_endpoint_status(event.source, "active")
         log.info(
             "channel changed",
-            extra={"source": str(event.source), "change": str(event.change), "channel_name": event.name},
+            extra={
+                "source": str(event.source),
+                "change": str(event.change),
+                "channel_name": event.name,
+            },
         )
 
 

@@ -12,9 +12,9 @@ import asyncio
 import json
 import logging
 import time
-from urllib.parse import parse_qs
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
 from starlette.requests import Request

@@ -104,11 +104,15 @@ class WorkspaceLifecycle:
         """
         cutoff = (now or datetime.now(UTC)) - self._retention
         with self._sessions() as s, s.begin():
-            teams = s.execute(
-                select(Workspace.team_id).where(
-                    Workspace.status == UNINSTALLED, Workspace.deleted_at < cutoff
+            teams = (
+                s.execute(
+                    select(Workspace.team_id).where(
+                        Workspace.status == UNINSTALLED, Workspace.deleted_at < cutoff
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             if not teams:
                 return 0
             s.execute(delete(Workspace).where(Workspace.team_id.in_(teams)))

@@ -98,9 +98,7 @@ class MentionMapper:
         except IntegrityError:
             self._store_once(src, user, dst, target, method)  # a concurrent insert won
 
-    def _store_once(
-        self, src: int, user: str, dst: int, target: str | None, method: str
-    ) -> None:
+    def _store_once(self, src: int, user: str, dst: int, target: str | None, method: str) -> None:
         now = datetime.now(UTC)
         with self._sessions() as s, s.begin():
             row = s.execute(

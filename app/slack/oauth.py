@@ -158,8 +158,11 @@ class SlackOAuth:
             )
         except Exception:
             log.exception("installation failed")
-            return _failure("The installation could not be completed.",
-                            "Please try again in a minute.", status=500)
+            return _failure(
+                "The installation could not be completed.",
+                "Please try again in a minute.",
+                status=500,
+            )
         assert installation.team_id is not None
         self._on_installed(installation.team_id)
         # The cookie stays until it expires: a reload then says "already used", which is true.
@@ -316,8 +319,9 @@ def _failure(heading: str, detail: str | None, *, status: int = 200) -> HTMLResp
 class SlackInstalls:
     """The OAuth routes, token refresher and lifecycle of one process, wired together."""
 
-    def __init__(self, *, oauth: SlackOAuth | None, refresher: TokenRefresher,
-                 lifecycle: WorkspaceLifecycle) -> None:
+    def __init__(
+        self, *, oauth: SlackOAuth | None, refresher: TokenRefresher, lifecycle: WorkspaceLifecycle
+    ) -> None:
         self.oauth = oauth
         self.refresher = refresher
         self.lifecycle = lifecycle

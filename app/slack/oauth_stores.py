@@ -80,7 +80,8 @@ class SqlInstallationStore(InstallationStore):
         now = datetime.now(UTC)
         with self._sessions() as s, s.begin():
             row = s.execute(
-                select(Workspace).where(Workspace.team_id == installation.team_id)
+                select(Workspace)
+                .where(Workspace.team_id == installation.team_id)
                 .with_for_update()
             ).scalar_one_or_none()
             restoring = row is not None and row.status == UNINSTALLED

@@ -61,9 +61,13 @@ class SlackRenderer:
             # Another workspace's @here must not ping this one unless the sync says so.
             return f"<!{b.kind}>" if allow_broadcast else f"@{b.kind}"
 
-        return mrkdwn.render(tree, mrkdwn.Renderers(user=user, channel=channel, broadcast=broadcast))
+        return mrkdwn.render(
+            tree, mrkdwn.Renderers(user=user, channel=channel, broadcast=broadcast)
+        )
 
-    async def _user(self, source: Endpoint, mention: richtext.UserMention, target_team: str) -> str:
+    async def _user(
+        self, source: Endpoint, mention: richtext.UserMention, target_team: str
+    ) -> str:
         source_team = source.slack_team
         try:
             local = await self._mentions.map_user(source_team, mention.user_id, target_team)

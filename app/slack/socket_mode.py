@@ -347,9 +347,7 @@ class SocketModeClient:
         attempts: int | None = None,
         error: bool = False,
     ) -> None:
-        self._board.set_state(
-            self.team_id, state, detail=detail, attempts=attempts, error=error
-        )
+        self._board.set_state(self.team_id, state, detail=detail, attempts=attempts, error=error)
 
     # -- frames and envelopes -------------------------------------------------------------
 

@@ -349,6 +349,11 @@ class OAuthState(Base):
 
     state: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
-from app.store import models_matrix  # noqa: E402,F401
-from app.store import models_federation  # noqa: E402,F401
-from app.store import models_health  # noqa: E402,F401
+
+
+# Feature modules register their tables on Base.metadata (Alembic compares against it).
+from app.store import (  # noqa: E402
+    models_federation,  # noqa: F401
+    models_health,  # noqa: F401
+    models_matrix,  # noqa: F401
+)

@@ -47,8 +47,9 @@ class Scripted:
         self.counter += 1
         if task.kind is Kind.POST:
             thread = task.parent_copy.native_id if task.parent_copy else None
-            return Delivered(native_id=f"{task.target.slack_channel}-{self.counter}",
-                             thread_native_id=thread)
+            return Delivered(
+                native_id=f"{task.target.slack_channel}-{self.counter}", thread_native_id=thread
+            )
         return Delivered()
 
 
@@ -61,8 +62,11 @@ def world(engine):
     builders.sync(sessions, "general", A, B, C)
     store = SqlStore(sessions)
     deliverer = Scripted()
-    outbox = Outbox(store, {Network.SLACK: deliverer},
-                    policy=RetryPolicy(max_attempts=3, base_delay=0.0, jitter=0.0))
+    outbox = Outbox(
+        store,
+        {Network.SLACK: deliverer},
+        policy=RetryPolicy(max_attempts=3, base_delay=0.0, jitter=0.0),
+    )
     return sessions, Relay(store), outbox, deliverer
 
 
@@ -85,7 +89,7 @@ async def test_post_fans_out_to_every_other_endpoint_once(world) -> None:
 
 
 async def test_duplicate_event_is_claimed_once(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    sessions, relay, _outbox, _deliverer = world
     event = builders.post(A, "100.1", dedupe_key="slack:Ev1")
     assert not relay.ingest(event).duplicate
     assert relay.ingest(event).duplicate
@@ -170,7 +174,7 @@ async def test_failures_retry_then_die_visibly_and_keep_order(world) -> None:
 
 
 async def test_expired_lease_marks_outcome_unknown(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    sessions, relay, _outbox, _deliverer = world
     relay.ingest(builders.post(A, "1.1"))
     store = SqlStore(sessions)
     claimed = store.claim_due(worker="dead-worker", limit=10, lease_seconds=-1)

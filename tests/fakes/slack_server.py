@@ -147,7 +147,12 @@ class FakeSlack:
         return team
 
     def add_user(
-        self, team_id: str, user_id: str, name: str, *, email: str | None = None,
+        self,
+        team_id: str,
+        user_id: str,
+        name: str,
+        *,
+        email: str | None = None,
         is_bot: bool = False,
     ) -> None:
         self.teams[team_id].users[user_id] = {
@@ -181,7 +186,9 @@ class FakeSlack:
 
     # -- inspection -----------------------------------------------------------------------
 
-    def messages(self, team_id: str, channel_id: str, *, include_deleted: bool = False) -> list[Message]:
+    def messages(
+        self, team_id: str, channel_id: str, *, include_deleted: bool = False
+    ) -> list[Message]:
         with self._lock:
             msgs = self.teams[team_id].channels[channel_id].messages
             return [m for m in msgs if include_deleted or not m.deleted]
@@ -195,19 +202,31 @@ class FakeSlack:
         return f"{1_700_000_000 + next(self._ts)}.{next(self._ts):06d}"
 
     def user_posts(
-        self, team_id: str, channel_id: str, user: str, text: str, *,
-        thread_ts: str | None = None, broadcast: bool = False, files: list[dict] | None = None,
+        self,
+        team_id: str,
+        channel_id: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        files: list[dict] | None = None,
     ) -> str:
         with self._lock:
-            msg = Message(ts=self._next_ts(), text=text, user=user, thread_ts=thread_ts,
-                          files=files or [])
+            msg = Message(
+                ts=self._next_ts(), text=text, user=user, thread_ts=thread_ts, files=files or []
+            )
             if broadcast:
                 msg.subtype = "thread_broadcast"
             elif files:
                 msg.subtype = "file_share"
             self.teams[team_id].channels[channel_id].messages.append(msg)
-            event = msg.wire() | {"channel": channel_id, "team": team_id,
-                                  "event_ts": msg.ts, "channel_type": "channel"}
+            event = msg.wire() | {
+                "channel": channel_id,
+                "team": team_id,
+                "event_ts": msg.ts,
+                "channel_type": "channel",
+            }
         self.emit(team_id, event)
         return msg.ts
 
@@ -216,22 +235,37 @@ class FakeSlack:
             msg = self._find(team_id, channel_id, ts)
             previous = msg.wire()
             msg.text, msg.edited = text, True
-            event = {"type": "message", "subtype": "message_changed", "channel": channel_id,
-                     "hidden": True, "message": msg.wire(), "previous_message": previous,
-                     "event_ts": self._next_ts(), "ts": self._next_ts()}
+            event = {
+                "type": "message",
+                "subtype": "message_changed",
+                "channel": channel_id,
+                "hidden": True,
+                "message": msg.wire(),
+                "previous_message": previous,
+                "event_ts": self._next_ts(),
+                "ts": self._next_ts(),
+            }
         self.emit(team_id, event)
 
     def user_deletes(self, team_id: str, channel_id: str, ts: str) -> None:
         with self._lock:
             msg = self._find(team_id, channel_id, ts)
             msg.deleted = True
-            event = {"type": "message", "subtype": "message_deleted", "channel": channel_id,
-                     "hidden": True, "deleted_ts": ts, "previous_message": msg.wire(),
-                     "event_ts": self._next_ts(), "ts": self._next_ts()}
+            event = {
+                "type": "message",
+                "subtype": "message_deleted",
+                "channel": channel_id,
+                "hidden": True,
+                "deleted_ts": ts,
+                "previous_message": msg.wire(),
+                "event_ts": self._next_ts(),
+                "ts": self._next_ts(),
+            }
         self.emit(team_id, event)
 
-    def user_reacts(self, team_id: str, channel_id: str, ts: str, user: str, name: str,
-                    added: bool = True) -> None:
+    def user_reacts(
+        self, team_id: str, channel_id: str, ts: str, user: str, name: str, added: bool = True
+    ) -> None:
         with self._lock:
             msg = self._find(team_id, channel_id, ts)
             users = msg.reactions.setdefault(name, [])
@@ -239,12 +273,18 @@ class FakeSlack:
                 users.append(user)
             elif not added and user in users:
                 users.remove(user)
-            event = {"type": "reaction_added" if added else "reaction_removed", "user": user,
-                     "reaction": name, "item": {"type": "message", "channel": channel_id,
-                                                "ts": ts}, "event_ts": self._next_ts()}
+            event = {
+                "type": "reaction_added" if added else "reaction_removed",
+                "user": user,
+                "reaction": name,
+                "item": {"type": "message", "channel": channel_id, "ts": ts},
+                "event_ts": self._next_ts(),
+            }
         self.emit(team_id, event)
 
-    def channel_event(self, team_id: str, kind: str, channel_id: str, name: str | None = None) -> None:
+    def channel_event(
+        self, team_id: str, kind: str, channel_id: str, name: str | None = None
+    ) -> None:
         channel: Any = {"id": channel_id, "name": name} if kind.endswith("rename") else channel_id
         self.emit(team_id, {"type": kind, "channel": channel, "event_ts": self._next_ts()})
 
@@ -274,8 +314,11 @@ class FakeSlack:
         stamp = str(ts if ts is not None else int(time.time()))
         base = b"v0:" + stamp.encode() + b":" + body
         digest = hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
-        return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
-                "Content-Type": "application/json"}
+        return {
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": f"v0={digest}",
+            "Content-Type": "application/json",
+        }
 
     def emit(self, team_id: str, event: dict[str, Any]) -> None:
         envelope = self.envelope(team_id, event)
@@ -314,7 +357,9 @@ class FakeSlack:
             status = 0
             try:
                 async with self._session.post(
-                    self.app_url, data=body, headers=headers,
+                    self.app_url,
+                    data=body,
+                    headers=headers,
                     timeout=aiohttp.ClientTimeout(total=self.event_timeout),
                 ) as resp:
                     status = resp.status
@@ -359,8 +404,11 @@ class FakeSlack:
             await asyncio.sleep(self.latency)
         fault = self._next_fault(method)
         if fault in ("429",):
-            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
-                                     headers={"Retry-After": str(self.retry_after)})
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(self.retry_after)},
+            )
         if fault == "500":
             return web.Response(status=500, text="internal error")
         if fault == "timeout":
@@ -391,16 +439,31 @@ class FakeSlack:
     def _channel(self, team: Team, params: dict[str, Any]) -> Channel | None:
         return team.channels.get(str(params.get("channel") or params.get("channel_id") or ""))
 
-    def _method(self, team: Team | None, method: str, p: dict[str, Any]) -> tuple[dict, dict | None]:
+    def _method(
+        self, team: Team | None, method: str, p: dict[str, Any]
+    ) -> tuple[dict, dict | None]:
         assert team is not None
         err = lambda code: ({"ok": False, "error": code}, None)  # noqa: E731
         if method == "auth.test":
-            return {"ok": True, "team_id": team.id, "team": team.name, "user_id": team.bot_user,
-                    "bot_id": team.bot_id, "app_id": APP_ID,
-                    "url": f"https://{team.domain}.slack.com/"}, None
+            return {
+                "ok": True,
+                "team_id": team.id,
+                "team": team.name,
+                "user_id": team.bot_user,
+                "bot_id": team.bot_id,
+                "app_id": APP_ID,
+                "url": f"https://{team.domain}.slack.com/",
+            }, None
         if method == "team.info":
-            return {"ok": True, "team": {"id": team.id, "name": team.name, "domain": team.domain,
-                                         "icon": {"image_132": f"https://icons/{team.id}.png"}}}, None
+            return {
+                "ok": True,
+                "team": {
+                    "id": team.id,
+                    "name": team.name,
+                    "domain": team.domain,
+                    "icon": {"image_132": f"https://icons/{team.id}.png"},
+                },
+            }, None
         if method == "users.info":
             user = team.users.get(str(p.get("user")))
             return ({"ok": True, "user": user}, None) if user else err("user_not_found")
@@ -417,8 +480,11 @@ class FakeSlack:
         if method == "files.getUploadURLExternal":
             file_id = f"F{uuid.uuid4().hex[:10].upper()}"
             self._pending_uploads[file_id] = {"name": p.get("filename"), "team": team.id}
-            return {"ok": True, "file_id": file_id,
-                    "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}"}, None
+            return {
+                "ok": True,
+                "file_id": file_id,
+                "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}",
+            }, None
         if method == "files.completeUploadExternal":
             files = json.loads(p["files"]) if isinstance(p.get("files"), str) else p["files"]
             channel = team.channels.get(str(p.get("channel_id")))
@@ -429,11 +495,24 @@ class FakeSlack:
                 info = self._pending_uploads.pop(f["id"], None)
                 if info is None or f["id"] not in self.files:
                     return err("file_not_found")
-                shared.append({"id": f["id"], "name": info["name"], "title": f.get("title"),
-                               "size": len(self.files[f["id"]]),
-                               "url_private": f"http://127.0.0.1:{self.port}/files/{f['id']}"})
-            msg = Message(ts=self._next_ts(), text="", bot_id=team.bot_id, app_id=APP_ID,
-                          thread_ts=p.get("thread_ts"), files=shared, subtype="file_share")
+                shared.append(
+                    {
+                        "id": f["id"],
+                        "name": info["name"],
+                        "title": f.get("title"),
+                        "size": len(self.files[f["id"]]),
+                        "url_private": f"http://127.0.0.1:{self.port}/files/{f['id']}",
+                    }
+                )
+            msg = Message(
+                ts=self._next_ts(),
+                text="",
+                bot_id=team.bot_id,
+                app_id=APP_ID,
+                thread_ts=p.get("thread_ts"),
+                files=shared,
+                subtype="file_share",
+            )
             channel.messages.append(msg)
             echo = msg.wire() | {"channel": channel.id}
             return {"ok": True, "files": shared}, echo
@@ -444,15 +523,24 @@ class FakeSlack:
         if method == "conversations.join":
             already = team.bot_user in ch.members
             ch.members.add(team.bot_user)
-            return {"ok": True, "channel": {"id": ch.id, "name": ch.name},
-                    **({"warning": "already_in_channel"} if already else {})}, None
+            return {
+                "ok": True,
+                "channel": {"id": ch.id, "name": ch.name},
+                **({"warning": "already_in_channel"} if already else {}),
+            }, None
         if method == "conversations.leave":
             ch.members.discard(team.bot_user)
             return {"ok": True}, None
         if method == "conversations.info":
-            return {"ok": True, "channel": {"id": ch.id, "name": ch.name,
-                                            "is_archived": ch.archived,
-                                            "is_member": team.bot_user in ch.members}}, None
+            return {
+                "ok": True,
+                "channel": {
+                    "id": ch.id,
+                    "name": ch.name,
+                    "is_archived": ch.archived,
+                    "is_member": team.bot_user in ch.members,
+                },
+            }, None
         if method in ("conversations.history", "conversations.replies"):
             msgs = [m for m in ch.messages if not m.deleted]
             if method == "conversations.replies":
@@ -466,8 +554,11 @@ class FakeSlack:
                 if not include_meta:
                     w.pop("metadata", None)
                 wires.append(w)
-            return {"ok": True, "messages": wires[: int(p.get("limit") or 100)],
-                    "has_more": False}, None
+            return {
+                "ok": True,
+                "messages": wires[: int(p.get("limit") or 100)],
+                "has_more": False,
+            }, None
         if team.bot_user not in ch.members:
             return err("not_in_channel")
         if ch.archived:
@@ -479,12 +570,22 @@ class FakeSlack:
             meta = p.get("metadata")
             meta = json.loads(meta) if isinstance(meta, str) else meta
             icons = {"image_48": p["icon_url"]} if p.get("icon_url") else None
-            msg = Message(ts=self._next_ts(), text=text, bot_id=team.bot_id, app_id=APP_ID,
-                          username=p.get("username"), icons=icons, thread_ts=p.get("thread_ts"),
-                          metadata=meta, subtype="bot_message")
+            msg = Message(
+                ts=self._next_ts(),
+                text=text,
+                bot_id=team.bot_id,
+                app_id=APP_ID,
+                username=p.get("username"),
+                icons=icons,
+                thread_ts=p.get("thread_ts"),
+                metadata=meta,
+                subtype="bot_message",
+            )
             ch.messages.append(msg)
-            return ({"ok": True, "channel": ch.id, "ts": msg.ts, "message": msg.wire()},
-                    msg.wire() | {"channel": ch.id})
+            return (
+                {"ok": True, "channel": ch.id, "ts": msg.ts, "message": msg.wire()},
+                msg.wire() | {"channel": ch.id},
+            )
         if method in ("chat.update", "chat.delete"):
             try:
                 msg = self._find(team.id, ch.id, str(p.get("ts")))
@@ -493,16 +594,28 @@ class FakeSlack:
             if msg.deleted:
                 return err("message_not_found")
             if msg.bot_id != team.bot_id:
-                return err("cant_update_message" if method == "chat.update" else "cant_delete_message")
+                return err(
+                    "cant_update_message" if method == "chat.update" else "cant_delete_message"
+                )
             previous = msg.wire()
             if method == "chat.update":
                 msg.text, msg.edited = str(p.get("text") or ""), True
-                echo = {"type": "message", "subtype": "message_changed", "channel": ch.id,
-                        "message": msg.wire(), "previous_message": previous}
+                echo = {
+                    "type": "message",
+                    "subtype": "message_changed",
+                    "channel": ch.id,
+                    "message": msg.wire(),
+                    "previous_message": previous,
+                }
                 return {"ok": True, "channel": ch.id, "ts": msg.ts, "text": msg.text}, echo
             msg.deleted = True
-            echo = {"type": "message", "subtype": "message_deleted", "channel": ch.id,
-                    "deleted_ts": msg.ts, "previous_message": previous}
+            echo = {
+                "type": "message",
+                "subtype": "message_deleted",
+                "channel": ch.id,
+                "deleted_ts": msg.ts,
+                "previous_message": previous,
+            }
             return {"ok": True, "channel": ch.id, "ts": msg.ts}, echo
         if method in ("reactions.add", "reactions.remove"):
             try:
@@ -521,9 +634,12 @@ class FakeSlack:
                 if team.bot_user not in users:
                     return err("no_reaction")
                 users.remove(team.bot_user)
-            echo = {"type": "reaction_added" if method == "reactions.add" else "reaction_removed",
-                    "user": team.bot_user, "reaction": name,
-                    "item": {"type": "message", "channel": ch.id, "ts": msg.ts}}
+            echo = {
+                "type": "reaction_added" if method == "reactions.add" else "reaction_removed",
+                "user": team.bot_user,
+                "reaction": name,
+                "item": {"type": "message", "channel": ch.id, "ts": msg.ts},
+            }
             return {"ok": True}, echo
         return err("unknown_method")
 
@@ -540,12 +656,21 @@ class FakeSlack:
         data = self.files.get(request.match_info["file_id"])
         return web.Response(body=data) if data is not None else web.Response(status=404)
 
-    def add_file(self, content: bytes, name: str = "file.bin", mimetype: str = "application/octet-stream") -> dict[str, Any]:
+    def add_file(
+        self, content: bytes, name: str = "file.bin", mimetype: str = "application/octet-stream"
+    ) -> dict[str, Any]:
         file_id = f"F{uuid.uuid4().hex[:10].upper()}"
         self.files[file_id] = content
         url = f"http://127.0.0.1:{self.port}/files/{file_id}"
-        return {"id": file_id, "name": name, "title": name, "mimetype": mimetype,
-                "size": len(content), "url_private": url, "url_private_download": url}
+        return {
+            "id": file_id,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "size": len(content),
+            "url_private": url,
+            "url_private_download": url,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------
 

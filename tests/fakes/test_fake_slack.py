@@ -51,8 +51,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slack/events"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body in self.requests]
@@ -102,8 +101,10 @@ def test_auth_and_team_as_slack_sdk_sees_them(slack: FakeSlack) -> None:
     assert (auth["team_id"], auth["user_id"], auth["bot_id"]) == ("T1", "UT1BOT", "BT1BOT")
     assert c.team_info()["team"]["domain"] == "acme"
     assert c.bots_info(bot="BT1BOT")["bot"]["user_id"] == "UT1BOT"
-    assert error_of(lambda: WebClient(token="xoxb-nope", base_url=slack.base_url).auth_test())[
-        1] == "invalid_auth"
+    assert (
+        error_of(lambda: WebClient(token="xoxb-nope", base_url=slack.base_url).auth_test())[1]
+        == "invalid_auth"
+    )
 
 
 def test_revoked_and_uninstalled_tokens(slack: FakeSlack, receiver: Receiver) -> None:
@@ -135,23 +136,30 @@ def test_users_pagination_lookup_and_profile(slack: FakeSlack) -> None:
 
 def test_post_update_delete_and_their_errors(slack: FakeSlack) -> None:
     c = client(slack)
-    sent = c.chat_postMessage(channel="C1", text="hello", username="Ada (Globex)",
-                              icon_url="https://img.test/a.png",
-                              metadata={"event_type": "syncbot", "event_payload": {"id": 7}})
+    sent = c.chat_postMessage(
+        channel="C1",
+        text="hello",
+        username="Ada (Globex)",
+        icon_url="https://img.test/a.png",
+        metadata={"event_type": "syncbot", "event_payload": {"id": 7}},
+    )
     assert sent["message"]["bot_id"] == "BT1BOT" and sent["message"]["username"] == "Ada (Globex)"
     ts = sent["ts"]
     second = c.chat_postMessage(channel="C1", text="reply", thread_ts=ts, reply_broadcast=True)
     assert float(second["ts"]) > float(ts)
     assert error_of(lambda: c.chat_postMessage(channel="C2", text="x"))[1] == "not_in_channel"
     assert error_of(lambda: c.chat_postMessage(channel="C404", text="x"))[1] == (
-        "channel_not_found")
+        "channel_not_found"
+    )
     c.chat_update(channel="C1", ts=ts, text="hello!")
     user_ts = slack.post_message("T1", "C1", "U1", "mine")
     assert error_of(lambda: c.chat_update(channel="C1", ts=user_ts, text="x"))[1] == (
-        "cant_update_message")
+        "cant_update_message"
+    )
     c.chat_delete(channel="C1", ts=second["ts"])
     assert error_of(lambda: c.chat_delete(channel="C1", ts=second["ts"]))[1] == (
-        "message_not_found")
+        "message_not_found"
+    )
     msg = slack.find_message("T1", "C1", event_type="syncbot")
     assert msg is not None and msg.text == "hello!" and msg.edited is not None
     link = c.chat_getPermalink(channel="C1", message_ts=ts)["permalink"]
@@ -160,8 +168,9 @@ def test_post_update_delete_and_their_errors(slack: FakeSlack) -> None:
 
 def test_history_replies_and_metadata_opt_in(slack: FakeSlack) -> None:
     c = client(slack)
-    root = c.chat_postMessage(channel="C1", text="root",
-                              metadata={"event_type": "t", "event_payload": {}})["ts"]
+    root = c.chat_postMessage(
+        channel="C1", text="root", metadata={"event_type": "t", "event_payload": {}}
+    )["ts"]
     slack.post_message("T1", "C1", "U1", "in thread", thread_ts=root)
     slack.post_message("T1", "C1", "U2", "broadcast", thread_ts=root, broadcast=True)
     plain = c.conversations_history(channel="C1")["messages"]
@@ -186,11 +195,15 @@ def test_conversation_lifecycle(slack: FakeSlack) -> None:
     c.conversations_setTopic(channel=created["id"], topic="synced")
     c.conversations_archive(channel=created["id"])
     assert error_of(lambda: c.conversations_archive(channel=created["id"]))[1] == (
-        "already_archived")
+        "already_archived"
+    )
     c.conversations_unarchive(channel=created["id"])
     info = c.conversations_info(channel=created["id"])["channel"]
-    assert (info["name"], info["topic"]["value"], info["is_archived"]) == ("bridge-2", "synced",
-                                                                           False)
+    assert (info["name"], info["topic"]["value"], info["is_archived"]) == (
+        "bridge-2",
+        "synced",
+        False,
+    )
     names = [ch["name"] for ch in c.conversations_list(limit=1000)["channels"]]
     assert {"general", "random", "bridge-2"} <= set(names)
     assert c.conversations_members(channel="C1")["members"] == ["U1", "U2", "UT1BOT"]
@@ -205,14 +218,18 @@ def test_reactions_emoji_views_and_unknown_method(slack: FakeSlack) -> None:
     ts = slack.post_message("T1", "C1", "U1", "react to me")
     c.reactions_add(channel="C1", timestamp=ts, name="thumbsup")
     assert error_of(lambda: c.reactions_add(channel="C1", timestamp=ts, name="thumbsup"))[1] == (
-        "already_reacted")
+        "already_reacted"
+    )
     assert error_of(lambda: c.reactions_add(channel="C1", timestamp=ts, name="no way"))[1] == (
-        "invalid_name")
+        "invalid_name"
+    )
     got = c.reactions_get(channel="C1", timestamp=ts)["message"]["reactions"]
     assert got == [{"name": "thumbsup", "users": ["UT1BOT"], "count": 1}]
     c.reactions_remove(channel="C1", timestamp=ts, name="thumbsup")
-    assert error_of(lambda: c.reactions_remove(channel="C1", timestamp=ts, name="thumbsup"))[
-        1] == "no_reaction"
+    assert (
+        error_of(lambda: c.reactions_remove(channel="C1", timestamp=ts, name="thumbsup"))[1]
+        == "no_reaction"
+    )
     slack.add_emoji("T1", "party-parrot", "https://emoji.test/pp.gif")
     assert c.emoji_list()["emoji"] == {"party-parrot": "https://emoji.test/pp.gif"}
     view = c.views_publish(user_id="U1", view={"type": "home", "blocks": []})["view"]
@@ -224,8 +241,9 @@ def test_reactions_emoji_views_and_unknown_method(slack: FakeSlack) -> None:
 async def test_async_client_and_json_bodies(slack: FakeSlack) -> None:
     c = AsyncWebClient(token=slack.bot_token("T2"), base_url=slack.base_url)
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
-    sent = await c.api_call("chat.postMessage", json={"channel": "C9", "text": "hi",
-                                                       "blocks": blocks})
+    sent = await c.api_call(
+        "chat.postMessage", json={"channel": "C9", "text": "hi", "blocks": blocks}
+    )
     assert sent["message"]["blocks"] == blocks
     assert slack.messages("T2", "C9")[0].blocks == blocks
 
@@ -233,8 +251,9 @@ async def test_async_client_and_json_bodies(slack: FakeSlack) -> None:
 # --- events ------------------------------------------------------------------------------------
 
 
-def test_echo_events_are_signed_and_shaped_like_slack(slack: FakeSlack,
-                                                      receiver: Receiver) -> None:
+def test_echo_events_are_signed_and_shaped_like_slack(
+    slack: FakeSlack, receiver: Receiver
+) -> None:
     c = client(slack)
     ts = c.chat_postMessage(channel="C1", text="echo", username="Ada", icon_emoji=":ghost:")["ts"]
     c.chat_update(channel="C1", ts=ts, text="echo 2")
@@ -243,23 +262,31 @@ def test_echo_events_are_signed_and_shaped_like_slack(slack: FakeSlack,
     slack.wait_idle()
     verifier = SignatureVerifier(slack.signing_secret)
     for headers, body in receiver.requests:
-        assert verifier.is_valid(body, headers["X-Slack-Request-Timestamp"],
-                                 headers["X-Slack-Signature"])
+        assert verifier.is_valid(
+            body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"]
+        )
     envs = receiver.events()
     assert {e["type"] for e in envs} == {"event_callback"}
     assert envs[0]["authorizations"][0]["user_id"] == "UT1BOT"
     post, changed, reaction, deleted = (e["event"] for e in envs)
-    assert (post["bot_id"], post["username"], post["icons"]) == ("BT1BOT", "Ada",
-                                                                 {"emoji": ":ghost:"})
+    assert (post["bot_id"], post["username"], post["icons"]) == (
+        "BT1BOT",
+        "Ada",
+        {"emoji": ":ghost:"},
+    )
     assert post["bot_profile"]["app_id"] == envs[0]["api_app_id"]
     assert changed["subtype"] == "message_changed" and changed["message"]["text"] == "echo 2"
-    assert (reaction["type"], reaction["user"], reaction["item"]["ts"]) == ("reaction_added",
-                                                                            "UT1BOT", ts)
+    assert (reaction["type"], reaction["user"], reaction["item"]["ts"]) == (
+        "reaction_added",
+        "UT1BOT",
+        ts,
+    )
     assert deleted["subtype"] == "message_deleted" and deleted["deleted_ts"] == ts
 
 
-def test_user_actions_emit_rich_text_and_membership_events(slack: FakeSlack,
-                                                           receiver: Receiver) -> None:
+def test_user_actions_emit_rich_text_and_membership_events(
+    slack: FakeSlack, receiver: Receiver
+) -> None:
     ts = slack.post_message("T1", "C1", "U1", "hi <@U2> see <https://x.test|x>")
     slack.edit("T1", "C1", ts, "hi all")
     slack.react("T1", "C1", ts, "U2", "tada")
@@ -273,13 +300,20 @@ def test_user_actions_emit_rich_text_and_membership_events(slack: FakeSlack,
     elements = first["blocks"][0]["elements"][0]["elements"]
     assert {"type": "user", "user_id": "U2"} in elements
     assert [e.get("subtype") or e["type"] for e in events] == [
-        "message", "message_changed", "reaction_added", "channel_rename", "channel_join",
-        "member_joined_channel", "bot_message"]
+        "message",
+        "message_changed",
+        "reaction_added",
+        "channel_rename",
+        "channel_join",
+        "member_joined_channel",
+        "bot_message",
+    ]
     assert slack.reactions("T1", "C1", ts) == {"tada": ["U2"]}
 
 
-def test_file_upload_by_user_is_downloadable_with_bearer_only(slack: FakeSlack,
-                                                              receiver: Receiver) -> None:
+def test_file_upload_by_user_is_downloadable_with_bearer_only(
+    slack: FakeSlack, receiver: Receiver
+) -> None:
     file_id = slack.upload_file("T1", "C1", "U1", "pic.png", b"\x89PNG data", text="look")
     slack.wait_idle()
     event = receiver.events()[0]["event"]
@@ -301,7 +335,11 @@ def test_http_retries_keep_event_id_and_reason(slack: FakeSlack, receiver: Recei
     headers = [h for h, _ in receiver.requests]
     assert [h.get("X-Slack-Retry-Num") for h in headers] == [None, "1", "2", "3"]
     assert [h.get("X-Slack-Retry-Reason") for h in headers] == [
-        None, "http_error", "http_error", "http_timeout"]
+        None,
+        "http_error",
+        "http_error",
+        "http_timeout",
+    ]
     assert len({e["event_id"] for e in receiver.events()}) == 1
 
 
@@ -337,8 +375,12 @@ def test_rate_limit_tier_is_per_workspace(slack: FakeSlack) -> None:
 
 def test_faults_after_side_effect_are_lost_responses(slack: FakeSlack) -> None:
     c = client(slack, timeout=1, retry_handlers=[])  # the SDK would retry the dropped call
-    slack.fail("chat.postMessage", Fault.http(502, after=True), Fault.drop(after=True),
-               Fault.hang(after=True))
+    slack.fail(
+        "chat.postMessage",
+        Fault.http(502, after=True),
+        Fault.drop(after=True),
+        Fault.hang(after=True),
+    )
     assert error_of(lambda: c.chat_postMessage(channel="C1", text="one"))[0] == 502
     with pytest.raises(OSError, match="without response"):
         c.chat_postMessage(channel="C1", text="two")
@@ -381,8 +423,14 @@ def test_random_faults_are_seeded(slack: FakeSlack) -> None:
 def test_files_upload_v2_shares_into_thread(slack: FakeSlack, receiver: Receiver) -> None:
     c = client(slack)
     root = c.chat_postMessage(channel="C1", text="root")["ts"]
-    up = c.files_upload_v2(channel="C1", content=b"hello file", filename="notes.txt",
-                           title="Notes", initial_comment="attached", thread_ts=root)
+    up = c.files_upload_v2(
+        channel="C1",
+        content=b"hello file",
+        filename="notes.txt",
+        title="Notes",
+        initial_comment="attached",
+        thread_ts=root,
+    )
     file_id = up["file"]["id"]
     info = c.files_info(file=file_id)["file"]
     assert (info["title"], info["size"], info["channels"]) == ("Notes", 10, ["C1"])
@@ -395,8 +443,15 @@ def test_files_upload_v2_shares_into_thread(slack: FakeSlack, receiver: Receiver
 
 def test_oauth_authorize_redirect_and_token_rotation(slack: FakeSlack) -> None:
     slack.oauth.token_rotation = True
-    query = urlencode({"client_id": slack.oauth.client_id, "scope": "chat:write,channels:read",
-                       "state": "s123", "redirect_uri": "http://127.0.0.1:1/cb", "team": "T2"})
+    query = urlencode(
+        {
+            "client_id": slack.oauth.client_id,
+            "scope": "chat:write,channels:read",
+            "state": "s123",
+            "redirect_uri": "http://127.0.0.1:1/cb",
+            "team": "T2",
+        }
+    )
     opener = urllib.request.build_opener(NoRedirect)
     with pytest.raises(urllib.error.HTTPError) as info:
         opener.open(f"http://127.0.0.1:{slack.port}/oauth/v2/authorize?{query}")
@@ -404,37 +459,51 @@ def test_oauth_authorize_redirect_and_token_rotation(slack: FakeSlack) -> None:
     got = parse_qs(location.query)
     assert got["state"] == ["s123"]
     anon = WebClient(base_url=slack.base_url)
-    grant = anon.oauth_v2_access(client_id=slack.oauth.client_id,
-                                 client_secret=slack.oauth.client_secret, code=got["code"][0],
-                                 redirect_uri="http://127.0.0.1:1/cb")
+    grant = anon.oauth_v2_access(
+        client_id=slack.oauth.client_id,
+        client_secret=slack.oauth.client_secret,
+        code=got["code"][0],
+        redirect_uri="http://127.0.0.1:1/cb",
+    )
     assert grant["team"]["id"] == "T2" and grant["access_token"].startswith("xoxe.xoxb-")
     assert grant["scope"] == "chat:write,channels:read"
     assert slack.oauth.authorize_requests[0]["scope"] == "chat:write,channels:read"
-    refreshed = anon.oauth_v2_access(client_id=slack.oauth.client_id,
-                                     client_secret=slack.oauth.client_secret,
-                                     grant_type="refresh_token",
-                                     refresh_token=grant["refresh_token"])
+    refreshed = anon.oauth_v2_access(
+        client_id=slack.oauth.client_id,
+        client_secret=slack.oauth.client_secret,
+        grant_type="refresh_token",
+        refresh_token=grant["refresh_token"],
+    )
     assert refreshed["expires_in"] == slack.oauth.expires_in
     assert refreshed["refresh_token"] != grant["refresh_token"]
     old = WebClient(token=grant["access_token"], base_url=slack.base_url)
     assert error_of(old.auth_test)[1] == "invalid_auth"
     assert WebClient(token=refreshed["access_token"], base_url=slack.base_url).auth_test()["ok"]
-    assert error_of(lambda: anon.oauth_v2_access(
-        client_id=slack.oauth.client_id, client_secret="wrong", code="x"))[1] == (
-        "bad_client_secret")
+    assert error_of(
+        lambda: anon.oauth_v2_access(
+            client_id=slack.oauth.client_id, client_secret="wrong", code="x"
+        )
+    )[1] == ("bad_client_secret")
 
 
 def test_oauth_first_install_creates_the_bot(slack: FakeSlack) -> None:
     slack.add_workspace("T3", "Initech", installed=False)
     slack.oauth.authorize_team = "T3"
-    query = urlencode({"client_id": slack.oauth.client_id, "scope": "chat:write",
-                       "redirect_uri": "http://127.0.0.1:1/cb", "state": "z"})
+    query = urlencode(
+        {
+            "client_id": slack.oauth.client_id,
+            "scope": "chat:write",
+            "redirect_uri": "http://127.0.0.1:1/cb",
+            "state": "z",
+        }
+    )
     opener = urllib.request.build_opener(NoRedirect)
     with pytest.raises(urllib.error.HTTPError) as info:
         opener.open(f"http://127.0.0.1:{slack.port}/oauth/v2/authorize?{query}")
     code = parse_qs(urlparse(info.value.headers["Location"]).query)["code"][0]
     grant = WebClient(base_url=slack.base_url).oauth_v2_access(
-        client_id=slack.oauth.client_id, client_secret=slack.oauth.client_secret, code=code)
+        client_id=slack.oauth.client_id, client_secret=slack.oauth.client_secret, code=code
+    )
     assert grant["access_token"].startswith("xoxb-") and "refresh_token" not in grant
     auth = WebClient(token=grant["access_token"], base_url=slack.base_url).auth_test()
     assert (auth["team_id"], auth["user_id"]) == ("T3", grant["bot_user_id"])
@@ -467,9 +536,11 @@ async def wait_until(predicate: Any, within: float = 5.0) -> None:
 
 async def test_socket_mode_hello_events_and_acks(socket_slack: FakeSlack) -> None:
     received: list[SocketModeRequest] = []
-    sm = SocketModeClient(app_token=socket_slack.app_token,
-                          web_client=AsyncWebClient(base_url=socket_slack.base_url),
-                          auto_reconnect_enabled=False)
+    sm = SocketModeClient(
+        app_token=socket_slack.app_token,
+        web_client=AsyncWebClient(base_url=socket_slack.base_url),
+        auto_reconnect_enabled=False,
+    )
 
     async def on_request(c: SocketModeClient, req: SocketModeRequest) -> None:
         received.append(req)
@@ -490,21 +561,25 @@ async def test_socket_mode_hello_events_and_acks(socket_slack: FakeSlack) -> Non
 
 async def test_socket_mode_resends_unacked_envelopes(socket_slack: FakeSlack) -> None:
     frames: list[dict[str, Any]] = []
-    sm = SocketModeClient(app_token=socket_slack.app_token,
-                          web_client=AsyncWebClient(base_url=socket_slack.base_url),
-                          auto_reconnect_enabled=False)
+    sm = SocketModeClient(
+        app_token=socket_slack.app_token,
+        web_client=AsyncWebClient(base_url=socket_slack.base_url),
+        auto_reconnect_enabled=False,
+    )
 
     async def on_message(c: SocketModeClient, message: dict[str, Any], raw: str | None) -> None:
         frames.append(message)
         if message.get("retry_attempt") == 1:
             await c.send_socket_mode_response(
-                SocketModeResponse(envelope_id=message["envelope_id"]))
+                SocketModeResponse(envelope_id=message["envelope_id"])
+            )
 
     sm.message_listeners.append(on_message)
     await sm.connect()
     try:
-        await asyncio.to_thread(socket_slack.send_socket, "slash_commands",
-                                {"command": "/sync", "text": "status"})
+        await asyncio.to_thread(
+            socket_slack.send_socket, "slash_commands", {"command": "/sync", "text": "status"}
+        )
         await wait_until(lambda: len(socket_slack.acks) == 1)
         envelopes = [f for f in frames if f.get("type") == "slash_commands"]
         assert [f["retry_attempt"] for f in envelopes] == [0, 1]
@@ -516,9 +591,11 @@ async def test_socket_mode_resends_unacked_envelopes(socket_slack: FakeSlack) ->
 
 async def test_socket_mode_disconnect_and_reconnect(socket_slack: FakeSlack) -> None:
     hellos: list[dict[str, Any]] = []
-    sm = SocketModeClient(app_token=socket_slack.app_token,
-                          web_client=AsyncWebClient(base_url=socket_slack.base_url),
-                          ping_interval=0.1)  # the client notices a dropped socket on its pings
+    sm = SocketModeClient(
+        app_token=socket_slack.app_token,
+        web_client=AsyncWebClient(base_url=socket_slack.base_url),
+        ping_interval=0.1,
+    )  # the client notices a dropped socket on its pings
 
     async def on_message(c: SocketModeClient, message: dict[str, Any], raw: str | None) -> None:
         if message.get("type") == "hello":
@@ -540,14 +617,17 @@ async def test_socket_mode_disconnect_and_reconnect(socket_slack: FakeSlack) -> 
 
 def test_connections_open_errors(socket_slack: FakeSlack) -> None:
     bot = client(socket_slack)
-    assert error_of(lambda: bot.apps_connections_open(app_token=socket_slack.bot_token("T1")))[
-        1] == "not_allowed_token_type"
+    assert (
+        error_of(lambda: bot.apps_connections_open(app_token=socket_slack.bot_token("T1")))[1]
+        == "not_allowed_token_type"
+    )
     app = WebClient(token=socket_slack.app_token, base_url=socket_slack.base_url)
     socket_slack.fail("apps.connections.open", Fault.ratelimited(3))
     assert error_of(lambda: app.apps_connections_open(app_token=socket_slack.app_token))[0] == 429
     bad = WebClient(base_url=socket_slack.base_url)
     assert error_of(lambda: bad.apps_connections_open(app_token="xapp-1-bad"))[1] == (
-        "invalid_auth")
+        "invalid_auth"
+    )
 
 
 async def test_socket_mode_spreads_envelopes_over_connections(socket_slack: FakeSlack) -> None:
@@ -555,18 +635,22 @@ async def test_socket_mode_spreads_envelopes_over_connections(socket_slack: Fake
     hellos: list[int] = []
     clients = []
     for n in (0, 1):
-        sm = SocketModeClient(app_token=socket_slack.app_token,
-                              web_client=AsyncWebClient(base_url=socket_slack.base_url),
-                              auto_reconnect_enabled=False)
+        sm = SocketModeClient(
+            app_token=socket_slack.app_token,
+            web_client=AsyncWebClient(base_url=socket_slack.base_url),
+            auto_reconnect_enabled=False,
+        )
 
-        async def on_message(c: SocketModeClient, message: dict[str, Any], raw: str | None,
-                             n: int = n) -> None:
+        async def on_message(
+            c: SocketModeClient, message: dict[str, Any], raw: str | None, n: int = n
+        ) -> None:
             if message.get("type") == "hello":
                 hellos.append(message["num_connections"])
             elif "envelope_id" in message:
                 got[n].append(message["payload"]["event"]["text"])
                 await c.send_socket_mode_response(
-                    SocketModeResponse(envelope_id=message["envelope_id"]))
+                    SocketModeResponse(envelope_id=message["envelope_id"])
+                )
 
         sm.message_listeners.append(on_message)
         await sm.connect()
@@ -589,7 +673,8 @@ def test_revoked_token_and_snapshots(slack: FakeSlack) -> None:
     snapshot = slack.messages("T1", "C1")
     slack.revoke("T1")
     assert error_of(lambda: c.chat_update(channel="C1", ts=ts, text="after"))[1] == (
-        "token_revoked")
+        "token_revoked"
+    )
     slack.edit("T1", "C1", ts, "changed by a person")
     assert snapshot[0].text == "before"
     assert slack.messages("T1", "C1")[0].text == "changed by a person"

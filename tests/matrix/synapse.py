@@ -76,7 +76,9 @@ rc_invites: {{per_room: {_FAST}, per_user: {_FAST}}}
         log = open(self.work / "stdout.log", "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "synapse.app.homeserver", "-c", "homeserver.yaml"],
-            cwd=self.work, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         started = time.monotonic()
         while True:
@@ -104,14 +106,17 @@ rc_invites: {{per_room: {_FAST}, per_user: {_FAST}}}
     def register_user(self, username: str, password: str = "pw-0123456789") -> MatrixUser:
         with httpx.Client(base_url=self.url, timeout=10) as http:
             nonce = http.get("/_synapse/admin/v1/register").json()["nonce"]
-            msg = b"\x00".join(
-                [nonce.encode(), username.encode(), password.encode(), b"notadmin"]
-            )
+            msg = b"\x00".join([nonce.encode(), username.encode(), password.encode(), b"notadmin"])
             mac = hmac.new(self.shared_secret.encode(), msg, hashlib.sha1).hexdigest()
             resp = http.post(
                 "/_synapse/admin/v1/register",
-                json={"nonce": nonce, "username": username, "password": password,
-                      "admin": False, "mac": mac},
+                json={
+                    "nonce": nonce,
+                    "username": username,
+                    "password": password,
+                    "admin": False,
+                    "mac": mac,
+                },
             )
             resp.raise_for_status()
             data = resp.json()
@@ -157,7 +162,9 @@ class MatrixUser:
 
     def upload(self, data: bytes, mime: str, name: str) -> str:
         resp = self.http.post(
-            "/_matrix/media/v3/upload", params={"filename": name}, content=data,
+            "/_matrix/media/v3/upload",
+            params={"filename": name},
+            content=data,
             headers={"Content-Type": mime},
         )
         assert resp.status_code == 200, resp.text

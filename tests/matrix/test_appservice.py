@@ -22,14 +22,18 @@ pytestmark = pytest.mark.integration
 def push(w: World, txn: str, events: list[dict[str, Any]], **auth: Any) -> httpx.Response:
     headers = auth.pop("headers", {"Authorization": f"Bearer {w.synapse.hs_token}"})
     path = auth.pop("path", f"/_matrix/app/v1/transactions/{txn}")
-    return httpx.put(w.app.url + path, json={"events": events}, headers=headers, timeout=10,
-                     **auth)
+    return httpx.put(
+        w.app.url + path, json={"events": events}, headers=headers, timeout=10, **auth
+    )
 
 
 def message(w: World, event_id: str, body: str, sender: str | None = None) -> dict[str, Any]:
     return {
-        "type": "m.room.message", "room_id": w.room, "event_id": event_id,
-        "sender": sender or w.alice.user_id, "origin_server_ts": int(time.time() * 1000),
+        "type": "m.room.message",
+        "room_id": w.room,
+        "event_id": event_id,
+        "sender": sender or w.alice.user_id,
+        "origin_server_ts": int(time.time() * 1000),
         "content": {"msgtype": "m.text", "body": body},
     }
 
@@ -43,24 +47,40 @@ def test_tokens_are_checked(world: World) -> None:
     url = w.app.url
     missing = httpx.put(f"{url}/_matrix/app/v1/transactions/t0", json={"events": []})
     assert missing.status_code == 401 and missing.json()["errcode"] == "M_UNAUTHORIZED"
-    wrong = push(w, "t1", [message(w, "$wrong", "sneaky")],
-                 headers={"Authorization": "Bearer not-the-token"})
+    wrong = push(
+        w,
+        "t1",
+        [message(w, "$wrong", "sneaky")],
+        headers={"Authorization": "Bearer not-the-token"},
+    )
     assert wrong.status_code == 403 and wrong.json()["errcode"] == "M_FORBIDDEN"
     legacy_wrong = httpx.get(f"{url}/users/@slack_t1_u9:test.local?access_token=nope")
     assert legacy_wrong.status_code == 403
-    ping = httpx.post(f"{url}/_matrix/app/v1/ping", json={"transaction_id": "p"},
-                      headers={"Authorization": f"Bearer {w.synapse.hs_token}"})
+    ping = httpx.post(
+        f"{url}/_matrix/app/v1/ping",
+        json={"transaction_id": "p"},
+        headers={"Authorization": f"Bearer {w.synapse.hs_token}"},
+    )
     assert ping.status_code == 200 and ping.json() == {}
     # Legacy unprefixed path with the legacy query-parameter token.
-    legacy = push(w, "legacy1", [], headers={}, path="/transactions/legacy1",
-                  params={"access_token": w.synapse.hs_token})
+    legacy = push(
+        w,
+        "legacy1",
+        [],
+        headers={},
+        path="/transactions/legacy1",
+        params={"access_token": w.synapse.hs_token},
+    )
     assert legacy.status_code == 200
     # User query: ghosts in our namespace exist on demand; others do not.
     token = {"Authorization": f"Bearer {w.synapse.hs_token}"}
-    assert httpx.get(f"{url}/_matrix/app/v1/users/@slack_t1_u9:test.local",
-                     headers=token).status_code == 200
-    assert httpx.get(f"{url}/_matrix/app/v1/users/@bob:test.local",
-                     headers=token).status_code == 404
+    assert (
+        httpx.get(f"{url}/_matrix/app/v1/users/@slack_t1_u9:test.local", headers=token).status_code
+        == 200
+    )
+    assert (
+        httpx.get(f"{url}/_matrix/app/v1/users/@bob:test.local", headers=token).status_code == 404
+    )
     time.sleep(0.5)
     assert "sneaky" not in " ".join(texts(w))
 
@@ -103,11 +123,19 @@ def test_bot_commands(world: World) -> None:
     w = world
     w.slack.add_team("T3", "Gamma")
     a = w.alice
-    dm = a.call("POST", "/createRoom", json={
-        "preset": "trusted_private_chat", "is_direct": True, "room_version": ROOM_VERSION,
-        "invite": ["@slackbot:test.local"]})["room_id"]
-    wait_for(lambda: "@slackbot:test.local"
-             in a.call("GET", f"/rooms/{dm}/joined_members")["joined"])
+    dm = a.call(
+        "POST",
+        "/createRoom",
+        json={
+            "preset": "trusted_private_chat",
+            "is_direct": True,
+            "room_version": ROOM_VERSION,
+            "invite": ["@slackbot:test.local"],
+        },
+    )["room_id"]
+    wait_for(
+        lambda: "@slackbot:test.local" in a.call("GET", f"/rooms/{dm}/joined_members")["joined"]
+    )
     logged_in: list[str] = []
 
     async def hook(info: Any) -> None:
@@ -143,8 +171,9 @@ def test_bot_commands(world: World) -> None:
 def test_synapse_restart_loses_and_duplicates_nothing(world: World) -> None:
     w = world
     w.slack.user_posts("T1", "C1", "U1", "before restart")
-    wait_for(lambda: any(e["content"].get("body") == "before restart"
-                         for e in w.alice.events(w.room)))
+    wait_for(
+        lambda: any(e["content"].get("body") == "before restart" for e in w.alice.events(w.room))
+    )
     w.synapse.stop()
     sent = [f"during outage {i}" for i in range(4)]
     for text in sent:
@@ -153,8 +182,11 @@ def test_synapse_restart_loses_and_duplicates_nothing(world: World) -> None:
     w.synapse.start()
 
     def arrived() -> list[str]:
-        return [e["content"].get("body") for e in w.alice.events(w.room)
-                if e["type"] == "m.room.message" and e["sender"].startswith("@slack_")]
+        return [
+            e["content"].get("body")
+            for e in w.alice.events(w.room)
+            if e["type"] == "m.room.message" and e["sender"].startswith("@slack_")
+        ]
 
     wait_for(lambda: all(t in arrived() for t in sent), timeout=40)
     bodies = arrived()
@@ -178,11 +210,26 @@ def test_portal_on_alias_query_and_encrypted_rooms_refused(world: World) -> None
     # Asking again adopts the same room rather than creating another.
     assert w.alice.call("GET", f"/directory/room/{quote(alias)}")["room_id"] == portal.room_id
 
-    locked = w.alice.call("POST", "/createRoom", json={
-        "preset": "private_chat", "room_version": ROOM_VERSION,
-        "initial_state": [{"type": "m.room.encryption", "state_key": "",
-                           "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
-        "invite": ["@slackbot:test.local"]})["room_id"]
+    locked = w.alice.call(
+        "POST",
+        "/createRoom",
+        json={
+            "preset": "private_chat",
+            "room_version": ROOM_VERSION,
+            "initial_state": [
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            ],
+            "invite": ["@slackbot:test.local"],
+        },
+    )["room_id"]
     wait_for(lambda: any("end-to-end encrypted" in n for n in notices(w, locked)))
-    wait_for(lambda: "@slackbot:test.local"
-             not in w.alice.call("GET", f"/rooms/{locked}/joined_members")["joined"])
+    wait_for(
+        lambda: (
+            "@slackbot:test.local"
+            not in w.alice.call("GET", f"/rooms/{locked}/joined_members")["joined"]
+        )
+    )

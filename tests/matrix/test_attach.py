@@ -16,8 +16,10 @@ from app.store.models_matrix import MatrixTransaction
 from tests.conftest import local_settings
 
 MATRIX = dict(
-    matrix_homeserver_url="http://127.0.0.1:9", matrix_server_name="hs.example",
-    matrix_as_token="as-token-0123456789", matrix_hs_token="hs-token-0123456789",
+    matrix_homeserver_url="http://127.0.0.1:9",
+    matrix_server_name="hs.example",
+    matrix_as_token="as-token-0123456789",
+    matrix_hs_token="hs-token-0123456789",
 )
 
 
@@ -40,12 +42,19 @@ def test_attached_with_settings(tmp_path: Path) -> None:
     adapter = attach_matrix(runtime)
     assert adapter is not None and runtime.services.extras["matrix"] is adapter
     paths = {getattr(r, "path", "") for r in runtime.routes}
-    assert {"/_matrix/app/v1/transactions/{txn_id}", "/transactions/{txn_id}",
-            "/_matrix/app/v1/ping", "/avatars/matrix/{server}/{media_id}"} <= paths
+    assert {
+        "/_matrix/app/v1/transactions/{txn_id}",
+        "/transactions/{txn_id}",
+        "/_matrix/app/v1/ping",
+        "/avatars/matrix/{server}/{media_id}",
+    } <= paths
     assert adapter in runtime.workers and len(adapter.on_login) == 1
     with runtime.sessions() as s, s.begin():
-        s.add(MatrixTransaction(txn_id="old", events=1,
-                                processed_at=datetime.now(UTC) - timedelta(days=8)))
+        s.add(
+            MatrixTransaction(
+                txn_id="old", events=1, processed_at=datetime.now(UTC) - timedelta(days=8)
+            )
+        )
         s.add(MatrixTransaction(txn_id="new", events=1))
     assert purge_matrix_transactions(runtime) == 1
     with runtime.sessions() as s:

@@ -62,8 +62,9 @@ def test_every_kind_slack_to_matrix(world: World) -> None:
     assert download(w, profile["avatar_url"]).endswith(b"U1_192.png")
 
     w.slack.user_edits("T1", "C1", ts, "root *edited*")
-    edit = room_event(w, lambda e: e["content"].get("m.relates_to", {}).get("rel_type")
-                      == "m.replace")
+    edit = room_event(
+        w, lambda e: e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
+    )
     assert edit["sender"] == ghost
     assert edit["content"]["m.relates_to"]["event_id"] == root["event_id"]
     assert edit["content"]["m.new_content"]["formatted_body"] == "root <strong>edited</strong>"
@@ -77,7 +78,9 @@ def test_every_kind_slack_to_matrix(world: World) -> None:
     w.slack.user_reacts("T1", "C1", ts, "U1", "thumbsup")
     reaction = room_event(w, lambda e: e["type"] == "m.reaction")
     assert reaction["content"]["m.relates_to"] == {
-        "rel_type": "m.annotation", "event_id": root["event_id"], "key": "👍"
+        "rel_type": "m.annotation",
+        "event_id": root["event_id"],
+        "key": "👍",
     }
     w.slack.user_reacts("T1", "C1", ts, "U1", "thumbsup", added=False)
     room_event(w, lambda e: e["type"] == "m.reaction" and not e["content"])  # redacted
@@ -122,31 +125,53 @@ def test_every_kind_matrix_to_slack(world: World) -> None:
     assert fetched.status_code == 200 and fetched.content == b"\x89PNG-alice"
     assert httpx.get(icon.split("?")[0] + "?sig=forged", timeout=10).status_code == 404
 
-    a.send(w.room, {
-        "msgtype": "m.text", "body": "* hi edited",
-        "m.new_content": {"msgtype": "m.text", "body": "hi edited"},
-        "m.relates_to": {"rel_type": "m.replace", "event_id": root},
-    })
+    a.send(
+        w.room,
+        {
+            "msgtype": "m.text",
+            "body": "* hi edited",
+            "m.new_content": {"msgtype": "m.text", "body": "hi edited"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": root},
+        },
+    )
     wait_for(lambda: one.text == "hi edited" and one.edited)
 
-    a.send(w.room, {
-        "msgtype": "m.text", "body": "> <@x:test.local> hi\n\nthreaded",
-        "m.relates_to": {"rel_type": "m.thread", "event_id": root,
-                         "m.in_reply_to": {"event_id": root}, "is_falling_back": True},
-    })
+    a.send(
+        w.room,
+        {
+            "msgtype": "m.text",
+            "body": "> <@x:test.local> hi\n\nthreaded",
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": root,
+                "m.in_reply_to": {"event_id": root},
+                "is_falling_back": True,
+            },
+        },
+    )
     threaded = slack_copy(w, "T1", "C1", "threaded")
     assert threaded.thread_ts == one.ts
     assert threaded.text == "threaded"  # the reply fallback was stripped
 
-    reaction = a.send(w.room, {"m.relates_to": {
-        "rel_type": "m.annotation", "event_id": root, "key": "👍"}}, etype="m.reaction")
+    reaction = a.send(
+        w.room,
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "👍"}},
+        etype="m.reaction",
+    )
     wait_for(lambda: one.reactions.get("+1"))
     a.redact(w.room, reaction)
     wait_for(lambda: not one.reactions.get("+1"))
 
     pic = a.upload(b"GIF89a-matrix", "image/gif", "m.gif")
-    a.send(w.room, {"msgtype": "m.image", "body": "m.gif", "url": pic,
-                    "info": {"mimetype": "image/gif", "size": 13}})
+    a.send(
+        w.room,
+        {
+            "msgtype": "m.image",
+            "body": "m.gif",
+            "url": pic,
+            "info": {"mimetype": "image/gif", "size": 13},
+        },
+    )
     shared = wait_for(lambda: next((m for m in w.slack.messages("T1", "C1") if m.files), None))
     assert shared.files[0]["name"] == "m.gif"
     assert w.slack.files[shared.files[0]["id"]] == b"GIF89a-matrix"

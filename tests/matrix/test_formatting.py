@@ -62,7 +62,10 @@ def test_any_slack_text_is_safe_html(value: str) -> None:
 
 def test_mentions_pills_and_broadcasts() -> None:
     tree = rt.doc(
-        UserMention("U1", "Ada"), Text(" "), UserMention("@bob:hs.example", "Bob"), Text(" "),
+        UserMention("U1", "Ada"),
+        Text(" "),
+        UserMention("@bob:hs.example", "Bob"),
+        Text(" "),
         Broadcast("here"),
     )
     quiet = RENDERER.message(tree, source=SOURCE)
@@ -75,7 +78,9 @@ def test_mentions_pills_and_broadcasts() -> None:
 def test_plain_text_has_no_formatted_body() -> None:
     content = RENDERER.message(rt.text("just <text> & more"), source=SOURCE)
     assert content == {
-        "msgtype": "m.text", "body": "just <text> & more", "m.mentions": {"user_ids": []}
+        "msgtype": "m.text",
+        "body": "just <text> & more",
+        "m.mentions": {"user_ids": []},
     }
 
 

@@ -33,17 +33,24 @@ async def send(url: str) -> None:
     hs = Homeserver(url=url, as_token="as", ids=BridgeIds(server_name="hs.example"), timeout=5)
     try:
         async with matrix_errors("send message"):
-            await hs.bot.send_message_event("!r:hs.example", "m.room.message",  # type: ignore[arg-type]
-                                            {"msgtype": "m.text", "body": "x"}, txn_id="t1")
+            await hs.bot.send_message_event(
+                "!r:hs.example",
+                "m.room.message",  # type: ignore[arg-type]
+                {"msgtype": "m.text", "body": "x"},
+                txn_id="t1",
+            )
     finally:
         await hs.close()
 
 
 async def test_rate_limit_carries_retry_after(fake_hs) -> None:
     url, answers = fake_hs
-    answers.append(web.json_response(
-        {"errcode": "M_LIMIT_EXCEEDED", "error": "slow down", "retry_after_ms": 2500},
-        status=429))
+    answers.append(
+        web.json_response(
+            {"errcode": "M_LIMIT_EXCEEDED", "error": "slow down", "retry_after_ms": 2500},
+            status=429,
+        )
+    )
     with pytest.raises(RemoteError) as err:
         await send(url)
     assert err.value.retryable and err.value.status == 429 and err.value.retry_after == 2.5

@@ -43,8 +43,11 @@ def test_portal_alias_round_trip() -> None:
 
 def settings(**extra: object):
     return local_settings(
-        matrix_homeserver_url="http://hs:8008", matrix_server_name="hs.example",
-        matrix_as_token="as-token-0123456789", matrix_hs_token="hs-token-0123456789", **extra,
+        matrix_homeserver_url="http://hs:8008",
+        matrix_server_name="hs.example",
+        matrix_as_token="as-token-0123456789",
+        matrix_hs_token="hs-token-0123456789",
+        **extra,
     )
 
 

@@ -17,9 +17,10 @@ def test_most_specific_permission_wins() -> None:
     assert perms.level("@ann:hs.example") is Level.USER
     assert perms.level("@boss:other.example") is Level.ADMIN
     assert perms.level("@anyone:else.example") is Level.RELAY
-    assert Permissions({"hs.example": "admin"}, server_name="hs.example").level(
-        "@x:else.example"
-    ) is Level.NONE
+    assert (
+        Permissions({"hs.example": "admin"}, server_name="hs.example").level("@x:else.example")
+        is Level.NONE
+    )
 
 
 def test_default_permissions_make_nobody_admin() -> None:
@@ -30,8 +31,14 @@ def test_default_permissions_make_nobody_admin() -> None:
 
 @pytest.mark.parametrize(
     ("current", "new"),
-    [("pending", "creating"), ("creating", "active"), ("active", "archived"),
-     ("archived", "active"), ("archived", "deleted"), ("creating", "pending")],
+    [
+        ("pending", "creating"),
+        ("creating", "active"),
+        ("active", "archived"),
+        ("archived", "active"),
+        ("archived", "deleted"),
+        ("creating", "pending"),
+    ],
 )
 def test_portal_transitions_allowed(current: str, new: str) -> None:
     check_transition(current, new)

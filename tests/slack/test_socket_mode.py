@@ -393,8 +393,15 @@ async def test_a_socket_that_never_says_hello_is_abandoned_and_retried(
     )
     await client.start()
     await until(lambda: client.state is S.CONNECTED)
-    assert states(board) == [S.DISCONNECTED, S.REQUESTING_URL, S.CONNECTING, S.DISCONNECTED,
-                             S.REQUESTING_URL, S.CONNECTING, S.CONNECTED]
+    assert states(board) == [
+        S.DISCONNECTED,
+        S.REQUESTING_URL,
+        S.CONNECTING,
+        S.DISCONNECTED,
+        S.REQUESTING_URL,
+        S.CONNECTING,
+        S.CONNECTED,
+    ]
     await until(lambda: fake.sockets["T1"][0].closed)  # closed, not leaked
     await client.stop()
 
@@ -607,8 +614,10 @@ async def test_invalid_token_at_run_time_is_reported_by_health(world: World) -> 
     await until(lambda: manager.states()["T2"] is S.CONNECTED)
     await manager.stop()
     report = await asyncio.to_thread(gather, services.sessions)
-    assert {t: c.state for t, c in report.connections.items()} == {"T1": S.STOPPED,
-                                                                  "T2": S.STOPPED}
+    assert {t: c.state for t, c in report.connections.items()} == {
+        "T1": S.STOPPED,
+        "T2": S.STOPPED,
+    }
 
 
 def test_attach_runs_socket_mode_as_a_worker_even_without_a_signing_secret(

@@ -51,7 +51,8 @@ def test_every_foreign_key_column_is_indexed_or_leads_a_key(engine) -> None:
 def test_two_concurrent_migrate_processes_end_at_head(db_url: URL, tmp_path: Path) -> None:
     url = db_url.render_as_string(hide_password=False)
     script = (
-        "import sys; from app.store.engine import make_engine; from app.store.migrate import upgrade;"
+        "import sys; from app.store.engine import make_engine;"
+        "from app.store.migrate import upgrade;"
         "from tests.conftest import local_settings; from sqlalchemy.engine import make_url;"
         "upgrade(make_engine(local_settings(), url=make_url(sys.argv[1])))"
     )

@@ -117,8 +117,9 @@ class EventBus:
             The ``event_id`` if the event goes out, ``None`` if delivery is off or not installed.
         """
         event.setdefault("event_ts", event.get("ts") or f"{time.time():.6f}")
-        if inst is None or (inst.revoked and event["type"] not in ("tokens_revoked",
-                                                                   "app_uninstalled")):
+        if inst is None or (
+            inst.revoked and event["type"] not in ("tokens_revoked", "app_uninstalled")
+        ):
             return None
         if not self.settings.enabled or inst.team_id in self.settings.disabled_teams:
             return None
@@ -159,8 +160,14 @@ class EventBus:
             if attempt:
                 headers["X-Slack-Retry-Num"] = str(attempt)
                 headers["X-Slack-Retry-Reason"] = reason or "http_error"
-            record = Delivery(env["event_id"], inst.team_id, env, attempt, "http",
-                              retry_reason=reason if attempt else None)
+            record = Delivery(
+                env["event_id"],
+                inst.team_id,
+                env,
+                attempt,
+                "http",
+                retry_reason=reason if attempt else None,
+            )
             self.deliveries.append(record)
             try:
                 session = await self._get_session()

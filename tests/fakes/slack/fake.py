@@ -18,17 +18,34 @@ from .state import Call
 from .webapi import channel_type, message_event, reaction_event
 
 DEFAULT_SCOPES = [
-    "channels:history", "channels:join", "channels:read", "chat:write", "chat:write.customize",
-    "emoji:read", "files:read", "files:write", "groups:history", "groups:read",
-    "reactions:read", "reactions:write", "team:read", "users:read", "users:read.email",
+    "channels:history",
+    "channels:join",
+    "channels:read",
+    "chat:write",
+    "chat:write.customize",
+    "emoji:read",
+    "files:read",
+    "files:write",
+    "groups:history",
+    "groups:read",
+    "reactions:read",
+    "reactions:write",
+    "team:read",
+    "users:read",
+    "users:read.email",
 ]
 
 
 class FakeSlack(SlackServer):
     """A fake Slack on loopback; see the package docstring for the full API."""
 
-    def __init__(self, *, signing_secret: str = "fake-signing-secret-0123456789abcdef",
-                 seed: int = 0, app_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        signing_secret: str = "fake-signing-secret-0123456789abcdef",
+        seed: int = 0,
+        app_url: str | None = None,
+    ) -> None:
         super().__init__(signing_secret, seed)
         self.signing_secret = signing_secret
         self.event_settings.app_url = app_url
@@ -90,34 +107,75 @@ class FakeSlack(SlackServer):
 
     # --- builders ----------------------------------------------------------------------------
 
-    def add_workspace(self, team_id: str, name: str | None = None, *, domain: str | None = None,
-                      icon: str = "", socket_mode: bool = False,
-                      scopes: Iterable[str] = DEFAULT_SCOPES, installed: bool = True) -> Workspace:
+    def add_workspace(
+        self,
+        team_id: str,
+        name: str | None = None,
+        *,
+        domain: str | None = None,
+        icon: str = "",
+        socket_mode: bool = False,
+        scopes: Iterable[str] = DEFAULT_SCOPES,
+        installed: bool = True,
+    ) -> Workspace:
         """Create a workspace with the app installed (bot user ``U<team>BOT``, ``xoxb-`` token)."""
 
         def build() -> Workspace:
             ws = Workspace(team_id, name or team_id, domain or team_id.lower(), icon)
             self.state.workspaces[team_id] = ws
             if installed:
-                bot = User(f"U{team_id}BOT", team_id, "syncbot", real_name="syncbot",
-                           is_bot=True, bot_id=f"B{team_id}BOT")
+                bot = User(
+                    f"U{team_id}BOT",
+                    team_id,
+                    "syncbot",
+                    real_name="syncbot",
+                    is_bot=True,
+                    bot_id=f"B{team_id}BOT",
+                )
                 ws.users[bot.id] = bot
-                inst = Installation(team_id, bot.id, f"B{team_id}BOT",
-                                    f"xoxb-{team_id}-{secrets.token_hex(12)}",
-                                    scopes=list(scopes), socket_mode=socket_mode)
+                inst = Installation(
+                    team_id,
+                    bot.id,
+                    f"B{team_id}BOT",
+                    f"xoxb-{team_id}-{secrets.token_hex(12)}",
+                    scopes=list(scopes),
+                    socket_mode=socket_mode,
+                )
                 ws.installation = inst
                 self.state.tokens[inst.bot_token] = team_id
             return ws
 
         return self.call(build)
 
-    def add_user(self, team_id: str, user_id: str, name: str, *, real_name: str = "",
-                 display_name: str = "", email: str | None = None, is_admin: bool = False,
-                 is_owner: bool = False, is_bot: bool = False, deleted: bool = False,
-                 bot_id: str | None = None) -> User:
+    def add_user(
+        self,
+        team_id: str,
+        user_id: str,
+        name: str,
+        *,
+        real_name: str = "",
+        display_name: str = "",
+        email: str | None = None,
+        is_admin: bool = False,
+        is_owner: bool = False,
+        is_bot: bool = False,
+        deleted: bool = False,
+        bot_id: str | None = None,
+    ) -> User:
         """Add a member to ``team_id``."""
-        user = User(user_id, team_id, name, real_name, display_name, email, is_admin, is_owner,
-                    is_bot, deleted, bot_id)
+        user = User(
+            user_id,
+            team_id,
+            name,
+            real_name,
+            display_name,
+            email,
+            is_admin,
+            is_owner,
+            is_bot,
+            deleted,
+            bot_id,
+        )
 
         def build() -> User:
             self.state.workspaces[team_id].users[user_id] = user
@@ -125,9 +183,19 @@ class FakeSlack(SlackServer):
 
         return self.call(build)
 
-    def add_channel(self, team_id: str, channel_id: str, name: str, *, private: bool = False,
-                    members: Iterable[str] = (), bot_member: bool = True, topic: str = "",
-                    purpose: str = "", archived: bool = False) -> Channel:
+    def add_channel(
+        self,
+        team_id: str,
+        channel_id: str,
+        name: str,
+        *,
+        private: bool = False,
+        members: Iterable[str] = (),
+        bot_member: bool = True,
+        topic: str = "",
+        purpose: str = "",
+        archived: bool = False,
+    ) -> Channel:
         """Add a channel; the app's bot user is a member unless ``bot_member=False``."""
 
         def build() -> Channel:
@@ -135,8 +203,15 @@ class FakeSlack(SlackServer):
             people = list(members)
             if bot_member and ws.installation:
                 people.append(ws.installation.bot_user_id)
-            ch = Channel(channel_id, name, is_private=private, topic=topic, purpose=purpose,
-                         members=people, is_archived=archived)
+            ch = Channel(
+                channel_id,
+                name,
+                is_private=private,
+                topic=topic,
+                purpose=purpose,
+                members=people,
+                is_archived=archived,
+            )
             ws.channels[channel_id] = ch
             return ch
 
@@ -170,17 +245,32 @@ class FakeSlack(SlackServer):
 
     # --- user actions ------------------------------------------------------------------------
 
-    def post_message(self, team_id: str, channel_id: str, user: str, text: str, *,
-                     thread_ts: str | None = None, broadcast: bool = False,
-                     files: list[tuple[str, bytes]] | None = None,
-                     blocks: list[dict[str, Any]] | None = None) -> str:
+    def post_message(
+        self,
+        team_id: str,
+        channel_id: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        files: list[tuple[str, bytes]] | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> str:
         """A person posts (optionally in a thread, broadcast, with files); returns the ts."""
 
         def act() -> str:
             ws = self.state.workspaces[team_id]
             ch = self.state.channel(ws, channel_id)
-            msg = Message(self.state.clock.next(), ch.id, text, user=user, team=team_id,
-                          thread_ts=thread_ts, blocks=blocks or rich_text_blocks(text))
+            msg = Message(
+                self.state.clock.next(),
+                ch.id,
+                text,
+                user=user,
+                team=team_id,
+                thread_ts=thread_ts,
+                blocks=blocks or rich_text_blocks(text),
+            )
             if thread_ts and broadcast:
                 msg.subtype, msg.reply_broadcast = "thread_broadcast", True
             for name, content in files or []:
@@ -202,18 +292,38 @@ class FakeSlack(SlackServer):
         return self.call(act)
 
     def _new_file(self, ws: Workspace, user: str, name: str, content: bytes) -> FileObj:
-        f = FileObj(self.state.new_id("F"), ws.id, user, name, name, _mimetype(name), content,
-                    uploaded=True, base_url=self.state.base_url)
+        f = FileObj(
+            self.state.new_id("F"),
+            ws.id,
+            user,
+            name,
+            name,
+            _mimetype(name),
+            content,
+            uploaded=True,
+            base_url=self.state.base_url,
+        )
         ws.files[f.id] = f
         return f
 
-    def upload_file(self, team_id: str, channel_id: str, user: str, name: str, content: bytes,
-                    *, text: str = "", thread_ts: str | None = None) -> str:
+    def upload_file(
+        self,
+        team_id: str,
+        channel_id: str,
+        user: str,
+        name: str,
+        content: bytes,
+        *,
+        text: str = "",
+        thread_ts: str | None = None,
+    ) -> str:
         """A person uploads a file into a channel; returns the file id."""
-        ts = self.post_message(team_id, channel_id, user, text, thread_ts=thread_ts,
-                               files=[(name, content)])
+        ts = self.post_message(
+            team_id, channel_id, user, text, thread_ts=thread_ts, files=[(name, content)]
+        )
         return self.call(
-            lambda: self.state.workspaces[team_id].channels[channel_id].messages[ts].files[0])
+            lambda: self.state.workspaces[team_id].channels[channel_id].messages[ts].files[0]
+        )
 
     def edit(self, team_id: str, channel_id: str, ts: str, text: str) -> str:
         """The author edits a message; returns the ``message_changed`` event ts."""
@@ -226,10 +336,20 @@ class FakeSlack(SlackServer):
             msg.text, msg.blocks = text, rich_text_blocks(text)
             event_ts = self.state.clock.next()
             msg.edited = {"user": msg.user or "", "ts": event_ts}
-            self.state.emit(team_id, {
-                "type": "message", "subtype": "message_changed", "hidden": True,
-                "channel": ch.id, "channel_type": channel_type(ch), "ts": event_ts,
-                "event_ts": event_ts, "message": msg.wire(ws.files), "previous_message": before})
+            self.state.emit(
+                team_id,
+                {
+                    "type": "message",
+                    "subtype": "message_changed",
+                    "hidden": True,
+                    "channel": ch.id,
+                    "channel_type": channel_type(ch),
+                    "ts": event_ts,
+                    "event_ts": event_ts,
+                    "message": msg.wire(ws.files),
+                    "previous_message": before,
+                },
+            )
             return event_ts
 
         return self.call(act)
@@ -244,10 +364,20 @@ class FakeSlack(SlackServer):
             before = msg.wire(ws.files)
             msg.deleted = True
             event_ts = self.state.clock.next()
-            self.state.emit(team_id, {
-                "type": "message", "subtype": "message_deleted", "hidden": True,
-                "channel": ch.id, "channel_type": channel_type(ch), "ts": event_ts,
-                "event_ts": event_ts, "deleted_ts": ts, "previous_message": before})
+            self.state.emit(
+                team_id,
+                {
+                    "type": "message",
+                    "subtype": "message_deleted",
+                    "hidden": True,
+                    "channel": ch.id,
+                    "channel_type": channel_type(ch),
+                    "ts": event_ts,
+                    "event_ts": event_ts,
+                    "deleted_ts": ts,
+                    "previous_message": before,
+                },
+            )
             return event_ts
 
         return self.call(act)
@@ -256,13 +386,13 @@ class FakeSlack(SlackServer):
         """A person adds reaction ``name``; returns the event id (``None`` if not delivered)."""
         return self._reaction(team_id, channel_id, ts, user, name, add=True)
 
-    def unreact(self, team_id: str, channel_id: str, ts: str, user: str,
-                name: str) -> str | None:
+    def unreact(self, team_id: str, channel_id: str, ts: str, user: str, name: str) -> str | None:
         """A person removes reaction ``name``; returns the event id."""
         return self._reaction(team_id, channel_id, ts, user, name, add=False)
 
-    def _reaction(self, team_id: str, channel_id: str, ts: str, user: str, name: str,
-                  add: bool) -> str | None:
+    def _reaction(
+        self, team_id: str, channel_id: str, ts: str, user: str, name: str, add: bool
+    ) -> str | None:
         def act() -> str | None:
             ws = self.state.workspaces[team_id]
             ch = self.state.channel(ws, channel_id)
@@ -285,8 +415,18 @@ class FakeSlack(SlackServer):
         def act() -> str | None:
             ch = self.state.channel(self.state.workspaces[team_id], channel_id)
             ch.name = name
-            return self.state.emit(team_id, {"type": "channel_rename", "channel": {
-                "id": ch.id, "name": name, "name_normalized": name, "created": 1700000000}})
+            return self.state.emit(
+                team_id,
+                {
+                    "type": "channel_rename",
+                    "channel": {
+                        "id": ch.id,
+                        "name": name,
+                        "name_normalized": name,
+                        "created": 1700000000,
+                    },
+                },
+            )
 
         return self.call(act)
 
@@ -298,8 +438,9 @@ class FakeSlack(SlackServer):
         """``user`` unarchives a channel (``channel_unarchive``)."""
         return self._set_archived(team_id, channel_id, user, False)
 
-    def _set_archived(self, team_id: str, channel_id: str, user: str,
-                      archived: bool) -> str | None:
+    def _set_archived(
+        self, team_id: str, channel_id: str, user: str, archived: bool
+    ) -> str | None:
         def act() -> str | None:
             ch = self.state.channel(self.state.workspaces[team_id], channel_id)
             ch.is_archived = archived
@@ -316,8 +457,7 @@ class FakeSlack(SlackServer):
         """``user`` leaves: a ``channel_leave`` message and ``member_left_channel``."""
         return self._membership(team_id, channel_id, user, joined=False)
 
-    def _membership(self, team_id: str, channel_id: str, user: str,
-                    joined: bool) -> str | None:
+    def _membership(self, team_id: str, channel_id: str, user: str, joined: bool) -> str | None:
         def act() -> str | None:
             ws = self.state.workspaces[team_id]
             ch = self.state.channel(ws, channel_id)
@@ -326,32 +466,68 @@ class FakeSlack(SlackServer):
             elif not joined and user in ch.members:
                 ch.members.remove(user)
             verb = "joined" if joined else "left"
-            msg = Message(self.state.clock.next(), ch.id, f"<@{user}> has {verb} the channel",
-                          user=user, team=team_id,
-                          subtype="channel_join" if joined else "channel_leave")
+            msg = Message(
+                self.state.clock.next(),
+                ch.id,
+                f"<@{user}> has {verb} the channel",
+                user=user,
+                team=team_id,
+                subtype="channel_join" if joined else "channel_leave",
+            )
             self.state.add_message(ch, msg)
             self.state.emit(team_id, message_event(ws, ch, msg))
-            return self.state.emit(team_id, {
-                "type": f"member_{verb}_channel", "user": user, "channel": ch.id,
-                "channel_type": "G" if ch.is_private else "C", "team": team_id})
+            return self.state.emit(
+                team_id,
+                {
+                    "type": f"member_{verb}_channel",
+                    "user": user,
+                    "channel": ch.id,
+                    "channel_type": "G" if ch.is_private else "C",
+                    "team": team_id,
+                },
+            )
 
         return self.call(act)
 
-    def bot_message(self, team_id: str, channel_id: str, bot_id: str, text: str, *,
-                    username: str | None = None, icons: dict[str, str] | None = None,
-                    app_id: str = "A0OTHERAPP1", user: str | None = None,
-                    thread_ts: str | None = None) -> str:
+    def bot_message(
+        self,
+        team_id: str,
+        channel_id: str,
+        bot_id: str,
+        text: str,
+        *,
+        username: str | None = None,
+        icons: dict[str, str] | None = None,
+        app_id: str = "A0OTHERAPP1",
+        user: str | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
         """Another app posts; without ``user`` it is a legacy ``bot_message``. Returns the ts."""
 
         def act() -> str:
             ws = self.state.workspaces[team_id]
             ch = self.state.channel(ws, channel_id)
-            msg = Message(self.state.clock.next(), ch.id, text, user=user, bot_id=bot_id,
-                          app_id=app_id, username=username, icons=icons, team=team_id,
-                          thread_ts=thread_ts, subtype=None if user else "bot_message",
-                          bot_profile={"id": bot_id, "app_id": app_id,
-                                       "name": username or bot_id, "deleted": False,
-                                       "updated": 1700000000, "team_id": team_id})
+            msg = Message(
+                self.state.clock.next(),
+                ch.id,
+                text,
+                user=user,
+                bot_id=bot_id,
+                app_id=app_id,
+                username=username,
+                icons=icons,
+                team=team_id,
+                thread_ts=thread_ts,
+                subtype=None if user else "bot_message",
+                bot_profile={
+                    "id": bot_id,
+                    "app_id": app_id,
+                    "name": username or bot_id,
+                    "deleted": False,
+                    "updated": 1700000000,
+                    "team_id": team_id,
+                },
+            )
             self.state.add_message(ch, msg)
             self.state.emit(team_id, message_event(ws, ch, msg))
             return msg.ts
@@ -364,8 +540,10 @@ class FakeSlack(SlackServer):
         def act() -> None:
             inst = self.state.workspaces[team_id].installation
             assert inst is not None
-            self.state.emit(team_id, {"type": "tokens_revoked",
-                                      "tokens": {"oauth": [], "bot": [inst.bot_user_id]}})
+            self.state.emit(
+                team_id,
+                {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": [inst.bot_user_id]}},
+            )
             self.state.emit(team_id, {"type": "app_uninstalled"})
             inst.revoked = True
             self.state.tokens.pop(inst.bot_token, None)
@@ -377,11 +555,11 @@ class FakeSlack(SlackServer):
         """Deliver an arbitrary Events API ``event`` to the app; returns its event id."""
         return self.call(lambda: self.state.emit(team_id, dict(event)))
 
-    def send_socket(self, envelope_type: str, payload: dict[str, Any],
-                    accepts_response_payload: bool = False) -> str:
+    def send_socket(
+        self, envelope_type: str, payload: dict[str, Any], accepts_response_payload: bool = False
+    ) -> str:
         """Send an ``interactive``/``slash_commands``/... envelope over Socket Mode."""
-        return str(self.run_coro(self.hub.send(envelope_type, payload,
-                                               accepts_response_payload)))
+        return str(self.run_coro(self.hub.send(envelope_type, payload, accepts_response_payload)))
 
     def socket_disconnect(self, reason: str, connection: int | None = None) -> None:
         """Send a ``disconnect`` frame (then close as Slack would after the grace)."""
@@ -400,11 +578,15 @@ class FakeSlack(SlackServer):
 
     def called(self, method: str, team_id: str | None = None) -> list[dict[str, Any]]:
         """Params of each call of ``method`` (optionally by one workspace's token)."""
-        return [c.params for c in self.calls
-                if c.method == method and (team_id is None or c.team_id == team_id)]
+        return [
+            c.params
+            for c in self.calls
+            if c.method == method and (team_id is None or c.team_id == team_id)
+        ]
 
-    def messages(self, team_id: str, channel_id: str, *,
-                 include_deleted: bool = False) -> list[Message]:
+    def messages(
+        self, team_id: str, channel_id: str, *, include_deleted: bool = False
+    ) -> list[Message]:
         """Copies of all messages of a channel incl. thread replies, oldest first."""
 
         def read() -> list[Message]:
@@ -415,9 +597,15 @@ class FakeSlack(SlackServer):
 
         return self.call(read)
 
-    def find_message(self, team_id: str, channel_id: str, *, text: str | None = None,
-                     event_type: str | None = None,
-                     where: Callable[[Message], bool] | None = None) -> Message | None:
+    def find_message(
+        self,
+        team_id: str,
+        channel_id: str,
+        *,
+        text: str | None = None,
+        event_type: str | None = None,
+        where: Callable[[Message], bool] | None = None,
+    ) -> Message | None:
         """The first message whose text contains ``text`` / metadata has ``event_type``."""
         for msg in self.messages(team_id, channel_id):
             if text is not None and text not in msg.text:
@@ -431,19 +619,27 @@ class FakeSlack(SlackServer):
 
     def reactions(self, team_id: str, channel_id: str, ts: str) -> dict[str, list[str]]:
         """Reaction name -> users on one message."""
-        return self.call(lambda: {
-            k: list(v) for k, v in
-            self.state.workspaces[team_id].channels[channel_id].messages[ts].reactions.items()})
+        return self.call(
+            lambda: {
+                k: list(v)
+                for k, v in self.state.workspaces[team_id]
+                .channels[channel_id]
+                .messages[ts]
+                .reactions.items()
+            }
+        )
 
     def files(self, team_id: str) -> list[FileObj]:
         """Completed uploads of ``team_id``."""
-        return self.call(lambda: [
-            f for f in self.state.workspaces[team_id].files.values() if f.uploaded])
+        return self.call(
+            lambda: [f for f in self.state.workspaces[team_id].files.values() if f.uploaded]
+        )
 
     def channel(self, team_id: str, channel_id: str) -> Channel:
         """A snapshot of the channel (mutate it only through actions)."""
         return self.call(
-            lambda: copy.deepcopy(self.state.workspaces[team_id].channels[channel_id]))
+            lambda: copy.deepcopy(self.state.workspaces[team_id].channels[channel_id])
+        )
 
     @property
     def emitted(self) -> list[dict[str, Any]]:
@@ -484,6 +680,12 @@ class FakeSlack(SlackServer):
 
 def _mimetype(name: str) -> str:
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
-            "txt": "text/plain", "pdf": "application/pdf", "json": "application/json"}.get(
-        ext, "application/octet-stream")
+    return {
+        "png": "image/png",
+        "jpg": "image/jpeg",
+        "jpeg": "image/jpeg",
+        "gif": "image/gif",
+        "txt": "text/plain",
+        "pdf": "application/pdf",
+        "json": "application/json",
+    }.get(ext, "application/octet-stream")

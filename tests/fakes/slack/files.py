@@ -25,8 +25,9 @@ async def upload(st: SlackState, request: web.Request) -> web.Response:
     else:
         data = await request.read()
     f.content = data
-    if request.content_type and not request.content_type.startswith(("multipart/",
-                                                                     "application/x-www")):
+    if request.content_type and not request.content_type.startswith(
+        ("multipart/", "application/x-www")
+    ):
         f.mimetype = request.content_type
     return web.Response(text=f"OK - {len(data)}")
 
@@ -40,5 +41,8 @@ async def download(st: SlackState, request: web.Request) -> web.Response:
     f = ws.files.get(file_id) if ws else None
     if st.tokens.get(token) != team_id or f is None:
         return web.Response(text=LOGIN_PAGE, content_type="text/html")
-    return web.Response(body=f.content, content_type=f.mimetype,
-                        headers={"Content-Disposition": f'attachment; filename="{f.name}"'})
+    return web.Response(
+        body=f.content,
+        content_type=f.mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{f.name}"'},
+    )

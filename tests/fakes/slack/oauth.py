@@ -59,8 +59,9 @@ def _client_ok(oauth: OAuthApp, p: dict[str, Any], basic: tuple[str, str] | None
         raise SlackError("bad_client_secret")
 
 
-def access(st: SlackState, oauth: OAuthApp, p: dict[str, Any],
-           basic: tuple[str, str] | None) -> dict[str, Any]:
+def access(
+    st: SlackState, oauth: OAuthApp, p: dict[str, Any], basic: tuple[str, str] | None
+) -> dict[str, Any]:
     """``oauth.v2.access`` for ``authorization_code`` and ``refresh_token`` grants."""
     _client_ok(oauth, p, basic)
     if p.get("grant_type") == "refresh_token":
@@ -79,14 +80,21 @@ def access(st: SlackState, oauth: OAuthApp, p: dict[str, Any],
     return _issue(st, oauth, team_id, scopes, rotated=oauth.token_rotation)
 
 
-def _issue(st: SlackState, oauth: OAuthApp, team_id: str, scopes: list[str],
-           rotated: bool) -> dict[str, Any]:
+def _issue(
+    st: SlackState, oauth: OAuthApp, team_id: str, scopes: list[str], rotated: bool
+) -> dict[str, Any]:
     ws = st.workspaces[team_id]
     inst = ws.installation
     if inst is None:
         # First install into this workspace: Slack creates the app's bot user now.
-        bot = User(f"U{team_id}BOT", team_id, "syncbot", real_name="syncbot", is_bot=True,
-                   bot_id=f"B{team_id}BOT")
+        bot = User(
+            f"U{team_id}BOT",
+            team_id,
+            "syncbot",
+            real_name="syncbot",
+            is_bot=True,
+            bot_id=f"B{team_id}BOT",
+        )
         ws.users[bot.id] = bot
         inst = Installation(team_id, bot.id, f"B{team_id}BOT", "", scopes=scopes)
         ws.installation = inst
@@ -98,11 +106,16 @@ def _issue(st: SlackState, oauth: OAuthApp, team_id: str, scopes: list[str],
     st.tokens.pop(old, None)
     st.tokens[inst.bot_token] = team_id
     out: dict[str, Any] = {
-        "ok": True, "app_id": APP_ID,
+        "ok": True,
+        "app_id": APP_ID,
         "authed_user": {"id": next(iter(ws.users), "")},
-        "scope": ",".join(inst.scopes), "token_type": "bot", "access_token": inst.bot_token,
-        "bot_user_id": inst.bot_user_id, "team": {"id": ws.id, "name": ws.name},
-        "enterprise": None, "is_enterprise_install": False,
+        "scope": ",".join(inst.scopes),
+        "token_type": "bot",
+        "access_token": inst.bot_token,
+        "bot_user_id": inst.bot_user_id,
+        "team": {"id": ws.id, "name": ws.name},
+        "enterprise": None,
+        "is_enterprise_install": False,
     }
     if rotated:
         refresh = f"xoxe-1-{secrets.token_hex(12)}"

@@ -15,7 +15,7 @@ def rich_text_blocks(text: str) -> list[dict[str, Any]]:
     pos = 0
     for match in _TOKEN.finditer(text):
         if match.start() > pos:
-            elements.append({"type": "text", "text": text[pos:match.start()]})
+            elements.append({"type": "text", "text": text[pos : match.start()]})
         sigil, target, label = match.groups()
         if sigil == "@":
             elements.append({"type": "user", "user_id": target})
@@ -31,8 +31,10 @@ def rich_text_blocks(text: str) -> list[dict[str, Any]]:
         pos = match.end()
     if pos < len(text):
         elements.append({"type": "text", "text": text[pos:]})
-    return [{
-        "type": "rich_text",
-        "block_id": hashlib.sha1(text.encode()).hexdigest()[:5],
-        "elements": [{"type": "rich_text_section", "elements": elements}],
-    }]
+    return [
+        {
+            "type": "rich_text",
+            "block_id": hashlib.sha1(text.encode()).hexdigest()[:5],
+            "elements": [{"type": "rich_text_section", "elements": elements}],
+        }
+    ]

@@ -193,11 +193,11 @@ class SlackServer:
             late = await self._apply(fault, request)
             if late is not None:
                 return late
-        return web.json_response(body, status=status,
-                                 headers={"X-Slack-Req-Id": uuid.uuid4().hex})
+        return web.json_response(body, status=status, headers={"X-Slack-Req-Id": uuid.uuid4().hex})
 
-    def _dispatch(self, method: str, params: dict[str, Any], token: str | None,
-                  request: web.Request) -> tuple[int, dict[str, Any]]:
+    def _dispatch(
+        self, method: str, params: dict[str, Any], token: str | None, request: web.Request
+    ) -> tuple[int, dict[str, Any]]:
         try:
             if method == "oauth.v2.access":
                 return 200, oauth.access(self.state, self.oauth, params, self._basic(request))
@@ -239,8 +239,11 @@ class SlackServer:
 
     @staticmethod
     def _ratelimited(retry_after: int) -> web.Response:
-        return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
-                                 headers={"Retry-After": str(retry_after)})
+        return web.json_response(
+            {"ok": False, "error": "ratelimited"},
+            status=429,
+            headers={"Retry-After": str(retry_after)},
+        )
 
     async def _apply(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
         """Turn ``fault`` into the response (or non-response) the client sees."""

@@ -72,16 +72,18 @@ class SocketHub:
         await ws.prepare(request)
         conn = Connection(next(self._ids), ws)
         self.connections.append(conn)
-        await ws.send_json({
-            "type": "hello",
-            "num_connections": len(self.connections),
-            "debug_info": {
-                "host": "applink-fake-1",
-                "build_number": 1,
-                "approximate_connection_time": self.settings.approximate_connection_time,
-            },
-            "connection_info": {"app_id": APP_ID},
-        })
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self.connections),
+                "debug_info": {
+                    "host": "applink-fake-1",
+                    "build_number": 1,
+                    "approximate_connection_time": self.settings.approximate_connection_time,
+                },
+                "connection_info": {"app_id": APP_ID},
+            }
+        )
         self._connected.set()
         backlog, self._backlog = self._backlog, []
         for frame in backlog:
@@ -117,8 +119,9 @@ class SocketHub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def send(self, envelope_type: str, payload: dict[str, Any],
-                   accepts_response_payload: bool = False) -> str:
+    async def send(
+        self, envelope_type: str, payload: dict[str, Any], accepts_response_payload: bool = False
+    ) -> str:
         """Send an envelope to one open connection; retry until acked (runs on the loop).
 
         Returns:
@@ -145,8 +148,7 @@ class SocketHub:
             if not self.connections:
                 await self._connected.wait()
             conn = self.connections[next(self._rr) % len(self.connections)]
-            out = dict(frame, retry_attempt=attempt,
-                       retry_reason="timeout" if attempt else "")
+            out = dict(frame, retry_attempt=attempt, retry_reason="timeout" if attempt else "")
             try:
                 await conn.ws.send_json(out)
             except (ConnectionError, RuntimeError):
@@ -162,10 +164,13 @@ class SocketHub:
     async def disconnect(self, reason: str, connection: int | None = None) -> None:
         """Send ``{"type":"disconnect","reason":...}`` and close as Slack would."""
         for conn in self._select(connection):
-            await conn.ws.send_json({
-                "type": "disconnect", "reason": reason,
-                "debug_info": {"host": "applink-fake-1"},
-            })
+            await conn.ws.send_json(
+                {
+                    "type": "disconnect",
+                    "reason": reason,
+                    "debug_info": {"host": "applink-fake-1"},
+                }
+            )
             grace = 0.0 if reason == "link_disabled" else self.settings.disconnect_grace
             self._spawn(self._close_later(conn, grace))
 

@@ -60,7 +60,7 @@ def paginate(
         start = int(base64.b64decode(cursor).decode().split(":", 1)[1]) if cursor else 0
     except (ValueError, IndexError) as exc:
         raise SlackError("invalid_cursor") from exc
-    page = items[start:start + limit]
+    page = items[start : start + limit]
     end = start + limit
     nxt = base64.b64encode(f"next:{end}".encode()).decode() if end < len(items) else ""
     return page, {"next_cursor": nxt}
@@ -89,9 +89,15 @@ def _require_member(ch: Channel, inst: Installation) -> None:
 @method("auth.test")
 def auth_test(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
     bot = ws.users[inst.bot_user_id]
-    return {"url": f"https://{ws.domain}.slack.test/", "team": ws.name, "user": bot.name,
-            "team_id": ws.id, "user_id": bot.id, "bot_id": inst.bot_id,
-            "is_enterprise_install": False}
+    return {
+        "url": f"https://{ws.domain}.slack.test/",
+        "team": ws.name,
+        "user": bot.name,
+        "team_id": ws.id,
+        "user_id": bot.id,
+        "bot_id": inst.bot_id,
+        "is_enterprise_install": False,
+    }
 
 
 @method("team.info")
@@ -106,9 +112,17 @@ def team_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
 def bots_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
     for user in ws.users.values():
         if user.bot_id and user.bot_id == p.get("bot"):
-            return {"bot": {"id": user.bot_id, "deleted": user.deleted, "name": user.name,
-                            "updated": 1700000000, "app_id": APP_ID, "user_id": user.id,
-                            "icons": {k: user.images()[k] for k in ("image_48", "image_72")}}}
+            return {
+                "bot": {
+                    "id": user.bot_id,
+                    "deleted": user.deleted,
+                    "name": user.name,
+                    "updated": 1700000000,
+                    "app_id": APP_ID,
+                    "user_id": user.id,
+                    "icons": {k: user.images()[k] for k in ("image_48", "image_72")},
+                }
+            }
     raise SlackError("bot_not_found")
 
 
@@ -155,11 +169,18 @@ def conv_list(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
     types = set((p.get("types") or "public_channel").split(","))
     skip_archived = as_bool(p.get("exclude_archived", False))
     chans = [
-        c.wire(inst.bot_user_id) for c in ws.channels.values()
-        if ((c.is_im and "im" in types)
-            or (c.is_private and not c.is_im and "private_channel" in types
-                and inst.bot_user_id in c.members)
-            or (not c.is_private and not c.is_im and "public_channel" in types))
+        c.wire(inst.bot_user_id)
+        for c in ws.channels.values()
+        if (
+            (c.is_im and "im" in types)
+            or (
+                c.is_private
+                and not c.is_im
+                and "private_channel" in types
+                and inst.bot_user_id in c.members
+            )
+            or (not c.is_private and not c.is_im and "public_channel" in types)
+        )
         and not (skip_archived and c.is_archived)
     ]
     page, meta = paginate(chans, p)
@@ -182,12 +203,22 @@ def conv_join(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
         raise SlackError("is_archived")
     out: dict[str, Any] = {}
     if inst.bot_user_id in ch.members:
-        out = {"warning": "already_in_channel",
-               "response_metadata": {"warnings": ["already_in_channel"]}}
+        out = {
+            "warning": "already_in_channel",
+            "response_metadata": {"warnings": ["already_in_channel"]},
+        }
     else:
         ch.members.append(inst.bot_user_id)
-        st.emit(ws.id, {"type": "member_joined_channel", "user": inst.bot_user_id,
-                        "channel": ch.id, "channel_type": "C", "team": ws.id})
+        st.emit(
+            ws.id,
+            {
+                "type": "member_joined_channel",
+                "user": inst.bot_user_id,
+                "channel": ch.id,
+                "channel_type": "C",
+                "team": ws.id,
+            },
+        )
     return {"channel": ch.wire(inst.bot_user_id), **out}
 
 
@@ -206,13 +237,20 @@ def conv_leave(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, A
 def _history_page(st: SlackState, ws: Workspace, msgs: list[Message], p: dict[str, Any]) -> dict:
     oldest, latest = float(p.get("oldest") or 0), float(p.get("latest") or "inf")
     inclusive = as_bool(p.get("inclusive", False))
-    picked = [m for m in msgs if (oldest <= float(m.ts) <= latest if inclusive
-                                  else oldest < float(m.ts) < latest)]
+    picked = [
+        m
+        for m in msgs
+        if (oldest <= float(m.ts) <= latest if inclusive else oldest < float(m.ts) < latest)
+    ]
     with_meta = as_bool(p.get("include_all_metadata", False))
     page, meta = paginate(picked, p, default=100)
     has_more = bool(meta["next_cursor"])
-    return {"messages": [m.wire(ws.files, include_metadata=with_meta) for m in page],
-            "has_more": has_more, "pin_count": 0, "response_metadata": meta}
+    return {
+        "messages": [m.wire(ws.files, include_metadata=with_meta) for m in page],
+        "has_more": has_more,
+        "pin_count": 0,
+        "response_metadata": meta,
+    }
 
 
 @method("conversations.history")
@@ -264,11 +302,26 @@ def _check_name(ws: Workspace, name: str) -> None:
 def conv_create(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
     name = p.get("name") or ""
     _check_name(ws, name)
-    ch = Channel(st.new_id("C"), name=name, is_private=as_bool(p.get("is_private", False)),
-                 members=[inst.bot_user_id], creator=inst.bot_user_id)
+    ch = Channel(
+        st.new_id("C"),
+        name=name,
+        is_private=as_bool(p.get("is_private", False)),
+        members=[inst.bot_user_id],
+        creator=inst.bot_user_id,
+    )
     ws.channels[ch.id] = ch
-    st.emit(ws.id, {"type": "channel_created", "channel": {
-        "id": ch.id, "name": name, "created": 1700000000, "creator": inst.bot_user_id}})
+    st.emit(
+        ws.id,
+        {
+            "type": "channel_created",
+            "channel": {
+                "id": ch.id,
+                "name": name,
+                "created": 1700000000,
+                "creator": inst.bot_user_id,
+            },
+        },
+    )
     return {"channel": ch.wire(inst.bot_user_id)}
 
 
@@ -302,8 +355,13 @@ def conv_rename(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, 
     name = p.get("name") or ""
     _check_name(ws, name)
     ch.name = name
-    st.emit(ws.id, {"type": "channel_rename", "channel": {
-        "id": ch.id, "name": name, "name_normalized": name, "created": 1700000000}})
+    st.emit(
+        ws.id,
+        {
+            "type": "channel_rename",
+            "channel": {"id": ch.id, "name": name, "name_normalized": name, "created": 1700000000},
+        },
+    )
     return {"channel": ch.wire(inst.bot_user_id)}
 
 
@@ -321,8 +379,9 @@ def conv_topic(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, A
 # --- chat ----------------------------------------------------------------------------------
 
 
-def bot_message(st: SlackState, ws: Workspace, inst: Installation, ch: Channel,
-                p: dict[str, Any], ts: str) -> Message:
+def bot_message(
+    st: SlackState, ws: Workspace, inst: Installation, ch: Channel, p: dict[str, Any], ts: str
+) -> Message:
     """Build the message a bot post creates (shared by chat.postMessage and file shares)."""
     icons: dict[str, str] | None = None
     if p.get("icon_url"):
@@ -333,13 +392,23 @@ def bot_message(st: SlackState, ws: Workspace, inst: Installation, ch: Channel,
     blocks = as_json(p["blocks"]) if p.get("blocks") else None
     thread_ts = p.get("thread_ts") or None
     return Message(
-        ts=ts, channel=ch.id, text=p.get("text") or "", user=inst.bot_user_id,
-        bot_id=inst.bot_id, app_id=APP_ID, username=p.get("username") or None, icons=icons,
-        bot_profile=st.bot_profile(ws, inst), thread_ts=thread_ts,
+        ts=ts,
+        channel=ch.id,
+        text=p.get("text") or "",
+        user=inst.bot_user_id,
+        bot_id=inst.bot_id,
+        app_id=APP_ID,
+        username=p.get("username") or None,
+        icons=icons,
+        bot_profile=st.bot_profile(ws, inst),
+        thread_ts=thread_ts,
         reply_broadcast=bool(thread_ts) and as_bool(p.get("reply_broadcast", False)),
-        subtype="thread_broadcast" if thread_ts and as_bool(p.get("reply_broadcast", False))
+        subtype="thread_broadcast"
+        if thread_ts and as_bool(p.get("reply_broadcast", False))
         else None,
-        blocks=blocks, metadata=metadata, team=ws.id,
+        blocks=blocks,
+        metadata=metadata,
+        team=ws.id,
     )
 
 
@@ -399,9 +468,20 @@ def chat_update(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, 
     event_ts = st.clock.next()
     msg.edited = {"user": inst.bot_user_id, "ts": event_ts}
     after = msg.wire(ws.files)
-    st.emit(ws.id, {"type": "message", "subtype": "message_changed", "hidden": True,
-                    "channel": ch.id, "channel_type": channel_type(ch), "ts": event_ts,
-                    "event_ts": event_ts, "message": after, "previous_message": before})
+    st.emit(
+        ws.id,
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "channel": ch.id,
+            "channel_type": channel_type(ch),
+            "ts": event_ts,
+            "event_ts": event_ts,
+            "message": after,
+            "previous_message": before,
+        },
+    )
     return {"channel": ch.id, "ts": msg.ts, "text": msg.text, "message": after}
 
 
@@ -413,9 +493,20 @@ def chat_delete(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, 
     before = msg.wire(ws.files)
     msg.deleted = True
     event_ts = st.clock.next()
-    st.emit(ws.id, {"type": "message", "subtype": "message_deleted", "hidden": True,
-                    "channel": ch.id, "channel_type": channel_type(ch), "ts": event_ts,
-                    "event_ts": event_ts, "deleted_ts": msg.ts, "previous_message": before})
+    st.emit(
+        ws.id,
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "hidden": True,
+            "channel": ch.id,
+            "channel_type": channel_type(ch),
+            "ts": event_ts,
+            "event_ts": event_ts,
+            "deleted_ts": msg.ts,
+            "previous_message": before,
+        },
+    )
     return {"channel": ch.id, "ts": msg.ts}
 
 
@@ -434,13 +525,18 @@ def chat_permalink(st: SlackState, ws: Workspace, inst: Installation, p: dict[st
 
 def reaction_event(kind: str, user: str, name: str, ch: Channel, msg: Message) -> dict:
     """A ``reaction_added`` / ``reaction_removed`` event on a message."""
-    return {"type": kind, "user": user, "reaction": name,
-            "item_user": msg.user or msg.bot_id or "",
-            "item": {"type": "message", "channel": ch.id, "ts": msg.ts}}
+    return {
+        "type": kind,
+        "user": user,
+        "reaction": name,
+        "item_user": msg.user or msg.bot_id or "",
+        "item": {"type": "message", "channel": ch.id, "ts": msg.ts},
+    }
 
 
-def _reaction_target(st: SlackState, ws: Workspace, p: dict[str, Any]) -> tuple[Channel, Message,
-                                                                               str]:
+def _reaction_target(
+    st: SlackState, ws: Workspace, p: dict[str, Any]
+) -> tuple[Channel, Message, str]:
     ch = st.channel(ws, p.get("channel"))
     msg = st.message(ch, p.get("timestamp"))
     name = (p.get("name") or "").strip(":")
@@ -463,8 +559,7 @@ def reactions_add(st: SlackState, ws: Workspace, inst: Installation, p: dict[str
 
 
 @method("reactions.remove")
-def reactions_remove(st: SlackState, ws: Workspace, inst: Installation,
-                     p: dict[str, Any]) -> dict:
+def reactions_remove(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
     ch, msg, name = _reaction_target(st, ws, p)
     users = msg.reactions.get(name, [])
     if inst.bot_user_id not in users:
@@ -491,8 +586,14 @@ def _store_view(st: SlackState, ws: Workspace, view: Any, view_id: str | None = 
     if not isinstance(spec, dict) or "type" not in spec:
         raise SlackError("invalid_arguments")
     vid = view_id or st.new_id("V")
-    stored = {"id": vid, "team_id": ws.id, "app_id": APP_ID, "hash": st.clock.next(),
-              "blocks": [], **spec}
+    stored = {
+        "id": vid,
+        "team_id": ws.id,
+        "app_id": APP_ID,
+        "hash": st.clock.next(),
+        "blocks": [],
+        **spec,
+    }
     ws.views[vid] = stored
     return stored
 
@@ -519,8 +620,9 @@ def views_push(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, A
 def views_update(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
     vid = p.get("view_id")
     if not vid and p.get("external_id"):
-        vid = next((k for k, v in ws.views.items()
-                    if v.get("external_id") == p["external_id"]), None)
+        vid = next(
+            (k for k, v in ws.views.items() if v.get("external_id") == p["external_id"]), None
+        )
     if not vid or vid not in ws.views:
         raise SlackError("not_found")
     return {"view": _store_view(st, ws, p.get("view"), vid)}
@@ -542,8 +644,15 @@ def files_get_url(st: SlackState, ws: Workspace, inst: Installation, p: dict[str
     name, length = p.get("filename"), p.get("length")
     if not name or not length:
         raise SlackError("invalid_arguments")
-    f = FileObj(st.new_id("F"), ws.id, inst.bot_user_id, name, name,
-                "application/octet-stream", base_url=st.base_url)
+    f = FileObj(
+        st.new_id("F"),
+        ws.id,
+        inst.bot_user_id,
+        name,
+        name,
+        "application/octet-stream",
+        base_url=st.base_url,
+    )
     ws.files[f.id] = f
     return {"upload_url": f"{st.base_url}upload/v1/{ws.id}/{f.id}", "file_id": f.id}
 
@@ -564,8 +673,14 @@ def files_complete(st: SlackState, ws: Workspace, inst: Installation, p: dict[st
     channel_id = p.get("channel_id") or p.get("channels")
     if channel_id:
         ch = _writable(st, ws, inst, {"channel": channel_id})
-        msg = bot_message(st, ws, inst, ch, {"text": p.get("initial_comment") or "",
-                                              "thread_ts": p.get("thread_ts")}, st.clock.next())
+        msg = bot_message(
+            st,
+            ws,
+            inst,
+            ch,
+            {"text": p.get("initial_comment") or "", "thread_ts": p.get("thread_ts")},
+            st.clock.next(),
+        )
         msg.files = [f.id for f in files]
         msg.subtype = "file_share"
         for f in files:
@@ -575,6 +690,14 @@ def files_complete(st: SlackState, ws: Workspace, inst: Installation, p: dict[st
         event["upload"] = True
         st.emit(ws.id, event)
         for f in files:
-            st.emit(ws.id, {"type": "file_shared", "file_id": f.id, "user_id": f.user,
-                            "file": {"id": f.id}, "channel_id": ch.id})
+            st.emit(
+                ws.id,
+                {
+                    "type": "file_shared",
+                    "file_id": f.id,
+                    "user_id": f.user,
+                    "file": {"id": f.id},
+                    "channel_id": ch.id,
+                },
+            )
     return {"files": [{"id": f.id, "title": f.title} for f in files]}

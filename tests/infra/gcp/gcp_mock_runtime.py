@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
+
 from tests.infra.conftest import MockRun, Recorded, run_program
 
 Run = MockRun

@@ -8,7 +8,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from tests.infra.gcp.gcp_mock_runtime import CA_PEM, PROJECT, PROJECT_NUMBER, REGION, Resource, Run, run_gcp
 
 from app.settings import load_settings
 from infra.contract import (
@@ -23,6 +22,15 @@ from infra.contract import (
 from infra.gcp.app_stack import App, AppArgs, Scaling
 from infra.gcp.migrations import execution_token
 from infra.gcp.workload import DATABASE_CA_PATH
+from tests.infra.gcp.gcp_mock_runtime import (
+    CA_PEM,
+    PROJECT,
+    PROJECT_NUMBER,
+    REGION,
+    Resource,
+    Run,
+    run_gcp,
+)
 
 SERVICE = "gcp:cloudrunv2/service:Service"
 JOB = "gcp:cloudrunv2/job:Job"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.infra.gcp.gcp_mock_runtime import PROJECT, PROJECT_NUMBER, REGION, Run, run_gcp
 
 from infra.gcp.bootstrap import Bootstrap, BootstrapArgs
 from infra.gcp.deploy_role import DEPLOY_PROJECT_ROLES, github_attribute_condition
 from infra.gcp.project_services import REQUIRED_SERVICES
+from tests.infra.gcp.gcp_mock_runtime import PROJECT, PROJECT_NUMBER, REGION, Run, run_gcp
 
 REPO = "syncbot-org/syncbot"
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.infra.gcp.gcp_mock_runtime import PROJECT_NUMBER, Run, run_gcp
 
 from infra.contract import BOOTSTRAP_OUTPUTS, RUNTIME_ENV, Source
 from policies.evaluate import Resource, evaluate
 from stacks import gcp as gcp_stack
 from stacks.config import parse_stack_config
+from tests.infra.gcp.gcp_mock_runtime import PROJECT_NUMBER, Run, run_gcp
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "stacks" / "examples" / "gcp.yaml"
 PROJECT = "my-syncbot-project"

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvicorn
@@ -54,6 +54,15 @@ class AppServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def extend(self, services: Services, cipher: TokenCipher) -> None:
+        """Hook: attach more adapters before the app is assembled (the Matrix harness)."""
+
+    async def on_loop_start(self) -> None:
+        """Hook: start adapters on the app's loop before it serves."""
+
+    async def on_loop_stop(self) -> None:
+        """Hook: stop them after it has served."""
+
     def start(self) -> AppServer:
         cipher = TokenCipher(self.settings.token_encryption_key or "")
         self.services = build_services(
@@ -66,6 +75,7 @@ class AppServer:
             slack_timeout=self.slack_timeout,
             lease_seconds=self.lease_seconds,
         )
+        self.extend(self.services, cipher)
         app = Starlette(routes=self.services.routes)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
@@ -78,6 +88,7 @@ class AppServer:
             asyncio.set_event_loop(self.loop)
 
             async def main() -> None:
+                await self.on_loop_start()
                 worker = None
                 if self.worker:
                     assert self.services is not None
@@ -90,14 +101,19 @@ class AppServer:
                 await serve
                 if worker:
                     worker.cancel()
+                await self.on_loop_stop()
 
             self.loop.run_until_complete(main())
 
         self._thread = threading.Thread(target=run, daemon=True, name="syncbot-app")
         self._thread.start()
-        if not ready.wait(15):
+        if not ready.wait(20):
             raise RuntimeError("app did not start")
         return self
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coro`` on the app's loop (where its HTTP sessions live)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(20)
 
     def stop(self) -> None:
         self._server.should_exit = True

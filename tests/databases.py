@@ -34,19 +34,27 @@ def throwaway_database(backend: str, tmp_path: Path) -> Iterator[URL]:
     admin_url = make_url(PG_ADMIN_URL if backend == "postgresql" else MYSQL_ADMIN_URL)
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        if backend == "postgresql":
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        else:
-            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        create_database(conn, backend, name)
     try:
         yield admin_url.set(database=name)
     finally:
         with admin.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            drop_database(conn, backend, name)
         admin.dispose()
+
+
+def create_database(conn, backend: str, name: str) -> None:
+    if backend == "postgresql":
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    else:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+
+
+def drop_database(conn, backend: str, name: str | None) -> None:
+    if backend == "postgresql":
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 class MigratedTemplates:
@@ -76,9 +84,7 @@ class MigratedTemplates:
             admin_url = make_url(PG_ADMIN_URL if backend == "postgresql" else MYSQL_ADMIN_URL)
             admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                quoted = f'"{name}"' if backend == "postgresql" else f"`{name}`"
-                suffix = "" if backend == "postgresql" else " CHARACTER SET utf8mb4"
-                conn.execute(text(f"CREATE DATABASE {quoted}{suffix}"))
+                create_database(conn, backend, name)
             admin.dispose()
             url = admin_url.set(database=name)
             self._cleanups.append((backend, url))
@@ -112,10 +118,7 @@ class MigratedTemplates:
             yield template.set(database=name)
         finally:
             with admin.connect() as conn:
-                if backend == "postgresql":
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                else:
-                    conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+                drop_database(conn, backend, name)
             admin.dispose()
 
     def close(self) -> None:
@@ -123,15 +126,12 @@ class MigratedTemplates:
             admin_url = url.set(database="postgres" if backend == "postgresql" else "test")
             admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                if backend == "postgresql":
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-                else:
-                    conn.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
+                drop_database(conn, backend, url.database)
             admin.dispose()
 
 
 def _clone_mysql(conn, template: str, name: str) -> None:
-    conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    create_database(conn, "mysql", name)
     tables = (
         conn.execute(
             text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),

@@ -8,11 +8,13 @@ when one is attached by then.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete
 
+from app.core.endpoints import Endpoint
 from app.matrix.setup import MatrixAdapter, build_matrix
 from app.slack.workspaces import WorkspaceInfo
 from app.store.models_matrix import MatrixTransaction
@@ -34,6 +36,33 @@ def purge_matrix_transactions(runtime: Runtime) -> int:
             delete(MatrixTransaction).where(MatrixTransaction.processed_at < cutoff)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+ARCHIVE_EVENTS = {
+    "channel_archive": True,
+    "group_archive": True,
+    "channel_unarchive": False,
+    "group_unarchive": False,
+}
+
+
+def archive_hook(adapter: MatrixAdapter) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    """A Slack event hook: a channel's archive/unarchive makes its portal read-only/writable."""
+
+    async def on_event(envelope: dict[str, Any]) -> None:
+        event = envelope.get("event") or {}
+        archived = ARCHIVE_EVENTS.get(str(event.get("type")))
+        channel = event.get("channel")
+        team = envelope.get("team_id")
+        if archived is None or not isinstance(channel, str) or not team:
+            return
+        try:
+            await adapter.portals.set_archived(Endpoint.slack(str(team), channel), archived)
+        except Exception:
+            # The relay still pauses/resumes the endpoint; the room state catches up later.
+            log.warning("portal archive state not updated", exc_info=True)
+
+    return on_event
 
 
 def attach_matrix(runtime: Runtime) -> MatrixAdapter | None:
@@ -61,6 +90,12 @@ def attach_matrix(runtime: Runtime) -> MatrixAdapter | None:
             await manager.connect(info.team_id)
 
     adapter.on_login.append(start_socket_mode)
+    hook = archive_hook(adapter)
+    if services.slack.events is not None:
+        services.slack.events.event_hooks.append(hook)
+    socket_events = getattr(services.extras.get("socket_mode"), "events", None)
+    if socket_events is not None and socket_events is not services.slack.events:
+        socket_events.event_hooks.append(hook)
     services.extras["matrix"] = adapter
     runtime.add_routes(*adapter.routes)
     runtime.add_worker(adapter)

@@ -99,6 +99,25 @@ class Portals:
         """Archive, unarchive or delete a portal (validated against the state machine)."""
         await asyncio.to_thread(self._set, endpoint, state)
 
+    async def set_archived(self, endpoint: Endpoint, archived: bool) -> bool:
+        """Follow a Slack channel's archive/unarchive: portal state and a read-only room.
+
+        An archived channel takes no messages, so its room takes none either: sending is
+        raised to the bot's power level and lowered again on unarchive. Returns False when
+        the channel has no active/archived portal (nothing to do).
+        """
+        view = self.get(endpoint)
+        wanted, current = ("archived", "active") if archived else ("active", "archived")
+        if view is None or view.state != current or not view.room_id:
+            return False
+        bot = self._hs.bot
+        async with matrix_errors("portal power levels"):
+            levels = await bot.get_power_levels(RoomID(view.room_id))
+            levels.events_default = 100 if archived else 0
+            await bot.set_power_levels(RoomID(view.room_id), levels)
+        await self.transition(endpoint, wanted)
+        return True
+
     async def ensure(self, endpoint: Endpoint) -> str:
         """The portal room of a Slack channel, created when missing.
 

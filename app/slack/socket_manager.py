@@ -150,6 +150,11 @@ class SocketModeManager:
         await asyncio.gather(*(c.stop() for c in clients), return_exceptions=True)
         await self.board.flush()
 
+    @property
+    def events(self) -> SlackEvents:
+        """The relay path envelopes take (hooks registered on it see Socket Mode events too)."""
+        return self._events
+
     def states(self) -> dict[str, ConnectionState]:
         return {team: snap.state for team, snap in self.board.all().items()}
 

@@ -233,3 +233,31 @@ def test_portal_on_alias_query_and_encrypted_rooms_refused(world: World) -> None
             not in w.alice.call("GET", f"/rooms/{locked}/joined_members")["joined"]
         )
     )
+
+
+def test_slack_archive_makes_the_portal_read_only_and_unarchive_restores(world: World) -> None:
+    from app.matrix.attach import archive_hook
+
+    w = world
+    w.slack.add_channel("T1", "C8", "archivable")
+    w.alice.call("GET", f"/directory/room/{quote('#slack_t1_c8:test.local')}")
+    endpoint = Endpoint.slack("T1", "C8")
+    portal = w.app.matrix.portals.get(endpoint)
+    assert portal is not None and portal.room_id
+    hook = archive_hook(w.app.matrix)
+
+    def levels() -> dict:
+        bot = w.app.matrix.homeserver.bot
+        return w.app.run(bot.get_power_levels(portal.room_id)).serialize()
+
+    def slack_event(kind: str) -> dict:
+        return {"team_id": "T1", "event": {"type": kind, "channel": "C8"}}
+
+    w.app.run(hook(slack_event("channel_archive")))
+    assert w.app.matrix.portals.get(endpoint).state == "archived"
+    assert levels()["events_default"] == 100  # read-only for everyone but the bridge bot
+    w.app.run(hook(slack_event("channel_unarchive")))
+    assert w.app.matrix.portals.get(endpoint).state == "active"
+    assert levels()["events_default"] == 0
+    w.app.run(hook(slack_event("channel_unarchive")))  # already active: a no-op
+    assert w.app.matrix.portals.get(endpoint).state == "active"

@@ -156,4 +156,7 @@ def configure_logging(
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+    # Alembic announces its context on every schema check, i.e. on every /health probe;
+    # our own "schema migrated" line says what matters.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     return handler

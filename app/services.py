@@ -155,7 +155,11 @@ def attach(runtime: Runtime) -> Services:
     from app.metrics import attach_metrics
     from app.slack.socket_manager import attach_socket_mode
 
-    attach_socket_mode(runtime)
+    manager = attach_socket_mode(runtime)
+    if manager.events is not services.slack.events:
+        # A Socket-Mode-only install (no signing secret, no HTTP route) still has to hear
+        # about uninstalls.
+        manager.events.event_hooks.append(services.extras["slack_installs"].lifecycle.on_event)
     attach_metrics(runtime)
     return services
 

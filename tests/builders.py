@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,7 +14,7 @@ from app.core.endpoints import Endpoint
 from app.core.events import Author, DeletePost, EditPost, NewPost, ReactionChange
 from app.slack import mrkdwn
 from app.store.cipher import TokenCipher
-from app.store.models import Workspace
+from app.store.models import Delivery, Workspace
 from app.store.syncs import SyncAdmin
 
 _seq = itertools.count(1)
@@ -79,3 +81,21 @@ def sync(sessions: sessionmaker[Session], name: str, *endpoints: Endpoint) -> No
     admin.create(name)
     for endpoint in endpoints:
         admin.add(name, endpoint)
+
+
+def outbox_row(status: str, *, delay: float | None = None, at: datetime | None = None) -> Delivery:
+    """An outbox row to slack:T2/C2; ``delay`` makes it a delivery that took that long."""
+    at = at or datetime.now(UTC)
+    row = Delivery(
+        uid=uuid.uuid4().hex,
+        target_endpoint="slack:T2/C2",
+        kind="post",
+        payload={},
+        status=status,
+        next_attempt_at=at,
+        created_at=at,
+    )
+    if delay is not None:
+        row.source_time = at - timedelta(seconds=delay)
+        row.delivered_at = at
+    return row

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
 from app.store.models import Delivery, MatrixGhost
 from app.store.models_matrix import MatrixPortal
+from tests.builders import outbox_row
 from tests.conftest import local_settings
 from tests.databases import throwaway_database
 
@@ -42,19 +42,7 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def delivery(status: str, *, delay: float | None = None, at: datetime = NOW) -> Delivery:
-    row = Delivery(
-        uid=uuid.uuid4().hex,
-        target_endpoint="slack:T2/C2",
-        kind="post",
-        payload={},
-        status=status,
-        next_attempt_at=at,
-        created_at=at,
-    )
-    if delay is not None:
-        row.source_time = at - timedelta(seconds=delay)
-        row.delivered_at = at
-    return row
+    return outbox_row(status, delay=delay, at=at)
 
 
 def seed(engine: Engine) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from app.runtime import Runtime, build_runtime
 from app.slack.socket_state import ConnectionBoard, ConnectionState
 from app.store.engine import make_engine
 from app.store.migrate import upgrade
-from app.store.models import Delivery
+from tests.builders import outbox_row
 from tests.conftest import local_settings
 from tests.databases import throwaway_database
 
@@ -59,35 +58,9 @@ async def test_metrics_parse_and_carry_every_indicator(runtime: Runtime) -> None
     now = datetime.now(UTC)
     with runtime.sessions() as session, session.begin():
         for n in range(1, 21):
-            session.add(
-                Delivery(
-                    uid=uuid.uuid4().hex,
-                    target_endpoint="slack:T2/C2",
-                    kind="post",
-                    payload={},
-                    status="delivered",
-                    source_time=now - timedelta(seconds=n),
-                    delivered_at=now,
-                )
-            )
-        session.add(
-            Delivery(
-                uid=uuid.uuid4().hex,
-                target_endpoint="slack:T2/C2",
-                kind="post",
-                payload={},
-                status="pending",
-            )
-        )
-        session.add(
-            Delivery(
-                uid=uuid.uuid4().hex,
-                target_endpoint="slack:T2/C2",
-                kind="post",
-                payload={},
-                status="dead",
-            )
-        )
+            session.add(outbox_row("delivered", delay=n, at=now))
+        session.add(outbox_row("pending"))
+        session.add(outbox_row("dead"))
     board = ConnectionBoard(runtime.sessions)
     board.set_state("T1", ConnectionState.CONNECTED)
     board.set_state("T2", ConnectionState.FAILED, detail="invalid_auth", error=True)

@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.slack.socket_state import ConnectionBoard, ConnectionState
 from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
-from app.store.models import Delivery
+from tests.builders import outbox_row
 from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
 
@@ -56,26 +55,8 @@ def test_status_table_and_json_show_what_the_service_recorded(tmp_path: Path) ->
         now = datetime.now(UTC)
         with sessions() as session, session.begin():
             for n in (1, 2, 3, 4):
-                session.add(
-                    Delivery(
-                        uid=uuid.uuid4().hex,
-                        target_endpoint="slack:T2/C2",
-                        kind="post",
-                        payload={},
-                        status="delivered",
-                        delivered_at=now,
-                        source_time=now - timedelta(seconds=n),
-                    )
-                )
-            session.add(
-                Delivery(
-                    uid=uuid.uuid4().hex,
-                    target_endpoint="slack:T2/C2",
-                    kind="post",
-                    payload={},
-                    status="dead",
-                )
-            )
+                session.add(outbox_row("delivered", delay=n, at=now))
+            session.add(outbox_row("dead"))
         board = ConnectionBoard(sessions)
         board.set_state("T1", ConnectionState.CONNECTED)
         db = Path(str(url.database))

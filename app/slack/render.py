@@ -46,8 +46,14 @@ class SlackRenderer:
                 # From another network only the name travels: map it here if it is unique.
                 local = await asyncio.to_thread(self._mentions.by_name, target_team, mention.name)
                 users[mention.user_id] = f"<@{local}>" if local else ""
-        channels = await asyncio.to_thread(
-            self._channels, tree, source, target_team, target_channel
+        wanted = {
+            n.channel_id for n in richtext.walk(tree) if isinstance(n, richtext.ChannelMention)
+        }
+        # Most messages mention no channel: skip the thread hop and the session then.
+        channels = (
+            await asyncio.to_thread(self._channels, wanted, source, target_team, target_channel)
+            if wanted and source.network is Network.SLACK
+            else {}
         )
 
         def user(m: richtext.UserMention) -> str:
@@ -87,13 +93,8 @@ class SlackRenderer:
         return mrkdwn.escape(label)
 
     def _channels(
-        self, tree: richtext.Node, source: Endpoint, target_team: str, target_channel: str
+        self, wanted: set[str], source: Endpoint, target_team: str, target_channel: str
     ) -> dict[str, str]:
-        wanted = {
-            n.channel_id for n in richtext.walk(tree) if isinstance(n, richtext.ChannelMention)
-        }
-        if not wanted or source.network is not Network.SLACK:
-            return {}
         out: dict[str, str] = {}
         with self._sessions() as s:
             for cid in wanted:

@@ -91,11 +91,12 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # Let SQLAlchemy, not the driver, open transactions (see _begin below).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        # Wait for a busy file first, so the pragmas below do not fail on another writer.
+        cur.execute("PRAGMA busy_timeout=30000")
         # Foreign keys are off by default in SQLite; the schema relies on them.
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     @event.listens_for(engine, "begin")

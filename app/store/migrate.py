@@ -87,21 +87,32 @@ def _migration_lock(conn: Connection) -> Iterator[None]:
             conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _MYSQL_LOCK})
             conn.commit()
     else:
-        database = conn.engine.url.database
-        if not database or database == ":memory:":
+        # SQLite: the file lock is taken in _run before connecting (see _sqlite_file_lock).
+        yield
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Serialize migrations of one SQLite file across processes.
+
+    Taken before the first connection: connecting already switches the file to WAL, which
+    itself needs the database to itself while another process may be migrating it.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
             yield
-            return
-        with open(f"{database}.migrate.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(engine: Engine, action: str, revision: str) -> None:
     cfg = alembic_config()
-    with engine.connect() as conn, _migration_lock(conn):
+    with _sqlite_file_lock(engine), engine.connect() as conn, _migration_lock(conn):
         cfg.attributes["connection"] = conn
         before = MigrationContext.configure(conn).get_current_heads()
         getattr(command, action)(cfg, revision)

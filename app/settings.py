@@ -21,6 +21,7 @@ from app.scopes import DEFAULT_BOT_SCOPES, DEFAULT_USER_SCOPES
 
 BACKENDS = ("mysql", "postgresql", "sqlite")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DISPATCHERS = ("inprocess", "sqs", "cloud_tasks")
 DEFAULT_SQLITE_URL = "sqlite:///syncbot.db"
 MIN_SECRET_LENGTH = 16
 MIN_TOKEN_KEY_LENGTH = 32
@@ -150,6 +151,9 @@ _VARS: tuple[_Var, ...] = (
     _Var("SYNCBOT_AUTO_MIGRATE", "auto_migrate", _bool, None),
     _Var("SYNCBOT_DATA_DIR", "data_dir", _str, "."),
     _Var("SYNCBOT_TICK_INVOKERS", "tick_invokers", _keys, ()),
+    _Var("SYNCBOT_DISPATCH", "dispatch", _choice(DISPATCHERS), "inprocess"),
+    _Var("SYNCBOT_DELIVERY_QUEUE", "delivery_queue", _str, None),
+    _Var("SYNCBOT_DELIVERY_INVOKER", "delivery_invoker", _str, None),
 )
 
 ENV_NAMES: tuple[str, ...] = tuple(v.env for v in _VARS)
@@ -201,6 +205,11 @@ class Settings:
     data_dir: str = "."
     # Service accounts whose OIDC tokens may call POST /internal/tick (Cloud Scheduler).
     tick_invokers: tuple[str, ...] = ()
+    # How outbox rows reach a worker: serve's own loop, an SQS FIFO queue or Cloud Tasks.
+    dispatch: str = "inprocess"
+    delivery_queue: str | None = None
+    # The service account Cloud Tasks mints OIDC tokens as; the only caller of /internal/deliver.
+    delivery_invoker: str | None = None
     # True when no database variable at all was given: the embedded SQLite default.
     embedded_database: bool = False
 
@@ -333,6 +342,14 @@ def _structural_problems(values: dict[str, Any]) -> list[str]:
             "the Matrix bridge needs MATRIX_HOMESERVER_URL, MATRIX_SERVER_NAME, "
             "MATRIX_AS_TOKEN and MATRIX_HS_TOKEN together"
         )
+    dispatch = values["dispatch"]
+    if dispatch != "inprocess" and not values["delivery_queue"]:
+        problems.append(f"SYNCBOT_DISPATCH={dispatch} needs SYNCBOT_DELIVERY_QUEUE")
+    if dispatch == "cloud_tasks":
+        if not values["delivery_invoker"]:
+            problems.append("SYNCBOT_DISPATCH=cloud_tasks needs SYNCBOT_DELIVERY_INVOKER")
+        if not values["public_url"]:
+            problems.append("SYNCBOT_DISPATCH=cloud_tasks needs SYNCBOT_PUBLIC_URL")
     return problems
 
 

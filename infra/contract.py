@@ -22,6 +22,9 @@ class Source(StrEnum):
     # The scheduler's identity, where the scheduler calls the service over HTTP (Cloud Run);
     # a Lambda's tick is a direct invocation and needs none.
     SCHEDULER = "scheduler"
+    # The delivery queue the stack provisions for its runtime shape (SQS FIFO on AWS, Cloud
+    # Tasks on GCP): which dispatcher the app uses, the queue's address, the tasks' identity.
+    DISPATCH = "dispatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,23 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
         Source.SCHEDULER,
         "service accounts allowed to call POST /internal/tick with an OIDC token",
     ),
+    # Delivery dispatch (how outbox rows reach a worker between requests).
+    EnvVar(
+        "SYNCBOT_DISPATCH",
+        Source.DISPATCH,
+        "inprocess (serve's own worker), sqs (AWS SQS FIFO) or cloud_tasks (GCP)",
+        "inprocess",
+    ),
+    EnvVar(
+        "SYNCBOT_DELIVERY_QUEUE",
+        Source.DISPATCH,
+        "SQS queue URL, or Cloud Tasks queue name projects/P/locations/L/queues/Q",
+    ),
+    EnvVar(
+        "SYNCBOT_DELIVERY_INVOKER",
+        Source.DISPATCH,
+        "service account Cloud Tasks signs its OIDC tokens as (POST /internal/deliver)",
+    ),
 )
 
 ENV_BY_NAME: dict[str, EnvVar] = {var.name: var for var in RUNTIME_ENV}
@@ -129,6 +149,8 @@ ROUTES: tuple[Route, ...] = (
 
 # The maintenance tick the scheduler triggers (keep-warm, outbox catch-up, purges).
 MAINTENANCE_PATH = "/internal/tick"
+# Cloud Tasks calls this with one task's delivery lane (OIDC token of SYNCBOT_DELIVERY_INVOKER).
+DELIVERY_PATH = "/internal/deliver"
 HEALTH_PATH = "/health"
 
 # Bootstrap output names every provider exports.

@@ -41,6 +41,7 @@ def attr_of(name: str) -> str:
         "SYNCBOT_FEDERATION_ENABLED": "federation_enabled",
         "MATRIX_BOT_LOCALPART": "matrix_bot_localpart",
         "MATRIX_COMMAND_PREFIX": "matrix_command_prefix",
+        "SYNCBOT_DISPATCH": "dispatch",
     }[name]
 
 
@@ -201,3 +202,18 @@ def test_importing_the_app_needs_no_slack_variables() -> None:
 
     for module in ("app.web", "app.lambda_handler", "app.cli", "app.runtime"):
         importlib.import_module(module)
+
+
+def test_a_queue_dispatcher_needs_its_queue_and_identity() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**PROD_DB, "SYNCBOT_DISPATCH": "cloud_tasks"})
+    text = str(raised.value)
+    assert "SYNCBOT_DELIVERY_QUEUE" in text
+    assert "SYNCBOT_DELIVERY_INVOKER" in text
+    assert "SYNCBOT_PUBLIC_URL" in text
+    with pytest.raises(ConfigError, match="SYNCBOT_DELIVERY_QUEUE"):
+        load_settings({**PROD_DB, "SYNCBOT_DISPATCH": "sqs"})
+    settings = load_settings(
+        {**PROD_DB, "SYNCBOT_DISPATCH": "sqs", "SYNCBOT_DELIVERY_QUEUE": "https://sqs/q.fifo"}
+    )
+    assert settings.dispatch == "sqs"

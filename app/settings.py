@@ -148,6 +148,7 @@ _VARS: tuple[_Var, ...] = (
     _Var("MATRIX_GHOST_TEMPLATE", "matrix_ghost_template", _str, "slack_{team}_{user}"),
     _Var("MATRIX_COMMAND_PREFIX", "matrix_command_prefix", _str, "!slack"),
     _Var("MATRIX_PERMISSIONS", "matrix_permissions", _permissions, {}),
+    _Var("MATRIX_CONVERSATION_COUNT", "matrix_conversation_count", _int_range(-1, 10000), 10),
     _Var("SYNCBOT_AUTO_MIGRATE", "auto_migrate", _bool, None),
     _Var("SYNCBOT_DATA_DIR", "data_dir", _str, "."),
     _Var("SYNCBOT_TICK_INVOKERS", "tick_invokers", _keys, ()),
@@ -201,6 +202,8 @@ class Settings:
     matrix_ghost_template: str = "slack_{team}_{user}"
     matrix_command_prefix: str = "!slack"
     matrix_permissions: Mapping[str, str] = field(default_factory=dict)
+    # Recent channels bridged on `login app` (-1: all), the seed's conversation_count.
+    matrix_conversation_count: int = 10
     auto_migrate: bool | None = None
     data_dir: str = "."
     # Service accounts whose OIDC tokens may call POST /internal/tick (Cloud Scheduler).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.store.models import MYSQL_TABLE, Base, utcnow
@@ -17,9 +17,10 @@ from app.store.models import MYSQL_TABLE, Base, utcnow
 class MatrixPortal(Base):
     """A Matrix room standing for a Slack channel (created by us, or linked by a user).
 
-    ``state`` follows the seed's portal machine: pending -> creating -> active <-> archived ->
-    deleted. A row in ``creating`` with no room id is a creation that did not finish; it is
-    retried rather than creating a second room.
+    ``state`` follows the seed's portal machine: pending -> creating -> active <-> archived;
+    active/archived -> deleting, after which the row is removed (deleted). A row in
+    ``creating`` with no room id is a creation that did not finish; it is retried rather than
+    creating a second room.
     """
 
     __tablename__ = "matrix_portals"
@@ -32,6 +33,63 @@ class MatrixPortal(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     name: Mapped[str | None] = mapped_column(String(255))
     topic: Mapped[str | None] = mapped_column(String(1024))
+    # The room avatar: the workspace icon URL it was made from, and its mxc:// copy.
+    avatar_source: Mapped[str | None] = mapped_column(String(1024))
+    avatar_mxc: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MatrixUser(Base):
+    """A Matrix user of the bridge (the seed's ``user`` table): who logged in, and where.
+
+    ``management_room`` is the user's DM with the bridge bot, where `login app` ran: commands
+    need no prefix there and the bridge's notices to that user go there.
+    """
+
+    __tablename__ = "matrix_users"
+    __table_args__ = (MYSQL_TABLE,)
+
+    mxid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    management_room: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MatrixLogin(Base):
+    """A workspace a Matrix user logged in with `login app`: its channels get portals.
+
+    Deleting the user (ON DELETE CASCADE) forgets their logins; `logout` deletes the
+    workspace's rows.
+    """
+
+    __tablename__ = "matrix_logins"
+    __table_args__ = (MYSQL_TABLE,)
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("matrix_users.mxid", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MatrixPortalInvite(Base):
+    """That we invited a Matrix user to a portal, and what they did with it.
+
+    ``membership`` is invited, joined, left or declined (from the membership events the
+    homeserver pushes). A row of any state means: never invite again — a restart or a later
+    sync re-inviting people who left is the known complaint about bridges. Deleting the portal
+    (ON DELETE CASCADE) forgets them, so a recreated portal invites afresh.
+    """
+
+    __tablename__ = "matrix_portal_invites"
+    __table_args__ = (MYSQL_TABLE,)
+
+    endpoint: Mapped[str] = mapped_column(
+        ForeignKey("matrix_portals.endpoint", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    membership: Mapped[str] = mapped_column(String(16), default="invited")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

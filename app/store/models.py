@@ -354,6 +354,7 @@ class OAuthState(Base):
 # Feature modules register their tables on Base.metadata (Alembic compares against it).
 from app.store import (  # noqa: E402
     models_federation,  # noqa: F401
+    models_groups,  # noqa: F401
     models_health,  # noqa: F401
     models_matrix,  # noqa: F401
 )

@@ -1,0 +1,1 @@
+"""The parts of the App Home tab, one module per section."""

@@ -1,0 +1,170 @@
+"""Driving App Home sections through a real Bolt app against the fake Slack.
+
+Payloads go through ``AsyncApp.async_dispatch`` as Socket Mode requests (Slack's signature is
+the transport's business; the payload shapes are Slack's). ``process_before_response`` makes
+each dispatch return only after the handler finished, so tests need no waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
+
+from app.core.endpoints import Endpoint
+from app.services import Services, build_services
+from app.slack.home.section import Viewer
+from app.slack.workspaces import Workspaces
+from app.store.cipher import TokenCipher
+from app.store.engine import session_factory
+from app.store.syncs import SyncAdmin
+from tests.conftest import TEST_KEY, local_settings
+from tests.fakes.slack import FakeSlack
+
+
+class RecordingHome:
+    """A HomeRefresher that remembers what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.refreshed: list[Viewer] = []
+        self.touched: list[str] = []
+
+    async def refresh(self, viewer: Viewer) -> None:
+        self.refreshed.append(viewer)
+
+    def touch(self, *team_ids: str) -> None:
+        self.touched.extend(team_ids)
+
+
+def home_services(slack: FakeSlack, engine: Engine, **settings: Any) -> Services:
+    """The app's services on ``engine`` with every fake workspace installed by bot token."""
+    config = local_settings(
+        slack_signing_secret=slack.signing_secret, slack_api_url=slack.base_url, **settings
+    )
+    sessions = session_factory(engine)
+    cipher = TokenCipher(TEST_KEY)
+    workspaces = Workspaces(sessions, cipher, api_url=slack.base_url)
+    for team in sorted(slack.state.workspaces):
+        asyncio.run(workspaces.add(slack.bot_token(team)))
+    return build_services(
+        config,
+        engine=engine,
+        sessions=sessions,
+        cipher=cipher,
+        slack_rate_scale=1000.0,
+        slack_timeout=5.0,
+    )
+
+
+def sync(services: Services, name: str, *endpoints: Endpoint) -> None:
+    admin = SyncAdmin(services.sessions)
+    admin.create(name)
+    for endpoint in endpoints:
+        admin.add(name, endpoint)
+
+
+def bolt_app(slack: FakeSlack) -> AsyncApp:
+    async def authorize(enterprise_id: str | None, team_id: str, **_: Any) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=slack.bot_token(team_id),
+            bot_user_id=f"U{team_id}BOT",
+            bot_id=f"B{team_id}BOT",
+        )
+
+    return AsyncApp(
+        client=AsyncWebClient(base_url=slack.base_url),
+        authorize=authorize,
+        signing_secret=slack.signing_secret,
+        process_before_response=True,
+        raise_error_for_unhandled_request=True,
+    )
+
+
+async def dispatch(app: AsyncApp, body: dict[str, Any]) -> BoltResponse:
+    return await app.async_dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
+
+
+def ack_body(response: BoltResponse) -> dict[str, Any]:
+    return json.loads(response.body) if response.body else {}
+
+
+HOME_VIEW = {"id": "VHOME", "type": "home", "hash": "h0", "private_metadata": ""}
+
+
+def block_action(
+    team: str,
+    user: str,
+    action_id: str,
+    *,
+    value: str | None = None,
+    option: str | None = None,
+    view: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    action: dict[str, Any] = {"action_id": action_id, "block_id": "b", "action_ts": "1.0"}
+    if option is not None:
+        action |= {"type": "overflow", "selected_option": {"value": option}}
+    else:
+        action |= {"type": "button", "value": value or ""}
+    shown = view or HOME_VIEW
+    return {
+        "type": "block_actions",
+        "api_app_id": "A0SYNCBOT",
+        "team": {"id": team, "domain": team.lower()},
+        "user": {"id": user, "team_id": team},
+        "trigger_id": f"trigger-{user}",
+        "container": {"type": "view", "view_id": shown["id"]},
+        "view": shown,
+        "actions": [action],
+    }
+
+
+def view_submission(
+    team: str, user: str, view: dict[str, Any], values: dict[str, Any]
+) -> dict[str, Any]:
+    shown = dict(view)
+    shown.setdefault("id", "VMODAL")
+    shown["state"] = {"values": values}
+    return {
+        "type": "view_submission",
+        "api_app_id": "A0SYNCBOT",
+        "team": {"id": team, "domain": team.lower()},
+        "user": {"id": user, "team_id": team},
+        "trigger_id": f"trigger-{user}",
+        "view": shown,
+    }
+
+
+def opened_views(slack: FakeSlack, team: str, method: str = "views.open") -> list[dict[str, Any]]:
+    """The views the app asked Slack to open (or update/push) in ``team``, oldest first."""
+    out = []
+    for params in slack.called(method, team):
+        view = params.get("view")
+        out.append(json.loads(view) if isinstance(view, str) else view)
+    return out
+
+
+def texts(blocks: list[dict[str, Any]]) -> str:
+    """Every text in ``blocks`` joined, for asserting what a person would read."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return "\n".join(found)

@@ -13,6 +13,7 @@ from infra.aws.database import Database, DatabaseArgs
 from infra.aws.env import DatabaseEnv, lambda_env
 from infra.aws.migrations import Migrations, MigrationsArgs
 from infra.aws.network import Network, NetworkArgs
+from infra.aws.queue import DeliveryQueue, DeliveryQueueArgs, QueueTrigger, QueueTriggerArgs
 from infra.aws.scheduler import Scheduler, SchedulerArgs
 from infra.aws.secrets import Secrets, SecretsArgs
 from infra.aws.service import Bundle, Service, ServiceArgs
@@ -136,6 +137,18 @@ class App(pulumi.ComponentResource):
                 endpoint=args.alarm_email,
                 opts=child,
             )
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.deliveries = DeliveryQueue(
+            f"{name}-deliveries",
+            DeliveryQueueArgs(
+                region=args.region,
+                account_id=identity.account_id,
+                partition=partition.partition,
+                function_timeout_seconds=args.timeout_seconds,
+                alarm_topic_arn=self.alarm_topic.arn if self.alarm_topic else None,
+            ),
+            opts=child,
+        )
         self.api = aws.apigatewayv2.Api(
             f"{name}-api",
             protocol_type="HTTP",
@@ -152,6 +165,7 @@ class App(pulumi.ComponentResource):
                     secret_arns=secret_arns,
                     database=database_env,
                     public_url=args.config.get("SYNCBOT_PUBLIC_URL", self.api.api_endpoint),
+                    delivery_queue_url=self.deliveries.queue_url,
                 ),
                 secret_arns=list(secret_arns.values()),
                 api=self.api,
@@ -163,10 +177,22 @@ class App(pulumi.ComponentResource):
                 reserved_concurrency=args.max_instances,
                 log_retention_days=args.log_retention_days,
                 alarm_topic_arn=self.alarm_topic.arn if self.alarm_topic else None,
+                delivery_queue_arn=self.deliveries.queue_arn,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.database] if self.database else []
             ),
+        )
+        self.delivery_trigger = QueueTrigger(
+            f"{name}-delivery-trigger",
+            QueueTriggerArgs(
+                queue=self.deliveries,
+                function_arn=self.service.function_arn,
+                # Half the reserved concurrency at most: HTTP requests keep the other half.
+                maximum_concurrency=args.max_instances // 2 if args.max_instances else None,
+                depends_on=[self.service.role_policy],
+            ),
+            opts=child,
         )
         self.migrations = Migrations(
             f"{name}-migrate",
@@ -183,6 +209,7 @@ class App(pulumi.ComponentResource):
             OUTPUT_SERVICE_URL: self.service.url,
             OUTPUT_REGION: pulumi.Output.from_input(args.region),
             "function_name": self.service.function_name,
+            "delivery_queue_url": self.deliveries.queue_url,
             "bundle_sha256": pulumi.Output.from_input(args.bundle.sha256),
         }
         if args.bundle.artifact_bucket is not None:

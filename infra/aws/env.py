@@ -21,6 +21,9 @@ FORCED: Mapping[str, str] = {
     # Migrations run once per bundle as a deploy step, never at a cold start.
     "SYNCBOT_AUTO_MIGRATE": "false",
 }
+# The dispatcher a Lambda deployment runs: nothing runs between invocations, so deliveries
+# are driven by the stack's SQS FIFO queue through an event source mapping.
+DISPATCH = "sqs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ def lambda_env(
     secret_arns: Mapping[str, pulumi.Input[str]],
     database: DatabaseEnv | None,
     public_url: pulumi.Input[str],
+    delivery_queue_url: pulumi.Input[str] | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     """Builds the function's environment variables from the contract table.
 
@@ -50,6 +54,9 @@ def lambda_env(
         secret_arns: Secret ARNs by env name (a ``#key`` suffix selects a JSON field).
         database: Connection values, or ``None`` when ``DATABASE_URL`` is among the secrets.
         public_url: ``SYNCBOT_PUBLIC_URL``.
+        delivery_queue_url: The SQS delivery queue's URL (``Source.DISPATCH``): with it the app
+            dispatches through SQS (``SYNCBOT_DISPATCH=sqs``); without it the dispatch variables
+            are left out and the app's in-process default applies.
 
     Returns:
         Variable name to value; never a secret value.
@@ -78,6 +85,12 @@ def lambda_env(
         if database is not None
         else {}
     )
+    # SYNCBOT_DELIVERY_INVOKER is Cloud Tasks' OIDC identity; an SQS trigger needs none.
+    dispatch_values: dict[str, pulumi.Input[str]] = (
+        {"SYNCBOT_DISPATCH": DISPATCH, "SYNCBOT_DELIVERY_QUEUE": delivery_queue_url}
+        if delivery_queue_url is not None
+        else {}
+    )
     forced = {**FORCED, "DATABASE_BACKEND": backend}
     if database is not None:
         forced["DATABASE_TLS_ENABLED"] = "true"
@@ -93,10 +106,15 @@ def lambda_env(
                     env[var.name] = database_values[var.name]
             case Source.SERVICE:
                 env[var.name] = public_url
+            case Source.DISPATCH:
+                if var.name in dispatch_values:
+                    env[var.name] = dispatch_values[var.name]
             case Source.SECRET | Source.RUNTIME | Source.SCHEDULER:
                 # Secrets by ARN below; PORT means nothing to a Lambda, and its tick is a
                 # direct invocation, not an HTTP call that needs an OIDC caller list.
                 continue
+            case _:  # pragma: no cover - a new Source must get a rule here first
+                raise ValueError(f"no Lambda rule for {var.name} ({var.source})")
     env[AWS_SECRET_ARNS_ENV] = pulumi.Output.all(**dict(secret_arns)).apply(
         lambda arns: json.dumps(arns, sort_keys=True)
     )

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.iam import allow, policy, service_trust_policy
+from infra.aws.queue import consumer_statement
 from infra.contract import AWS_SECRET_JSON_KEY_SEPARATOR, ROUTES, route_key
 
 HANDLER = "app.lambda_handler.handler"
@@ -59,6 +60,8 @@ class ServiceArgs:
     reserved_concurrency: int | None = None
     log_retention_days: int = 30
     alarm_topic_arn: pulumi.Input[str] | None = None
+    delivery_queue_arn: pulumi.Input[str] | None = None
+    """The SQS delivery queue the function consumes and sends to (exact ARN)."""
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -86,9 +89,9 @@ class Service(pulumi.ComponentResource):
         self.role_policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=self.role.id,
-            policy=pulumi.Output.all(self.log_group.arn, *args.secret_arns).apply(
-                lambda values: json.dumps(_function_policy(values[0], values[1:]))
-            ),
+            policy=pulumi.Output.all(
+                self.log_group.arn, args.delivery_queue_arn, *args.secret_arns
+            ).apply(lambda values: json.dumps(_function_policy(values[0], values[2:], values[1]))),
             opts=child,
         )
         code = _code(name, args.bundle, child)
@@ -190,7 +193,9 @@ def _code(name: str, bundle: Bundle, child: pulumi.ResourceOptions) -> dict[str,
     return {"s3_bucket": obj.bucket, "s3_key": obj.key}
 
 
-def _function_policy(log_group_arn: str, secret_refs: Sequence[str]) -> dict[str, object]:
+def _function_policy(
+    log_group_arn: str, secret_refs: Sequence[str], delivery_queue_arn: str | None = None
+) -> dict[str, object]:
     secret_arns = sorted({ref.split(AWS_SECRET_JSON_KEY_SEPARATOR)[0] for ref in secret_refs})
     statements = [
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"]),
@@ -209,6 +214,8 @@ def _function_policy(log_group_arn: str, secret_refs: Sequence[str]) -> dict[str
     ]
     if secret_arns:
         statements.append(allow(["secretsmanager:GetSecretValue"], secret_arns))
+    if delivery_queue_arn is not None:
+        statements.append(consumer_statement(delivery_queue_arn))
     return policy(*statements)
 
 

@@ -11,11 +11,12 @@ import pulumi_random as random
 
 from infra.contract import SECRET_ENV
 from infra.gcp.database import Backend, Database, DatabaseArgs
-from infra.gcp.env import DatabaseEnv, container_env
+from infra.gcp.env import DatabaseEnv, DeliveryEnv, container_env
 from infra.gcp.image import ContainerImage, ContainerImageArgs
 from infra.gcp.migrations import Migrations, MigrationsArgs
-from infra.gcp.naming import account_id
+from infra.gcp.naming import account_email, account_id
 from infra.gcp.network import PrivateNetwork, PrivateNetworkArgs
+from infra.gcp.queue import DeliveryQueue, DeliveryQueueArgs, delivery_queue_id, queue_path
 from infra.gcp.scheduler import Scheduler, SchedulerArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.gcp.service import Service, ServiceArgs, service_url
@@ -145,14 +146,31 @@ class App(pulumi.ComponentResource):
             config["DATABASE_TLS_ENABLED"] = "true"
             config["DATABASE_SSL_CA_PATH"] = DATABASE_CA_PATH
         scheduler_id = account_id(args.service_name, "sched")
+        # Queue path and invoker e-mail follow from fixed names: the env needs them before
+        # the queue exists, and the queue exists before the first revision starts.
+        queue_id = delivery_queue_id(args.service_name)
+        invoker_id = account_id(args.service_name, "tasks")
+        deliveries = DeliveryQueue(
+            f"{name}-deliveries",
+            DeliveryQueueArgs(
+                project=args.project,
+                region=args.region,
+                queue_id=queue_id,
+                invoker_account_id=invoker_id,
+                enqueuer_member=runtime.email.apply(lambda email: f"serviceAccount:{email}"),
+            ),
+            child,
+        )
         envs = container_env(
             config=config,
             secrets={key: ref for key, ref in secrets.refs.items() if key in SECRET_ENV},
             database=_database_env(database),
             public_url=args.public_url or predicted_url,
             # Known before the account exists: its e-mail follows from id and project.
-            scheduler_account=pulumi.Output.concat(
-                scheduler_id, "@", args.project, ".iam.gserviceaccount.com"
+            scheduler_account=account_email(scheduler_id, args.project),
+            delivery=DeliveryEnv(
+                queue=queue_path(args.project, args.region, queue_id),
+                invoker=account_email(invoker_id, args.project),
             ),
         )
 
@@ -194,7 +212,8 @@ class App(pulumi.ComponentResource):
                 memory=args.scaling.memory,
                 timeout_seconds=args.scaling.timeout_seconds,
                 deletion_protection=args.production,
-                depends_on=[secrets, migrations.job],
+                invokers=[deliveries.invoker_member],
+                depends_on=[secrets, migrations.job, deliveries],
             ),
             child,
         )
@@ -213,12 +232,14 @@ class App(pulumi.ComponentResource):
         self.image_ref = image.ref
         self.service_account_email = runtime.email
         self.migration_job = migrations.name
+        self.delivery_queue = deliveries.queue_name
         self.register_outputs(
             {
                 "service_url": self.service_url,
                 "image_ref": self.image_ref,
                 "service_account_email": self.service_account_email,
                 "migration_job": self.migration_job,
+                "delivery_queue": self.delivery_queue,
             }
         )
 

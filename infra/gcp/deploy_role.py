@@ -16,6 +16,7 @@ GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 DEPLOY_PROJECT_ROLES: tuple[str, ...] = (
     "roles/browser",  # read the project (number) for the service URL
     "roles/cloudscheduler.admin",
+    "roles/cloudtasks.admin",  # the delivery queue and its queue-level enqueuer binding
     "roles/cloudsql.admin",
     "roles/compute.networkAdmin",
     "roles/iam.serviceAccountAdmin",  # the runtime and scheduler service accounts

@@ -21,6 +21,8 @@ _FORCED: Mapping[str, str] = {
     # Migrations run once per image as a deploy step (the migration job), not at every start.
     "SYNCBOT_AUTO_MIGRATE": "false",
 }
+# Cloud Run deployments drive deliveries through the stack's Cloud Tasks queue.
+DISPATCH = "cloud_tasks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,16 @@ class DatabaseEnv:
     schema: pulumi.Input[str]
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryEnv:
+    """The ``Source.DISPATCH`` values: where tasks go and whose OIDC token they carry."""
+
+    queue: pulumi.Input[str]
+    """Full queue name ``projects/P/locations/L/queues/Q``."""
+    invoker: pulumi.Input[str]
+    """E-mail of the service account Cloud Tasks signs the tasks' OIDC tokens as."""
+
+
 def container_env(
     *,
     config: Mapping[str, str],
@@ -50,6 +62,7 @@ def container_env(
     database: DatabaseEnv | None,
     public_url: pulumi.Input[str],
     scheduler_account: pulumi.Input[str] | None = None,
+    delivery: DeliveryEnv | None = None,
 ) -> list[dict[str, Any]]:
     """Build the ``envs`` list of a Cloud Run container from the contract table.
 
@@ -64,6 +77,8 @@ def container_env(
         public_url: The service's public base URL (``SYNCBOT_PUBLIC_URL``).
         scheduler_account: The e-mail of the scheduler's service account, the one caller whose
             OIDC token the app accepts on ``POST /internal/tick`` (``Source.SCHEDULER``).
+        delivery: The Cloud Tasks queue and invoker (``Source.DISPATCH``); without it the
+            dispatch variables are left out and the app's in-process default applies.
 
     Returns:
         One ``{"name", "value"}`` or ``{"name", "value_source"}`` dict per wired variable, in
@@ -84,6 +99,15 @@ def container_env(
             "DATABASE_SCHEMA": database.schema,
         }
         if database is not None
+        else {}
+    )
+    dispatch_values: dict[str, pulumi.Input[str]] = (
+        {
+            "SYNCBOT_DISPATCH": DISPATCH,
+            "SYNCBOT_DELIVERY_QUEUE": delivery.queue,
+            "SYNCBOT_DELIVERY_INVOKER": delivery.invoker,
+        }
+        if delivery is not None
         else {}
     )
     envs: list[dict[str, Any]] = []
@@ -108,6 +132,10 @@ def container_env(
             case Source.SCHEDULER:
                 if scheduler_account is not None:
                     envs.append({"name": var.name, "value": scheduler_account})
+            case Source.DISPATCH:
+                value = dispatch_values.get(var.name)
+                if value is not None:
+                    envs.append({"name": var.name, "value": value})
             case Source.RUNTIME:
                 continue
             case _:  # pragma: no cover - a new Source must get a rule here first

@@ -26,6 +26,11 @@ def account_id(prefix: str, role: str) -> str:
     return f"{_slug(prefix)[:room].rstrip('-')}-{role}"
 
 
+def account_email(account: str, project: str) -> str:
+    """A service account's e-mail, known from its id before the account exists."""
+    return f"{account}@{project}.iam.gserviceaccount.com"
+
+
 def artifact_bucket_name(project: str, prefix: str) -> str:
     """The artifact bucket's globally unique name (project ids are globally unique).
 

@@ -10,6 +10,7 @@ import pulumi_gcp as gcp
 
 REQUIRED_SERVICES: tuple[str, ...] = (
     "artifactregistry.googleapis.com",
+    "cloudtasks.googleapis.com",
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
     "iam.googleapis.com",

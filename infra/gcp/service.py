@@ -50,6 +50,9 @@ class ServiceArgs:
     """Keep CPU between requests: ``syncbot serve`` delivers from background workers after it
     has answered Slack, which request-only CPU would starve."""
     deletion_protection: bool = False
+    invokers: Sequence[pulumi.Input[str]] = field(default_factory=list)
+    """Members (``serviceAccount:…``) granted ``roles/run.invoker`` on this service alone, for
+    callers that present Google OIDC tokens (the delivery tasks' invoker)."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
     """Resources the first revision needs (secret bindings, the migration run)."""
 
@@ -131,6 +134,16 @@ class Service(pulumi.ComponentResource):
             member="allUsers",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        for index, member in enumerate(args.invokers):
+            gcp.cloudrunv2.ServiceIamMember(
+                f"{name}-invoker-{index}",
+                project=args.project,
+                location=args.region,
+                name=service.name,
+                role="roles/run.invoker",
+                member=member,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.url = service.uri
         self.name = service.name
         self.register_outputs({"url": self.url, "name": self.name})

@@ -173,6 +173,12 @@ def default_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
         case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
             host = str(args.inputs.get("url", "")).removeprefix("https://")
             outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"
+        case "aws:sqs/queue:Queue":
+            queue = outputs["name"]
+            outputs["arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue}"
+            outputs["url"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}"
+        case "aws:lambda/eventSourceMapping:EventSourceMapping":
+            outputs["uuid"] = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}"
         case "random:index/randomPassword:RandomPassword":
             outputs["result"] = "r" * int(args.inputs.get("length", 32))
         case "aws:lambda/invocation:Invocation":

@@ -389,6 +389,7 @@ def test_children_are_named_from_and_parented_to_their_component(run: Run) -> No
         "syncbot:gcp:Migrations",
         "syncbot:gcp:Service",
         "syncbot:gcp:Scheduler",
+        "syncbot:gcp:DeliveryQueue",
     }
 
 

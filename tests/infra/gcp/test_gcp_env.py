@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from infra.contract import RUNTIME_ENV, SECRET_ENV, Source
-from infra.gcp.env import DatabaseEnv, SecretRef, container_env
-from infra.gcp.naming import account_id, artifact_bucket_name, image_repository_url
+from infra.gcp.env import DatabaseEnv, DeliveryEnv, SecretRef, container_env
+from infra.gcp.naming import account_email, account_id, artifact_bucket_name, image_repository_url
+from infra.gcp.queue import delivery_queue_id, queue_path
 
 DATABASE = DatabaseEnv(host="10.0.0.3", port="5432", user="syncbot", schema="syncbot")
 URL = "https://syncbot-1.europe-west1.run.app"
+QUEUE = "projects/p/locations/europe-west1/queues/syncbot-deliveries"
+DELIVERY = DeliveryEnv(queue=QUEUE, invoker="syncbot-tasks@p.iam.gserviceaccount.com")
 
 
 def _render(**overrides: object) -> dict[str, dict[str, object]]:
@@ -35,7 +38,10 @@ def test_every_contract_variable_is_wired_when_everything_is_given() -> None:
     }
     secrets = {name: SecretRef(secret=f"id-{name}", version="3") for name in SECRET_ENV}
     envs = _render(
-        config=config, secrets=secrets, scheduler_account="sched@p.iam.gserviceaccount.com"
+        config=config,
+        secrets=secrets,
+        scheduler_account="sched@p.iam.gserviceaccount.com",
+        delivery=DELIVERY,
     )
     expected = {v.name for v in RUNTIME_ENV if v.source is not Source.RUNTIME}
     assert set(envs) == expected
@@ -112,3 +118,24 @@ def test_names_fit_gcp_limits() -> None:
     assert image_repository_url("europe-west1", "my-proj", "syncbot-prod") == (
         "europe-west1-docker.pkg.dev/my-proj/syncbot-prod"
     )
+
+
+def test_dispatch_goes_through_cloud_tasks_when_a_queue_is_given() -> None:
+    envs = _render(delivery=DELIVERY)
+    assert envs["SYNCBOT_DISPATCH"] == {"name": "SYNCBOT_DISPATCH", "value": "cloud_tasks"}
+    assert envs["SYNCBOT_DELIVERY_QUEUE"]["value"] == QUEUE
+    assert envs["SYNCBOT_DELIVERY_INVOKER"]["value"] == "syncbot-tasks@p.iam.gserviceaccount.com"
+
+
+def test_without_a_queue_the_dispatch_variables_are_left_out() -> None:
+    envs = _render()
+    assert not {"SYNCBOT_DISPATCH", "SYNCBOT_DELIVERY_QUEUE", "SYNCBOT_DELIVERY_INVOKER"} & set(
+        envs
+    )
+
+
+def test_queue_path_and_invoker_email_are_known_from_names() -> None:
+    assert queue_path("p", "europe-west1", delivery_queue_id("syncbot")) == QUEUE
+    assert account_email(account_id("syncbot", "tasks"), "p") == DELIVERY.invoker
+    long_name = "s" * 120
+    assert len(delivery_queue_id(long_name)) == 100

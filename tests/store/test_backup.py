@@ -14,6 +14,7 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ from app.store.backup import (
     write_backup,
 )
 from app.store.cipher import TokenCipher
-from app.store.engine import session_factory
+from app.store.engine import make_engine, session_factory
 from app.store.models import (
     Delivery,
     DirectoryUser,
@@ -53,6 +54,7 @@ from app.store.models_health import SocketConnection
 from app.store.models_matrix import MatrixPortal, MatrixReaction, MatrixTransaction
 from tests import builders
 from tests.conftest import TEST_KEY, local_settings
+from tests.databases import MigratedTemplates
 
 OTHER_KEY = "another-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 # The tables this test fills; a table added later is still compared row for row.
@@ -448,3 +450,35 @@ def test_delivery_rows_keep_their_order_after_restore(
     with session_factory(engine)() as s:
         ids = list(s.scalars(select(Delivery.id).order_by(Delivery.id)))
     assert ids == sorted(ids) and len(ids) == 3
+
+
+def test_restore_into_a_fresh_database_then_keep_inserting(
+    backend: str,
+    engine: Engine,
+    cipher: TokenCipher,
+    mac_key: bytes,
+    settings: Settings,
+    templates: MigratedTemplates,
+    tmp_path: Path,
+) -> None:
+    """Disaster recovery: a new database whose id sequences start at 1 takes the backup."""
+    fill(engine, cipher)
+    data = backup_bytes(engine, mac_key)
+    before = snapshot(engine)
+    (tmp_path / "fresh").mkdir()
+    with templates.clone(backend, tmp_path / "fresh") as url:
+        fresh = make_engine(settings, url=url)
+        try:
+            restore(fresh, data, mac_key, cipher)
+            assert snapshot(fresh) == before
+            # New rows get ids after the restored ones (PostgreSQL: sequences were moved on).
+            sessions = session_factory(fresh)
+            builders.workspace(sessions, cipher, "T3")
+            builders.sync(sessions, "after-restore")
+            with sessions() as s, s.begin():
+                s.add(builders.outbox_row("pending"))
+                s.add(InstanceKey(public_key="p2", private_key_enc=cipher.encrypt("k2")))
+            after = snapshot(fresh)
+            assert len(after["workspaces"]) == 3 and len(after["outbox"]) == 4
+        finally:
+            fresh.dispose()

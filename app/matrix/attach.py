@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete
 
 from app.core.endpoints import Endpoint
+from app.matrix.commands import LoginRequest
 from app.matrix.setup import MatrixAdapter, build_matrix
 from app.slack.workspaces import WorkspaceInfo
 from app.store.models_matrix import MatrixTransaction
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
+    from app.services import Services
 
 log = logging.getLogger("syncbot.matrix")
 
@@ -65,6 +67,29 @@ def archive_hook(adapter: MatrixAdapter) -> Callable[[dict[str, Any]], Awaitable
     return on_event
 
 
+def wire_slack(adapter: MatrixAdapter, services: Services) -> None:
+    """Connect the bridge to the Slack side: Socket Mode on login, hooks on Slack events.
+
+    The hooks go on the HTTP events path and on Socket Mode's (one object when both exist);
+    the workspace bridge's hook comes last, as it may ask Slack to redeliver an event whose
+    portal is still being created.
+    """
+
+    async def start_socket_mode(info: WorkspaceInfo, request: LoginRequest) -> None:
+        # First among the login hooks: the seed connects Socket Mode, then syncs.
+        manager = services.extras.get("socket_mode")
+        if manager is not None:
+            await manager.connect(info.team_id)
+
+    adapter.on_login.insert(0, start_socket_mode)
+    hooks = [archive_hook(adapter)]
+    if adapter.workspace_bridge is not None:
+        hooks.append(adapter.workspace_bridge.on_slack_event)
+    paths = [services.slack.events, getattr(services.extras.get("socket_mode"), "events", None)]
+    for path in {id(p): p for p in paths if p is not None}.values():
+        path.event_hooks.extend(hooks)
+
+
 def attach_matrix(runtime: Runtime) -> MatrixAdapter | None:
     """Build the bridge for ``runtime`` when the Matrix settings are complete.
 
@@ -84,18 +109,7 @@ def attach_matrix(runtime: Runtime) -> MatrixAdapter | None:
         slack=services.slack,
     )
 
-    async def start_socket_mode(info: WorkspaceInfo) -> None:
-        manager = services.extras.get("socket_mode")
-        if manager is not None:
-            await manager.connect(info.team_id)
-
-    adapter.on_login.append(start_socket_mode)
-    hook = archive_hook(adapter)
-    if services.slack.events is not None:
-        services.slack.events.event_hooks.append(hook)
-    socket_events = getattr(services.extras.get("socket_mode"), "events", None)
-    if socket_events is not None and socket_events is not services.slack.events:
-        socket_events.event_hooks.append(hook)
+    wire_slack(adapter, services)
     services.extras["matrix"] = adapter
     runtime.add_routes(*adapter.routes)
     runtime.add_worker(adapter)

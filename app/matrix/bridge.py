@@ -24,6 +24,7 @@ from app.errors import RemoteError
 from app.matrix import inbound
 from app.matrix.commands import ENCRYPTED_REFUSAL, BotCommands
 from app.matrix.homeserver import Homeserver, matrix_errors
+from app.matrix.invites import PortalInvites
 from app.matrix.permissions import Level, Permissions
 from app.store.models import SyncEndpoint
 from app.store.models_matrix import MatrixReaction
@@ -43,6 +44,7 @@ class MatrixBridge:
         outbox: Outbox,
         commands: BotCommands,
         permissions: Permissions,
+        invites: PortalInvites | None = None,
     ) -> None:
         self._hs = homeserver
         self._ids = homeserver.ids
@@ -51,6 +53,7 @@ class MatrixBridge:
         self._outbox = outbox
         self._commands = commands
         self._permissions = permissions
+        self._invites = invites
 
     async def handle(self, event: dict[str, Any]) -> None:
         """Process one event; raises only for failures worth a retry of the transaction."""
@@ -92,7 +95,13 @@ class MatrixBridge:
 
     async def _member(self, event: dict[str, Any]) -> None:
         content = event.get("content") or {}
-        if event.get("state_key") != self._ids.bot or content.get("membership") != "invite":
+        if event.get("state_key") != self._ids.bot:
+            # A user joining, leaving or declining a portal: remembered so that no sync
+            # invites them again.
+            if self._invites is not None:
+                await asyncio.to_thread(self._invites.observe, event)
+            return
+        if content.get("membership") != "invite":
             return
         room = str(event["room_id"])
         stripped = (event.get("unsigned") or {}).get("invite_room_state") or []

@@ -2,7 +2,9 @@
 
 ``login app`` asks for the bot token, then the app token, redacting each message that carried
 a token; the tokens are verified and stored encrypted by :class:`Workspaces`, and every
-callback in ``on_login`` (Socket Mode start-up) is then called with the new workspace.
+callback in ``on_login`` (Socket Mode start-up, the workspace bridge's sync) is then called with
+the new workspace and who logged it in where (that DM becomes their management room).
+``delete-portal`` removes a portal (seed §3.3: kick, unlink, forget; recreatable later).
 """
 
 from __future__ import annotations
@@ -14,21 +16,33 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mautrix.types import EventID, EventType, RoomID
+from mautrix.types import EventID, EventType, RoomAlias, RoomID
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint
 from app.errors import RemoteError, SyncbotError
-from app.matrix.homeserver import Homeserver, matrix_errors
+from app.matrix.homeserver import Homeserver, is_missing, matrix_errors
 from app.matrix.permissions import Level, Permissions
+from app.matrix.portals import Portals
 from app.slack.workspaces import WorkspaceInfo, Workspaces
 from app.store.models import Workspace
 from app.store.syncs import SyncAdmin
 
 log = logging.getLogger("syncbot.matrix.commands")
 
-LoginHook = Callable[[WorkspaceInfo], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class LoginRequest:
+    """Who ran ``login app``, and in which DM with the bot."""
+
+    user_id: str
+    room_id: str
+
+
+# Called after a successful ``login app``; may return a line for the reply.
+LoginHook = Callable[[WorkspaceInfo, LoginRequest], Awaitable[str | None]]
+LogoutHook = Callable[[str], Awaitable[None]]
 _BOT_TOKEN = re.compile(r"^xoxb-[A-Za-z0-9-]+$")
 _APP_TOKEN = re.compile(r"^xapp-[A-Za-z0-9-]+$")
 
@@ -39,7 +53,8 @@ Commands (prefix {prefix} in rooms, none in a DM with me):
   logout TEAM_ID     stop bridging a workspace
   status             logged-in workspaces and this room's sync
   link SYNC          add this room to the sync named SYNC
-  unlink             remove this room from its sync"""
+  unlink             remove this room from its sync
+  delete-portal [ROOM]  delete this (or that) portal room; a new message recreates it"""
 
 _NEEDS = {
     "help": Level.RELAY,
@@ -48,6 +63,7 @@ _NEEDS = {
     "logout": Level.ADMIN,
     "link": Level.ADMIN,
     "unlink": Level.ADMIN,
+    "delete-portal": Level.ADMIN,
 }
 
 
@@ -69,6 +85,8 @@ class BotCommands:
         sessions: sessionmaker[Session],
         workspaces: Workspaces | None,
         on_login: list[LoginHook],
+        on_logout: list[LogoutHook] | None = None,
+        portals: Portals | None = None,
     ) -> None:
         self._hs = homeserver
         self._prefix = prefix
@@ -77,6 +95,8 @@ class BotCommands:
         self._sessions = sessions
         self._workspaces = workspaces
         self._on_login = on_login
+        self._on_logout = on_logout if on_logout is not None else []
+        self._portals = portals
         # Pending `login app` dialogues by (room, user). Kept in memory on purpose: a half
         # finished login holding a token is not worth persisting; it is simply asked again.
         self._logins: dict[tuple[str, str], _Login] = {}
@@ -113,7 +133,7 @@ class BotCommands:
             await self._reply(room, f"You are not allowed to use {name!r}.")
             return True
         try:
-            await getattr(self, f"_cmd_{name}")(event, args)
+            await getattr(self, f"_cmd_{name.replace('-', '_')}")(event, args)
         except SyncbotError as exc:
             await self._reply(room, f"{name} failed: {exc}")
         return True
@@ -170,9 +190,18 @@ class BotCommands:
         except (RemoteError, SyncbotError) as exc:
             await self._reply(room, f"Slack refused the token: {exc}")
             return
+        lines = [f"Logged in to {info.name} ({info.team_id})."]
+        request = LoginRequest(user_id=sender, room_id=room)
         for hook in self._on_login:
-            await hook(info)
-        await self._reply(room, f"Logged in to {info.name} ({info.team_id}).")
+            try:
+                extra = await hook(info, request)
+            except Exception:
+                # The workspace is stored; what failed (a connection, a sync) retries at start.
+                log.warning("login hook failed", exc_info=True)
+                extra = "Part of the set-up failed; it is retried when the bridge restarts."
+            if extra:
+                lines.append(extra)
+        await self._reply(room, "\n".join(lines))
 
     async def _cmd_logout(self, event: dict[str, Any], args: list[str]) -> None:
         room = event["room_id"]
@@ -192,14 +221,12 @@ class BotCommands:
 
         changed = await asyncio.to_thread(deactivate)
         self._workspaces.forget(team)
+        for hook in self._on_logout:
+            await hook(team)
         await self._reply(room, f"Logged out of {team}." if changed else f"No workspace {team}.")
 
     def _sync_of(self, room: str) -> str | None:
-        endpoint = str(Endpoint.matrix(room))
-        for view in self._syncs.list():
-            if any(e == endpoint for e, _ in view.endpoints):
-                return view.name
-        return None
+        return sync_of_room(self._syncs, room)
 
     async def _cmd_status(self, event: dict[str, Any], args: list[str]) -> None:
         room = str(event["room_id"])
@@ -220,20 +247,40 @@ class BotCommands:
         if len(args) != 1:
             await self._reply(room, "Usage: link SYNC")
             return
-        if await room_is_encrypted(self._hs, room):
-            await self._reply(room, ENCRYPTED_REFUSAL)
+        try:
+            await link_room(self._hs, self._syncs, room, args[0])
+        except LinkRefused as exc:
+            await self._reply(room, str(exc))
             return
-        await asyncio.to_thread(self._syncs.add, args[0], Endpoint.matrix(room))
         await self._reply(room, f"Linked this room to sync {args[0]!r}.")
 
     async def _cmd_unlink(self, event: dict[str, Any], args: list[str]) -> None:
         room = str(event["room_id"])
-        sync = await asyncio.to_thread(self._sync_of, room)
+        sync = await unlink_room(self._syncs, room)
         if sync is None:
             await self._reply(room, "This room is not linked.")
             return
-        await asyncio.to_thread(self._syncs.remove, sync, Endpoint.matrix(room))
         await self._reply(room, f"Unlinked this room from sync {sync!r}.")
+
+    async def _cmd_delete_portal(self, event: dict[str, Any], args: list[str]) -> None:
+        room = str(event["room_id"])
+        if self._portals is None or len(args) > 1:
+            await self._reply(room, "Usage: delete-portal [ROOM_ID or #alias]")
+            return
+        target = args[0] if args else room
+        if target.startswith("#"):
+            async with matrix_errors("resolve alias"):
+                target = str((await self._hs.bot.resolve_room_alias(target)).room_id)
+        portal = await asyncio.to_thread(self._portals.by_room, target)
+        if portal is None:
+            await self._reply(room, "That room is not a portal.")
+            return
+        if target == room:
+            # The room is about to be emptied: say so while we can still speak in it.
+            await self._reply(room, "Deleting this portal: everyone is removed from the room.")
+        await self._portals.delete(Endpoint.parse(portal.endpoint))
+        if target != room:
+            await self._reply(room, f"Deleted the portal of {portal.endpoint} ({target}).")
 
 
 ENCRYPTED_REFUSAL = (
@@ -253,4 +300,99 @@ async def room_is_encrypted(homeserver: Homeserver, room: str) -> bool:
     return True
 
 
-__all__ = ["ENCRYPTED_REFUSAL", "BotCommands", "LoginHook", "room_is_encrypted"]
+# Room ids of versions up to 11 carry their server; aliases always do.
+_ROOM_ID = re.compile(r"^![^:\s/]+:[^\s/]+$")
+_ALIAS = re.compile(r"^#[^:\s]+:[^\s/]+$")
+
+
+class LinkRefused(SyncbotError):
+    """A room that cannot be linked: malformed, unknown, not joinable or encrypted."""
+
+
+async def resolve_room(homeserver: Homeserver, ref: str) -> str:
+    """The room id of ``ref`` (a room id or an alias).
+
+    Raises:
+        LinkRefused: ``ref`` is neither, or the alias does not exist.
+    """
+    ref = ref.strip()
+    if _ROOM_ID.match(ref):
+        return ref
+    if not _ALIAS.match(ref):
+        raise LinkRefused(f"{ref!r} is not a room id (!room:server) or alias (#name:server)")
+    try:
+        async with matrix_errors("resolve alias"):
+            found = await homeserver.bot.resolve_room_alias(RoomAlias(ref))
+    except RemoteError as exc:
+        if is_missing(exc):
+            raise LinkRefused(f"no room has the alias {ref}") from None
+        raise
+    return str(found.room_id)
+
+
+async def link_room(
+    homeserver: Homeserver, syncs: SyncAdmin, ref: str, sync_name: str, *, join: bool = False
+) -> str:
+    """Make the room ``ref`` (id or alias) an endpoint of the sync ``sync_name``.
+
+    The ``link`` command runs inside the room, where the bot already is; a link made from
+    elsewhere (the Slack App Home) has the bot join first, so it can read the room's state and
+    relay its messages. Returns the room id.
+
+    Raises:
+        LinkRefused: the room cannot be bridged (bad reference, bot not allowed in, encrypted).
+        SyncAdminError: no such sync, or the room is in a sync already.
+        RemoteError: the homeserver failed.
+    """
+    room = await resolve_room(homeserver, ref)
+    if join:
+        try:
+            async with matrix_errors("join"):
+                await homeserver.bot.join_room(RoomID(room))
+        except RemoteError as exc:
+            if exc.retryable:
+                raise
+            raise LinkRefused(
+                f"the bridge bot {homeserver.ids.bot} cannot join {ref}: invite it first"
+            ) from None
+    if await room_is_encrypted(homeserver, room):
+        if join:
+            async with matrix_errors("leave encrypted room"):
+                await homeserver.bot.leave_room(RoomID(room))
+        raise LinkRefused(ENCRYPTED_REFUSAL)
+    await asyncio.to_thread(syncs.add, sync_name, Endpoint.matrix(room))
+    return room
+
+
+def sync_of_room(syncs: SyncAdmin, room: str) -> str | None:
+    """The name of the sync the room is an endpoint of, if any."""
+    endpoint = str(Endpoint.matrix(room))
+    for view in syncs.list():
+        if any(e == endpoint for e, _ in view.endpoints):
+            return view.name
+    return None
+
+
+async def unlink_room(syncs: SyncAdmin, room: str) -> str | None:
+    """Take the room out of its sync; returns the sync's name, or None when it was in none."""
+
+    def remove() -> str | None:
+        sync = sync_of_room(syncs, room)
+        if sync is not None:
+            syncs.remove(sync, Endpoint.matrix(room))
+        return sync
+
+    return await asyncio.to_thread(remove)
+
+
+__all__ = [
+    "ENCRYPTED_REFUSAL",
+    "BotCommands",
+    "LinkRefused",
+    "LoginHook",
+    "link_room",
+    "resolve_room",
+    "room_is_encrypted",
+    "sync_of_room",
+    "unlink_room",
+]

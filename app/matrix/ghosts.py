@@ -67,6 +67,11 @@ class Ghosts:
         # One profile update per ghost at a time: two deliveries by one author race otherwise.
         self._locks: dict[str, asyncio.Lock] = {}
 
+    @property
+    def fetch_avatar(self) -> AvatarFetcher:
+        """How avatar images are downloaded (portals use it for room avatars too)."""
+        return self._fetch_avatar
+
     def mxid_for(self, source: Endpoint, author: Author) -> str:
         return self._hs.ids.ghost_for(source, author.native_id)
 

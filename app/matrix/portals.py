@@ -1,29 +1,36 @@
 """Portals: Matrix rooms created on demand for Slack channels.
 
-The state machine is the seed's: pending -> creating -> active <-> archived -> deleted. A
-portal is created when the homeserver asks for an alias in our namespace
-(``#slack_t1_c1:server``, the appservice room query) or by :meth:`Portals.ensure`. Creation is
-idempotent across crashes: an existing alias is adopted instead of creating a second room (the
-"new room/invite on every restart" complaint about bridges).
+The state machine is the seed's: pending -> creating -> active <-> archived, and
+active/archived -> deleting -> deleted (the row is removed, so the channel may get a new portal
+later). A portal is created when the homeserver asks for an alias in our namespace
+(``#slack_t1_c1:server``, the appservice room query), for the channels of a logged-in workspace
+(:mod:`app.matrix.workspace_bridge`), or by :meth:`Portals.ensure`. Creation is idempotent
+across crashes: an existing alias is adopted instead of creating a second room (the "new
+room/invite on every restart" complaint about bridges); a failed room creation is retried up to
+three times. Name, topic and avatar follow the channel (:meth:`Portals.refresh`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mautrix.errors import MRoomInUse
-from mautrix.types import RoomAlias, RoomCreatePreset, RoomID, UserID
+from mautrix.types import ContentURI, RoomAlias, RoomCreatePreset, RoomID, UserID
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint, Network
 from app.errors import RemoteError, SyncbotError
+from app.matrix.ghosts import AvatarFetcher
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.permissions import Level, Permissions
 from app.slack.workspaces import Workspaces
-from app.store.models_matrix import MatrixPortal
-from app.store.syncs import SyncAdmin
+from app.store.models import Workspace
+from app.store.models_matrix import MatrixPortal, MatrixPortalInvite
+from app.store.syncs import SyncAdmin, SyncAdminError
 
 log = logging.getLogger("syncbot.matrix.portals")
 
@@ -31,10 +38,18 @@ PORTAL_ROOM_VERSION = "11"
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"creating"}),
     "creating": frozenset({"active", "pending"}),
-    "active": frozenset({"archived"}),
-    "archived": frozenset({"active", "deleted"}),
-    "deleted": frozenset(),
+    "active": frozenset({"archived", "deleting"}),
+    "archived": frozenset({"active", "deleting", "deleted"}),
+    "deleting": frozenset({"deleted"}),
+    # A deleted portal may be created again (its row is gone by then; this is for callers
+    # that keep a deleted row).
+    "deleted": frozenset({"pending"}),
 }
+# The seed's failure recovery for portal creation: "room creation fails -> retry up to 3 times".
+CREATE_ATTEMPTS = 3
+CREATE_RETRY_DELAY = 0.25  # seconds, doubled per attempt
+# Called with (channel endpoint, room id) once a portal has just become active.
+CreatedHook = Callable[[Endpoint, str], Awaitable[None]]
 
 
 class PortalError(SyncbotError):
@@ -53,6 +68,18 @@ class PortalView:
     room_id: str | None
     state: str
     alias: str | None
+    name: str | None = None
+    topic: str | None = None
+    avatar_source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """What a portal shows of its channel."""
+
+    name: str
+    topic: str | None
+    archived: bool = False
 
 
 class Portals:
@@ -67,6 +94,8 @@ class Portals:
         permissions: Permissions,
         *,
         invite: tuple[str, ...] = (),
+        fetch_avatar: AvatarFetcher | None = None,
+        retry_delay: float = CREATE_RETRY_DELAY,
     ) -> None:
         self._hs = homeserver
         self._sessions = sessions
@@ -74,14 +103,26 @@ class Portals:
         self._workspaces = workspaces
         self._permissions = permissions
         self._invite = invite
+        self._fetch_avatar = fetch_avatar
+        self._retry_delay = retry_delay
         self._lock = asyncio.Lock()
+        # Run, in order, after a portal became active: invites, member sync (workspace bridge).
+        self.on_created: list[CreatedHook] = []
 
     def get(self, endpoint: Endpoint) -> PortalView | None:
         with self._sessions() as s:
             row = s.get(MatrixPortal, str(endpoint))
             if row is None:
                 return None
-            return PortalView(row.endpoint, row.room_id, row.state, row.alias)
+            return _view(row)
+
+    def by_room(self, room_id: str) -> PortalView | None:
+        """The portal whose room is ``room_id``, if any."""
+        with self._sessions() as s:
+            row = s.execute(
+                select(MatrixPortal).where(MatrixPortal.room_id == room_id)
+            ).scalar_one_or_none()
+            return _view(row) if row is not None else None
 
     def _set(self, endpoint: Endpoint, state: str, **values: str | None) -> None:
         with self._sessions() as s, s.begin():
@@ -121,9 +162,12 @@ class Portals:
     async def ensure(self, endpoint: Endpoint) -> str:
         """The portal room of a Slack channel, created when missing.
 
+        A new portal goes pending -> creating -> active; the ``on_created`` hooks (invites)
+        run before this returns, so a message relayed next finds its readers invited.
+
         Raises:
-            PortalError: the portal is archived or deleted, or the channel is not Slack's.
-            RemoteError: Slack or the homeserver failed.
+            PortalError: the portal is archived or being deleted, or the channel is not Slack's.
+            RemoteError: Slack or the homeserver failed (room creation after its retries).
         """
         if endpoint.network is not Network.SLACK:
             raise PortalError(f"{endpoint} is not a Slack channel")
@@ -131,28 +175,178 @@ class Portals:
             view = await asyncio.to_thread(self.get, endpoint)
             if view and view.state == "active" and view.room_id:
                 return view.room_id
-            if view and view.state in ("archived", "deleted"):
+            if view and view.state in ("archived", "deleting"):
                 raise PortalError(f"the portal of {endpoint} is {view.state}")
-            if view is None or view.state == "pending":
-                await asyncio.to_thread(self._set, endpoint, "creating")
-            name, topic = await self._channel_info(endpoint)
-            alias = self._hs.ids.portal_alias(endpoint)
-            room = await self._create_or_adopt(alias, name, topic)
-            await asyncio.to_thread(self._join_sync, endpoint, room)
+            if view is not None and view.state == "deleted":
+                await asyncio.to_thread(self._set, endpoint, "pending")
+            await asyncio.to_thread(self._set, endpoint, "creating")
+            try:
+                info = await self._channel_info(endpoint)
+                alias = self._hs.ids.portal_alias(endpoint)
+                room = await self._create_with_retries(alias, info.name, info.topic)
+                await asyncio.to_thread(self._join_sync, endpoint, room)
+            except BaseException:
+                # Back to pending: the next message (or alias query) starts over, adopting
+                # the alias if the room did get created.
+                await asyncio.to_thread(self._set, endpoint, "pending")
+                raise
             await asyncio.to_thread(
-                self._set, endpoint, "active", room_id=room, alias=alias, name=name, topic=topic
+                self._set,
+                endpoint,
+                "active",
+                room_id=room,
+                alias=alias,
+                name=info.name,
+                topic=info.topic,
             )
-            log.info("portal active", extra={"endpoint": str(endpoint), "room": room})
-            return room
+            log.info(
+                "portal active", extra={"endpoint": str(endpoint), "room": room, "name": info.name}
+            )
+        await self._apply_avatar(endpoint, room, None)
+        for hook in self.on_created:
+            try:
+                await hook(endpoint, room)
+            except Exception:
+                # Invites and members catch up on the next sync; the portal itself is fine.
+                log.warning("portal creation hook failed", exc_info=True)
+        return room
 
-    async def _channel_info(self, endpoint: Endpoint) -> tuple[str, str | None]:
+    async def _create_with_retries(self, alias: str, name: str, topic: str | None) -> str:
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return await self._create_or_adopt(alias, name, topic)
+            except RemoteError as exc:
+                if attempt == CREATE_ATTEMPTS or not exc.retryable:
+                    raise
+                log.warning(
+                    "portal room creation failed; retrying",
+                    extra={"alias": alias, "attempt": attempt, "error": str(exc)},
+                )
+                await asyncio.sleep(self._retry_delay * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    async def _channel_info(self, endpoint: Endpoint) -> ChannelInfo:
         if self._workspaces is None:
-            return endpoint.slack_channel, None
+            return ChannelInfo(endpoint.slack_channel, None)
         api = self._workspaces.api(endpoint.slack_team)
         info = await api.call("conversations.info", channel=endpoint.slack_channel)
-        channel = info.get("channel") or {}
-        topic = (channel.get("topic") or {}).get("value") or None
-        return str(channel.get("name") or endpoint.slack_channel), topic
+        return channel_info(info.get("channel") or {}, endpoint.slack_channel)
+
+    async def refresh(self, endpoint: Endpoint) -> bool:
+        """Make the room's name, topic and avatar those of the channel (and its workspace).
+
+        Returns:
+            True when something changed in the room.
+        """
+        view = await asyncio.to_thread(self.get, endpoint)
+        if view is None or not view.room_id or view.state not in ("active", "archived"):
+            return False
+        info = await self._channel_info(endpoint)
+        room = RoomID(view.room_id)
+        changed = False
+        async with matrix_errors("portal name and topic"):
+            if info.name != view.name:
+                await self._hs.bot.set_room_name(room, f"#{info.name}")
+                changed = True
+            if (info.topic or None) != (view.topic or None):
+                await self._hs.bot.set_room_topic(room, info.topic or "")
+                changed = True
+        if changed:
+            await asyncio.to_thread(
+                self._set, endpoint, view.state, name=info.name, topic=info.topic
+            )
+            log.info("portal follows its channel", extra={"endpoint": str(endpoint)})
+        return await self._apply_avatar(endpoint, view.room_id, view.avatar_source) or changed
+
+    def _workspace_icon(self, team_id: str) -> str | None:
+        with self._sessions() as s:
+            return s.execute(
+                select(Workspace.icon_url).where(Workspace.team_id == team_id)
+            ).scalar_one_or_none()
+
+    async def _apply_avatar(self, endpoint: Endpoint, room: str, current: str | None) -> bool:
+        """The room avatar is the workspace icon (Slack channels have none of their own)."""
+        if self._fetch_avatar is None:
+            return False
+        icon = await asyncio.to_thread(self._workspace_icon, endpoint.slack_team)
+        if not icon or icon == current:
+            return False
+        try:
+            data, mime = await self._fetch_avatar(icon)
+            async with matrix_errors("portal avatar"):
+                mxc = await self._hs.bot.upload_media(data, mime_type=mime, filename="avatar")
+                await self._hs.bot.set_room_avatar(RoomID(room), ContentURI(mxc))
+        except Exception as exc:
+            # A room without its avatar is still a working portal; the next refresh retries.
+            log.warning("portal avatar not set", extra={"room": room, "error": str(exc)})
+            return False
+        view = await asyncio.to_thread(self.get, endpoint)
+        if view is not None:
+            await asyncio.to_thread(
+                self._set, endpoint, view.state, avatar_source=icon, avatar_mxc=str(mxc)
+            )
+        return True
+
+    async def delete(self, endpoint: Endpoint) -> bool:
+        """The seed's delete-portal: kick everyone, unlink the room, forget the portal.
+
+        The Matrix users are kicked, ghosts leave, the alias is removed, the room leaves its
+        sync and the bot leaves last; then the row (and its invite records) is deleted, so the
+        channel gets a fresh portal if it is bridged again.
+
+        Returns:
+            False when the channel has no portal.
+        """
+        view = await asyncio.to_thread(self.get, endpoint)
+        if view is None:
+            return False
+        if view.state in ("active", "archived"):
+            await asyncio.to_thread(self._set, endpoint, "deleting")
+        if view.room_id:
+            await self._empty_room(view.room_id, view.alias)
+            await asyncio.to_thread(self._leave_sync, view.room_id)
+        await asyncio.to_thread(self._forget, endpoint)
+        log.info("portal deleted", extra={"endpoint": str(endpoint), "room": view.room_id})
+        return True
+
+    async def _empty_room(self, room_id: str, alias: str | None) -> None:
+        room = RoomID(room_id)
+        bot = self._hs.bot
+        async with matrix_errors("portal members"):
+            members = await bot.get_joined_members(room)
+        for user in members:
+            try:
+                async with matrix_errors("portal cleanup"):
+                    if user == self._hs.ids.bot:
+                        continue
+                    if self._hs.ids.is_ours(user):
+                        await self._hs.intent(user).leave_room(room)
+                    else:
+                        await bot.kick_user(room, user, reason="portal deleted")
+            except RemoteError as exc:
+                log.warning("portal member not removed", extra={"error": str(exc)})
+        if alias:
+            async with matrix_errors("portal alias removal"):
+                await bot.remove_room_alias(alias[1:].partition(":")[0])
+        async with matrix_errors("portal leave"):
+            await bot.leave_room(room)
+
+    def _leave_sync(self, room_id: str) -> None:
+        room = Endpoint.matrix(room_id)
+        for view in self._syncs.list():
+            if any(e == str(room) for e, _ in view.endpoints):
+                try:
+                    self._syncs.remove(view.name, room)
+                except SyncAdminError:
+                    pass  # removed concurrently
+
+    def _forget(self, endpoint: Endpoint) -> None:
+        with self._sessions() as s, s.begin():
+            # The FK cascades on PostgreSQL/MariaDB; SQLite does not enforce it.
+            s.execute(
+                delete(MatrixPortalInvite).where(MatrixPortalInvite.endpoint == str(endpoint))
+            )
+            s.execute(delete(MatrixPortal).where(MatrixPortal.endpoint == str(endpoint)))
 
     async def _create_or_adopt(self, alias: str, name: str, topic: str | None) -> str:
         # Resolving the alias first would make the homeserver ask us about it again (it is in
@@ -188,7 +382,8 @@ class Portals:
         return str(RoomID(room))
 
     def _join_sync(self, endpoint: Endpoint, room: str) -> None:
-        """Put the room in the channel's sync, creating a sync for the channel if needed."""
+        # The portal is one more endpoint of a sync: the channel's own (curated) sync if it has
+        # one, else a sync made for the portal — never a second code path for messages.
         room_endpoint = Endpoint.matrix(room)
         views = self._syncs.list()
         for view in views:
@@ -203,3 +398,30 @@ class Portals:
             self._syncs.create(name)
         self._syncs.add(name, endpoint)
         self._syncs.add(name, room_endpoint)
+
+
+def _view(row: MatrixPortal) -> PortalView:
+    return PortalView(
+        endpoint=row.endpoint,
+        room_id=row.room_id,
+        state=row.state,
+        alias=row.alias,
+        name=row.name,
+        topic=row.topic,
+        avatar_source=row.avatar_source,
+    )
+
+
+def channel_info(channel: dict[str, object], fallback_name: str) -> ChannelInfo:
+    """Name and topic of a ``conversations.info`` channel; the purpose stands in for a topic."""
+
+    def value(key: str) -> str | None:
+        field = channel.get(key)
+        text = field.get("value") if isinstance(field, dict) else None
+        return str(text) if text else None
+
+    return ChannelInfo(
+        name=str(channel.get("name") or fallback_name),
+        topic=value("topic") or value("purpose"),
+        archived=bool(channel.get("is_archived")),
+    )

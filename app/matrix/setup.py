@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -18,14 +19,17 @@ from app.matrix import avatars
 from app.matrix.appservice import AppserviceApi
 from app.matrix.avatars import AvatarProxy, MatrixAuthors
 from app.matrix.bridge import MatrixBridge
-from app.matrix.commands import BotCommands, LoginHook
+from app.matrix.commands import BotCommands, LoginHook, LogoutHook
 from app.matrix.deliver import MatrixDeliverer
 from app.matrix.ghosts import AvatarFetcher, Ghosts
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.ids import BridgeIds
+from app.matrix.invites import PortalInvites
+from app.matrix.members import ChannelMembers
 from app.matrix.permissions import Permissions
 from app.matrix.portals import Portals
 from app.matrix.render import MatrixRenderer
+from app.matrix.workspace_bridge import WorkspaceBridge
 from app.settings import Settings
 from app.slack.files import Fetcher, slack_fetcher
 from app.slack.setup import SlackAdapter
@@ -57,7 +61,10 @@ class MatrixAdapter:
     commands: BotCommands
     portals: Portals
     avatars: AvatarProxy
-    # Called with each workspace logged in through `login app` (e.g. to start Socket Mode).
+    invites: PortalInvites | None = None
+    # Logins, initial sync and portal auto-creation; None without the Slack adapter.
+    workspace_bridge: WorkspaceBridge | None = None
+    # Called with each workspace logged in through `login app` (Socket Mode start, the sync).
     on_login: list[LoginHook] = field(default_factory=list)
 
     @property
@@ -68,11 +75,17 @@ class MatrixAdapter:
         ]
 
     async def start(self) -> None:
-        """Make sure the bot account exists (the homeserver creates it with the registration)."""
+        """Make sure the bot account exists (the homeserver creates it with the registration),
+        then resync the logged-in workspaces in the background (new channels; no re-invites).
+        """
         async with matrix_errors("bot registration"):
             await self.homeserver.bot.ensure_registered()
+        if self.workspace_bridge is not None:
+            self.workspace_bridge.start()
 
     async def stop(self) -> None:
+        if self.workspace_bridge is not None:
+            await self.workspace_bridge.stop()
         await self.homeserver.close()
 
 
@@ -129,6 +142,36 @@ def build_matrix(
     authors.register(Network.MATRIX, MatrixAuthors(homeserver, proxy))
     outbox.register(deliverer)
     on_login: list[LoginHook] = []
+    on_logout: list[LogoutHook] = []
+    invite = tuple(u for u in settings.matrix_permissions if u.startswith("@"))
+    portals = Portals(
+        homeserver,
+        sessions,
+        syncs,
+        workspaces,
+        permissions,
+        invite=invite,
+        fetch_avatar=ghosts.fetch_avatar,
+    )
+    invites = PortalInvites(homeserver, sessions)
+    workspace_bridge = None
+    if workspaces is not None:
+        workspace_bridge = WorkspaceBridge(
+            homeserver,
+            sessions,
+            portals=portals,
+            invites=invites,
+            members=ChannelMembers(homeserver, ghosts, authors, workspaces),
+            workspaces=workspaces,
+            conversation_count=settings.matrix_conversation_count,
+        )
+        on_login.append(workspace_bridge.on_login)
+        forget = workspace_bridge.forget_workspace
+
+        async def forget_logins(team_id: str) -> None:
+            await asyncio.to_thread(forget, team_id)
+
+        on_logout.append(forget_logins)
     commands = BotCommands(
         homeserver,
         prefix=settings.matrix_command_prefix,
@@ -137,9 +180,9 @@ def build_matrix(
         sessions=sessions,
         workspaces=workspaces,
         on_login=on_login,
+        on_logout=on_logout,
+        portals=portals,
     )
-    invite = tuple(u for u in settings.matrix_permissions if u.startswith("@"))
-    portals = Portals(homeserver, sessions, syncs, workspaces, permissions, invite=invite)
     bridge = MatrixBridge(
         homeserver,
         sessions=sessions,
@@ -147,6 +190,7 @@ def build_matrix(
         outbox=outbox,
         commands=commands,
         permissions=permissions,
+        invites=invites,
     )
 
     async def query_user(user_id: str) -> bool:
@@ -179,5 +223,7 @@ def build_matrix(
         commands=commands,
         portals=portals,
         avatars=proxy,
+        invites=invites,
+        workspace_bridge=workspace_bridge,
         on_login=on_login,
     )

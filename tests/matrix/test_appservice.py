@@ -138,8 +138,9 @@ def test_bot_commands(world: World) -> None:
     )
     logged_in: list[str] = []
 
-    async def hook(info: Any) -> None:
+    async def hook(info: Any, request: Any) -> None:
         logged_in.append(info.team_id)
+        assert request.room_id == dm and request.user_id == a.user_id
 
     w.app.matrix.on_login.append(hook)
     a.text(dm, "help")

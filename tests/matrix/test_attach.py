@@ -48,7 +48,13 @@ def test_attached_with_settings(tmp_path: Path) -> None:
         "/_matrix/app/v1/ping",
         "/avatars/matrix/{server}/{media_id}",
     } <= paths
-    assert adapter in runtime.workers and len(adapter.on_login) == 1
+    assert adapter in runtime.workers
+    # Socket Mode first (the seed connects, then syncs), then the workspace bridge's sync.
+    assert adapter.workspace_bridge is not None
+    assert adapter.on_login[1] == adapter.workspace_bridge.on_login
+    assert len(adapter.on_login) == 2
+    hooks = runtime.services.extras["socket_mode"].events.event_hooks
+    assert adapter.workspace_bridge.on_slack_event in hooks
     with runtime.sessions() as s, s.begin():
         s.add(
             MatrixTransaction(

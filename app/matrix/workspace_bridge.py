@@ -1,0 +1,306 @@
+"""Whole-workspace bridging, as mautrix-slack does it after ``login app`` (seed §5.3, §5.4).
+
+A Matrix user who logs a workspace in gets its ``MATRIX_CONVERSATION_COUNT`` most recent
+channels (those the app's bot is in) as portals and is invited to each; a later message in a
+channel of that workspace with no portal creates one before the message is relayed. Every
+portal is an endpoint of a sync (:class:`~app.store.syncs.SyncAdmin`, through
+:class:`~app.matrix.portals.Portals`), so messages take the one relay/outbox path.
+
+Invites go out once per (portal, user) (:class:`~app.matrix.invites.PortalInvites`): the
+resync on every start re-invites nobody, least of all someone who left or declined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from mautrix.types import EventType, RoomID
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.endpoints import Endpoint
+from app.errors import RemoteError
+from app.matrix.commands import LoginRequest
+from app.matrix.homeserver import Homeserver, matrix_errors
+from app.matrix.invites import PortalInvites
+from app.matrix.members import ChannelMembers
+from app.matrix.portals import PortalError, Portals
+from app.slack.workspaces import WorkspaceInfo, Workspaces
+from app.store.models_matrix import MatrixLogin, MatrixUser
+
+log = logging.getLogger("syncbot.matrix.workspace")
+
+# Message subtypes that are posts (the ones the relay syncs): only these create a portal.
+POST_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "bot_message", "me_message"})
+# Channel metadata changes Slack reports as message subtypes or events of their own.
+METADATA_SUBTYPES = frozenset({"channel_topic", "channel_purpose", "channel_name", "group_topic"})
+RENAME_EVENTS = frozenset({"channel_rename", "group_rename"})
+# How long a Slack event may wait for its new portal before we let Slack redeliver it instead:
+# Socket Mode and HTTP both want an answer within 3 seconds.
+PORTAL_WAIT = 2.0
+LIST_PAGES = 50  # conversations.list pages (200 each) read at most per sync
+
+
+class PortalPending(Exception):
+    """The portal for an event's channel is still being created: ask Slack to redeliver."""
+
+
+class WorkspaceBridge:
+    """Logins, the initial and restart syncs, and portal auto-creation from Slack events."""
+
+    def __init__(
+        self,
+        homeserver: Homeserver,
+        sessions: sessionmaker[Session],
+        *,
+        portals: Portals,
+        invites: PortalInvites,
+        members: ChannelMembers,
+        workspaces: Workspaces,
+        conversation_count: int,
+        portal_wait: float = PORTAL_WAIT,
+    ) -> None:
+        self._hs = homeserver
+        self._sessions = sessions
+        self._portals = portals
+        self._invites = invites
+        self._members = members
+        self._workspaces = workspaces
+        self._count = conversation_count
+        self._portal_wait = portal_wait
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._creating: dict[str, asyncio.Task[str]] = {}
+        # Completed workspace syncs (login and restart); tests and `status` read it.
+        self.completed_syncs = 0
+        portals.on_created.append(self.portal_created)
+
+    # --- who is logged in -------------------------------------------------------------------
+
+    def record_login(self, user_id: str, team_id: str, management_room: str) -> None:
+        with self._sessions() as s, s.begin():
+            user = s.get(MatrixUser, user_id)
+            if user is None:
+                user = MatrixUser(mxid=user_id)
+                s.add(user)
+            user.management_room = management_room
+            if s.get(MatrixLogin, (user_id, team_id)) is None:
+                s.add(MatrixLogin(user_id=user_id, team_id=team_id))
+
+    def forget_workspace(self, team_id: str) -> None:
+        with self._sessions() as s, s.begin():
+            s.execute(delete(MatrixLogin).where(MatrixLogin.team_id == team_id))
+
+    def users_of(self, team_id: str) -> list[str]:
+        with self._sessions() as s:
+            return list(
+                s.execute(
+                    select(MatrixLogin.user_id)
+                    .where(MatrixLogin.team_id == team_id)
+                    .order_by(MatrixLogin.created_at)
+                ).scalars()
+            )
+
+    def teams(self) -> list[str]:
+        with self._sessions() as s:
+            return sorted(set(s.execute(select(MatrixLogin.team_id)).scalars()))
+
+    def management_room(self, user_id: str) -> str | None:
+        with self._sessions() as s:
+            user = s.get(MatrixUser, user_id)
+            return user.management_room if user is not None else None
+
+    # --- login and syncs --------------------------------------------------------------------
+
+    async def on_login(self, info: WorkspaceInfo, request: LoginRequest) -> str:
+        """The ``login app`` hook: remember the login, then sync in the background.
+
+        The sync creates rooms and sends invites, which takes longer than an appservice
+        transaction should: the result is reported in the management room when done.
+        """
+        await asyncio.to_thread(self.record_login, request.user_id, info.team_id, request.room_id)
+        self._spawn(self._login_sync(info, request), name=f"matrix-login-sync-{info.team_id}")
+        count = "all" if self._count < 0 else f"the {self._count} most recent"
+        return f"Bridging {count} channels of {info.name} that the app is in…"
+
+    async def _login_sync(self, info: WorkspaceInfo, request: LoginRequest) -> None:
+        try:
+            bridged = await self.sync_workspace(info.team_id)
+        except Exception as exc:
+            log.warning("login sync failed", exc_info=True)
+            text = f"Bridging {info.name} failed: {exc}. It is retried on the next start."
+        else:
+            if bridged:
+                names = ", ".join(f"#{name}" for name, _ in bridged)
+                text = (
+                    f"Bridged {len(bridged)} channel(s) of {info.name}: {names}. "
+                    "You are invited to their rooms."
+                )
+            else:
+                text = f"{info.name} has no channel the app is in yet; invite it to one."
+        content = {"msgtype": "m.notice", "body": text, "m.mentions": {}}
+        try:
+            async with matrix_errors("login report"):
+                await self._hs.bot.send_message_event(
+                    RoomID(request.room_id), EventType.ROOM_MESSAGE, content
+                )
+        except RemoteError:
+            log.warning("login report not sent", extra={"room": request.room_id})
+
+    async def recent_channels(self, team_id: str) -> list[dict[str, Any]]:
+        """The channels the app's bot is in, most recently active first, cut at the count."""
+        api = self._workspaces.api(team_id)
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(LIST_PAGES):
+            page = await api.call(
+                "conversations.list",
+                types="public_channel,private_channel",
+                exclude_archived="true",
+                limit=200,
+                cursor=cursor,
+            )
+            found += [c for c in page.get("channels") or [] if c.get("is_member")]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        if 0 <= self._count < len(found):
+            latest = {c["id"]: await self._latest(api, c) for c in found}
+            found.sort(key=lambda c: latest[c["id"]], reverse=True)
+            found = found[: self._count]
+        return found
+
+    @staticmethod
+    async def _latest(api: Any, channel: dict[str, Any]) -> float:
+        """When the channel last saw a message (its creation time if never)."""
+        try:
+            history = await api.call("conversations.history", channel=channel["id"], limit=1)
+            messages = history.get("messages") or []
+            if messages:
+                return float(messages[0].get("ts") or 0)
+        except RemoteError:
+            log.debug("channel history unavailable", extra={"channel": channel.get("id")})
+        return float(channel.get("created") or 0)
+
+    async def sync_workspace(self, team_id: str) -> list[tuple[str, str]]:
+        """Portals for the recent channels of ``team_id``, its logged-in users invited.
+
+        Existing portals are kept and only users never invited are invited; a channel that
+        fails is skipped and tried again on the next sync.
+
+        Returns:
+            (channel name, room id) of every portal of the synced channels.
+        """
+        users = await asyncio.to_thread(self.users_of, team_id)
+        bridged: list[tuple[str, str]] = []
+        for channel in await self.recent_channels(team_id):
+            endpoint = Endpoint.slack(team_id, str(channel["id"]))
+            try:
+                room = await self._portals.ensure(endpoint)
+                await self._invites.invite(endpoint, room, users)
+            except (PortalError, RemoteError) as exc:
+                log.warning(
+                    "channel not bridged",
+                    extra={"endpoint": str(endpoint), "error": str(exc)},
+                )
+                continue
+            bridged.append((str(channel.get("name") or channel["id"]), room))
+        self.completed_syncs += 1
+        log.info("workspace synced", extra={"team_id": team_id, "portals": len(bridged)})
+        return bridged
+
+    async def resync(self) -> None:
+        """Sync every logged-in workspace again (at start): new channels, nobody re-invited."""
+        for team in await asyncio.to_thread(self.teams):
+            try:
+                await self.sync_workspace(team)
+            except Exception:
+                log.warning("workspace resync failed", extra={"team_id": team}, exc_info=True)
+
+    def start(self) -> None:
+        self._spawn(self.resync(), name="matrix-workspace-resync")
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def portal_created(self, endpoint: Endpoint, room: str) -> None:
+        """Portals hook: invite the workspace's users, then fill the room with its members."""
+        users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
+        await self._invites.invite(endpoint, room, users)
+        self._spawn(self._members.sync(endpoint, room), name=f"matrix-members-{endpoint}")
+
+    # --- Slack events -------------------------------------------------------------------------
+
+    async def on_slack_event(self, envelope: dict[str, Any]) -> None:
+        """A Slack event hook (HTTP and Socket Mode), run before the relay records the event.
+
+        Raises:
+            PortalPending: the event's new portal took longer than an ack can wait; Slack
+                redelivers the event, and by then the portal exists.
+        """
+        event = envelope.get("event") or {}
+        team = envelope.get("team_id") or event.get("team")
+        channel = event.get("channel")
+        if isinstance(channel, dict):  # channel_rename carries the channel object
+            channel = channel.get("id")
+        if not isinstance(team, str) or not isinstance(channel, str):
+            return
+        if not channel.startswith(("C", "G")):
+            return  # direct messages get no portal
+        kind = event.get("type")
+        subtype = event.get("subtype")
+        endpoint = Endpoint.slack(team, channel)
+        if not await asyncio.to_thread(self.users_of, team):
+            return  # not a logged-in workspace: only curated syncs
+        if kind in RENAME_EVENTS or (kind == "message" and subtype in METADATA_SUBTYPES):
+            await self._quietly(self._portals.refresh(endpoint), "portal refresh")
+        elif kind == "message" and subtype in POST_SUBTYPES:
+            await self._ensure_for_message(endpoint)
+        elif kind in ("member_joined_channel", "member_left_channel") and event.get("user"):
+            view = await asyncio.to_thread(self._portals.get, endpoint)
+            if view is None or view.state != "active" or not view.room_id:
+                return
+            if kind == "member_joined_channel":
+                await self._members.join(endpoint, view.room_id, str(event["user"]))
+            else:
+                await self._members.leave(endpoint, view.room_id, str(event["user"]))
+
+    async def _ensure_for_message(self, endpoint: Endpoint) -> None:
+        view = await asyncio.to_thread(self._portals.get, endpoint)
+        if view is not None and view.state in ("active", "archived", "deleting"):
+            return
+        key = str(endpoint)
+        task = self._creating.get(key)
+        if task is None:
+            task = self._spawn(self._portals.ensure(endpoint), name=f"matrix-portal-{key}")
+            self._creating[key] = task
+            task.add_done_callback(lambda _: self._creating.pop(key, None))
+            log.info("creating a portal for a message", extra={"endpoint": key})
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._portal_wait)
+        except TimeoutError:
+            raise PortalPending(f"portal of {key} still being created") from None
+        except PortalError:
+            return
+        except RemoteError as exc:
+            if exc.retryable:
+                raise
+            log.warning("portal not created", extra={"endpoint": key, "error": str(exc)})
+
+    @staticmethod
+    async def _quietly(coro: Coroutine[Any, Any, Any], what: str) -> None:
+        try:
+            await coro
+        except Exception as exc:
+            log.warning(f"{what} failed", extra={"error": str(exc)})

@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "app.cli.peer",
     "app.cli.matrix",
     "app.cli.manifest",
+    "app.cli.backup",
 ]
 
 

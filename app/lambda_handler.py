@@ -7,11 +7,14 @@ but not in our bundle, hence imported lazily; this module imports with the runti
 alone.
 
 Direct invocations (not HTTP): ``{"syncbot_task": "migrate"}`` upgrades the schema under the
-migration lock; ``{"syncbot_task": "tick"}`` runs the runtime's maintenance tasks.
+migration lock; ``{"syncbot_task": "tick"}`` runs the runtime's maintenance tasks. Batches from
+the delivery queue's event source mapping (``Records`` from ``aws:sqs``) are delivery notices
+(:mod:`app.queues.sqs`), answered with a partial batch failure report.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -143,12 +146,50 @@ def run_task(runtime: Runtime, task: str) -> dict[str, Any]:
     return {"task": task, "ok": False, "error": f"unknown task {task!r}"}
 
 
+def _loop() -> asyncio.AbstractEventLoop:
+    """The execution environment's one event loop, the one Mangum runs requests on too: the
+    app's HTTP clients and locks are bound to it and must outlive a single invocation."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+    return loop
+
+
+def is_sqs_batch(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return bool(records) and all(r.get("eventSource") == "aws:sqs" for r in records)
+
+
+def run_sqs_batch(runtime: Runtime, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Deliver the notices of one SQS batch; failed ones come back when they are due."""
+    from app.queues.sqs import handle_batch
+
+    services = runtime.services
+    if services is None or not runtime.settings.delivery_queue:
+        raise ConfigError(["SQS notices arrived but SYNCBOT_DELIVERY_QUEUE is not set"])
+    return _loop().run_until_complete(
+        handle_batch(records, services.dispatcher, queue_url=runtime.settings.delivery_queue)
+    )
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda function handler."""
     if isinstance(event, dict) and TASK_KEY in event:
         result = run_task(_runtime(), str(event[TASK_KEY]))
         log.info("task finished", extra=result)
         return result
+    if is_sqs_batch(event):
+        report = run_sqs_batch(_runtime(), event["Records"])
+        log.info(
+            "delivery notices handled",
+            extra={"records": len(event["Records"]), "failed": len(report["batchItemFailures"])},
+        )
+        return report
+    _loop()  # Mangum asks asyncio for the current loop; make sure there is an open one
     return _asgi_handler()(event, context)
 
 

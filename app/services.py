@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.authors import AuthorDirectory
+from app.core.dispatch import Dispatcher, Notifier
 from app.core.outbox import Outbox, RetryPolicy
 from app.core.relay import Relay
 from app.settings import Settings
@@ -37,6 +38,7 @@ class Services:
     store: SqlStore
     relay: Relay
     outbox: Outbox
+    dispatcher: Dispatcher
     authors: AuthorDirectory
     syncs: SyncAdmin
     slack: SlackAdapter
@@ -62,10 +64,14 @@ def build_services(
     slack_timeout: float = 10.0,
     worker_id: str | None = None,
     lease_seconds: float = 120.0,
+    notifier: Notifier | None = None,
 ) -> Services:
+    from app.queues import build_notifier
+
     store = SqlStore(sessions)
     relay = Relay(store)
     outbox = Outbox(store, {}, policy=retry, worker_id=worker_id, lease_seconds=lease_seconds)
+    dispatcher = Dispatcher(outbox, store, notifier or build_notifier(settings, outbox))
     authors = AuthorDirectory()
     slack = build_slack(
         settings=settings,
@@ -73,6 +79,7 @@ def build_services(
         cipher=cipher,
         relay=relay,
         outbox=outbox,
+        dispatcher=dispatcher,
         authors=authors,
         rate_scale=slack_rate_scale,
         api_timeout=slack_timeout,
@@ -85,6 +92,7 @@ def build_services(
         store=store,
         relay=relay,
         outbox=outbox,
+        dispatcher=dispatcher,
         authors=authors,
         syncs=SyncAdmin(sessions),
         slack=slack,
@@ -125,7 +133,11 @@ class OutboxWorker:
 def attach(runtime: Runtime) -> Services:
     """Build the sync machinery for ``runtime`` and plug it in: routes, worker, tick."""
     services = build_services(
-        runtime.settings, engine=runtime.engine, sessions=runtime.sessions, cipher=runtime.cipher
+        runtime.settings,
+        engine=runtime.engine,
+        sessions=runtime.sessions,
+        cipher=runtime.cipher,
+        slack_rate_scale=runtime.settings.slack_rate_scale,
     )
     runtime.add_routes(*services.routes)
     runtime.add_worker(OutboxWorker(services.outbox))
@@ -146,6 +158,17 @@ def attach(runtime: Runtime) -> Services:
             invokers=frozenset(runtime.settings.tick_invokers),
         )
         runtime.add_routes(tick_route(runtime, verifier))
+    if runtime.settings.dispatch == "cloud_tasks":
+        from app.oidc import OidcVerifier
+        from app.queues.cloud_tasks import delivery_route
+
+        invoker = OidcVerifier(
+            audience=str(runtime.settings.public_url),
+            invokers=frozenset({str(runtime.settings.delivery_invoker)}),
+        )
+        runtime.add_routes(
+            delivery_route(services.dispatcher, services.dispatcher.notifier, invoker)
+        )
     federation = services.extras.get("federation")
     if federation is not None:
         runtime.add_maintenance(lambda _rt: federation.purge_nonces())

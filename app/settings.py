@@ -60,6 +60,16 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"expected a number in {low:g}..{high:g}, got {value:g}")
+        return value
+
+    return parse
+
+
 def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().upper() if upper else raw.strip().lower()
@@ -155,6 +165,7 @@ _VARS: tuple[_Var, ...] = (
     _Var("SYNCBOT_DISPATCH", "dispatch", _choice(DISPATCHERS), "inprocess"),
     _Var("SYNCBOT_DELIVERY_QUEUE", "delivery_queue", _str, None),
     _Var("SYNCBOT_DELIVERY_INVOKER", "delivery_invoker", _str, None),
+    _Var("SYNCBOT_SLACK_RATE_SCALE", "slack_rate_scale", _float_range(1.0, 1e6), 1.0),
 )
 
 ENV_NAMES: tuple[str, ...] = tuple(v.env for v in _VARS)
@@ -213,6 +224,8 @@ class Settings:
     delivery_queue: str | None = None
     # The service account Cloud Tasks mints OIDC tokens as; the only caller of /internal/deliver.
     delivery_invoker: str | None = None
+    # Speeds up client-side Slack pacing; only for tests and benchmarks against a fake Slack.
+    slack_rate_scale: float = 1.0
     # True when no database variable at all was given: the embedded SQLite default.
     embedded_database: bool = False
 

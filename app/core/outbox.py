@@ -48,6 +48,8 @@ class DrainReport:
     dead: int = 0
     unfinished: int = 0
     errors: list[str] = field(default_factory=list)
+    # Deliveries this pass finished for good (delivered or dead): nothing more to schedule.
+    settled: set[str] = field(default_factory=set)
 
 
 class Outbox:
@@ -80,9 +82,14 @@ class Outbox:
         self._wake.set()
 
     async def drain(
-        self, *, only: Sequence[str] | None = None, budget: float | None = None
+        self,
+        *,
+        only: Sequence[str] | None = None,
+        targets: Sequence[str] | None = None,
+        budget: float | None = None,
     ) -> DrainReport:
-        """Deliver what is due now (or just ``only``), stopping to wait after ``budget`` seconds.
+        """Deliver what is due now (or just ``only``, or just to ``targets``), stopping to wait
+        after ``budget`` seconds.
 
         Deliveries still running when the budget is spent keep running in the background
         (their lease protects them); the report counts them as unfinished.
@@ -94,6 +101,7 @@ class Outbox:
             limit=self._batch,
             lease_seconds=self._lease,
             only=only,
+            targets=targets,
         )
         if not tasks:
             return report
@@ -148,6 +156,7 @@ class Outbox:
             return await self._failed(task, wrapped, report)
         await asyncio.to_thread(self._store.complete, task, result)
         report.delivered += 1
+        report.settled.add(task.uid)
         return True
 
     async def _failed(self, task: DeliveryTask, exc: RemoteError, report: DrainReport) -> bool:
@@ -178,6 +187,7 @@ class Outbox:
         else:
             await asyncio.to_thread(self._store.mark_dead, task, error=error)
             report.dead += 1
+            report.settled.add(task.uid)
             # A dead delivery is kept for operators; it must not hold up the ones after it.
             blocked = False
             log.error(

@@ -59,6 +59,16 @@ class NewDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """A delivery not yet done: where it goes and how long until it can next be attempted."""
+
+    uid: str
+    target: Endpoint
+    attempts: int
+    due_in: float
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryTask:
     """A claimed delivery, with the message-map facts the deliverer needs resolved."""
 
@@ -144,9 +154,19 @@ class OutboxStore(Protocol):
     """Durable deliveries: claimed with leases, completed, retried or declared dead."""
 
     def claim_due(
-        self, *, worker: str, limit: int, lease_seconds: float, only: Sequence[str] | None = None
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        only: Sequence[str] | None = None,
+        targets: Sequence[str] | None = None,
     ) -> list[DeliveryTask]:
-        """Lease up to ``limit`` due deliveries, at most the next ones of each target in order."""
+        """Lease up to ``limit`` due deliveries, at most the next ones of each target in order.
+
+        ``only`` limits the claim to those deliveries, ``targets`` to those target endpoints.
+        Safe to call from any number of processes at once: a row is leased to one of them.
+        """
 
     def complete(self, task: DeliveryTask, result: Delivered) -> None:
         """Mark delivered and record the new copy in the message map (one transaction)."""
@@ -162,6 +182,9 @@ class OutboxStore(Protocol):
 
     def next_due_in(self) -> float | None:
         """Seconds until the next pending delivery is due (0 if due now, None if none)."""
+
+    def pending(self, uids: Sequence[str]) -> list[PendingDelivery]:
+        """Which of ``uids`` are not done yet, and when each can next be attempted."""
 
 
 class Deliverer(Protocol):

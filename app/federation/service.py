@@ -97,7 +97,7 @@ class Federation:
         self.allow_private = allow_private
         self.enabled = enabled
         self._timeout = timeout
-        self.on_ingested: list[Any] = []  # callbacks (e.g. wake the outbox)
+        self.on_ingested: list[Any] = []  # async callbacks given the new deliveries (dispatch)
         # How to read a file at its source network, to inline it for the peer.
         self.fetchers: dict[Network, Any] = {}
 
@@ -356,7 +356,7 @@ class Federation:
             return _error(400, f"malformed event: {exc}")
         result = await asyncio.to_thread(self._relay.ingest, event)
         for callback in self.on_ingested:
-            callback()
+            await callback(result.deliveries)
         return JSONResponse({"ok": True, "duplicate": result.duplicate})
 
     def _to_core(self, sender: str, data: dict[str, Any]) -> Any:

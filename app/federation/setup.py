@@ -39,5 +39,5 @@ def build_federation(services: object) -> Federation:
     federation.fetchers[Network.SLACK] = slack.files._fetchers[Network.SLACK]
     slack.files.register(Network.PEER, inline_file)
     services.outbox.register(federation)  # type: ignore[attr-defined]
-    federation.on_ingested.append(services.outbox.wake)  # type: ignore[attr-defined]
+    federation.on_ingested.append(services.dispatcher.after_commit)  # type: ignore[attr-defined]
     return federation

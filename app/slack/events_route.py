@@ -2,8 +2,8 @@
 
 The claim and the outbox rows commit before the 200 goes out, so a retry of the same event
 (``X-Slack-Retry-Num``) is recognised by its ``event_id`` and nothing is lost if we crash after
-answering. Deliveries run inline only for what is left of the time budget; the rest stays in the
-outbox for the worker (or the next tick, on Lambda).
+answering. Deliveries run inline only for what is left of the time budget; the dispatcher hands
+the rest to the runtime's worker (serve's own loop, SQS on Lambda, Cloud Tasks on Cloud Run).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from app.core.outbox import Outbox
+from app.core.dispatch import Dispatcher
 from app.core.relay import Relay
 from app.slack.inbound import EventTranslator
 
@@ -41,13 +41,13 @@ class SlackEvents:
         signing_secret: str,
         translator: EventTranslator,
         relay: Relay,
-        outbox: Outbox,
+        dispatcher: Dispatcher,
         inline_budget: float = ACK_BUDGET,
     ) -> None:
         self._verifier = SignatureVerifier(signing_secret)
         self._translator = translator
         self._relay = relay
-        self._outbox = outbox
+        self._dispatcher = dispatcher
         self._budget = inline_budget
         self.event_hooks: list[Handler] = []
         self.interaction_hooks: list[Handler] = []
@@ -95,13 +95,8 @@ class SlackEvents:
             log.exception("could not record event; asking Slack to retry")
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
         if result.deliveries:
-            self._outbox.wake()
             remaining = self._budget - (time.monotonic() - started)
-            if remaining > 0.05:
-                try:
-                    await self._outbox.drain(only=result.deliveries, budget=remaining)
-                except Exception:
-                    log.exception("inline delivery failed; the outbox keeps it")
+            await self._dispatcher.after_commit(result.deliveries, budget=remaining)
         return Response(status_code=200)
 
 

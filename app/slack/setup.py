@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from app.core.authors import AuthorDirectory
 from app.core.endpoints import Network
+from app.core.dispatch import Dispatcher
 from app.core.outbox import Outbox
 from app.core.relay import Relay
 from app.settings import Settings
@@ -49,6 +50,7 @@ def build_slack(
     cipher: TokenCipher,
     relay: Relay,
     outbox: Outbox,
+    dispatcher: Dispatcher,
     authors: AuthorDirectory,
     rate_scale: float = 1.0,
     api_timeout: float = 10.0,
@@ -74,7 +76,7 @@ def build_slack(
             signing_secret=settings.slack_signing_secret,
             translator=EventTranslator(workspaces.info),
             relay=relay,
-            outbox=outbox,
+            dispatcher=dispatcher,
         )
     return SlackAdapter(
         workspaces=workspaces,

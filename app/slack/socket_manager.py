@@ -161,7 +161,7 @@ class SocketModeManager:
     async def _handle(self, payload: dict[str, Any]) -> Response:
         # A start time far in the past leaves process() no inline delivery budget: it returns
         # as soon as the relay has recorded the event, so the ack goes out at once and the
-        # outbox worker (woken by process) delivers.
+        # dispatcher's worker (notified by process) delivers.
         return await self._events.process(payload, started=float("-inf"))
 
 
@@ -177,7 +177,7 @@ def events_for_socket_mode(services: Services) -> SlackEvents:
         signing_secret=secrets.token_hex(32),
         translator=EventTranslator(services.slack.workspaces.info),
         relay=services.relay,
-        outbox=services.outbox,
+        dispatcher=services.dispatcher,
     )
 
 

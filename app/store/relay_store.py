@@ -25,6 +25,7 @@ from app.core.ports import (
     Delivered,
     DeliveryTask,
     NewDelivery,
+    PendingDelivery,
     PostRef,
     SyncTargets,
 )
@@ -40,6 +41,9 @@ from app.store.models import (
 
 # How many pending rows one claim pass looks at to find the next due ones of each target.
 _SCAN = 2000
+# Backends whose row locks can be skipped (PostgreSQL 9.5+, MySQL 8+, MariaDB 10.6+). SQLite
+# has one writer at a time anyway: its claims are serialized by BEGIN IMMEDIATE.
+SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
 
 
 def _now() -> datetime:
@@ -253,7 +257,13 @@ class SqlStore:
     # -- outbox ---------------------------------------------------------------------------
 
     def claim_due(
-        self, *, worker: str, limit: int, lease_seconds: float, only: Sequence[str] | None = None
+        self,
+        *,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        only: Sequence[str] | None = None,
+        targets: Sequence[str] | None = None,
     ) -> list[DeliveryTask]:
         now = _now()
         wanted = set(only) if only is not None else None
@@ -261,7 +271,7 @@ class SqlStore:
         # drain and the background worker) must not both see a row as theirs.
         token = f"{worker[:40]}:{uuid.uuid4().hex[:12]}"
         with self._sessions() as s, s.begin():
-            pending = s.execute(
+            scan = (
                 select(
                     Delivery.id,
                     Delivery.uid,
@@ -272,20 +282,42 @@ class SqlStore:
                 .where(Delivery.status == "pending")
                 .order_by(Delivery.id)
                 .limit(_SCAN)
-            ).all()
-            chosen = _due_prefixes(pending, now, wanted, limit)
-            if not chosen:
+            )
+            if targets is not None:
+                scan = scan.where(Delivery.target_endpoint.in_(list(targets)))
+            # A plain read: it sees rows other claimers hold locks on, so the order of each
+            # target is judged on every pending row, not only on the unlocked ones.
+            pending = s.execute(scan).all()
+            candidates = _due_prefixes(pending, now, wanted, limit)
+            if not candidates:
                 return []
+            chosen = candidates
+            free = and_(
+                Delivery.id.in_(chosen),
+                Delivery.status == "pending",
+                or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+            )
+            if s.get_bind().dialect.name in SKIP_LOCKED_DIALECTS:
+                # Lock what nobody else is claiming right now and skip the rest instead of
+                # queueing behind another worker's claim; the locking read re-checks the
+                # lease on the latest committed row, so a lease taken since the scan counts.
+                chosen = list(
+                    s.execute(
+                        select(Delivery.id)
+                        .where(free)
+                        .order_by(Delivery.id)
+                        .with_for_update(skip_locked=True)
+                    ).scalars()
+                )
+                if not chosen:
+                    return []
+                free = Delivery.id.in_(chosen)
             lease_until = now + timedelta(seconds=lease_seconds)
             # A row whose earlier lease expired was being delivered by a process that died:
             # its outcome is unknown, so the deliverer must look before posting again.
             s.execute(
                 update(Delivery)
-                .where(
-                    Delivery.id.in_(chosen),
-                    Delivery.status == "pending",
-                    or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
-                )
+                .where(free)
                 .values(
                     outcome_unknown=or_(
                         Delivery.outcome_unknown, Delivery.lease_owner.is_not(None)
@@ -304,8 +336,60 @@ class SqlStore:
                 .scalars()
                 .all()
             )
-            rows = _keep_prefixes(s, chosen, pending, rows)
+            rows = _keep_prefixes(s, candidates, pending, rows)
             return self._tasks(s, rows)
+
+    def pending(self, uids: Sequence[str]) -> list[PendingDelivery]:
+        """Which of ``uids`` are still pending, and in how many seconds each can next move.
+
+        A row waits for its own retry time or lease, and for the oldest pending row of its
+        target (deliveries to one target go in order).
+        """
+        if not uids:
+            return []
+        now = _now()
+        with self._sessions() as s:
+            rows = s.execute(
+                select(
+                    Delivery.uid,
+                    Delivery.target_endpoint,
+                    Delivery.attempts,
+                    Delivery.next_attempt_at,
+                    Delivery.lease_expires_at,
+                ).where(Delivery.uid.in_(list(uids)), Delivery.status == "pending")
+            ).all()
+            if not rows:
+                return []
+            heads: dict[str, datetime] = {}
+            first_ids = (
+                select(Delivery.target_endpoint, func.min(Delivery.id).label("first"))
+                .where(
+                    Delivery.status == "pending",
+                    Delivery.target_endpoint.in_({r.target_endpoint for r in rows}),
+                )
+                .group_by(Delivery.target_endpoint)
+                .subquery()
+            )
+            for target, next_at, lease_until in s.execute(
+                select(
+                    Delivery.target_endpoint, Delivery.next_attempt_at, Delivery.lease_expires_at
+                ).join(first_ids, Delivery.id == first_ids.c.first)
+            ):
+                heads[target] = _ready_at(next_at, lease_until, now)
+        result = []
+        for r in rows:
+            ready = max(_ready_at(r.next_attempt_at, r.lease_expires_at, now), heads.get(
+                r.target_endpoint, now
+            ))
+            result.append(
+                PendingDelivery(
+                    uid=r.uid,
+                    target=Endpoint.parse(r.target_endpoint),
+                    attempts=r.attempts,
+                    due_in=max(0.0, (ready - now).total_seconds()),
+                )
+            )
+        return result
 
     def _tasks(self, s: Session, rows: Sequence[Delivery]) -> list[DeliveryTask]:
         post_ids = {r.post_id for r in rows if r.post_id}
@@ -423,6 +507,17 @@ class SqlStore:
         if due.tzinfo is None:
             due = due.replace(tzinfo=UTC)
         return max(0.0, (due - _now()).total_seconds())
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _ready_at(next_at: datetime, lease_until: datetime | None, now: datetime) -> datetime:
+    ready = _aware(next_at)
+    if lease_until is not None and _aware(lease_until) > now:
+        ready = max(ready, _aware(lease_until))
+    return ready
 
 
 def _keep_prefixes(

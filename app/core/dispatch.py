@@ -1,0 +1,100 @@
+"""Getting outbox rows to a worker: right away, and again when a retry falls due.
+
+The outbox in the database is the source of truth; a dispatcher only says "look at these rows".
+After the relay commits, :meth:`Dispatcher.after_commit` delivers inline within the caller's
+budget and hands whatever is left to a :class:`Notifier`: the in-process worker of
+``syncbot serve``, an SQS FIFO queue (Lambda) or Cloud Tasks (Cloud Run). A queue's worker calls
+:meth:`Dispatcher.work` for each notice and learns whether the row is settled or when to look
+again — the queue then waits exactly that long (a ``Retry-After`` of one second is retried after
+one second, not at the next scheduler tick).
+
+A notice that is lost (a crash between commit and enqueue, a queue outage) loses nothing: the
+row stays pending and the maintenance tick delivers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from app.core.outbox import Outbox
+from app.core.ports import OutboxStore, PendingDelivery
+
+log = logging.getLogger("syncbot.core.dispatch")
+
+# Inline delivery is skipped when less than this is left of the caller's budget.
+MIN_INLINE_BUDGET = 0.05
+
+
+class Notifier(Protocol):
+    """Tells some worker that deliveries are waiting, to be looked at when each is due."""
+
+    name: str
+
+    async def notify(self, pending: Sequence[PendingDelivery]) -> None:
+        """Hand the notices over; raises when they could not be (the tick still catches up)."""
+
+
+class InProcessNotifier:
+    """``syncbot serve``: its own outbox worker sleeps until the next due row or a wake-up."""
+
+    name = "inprocess"
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+
+    async def notify(self, pending: Sequence[PendingDelivery]) -> None:
+        self._outbox.wake()
+
+
+class Dispatcher:
+    """Delivers fresh outbox rows inline, then leaves the rest to the notifier's worker."""
+
+    def __init__(self, outbox: Outbox, store: OutboxStore, notifier: Notifier) -> None:
+        self.outbox = outbox
+        self._store = store
+        self.notifier = notifier
+
+    @property
+    def name(self) -> str:
+        return self.notifier.name
+
+    async def after_commit(self, uids: Sequence[str], *, budget: float | None = None) -> None:
+        """Called once the rows ``uids`` are committed; never raises."""
+        if not uids:
+            return
+        settled: set[str] = set()
+        if budget is not None and budget > MIN_INLINE_BUDGET:
+            try:
+                settled = (await self.outbox.drain(only=uids, budget=budget)).settled
+            except Exception:
+                log.exception("inline delivery failed; the outbox keeps it")
+        rest = [uid for uid in uids if uid not in settled]
+        if not rest:
+            return
+        try:
+            pending = await asyncio.to_thread(self._store.pending, rest)
+            if pending:
+                await self.notifier.notify(pending)
+        except Exception:
+            # Nothing is lost: the rows are pending in the database and the tick delivers them.
+            log.exception("could not dispatch deliveries", extra={"count": len(rest)})
+
+    async def work(self, uid: str) -> PendingDelivery | None:
+        """A queue's notice for ``uid``: deliver what is due on its target, then report.
+
+        Returns:
+            ``None`` when ``uid`` is settled (delivered or dead, now or earlier), else the row
+            with the seconds until it can move again (its retry time, a lease, or an earlier
+            row of the same target).
+        """
+        before = await asyncio.to_thread(self._store.pending, [uid])
+        if not before:
+            return None
+        # The whole target, not just this row: an earlier row of the target whose notice was
+        # lost would otherwise hold this one up until the next tick.
+        await self.outbox.drain(targets=[str(before[0].target)])
+        after = await asyncio.to_thread(self._store.pending, [uid])
+        return after[0] if after else None

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import Route
 
 from app.core.authors import AuthorDirectory
-from app.core.endpoints import Network
 from app.core.dispatch import Dispatcher
+from app.core.endpoints import Network
 from app.core.outbox import Outbox
 from app.core.relay import Relay
 from app.settings import Settings

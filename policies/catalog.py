@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from policies.aws import cloudwatch, iam, lambda_function, rds, s3
-from policies.gcp import cloudrun, sql, storage
+from policies.aws import cloudwatch, iam, lambda_function, rds, s3, sqs
+from policies.gcp import cloudrun, cloudtasks, sql, storage
 from policies.gcp import iam as gcp_iam
 from policies.stack import outputs, wiring
 
@@ -18,10 +18,12 @@ POLICIES: tuple[Policy, ...] = (
     *lambda_function.POLICIES,
     *iam.POLICIES,
     *cloudwatch.POLICIES,
+    *sqs.POLICIES,
     *sql.POLICIES,
     *storage.POLICIES,
     *gcp_iam.POLICIES,
     *cloudrun.POLICIES,
+    *cloudtasks.POLICIES,
     *outputs.POLICIES,
     *wiring.POLICIES,
 )

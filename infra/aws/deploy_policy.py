@@ -205,6 +205,36 @@ def deploy_policy(
             ],
             [f"{arn}:cloudwatch:{here}:alarm:{prefix}-*"],
         ),
+        # The delivery queues are named from the prefix (``<prefix>-deliveries[-dlq].fifo``).
+        allow(
+            [
+                "sqs:CreateQueue",
+                "sqs:DeleteQueue",
+                "sqs:GetQueueAttributes",
+                "sqs:SetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:ListDeadLetterSourceQueues",
+                "sqs:TagQueue",
+                "sqs:UntagQueue",
+                "sqs:ListQueueTags",
+            ],
+            [f"{arn}:sqs:{here}:{prefix}-*"],
+        ),
+        # Event source mappings have generated ids: allowed only for the stack's functions.
+        allow(
+            [
+                "lambda:CreateEventSourceMapping",
+                "lambda:GetEventSourceMapping",
+                "lambda:UpdateEventSourceMapping",
+                "lambda:DeleteEventSourceMapping",
+            ],
+            ["*"],
+            ArnLike={"lambda:FunctionArn": f"{arn}:lambda:{here}:function:{prefix}-*"},
+        ),
+        allow(
+            ["lambda:TagResource", "lambda:UntagResource", "lambda:ListTags"],
+            [f"{arn}:lambda:{here}:event-source-mapping:*"],
+        ),
         allow(
             [
                 "sns:CreateTopic",

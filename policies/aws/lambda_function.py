@@ -1,4 +1,5 @@
-"""Lambda rules: a supported runtime, and no credential in the function's environment.
+"""Lambda rules: a supported runtime, no credential in the function's environment, and SQS
+triggers that report partial batch failures.
 
 A Lambda environment is readable by anyone with ``lambda:GetFunctionConfiguration`` and is
 stored in Pulumi state, so secrets travel as Secrets Manager ARNs (``SYNCBOT_SECRET_ARNS``) and
@@ -18,9 +19,17 @@ from pulumi_policy import (
     Severity,
 )
 
-from policies.common import applies_to, get_path, looks_secret_name, looks_secret_value
+from policies.common import (
+    applies_to,
+    as_list,
+    get_path,
+    looks_secret_name,
+    looks_secret_value,
+)
 
 FUNCTION = "aws:lambda/function:Function"
+EVENT_SOURCE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
+BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 
 # The contract's baseline is Python 3.12; newer runtimes are accepted as they land.
 DEFAULT_RUNTIMES: tuple[str, ...] = ("python3.12", "python3.13")
@@ -60,6 +69,27 @@ def validate_no_plaintext_secrets(
             report_violation(f"environment variable {name} holds a credential-shaped value.", None)
 
 
+@applies_to(EVENT_SOURCE_MAPPING)
+def validate_batch_item_failures(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Report an SQS trigger that would retry a whole batch for one failed message.
+
+    Without partial batch responses one failing delivery returns every message of its batch
+    to the queue: the others are delivered twice, and on a FIFO queue their lanes stall.
+    """
+    # Checked first so a compliant mapping never reads the (possibly unknown) source ARN.
+    if BATCH_ITEM_FAILURES in [
+        str(t) for t in as_list(get_path(args.props, "functionResponseTypes"))
+    ]:
+        return
+    if ":sqs:" in str(get_path(args.props, "eventSourceArn", default="")):
+        report_violation(
+            f"SQS event source mapping without functionResponseTypes [{BATCH_ITEM_FAILURES}].",
+            None,
+        )
+
+
 runtime_allowed = ResourceValidationPolicy(
     name="syncbot-aws-lambda-runtime",
     description="Lambda functions must use an allowed Python runtime.",
@@ -94,4 +124,12 @@ no_plaintext_secrets = ResourceValidationPolicy(
     ),
 )
 
-POLICIES = (runtime_allowed, no_plaintext_secrets)
+sqs_batch_item_failures = ResourceValidationPolicy(
+    name="syncbot-aws-lambda-sqs-batch-failures",
+    description="SQS event source mappings must report batch item failures.",
+    validate=validate_batch_item_failures,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.MEDIUM,
+)
+
+POLICIES = (runtime_allowed, no_plaintext_secrets, sqs_batch_item_failures)

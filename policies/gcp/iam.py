@@ -1,4 +1,5 @@
-"""IAM rules: Workload Identity providers pinned to a repository, secrets granted per secret."""
+"""IAM rules: Workload Identity providers pinned to a repository, secrets granted per secret,
+invoke and enqueue rights granted on one service or queue, never on the project."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ PROJECT_BINDING = "gcp:projects/iAMBinding:IAMBinding"
 PROJECT_POLICY = "gcp:projects/iAMPolicy:IAMPolicy"
 
 SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
+# Project-wide, these let an identity call every Cloud Run service or fill every queue.
+RESOURCE_LEVEL_ROLES: tuple[str, ...] = ("roles/cloudtasks.enqueuer", "roles/run.invoker")
 
 # The condition must compare an identity claim for equality: repository owner alone (or a
 # startsWith on it) still admits every repository of the organisation.
@@ -62,6 +65,20 @@ def validate_no_project_secret_access(
             )
 
 
+@applies_to(PROJECT_MEMBER, PROJECT_BINDING, PROJECT_POLICY)
+def validate_resource_level_invokers(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Report ``run.invoker`` or ``cloudtasks.enqueuer`` granted on the whole project."""
+    forbidden = set(args.get_config().get("resourceLevelRoles") or RESOURCE_LEVEL_ROLES)
+    for role in _project_roles(args):
+        if role in forbidden:
+            report_violation(
+                f"{role} granted on the whole project; grant it on the one service or queue.",
+                None,
+            )
+
+
 wif_attribute_condition = ResourceValidationPolicy(
     name="syncbot-gcp-wif-attribute-condition",
     description="Workload Identity providers must pin the GitHub repository in a condition.",
@@ -87,4 +104,21 @@ no_project_secret_accessor = ResourceValidationPolicy(
     ),
 )
 
-POLICIES = (wif_attribute_condition, no_project_secret_accessor)
+resource_level_invokers = ResourceValidationPolicy(
+    name="syncbot-gcp-invoker-roles-resource-level",
+    description="Run invoker and Cloud Tasks enqueuer roles must be granted per resource.",
+    validate=validate_resource_level_invokers,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.HIGH,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "resourceLevelRoles": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": list(RESOURCE_LEVEL_ROLES),
+            }
+        }
+    ),
+)
+
+POLICIES = (wif_attribute_condition, no_project_secret_accessor, resource_level_invokers)

@@ -27,6 +27,8 @@ def test_stack_policies_are_named_for_the_stack_or_a_cross_resource_check() -> N
     stack = {p.name for p in POLICIES if isinstance(p, StackValidationPolicy)}
     assert stack == {
         "syncbot-aws-s3-bucket-protected",
+        "syncbot-aws-sqs-dead-letter",
+        "syncbot-aws-sqs-dlq-alarm",
         "syncbot-stack-bootstrap-outputs",
         "syncbot-stack-routes-wired",
         "syncbot-stack-variables-wired",

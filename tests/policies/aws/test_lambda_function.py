@@ -69,3 +69,32 @@ def test_allowed_names_and_empty_values_pass() -> None:
     assert check_resource(fn.no_plaintext_secrets, fn.FUNCTION, props) != []
     config = {"allowedNames": ["SESSION_TOKEN_TTL"]}
     assert check_resource(fn.no_plaintext_secrets, fn.FUNCTION, props, config=config) == []
+
+
+SQS_ARN = "arn:aws:sqs:eu-west-1:123456789012:app-deliveries.fifo"
+
+
+def test_sqs_trigger_with_partial_batch_responses_passes() -> None:
+    props = {
+        "eventSourceArn": SQS_ARN,
+        "functionName": "fn",
+        "functionResponseTypes": ["ReportBatchItemFailures"],
+    }
+    assert check_resource(fn.sqs_batch_item_failures, fn.EVENT_SOURCE_MAPPING, props) == []
+
+
+@pytest.mark.parametrize("types", [None, []])
+def test_sqs_trigger_without_partial_batch_responses_is_reported(types: list | None) -> None:
+    props = {"eventSourceArn": SQS_ARN, "functionName": "fn", "functionResponseTypes": types}
+    assert check_resource(fn.sqs_batch_item_failures, fn.EVENT_SOURCE_MAPPING, props) == [
+        "SQS event source mapping without functionResponseTypes [ReportBatchItemFailures]."
+    ]
+
+
+def test_stream_triggers_are_not_held_to_the_sqs_rule() -> None:
+    props = {
+        "eventSourceArn": "arn:aws:kinesis:eu-west-1:123456789012:stream/s",
+        "functionName": "fn",
+        "startingPosition": "LATEST",
+    }
+    assert check_resource(fn.sqs_batch_item_failures, fn.EVENT_SOURCE_MAPPING, props) == []

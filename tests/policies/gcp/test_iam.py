@@ -75,3 +75,26 @@ def test_forbidden_roles_are_configurable() -> None:
         check_resource(iam.no_project_secret_accessor, iam.PROJECT_MEMBER, props, config=config)
         != []
     )
+
+
+@pytest.mark.parametrize("role", iam.RESOURCE_LEVEL_ROLES)
+@pytest.mark.parametrize("resource_type", [iam.PROJECT_MEMBER, iam.PROJECT_BINDING])
+def test_project_level_invoker_or_enqueuer_is_reported(role: str, resource_type: str) -> None:
+    props = {"project": "p", "role": role, "member": MEMBER}
+    assert check_resource(iam.resource_level_invokers, resource_type, props) == [
+        f"{role} granted on the whole project; grant it on the one service or queue."
+    ]
+
+
+def test_resource_level_grants_and_other_project_roles_pass() -> None:
+    queue_member = {"name": "q", "role": "roles/cloudtasks.enqueuer", "member": MEMBER}
+    queue_type = "gcp:cloudtasks/queueIamMember:QueueIamMember"
+    assert check_resource(iam.resource_level_invokers, queue_type, queue_member) == []
+    deploy = {"project": "p", "role": "roles/cloudtasks.admin", "member": MEMBER}
+    assert check_resource(iam.resource_level_invokers, iam.PROJECT_MEMBER, deploy) == []
+
+
+def test_project_policy_bindings_are_read_for_invokers() -> None:
+    policy = {"bindings": [{"role": "roles/run.invoker", "members": [MEMBER]}]}
+    props = {"project": "p", "policyData": json.dumps(policy)}
+    assert check_resource(iam.resource_level_invokers, iam.PROJECT_POLICY, props) != []

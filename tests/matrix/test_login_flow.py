@@ -1,0 +1,304 @@
+"""The seed's whole flow (§5.3, §5.4, §3.3) against a real Synapse and the fake Slack in
+Socket Mode: a Matrix user DMs the bot and runs ``login app``; the most recent channels become
+portals and the user is invited; a message in an unbridged channel creates its portal and
+arrives; rename, topic, members, archive/unarchive follow; ``delete-portal`` removes a portal
+that a new message recreates; a restart re-invites nobody."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine, make_url
+
+from app.core.endpoints import Endpoint
+from app.slack.socket_state import ConnectionState
+from app.store.engine import make_engine
+from app.store.migrate import upgrade
+from tests.fakes.slack import FakeSlack
+from tests.matrix.conftest import ROOM_VERSION, bridge_settings
+from tests.matrix.harness import BridgeApp
+from tests.matrix.synapse import SERVER, MatrixUser, Synapse
+from tests.slack.harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+_names = itertools.count(1)
+BOT = f"@slackbot:{SERVER}"
+ICON = "https://icons.example/acme-132.png"
+LATENCY_BUDGET = 5.0  # seconds: the seed's FR-001, first message of a new portal included
+
+
+@dataclass
+class Flow:
+    synapse: Synapse
+    slack: FakeSlack
+    engine: Engine
+    app: BridgeApp
+    alice: MatrixUser
+    tmp: Path
+
+    def start_app(self) -> BridgeApp:
+        settings = bridge_settings(
+            self.synapse,
+            slack_signing_secret=self.slack.signing_secret,
+            slack_api_url=self.slack.base_url,
+            matrix_conversation_count=3,
+        )
+        app = BridgeApp(settings, self.engine, port=self.synapse.as_port, socket_mode=True)
+        return app.start()
+
+    def portal(self, channel: str) -> Any:
+        assert self.app.matrix is not None
+        return self.app.matrix.portals.get(Endpoint.slack("T1", channel))
+
+    def room_of(self, channel: str) -> str:
+        view = wait_for(lambda: (p := self.portal(channel)) and p.state == "active" and p)
+        return str(view.room_id)
+
+    def as_bot(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The client-server API as the bridge bot (it is in every portal room)."""
+        resp = httpx.request(
+            method,
+            f"{self.synapse.url}/_matrix/client/v3{path}",
+            headers={"Authorization": f"Bearer {self.synapse.as_token}"},
+            timeout=10,
+            **kwargs,
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def invites_of(self, room: str, user: str) -> int:
+        """How many times ``user`` was ever invited to ``room`` (its timeline, as the bot)."""
+        chunk = self.as_bot("GET", f"/rooms/{room}/messages", params={"dir": "b", "limit": 500})
+        return sum(
+            1
+            for e in chunk["chunk"]
+            if e["type"] == "m.room.member"
+            and e.get("state_key") == user
+            and e["content"].get("membership") == "invite"
+        )
+
+    def membership(self, room: str, user: str) -> str | None:
+        resp = httpx.get(
+            f"{self.synapse.url}/_matrix/client/v3/rooms/{room}/state/m.room.member/{user}",
+            headers={"Authorization": f"Bearer {self.synapse.as_token}"},
+            timeout=10,
+        )
+        return resp.json().get("membership") if resp.status_code == 200 else None
+
+    def state(self, room: str, kind: str) -> dict[str, Any]:
+        """A state event's content; empty when the room has none."""
+        resp = httpx.get(
+            f"{self.synapse.url}/_matrix/client/v3/rooms/{room}/state/{kind}",
+            headers={"Authorization": f"Bearer {self.synapse.as_token}"},
+            timeout=10,
+        )
+        return resp.json() if resp.status_code == 200 else {}
+
+    def notices(self, room: str) -> list[str]:
+        return [
+            e["content"].get("body", "")
+            for e in self.alice.events(room)
+            if e["type"] == "m.room.message" and e["sender"] == BOT
+        ]
+
+    def bodies(self, room: str) -> list[str]:
+        return [
+            e["content"].get("body", "")
+            for e in self.alice.events(room)
+            if e["type"] == "m.room.message"
+        ]
+
+
+def acme(slack: FakeSlack) -> None:
+    """One Socket Mode workspace; channels C1..C3 recently active, C4 quiet, C5 without us."""
+    slack.add_workspace("T1", "Acme", icon=ICON, socket_mode=True)
+    for user, name in (("U1", "Ada"), ("U2", "Bob"), ("U3", "Cy")):
+        slack.add_user("T1", user, name)
+    slack.add_channel("T1", "C1", "general", members=["U1", "U2"])
+    slack.add_channel("T1", "C2", "random", members=["U1"])
+    slack.add_channel("T1", "C3", "design", members=["U2"])
+    slack.add_channel("T1", "C4", "quiet", members=["U1"])
+    slack.add_channel("T1", "C5", "elsewhere", members=["U1"], bot_member=False)
+    # History before the bridge existed (no events): C4 oldest, C1 newest.
+    slack.echo(False)
+    for channel in ("C4", "C5", "C3", "C2", "C1"):
+        slack.post_message("T1", channel, "U1", f"earlier in {channel}")
+    slack.echo(True)
+
+
+@pytest.fixture
+def flow(synapse: Synapse, tmp_path: Path) -> Iterator[Flow]:
+    if synapse.proc is None:
+        synapse.start()
+    slack = FakeSlack().start()
+    acme(slack)
+    engine = make_engine(
+        bridge_settings(synapse), url=make_url(f"sqlite:///{tmp_path}/syncbot.db")
+    )
+    upgrade(engine)
+    alice = synapse.register_user(f"alice{next(_names)}f{tmp_path.name[-6:].lower()}")
+    f = Flow(synapse, slack, engine, None, alice, tmp_path)  # type: ignore[arg-type]
+    f.app = f.start_app()
+    try:
+        yield f
+    finally:
+        alice.close()
+        f.app.stop()
+        slack.stop()
+        engine.dispose()
+
+
+def login(f: Flow) -> str:
+    """Alice DMs the bot and logs Acme in; returns the DM (her management room)."""
+    a = f.alice
+    dm = a.call(
+        "POST",
+        "/createRoom",
+        json={
+            "preset": "trusted_private_chat",
+            "is_direct": True,
+            "room_version": ROOM_VERSION,
+            "invite": [BOT],
+        },
+    )["room_id"]
+    wait_for(lambda: BOT in a.call("GET", f"/rooms/{dm}/joined_members")["joined"])
+    a.text(dm, "login app")
+    wait_for(lambda: any("bot token" in n for n in f.notices(dm)))
+    a.text(dm, f.slack.bot_token("T1"))
+    wait_for(lambda: any("app-level token" in n for n in f.notices(dm)))
+    a.text(dm, f.slack.app_token)
+    wait_for(lambda: any("Logged in to Acme (T1)" in n for n in f.notices(dm)))
+    return dm
+
+
+def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
+    f, a = flow, flow.alice
+    dm = login(f)
+    report = wait_for(lambda: next((n for n in f.notices(dm) if "Bridged 3" in n), None))
+    assert "#general" in report and "#random" in report and "#design" in report
+    assert f.portal("C4") is None and f.portal("C5") is None  # older / not the app's
+    assert f.app.matrix.workspace_bridge.management_room(a.user_id) == dm
+    sockets = f.app.sockets
+    wait_for(lambda: sockets.states().get("T1") is ConnectionState.CONNECTED)
+
+    rooms = {c: f.room_of(c) for c in ("C1", "C2", "C3")}
+    for room in rooms.values():
+        assert f.membership(room, a.user_id) == "invite"
+    # Portal state: name, topic, the workspace icon as avatar, members as ghosts.
+    assert f.state(rooms["C1"], "m.room.name")["name"] == "#general"
+    assert f.state(rooms["C1"], "m.room.avatar")["url"].startswith("mxc://")
+    ghosts = {f"@slack_t1_u1:{SERVER}", f"@slack_t1_u2:{SERVER}"}
+    wait_for(
+        lambda: ghosts <= set(f.as_bot("GET", f"/rooms/{rooms['C1']}/joined_members")["joined"])
+    )
+    a.call("POST", f"/join/{rooms['C1']}", json={})
+    a.call("POST", f"/join/{rooms['C2']}", json={})
+    a.call("POST", f"/rooms/{rooms['C3']}/leave", json={})  # declined
+
+    # Both ways through the one relay.
+    f.slack.post_message("T1", "C1", "U2", "hello from slack")
+    wait_for(lambda: "hello from slack" in f.bodies(rooms["C1"]))
+    a.text(rooms["C1"], "hello from matrix")
+    wait_for(lambda: f.slack.find_message("T1", "C1", text="hello from matrix") is not None)
+
+    # A message in a channel with no portal: created, Alice invited, message delivered.
+    posted = time.monotonic()
+    f.slack.post_message("T1", "C4", "U1", "first words in quiet")
+    quiet = f.room_of("C4")
+    wait_for(lambda: f.membership(quiet, a.user_id) == "invite")
+    a.call("POST", f"/join/{quiet}", json={})
+    wait_for(lambda: "first words in quiet" in f.bodies(quiet), timeout=LATENCY_BUDGET)
+    assert time.monotonic() - posted < LATENCY_BUDGET
+    assert f.bodies(quiet).count("first words in quiet") == 1
+
+    # Rename, topic, members joining and leaving.
+    f.slack.rename_channel("T1", "C1", "general-2")
+    wait_for(lambda: f.state(rooms["C1"], "m.room.name")["name"] == "#general-2")
+    set_topic(f.slack, "C1", "Release day")
+    wait_for(lambda: f.state(rooms["C1"], "m.room.topic").get("topic") == "Release day")
+    f.slack.join("T1", "C1", "U3")
+    cy = f"@slack_t1_u3:{SERVER}"
+    wait_for(lambda: f.membership(rooms["C1"], cy) == "join")
+    f.slack.leave("T1", "C1", "U3")
+    wait_for(lambda: f.membership(rooms["C1"], cy) == "leave")
+
+    # Archive makes the room read-only, unarchive restores it.
+    f.slack.archive("T1", "C2", "U1")
+    wait_for(lambda: f.portal("C2").state == "archived")
+    assert f.state(rooms["C2"], "m.room.power_levels")["events_default"] == 100
+    f.slack.unarchive("T1", "C2", "U1")
+    wait_for(lambda: f.portal("C2").state == "active")
+    assert f.state(rooms["C2"], "m.room.power_levels")["events_default"] == 0
+
+    # A restart: the resync finds every portal and invites nobody again (C3 was declined).
+    before = {c: f.invites_of(r, a.user_id) for c, r in {**rooms, "C4": quiet}.items()}
+    assert before == {"C1": 1, "C2": 1, "C3": 1, "C4": 1}
+    f.app.stop()
+    f.app = f.start_app()
+    bridge = f.app.matrix.workspace_bridge
+    wait_for(lambda: bridge.completed_syncs >= 1)
+    after = {c: f.invites_of(r, a.user_id) for c, r in {**rooms, "C4": quiet}.items()}
+    assert after == before
+    assert f.membership(rooms["C3"], a.user_id) == "leave"
+    # ...and the bridge still works after it.
+    f.slack.post_message("T1", "C2", "U1", "after the restart")
+    wait_for(lambda: "after the restart" in f.bodies(rooms["C2"]))
+
+
+def test_delete_portal_then_a_message_recreates_it(flow: Flow) -> None:
+    f, a = flow, flow.alice
+    dm = login(f)
+    wait_for(lambda: any("Bridged 3" in n for n in f.notices(dm)))
+    old = f.room_of("C2")
+    a.call("POST", f"/join/{old}", json={})
+    a.text(old, "!slack delete-portal")
+    wait_for(lambda: f.portal("C2") is None)
+    wait_for(lambda: f.membership(old, a.user_id) == "leave")  # kicked
+    assert f.membership(old, BOT) == "leave"
+    endpoints = {e for v in f.app.matrix.portals._syncs.list() for e, _ in v.endpoints}
+    assert str(Endpoint.matrix(old)) not in endpoints
+    # The channel is bridged again by its next message: a new room, Alice invited afresh.
+    f.slack.post_message("T1", "C2", "U1", "are we back?")
+    new = f.room_of("C2")
+    assert new != old
+    wait_for(lambda: f.membership(new, a.user_id) == "invite")
+    a.call("POST", f"/join/{new}", json={})
+    wait_for(lambda: "are we back?" in f.bodies(new))
+    # The alias left the old room with it and now names the new one.
+    alias = f"%23slack_t1_c2:{SERVER}"
+    assert f.as_bot("GET", f"/directory/room/{alias}")["room_id"] == new
+
+    # delete-portal from the management room with a room argument.
+    other = f.room_of("C3")
+    a.text(dm, f"delete-portal {other}")
+    wait_for(lambda: any("Deleted the portal of slack:T1/C3" in n for n in f.notices(dm)))
+    assert f.portal("C3") is None
+
+
+def set_topic(slack: FakeSlack, channel: str, topic: str) -> None:
+    """Someone sets the channel topic: Slack's ``channel_topic`` message."""
+
+    def apply() -> None:
+        slack.state.workspaces["T1"].channels[channel].topic = topic
+
+    slack.call(apply)
+    slack.send_event(
+        "T1",
+        {
+            "type": "message",
+            "subtype": "channel_topic",
+            "channel": channel,
+            "user": "U1",
+            "topic": topic,
+            "text": f"set the channel topic: {topic}",
+            "ts": f"{time.time():.6f}",
+        },
+    )

@@ -482,3 +482,28 @@ def test_restore_into_a_fresh_database_then_keep_inserting(
             assert len(after["workspaces"]) == 3 and len(after["outbox"]) == 4
         finally:
             fresh.dispose()
+
+
+def test_a_backup_moves_between_backends(
+    backend: str,
+    engine: Engine,
+    cipher: TokenCipher,
+    mac_key: bytes,
+    settings: Settings,
+    templates: MigratedTemplates,
+    tmp_path: Path,
+) -> None:
+    """A SQLite backup restores into this backend, and this backend's back into SQLite."""
+    (tmp_path / "sqlite").mkdir()
+    with templates.clone("sqlite", tmp_path / "sqlite") as url:
+        lite = make_engine(settings, url=url)
+        try:
+            fill(lite, cipher)
+            expected = snapshot(lite)
+            restore(engine, backup_bytes(lite, mac_key), mac_key, cipher)
+            assert snapshot(engine) == expected
+            reset_database(lite)
+            restore(lite, backup_bytes(engine, mac_key), mac_key, cipher)
+            assert snapshot(lite) == expected
+        finally:
+            lite.dispose()

@@ -2,61 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from app.oidc import OidcVerifier
 from app.tick_route import tick_route
+from tests.oidc_keys import id_token, jwks, signing_key
 
 AUD = "https://syncbot.example.run.app"
 SA = "scheduler@proj.iam.gserviceaccount.com"
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
 @pytest.fixture(scope="module")
 def key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def jwks(key) -> dict:
-    nums = key.public_key().public_numbers()
-    return {
-        "keys": [
-            {
-                "kty": "RSA",
-                "kid": "k1",
-                "alg": "RS256",
-                "n": b64(nums.n.to_bytes(256, "big")),
-                "e": b64(nums.e.to_bytes(3, "big")),
-            }
-        ]
-    }
+    return signing_key()
 
 
 def token(key, **claims) -> str:
-    now = int(time.time())
-    body = {
-        "iss": "https://accounts.google.com",
-        "aud": AUD,
-        "iat": now,
-        "exp": now + 3600,
-        "email": SA,
-        "email_verified": True,
-    } | claims
-    head = b64(json.dumps({"alg": "RS256", "kid": "k1", "typ": "JWT"}).encode())
-    payload = b64(json.dumps(body).encode())
-    sig = key.sign(f"{head}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"Bearer {head}.{payload}.{b64(sig)}"
+    claims = {"audience": AUD, "email": SA} | claims
+    if "aud" in claims:
+        claims["audience"] = claims.pop("aud")
+    return "Bearer " + id_token(key=key, **claims)
 
 
 class FakeRuntime:

@@ -109,6 +109,10 @@ class FakeSlack:
         self.events: list[dict[str, Any]] = []  # envelopes delivered (first attempts)
         self.deliveries: list[tuple[str, int, int]] = []  # (event_id, retry_num, status)
         self.app_url: str | None = None
+        # Events of a team go here instead of app_url (several app processes, one per team).
+        self.team_urls: dict[str, str] = {}
+        # (monotonic time, team, method, injected fault or None) of every Web API call.
+        self.call_log: list[tuple[float, str, str, str | None]] = []
         self.echo = True
         self.latency = 0.0
         self.faults: dict[str, deque[str]] = defaultdict(deque)
@@ -324,7 +328,7 @@ class FakeSlack:
         envelope = self.envelope(team_id, event)
         with self._lock:
             self.events.append(envelope)
-        if self.app_url:
+        if self.app_url or team_id in self.team_urls:
             # Events of one workspace are delivered one after another (a retry holds back the
             # ones behind it), which keeps per-channel order observable in tests.
             self._loop.call_soon_threadsafe(self._enqueue, team_id, envelope)
@@ -349,6 +353,7 @@ class FakeSlack:
 
     async def _deliver(self, envelope: dict[str, Any]) -> None:
         body = json.dumps(envelope).encode()
+        url = self.team_urls.get(envelope["team_id"], self.app_url)
         for attempt in range(len(self.event_retry_delays) + 1):
             headers = self.sign(body)
             if attempt:
@@ -357,7 +362,7 @@ class FakeSlack:
             status = 0
             try:
                 async with self._session.post(
-                    self.app_url,
+                    url,
                     data=body,
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=self.event_timeout),
@@ -403,6 +408,8 @@ class FakeSlack:
         if self.latency:
             await asyncio.sleep(self.latency)
         fault = self._next_fault(method)
+        with self._lock:
+            self.call_log.append((time.monotonic(), team.id if team else "", method, fault))
         if fault in ("429",):
             return web.json_response(
                 {"ok": False, "error": "ratelimited"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -101,6 +102,8 @@ class AppServer:
                 await serve
                 if worker:
                     worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
                 await self.on_loop_stop()
 
             self.loop.run_until_complete(main())

@@ -107,4 +107,5 @@ def _app(config: StackConfig, gcp: GcpConfig, prefix: str) -> dict[str, pulumi.O
         "image_ref": app.image_ref,
         "service_account": app.service_account_email,
         "migration_job": app.migration_job,
+        "delivery_queue": app.delivery_queue,
     }

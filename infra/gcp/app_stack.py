@@ -76,6 +76,8 @@ class App(pulumi.ComponentResource):
     image_ref: pulumi.Output[str]
     service_account_email: pulumi.Output[str]
     migration_job: pulumi.Output[str]
+    delivery_queue: pulumi.Output[str]
+    """Full Cloud Tasks queue name (``projects/P/locations/L/queues/Q``)."""
 
     def __init__(
         self, name: str, args: AppArgs, opts: pulumi.ResourceOptions | None = None

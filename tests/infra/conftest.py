@@ -174,9 +174,7 @@ def default_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
             host = str(args.inputs.get("url", "")).removeprefix("https://")
             outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"
         case "aws:sqs/queue:Queue":
-            queue = outputs["name"]
-            outputs["arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue}"
-            outputs["url"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}"
+            outputs |= _queue_outputs(outputs["name"], REGION)
         case "aws:lambda/eventSourceMapping:EventSourceMapping":
             outputs["uuid"] = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}"
         case "random:index/randomPassword:RandomPassword":
@@ -184,6 +182,13 @@ def default_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
         case "aws:lambda/invocation:Invocation":
             outputs["result"] = json.dumps({"ok": True})
     return outputs
+
+
+def _queue_outputs(queue: str, region: str) -> dict[str, str]:
+    return {
+        "arn": f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{queue}",
+        "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{queue}",
+    }
 
 
 def default_call(args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
@@ -214,13 +219,24 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self._call = call
         # Registrations may run concurrently: key the inputs by (type, name), unique per stack.
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        # Region of each explicit AWS provider, by provider name: regional ARNs follow it.
+        self.provider_regions: dict[str, str] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.inputs[(args.typ, args.name)] = _unwrap(dict(args.inputs))
+        if args.typ == "pulumi:providers:aws" and args.inputs.get("region"):
+            self.provider_regions[args.name] = str(args.inputs["region"])
         computed = dict(default_outputs(args))
+        if args.typ == "aws:sqs/queue:Queue":
+            computed |= _queue_outputs(computed["name"], self._region(args.provider))
         if self._outputs is not None:
             computed |= self._outputs(args)
         return f"{args.name}-id", {**computed, **args.inputs, **_overrides(computed)}
+
+    def _region(self, provider: str | None) -> str:
+        # A provider reference is "<provider urn>::<id>"; the urn ends with the provider name.
+        parts = (provider or "").split("::")
+        return self.provider_regions.get(parts[-2], REGION) if len(parts) >= 2 else REGION
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         if self._call is not None:

@@ -33,6 +33,8 @@ COMPONENTS = {
     "syncbot:aws:Service",
     "syncbot:aws:Scheduler",
     "syncbot:aws:Migrations",
+    "syncbot:aws:DeliveryQueue",
+    "syncbot:aws:QueueTrigger",
 }
 
 

@@ -183,6 +183,7 @@ def attach(runtime: Runtime) -> Services:
         # A Socket-Mode-only install (no signing secret, no HTTP route) still has to hear
         # about uninstalls.
         manager.events.event_hooks.append(services.extras["slack_installs"].lifecycle.on_event)
+        services.extras["slack_home"].hook(manager.events)
     attach_metrics(runtime)
     return services
 
@@ -203,6 +204,11 @@ def _build_slack_installs(services: Services) -> None:
     services.extras["slack_installs"] = installs
     if services.slack.events is not None:
         services.slack.events.event_hooks.append(installs.lifecycle.on_event)
+    # The App Home (groups, publishing, ...): hooked into the HTTP events path here, into a
+    # Socket-Mode-only events path in attach().
+    from app.slack.home.app import attach_home
+
+    attach_home(services)
 
 
 def _attach_slack_installs(runtime: Runtime, installs: Any) -> None:

@@ -1,0 +1,336 @@
+"""Home section "Workspace groups": create one, join by code, invite, accept/decline, leave.
+
+The shell has refused non-admins before these handlers run; the store checks that the acting
+workspace may do what the (replayable) payload asks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from app.errors import RemoteError
+from app.slack.home.section import Block, HomeRefresher, Viewer, notice_view, viewer_of
+from app.slack.workspaces import UnknownWorkspace
+from app.store.groups import MAX_GROUP_NAME, GroupError, Groups, GroupView
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from app.services import Services
+    from app.slack.workspaces import Workspaces
+
+log = logging.getLogger("syncbot.slack.home.groups")
+
+CREATE = "home.groups.create"
+JOIN = "home.groups.join"
+INVITE = "home.groups.invite"
+ACCEPT = "home.groups.accept"
+DECLINE = "home.groups.decline"
+LEAVE = "home.groups.leave"
+
+
+# --- Block Kit helpers shared by the sections of this package ---------------------------------
+
+
+def mrkdwn(text: str, block_id: str | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+def button(
+    text: str,
+    action_id: str,
+    value: str = "",
+    *,
+    style: str | None = None,
+    confirm: tuple[str, str] | None = None,
+) -> Block:
+    element: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text[:75]},
+    }
+    if value:
+        element["value"] = value
+    if style:
+        element["style"] = style
+    if confirm:
+        element["confirm"] = {
+            "title": {"type": "plain_text", "text": confirm[0][:100]},
+            "text": {"type": "mrkdwn", "text": confirm[1][:300]},
+            "confirm": {"type": "plain_text", "text": "Yes"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger",
+        }
+    return element
+
+
+def actions(block_id: str, *elements: Block) -> Block:
+    return {"type": "actions", "block_id": block_id, "elements": list(elements)}
+
+
+def modal(
+    callback_id: str, title: str, blocks: list[Block], *, submit: str, metadata: Any = None
+) -> Block:
+    view: Block = {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": {"type": "plain_text", "text": title[:24]},
+        "submit": {"type": "plain_text", "text": submit[:24]},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+    if metadata is not None:
+        view["private_metadata"] = json.dumps(metadata)
+    return view
+
+
+def text_input(block_id: str, label: str, *, max_length: int, placeholder: str = "") -> Block:
+    element: Block = {"type": "plain_text_input", "action_id": "value", "max_length": max_length}
+    if placeholder:
+        element["placeholder"] = {"type": "plain_text", "text": placeholder}
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": {"type": "plain_text", "text": label},
+        "element": element,
+    }
+
+
+def submitted(view: dict[str, Any], block_id: str) -> dict[str, Any]:
+    """The state of the single element of input ``block_id`` (empty when absent)."""
+    values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+    return next(iter(values.values()), {}) if isinstance(values, dict) else {}
+
+
+def metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def as_id(value: Any) -> int:
+    """A numeric id from a button value or modal metadata; a bad one is a user error."""
+    try:
+        return int(str(value))
+    except ValueError:
+        raise GroupError("that button is out of date; refresh the home tab") from None
+
+
+async def show(workspaces: Workspaces, body: dict[str, Any], view: Block) -> None:
+    """Open ``view`` as a modal for the click in ``body``.
+
+    A modal that cannot be opened (the trigger expired after 3 s, Slack is down) only gets
+    logged: the click changed nothing yet, and it can simply be repeated.
+    """
+    try:
+        await workspaces.api(team_of(body)).call(
+            "views.open", trigger_id=body.get("trigger_id"), view=view
+        )
+    except (RemoteError, UnknownWorkspace) as exc:
+        log.warning("could not open a modal", extra={"error": str(exc)})
+
+
+async def explain(workspaces: Workspaces, body: dict[str, Any], error: Exception) -> None:
+    """Tell the person who clicked why nothing happened (a modal; the click has no other reply)."""
+    await show(workspaces, body, notice_view("Not done", str(error)))
+
+
+def team_of(body: dict[str, Any]) -> str:
+    """The workspace an interaction came from."""
+    return str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
+
+
+# --- the section ------------------------------------------------------------------------------
+
+
+class GroupsSection:
+    key = "groups"
+
+    def __init__(self, services: Services) -> None:
+        self._groups = Groups(services.sessions)
+        self._workspaces = services.slack.workspaces
+
+    def visible(self, viewer: Viewer) -> bool:
+        return viewer.is_admin
+
+    async def blocks(self, viewer: Viewer) -> list[Block]:
+        out: list[Block] = [
+            mrkdwn(
+                "*Workspace groups*\nWorkspaces in a group can publish channels to each other.",
+                "home.groups.intro",
+            ),
+            actions(
+                "home.groups.tools",
+                button("Create a group", CREATE, style="primary"),
+                button("Join with a code", JOIN),
+            ),
+        ]
+        for group in self._groups.groups_of(viewer.team_id):
+            out.extend(_group_blocks(group))
+        return out
+
+    def register(self, bolt: AsyncApp, home: HomeRefresher) -> None:
+        workspaces = self._workspaces
+        groups = self._groups
+
+        @bolt.action(CREATE)
+        async def open_create(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            field = text_input("name", "Group name", max_length=MAX_GROUP_NAME)
+            await show(workspaces, body, modal(CREATE, "Create a group", [field], submit="Create"))
+
+        @bolt.view(CREATE)
+        async def create(ack: Any, view: dict[str, Any], context: Any) -> None:
+            viewer = viewer_of(context)
+            name = str(submitted(view, "name").get("value") or "")
+            try:
+                groups.create(viewer.team_id, name)
+            except GroupError as exc:
+                await ack(response_action="errors", errors={"name": str(exc)})
+                return
+            await ack()
+            home.touch(viewer.team_id)
+            await home.refresh(viewer)
+
+        @bolt.action(JOIN)
+        async def open_join(ack: Any, body: dict[str, Any]) -> None:
+            await ack()
+            field = text_input("code", "Invite code", max_length=16, placeholder="ABCD-EFGH")
+            await show(workspaces, body, modal(JOIN, "Join a group", [field], submit="Join"))
+
+        @bolt.view(JOIN)
+        async def join(ack: Any, view: dict[str, Any], context: Any) -> None:
+            viewer = viewer_of(context)
+            code = str(submitted(view, "code").get("value") or "")
+            try:
+                group = groups.join(viewer.team_id, code)
+            except GroupError as exc:
+                await ack(response_action="errors", errors={"code": str(exc)})
+                return
+            await ack()
+            home.touch(*(m.team_id for m in group.members))
+            await home.refresh(viewer)
+
+        @bolt.action(INVITE)
+        async def open_invite(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+            await ack()
+            viewer = team_of(body)
+            try:
+                group_id = as_id(action.get("value"))
+                present = groups.teams_of_group(group_id)
+                if viewer not in present:
+                    raise GroupError("your workspace is not a member of that group")
+                candidates = [
+                    (team, name) for team, name in groups.known_workspaces() if team not in present
+                ]
+                if not candidates:
+                    raise GroupError(
+                        "Every workspace syncbot is installed in is in this group already. "
+                        "Another workspace can join with the group's invite code once it has "
+                        "installed syncbot."
+                    )
+            except GroupError as exc:
+                await explain(workspaces, body, exc)
+                return
+            options = [
+                {"text": {"type": "plain_text", "text": f"{name} ({team})"[:75]}, "value": team}
+                for team, name in candidates[:100]
+            ]
+            field = {
+                "type": "input",
+                "block_id": "workspace",
+                "label": {"type": "plain_text", "text": "Workspace"},
+                "element": {"type": "static_select", "action_id": "value", "options": options},
+            }
+            view = modal(
+                INVITE,
+                "Invite a workspace",
+                [field],
+                submit="Invite",
+                metadata={"group": group_id},
+            )
+            await show(workspaces, body, view)
+
+        @bolt.view(INVITE)
+        async def invite(ack: Any, view: dict[str, Any], context: Any) -> None:
+            viewer = viewer_of(context)
+            invitee = str((submitted(view, "workspace").get("selected_option") or {}).get("value"))
+            try:
+                group_id = as_id(metadata(view).get("group"))
+                groups.invite(group_id, viewer.team_id, invitee)
+            except GroupError as exc:
+                await ack(response_action="errors", errors={"workspace": str(exc)})
+                return
+            await ack()
+            home.touch(*groups.teams_of_group(group_id))
+            await home.refresh(viewer)
+
+        def membership_change(change: Any) -> Any:
+            async def handler(
+                ack: Any, body: dict[str, Any], action: dict[str, Any], context: Any
+            ) -> None:
+                await ack()
+                viewer = viewer_of(context)
+                try:
+                    group_id = as_id(action.get("value"))
+                    before = groups.teams_of_group(group_id)
+                    change(group_id, viewer.team_id)
+                except GroupError as exc:
+                    await explain(workspaces, body, exc)
+                    return
+                home.touch(*(before | {viewer.team_id}))
+                await home.refresh(viewer)
+
+            return handler
+
+        bolt.action(ACCEPT)(membership_change(groups.accept))
+        bolt.action(DECLINE)(membership_change(groups.decline))
+        bolt.action(LEAVE)(membership_change(groups.leave))
+
+
+def _group_blocks(group: GroupView) -> list[Block]:
+    if group.my_status == "invited":
+        inviter = group.invited_by or "A workspace"
+        return [
+            mrkdwn(f":envelope: *{inviter}* invited this workspace to the group *{group.name}*."),
+            actions(
+                f"home.groups.invitation.{group.id}",
+                button("Accept", ACCEPT, str(group.id), style="primary"),
+                button("Decline", DECLINE, str(group.id)),
+            ),
+        ]
+    members = ", ".join(
+        m.name if m.status == "active" else f"{m.name} _(invited)_" for m in group.members
+    )
+    return [
+        mrkdwn(f"*{group.name}*\nMembers: {members}", f"home.groups.group.{group.id}"),
+        context(
+            f"Invite code: `{group.invite_code}` — give it to the admin of a workspace that "
+            "should join."
+        ),
+        actions(
+            f"home.groups.manage.{group.id}",
+            button("Invite a workspace", INVITE, str(group.id)),
+            button(
+                "Leave group",
+                LEAVE,
+                str(group.id),
+                style="danger",
+                confirm=(
+                    f"Leave {group.name}?",
+                    "Your channels stop syncing with this group's workspaces.",
+                ),
+            ),
+        ),
+    ]

@@ -36,6 +36,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import IO, Any, BinaryIO
 
+from alembic.runtime.migration import MigrationContext
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import (
@@ -197,6 +198,12 @@ class _MacWriter(io.RawIOBase):
         return len(chunk)
 
 
+def _revision(conn: Connection) -> str | None:
+    """The schema revision as :func:`app.store.migrate.current_revision` spells it."""
+    heads = MigrationContext.configure(conn).get_current_heads()
+    return "+".join(sorted(heads)) if heads else None
+
+
 def _snapshot(engine: Engine) -> Connection:
     conn = engine.connect()
     if engine.dialect.name in ("postgresql", "mysql"):
@@ -220,17 +227,17 @@ def write_backup(
     Raises:
         BackupError: the database has no schema yet, or changed while being read.
     """
-    revision = current_revision(engine)
-    if revision is None:
-        raise BackupError("the database has no schema (run `syncbot migrate` first)")
     tables = app_tables()
     mac = hmac.new(mac_key, digestmod=hashlib.sha256)
     key_id = backup_key_id(mac_key)
     created = datetime.now(UTC).replace(microsecond=0)
-    sink = _MacWriter(out, mac)
-    sink.write(MAGIC + f" key={key_id}\n".encode())
     counts: dict[str, int] = {}
     with _snapshot(engine) as conn, conn.begin():
+        revision = _revision(conn)
+        if revision is None:
+            raise BackupError("the database has no schema (run `syncbot migrate` first)")
+        sink = _MacWriter(out, mac)
+        sink.write(MAGIC + f" key={key_id}\n".encode())
         for table in tables:
             counts[table.name] = int(
                 conn.execute(select(func.count()).select_from(table)).scalar_one()
@@ -261,8 +268,11 @@ def write_backup(
                     select(table).order_by(*order).execution_options(yield_per=_BATCH)
                 )
                 for partition in result.partitions(_BATCH):
-                    for row in partition:
-                        body.write(_line([table.name, [_encode(v) for v in row]]))
+                    body.write(
+                        b"".join(
+                            _line([table.name, [_encode(v) for v in row]]) for row in partition
+                        )
+                    )
                     seen += len(partition)
                     done += len(partition)
                     if progress:
@@ -486,6 +496,8 @@ def restore_backup(
         current_table = ""
         try:
             with engine.begin() as conn:
+                if _revision(conn) != plan.header["schema_revision"]:
+                    raise BackupError("the schema changed while the backup was being checked")
                 _delete_all(conn)
                 batch: list[dict[str, Any]] = []
                 for name, row in _rows(body, plan):

@@ -440,3 +440,69 @@ def test_the_app_accepts_the_deployed_environment(run: Run, typ: str, tmp_path: 
     assert not settings.local_development
     assert not settings.should_auto_migrate
     assert settings.matrix_enabled
+
+
+# -- delivery queue (Cloud Tasks) -----------------------------------------------------------
+
+QUEUE_PATH = f"projects/{PROJECT}/locations/{REGION}/queues/syncbot-deliveries"
+INVOKER_SA = f"syncbot-tasks@{PROJECT}.iam.gserviceaccount.com"
+
+
+def test_cloud_tasks_queue_in_the_service_region_with_bounded_retries(run: Run) -> None:
+    queue = run.one("gcp:cloudtasks/queue:Queue").inputs
+    assert (queue["name"], queue["location"], queue["project"]) == (
+        "syncbot-deliveries",
+        REGION,
+        PROJECT,
+    )
+    retry = queue["retryConfig"]
+    assert 1 <= retry["maxAttempts"] <= 100
+    assert retry["minBackoff"] == "1s" and retry["maxBackoff"] == "300s"
+    limits = queue["rateLimits"]
+    assert limits["maxDispatchesPerSecond"] > 0 and limits["maxConcurrentDispatches"] > 0
+
+
+def test_a_dedicated_invoker_may_call_the_service_and_nothing_else(run: Run) -> None:
+    accounts = {a.inputs["accountId"] for a in run.of_type("gcp:serviceaccount/account:Account")}
+    assert "syncbot-tasks" in accounts
+    assert INVOKER_SA not in (RUNTIME_SA, f"syncbot-sched@{PROJECT}.iam.gserviceaccount.com")
+    grants = [
+        m
+        for m in run.of_type("gcp:cloudrunv2/serviceIamMember:ServiceIamMember")
+        if m.inputs["member"] == f"serviceAccount:{INVOKER_SA}"
+    ]
+    assert [(g.inputs["role"], g.inputs["name"]) for g in grants] == [
+        ("roles/run.invoker", "syncbot")
+    ]
+    # No project-level grant in the app stack at all (the invoker's or anyone's).
+    assert not run.of_type("gcp:projects/iAMMember:IAMMember")
+
+
+def test_the_runtime_may_enqueue_on_this_queue_and_act_as_the_invoker_only(run: Run) -> None:
+    runtime = f"serviceAccount:{RUNTIME_SA}"
+    enqueuer = run.one("gcp:cloudtasks/queueIamMember:QueueIamMember").inputs
+    assert (enqueuer["role"], enqueuer["member"], enqueuer["name"]) == (
+        "roles/cloudtasks.enqueuer",
+        runtime,
+        "syncbot-deliveries",
+    )
+    assert enqueuer["location"] == REGION
+    act_as = run.one("gcp:serviceaccount/iAMMember:IAMMember").inputs
+    assert (act_as["role"], act_as["member"]) == ("roles/iam.serviceAccountUser", runtime)
+    assert act_as["serviceAccountId"].endswith(f"/serviceAccounts/{INVOKER_SA}")
+
+
+@pytest.mark.parametrize("typ", [SERVICE, JOB])
+def test_workloads_dispatch_through_cloud_tasks(run: Run, typ: str) -> None:
+    envs = _envs(run.one(typ))
+    assert envs["SYNCBOT_DISPATCH"]["value"] == "cloud_tasks"
+    assert envs["SYNCBOT_DELIVERY_QUEUE"]["value"] == QUEUE_PATH
+    assert envs["SYNCBOT_DELIVERY_INVOKER"]["value"] == INVOKER_SA
+
+
+def test_the_queue_exists_before_the_first_revision(run: Run) -> None:
+    service = run.one(SERVICE)
+    component = run.one("syncbot:gcp:DeliveryQueue")
+    assert component.urn in service.dependencies or any(
+        r.urn in service.dependencies for r in run.children_of(component.name)
+    )

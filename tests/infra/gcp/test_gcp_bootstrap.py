@@ -162,3 +162,13 @@ def test_outputs(run: Run) -> None:
         "/workloadIdentityPools/github-actions/providers/github"
     )
     assert not run.secret_outputs
+
+
+def test_the_delivery_queue_can_be_deployed(run: Run) -> None:
+    services = {s.inputs["service"] for s in run.of_type("gcp:projects/service:Service")}
+    assert "cloudtasks.googleapis.com" in services
+    roles = {g.inputs["role"] for g in run.of_type("gcp:projects/iAMMember:IAMMember")}
+    # Queue admin covers the queue-level enqueuer binding; enqueue/invoke are never granted
+    # to the deployer on the project.
+    assert "roles/cloudtasks.admin" in roles
+    assert not roles & {"roles/cloudtasks.enqueuer", "roles/run.invoker"}

@@ -170,3 +170,9 @@ def test_policy_pack_sees_these_resources(app_run: Run) -> None:
 
     findings = _policy_findings(app_run, tamper=open_database)
     assert any(f.startswith("syncbot-gcp-sql-no-open-networks") for f in findings)
+
+
+def test_app_kind_exports_its_delivery_queue(app_run: Run) -> None:
+    assert app_run.outputs["delivery_queue"] == (
+        f"projects/{PROJECT}/locations/{REGION}/queues/{PREFIX}-deliveries"
+    )

@@ -167,7 +167,9 @@ def test_others_are_refused_every_action(
         for action in (DOWNLOAD, OPEN_RESTORE, RESET):
             harness.click(user, action, team)
         refusals = [texts(v["blocks"]) for v in opened_views(slack, team)]
-        assert len(refusals) == 3 and all("Only admins and owners of the primary" in t for t in refusals)
+        assert len(refusals) == 3 and all(
+            "Only admins and owners of the primary" in t for t in refusals
+        )
     assert slack.files("T1") == [] and slack.files("T2") == []
     assert count(services, Workspace) == 2
     # A crafted submission of the restore modal is refused too.

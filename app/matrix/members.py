@@ -52,8 +52,11 @@ class ChannelMembers:
         found = await api.call(
             "conversations.members", channel=endpoint.slack_channel, limit=SYNC_LIMIT
         )
+        bot = await asyncio.to_thread(self._bot_user, endpoint.slack_team)
         joined = skipped = 0
         for user in (found.get("members") or [])[:SYNC_LIMIT]:
+            if user == bot:
+                continue
             if await self.join(endpoint, room, str(user)):
                 joined += 1
             else:

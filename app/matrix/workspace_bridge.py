@@ -86,6 +86,7 @@ class WorkspaceBridge:
                 user = MatrixUser(mxid=user_id)
                 s.add(user)
             user.management_room = management_room
+            s.flush()  # the user row first: the login's foreign key points at it
             if s.get(MatrixLogin, (user_id, team_id)) is None:
                 s.add(MatrixLogin(user_id=user_id, team_id=team_id))
 

@@ -6,6 +6,7 @@ that a new message recreates; a restart re-invites nobody."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import pytest
 from sqlalchemy.engine import Engine, make_url
 
 from app.core.endpoints import Endpoint
+from app.errors import RemoteError
+from app.matrix.workspace_bridge import PortalPending
 from app.slack.socket_state import ConnectionState
 from app.store.engine import make_engine
 from app.store.migrate import upgrade
@@ -107,6 +110,12 @@ class Flow:
             e["content"].get("body", "")
             for e in self.alice.events(room)
             if e["type"] == "m.room.message" and e["sender"] == BOT
+        ]
+
+    def bodies_as_bot(self, room: str) -> list[str]:
+        chunk = self.as_bot("GET", f"/rooms/{room}/messages", params={"dir": "b", "limit": 100})
+        return [
+            e["content"].get("body", "") for e in chunk["chunk"] if e["type"] == "m.room.message"
         ]
 
     def bodies(self, room: str) -> list[str]:
@@ -302,3 +311,96 @@ def set_topic(slack: FakeSlack, channel: str, topic: str) -> None:
             "ts": f"{time.time():.6f}",
         },
     )
+
+
+def add_acme(f: Flow) -> None:
+    """Acme installed with its tokens, as `login app` would, but with nobody logged in."""
+    workspaces = f.app.services.slack.workspaces
+    f.app.run(workspaces.add(f.slack.bot_token("T1"), f.slack.app_token))
+    assert f.app.sockets is not None
+    f.app.run(f.app.sockets.connect("T1"))
+    wait_for(lambda: f.app.sockets.states().get("T1") is ConnectionState.CONNECTED)
+
+
+def test_room_creation_is_retried_up_to_three_times(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = flow
+    add_acme(f)
+    portals = f.app.matrix.portals
+    monkeypatch.setattr(portals, "_retry_delay", 0.01)
+    original = portals._create
+    failures = {"left": 2}
+
+    async def flaky(*args: Any) -> str:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RemoteError("create room: 502", network="matrix", status=502, retryable=True)
+        return await original(*args)
+
+    monkeypatch.setattr(portals, "_create", flaky)
+    room = f.app.run(portals.ensure(Endpoint.slack("T1", "C4")))
+    assert f.portal("C4").state == "active" and f.portal("C4").room_id == room
+    # Three failures in a row: the creation gives up, the portal is pending again...
+    failures["left"] = 3
+    with pytest.raises(RemoteError):
+        f.app.run(portals.ensure(Endpoint.slack("T1", "C3")))
+    assert f.portal("C3").state == "pending" and failures["left"] == 0
+    # ...and the next attempt creates it.
+    assert f.app.run(portals.ensure(Endpoint.slack("T1", "C3")))
+    assert f.portal("C3").state == "active"
+
+
+def test_a_ghost_that_cannot_be_created_is_skipped(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = flow
+    add_acme(f)
+    ghosts = f.app.matrix.ghosts
+    original = ghosts.ensure
+
+    async def broken_for_bob(source: Endpoint, author: Any) -> str:
+        if author.native_id == "T1/U2":
+            raise RemoteError("ghost registration: M_EXCLUSIVE", network="matrix", status=400)
+        return await original(source, author)
+
+    monkeypatch.setattr(ghosts, "ensure", broken_for_bob)
+    endpoint = Endpoint.slack("T1", "C1")
+    room = f.app.run(f.app.matrix.portals.ensure(endpoint))
+    members = f.app.matrix.workspace_bridge._members
+    assert f.app.run(members.sync(endpoint, room)) == (1, 1)  # Ada joined, Bob skipped
+    joined = set(f.as_bot("GET", f"/rooms/{room}/joined_members")["joined"])
+    assert f"@slack_t1_u1:{SERVER}" in joined and f"@slack_t1_u2:{SERVER}" not in joined
+    # Messages keep flowing past the broken profile.
+    f.slack.post_message("T1", "C1", "U1", "still here")
+    wait_for(lambda: "still here" in f.bodies_as_bot(room))
+
+
+def test_a_slow_portal_creation_lets_slack_redeliver(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = flow
+    add_acme(f)
+    bridge = f.app.matrix.workspace_bridge
+    portals = f.app.matrix.portals
+    bridge.record_login(f.alice.user_id, "T1", "!dm:test.local")
+    monkeypatch.setattr(bridge, "_portal_wait", 0.05)
+    original = portals._create
+    release = {"go": False}
+
+    async def slow(*args: Any) -> str:
+        while not release["go"]:  # noqa: ASYNC110 - the test flips it from another thread
+            await asyncio.sleep(0.01)
+        return await original(*args)
+
+    monkeypatch.setattr(portals, "_create", slow)
+    envelope = {
+        "team_id": "T1",
+        "event": {"type": "message", "channel": "C4", "user": "U1", "text": "hi", "ts": "1.0"},
+    }
+    with pytest.raises(PortalPending):
+        f.app.run(bridge.on_slack_event(envelope))
+    assert f.portal("C4").state == "creating"
+    release["go"] = True
+    f.room_of("C4")  # the creation went on in the background
+    f.app.run(bridge.on_slack_event(envelope))  # the redelivery passes straight through

@@ -4,10 +4,12 @@ message flowing through the sync the home created."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,13 +17,16 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
+from app.runtime import build_runtime
 from app.slack.home.app import NOT_ADMIN, REFUSED
 from app.slack.home.sections import channels, groups
-from app.store.engine import session_factory
+from app.store.engine import make_engine, session_factory
 from app.store.groups import MAX_FAILED_JOINS, Groups, HomeVersions
+from app.store.migrate import upgrade
 from app.store.models import Delivery, SyncEndpoint
 from app.store.models_groups import WorkspaceGroup
 from tests.conftest import local_settings
+from tests.databases import throwaway_database
 from tests.fakes.slack import APP_ID, FakeSlack, sign
 from tests.slack.harness import AppServer, wait_for
 
@@ -386,3 +391,47 @@ def test_invite_accept_and_leave(app: AppServer, slack: FakeSlack, engine: Engin
     opens = len(slack.called("views.open", "T2"))
     click(app, slack, "T2", "UB2", groups.LEAVE, str(group_id))
     assert "not a member" in json.dumps(_view(slack.called("views.open", "T2")[opens]))
+
+
+def test_a_socket_mode_only_install_gets_the_home_through_its_envelopes(
+    slack: FakeSlack, backend: str, tmp_path: Path
+) -> None:
+    """No signing secret, no HTTP route: interactive and events_api envelopes take the socket
+    events path (SlackEvents.process), which attach() hooked the home into."""
+    with throwaway_database(backend, tmp_path) as url:
+        settings = local_settings(slack_signing_secret=None, slack_api_url=slack.base_url)
+        engine = make_engine(settings, url=url)
+        upgrade(engine)
+        runtime = build_runtime(settings, engine=engine)
+        try:
+            services = runtime.services
+            assert services.slack.events is None
+            events = services.extras["socket_mode"].events
+
+            async def scenario() -> tuple[int, int]:
+                await services.slack.workspaces.add(slack.bot_token("T1"))
+                opened = {
+                    "type": "event_callback",
+                    "team_id": "T1",
+                    "event_id": "EvSOCKET1",
+                    "event": {"type": "app_home_opened", "user": "UA1", "tab": "home"},
+                }
+                await events.process(opened, started=float("-inf"))
+                create = {
+                    "type": "view_submission",
+                    **actor("T1", "UA1"),
+                    "view": {
+                        **groups.modal(groups.CREATE, "Create a group", [], submit="Create"),
+                        "id": "VSOCK",
+                        "state": {"values": {"name": {"value": text_value("Socket")}}},
+                    },
+                }
+                answer = await events.process(create, started=float("-inf"))
+                return answer.status_code, len(answer.body)
+
+            assert asyncio.run(scenario()) == (200, 0)
+            assert "Create a group" in text_of(published(slack, "T1")[0][1])
+            assert [g.name for g in Groups(session_factory(engine)).groups_of("T1")] == ["Socket"]
+        finally:
+            runtime.close()
+            engine.dispose()

@@ -35,6 +35,11 @@ CONSUMER_ACTIONS: tuple[str, ...] = (
     "sqs:ReceiveMessage",
     "sqs:SendMessage",
 )
+# Every wait the app takes (Retry-After, backoff, a row held behind an earlier one of its
+# target) is a reported failure plus a visibility delay, and so one more receive: the outbox's
+# own budget (10 attempts) and the holds behind it must fit before SQS gives a notice up. A
+# notice that still reaches the dead-letter queue failed the function itself, repeatedly.
+RECEIVES_BEFORE_DEAD_LETTER = 25
 FOUR_DAYS = 4 * 24 * 3600
 FOURTEEN_DAYS = 14 * 24 * 3600
 
@@ -92,7 +97,7 @@ class DeliveryQueueArgs:
     partition: pulumi.Input[str]
     function_timeout_seconds: int
     """The consuming function's timeout; the visibility timeout is six times it."""
-    max_receive_count: int = 5
+    max_receive_count: int = RECEIVES_BEFORE_DEAD_LETTER
     """Receives before a message moves to the dead-letter queue."""
     retention_seconds: int = FOUR_DAYS
     oldest_message_alarm_seconds: int = 900

@@ -34,7 +34,8 @@ REDRIVE_ALLOW_POLICY = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 DLQ_METRIC = "ApproximateNumberOfMessagesVisible"
-DEFAULT_MAX_RECEIVE_COUNT = 10
+# Redriving after hundreds of receives is no dead-letter queue at all (SQS allows 1000).
+DEFAULT_MAX_RECEIVE_COUNT = 100
 
 
 @applies_to(QUEUE)

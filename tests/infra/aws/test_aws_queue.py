@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from app.core.outbox import RetryPolicy
 from app.settings import load_settings
 from infra.aws.queue import (
     CONSUMER_ACTIONS,
+    RECEIVES_BEFORE_DEAD_LETTER,
     DeliveryQueue,
     DeliveryQueueArgs,
     QueueTrigger,
@@ -73,7 +75,12 @@ def test_failing_messages_redrive_to_a_fifo_dead_letter_queue(
     assert "redrivePolicy" not in dead_letter.inputs
     # The computed ARNs are the ones SQS gives the queues.
     redrive = json.loads(queue.inputs["redrivePolicy"])
-    assert redrive == {"deadLetterTargetArn": dead_letter.outputs["arn"], "maxReceiveCount": 5}
+    assert redrive == {
+        "deadLetterTargetArn": dead_letter.outputs["arn"],
+        "maxReceiveCount": RECEIVES_BEFORE_DEAD_LETTER,
+    }
+    # The app's own retry budget (10 attempts) fits before SQS gives a notice up.
+    assert RECEIVES_BEFORE_DEAD_LETTER > RetryPolicy().max_attempts
     allow = json.loads(dead_letter.inputs["redriveAllowPolicy"])
     assert allow == {"redrivePermission": "byQueue", "sourceQueueArns": [queue.outputs["arn"]]}
     # A message keeps its first enqueue time in the DLQ: the DLQ must keep it longer.

@@ -100,7 +100,7 @@ def test_queue_without_redrive_is_reported() -> None:
 @pytest.mark.parametrize(
     ("policy", "problem"),
     [
-        ({"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 50}, "maxReceiveCount is 50"),
+        ({"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 500}, "maxReceiveCount is 500"),
         ({"deadLetterTargetArn": DLQ_ARN}, "its redrive policy has no maxReceiveCount"),
         ({"maxReceiveCount": 5}, "its redrive policy names no dead-letter queue ARN"),
     ],

@@ -6,6 +6,7 @@ through the relay and the outbox like those of any other sync.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -95,9 +96,8 @@ class ChannelsSection:
         return viewer.is_admin
 
     async def blocks(self, viewer: Viewer) -> list[Block]:
-        memberships = [
-            g for g in self._groups.groups_of(viewer.team_id) if g.my_status == "active"
-        ]
+        mine = await asyncio.to_thread(self._groups.groups_of, viewer.team_id)
+        memberships = [g for g in mine if g.my_status == "active"]
         if not memberships:
             return [
                 mrkdwn(
@@ -119,7 +119,7 @@ class ChannelsSection:
                 ),
             ),
         ]
-        for channel in self._groups.channels_for(viewer.team_id):
+        for channel in await asyncio.to_thread(self._groups.channels_for, viewer.team_id):
             out.extend(_channel_blocks(channel))
         return out
 
@@ -181,7 +181,8 @@ class ChannelsSection:
                 if not channel_id:
                     raise GroupError("pick a channel")
                 name = await ready_channel(workspaces, viewer.team_id, channel_id)
-                groups.publish(
+                await asyncio.to_thread(
+                    groups.publish,
                     group_id,
                     viewer.team_id,
                     channel_id,
@@ -226,7 +227,7 @@ class ChannelsSection:
                     raise GroupError("pick a channel")
                 group_id = _group_of(groups, viewer.team_id, sync_id)
                 await ready_channel(workspaces, viewer.team_id, channel_id)
-                groups.subscribe(sync_id, viewer.team_id, channel_id)
+                await asyncio.to_thread(groups.subscribe, sync_id, viewer.team_id, channel_id)
             except GroupError as exc:
                 await ack(response_action="errors", errors={"channel": str(exc)})
                 return
@@ -244,7 +245,7 @@ class ChannelsSection:
                     sync_id = as_id(action.get("value"))
                     group_id = _group_of(groups, viewer.team_id, sync_id)
                     teams = groups.teams_of_group(group_id) if whole_group else set()
-                    apply(sync_id, viewer.team_id)
+                    await asyncio.to_thread(apply, sync_id, viewer.team_id)
                 except GroupError as exc:
                     await explain(workspaces, body, exc)
                     return
@@ -289,7 +290,7 @@ def _channel_blocks(channel: ChannelView) -> list[Block]:
         else button("Pause", PAUSE, value)
     )
     if channel.mine:
-        state = " (paused)" if channel.my_status == "paused" else ""
+        state = "" if channel.my_status == "active" else f" ({channel.my_status})"
         return [
             mrkdwn(f"{title}{state}", block_id),
             context(f"{channel.subscribers} subscribed channel(s)"),
@@ -310,7 +311,7 @@ def _channel_blocks(channel: ChannelView) -> list[Block]:
         ]
     if channel.my_endpoint:
         local = channel.my_endpoint.rsplit("/", 1)[-1]
-        state = "paused" if channel.my_status == "paused" else "syncing"
+        state = {"active": "syncing"}.get(channel.my_status or "", channel.my_status)
         return [
             mrkdwn(f"{title}\nYour channel <#{local}> is {state}.", block_id),
             actions(

@@ -6,6 +6,7 @@ workspace may do what the (replayable) payload asks.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -176,7 +177,7 @@ class GroupsSection:
                 button("Join with a code", JOIN),
             ),
         ]
-        for group in self._groups.groups_of(viewer.team_id):
+        for group in await asyncio.to_thread(self._groups.groups_of, viewer.team_id):
             out.extend(_group_blocks(group))
         return out
 
@@ -195,7 +196,7 @@ class GroupsSection:
             viewer = viewer_of(context)
             name = str(submitted(view, "name").get("value") or "")
             try:
-                groups.create(viewer.team_id, name)
+                await asyncio.to_thread(groups.create, viewer.team_id, name)
             except GroupError as exc:
                 await ack(response_action="errors", errors={"name": str(exc)})
                 return
@@ -214,7 +215,7 @@ class GroupsSection:
             viewer = viewer_of(context)
             code = str(submitted(view, "code").get("value") or "")
             try:
-                group = groups.join(viewer.team_id, code)
+                group = await asyncio.to_thread(groups.join, viewer.team_id, code)
             except GroupError as exc:
                 await ack(response_action="errors", errors={"code": str(exc)})
                 return
@@ -268,7 +269,7 @@ class GroupsSection:
             invitee = str((submitted(view, "workspace").get("selected_option") or {}).get("value"))
             try:
                 group_id = as_id(metadata(view).get("group"))
-                groups.invite(group_id, viewer.team_id, invitee)
+                await asyncio.to_thread(groups.invite, group_id, viewer.team_id, invitee)
             except GroupError as exc:
                 await ack(response_action="errors", errors={"workspace": str(exc)})
                 return
@@ -285,7 +286,7 @@ class GroupsSection:
                 try:
                     group_id = as_id(action.get("value"))
                     before = groups.teams_of_group(group_id)
-                    change(group_id, viewer.team_id)
+                    await asyncio.to_thread(change, group_id, viewer.team_id)
                 except GroupError as exc:
                     await explain(workspaces, body, exc)
                     return

@@ -18,14 +18,17 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from app.runtime import build_runtime
-from app.slack.home.app import NOT_ADMIN, REFUSED
+from app.slack.home.app import ADMIN_TTL, MAX_HOME_BLOCKS, NOT_ADMIN, REFUSED, HomeApp
+from app.slack.home.section import Viewer
 from app.slack.home.sections import channels, groups
+from app.slack.workspaces import Workspaces
+from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.groups import MAX_FAILED_JOINS, Groups, HomeVersions
 from app.store.migrate import upgrade
 from app.store.models import Delivery, SyncEndpoint
 from app.store.models_groups import WorkspaceGroup
-from tests.conftest import local_settings
+from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
 from tests.fakes.slack import APP_ID, FakeSlack, sign
 from tests.slack.harness import AppServer, wait_for
@@ -435,3 +438,60 @@ def test_a_socket_mode_only_install_gets_the_home_through_its_envelopes(
         finally:
             runtime.close()
             engine.dispose()
+
+
+class _Section:
+    """A stand-in section: ``count`` blocks, or a failure."""
+
+    def __init__(self, key: str, count: int = 1, fail: bool = False) -> None:
+        self.key, self.count, self.fail = key, count, fail
+
+    def visible(self, viewer: Viewer) -> bool:
+        return True
+
+    async def blocks(self, viewer: Viewer) -> list[dict[str, Any]]:
+        if self.fail:
+            raise RuntimeError("boom")
+        return [groups.context(f"{self.key} {i}") for i in range(self.count)]
+
+    def register(self, bolt: Any, home: Any) -> None:
+        pass
+
+
+def test_admin_checks_are_cached_briefly_and_sections_cannot_break_the_home(
+    slack: FakeSlack, engine: Engine
+) -> None:
+    sessions = session_factory(engine)
+    workspaces = Workspaces(sessions, TokenCipher(TEST_KEY), api_url=slack.base_url)
+    now = [0.0]
+    home = HomeApp(
+        workspaces=workspaces, sessions=sessions, api_url=slack.base_url, clock=lambda: now[0]
+    )
+    everyone = HomeApp(workspaces=workspaces, sessions=sessions, require_admin=False)
+    home.add(_Section("broken", fail=True))
+    home.add(_Section("long", count=150))
+
+    async def scenario() -> dict[str, Any]:
+        await workspaces.add(slack.bot_token("T1"))
+        checks = [await home.is_admin("T1", u) for u in ("UA1", "UA2", "UA3", "UA1")]
+        asked = len(slack.called("users.info", "T1"))
+        now[0] = ADMIN_TTL + 1
+        await home.is_admin("T1", "UA1")
+        await home.refresh(Viewer("T1", "UA1", True))
+        return {
+            "checks": checks,
+            "asked": asked,
+            "asked_later": len(slack.called("users.info", "T1")),
+            "member_without_gate": await everyone.is_admin("T1", "UA3"),
+        }
+
+    result = asyncio.run(scenario())
+    # Admin and owner yes, member no; the repeat came from the cache until it expired.
+    assert result["checks"] == [True, True, False, True]
+    assert (result["asked"], result["asked_later"]) == (3, 4)
+    assert result["member_without_gate"] is True
+    assert len(slack.called("users.info", "T1")) == 4  # REQUIRE_ADMIN=false asks nobody
+    view = home_of(slack, "T1", "UA1")
+    assert len(view["blocks"]) == MAX_HOME_BLOCKS
+    assert "The broken part could not be shown" in text_of(view)
+    assert "some is left out" in json.dumps(view["blocks"][-1])

@@ -96,6 +96,8 @@ class HomeApp:
             # Answer only after the handler ran: on Lambda nothing runs after the response.
             process_before_response=True,
             signing_secret="",  # unused: SlackEvents verified the request
+            # No token verification either: AsyncApp has no such switch, and with an
+            # ``authorize`` function (no ``token``) it never calls auth.test on its own.
             request_verification_enabled=False,
             ssl_check_enabled=False,
             url_verification_enabled=False,

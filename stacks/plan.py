@@ -235,6 +235,7 @@ def _computed(typ: str, name: str, inputs: Mapping[str, Any], region: str) -> di
         case "aws:secretsmanager/secret:Secret":
             out["arn"] = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{name}-{digest[:6]}"
         case "aws:sqs/queue:Queue":
+            out["arn"] = f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{out['name']}"
             out["url"] = f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{out['name']}"
         case "gcp:serviceaccount/account:Account":
             project = inputs.get("project", "project")

@@ -59,3 +59,9 @@ def test_entry_point_starts_the_analyzer_from_the_pack_directory() -> None:
         process.kill()
         _, errors = process.communicate(timeout=30)
     assert first_line.isdigit(), errors
+
+
+def test_every_policy_is_documented() -> None:
+    doc = (PACK.parent / "docs" / "policies-and-ci.md").read_text()
+    missing = [p.name for p in POLICIES if f"| `{p.name}`" not in doc]
+    assert missing == []

@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import richtext
-from app.core.endpoints import Endpoint
-from app.core.events import Author, DeletePost, EditPost, NewPost, ReactionChange
+from app.core.endpoints import Endpoint, Network
+from app.core.events import Author, DeletePost, EditPost, Kind, NewPost, ReactionChange
+from app.core.ports import Delivered, DeliveryTask
+from app.errors import RemoteError
 from app.slack import mrkdwn
 from app.store.cipher import TokenCipher
 from app.store.models import Delivery, Workspace
@@ -99,3 +101,30 @@ def outbox_row(status: str, *, delay: float | None = None, at: datetime | None =
         row.source_time = at - timedelta(seconds=delay)
         row.delivered_at = at
     return row
+
+
+class Scripted:
+    """A deliverer that records calls and fails as told."""
+
+    network = Network.SLACK
+
+    def __init__(self) -> None:
+        self.calls: list[DeliveryTask] = []
+        self.failures: dict[tuple[str, int], RemoteError] = {}
+        self.counter = 0
+
+    async def deliver(self, task: DeliveryTask) -> Delivered:
+        self.calls.append(task)
+        attempt = sum(1 for c in self.calls if c.uid == task.uid)
+        failure = self.failures.get((str(task.target), attempt)) or self.failures.get(
+            (task.uid, attempt)
+        )
+        if failure:
+            raise failure
+        self.counter += 1
+        if task.kind is Kind.POST:
+            thread = task.parent_copy.native_id if task.parent_copy else None
+            return Delivered(
+                native_id=f"{task.target.slack_channel}-{self.counter}", thread_native_id=thread
+            )
+        return Delivered()

@@ -271,6 +271,13 @@ class SqlStore:
         # drain and the background worker) must not both see a row as theirs.
         token = f"{worker[:40]}:{uuid.uuid4().hex[:12]}"
         with self._sessions() as s, s.begin():
+            skip_locked = s.get_bind().dialect.name in SKIP_LOCKED_DIALECTS
+            if skip_locked and s.get_bind().dialect.name != "postgresql":
+                # InnoDB under REPEATABLE READ locks every row an UPDATE scans, matching or
+                # not (on a small table the plan is a full scan): it would wait on the very
+                # rows SKIP LOCKED stepped over. READ COMMITTED reads a locked row's committed
+                # version to test the WHERE and passes it by (PostgreSQL's default already).
+                s.connection(execution_options={"isolation_level": "READ COMMITTED"})
             scan = (
                 select(
                     Delivery.id,
@@ -297,7 +304,7 @@ class SqlStore:
                 Delivery.status == "pending",
                 or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
             )
-            if s.get_bind().dialect.name in SKIP_LOCKED_DIALECTS:
+            if skip_locked:
                 # Lock what nobody else is claiming right now and skip the rest instead of
                 # queueing behind another worker's claim; the locking read re-checks the
                 # lease on the latest committed row, so a lease taken since the scan counts.
@@ -378,9 +385,10 @@ class SqlStore:
                 heads[target] = _ready_at(next_at, lease_until, now)
         result = []
         for r in rows:
-            ready = max(_ready_at(r.next_attempt_at, r.lease_expires_at, now), heads.get(
-                r.target_endpoint, now
-            ))
+            ready = max(
+                _ready_at(r.next_attempt_at, r.lease_expires_at, now),
+                heads.get(r.target_endpoint, now),
+            )
             result.append(
                 PendingDelivery(
                     uid=r.uid,

@@ -5,69 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-import pytest
 from sqlalchemy import func, select
 
-from app.core.endpoints import Endpoint, Network
+from app.core.endpoints import Endpoint
 from app.core.events import ChannelChange, ChannelEvent, Kind
-from app.core.outbox import Outbox, RetryPolicy
-from app.core.ports import Delivered, DeliveryTask
-from app.core.relay import Relay
+from app.core.outbox import Outbox
 from app.errors import RemoteError
-from app.store.cipher import TokenCipher
-from app.store.engine import session_factory
 from app.store.models import Delivery, MessageCopy, ProcessedEvent
 from app.store.relay_store import SqlStore
 from tests import builders
-from tests.conftest import TEST_KEY
 
 A = Endpoint.slack("T1", "C1")
 B = Endpoint.slack("T2", "C2")
 C = Endpoint.slack("T3", "C3")
-
-
-class Scripted:
-    """A deliverer that records calls and fails as told."""
-
-    network = Network.SLACK
-
-    def __init__(self) -> None:
-        self.calls: list[DeliveryTask] = []
-        self.failures: dict[tuple[str, int], RemoteError] = {}
-        self.counter = 0
-
-    async def deliver(self, task: DeliveryTask) -> Delivered:
-        self.calls.append(task)
-        attempt = sum(1 for c in self.calls if c.uid == task.uid)
-        failure = self.failures.get((str(task.target), attempt)) or self.failures.get(
-            (task.uid, attempt)
-        )
-        if failure:
-            raise failure
-        self.counter += 1
-        if task.kind is Kind.POST:
-            thread = task.parent_copy.native_id if task.parent_copy else None
-            return Delivered(
-                native_id=f"{task.target.slack_channel}-{self.counter}", thread_native_id=thread
-            )
-        return Delivered()
-
-
-@pytest.fixture
-def world(engine):
-    sessions = session_factory(engine)
-    cipher = TokenCipher(TEST_KEY)
-    for team in ("T1", "T2", "T3"):
-        builders.workspace(sessions, cipher, team)
-    builders.sync(sessions, "general", A, B, C)
-    store = SqlStore(sessions)
-    deliverer = Scripted()
-    outbox = Outbox(
-        store,
-        {Network.SLACK: deliverer},
-        policy=RetryPolicy(max_attempts=3, base_delay=0.0, jitter=0.0),
-    )
-    return sessions, Relay(store), outbox, deliverer
 
 
 async def drain_all(outbox: Outbox) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from app.cli.admin_common import admin_runtime
 from app.cli.common import EXIT_FAILED, EXIT_OK, fail
 from app.errors import FederationError, RemoteError
+from app.federation.admin import DISABLED, ENABLE_HINT, FederationDisabled, connect, federation_of
 
 
 def register(sub: Any) -> None:
@@ -37,11 +38,11 @@ def register(sub: Any) -> None:
 
 
 def _federation(runtime: Any) -> Any:
-    federation = runtime.services.extras.get("federation")
-    if federation is None:
-        fail("federation is disabled", ["set SYNCBOT_FEDERATION_ENABLED=true"])
-        raise SystemExit(EXIT_FAILED)
-    return federation
+    try:
+        return federation_of(runtime.services)
+    except FederationDisabled:
+        fail(DISABLED, [ENABLE_HINT])
+        raise SystemExit(EXIT_FAILED) from None
 
 
 def run_invite(args: argparse.Namespace) -> int:
@@ -58,7 +59,7 @@ def run_invite(args: argparse.Namespace) -> int:
 def run_join(args: argparse.Namespace) -> int:
     with admin_runtime() as runtime:
         try:
-            peer = asyncio.run(_federation(runtime).join(args.code, args.sync))
+            peer = asyncio.run(connect(_federation(runtime), args.code, args.sync))
         except (FederationError, RemoteError) as exc:
             fail("pairing failed", [str(exc)])
             return EXIT_FAILED

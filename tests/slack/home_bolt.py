@@ -1,7 +1,8 @@
 """Driving App Home sections through a real Bolt app against the fake Slack.
 
-Payloads go through ``AsyncApp.async_dispatch`` as Socket Mode requests (Slack's signature is
-the transport's business; the payload shapes are Slack's). ``process_before_response`` makes
+Payloads go through the shell's ``AsyncApp.async_dispatch`` as Socket Mode requests, as the
+shell itself dispatches them (SlackEvents verified the signature before; the payload shapes are
+Slack's). ``process_before_response`` makes
 each dispatch return only after the handler finished, so tests need no waiting.
 """
 
@@ -70,7 +71,25 @@ def sync(services: Services, name: str, *endpoints: Endpoint) -> None:
         admin.add(name, endpoint)
 
 
+def shell_bolt(services: Services) -> AsyncApp:
+    """The home shell's Bolt app: its authorize and its admin gate (``context["viewer"]``).
+
+    Sections register on it with a :class:`RecordingHome` instead of the shell itself.
+    """
+    from app.slack.home.app import HomeApp
+
+    shell = HomeApp(
+        workspaces=services.slack.workspaces,
+        sessions=services.sessions,
+        require_admin=services.settings.require_admin,
+        api_url=services.settings.slack_api_url,
+    )
+    return shell.bolt
+
+
 def bolt_app(slack: FakeSlack) -> AsyncApp:
+    """A Bolt app without the shell's gate: no checked viewer reaches the handlers."""
+
     async def authorize(enterprise_id: str | None, team_id: str, **_: Any) -> AuthorizeResult:
         return AuthorizeResult(
             enterprise_id=enterprise_id,
@@ -85,7 +104,7 @@ def bolt_app(slack: FakeSlack) -> AsyncApp:
         authorize=authorize,
         signing_secret=slack.signing_secret,
         process_before_response=True,
-        raise_error_for_unhandled_request=True,
+        request_verification_enabled=False,
     )
 
 

@@ -35,6 +35,7 @@ from tests.slack.home_bolt import (
     dispatch,
     home_services,
     opened_views,
+    shell_bolt,
     sync,
     texts,
     view_submission,
@@ -101,7 +102,7 @@ async def test_override_changes_the_mention_of_the_next_delivery(
 ) -> None:
     section = MappingsSection(services)
     home = RecordingHome()
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     section.register(app, home)
 
     await deliver(services, "hello <@U1>")
@@ -146,7 +147,7 @@ async def test_override_changes_the_mention_of_the_next_delivery(
 async def test_an_override_to_nobody_stops_mapping_and_never_expires(
     services: Services, slack: FakeSlack
 ) -> None:
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     MappingsSection(services).register(app, RecordingHome())
     await deliver(services, "hello <@U1>")
     await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, option="override|T1|U1"))
@@ -164,7 +165,7 @@ async def test_non_admins_are_refused_whatever_the_payload(
     services: Services, slack: FakeSlack
 ) -> None:
     home = RecordingHome()
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     MappingsSection(services).register(app, home)
     await deliver(services, "hello <@U1>")
 
@@ -188,7 +189,7 @@ async def test_non_admins_are_refused_whatever_the_payload(
 async def test_admins_map_only_people_of_workspaces_sharing_a_sync(
     services: Services, slack: FakeSlack
 ) -> None:
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     home = RecordingHome()
     MappingsSection(services).register(app, home)
     _directory(services, "T3", 1)
@@ -234,7 +235,7 @@ async def test_thousands_of_people_are_paged_and_searchable(
     assert "1200 not matched yet" in texts(home_blocks)
     assert "Search or see all (1200)" in texts(home_blocks)
 
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     section.register(app, RecordingHome())
     await dispatch(app, block_action("T2", "UADMIN", OPEN_BROWSER))
     browser = opened_views(slack, "T2")[-1]
@@ -257,3 +258,26 @@ async def test_thousands_of_people_are_paged_and_searchable(
     assert "1-1 of 1" in texts(found["view"]["blocks"])
     assert "Person 0777" in texts(found["view"]["blocks"])
     assert len(json.dumps(found["view"]["blocks"])) < 50_000
+
+
+async def test_handlers_change_nothing_without_the_shells_checked_viewer(
+    services: Services, slack: FakeSlack
+) -> None:
+    # Dispatched past the shell's gate, even the admin's own clicks are refused.
+    home = RecordingHome()
+    app = bolt_app(slack)
+    MappingsSection(services).register(app, home)
+    await deliver(services, "hello <@U1>")
+    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, option="override|T1|U1"))
+    assert "Only admins" in texts(opened_views(slack, "T2")[-1]["blocks"])
+    forged = {
+        "type": "modal",
+        "callback_id": OVERRIDE_VIEW,
+        "private_metadata": json.dumps({"t": "T1", "u": "U1", "b": None}),
+    }
+    values = {"local": {"user": {"selected_user": "UB"}}}
+    response = await dispatch(app, view_submission("T2", "UADMIN", forged, values))
+    assert ack_body(response)["response_action"] == "errors"
+    row = mapping(services)
+    assert row is not None and row.method == "email"
+    assert home.refreshed == []

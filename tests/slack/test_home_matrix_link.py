@@ -18,16 +18,22 @@ from sqlalchemy import Engine
 from app.core.endpoints import Endpoint
 from app.services import Services
 from app.slack.home.section import Viewer
-from app.slack.home.sections.matrix_link import LINK_VIEW, OPEN_LINK, UNLINK, MatrixLinkSection
+from app.slack.home.sections.matrix_link import (
+    LINK_VIEW,
+    OPEN_LINK,
+    UNLINK,
+    MatrixLinkSection,
+    link_view,
+)
 from tests.fakes.slack import FakeSlack
 from tests.slack.home_bolt import (
     RecordingHome,
     ack_body,
     block_action,
-    bolt_app,
     dispatch,
     home_services,
     opened_views,
+    shell_bolt,
     sync,
     texts,
     view_submission,
@@ -108,8 +114,7 @@ def submission(user: str, channel: str | None, room: str, team: str = "T2") -> d
         "channel": {"channel": {"selected_conversation": channel}},
         "room": {"room": {"value": room}},
     }
-    view = {"id": "VLINK", "type": "modal", "callback_id": LINK_VIEW}
-    return view_submission(team, user, view, values)
+    return view_submission(team, user, {"id": "VLINK", **link_view(BOT)}, values)
 
 
 async def test_linking_a_room_by_alias_adds_it_to_the_channels_sync(
@@ -117,7 +122,7 @@ async def test_linking_a_room_by_alias_adds_it_to_the_channels_sync(
 ) -> None:
     section = MatrixLinkSection(services)
     home = RecordingHome()
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     section.register(app, home)
     admin = Viewer("T2", "UADMINT2", is_admin=True)
     assert section.visible(admin)
@@ -154,7 +159,7 @@ async def test_rooms_that_cannot_be_bridged_are_refused_with_the_reason(
     services: Services, slack: FakeSlack, bot: FakeBot, room: str, reason: str
 ) -> None:
     home = RecordingHome()
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     MatrixLinkSection(services).register(app, home)
     await dispatch(app, submission("UADMINT2", "C2", room))
     outcome = opened_views(slack, "T2", "views.update")[-1]
@@ -168,10 +173,10 @@ async def test_rooms_that_cannot_be_bridged_are_refused_with_the_reason(
 async def test_bad_input_and_non_admins_are_answered_in_the_modal(
     services: Services, slack: FakeSlack, bot: FakeBot
 ) -> None:
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     MatrixLinkSection(services).register(app, RecordingHome())
     cases = [
-        (submission("UB", "C2", "#lobby:hs.test"), "room", "Only admins"),
+        (submission("UB", "C2", "#lobby:hs.test"), "channel", "Only admins"),
         (submission("UADMINT2", "C9", "#lobby:hs.test"), "channel", "not in a sync"),
         (submission("UADMINT2", None, "#lobby:hs.test"), "channel", "Pick a channel"),
         (submission("UADMINT2", "C2", "lobby"), "room", "room id"),
@@ -179,7 +184,7 @@ async def test_bad_input_and_non_admins_are_answered_in_the_modal(
     for payload, field, message in cases:
         answer = ack_body(await dispatch(app, payload))
         assert answer["response_action"] == "errors"
-        assert message in answer["errors"][field]
+        assert message in answer["errors"][field], answer
     assert bot.joined == []
     assert endpoints(services, "general") == {"slack:T1/C1", "slack:T2/C2"}
     # A non-admin's button click opens a refusal, not the link modal.
@@ -192,7 +197,7 @@ async def test_unlink_only_by_admins_of_a_workspace_in_that_sync(
 ) -> None:
     services.syncs.add("general", Endpoint.matrix("!lobby:hs.test"))
     home = RecordingHome()
-    app = bolt_app(slack)
+    app = shell_bolt(services)
     MatrixLinkSection(services).register(app, home)
 
     await dispatch(app, block_action("T2", "UB", UNLINK, value="!lobby:hs.test"))

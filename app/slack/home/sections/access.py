@@ -1,36 +1,48 @@
-"""Who clicked: the acting user of an App Home action, re-checked on every action.
+"""Who clicked: every section handler re-checks the acting user before changing anything.
 
-A button shown only to admins proves nothing (anyone can replay a payload shape, and an admin
-can be demoted between render and click), so every section handler asks Slack again.
+The shell's middleware has checked the user already and put the :class:`Viewer` in Bolt's
+context; a handler still refuses unless that viewer is an admin, so a button that was shown
+proves nothing, and a handler reached any other way (no checked viewer) changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from app.errors import SyncbotError
 from app.services import Services
-from app.slack.home.section import Block, Viewer
+from app.slack.home.section import Viewer, notice_view, viewer_of
 
 log = logging.getLogger("syncbot.slack.home")
 
 REFUSED = "Only admins and owners of this workspace can change this."
 
 
-def actor_ids(body: dict[str, Any]) -> tuple[str, str]:
-    """(team id, user id) of the person behind an interactive payload."""
+def admin_viewer(context: Mapping[str, Any]) -> Viewer | None:
+    """The checked viewer of this request when they are an admin, else None."""
+    try:
+        viewer = viewer_of(context)
+    except LookupError:
+        log.warning("home action without a checked viewer refused")
+        return None
+    return viewer if viewer.is_admin else None
+
+
+def actor_team(body: dict[str, Any]) -> str:
     user = body.get("user") or {}
-    team = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
-    return team, str(user.get("id") or "")
+    return str((body.get("team") or {}).get("id") or user.get("team_id") or "")
 
 
 async def acting_viewer(services: Services, body: dict[str, Any]) -> Viewer:
-    """The acting user as a :class:`Viewer`, with admin rights looked up now.
+    """The acting user with admin rights asked of Slack now (``users.info``).
 
-    Any failure to ask Slack counts as "not an admin": refusing is the safe answer.
+    For code that has no Bolt context at hand; handlers should use :func:`admin_viewer`, the
+    shell's checked viewer. Any failure to ask Slack counts as "not an admin".
     """
-    team, user = actor_ids(body)
+    user = str((body.get("user") or {}).get("id") or "")
+    team = actor_team(body)
     if not team or not user:
         return Viewer(team_id=team, user_id=user, is_admin=False)
     try:
@@ -47,25 +59,18 @@ async def acting_viewer(services: Services, body: dict[str, Any]) -> Viewer:
     )
 
 
-def notice_view(title: str, text: str) -> Block:
-    """A one-paragraph modal (refusals and results)."""
-    return {
-        "type": "modal",
-        "title": {"type": "plain_text", "text": title[:24]},
-        "close": {"type": "plain_text", "text": "Close"},
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-    }
-
-
-async def refuse(services: Services, body: dict[str, Any]) -> None:
-    """Tell a non-admin who clicked an admin button why nothing happened."""
-    team, _ = actor_ids(body)
+async def refuse(services: Services, body: dict[str, Any], text: str = REFUSED) -> None:
+    """Tell someone who clicked a button they may not use why nothing happened."""
     trigger = body.get("trigger_id")
-    if not trigger:
+    team = actor_team(body)
+    if not trigger or not team:
         return
     try:
         await services.slack.workspaces.api(team).call(
-            "views.open", trigger_id=trigger, view=notice_view("Not allowed", REFUSED)
+            "views.open", trigger_id=trigger, view=notice_view("Not allowed", text)
         )
     except SyncbotError:
         log.warning("could not show a refusal", extra={"team": team})
+
+
+__all__ = ["REFUSED", "acting_viewer", "admin_viewer", "notice_view", "refuse"]

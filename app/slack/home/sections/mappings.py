@@ -28,7 +28,7 @@ from app.errors import SyncbotError
 from app.services import Services
 from app.slack import mrkdwn
 from app.slack.home.section import Block, HomeRefresher, Viewer
-from app.slack.home.sections.access import acting_viewer, refuse
+from app.slack.home.sections.access import REFUSED, admin_viewer, refuse
 from app.slack.profiles import normalize_name
 from app.store.models import DirectoryUser, SyncEndpoint, UserMapping, Workspace
 
@@ -481,20 +481,18 @@ class MappingsSection:
 
     # -- handlers -----------------------------------------------------------------------------
 
-    async def _admin(self, body: dict[str, Any]) -> Viewer | None:
-        viewer = await acting_viewer(self._services, body)
-        if not viewer.is_admin:
-            log.info("non-admin refused", extra={"team": viewer.team_id})
+    async def _admin(self, body: dict[str, Any], context: Any) -> Viewer | None:
+        viewer = admin_viewer(context)
+        if viewer is None:
             await refuse(self._services, body)
-            return None
         return viewer
 
     async def _call(self, viewer: Viewer, method: str, **params: Any) -> dict[str, Any]:
         return await self._services.slack.workspaces.api(viewer.team_id).call(method, **params)
 
-    async def _open_browser(self, ack: Any, body: dict[str, Any]) -> None:
+    async def _open_browser(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
-        viewer = await self._admin(body)
+        viewer = await self._admin(body, context)
         if viewer is None:
             return
         page = await asyncio.to_thread(self.directory.page, viewer.team_id, limit=PAGE_ROWS)
@@ -502,9 +500,9 @@ class MappingsSection:
             viewer, "views.open", trigger_id=body["trigger_id"], view=browser_view(page)
         )
 
-    async def _turn_page(self, ack: Any, body: dict[str, Any]) -> None:
+    async def _turn_page(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
-        viewer = await self._admin(body)
+        viewer = await self._admin(body, context)
         if viewer is None:
             return
         view = body.get("view") or {}
@@ -518,12 +516,10 @@ class MappingsSection:
         )
         await self._call(viewer, "views.update", view_id=view_id, view=browser_view(page))
 
-    async def _search(self, ack: Any, body: dict[str, Any]) -> None:
-        viewer = await acting_viewer(self._services, body)
-        if not viewer.is_admin:
-            await ack(
-                response_action="errors", errors={"search": "Only workspace admins can do this."}
-            )
+    async def _search(self, ack: Any, body: dict[str, Any], context: Any) -> None:
+        viewer = admin_viewer(context)
+        if viewer is None:
+            await ack(response_action="errors", errors={"search": REFUSED})
             return
         values = (body.get("view") or {}).get("state", {}).get("values", {})
         query = str(((values.get("search") or {}).get("query") or {}).get("value") or "")
@@ -533,9 +529,9 @@ class MappingsSection:
         await ack(response_action="update", view=browser_view(page))
 
     def _row_menu(self, home: HomeRefresher) -> Any:
-        async def handler(ack: Any, body: dict[str, Any]) -> None:
+        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
             await ack()
-            viewer = await self._admin(body)
+            viewer = await self._admin(body, context)
             if viewer is None:
                 return
             action = body["actions"][0]
@@ -568,13 +564,10 @@ class MappingsSection:
         return handler
 
     def _save_override(self, home: HomeRefresher) -> Any:
-        async def handler(ack: Any, body: dict[str, Any]) -> None:
-            viewer = await acting_viewer(self._services, body)
-            if not viewer.is_admin:
-                await ack(
-                    response_action="errors",
-                    errors={"local": "Only admins and owners of this workspace can do this."},
-                )
+        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
+            viewer = admin_viewer(context)
+            if viewer is None:
+                await ack(response_action="errors", errors={"local": REFUSED})
                 return
             view = body.get("view") or {}
             meta = _metadata(view)

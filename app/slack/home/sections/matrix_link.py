@@ -18,7 +18,7 @@ from app.matrix.commands import link_room, unlink_room
 from app.services import Services
 from app.slack import mrkdwn
 from app.slack.home.section import Block, HomeRefresher, Viewer
-from app.slack.home.sections.access import REFUSED, acting_viewer, notice_view, refuse
+from app.slack.home.sections.access import REFUSED, admin_viewer, notice_view, refuse
 from app.slack.home.sections.scope import SyncedChannel, sync_of, synced_channels, teams_in
 
 if TYPE_CHECKING:
@@ -195,11 +195,11 @@ class MatrixLinkSection:
     async def _call(self, viewer: Viewer, method: str, **params: Any) -> dict[str, Any]:
         return await self._services.slack.workspaces.api(viewer.team_id).call(method, **params)
 
-    async def _open_link(self, ack: Any, body: dict[str, Any]) -> None:
+    async def _open_link(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
-        viewer = await acting_viewer(self._services, body)
+        viewer = admin_viewer(context)
         adapter = self._adapter
-        if not viewer.is_admin or adapter is None:
+        if viewer is None or adapter is None:
             await refuse(self._services, body)
             return
         await self._call(
@@ -210,9 +210,9 @@ class MatrixLinkSection:
         )
 
     def _link(self, home: HomeRefresher) -> Any:
-        async def handler(ack: Any, body: dict[str, Any]) -> None:
-            viewer = await acting_viewer(self._services, body)
-            if not viewer.is_admin:
+        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
+            viewer = admin_viewer(context)
+            if viewer is None:
                 await ack(response_action="errors", errors={"room": REFUSED})
                 return
             adapter = self._adapter
@@ -278,10 +278,10 @@ class MatrixLinkSection:
         return [t for t in teams if t != viewer.team_id]
 
     def _unlink(self, home: HomeRefresher) -> Any:
-        async def handler(ack: Any, body: dict[str, Any]) -> None:
+        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
             await ack()
-            viewer = await acting_viewer(self._services, body)
-            if not viewer.is_admin:
+            viewer = admin_viewer(context)
+            if viewer is None:
                 await refuse(self._services, body)
                 return
             room = str(body["actions"][0].get("value") or "")

@@ -250,6 +250,20 @@ async def test_thousands_of_people_are_paged_and_searchable(
     assert "21-40 of 1200" in texts(page2["blocks"])
     assert "Person 0020" in texts(page2["blocks"]) and "Person 0000" not in texts(page2["blocks"])
 
+    # An override from the browser is pushed on top of it, and the browser page is kept.
+    page2["id"] = "VBROWSER"
+    await dispatch(
+        app, block_action("T2", "UADMIN", ROW_MENU, option="override|T1|U0021", view=page2)
+    )
+    pushed = opened_views(slack, "T2", "views.push")[-1]
+    assert pushed["callback_id"] == OVERRIDE_VIEW and "Person 0021" in texts(pushed["blocks"])
+    chosen = {"local": {"user": {"selected_user": "UB"}}}
+    await dispatch(app, view_submission("T2", "UADMIN", pushed, chosen))
+    assert slack.called("views.update", "T2")[-1]["view_id"] == "VBROWSER"
+    refreshed = opened_views(slack, "T2", "views.update")[-1]
+    assert "21-40 of 1200" in texts(refreshed["blocks"])
+    assert "*Person 0021* (Acme) → <@UB>" in texts(refreshed["blocks"])
+
     search = view_submission(
         "T2", "UADMIN", page2, {"search": {"query": {"value": "person 0777"}}}
     )

@@ -38,7 +38,7 @@ OPEN_INVITE = "home.federation.open_invite"
 REMOVE = "home.federation.remove"
 CONNECT_VIEW = "home.federation.connect"
 INVITE_VIEW = "home.federation.invite"
-MAX_PEERS = 20
+MAX_PEERS = 10  # the home tab is shared by every section (100 blocks in all)
 MAX_OPTIONS = 100  # Slack's limit for a static select
 NOT_YOURS = (
     "This peer also serves syncs of other workspaces: only the instance's operator (admins of "

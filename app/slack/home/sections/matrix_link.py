@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("syncbot.slack.home.matrix")
 
-OPEN_LINK = "home.matrix.open_link"
-UNLINK = "home.matrix.unlink"
-LINK_VIEW = "home.matrix.link"
-MAX_CHANNELS = 15
+OPEN_LINK = "home.matrix_link.open_link"
+UNLINK = "home.matrix_link.unlink"
+LINK_VIEW = "home.matrix_link.link"
+MAX_ROOMS = 10  # the home tab is shared by every section (100 blocks in all)
 
 
 def _text(text: str) -> dict[str, Any]:
@@ -132,13 +132,13 @@ class MatrixLinkSection:
         linked = 0
         for channel in channels:
             for room in _rooms(channel):
-                if linked >= MAX_CHANNELS:
+                if linked >= MAX_ROOMS:
                     break
                 linked += 1
                 blocks.append(
                     {
                         "type": "section",
-                        "block_id": f"home.matrix.room.{linked}",
+                        "block_id": f"home.matrix_link.room.{linked}",
                         "text": {
                             "type": "mrkdwn",
                             "text": f"<#{channel.channel_id}> ↔ `{mrkdwn.escape(room)}`\n"
@@ -173,7 +173,7 @@ class MatrixLinkSection:
             blocks.append(
                 {
                     "type": "actions",
-                    "block_id": "home.matrix.actions",
+                    "block_id": "home.matrix_link.actions",
                     "elements": [
                         {
                             "type": "button",

@@ -84,7 +84,8 @@ class ChannelView:
     channel_name: str
     publisher_team: str | None  # None: the publisher left the group
     publisher_name: str
-    target_team: str | None  # None: the whole group
+    direct: bool  # for one workspace only (target_*), else for the whole group
+    target_team: str | None  # None for a direct one: the workspace was removed
     target_name: str | None
     mine: bool  # the viewer's workspace published it
     my_endpoint: str | None  # the viewer's channel in the sync (publisher or subscriber)
@@ -474,6 +475,7 @@ class Groups:
                         group_id=group_id,
                         publisher_workspace_id=ws.id,
                         publisher_endpoint=str(endpoint),
+                        direct=target_id is not None,
                         target_workspace_id=target_id,
                         channel_name=channel_name[:255],
                         published_by_user_id=user_id,
@@ -491,8 +493,10 @@ class Groups:
         if published is None:
             raise GroupError("that channel is no longer published")
         ws = self._active_member(s, published.group_id, team_id)
-        if published.target_workspace_id not in (None, ws.id) and (
-            published.publisher_workspace_id != ws.id
+        if (
+            published.direct
+            and published.target_workspace_id != ws.id
+            and published.publisher_workspace_id != ws.id
         ):
             raise GroupError("that channel is published to another workspace")
         return published, ws
@@ -623,7 +627,7 @@ class Groups:
         views = []
         for row in rows:
             mine = row.publisher_workspace_id == ws.id
-            if row.target_workspace_id not in (None, ws.id) and not mine:
+            if row.direct and row.target_workspace_id != ws.id and not mine:
                 continue
             own = [e for e in endpoints if e.sync_id == row.sync_id and e.workspace_id == ws.id]
             others = [
@@ -645,8 +649,11 @@ class Groups:
                     channel_name=row.channel_name,
                     publisher_team=publisher[0] if publisher else None,
                     publisher_name=publisher[1] if publisher else "a workspace that left",
+                    direct=row.direct,
                     target_team=target[0] if target else None,
-                    target_name=target[1] if target else None,
+                    target_name=target[1]
+                    if target
+                    else ("a workspace that was removed" if row.direct else None),
                     mine=mine,
                     my_endpoint=own[0].endpoint if own else None,
                     my_status=own[0].status if own else None,

@@ -6,10 +6,10 @@ outbox like any other. :class:`GroupSync` only records to whom the sync is visib
 
 Foreign keys:
 * a group owns its memberships and publications (CASCADE);
-* a workspace owns its memberships and failed join attempts (CASCADE); a direct
-  publication to a workspace goes with that workspace (CASCADE); the group a workspace created or
-  the invitation it sent outlive it (SET NULL), and so does a sync it published, for the
-  subscribers (SET NULL: "the publisher left");
+* a workspace owns its memberships and failed join attempts (CASCADE); the group a workspace
+  created or the invitation it sent outlive it (SET NULL), and so does a sync it published, for
+  the subscribers (SET NULL: "the publisher left"); a direct publication to a workspace that is
+  purged stays ``direct`` with no target (SET NULL), so only its publisher sees it (to unpublish);
 * a sync owns its publication record (CASCADE).
 
 ``home_versions`` is keyed by team id alone (no key to refer to): a home may be opened before
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.store.models import ENDPOINT, MYSQL_TABLE, Base, utcnow
@@ -93,9 +93,10 @@ class GroupSync(Base):
         ForeignKey("workspaces.id", ondelete="SET NULL"), index=True
     )
     publisher_endpoint: Mapped[str] = mapped_column(String(ENDPOINT))
-    # Set for a direct publication: only this workspace may subscribe.
+    # A direct publication: only ``target_workspace_id`` may subscribe (nobody once it is gone).
+    direct: Mapped[bool] = mapped_column(Boolean, default=False)
     target_workspace_id: Mapped[int | None] = mapped_column(
-        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+        ForeignKey("workspaces.id", ondelete="SET NULL"), index=True
     )
     channel_name: Mapped[str] = mapped_column(String(255), default="")
     published_by_user_id: Mapped[str | None] = mapped_column(String(32))

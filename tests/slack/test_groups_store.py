@@ -270,6 +270,7 @@ def test_purging_a_workspace_cascades_through_groups(
     groups.join("T2", group.invite_code)
     sync_id = groups.publish(group.id, "T2", "C2")
     groups.subscribe(sync_id, "T1", "C1")
+    direct = groups.publish(group.id, "T1", "C11", target_team="T2")
     with pytest.raises(GroupError):
         groups.join("T3", "ZZZZ-ZZZZ")
     with sessions() as s, s.begin():
@@ -280,6 +281,13 @@ def test_purging_a_workspace_cascades_through_groups(
         assert published is not None and published.publisher_workspace_id is None
         assert s.execute(select(func.count()).select_from(GroupJoinFailure)).scalar_one() == 0
     assert [m.team_id for m in groups.groups_of("T1")[0].members] == ["T1"]
+    # A direct publication to the purged workspace stays for its publisher only, to unpublish.
+    gone = {c.sync_id: c for c in groups.channels_for("T1")}[direct]
+    assert gone.direct and gone.target_team is None
+    assert gone.target_name == "a workspace that was removed"
+    groups.unpublish(direct, "T1")
+    with sessions() as s:
+        assert s.get(Sync, direct) is None
 
 
 def test_home_versions_count_up_per_workspace(sessions: sessionmaker[Session]) -> None:

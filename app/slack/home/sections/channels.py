@@ -277,9 +277,7 @@ def _plain(text: str) -> dict[str, str]:
 
 def _channel_blocks(channel: ChannelView) -> list[Block]:
     audience = (
-        f"only {channel.target_name}"
-        if channel.target_team
-        else f"everyone in {channel.group_name}"
+        f"only {channel.target_name}" if channel.direct else f"everyone in {channel.group_name}"
     )
     title = f"*#{channel.channel_name}* from {channel.publisher_name}, for {audience}"
     block_id = f"home.channels.sync.{channel.sync_id}"

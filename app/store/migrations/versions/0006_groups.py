@@ -95,6 +95,7 @@ def upgrade() -> None:
         sa.Column("group_id", sa.Integer(), nullable=False),
         sa.Column("publisher_workspace_id", sa.Integer(), nullable=True),
         sa.Column("publisher_endpoint", sa.String(length=255), nullable=False),
+        sa.Column("direct", sa.Boolean(), nullable=False),
         sa.Column("target_workspace_id", sa.Integer(), nullable=True),
         sa.Column("channel_name", sa.String(length=255), nullable=False),
         sa.Column("published_by_user_id", sa.String(length=32), nullable=True),
@@ -102,7 +103,7 @@ def upgrade() -> None:
         _fk("group_syncs", "sync_id", "syncs", "CASCADE"),
         _fk("group_syncs", "group_id", "workspace_groups", "CASCADE"),
         _fk("group_syncs", "publisher_workspace_id", "workspaces", "SET NULL"),
-        _fk("group_syncs", "target_workspace_id", "workspaces", "CASCADE"),
+        _fk("group_syncs", "target_workspace_id", "workspaces", "SET NULL"),
         sa.PrimaryKeyConstraint("sync_id", name=op.f("pk_group_syncs")),
         **_MYSQL,
     )

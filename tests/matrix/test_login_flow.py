@@ -45,7 +45,10 @@ class Flow:
     engine: Engine
     app: BridgeApp
     alice: MatrixUser
-    tmp: Path
+    team: str  # unique per test: the session's one Synapse keeps every test's aliases
+
+    def ghost(self, user: str) -> str:
+        return f"@slack_{self.team.lower()}_{user.lower()}:{SERVER}"
 
     def start_app(self) -> BridgeApp:
         settings = bridge_settings(
@@ -59,7 +62,7 @@ class Flow:
 
     def portal(self, channel: str) -> Any:
         assert self.app.matrix is not None
-        return self.app.matrix.portals.get(Endpoint.slack("T1", channel))
+        return self.app.matrix.portals.get(Endpoint.slack(self.team, channel))
 
     def room_of(self, channel: str) -> str:
         view = wait_for(lambda: (p := self.portal(channel)) and p.state == "active" and p)
@@ -126,20 +129,20 @@ class Flow:
         ]
 
 
-def acme(slack: FakeSlack) -> None:
+def acme(slack: FakeSlack, team: str) -> None:
     """One Socket Mode workspace; channels C1..C3 recently active, C4 quiet, C5 without us."""
-    slack.add_workspace("T1", "Acme", icon=ICON, socket_mode=True)
+    slack.add_workspace(team, "Acme", icon=ICON, socket_mode=True)
     for user, name in (("U1", "Ada"), ("U2", "Bob"), ("U3", "Cy")):
-        slack.add_user("T1", user, name)
-    slack.add_channel("T1", "C1", "general", members=["U1", "U2"])
-    slack.add_channel("T1", "C2", "random", members=["U1"])
-    slack.add_channel("T1", "C3", "design", members=["U2"])
-    slack.add_channel("T1", "C4", "quiet", members=["U1"])
-    slack.add_channel("T1", "C5", "elsewhere", members=["U1"], bot_member=False)
+        slack.add_user(team, user, name)
+    slack.add_channel(team, "C1", "general", members=["U1", "U2"])
+    slack.add_channel(team, "C2", "random", members=["U1"])
+    slack.add_channel(team, "C3", "design", members=["U2"])
+    slack.add_channel(team, "C4", "quiet", members=["U1"])
+    slack.add_channel(team, "C5", "elsewhere", members=["U1"], bot_member=False)
     # History before the bridge existed (no events): C4 oldest, C1 newest.
     slack.echo(False)
     for channel in ("C4", "C5", "C3", "C2", "C1"):
-        slack.post_message("T1", channel, "U1", f"earlier in {channel}")
+        slack.post_message(team, channel, "U1", f"earlier in {channel}")
     slack.echo(True)
 
 
@@ -148,13 +151,14 @@ def flow(synapse: Synapse, tmp_path: Path) -> Iterator[Flow]:
     if synapse.proc is None:
         synapse.start()
     slack = FakeSlack().start()
-    acme(slack)
+    team = f"TL{next(_names)}"
+    acme(slack, team)
     engine = make_engine(
         bridge_settings(synapse), url=make_url(f"sqlite:///{tmp_path}/syncbot.db")
     )
     upgrade(engine)
     alice = synapse.register_user(f"alice{next(_names)}f{tmp_path.name[-6:].lower()}")
-    f = Flow(synapse, slack, engine, None, alice, tmp_path)  # type: ignore[arg-type]
+    f = Flow(synapse, slack, engine, None, alice, team)  # type: ignore[arg-type]
     f.app = f.start_app()
     try:
         yield f
@@ -181,10 +185,10 @@ def login(f: Flow) -> str:
     wait_for(lambda: BOT in a.call("GET", f"/rooms/{dm}/joined_members")["joined"])
     a.text(dm, "login app")
     wait_for(lambda: any("bot token" in n for n in f.notices(dm)))
-    a.text(dm, f.slack.bot_token("T1"))
+    a.text(dm, f.slack.bot_token(f.team))
     wait_for(lambda: any("app-level token" in n for n in f.notices(dm)))
     a.text(dm, f.slack.app_token)
-    wait_for(lambda: any("Logged in to Acme (T1)" in n for n in f.notices(dm)))
+    wait_for(lambda: any(f"Logged in to Acme ({f.team})" in n for n in f.notices(dm)))
     return dm
 
 
@@ -196,7 +200,7 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     assert f.portal("C4") is None and f.portal("C5") is None  # older / not the app's
     assert f.app.matrix.workspace_bridge.management_room(a.user_id) == dm
     sockets = f.app.sockets
-    wait_for(lambda: sockets.states().get("T1") is ConnectionState.CONNECTED)
+    wait_for(lambda: sockets.states().get(f.team) is ConnectionState.CONNECTED)
 
     rooms = {c: f.room_of(c) for c in ("C1", "C2", "C3")}
     for room in rooms.values():
@@ -204,7 +208,7 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     # Portal state: name, topic, the workspace icon as avatar, members as ghosts.
     assert f.state(rooms["C1"], "m.room.name")["name"] == "#general"
     assert f.state(rooms["C1"], "m.room.avatar")["url"].startswith("mxc://")
-    ghosts = {f"@slack_t1_u1:{SERVER}", f"@slack_t1_u2:{SERVER}"}
+    ghosts = {f.ghost("U1"), f.ghost("U2")}
     wait_for(
         lambda: ghosts <= set(f.as_bot("GET", f"/rooms/{rooms['C1']}/joined_members")["joined"])
     )
@@ -213,14 +217,14 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     a.call("POST", f"/rooms/{rooms['C3']}/leave", json={})  # declined
 
     # Both ways through the one relay.
-    f.slack.post_message("T1", "C1", "U2", "hello from slack")
+    f.slack.post_message(f.team, "C1", "U2", "hello from slack")
     wait_for(lambda: "hello from slack" in f.bodies(rooms["C1"]))
     a.text(rooms["C1"], "hello from matrix")
-    wait_for(lambda: f.slack.find_message("T1", "C1", text="hello from matrix") is not None)
+    wait_for(lambda: f.slack.find_message(f.team, "C1", text="hello from matrix") is not None)
 
     # A message in a channel with no portal: created, Alice invited, message delivered.
     posted = time.monotonic()
-    f.slack.post_message("T1", "C4", "U1", "first words in quiet")
+    f.slack.post_message(f.team, "C4", "U1", "first words in quiet")
     quiet = f.room_of("C4")
     wait_for(lambda: f.membership(quiet, a.user_id) == "invite")
     a.call("POST", f"/join/{quiet}", json={})
@@ -229,21 +233,21 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     assert f.bodies(quiet).count("first words in quiet") == 1
 
     # Rename, topic, members joining and leaving.
-    f.slack.rename_channel("T1", "C1", "general-2")
+    f.slack.rename_channel(f.team, "C1", "general-2")
     wait_for(lambda: f.state(rooms["C1"], "m.room.name")["name"] == "#general-2")
-    set_topic(f.slack, "C1", "Release day")
+    set_topic(f.slack, f.team, "C1", "Release day")
     wait_for(lambda: f.state(rooms["C1"], "m.room.topic").get("topic") == "Release day")
-    f.slack.join("T1", "C1", "U3")
-    cy = f"@slack_t1_u3:{SERVER}"
+    f.slack.join(f.team, "C1", "U3")
+    cy = f.ghost("U3")
     wait_for(lambda: f.membership(rooms["C1"], cy) == "join")
-    f.slack.leave("T1", "C1", "U3")
+    f.slack.leave(f.team, "C1", "U3")
     wait_for(lambda: f.membership(rooms["C1"], cy) == "leave")
 
     # Archive makes the room read-only, unarchive restores it.
-    f.slack.archive("T1", "C2", "U1")
+    f.slack.archive(f.team, "C2", "U1")
     wait_for(lambda: f.portal("C2").state == "archived")
     assert f.state(rooms["C2"], "m.room.power_levels")["events_default"] == 100
-    f.slack.unarchive("T1", "C2", "U1")
+    f.slack.unarchive(f.team, "C2", "U1")
     wait_for(lambda: f.portal("C2").state == "active")
     assert f.state(rooms["C2"], "m.room.power_levels")["events_default"] == 0
 
@@ -258,7 +262,7 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     assert after == before
     assert f.membership(rooms["C3"], a.user_id) == "leave"
     # ...and the bridge still works after it.
-    f.slack.post_message("T1", "C2", "U1", "after the restart")
+    f.slack.post_message(f.team, "C2", "U1", "after the restart")
     wait_for(lambda: "after the restart" in f.bodies(rooms["C2"]))
 
 
@@ -275,32 +279,32 @@ def test_delete_portal_then_a_message_recreates_it(flow: Flow) -> None:
     endpoints = {e for v in f.app.matrix.portals._syncs.list() for e, _ in v.endpoints}
     assert str(Endpoint.matrix(old)) not in endpoints
     # The channel is bridged again by its next message: a new room, Alice invited afresh.
-    f.slack.post_message("T1", "C2", "U1", "are we back?")
+    f.slack.post_message(f.team, "C2", "U1", "are we back?")
     new = f.room_of("C2")
     assert new != old
     wait_for(lambda: f.membership(new, a.user_id) == "invite")
     a.call("POST", f"/join/{new}", json={})
     wait_for(lambda: "are we back?" in f.bodies(new))
     # The alias left the old room with it and now names the new one.
-    alias = f"%23slack_t1_c2:{SERVER}"
+    alias = f"%23slack_{f.team.lower()}_c2:{SERVER}"
     assert f.as_bot("GET", f"/directory/room/{alias}")["room_id"] == new
 
     # delete-portal from the management room with a room argument.
     other = f.room_of("C3")
     a.text(dm, f"delete-portal {other}")
-    wait_for(lambda: any("Deleted the portal of slack:T1/C3" in n for n in f.notices(dm)))
+    wait_for(lambda: any(f"Deleted the portal of slack:{f.team}/C3" in n for n in f.notices(dm)))
     assert f.portal("C3") is None
 
 
-def set_topic(slack: FakeSlack, channel: str, topic: str) -> None:
+def set_topic(slack: FakeSlack, team: str, channel: str, topic: str) -> None:
     """Someone sets the channel topic: Slack's ``channel_topic`` message."""
 
     def apply() -> None:
-        slack.state.workspaces["T1"].channels[channel].topic = topic
+        slack.state.workspaces[team].channels[channel].topic = topic
 
     slack.call(apply)
     slack.send_event(
-        "T1",
+        team,
         {
             "type": "message",
             "subtype": "channel_topic",
@@ -316,10 +320,10 @@ def set_topic(slack: FakeSlack, channel: str, topic: str) -> None:
 def add_acme(f: Flow) -> None:
     """Acme installed with its tokens, as `login app` would, but with nobody logged in."""
     workspaces = f.app.services.slack.workspaces
-    f.app.run(workspaces.add(f.slack.bot_token("T1"), f.slack.app_token))
+    f.app.run(workspaces.add(f.slack.bot_token(f.team), f.slack.app_token))
     assert f.app.sockets is not None
-    f.app.run(f.app.sockets.connect("T1"))
-    wait_for(lambda: f.app.sockets.states().get("T1") is ConnectionState.CONNECTED)
+    f.app.run(f.app.sockets.connect(f.team))
+    wait_for(lambda: f.app.sockets.states().get(f.team) is ConnectionState.CONNECTED)
 
 
 def test_room_creation_is_retried_up_to_three_times(
@@ -339,15 +343,15 @@ def test_room_creation_is_retried_up_to_three_times(
         return await original(*args)
 
     monkeypatch.setattr(portals, "_create", flaky)
-    room = f.app.run(portals.ensure(Endpoint.slack("T1", "C4")))
+    room = f.app.run(portals.ensure(Endpoint.slack(f.team, "C4")))
     assert f.portal("C4").state == "active" and f.portal("C4").room_id == room
     # Three failures in a row: the creation gives up, the portal is pending again...
     failures["left"] = 3
     with pytest.raises(RemoteError):
-        f.app.run(portals.ensure(Endpoint.slack("T1", "C3")))
+        f.app.run(portals.ensure(Endpoint.slack(f.team, "C3")))
     assert f.portal("C3").state == "pending" and failures["left"] == 0
     # ...and the next attempt creates it.
-    assert f.app.run(portals.ensure(Endpoint.slack("T1", "C3")))
+    assert f.app.run(portals.ensure(Endpoint.slack(f.team, "C3")))
     assert f.portal("C3").state == "active"
 
 
@@ -360,19 +364,19 @@ def test_a_ghost_that_cannot_be_created_is_skipped(
     original = ghosts.ensure
 
     async def broken_for_bob(source: Endpoint, author: Any) -> str:
-        if author.native_id == "T1/U2":
+        if author.native_id == f"{f.team}/U2":
             raise RemoteError("ghost registration: M_EXCLUSIVE", network="matrix", status=400)
         return await original(source, author)
 
     monkeypatch.setattr(ghosts, "ensure", broken_for_bob)
-    endpoint = Endpoint.slack("T1", "C1")
+    endpoint = Endpoint.slack(f.team, "C1")
     room = f.app.run(f.app.matrix.portals.ensure(endpoint))
     members = f.app.matrix.workspace_bridge._members
     assert f.app.run(members.sync(endpoint, room)) == (1, 1)  # Ada joined, Bob skipped
     joined = set(f.as_bot("GET", f"/rooms/{room}/joined_members")["joined"])
-    assert f"@slack_t1_u1:{SERVER}" in joined and f"@slack_t1_u2:{SERVER}" not in joined
+    assert f.ghost("U1") in joined and f.ghost("U2") not in joined
     # Messages keep flowing past the broken profile.
-    f.slack.post_message("T1", "C1", "U1", "still here")
+    f.slack.post_message(f.team, "C1", "U1", "still here")
     wait_for(lambda: "still here" in f.bodies_as_bot(room))
 
 
@@ -383,7 +387,7 @@ def test_a_slow_portal_creation_lets_slack_redeliver(
     add_acme(f)
     bridge = f.app.matrix.workspace_bridge
     portals = f.app.matrix.portals
-    bridge.record_login(f.alice.user_id, "T1", "!dm:test.local")
+    bridge.record_login(f.alice.user_id, f.team, "!dm:test.local")
     monkeypatch.setattr(bridge, "_portal_wait", 0.05)
     original = portals._create
     release = {"go": False}
@@ -395,7 +399,7 @@ def test_a_slow_portal_creation_lets_slack_redeliver(
 
     monkeypatch.setattr(portals, "_create", slow)
     envelope = {
-        "team_id": "T1",
+        "team_id": f.team,
         "event": {"type": "message", "channel": "C4", "user": "U1", "text": "hi", "ts": "1.0"},
     }
     with pytest.raises(PortalPending):

@@ -6,7 +6,8 @@ of its target) the route schedules a follow-up task for exactly then and answers
 Tasks' own retry backoff is kept for real failures (an error answer: the task is retried).
 
 Task names make creation idempotent (Cloud Tasks refuses a name it has seen); the name includes
-the attempt count and the scheduled second, so a follow-up never collides with its predecessor.
+the attempt count and the scheduled millisecond, so a follow-up never collides with its
+predecessor.
 The REST API is called with httpx and the metadata server's access token — the whole client
 library (gRPC and all) would be a heavy dependency for one call.
 """
@@ -19,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +43,7 @@ METADATA_TOKEN_URL = (
     "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
 )
 MAX_BODY = 4096
+MIN_FOLLOW_UP = 0.2  # seconds
 
 
 def delivery_url(public_url: str) -> str:
@@ -95,7 +98,7 @@ class CloudTasksNotifier:
     def task(self, p: PendingDelivery, *, now: datetime | None = None) -> dict[str, Any]:
         """The Cloud Tasks task (REST shape) for one notice."""
         when = (now or datetime.now(UTC)) + timedelta(seconds=p.due_in)
-        task_id = f"{p.uid}-{p.attempts}-{int(when.timestamp())}"
+        task_id = f"{p.uid}-{p.attempts}-{int(when.timestamp() * 1000)}"
         body = json.dumps({"delivery": p.uid}).encode()
         return {
             "name": f"{self.queue}/tasks/{task_id}",
@@ -145,11 +148,14 @@ def delivery_route(dispatcher: Dispatcher, notifier: Notifier, verifier: OidcVer
                 raise ValueError("no delivery id")
         except (ValueError, KeyError, TypeError):
             # A malformed task can never succeed; the queue's bounded retry config ends it.
-            return JSONResponse({"error": "expected {\"delivery\": \"<id>\"}"}, status_code=400)
+            return JSONResponse({"error": 'expected {"delivery": "<id>"}'}, status_code=400)
         try:
             waiting = await dispatcher.work(uid)
             if waiting is not None:
-                await notifier.notify([waiting])
+                # Never a follow-up for "right now": a task that fires a hair early must not
+                # spin, and the wait is at least what the row still needs.
+                follow_up = replace(waiting, due_in=max(waiting.due_in, MIN_FOLLOW_UP))
+                await notifier.notify([follow_up])
         except Exception:
             log.exception("delivery task failed", extra={"delivery": uid})
             # Cloud Tasks retries the task with its backoff; the row is still pending.

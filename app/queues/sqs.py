@@ -125,7 +125,7 @@ async def handle_batch(
             # It can never succeed; redelivering it would only feed the dead-letter queue.
             log.error(
                 "dropping a malformed SQS notice",
-                extra={"message": message_id, "error": str(exc)},
+                extra={"sqs_message": message_id, "error": str(exc)},
             )
             continue
         try:
@@ -154,4 +154,6 @@ async def _hide(queue_url: str, record: dict[str, Any], seconds: int) -> None:
     except Exception:
         # The message then comes back after the queue's visibility timeout instead: later,
         # but not lost.
-        log.exception("could not delay an SQS notice", extra={"message": record.get("messageId")})
+        log.exception(
+            "could not delay an SQS notice", extra={"sqs_message": record.get("messageId")}
+        )

@@ -35,6 +35,12 @@ _CATCH_ALL = frozenset({"$default", "ANY /{proxy+}"})
 _INTERNAL_INGRESS = frozenset({"INGRESS_TRAFFIC_INTERNAL_ONLY", "INGRESS_TRAFFIC_NONE"})
 PUBLIC_URL = "SYNCBOT_PUBLIC_URL"
 _DATABASE_PARTS = ("DATABASE_HOST", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_SCHEMA")
+DISPATCH = "SYNCBOT_DISPATCH"
+DELIVERY_QUEUE = "SYNCBOT_DELIVERY_QUEUE"
+DELIVERY_INVOKER = "SYNCBOT_DELIVERY_INVOKER"
+# Nothing runs in a Lambda between invocations: in-process dispatch would leave every delivery
+# to the next maintenance tick, minutes away.
+LAMBDA_DISPATCH = "sqs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,22 @@ def missing_variables(workload: Workload, extra: Iterable[str] = ()) -> list[str
     # Peers call back on the public URL, so federation cannot work without it (contract).
     if federation in ("true", "1", "yes") and PUBLIC_URL not in workload.wired:
         missing.append(PUBLIC_URL)
+    return missing + _missing_dispatch(workload)
+
+
+def _missing_dispatch(workload: Workload) -> list[str]:
+    """What the configured dispatcher needs (the app refuses to start without it)."""
+    default_dispatch = ENV_BY_NAME[DISPATCH].default
+    dispatch = str(workload.plain.get(DISPATCH) or default_dispatch)
+    missing: list[str] = []
+    if workload.resource.resource_type == LAMBDA and dispatch != LAMBDA_DISPATCH:
+        missing.append(f"{DISPATCH}={LAMBDA_DISPATCH}")
+        dispatch = LAMBDA_DISPATCH
+    if dispatch != default_dispatch and DELIVERY_QUEUE not in workload.wired:
+        missing.append(DELIVERY_QUEUE)
+    if dispatch == "cloud_tasks":
+        # Tasks carry the invoker's OIDC token and call back on the public URL.
+        missing += [name for name in (DELIVERY_INVOKER, PUBLIC_URL) if name not in workload.wired]
     return missing
 
 

@@ -283,3 +283,30 @@ def test_bad_arguments_are_refused(
 
     with pytest.raises(ValueError, match=message):
         run_program(program)
+
+
+def test_a_function_left_on_in_process_dispatch_is_caught(dev: MockRun) -> None:
+    function = _function(dev)
+    variables = dict(function.inputs["environment"]["variables"])
+    variables["SYNCBOT_DISPATCH"] = "inprocess"
+    patch = {"environment": {"variables": variables}}
+    resources = [
+        Resource(
+            r.typ,
+            r.name,
+            r.urn,
+            {**r.inputs, **(patch if r is function else {})},
+            {**r.outputs, **(patch if r is function else {})},
+            r.parent,
+            r.dependencies,
+        )
+        for r in dev.resources
+    ]
+    found = evaluate(resources, stack_urn=STACK_URN, stack_outputs=dev.outputs)
+    new = [(v.policy, v.message) for v in found if v.policy not in _policy_findings(dev)]
+    assert new == [
+        (
+            "syncbot-stack-variables-wired",
+            f"{function.name} does not receive: SYNCBOT_DISPATCH=sqs.",
+        )
+    ]

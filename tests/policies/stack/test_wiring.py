@@ -25,6 +25,8 @@ LAMBDA_ENV = {
     "SLACK_CLIENT_ID": "1.2",
     "SLACK_BOT_SCOPES": "chat:write",
     "SYNCBOT_SECRET_ARNS": json.dumps(ARNS),
+    "SYNCBOT_DISPATCH": "sqs",
+    "SYNCBOT_DELIVERY_QUEUE": "https://sqs.eu-west-1.amazonaws.com/1/app-deliveries.fifo",
 }
 
 
@@ -136,3 +138,35 @@ def test_internal_only_cloud_run_has_no_public_endpoint() -> None:
     assert check_stack(wiring.variables_wired, [cloud_run(CLOUD_RUN_ENV[1:])]) == [
         "svc does not receive: SLACK_CLIENT_ID."
     ]
+
+
+def test_a_lambda_app_must_dispatch_through_a_queue() -> None:
+    inprocess = {k: v for k, v in LAMBDA_ENV.items() if not k.startswith("SYNCBOT_DELIVERY")}
+    inprocess["SYNCBOT_DISPATCH"] = "inprocess"
+    assert check_stack(wiring.variables_wired, [function(inprocess)]) == [
+        "app does not receive: SYNCBOT_DISPATCH=sqs, SYNCBOT_DELIVERY_QUEUE."
+    ]
+    unset = {k: v for k, v in LAMBDA_ENV.items() if k != "SYNCBOT_DISPATCH"}
+    assert check_stack(wiring.variables_wired, [function(unset)]) == [
+        "app does not receive: SYNCBOT_DISPATCH=sqs."
+    ]
+
+
+CLOUD_TASKS_ENV = [
+    {"name": "SYNCBOT_DISPATCH", "value": "cloud_tasks"},
+    {"name": "SYNCBOT_DELIVERY_QUEUE", "value": "projects/p/locations/l/queues/q"},
+    {"name": "SYNCBOT_DELIVERY_INVOKER", "value": "tasks@p.iam.gserviceaccount.com"},
+    {"name": "SYNCBOT_PUBLIC_URL", "value": "https://svc.run.app"},
+]
+
+
+def test_cloud_tasks_dispatch_needs_queue_invoker_and_public_url() -> None:
+    wired = cloud_run([*CLOUD_RUN_ENV, *CLOUD_TASKS_ENV])
+    assert check_stack(wiring.variables_wired, [wired]) == []
+    bare = cloud_run([*CLOUD_RUN_ENV, CLOUD_TASKS_ENV[0]])
+    assert check_stack(wiring.variables_wired, [bare]) == [
+        "svc does not receive: SYNCBOT_DELIVERY_QUEUE, SYNCBOT_DELIVERY_INVOKER, "
+        "SYNCBOT_PUBLIC_URL."
+    ]
+    # Cloud Run may also run serve's own worker (in-process, the default).
+    assert check_stack(wiring.variables_wired, [cloud_run(CLOUD_RUN_ENV)]) == []

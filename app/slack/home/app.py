@@ -40,6 +40,7 @@ from app.errors import SyncbotError
 from app.slack.home.section import Block, HomeSection, Viewer, notice_view
 from app.slack.home.sections.backup import BackupSection
 from app.slack.home.sections.channels import ChannelsSection
+from app.slack.home.sections.federation import FederationSection
 from app.slack.home.sections.groups import GroupsSection
 from app.slack.home.sections.mappings import MappingsSection
 from app.slack.home.sections.matrix_link import MatrixLinkSection
@@ -311,6 +312,7 @@ def build_sections(services: Services) -> Iterable[HomeSection]:
         ChannelsSection(services),
         MappingsSection(services),
         MatrixLinkSection(services),
+        FederationSection(services),
         BackupSection(services),
     ]
 

@@ -55,3 +55,19 @@ def test_lambda_env_refuses_miswiring(kwargs: dict, message: str) -> None:
     } | kwargs
     with pytest.raises(ValueError, match=message):
         lambda_env(**arguments)
+
+
+def test_lambda_env_dispatches_through_sqs_only_with_a_queue() -> None:
+    arguments = {
+        "backend": "mysql",
+        "config": {},
+        "secret_arns": {"DATABASE_URL": "arn:aws:secretsmanager:eu-west-1:1:secret:url"},
+        "database": None,
+        "public_url": "https://x",
+    }
+    without = lambda_env(**arguments)  # type: ignore[arg-type]
+    assert not {k for k in without if k.startswith(("SYNCBOT_DISPATCH", "SYNCBOT_DELIVERY"))}
+    url = "https://sqs.eu-west-1.amazonaws.com/1/app-deliveries.fifo"
+    env = lambda_env(**arguments, delivery_queue_url=url)  # type: ignore[arg-type]
+    assert (env["SYNCBOT_DISPATCH"], env["SYNCBOT_DELIVERY_QUEUE"]) == ("sqs", url)
+    assert "SYNCBOT_DELIVERY_INVOKER" not in env  # Cloud Tasks' identity; SQS needs none

@@ -8,7 +8,9 @@ from app.errors import ConfigError
 from app.matrix.ids import BridgeIds
 from app.settings import Settings
 
-APPSERVICE_ID = "syncbot"
+# The seed's appservice id (mautrix-slack's default): one id per homeserver, also the path of
+# the homeserver's appservice ping.
+APPSERVICE_ID = "slack"
 
 
 def _yaml_str(value: str) -> str:

@@ -53,7 +53,7 @@ def settings(**extra: object):
 
 def test_registration_matches_the_settings() -> None:
     reg = yaml.safe_load(registration_yaml(settings(), url="http://bridge:3000/"))
-    assert reg["id"] == "syncbot" and reg["url"] == "http://bridge:3000"
+    assert reg["id"] == "slack" and reg["url"] == "http://bridge:3000"
     assert reg["as_token"] == "as-token-0123456789"
     assert reg["hs_token"] == "hs-token-0123456789"
     assert reg["sender_localpart"] == "slackbot" and reg["rate_limited"] is False

@@ -188,10 +188,9 @@ async def test_connect_lists_and_remove_a_peer_through_the_service(
     submit = view_submission("T2", "UADMINT2", {"id": "VCONNECT", **modal}, values)
     answer = ack_body(await dispatch(app, submit))
     assert answer["response_action"] == "update"
+    assert answer["view"]["title"]["text"] == "Connected"
     assert calls == ["general"]
     assert peer_endpoints(services) == {f"peer:peer-instance/{PEER_ROOM}"}
-    outcome = opened_views(slack, "T2", "views.update")[-1]
-    assert outcome["title"]["text"] == "Connected"
     assert [v.user_id for v in home.refreshed] == ["UADMINT2"] and home.touched == ["T1"]
     # The other side knows us too.
     assert [p.instance_id for p in peer.federation.peers()] == [federation.identity.instance_id]
@@ -256,9 +255,9 @@ async def test_refusals_and_bad_input(services: Services, slack: FakeSlack, peer
         assert message in " ".join(answer["errors"].values())
     # A malformed code is answered after the ack, in the modal.
     values = {"code": {"code": {"value": "not-a-code"}}, **chosen("general")}
-    await dispatch(app, view_submission("T2", "UADMINT2", view, values))
-    outcome = opened_views(slack, "T2", "views.update")[-1]
-    assert outcome["title"]["text"] == "Not connected" and "pairing code" in texts(outcome)
+    outcome = ack_body(await dispatch(app, view_submission("T2", "UADMINT2", view, values)))
+    assert outcome["view"]["title"]["text"] == "Not connected"
+    assert "pairing code" in texts(outcome["view"])
     invite = {"id": "VINVITE", **invite_view(["general"])}
     answer = ack_body(await dispatch(app, view_submission("T2", "UB", invite, chosen("general"))))
     assert answer["response_action"] == "errors"

@@ -7,6 +7,7 @@ covered by the bot command test in tests/matrix/test_appservice.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 from app.core.endpoints import Endpoint
 from app.services import Services
 from app.slack.home.section import Viewer
+from app.slack.home.sections import access
 from app.slack.home.sections.matrix_link import (
     LINK_VIEW,
     OPEN_LINK,
@@ -57,6 +59,7 @@ class FakeBot:
         self.invite_only = {"!closed:hs.test"}
         self.joined: list[str] = []
         self.left: list[str] = []
+        self.slow: asyncio.Event | None = None  # set: joins wait for it
 
     async def resolve_room_alias(self, alias: str) -> Any:
         if alias not in self.aliases:
@@ -64,6 +67,8 @@ class FakeBot:
         return SimpleNamespace(room_id=self.aliases[alias])
 
     async def join_room(self, room: str) -> str:
+        if self.slow is not None:
+            await self.slow.wait()
         if room in self.invite_only:
             raise MForbidden(403, "You are not invited to this room.")
         self.joined.append(room)
@@ -133,12 +138,10 @@ async def test_linking_a_room_by_alias_adds_it_to_the_channels_sync(
     assert modal["callback_id"] == LINK_VIEW and BOT in texts(modal["blocks"])
 
     response = await dispatch(app, submission("UADMINT2", "C2", " #lobby:hs.test "))
-    assert ack_body(response)["response_action"] == "update"
+    answer = ack_body(response)
+    assert answer["response_action"] == "update" and answer["view"]["title"]["text"] == "Linked"
     assert "matrix:!lobby:hs.test" in endpoints(services, "general")
     assert bot.joined == ["!lobby:hs.test"]
-    outcome = opened_views(slack, "T2", "views.update")[-1]
-    assert outcome["title"]["text"] == "Linked"
-    assert slack.called("views.update", "T2")[-1]["view_id"] == "VLINK"
     assert [v.user_id for v in home.refreshed] == ["UADMINT2"]
     assert home.touched == ["T1"]  # the other workspace of the sync
     shown = texts(await section.blocks(admin))
@@ -161,8 +164,7 @@ async def test_rooms_that_cannot_be_bridged_are_refused_with_the_reason(
     home = RecordingHome()
     app = shell_bolt(services)
     MatrixLinkSection(services).register(app, home)
-    await dispatch(app, submission("UADMINT2", "C2", room))
-    outcome = opened_views(slack, "T2", "views.update")[-1]
+    outcome = ack_body(await dispatch(app, submission("UADMINT2", "C2", room)))["view"]
     assert outcome["title"]["text"] == "Not linked"
     assert reason in texts(outcome["blocks"])
     assert endpoints(services, "general") == {"slack:T1/C1", "slack:T2/C2"}
@@ -215,3 +217,23 @@ def test_hidden_without_the_bridge(slack: FakeSlack, engine: Engine) -> None:
     assert not MatrixLinkSection(home_services(slack, engine)).visible(admin)
     bridged = MatrixLinkSection(home_services(slack, engine, **MATRIX))
     assert bridged.visible(admin) and not bridged.visible(member)
+
+
+async def test_a_slow_homeserver_gets_the_modal_answered_in_time_then_updated(
+    services: Services, slack: FakeSlack, bot: FakeBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(access, "ACK_BUDGET", 0.05)
+    bot.slow = asyncio.Event()
+    section = MatrixLinkSection(services)
+    home = RecordingHome()
+    app = shell_bolt(services)
+    section.register(app, home)
+    answer = ack_body(await dispatch(app, submission("UADMINT2", "C2", "#lobby:hs.test")))
+    assert answer["view"]["title"]["text"] == "Linking…"
+    assert "matrix:!lobby:hs.test" not in endpoints(services, "general")
+    bot.slow.set()
+    await section.background.settle()
+    assert "matrix:!lobby:hs.test" in endpoints(services, "general")
+    assert slack.called("views.update", "T2")[-1]["view_id"] == "VLINK"
+    assert opened_views(slack, "T2", "views.update")[-1]["title"]["text"] == "Linked"
+    assert [v.user_id for v in home.refreshed] == ["UADMINT2"]

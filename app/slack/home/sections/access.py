@@ -7,13 +7,14 @@ proves nothing, and a handler reached any other way (no checked viewer) changes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from app.errors import SyncbotError
 from app.services import Services
-from app.slack.home.section import Viewer, notice_view, viewer_of
+from app.slack.home.section import Block, Viewer, notice_view, viewer_of
 
 log = logging.getLogger("syncbot.slack.home")
 
@@ -73,4 +74,66 @@ async def refuse(services: Services, body: dict[str, Any], text: str = REFUSED) 
         log.warning("could not show a refusal", extra={"team": team})
 
 
-__all__ = ["REFUSED", "acting_viewer", "admin_viewer", "notice_view", "refuse"]
+# The shell answers Slack only once a handler returns (nothing may run after the response on
+# Lambda), and Slack gives up on an answer after 3 s: slow work gets this long before the modal
+# is answered with a "working on it" view.
+ACK_BUDGET = 2.0
+
+
+class Background:
+    """Work a handler let outlive its answer to Slack, awaited by :meth:`settle` (tests, stop)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self, work: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("home background work failed", exc_info=task.exception())
+
+    async def settle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def answer_in_time(
+    ack: Any,
+    work: Awaitable[Block],
+    *,
+    pending: Block,
+    later: Callable[[Block], Awaitable[None]],
+    background: Background,
+) -> None:
+    """Answer a modal submission with ``work``'s outcome view if it is ready within
+    :data:`ACK_BUDGET`; else answer with ``pending`` now and hand the outcome to ``later`` (a
+    ``views.update`` of the modal) when it is ready."""
+    task = asyncio.ensure_future(work)
+    try:
+        outcome = await asyncio.wait_for(asyncio.shield(task), ACK_BUDGET)
+    except TimeoutError:
+        await ack(response_action="update", view=pending)
+
+        async def finish() -> None:
+            await later(await task)
+
+        background.start(finish(), "syncbot-home-outcome")
+        return
+    await ack(response_action="update", view=outcome)
+
+
+__all__ = [
+    "ACK_BUDGET",
+    "REFUSED",
+    "Background",
+    "acting_viewer",
+    "admin_viewer",
+    "answer_in_time",
+    "notice_view",
+    "refuse",
+]

@@ -24,7 +24,14 @@ from app.federation.service import PAIRING_TTL, Federation, PeerView
 from app.services import Services
 from app.slack import mrkdwn
 from app.slack.home.section import Block, HomeRefresher, Viewer
-from app.slack.home.sections.access import REFUSED, admin_viewer, notice_view, refuse
+from app.slack.home.sections.access import (
+    REFUSED,
+    Background,
+    admin_viewer,
+    answer_in_time,
+    notice_view,
+    refuse,
+)
 from app.slack.home.sections.scope import team_syncs, teams_in
 from app.store.models import Sync, SyncEndpoint
 
@@ -127,6 +134,8 @@ class FederationSection:
 
     def __init__(self, services: Services) -> None:
         self._services = services
+        # Pairings still running after their modal was answered (a slow peer).
+        self.background = Background()
 
     def visible(self, viewer: Viewer) -> bool:
         return viewer.is_admin and self._services.settings.federation_enabled
@@ -334,32 +343,35 @@ class FederationSection:
             if not code.strip():
                 await ack(response_action="errors", errors={"code": "Paste the pairing code."})
                 return
-            # The peer answers over the network, within 15 s: answer Slack now, report after.
-            await ack(
-                response_action="update",
-                view=notice_view("Connecting…", "Asking the peer to pair…"),
-            )
-            try:
-                peer = await connect(federation, code, sync)
-            except SyncbotError as exc:
-                log.info("pairing failed", extra={"team": viewer.team_id, "error": str(exc)})
-                outcome = notice_view(
-                    "Not connected", f"Pairing failed: {mrkdwn.escape(str(exc))}"
-                )
-            else:
+
+            async def work() -> Block:
+                try:
+                    peer = await connect(federation, code, sync)
+                except SyncbotError as exc:  # refused, malformed, unreachable
+                    log.info("pairing failed", extra={"team": viewer.team_id, "error": str(exc)})
+                    return notice_view(
+                        "Not connected", f"Pairing failed: {mrkdwn.escape(str(exc))}"
+                    )
                 log.info("peer connected", extra={"team": viewer.team_id, "peer": peer})
-                outcome = notice_view(
+                await home.refresh(viewer)
+                home.touch(*await self._others(viewer, [sync]))
+                return notice_view(
                     "Connected",
                     f"Peer `{mrkdwn.escape(peer)}` now takes part in *{mrkdwn.escape(sync)}*.",
                 )
-                await home.refresh(viewer)
-                home.touch(*await self._others(viewer, [sync]))
-            view_id = (body.get("view") or {}).get("id")
-            if view_id:
+
+            async def later(outcome: Block) -> None:
+                view_id = (body.get("view") or {}).get("id")
                 try:
                     await self._call(viewer, "views.update", view_id=view_id, view=outcome)
                 except SyncbotError:
                     log.info("connect modal closed before its outcome was shown")
+
+            # The peer may take up to its 15 s timeout; Slack waits 3 s for the answer.
+            pending = notice_view("Connecting…", "Asking the peer to pair…")
+            await answer_in_time(
+                ack, work(), pending=pending, later=later, background=self.background
+            )
 
         return handler
 

@@ -18,7 +18,14 @@ from app.matrix.commands import link_room, unlink_room
 from app.services import Services
 from app.slack import mrkdwn
 from app.slack.home.section import Block, HomeRefresher, Viewer
-from app.slack.home.sections.access import REFUSED, admin_viewer, notice_view, refuse
+from app.slack.home.sections.access import (
+    REFUSED,
+    Background,
+    admin_viewer,
+    answer_in_time,
+    notice_view,
+    refuse,
+)
 from app.slack.home.sections.scope import SyncedChannel, sync_of, synced_channels, teams_in
 
 if TYPE_CHECKING:
@@ -93,6 +100,8 @@ class MatrixLinkSection:
 
     def __init__(self, services: Services) -> None:
         self._services = services
+        # Links still running after their modal was answered (a slow homeserver).
+        self.background = Background()
 
     @property
     def _adapter(self) -> MatrixAdapter | None:
@@ -245,31 +254,37 @@ class MatrixLinkSection:
                     errors={"room": "Type a room id (!abc:server) or alias (#name:server)."},
                 )
                 return
-            await ack(
-                response_action="update",
-                view=notice_view("Linking…", f"Linking `{mrkdwn.escape(ref)}` to <#{channel}>…"),
-            )
-            try:
-                room = await link_room(
-                    adapter.homeserver, self._services.syncs, ref, sync, join=True
-                )
-            except SyncbotError as exc:  # refused, no such sync, homeserver failing
-                log.info("matrix link refused", extra={"team": viewer.team_id, "error": str(exc)})
-                outcome = notice_view(
-                    "Not linked", f"Could not link {ref}: {mrkdwn.escape(str(exc))}"
-                )
-            else:
+
+            async def work() -> Block:
+                try:
+                    room = await link_room(
+                        adapter.homeserver, self._services.syncs, ref, sync, join=True
+                    )
+                except SyncbotError as exc:  # refused, no such sync, homeserver failing
+                    log.info(
+                        "matrix link refused", extra={"team": viewer.team_id, "error": str(exc)}
+                    )
+                    return notice_view(
+                        "Not linked",
+                        f"Could not link {mrkdwn.escape(ref)}: {mrkdwn.escape(str(exc))}",
+                    )
                 log.info("matrix room linked", extra={"team": viewer.team_id, "sync": sync})
-                outcome = notice_view(
-                    "Linked", f"`{mrkdwn.escape(room)}` now takes part in <#{channel}>'s sync."
-                )
                 await home.refresh(viewer)
                 home.touch(*await self._others(viewer, sync))
-            if view.get("id"):
+                return notice_view(
+                    "Linked", f"`{mrkdwn.escape(room)}` now takes part in <#{channel}>'s sync."
+                )
+
+            async def later(outcome: Block) -> None:
                 try:
                     await self._call(viewer, "views.update", view_id=view["id"], view=outcome)
-                except SyncbotError:
+                except (SyncbotError, KeyError):
                     log.info("link modal closed before its outcome was shown")
+
+            pending = notice_view("Linking…", f"Linking `{mrkdwn.escape(ref)}` to <#{channel}>…")
+            await answer_in_time(
+                ack, work(), pending=pending, later=later, background=self.background
+            )
 
         return handler
 

@@ -200,7 +200,8 @@ class Portals:
                 topic=info.topic,
             )
             log.info(
-                "portal active", extra={"endpoint": str(endpoint), "room": room, "name": info.name}
+                "portal active",
+                extra={"endpoint": str(endpoint), "room": room, "channel_name": info.name},
             )
         await self._apply_avatar(endpoint, room, None)
         for hook in self.on_created:

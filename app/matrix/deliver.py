@@ -24,7 +24,7 @@ from app.core.events import Author, FileRef, Kind
 from app.core.ports import Delivered, DeliveryTask
 from app.errors import RemoteError
 from app.matrix.emoji import to_matrix_key
-from app.matrix.ghosts import Ghosts
+from app.matrix.ghosts import Ghosts, ghost_display_name
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.render import (
     MatrixRenderer,
@@ -97,11 +97,21 @@ class MatrixDeliverer:
         payload = task.payload
         source = Endpoint.parse(payload["source"])
         author = await self._authors.resolve(source, Author.from_json(payload["author"]))
-        sender = await self._ghosts.ensure(source, author)
+        body = await self._named_mentions(richtext.from_json(payload.get("body")), source)
+        try:
+            sender = await self._ghosts.ensure(source, author)
+        except RemoteError as exc:
+            if exc.retryable:
+                raise
+            # A ghost the homeserver refuses for good (a rejected localpart, a namespace
+            # clash) must not hold the message back: the bot posts it under the author's name.
+            log.warning("ghost unavailable; posting as the bot", extra={"error": str(exc)})
+            sender = self._hs.ids.bot
+            name = richtext.Bold((richtext.Text(ghost_display_name(author)),))
+            body = richtext.doc(name, richtext.Text(": "), body)
         intent = self._hs.intent(sender)
         async with matrix_errors("join room"):
             await intent.ensure_joined(room, bot=self._hs.bot)
-        body = await self._named_mentions(richtext.from_json(payload.get("body")), source)
         parent = task.parent_copy.native_id if task.parent_copy else None
         if payload.get("thread_post_id") and parent is None and payload.get("parent_link"):
             # The parent never reached this room: say where the reply belongs.

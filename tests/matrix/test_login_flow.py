@@ -375,9 +375,11 @@ def test_a_ghost_that_cannot_be_created_is_skipped(
     assert f.app.run(members.sync(endpoint, room)) == (1, 1)  # Ada joined, Bob skipped
     joined = set(f.as_bot("GET", f"/rooms/{room}/joined_members")["joined"])
     assert f.ghost("U1") in joined and f.ghost("U2") not in joined
-    # Messages keep flowing past the broken profile.
+    # Messages keep flowing past the broken profile, Bob's own posted by the bot in his name.
     f.slack.post_message(f.team, "C1", "U1", "still here")
+    f.slack.post_message(f.team, "C1", "U2", "me too")
     wait_for(lambda: "still here" in f.bodies_as_bot(room))
+    wait_for(lambda: "Bob (Acme): me too" in f.bodies_as_bot(room))
 
 
 def test_a_slow_portal_creation_lets_slack_redeliver(

@@ -239,7 +239,10 @@ class WorkspaceBridge:
         """Portals hook: invite the workspace's users, then fill the room with its members."""
         users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
         await self._invites.invite(endpoint, room, users)
-        self._spawn(self._members.sync(endpoint, room), name=f"matrix-members-{endpoint}")
+        self._spawn(
+            self._quietly(self._members.sync(endpoint, room), "portal member sync"),
+            name=f"matrix-members-{endpoint}",
+        )
 
     # --- Slack events -------------------------------------------------------------------------
 

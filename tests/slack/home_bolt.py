@@ -187,3 +187,42 @@ def texts(blocks: list[dict[str, Any]]) -> str:
 
     walk(blocks)
     return "\n".join(found)
+
+
+def block_kit_problems(view_or_blocks: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
+    """Slack limits the fake does not enforce (Slack rejects the whole view for any of them)."""
+    problems: list[str] = []
+    if isinstance(view_or_blocks, dict):
+        blocks = view_or_blocks.get("blocks") or []
+        title = (view_or_blocks.get("title") or {}).get("text", "")
+        if len(title) > 24:
+            problems.append(f"modal title over 24 characters: {title!r}")
+    else:
+        blocks = view_or_blocks
+    if len(blocks) > 100:
+        problems.append(f"{len(blocks)} blocks")
+    ids = [b["block_id"] for b in blocks if "block_id" in b]
+    if len(ids) != len(set(ids)):
+        problems.append(f"duplicate block ids: {ids}")
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "overflow" and not 2 <= len(node.get("options") or []) <= 5:
+                problems.append(f"overflow with {len(node.get('options') or [])} options")
+            if kind == "static_select" and not 1 <= len(node.get("options") or []) <= 100:
+                problems.append("static_select options out of 1..100")
+            if kind == "button" and len(node["text"]["text"]) > 75:
+                problems.append(f"button text too long: {node['text']['text']!r}")
+            if kind == "plain_text_input" and node.get("initial_value") == "":
+                problems.append("empty initial_value")
+            if kind == "section" and len((node.get("text") or {}).get("text", "")) > 3000:
+                problems.append("section text over 3000 characters")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return problems

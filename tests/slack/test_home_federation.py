@@ -46,6 +46,7 @@ from tests.slack.home_bolt import (
     RecordingHome,
     ack_body,
     block_action,
+    block_kit_problems,
     dispatch,
     home_services,
     opened_views,
@@ -178,7 +179,7 @@ async def test_connect_lists_and_remove_a_peer_through_the_service(
 
     await dispatch(app, block_action("T2", "UADMINT2", OPEN_CONNECT))
     modal = opened_views(slack, "T2")[-1]
-    assert modal["callback_id"] == CONNECT_VIEW
+    assert modal["callback_id"] == CONNECT_VIEW and block_kit_problems(modal) == []
     # Only the syncs of this workspace are offered.
     options = modal["blocks"][1]["element"]["options"]
     assert [o["value"] for o in options] == ["general"]
@@ -195,7 +196,9 @@ async def test_connect_lists_and_remove_a_peer_through_the_service(
     # The other side knows us too.
     assert [p.instance_id for p in peer.federation.peers()] == [federation.identity.instance_id]
 
-    shown = texts(await section.blocks(admin))
+    listed = await section.blocks(admin)
+    assert block_kit_problems(listed) == []
+    shown = texts(listed)
     assert "*peer-instance* · active" in shown and "syncs: general" in shown
     # Gamma's admin shares no sync with the peer: it is not theirs to see.
     assert "peer-instance" not in texts(
@@ -223,7 +226,7 @@ async def test_invite_shows_a_code_the_peer_can_redeem(
     served = await asyncio.to_thread(Served, ours.routes, port)  # the peer pairs back to us
     await dispatch(app, block_action("T2", "UADMINT2", OPEN_INVITE))
     modal = opened_views(slack, "T2")[-1]
-    assert modal["callback_id"] == INVITE_VIEW
+    assert modal["callback_id"] == INVITE_VIEW and block_kit_problems(modal) == []
     answer = ack_body(
         await dispatch(app, view_submission("T2", "UADMINT2", modal, chosen("general")))
     )

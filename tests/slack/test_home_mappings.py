@@ -31,6 +31,7 @@ from tests.slack.home_bolt import (
     RecordingHome,
     ack_body,
     block_action,
+    block_kit_problems,
     bolt_app,
     dispatch,
     home_services,
@@ -110,13 +111,15 @@ async def test_override_changes_the_mention_of_the_next_delivery(
     row = mapping(services)
     assert row is not None and row.method == "email" and row.expires_at is not None
 
-    shown = texts(await section.blocks(ADMIN))
+    home_blocks = await section.blocks(ADMIN)
+    assert block_kit_problems(home_blocks) == []
+    shown = texts(home_blocks)
     assert "*Ada* (Acme) → <@UA>" in shown and "e-mail" in shown
 
-    menu = block_action("T2", "UADMIN", ROW_MENU, option="override|T1|U1")
+    menu = block_action("T2", "UADMIN", ROW_MENU, value="override|T1|U1")
     assert (await dispatch(app, menu)).status == 200
     modal = opened_views(slack, "T2")[-1]
-    assert modal["callback_id"] == OVERRIDE_VIEW
+    assert modal["callback_id"] == OVERRIDE_VIEW and block_kit_problems(modal) == []
 
     submit = view_submission(
         "T2", "UADMIN", modal, {"local": {"user": {"type": "users_select", "selected_user": "UB"}}}
@@ -133,7 +136,8 @@ async def test_override_changes_the_mention_of_the_next_delivery(
 
     await deliver(services, "again <@U1>")
     assert "<@UB>" in last_text(slack) and "<@UA>" not in last_text(slack)
-    assert "override" in texts(await section.blocks(ADMIN))
+    overridden = await section.blocks(ADMIN)
+    assert "override" in texts(overridden) and block_kit_problems(overridden) == []
 
     # Clearing the override goes back to matching: the next mention is looked up afresh.
     clear = block_action("T2", "UADMIN", ROW_MENU, option="clear|T1|U1")
@@ -150,7 +154,7 @@ async def test_an_override_to_nobody_stops_mapping_and_never_expires(
     app = shell_bolt(services)
     MappingsSection(services).register(app, RecordingHome())
     await deliver(services, "hello <@U1>")
-    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, option="override|T1|U1"))
+    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, value="override|T1|U1"))
     modal = opened_views(slack, "T2")[-1]
     await dispatch(app, view_submission("T2", "UADMIN", modal, {"local": {"user": {}}}))
     row = mapping(services)
@@ -170,11 +174,11 @@ async def test_non_admins_are_refused_whatever_the_payload(
     await deliver(services, "hello <@U1>")
 
     # Bob is no admin: the override modal is not opened, a refusal is shown instead.
-    await dispatch(app, block_action("T2", "UB", ROW_MENU, option="override|T1|U1"))
+    await dispatch(app, block_action("T2", "UB", ROW_MENU, value="override|T1|U1"))
     refusal = opened_views(slack, "T2")[-1]
     assert "Only admins" in texts(refusal["blocks"])
     # A submission forged from the admin's modal is refused too, and nothing changes.
-    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, option="override|T1|U1"))
+    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, value="override|T1|U1"))
     modal = opened_views(slack, "T2")[-1]
     values = {"local": {"user": {"selected_user": "UB"}}}
     response = await dispatch(app, view_submission("T2", "UB", modal, values))
@@ -194,7 +198,7 @@ async def test_admins_map_only_people_of_workspaces_sharing_a_sync(
     MappingsSection(services).register(app, home)
     _directory(services, "T3", 1)
     before = len(opened_views(slack, "T2"))
-    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, option="override|T3|U0000"))
+    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, value="override|T3|U0000"))
     assert len(opened_views(slack, "T2")) == before
     # Forged metadata naming an unrelated workspace is refused at submission.
     forged = {
@@ -239,6 +243,7 @@ async def test_thousands_of_people_are_paged_and_searchable(
     section.register(app, RecordingHome())
     await dispatch(app, block_action("T2", "UADMIN", OPEN_BROWSER))
     browser = opened_views(slack, "T2")[-1]
+    assert block_kit_problems(browser) == []
     assert "1-20 of 1200" in texts(browser["blocks"])
     assert "Person 0000" in texts(browser["blocks"])
 
@@ -253,7 +258,7 @@ async def test_thousands_of_people_are_paged_and_searchable(
     # An override from the browser is pushed on top of it, and the browser page is kept.
     page2["id"] = "VBROWSER"
     await dispatch(
-        app, block_action("T2", "UADMIN", ROW_MENU, option="override|T1|U0021", view=page2)
+        app, block_action("T2", "UADMIN", ROW_MENU, value="override|T1|U0021", view=page2)
     )
     pushed = opened_views(slack, "T2", "views.push")[-1]
     assert pushed["callback_id"] == OVERRIDE_VIEW and "Person 0021" in texts(pushed["blocks"])
@@ -261,7 +266,7 @@ async def test_thousands_of_people_are_paged_and_searchable(
     await dispatch(app, view_submission("T2", "UADMIN", pushed, chosen))
     assert slack.called("views.update", "T2")[-1]["view_id"] == "VBROWSER"
     refreshed = opened_views(slack, "T2", "views.update")[-1]
-    assert "21-40 of 1200" in texts(refreshed["blocks"])
+    assert "21-40 of 1200" in texts(refreshed["blocks"]) and block_kit_problems(refreshed) == []
     assert "*Person 0021* (Acme) → <@UB>" in texts(refreshed["blocks"])
 
     search = view_submission(
@@ -282,7 +287,7 @@ async def test_handlers_change_nothing_without_the_shells_checked_viewer(
     app = bolt_app(slack)
     MappingsSection(services).register(app, home)
     await deliver(services, "hello <@U1>")
-    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, option="override|T1|U1"))
+    await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, value="override|T1|U1"))
     assert "Only admins" in texts(opened_views(slack, "T2")[-1]["blocks"])
     forged = {
         "type": "modal",

@@ -32,6 +32,7 @@ from tests.slack.home_bolt import (
     RecordingHome,
     ack_body,
     block_action,
+    block_kit_problems,
     dispatch,
     home_services,
     opened_views,
@@ -136,6 +137,7 @@ async def test_linking_a_room_by_alias_adds_it_to_the_channels_sync(
     await dispatch(app, block_action("T2", "UADMINT2", OPEN_LINK))
     modal = opened_views(slack, "T2")[-1]
     assert modal["callback_id"] == LINK_VIEW and BOT in texts(modal["blocks"])
+    assert block_kit_problems(modal) == []
 
     response = await dispatch(app, submission("UADMINT2", "C2", " #lobby:hs.test "))
     answer = ack_body(response)
@@ -144,7 +146,9 @@ async def test_linking_a_room_by_alias_adds_it_to_the_channels_sync(
     assert bot.joined == ["!lobby:hs.test"]
     assert [v.user_id for v in home.refreshed] == ["UADMINT2"]
     assert home.touched == ["T1"]  # the other workspace of the sync
-    shown = texts(await section.blocks(admin))
+    linked = await section.blocks(admin)
+    assert block_kit_problems(linked) == []
+    shown = texts(linked)
     assert "<#C2> ↔ `!lobby:hs.test`" in shown
     # Acme's channel is in the same sync: its admins see the room too.
     assert "!lobby:hs.test" in texts(await section.blocks(Viewer("T1", "UADMINT1", True)))

@@ -284,14 +284,29 @@ def _describe(row: MappingRow) -> str:
 
 def _row_block(row: MappingRow, index: int) -> Block:
     ref = f"{row.remote_team}|{row.remote_user}"
-    options = [{"text": _text("Override…"), "value": f"override|{ref}"}]
+    accessory: Block
     if row.method == "manual":
-        options.append({"text": _text("Clear override"), "value": f"clear|{ref}"})
+        # An overflow menu needs two options at least; only an override has two.
+        accessory = {
+            "type": "overflow",
+            "action_id": ROW_MENU,
+            "options": [
+                {"text": _text("Change override…"), "value": f"override|{ref}"},
+                {"text": _text("Clear override"), "value": f"clear|{ref}"},
+            ],
+        }
+    else:
+        accessory = {
+            "type": "button",
+            "action_id": ROW_MENU,
+            "text": _text("Override…"),
+            "value": f"override|{ref}",
+        }
     return {
         "type": "section",
         "block_id": f"home.mappings.row.{index}",
         "text": {"type": "mrkdwn", "text": _describe(row)},
-        "accessory": {"type": "overflow", "action_id": ROW_MENU, "options": options},
+        "accessory": accessory,
     }
 
 
@@ -314,8 +329,8 @@ def browser_view(page: MappingPage) -> Block:
             "element": {
                 "type": "plain_text_input",
                 "action_id": "query",
-                "initial_value": page.query,
                 "placeholder": _text("Name or user id"),
+                **({"initial_value": page.query} if page.query else {}),
             },
         }
     ]
@@ -535,7 +550,8 @@ class MappingsSection:
             if viewer is None:
                 return
             action = body["actions"][0]
-            verb, team, user = _parse_ref((action.get("selected_option") or {}).get("value"))
+            chosen = (action.get("selected_option") or {}).get("value") or action.get("value")
+            verb, team, user = _parse_ref(chosen)
             if verb is None or not await asyncio.to_thread(
                 self.directory.shares_sync, viewer.team_id, team
             ):

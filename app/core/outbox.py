@@ -64,6 +64,7 @@ class Outbox:
         lease_seconds: float = 120.0,
         worker_id: str | None = None,
         batch: int = 100,
+        lanes: int = 16,
     ) -> None:
         self._store = store
         self._deliverers = dict(deliverers)
@@ -71,6 +72,9 @@ class Outbox:
         self._lease = lease_seconds
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self._batch = batch
+        # Targets one pass works at once: enough to hide Slack's latency, few enough that
+        # other workers sharing the outbox find targets of their own (and the pool suffices).
+        self._lanes = lanes
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -102,6 +106,8 @@ class Outbox:
             lease_seconds=self._lease,
             only=only,
             targets=targets,
+            # A fresh event's own fan-out goes out at once, to every target together.
+            lanes=self._lanes if only is None else None,
         )
         if not tasks:
             return report

@@ -161,10 +161,12 @@ class OutboxStore(Protocol):
         lease_seconds: float,
         only: Sequence[str] | None = None,
         targets: Sequence[str] | None = None,
+        lanes: int | None = None,
     ) -> list[DeliveryTask]:
         """Lease up to ``limit`` due deliveries, at most the next ones of each target in order.
 
-        ``only`` limits the claim to those deliveries, ``targets`` to those target endpoints.
+        ``only`` limits the claim to those deliveries, ``targets`` to those target endpoints,
+        ``lanes`` to that many distinct targets (the rest are left to other workers).
         Safe to call from any number of processes at once: a row is leased to one of them.
         """
 

@@ -264,6 +264,7 @@ class SqlStore:
         lease_seconds: float,
         only: Sequence[str] | None = None,
         targets: Sequence[str] | None = None,
+        lanes: int | None = None,
     ) -> list[DeliveryTask]:
         now = _now()
         wanted = set(only) if only is not None else None
@@ -295,7 +296,7 @@ class SqlStore:
             # A plain read: it sees rows other claimers hold locks on, so the order of each
             # target is judged on every pending row, not only on the unlocked ones.
             pending = s.execute(scan).all()
-            candidates = _due_prefixes(pending, now, wanted, limit)
+            candidates = _due_prefixes(pending, now, wanted, limit, lanes)
             if not candidates:
                 return []
             chosen = candidates
@@ -560,12 +561,14 @@ def _keep_prefixes(
 
 
 def _due_prefixes(
-    pending: Sequence[Any], now: datetime, wanted: set[str] | None, limit: int
+    pending: Sequence[Any], now: datetime, wanted: set[str] | None, limit: int, lanes: int | None
 ) -> list[int]:
-    """Per target, the consecutive due, unleased rows from its oldest pending one.
+    """Per target, the consecutive due, unleased rows from its oldest pending one, for at most
+    ``lanes`` targets.
 
     Stopping at the first row that is not due (backing off) or leased elsewhere is what keeps
-    deliveries to one target in order.
+    deliveries to one target in order; leaving the other targets to other workers is what lets
+    several workers share the outbox.
     """
     blocked: set[str] = set()
     chosen: list[int] = []
@@ -576,6 +579,9 @@ def _due_prefixes(
         due = next_at <= now
         free = lease_until is None or lease_until < now
         if not (due and free) or (wanted is not None and uid not in wanted):
+            blocked.add(target)
+            continue
+        if target not in per_target and lanes is not None and len(per_target) >= lanes:
             blocked.add(target)
             continue
         chosen.append(row_id)

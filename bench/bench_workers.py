@@ -1,0 +1,139 @@
+"""Outbox delivery throughput with 1 and 2 worker processes on one PostgreSQL (not a test).
+
+    .venv/bin/python -m bench.bench_workers [--posts 60] [--targets 20] [--runs 3]
+
+Each run fills a fresh database with ``posts`` messages from one channel to ``targets`` other
+channels (``posts x targets`` deliveries, all due), then starts N worker processes that share
+the outbox through leased ``SKIP LOCKED`` claims and deliver through the real Slack deliverer to
+the fake Slack answering every call after 50 ms. Timed from the moment the workers are released
+(after their start-up) until the last row is delivered. Slack's client-side pacing is scaled up:
+this measures our workers, not Slack's limits.
+
+A worker process is ``python -m bench.bench_workers --worker URL SLACK START``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from app.core.outbox import RetryPolicy
+from app.services import build_services
+from app.store.cipher import TokenCipher
+from app.store.engine import make_engine, session_factory
+from app.store.models import Delivery
+from bench.bench_relay import message, setup
+from tests.conftest import TEST_KEY, local_settings
+from tests.databases import throwaway_database
+from tests.fakes.slack_server import FakeSlack
+
+LATENCY = 0.05
+
+
+def worker(url: str, slack_url: str, start_at: float) -> None:
+    """One worker process: the outbox's drain loop, released at ``start_at`` (epoch)."""
+    settings = local_settings(slack_signing_secret="unused-secret", slack_api_url=slack_url)
+    engine = make_engine(settings, url=make_url(url), pool_size=20)
+    services = build_services(
+        settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        cipher=TokenCipher(TEST_KEY),
+        retry=RetryPolicy(),
+        slack_rate_scale=1e6,
+    )
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        # The worker loop of `syncbot serve`, as is; the parent stops it when all is delivered.
+        await services.outbox.run_forever(idle=0.2)
+
+    asyncio.run(run())
+
+
+def pending(engine) -> int:
+    with session_factory(engine)() as s:
+        return s.execute(
+            select(func.count()).select_from(Delivery).where(Delivery.status == "pending")
+        ).scalar_one()
+
+
+def one_run(processes: int, posts: int, targets: int) -> float:
+    slack = FakeSlack().start()
+    slack.echo = False
+    try:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            throwaway_database("postgresql", Path(tmp)) as url,
+        ):
+            engine, services = setup(slack, url, targets)
+            for i in range(posts):
+                services.relay.ingest(message(f"workers {i}"))
+            total = pending(engine)
+            assert total == posts * targets
+            slack.latency = LATENCY
+            raw = url.render_as_string(hide_password=False)
+            start_at = time.time() + 8.0  # after every worker's imports and connections
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.bench_workers",
+                        "--worker",
+                        raw,
+                        slack.base_url,
+                        str(start_at),
+                    ]
+                )
+                for _ in range(processes)
+            ]
+            while time.time() < start_at:
+                time.sleep(0.005)
+            begun = time.perf_counter()
+            while pending(engine):
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - begun
+            for proc in procs:
+                proc.terminate()
+                proc.wait(60)
+            engine.dispose()
+            return total / elapsed
+    finally:
+        slack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", nargs=3, metavar=("URL", "SLACK", "START"))
+    parser.add_argument("--posts", type=int, default=30)
+    parser.add_argument("--targets", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if args.worker:
+        url, slack_url, start_at = args.worker
+        worker(url, slack_url, float(start_at))
+        return
+    results: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(args.runs):
+        for n in (1, 2):  # interleaved, so machine noise hits both alike
+            rate = one_run(n, args.posts, args.targets)
+            results[n].append(rate)
+            print(f"{n} process(es): {rate:.0f} deliveries/s", flush=True)
+    one, two = statistics.median(results[1]), statistics.median(results[2])
+    print(f"median: 1 -> {one:.0f}/s, 2 -> {two:.0f}/s, speed-up {two / one:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

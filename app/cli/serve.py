@@ -95,7 +95,19 @@ def run(args: argparse.Namespace) -> int:
         runtime.add_worker(MaintenanceTicker(runtime))
         app = create_app(runtime)
         port = args.port or settings.port
-        log.info("serving", extra={"host": args.host, "port": port})
+        log.info(
+            "serving",
+            extra={
+                "host": args.host,
+                "port": port,
+                "backend": runtime.engine.dialect.name,
+                "dispatch": settings.dispatch,
+            },
+        )
+        if runtime.engine.dialect.name == "sqlite":
+            # Claims on SQLite are serialized by its single writer: more processes on one file
+            # only queue behind each other's locks. PostgreSQL or MariaDB scale out instead.
+            log.info("SQLite is single-writer: run one syncbot serve per database file")
         # log_config=None keeps our JSON handler; uvicorn's loggers propagate to it.
         uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False)
         return 0

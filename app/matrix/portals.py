@@ -106,6 +106,7 @@ class Portals:
         self._fetch_avatar = fetch_avatar
         self._retry_delay = retry_delay
         self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[bool]] = set()
         # Run, in order, after a portal became active: invites, member sync (workspace bridge).
         self.on_created: list[CreatedHook] = []
 
@@ -203,13 +204,18 @@ class Portals:
                 "portal active",
                 extra={"endpoint": str(endpoint), "room": room, "channel_name": info.name},
             )
-        await self._apply_avatar(endpoint, room, None)
+        if info.archived:
+            await self.set_archived(endpoint, True)
         for hook in self.on_created:
             try:
                 await hook(endpoint, room)
             except Exception:
                 # Invites and members catch up on the next sync; the portal itself is fine.
                 log.warning("portal creation hook failed", exc_info=True)
+        # The avatar (a download and an upload) need not hold the first message back.
+        task = asyncio.create_task(self._apply_avatar(endpoint, room, None))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return room
 
     async def _create_with_retries(self, alias: str, name: str, topic: str | None) -> str:

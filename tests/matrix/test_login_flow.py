@@ -207,7 +207,7 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
         assert f.membership(room, a.user_id) == "invite"
     # Portal state: name, topic, the workspace icon as avatar, members as ghosts.
     assert f.state(rooms["C1"], "m.room.name")["name"] == "#general"
-    assert f.state(rooms["C1"], "m.room.avatar")["url"].startswith("mxc://")
+    wait_for(lambda: f.state(rooms["C1"], "m.room.avatar").get("url", "").startswith("mxc://"))
     ghosts = {f.ghost("U1"), f.ghost("U2")}
     wait_for(
         lambda: ghosts <= set(f.as_bot("GET", f"/rooms/{rooms['C1']}/joined_members")["joined"])

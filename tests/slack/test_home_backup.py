@@ -256,3 +256,17 @@ def test_reset_is_refused_without_enable_db_reset(slack: FakeSlack, services: Se
     assert count(services, Workspace) == 2
     (refusal,) = opened_views(slack, "T1")
     assert "Only admins and owners of the primary" in texts(refusal["blocks"])
+
+
+def test_members_are_refused_even_when_admin_is_not_required(
+    slack: FakeSlack, services: Services
+) -> None:
+    # REQUIRE_ADMIN=false lets anyone configure syncs, never replace or wipe the database.
+    services.settings = dataclasses.replace(services.settings, require_admin=False)
+    harness = Harness(slack, services)
+    for action in (DOWNLOAD, RESET):
+        harness.click("UMEMBER", action)
+    assert slack.files("T1") == []
+    assert count(services, Workspace) == 2
+    harness.click("UADMIN", DOWNLOAD)
+    assert len(slack.files("T1")) == 1

@@ -202,8 +202,8 @@ class BackupSection:
         if not user or not self._primary(team):
             log.info("refused a backup action outside the primary workspace")
             return None
-        if not self._services.settings.require_admin:
-            return Viewer(team, user, is_admin=True)
+        # Even with REQUIRE_ADMIN=false: replacing or wiping every workspace's data is a
+        # workspace admin's decision, whoever else may configure syncs.
         try:
             data = await self._services.slack.workspaces.api(team).call("users.info", user=user)
         except SyncbotError as exc:

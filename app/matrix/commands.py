@@ -236,6 +236,10 @@ class BotCommands:
             lines += [f"Workspace {i.name} ({i.team_id})" for i in infos] or ["No workspaces."]
         sync = await asyncio.to_thread(self._sync_of, room)
         lines.append(f"This room is in sync {sync!r}." if sync else "This room is not linked.")
+        if self._portals is not None:
+            counts = await asyncio.to_thread(self._portals.counts)
+            shown = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            lines.append(f"Portals: {shown or 'none'}.")
         # The bridge health indicators of the seed, as `syncbot status` prints them.
         from app.health import format_report, gather
 

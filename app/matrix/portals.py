@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from mautrix.errors import MRoomInUse
 from mautrix.types import ContentURI, RoomAlias, RoomCreatePreset, RoomID, UserID
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint, Network
@@ -116,6 +116,20 @@ class Portals:
             if row is None:
                 return None
             return _view(row)
+
+    def counts(self) -> dict[str, int]:
+        """Portals per state (the seed's ``portal_count`` health figure)."""
+        with self._sessions() as s:
+            rows = s.execute(
+                select(MatrixPortal.state, func.count()).group_by(MatrixPortal.state)
+            ).all()
+        return {state: int(n) for state, n in rows}
+
+    async def stop(self) -> None:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def by_room(self, room_id: str) -> PortalView | None:
         """The portal whose room is ``room_id``, if any."""

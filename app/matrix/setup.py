@@ -86,6 +86,7 @@ class MatrixAdapter:
     async def stop(self) -> None:
         if self.workspace_bridge is not None:
             await self.workspace_bridge.stop()
+        await self.portals.stop()
         await self.homeserver.close()
 
 

@@ -199,6 +199,8 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     assert "#general" in report and "#random" in report and "#design" in report
     assert f.portal("C4") is None and f.portal("C5") is None  # older / not the app's
     assert f.app.matrix.workspace_bridge.management_room(a.user_id) == dm
+    a.text(dm, "status")  # commands need no prefix in the management room
+    wait_for(lambda: any("Portals: 3 active." in n for n in f.notices(dm)))
     sockets = f.app.sockets
     wait_for(lambda: sockets.states().get(f.team) is ConnectionState.CONNECTED)
 

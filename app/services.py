@@ -173,6 +173,12 @@ def attach(runtime: Runtime) -> Services:
     if federation is not None:
         runtime.add_maintenance(lambda _rt: federation.purge_nonces())
     _attach_slack_installs(runtime, services.extras["slack_installs"])
+    strays = services.extras["stray_channels"]
+
+    def leave_stray_channels(_runtime: Runtime) -> int:
+        return asyncio.run(strays.sweep())
+
+    runtime.add_maintenance(leave_stray_channels)
     runtime.services = services
     # Socket Mode connections (a worker of `syncbot serve`) and the Prometheus endpoint.
     from app.metrics import attach_metrics
@@ -183,6 +189,7 @@ def attach(runtime: Runtime) -> Services:
         # A Socket-Mode-only install (no signing secret, no HTTP route) still has to hear
         # about uninstalls.
         manager.events.event_hooks.append(services.extras["slack_installs"].lifecycle.on_event)
+        manager.events.event_hooks.append(services.extras["stray_channels"].on_event)
         services.extras["slack_home"].hook(manager.events)
     attach_metrics(runtime)
     return services
@@ -202,8 +209,13 @@ def _build_slack_installs(services: Services) -> None:
     )
     # Its routes reach the web app through Services.routes (extras with a ``routes`` attribute).
     services.extras["slack_installs"] = installs
+    from app.slack.stray_channels import StrayChannels
+
+    strays = StrayChannels(services.sessions, services.slack.workspaces)
+    services.extras["stray_channels"] = strays
     if services.slack.events is not None:
         services.slack.events.event_hooks.append(installs.lifecycle.on_event)
+        services.slack.events.event_hooks.append(strays.on_event)
     # The App Home (groups, publishing, ...): hooked into the HTTP events path here, into a
     # Socket-Mode-only events path in attach().
     from app.slack.home.app import attach_home

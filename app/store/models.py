@@ -357,4 +357,5 @@ from app.store import (  # noqa: E402
     models_groups,  # noqa: F401
     models_health,  # noqa: F401
     models_matrix,  # noqa: F401
+    models_presence,  # noqa: F401
 )

@@ -199,7 +199,11 @@ class WorkspaceBridge:
         for channel in await self.recent_channels(team_id):
             endpoint = Endpoint.slack(team_id, str(channel["id"]))
             try:
+                before = await asyncio.to_thread(self._portals.get, endpoint)
                 room = await self._portals.ensure(endpoint)
+                if before is not None and before.state == "active":
+                    # Renames and topic changes made while we were not listening.
+                    await self._quietly(self._portals.refresh(endpoint), "portal refresh")
                 await self._invites.invite(endpoint, room, users)
             except (PortalError, RemoteError) as exc:
                 log.warning(

@@ -257,9 +257,13 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     before = {c: f.invites_of(r, a.user_id) for c, r in {**rooms, "C4": quiet}.items()}
     assert before == {"C1": 1, "C2": 1, "C3": 1, "C4": 1}
     f.app.stop()
+    f.slack.echo(False)  # renamed while the bridge was down: no event will tell
+    f.slack.rename_channel(f.team, "C1", "general-3")
+    f.slack.echo(True)
     f.app = f.start_app()
     bridge = f.app.matrix.workspace_bridge
     wait_for(lambda: bridge.completed_syncs >= 1)
+    assert f.state(rooms["C1"], "m.room.name")["name"] == "#general-3"  # the resync caught up
     after = {c: f.invites_of(r, a.user_id) for c, r in {**rooms, "C4": quiet}.items()}
     assert after == before
     assert f.membership(rooms["C3"], a.user_id) == "leave"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core import richtext
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Author, DeletePost, EditPost, Kind, NewPost, ReactionChange
-from app.core.ports import Delivered, DeliveryTask
+from app.core.ports import Delivered, DeliveryTask, PendingDelivery
 from app.errors import RemoteError
 from app.slack import mrkdwn
 from app.store.cipher import TokenCipher
@@ -128,3 +129,18 @@ class Scripted:
                 native_id=f"{task.target.slack_channel}-{self.counter}", thread_native_id=thread
             )
         return Delivered()
+
+
+class RecordingNotifier:
+    """A dispatch notifier that records notices, or fails like a queue that is away."""
+
+    name = "recorder"
+
+    def __init__(self, *, broken: bool = False) -> None:
+        self.notices: list[PendingDelivery] = []
+        self.broken = broken
+
+    async def notify(self, pending: Sequence[PendingDelivery]) -> None:
+        if self.broken:
+            raise ConnectionError("queue away")
+        self.notices.extend(pending)

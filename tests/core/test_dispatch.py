@@ -3,32 +3,17 @@ worker's view of one notice (settled, or when to look again)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import select
 
 from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint
-from app.core.ports import PendingDelivery
 from app.errors import RemoteError
 from app.store.models import Delivery
 from app.store.relay_store import SqlStore
 from tests import builders
+from tests.builders import RecordingNotifier
 from tests.core.conftest import A, B, C
 from tests.slack.harness import wait_for
-
-
-class Recorder:
-    name = "recorder"
-
-    def __init__(self, *, broken: bool = False) -> None:
-        self.notices: list[PendingDelivery] = []
-        self.broken = broken
-
-    async def notify(self, pending: Sequence[PendingDelivery]) -> None:
-        if self.broken:
-            raise ConnectionError("queue away")
-        self.notices.extend(pending)
 
 
 def slow_down(seconds: float) -> RemoteError:
@@ -37,7 +22,7 @@ def slow_down(seconds: float) -> RemoteError:
 
 async def test_inline_delivery_then_only_the_rest_is_notified(world) -> None:
     sessions, relay, outbox, deliverer = world
-    notifier = Recorder()
+    notifier = RecordingNotifier()
     dispatcher = Dispatcher(outbox, SqlStore(sessions), notifier)
     result = relay.ingest(builders.post(A, "1.1"))
     to_b, to_c = result.deliveries
@@ -52,7 +37,7 @@ async def test_inline_delivery_then_only_the_rest_is_notified(world) -> None:
 
 async def test_without_budget_everything_goes_to_the_notifier(world) -> None:
     sessions, relay, outbox, deliverer = world
-    notifier = Recorder()
+    notifier = RecordingNotifier()
     dispatcher = Dispatcher(outbox, SqlStore(sessions), notifier)
     result = relay.ingest(builders.post(A, "1.1"))
     await dispatcher.after_commit(result.deliveries, budget=None)
@@ -63,7 +48,7 @@ async def test_without_budget_everything_goes_to_the_notifier(world) -> None:
 
 async def test_a_broken_queue_loses_nothing(world) -> None:
     sessions, relay, outbox, deliverer = world
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), Recorder(broken=True))
+    dispatcher = Dispatcher(outbox, SqlStore(sessions), RecordingNotifier(broken=True))
     result = relay.ingest(builders.post(A, "1.1"))
     await dispatcher.after_commit(result.deliveries, budget=None)  # does not raise
     with sessions() as s:
@@ -75,7 +60,7 @@ async def test_a_broken_queue_loses_nothing(world) -> None:
 
 async def test_work_reports_when_to_look_again_then_settles(world) -> None:
     sessions, relay, outbox, deliverer = world
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), Recorder())
+    dispatcher = Dispatcher(outbox, SqlStore(sessions), RecordingNotifier())
     result = relay.ingest(builders.post(A, "1.1"))
     to_b, _to_c = result.deliveries
     deliverer.failures[(to_b, 1)] = slow_down(0.5)
@@ -92,7 +77,7 @@ async def test_work_reports_when_to_look_again_then_settles(world) -> None:
 async def test_a_notice_moves_its_whole_target_in_order(world) -> None:
     # The notice of the first row was lost: the second row's notice delivers both, in order.
     sessions, relay, outbox, deliverer = world
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), Recorder())
+    dispatcher = Dispatcher(outbox, SqlStore(sessions), RecordingNotifier())
     first = relay.ingest(builders.post(A, "1.1")).deliveries
     second = relay.ingest(builders.post(A, "1.2")).deliveries
     to_b_second = next(uid for uid in second if uid not in first and _target(sessions, uid) == B)
@@ -103,7 +88,7 @@ async def test_a_notice_moves_its_whole_target_in_order(world) -> None:
 
 async def test_a_row_behind_a_waiting_one_waits_as_long(world) -> None:
     sessions, relay, outbox, deliverer = world
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), Recorder())
+    dispatcher = Dispatcher(outbox, SqlStore(sessions), RecordingNotifier())
     first = relay.ingest(builders.post(A, "1.1")).deliveries
     second = relay.ingest(builders.post(A, "1.2")).deliveries
     first_b = next(uid for uid in first if _target(sessions, uid) == B)

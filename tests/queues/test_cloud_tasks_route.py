@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from app.core.ports import PendingDelivery
 from app.oidc import OidcVerifier
 from app.queues import cloud_tasks
 from app.queues.cloud_tasks import CloudTasksNotifier, delivery_route
+from tests.builders import RecordingNotifier
 from tests.fakes.cloud_tasks import FakeCloudTasks
 from tests.oidc_keys import id_token, jwks
 
@@ -39,20 +40,7 @@ class Dispatcher:
         return self.answer
 
 
-class Notifier:
-    name = "recorder"
-
-    def __init__(self, *, broken: bool = False) -> None:
-        self.notices: list[PendingDelivery] = []
-        self.broken = broken
-
-    async def notify(self, pending: Sequence[PendingDelivery]) -> None:
-        if self.broken:
-            raise ConnectionError("Cloud Tasks away")
-        self.notices.extend(pending)
-
-
-def client(dispatcher: Dispatcher, notifier: Notifier) -> TestClient:
+def client(dispatcher: Dispatcher, notifier: RecordingNotifier) -> TestClient:
     verifier = OidcVerifier(audience=AUD, invokers=frozenset({INVOKER}), fetch_keys=jwks)
     app = Starlette(routes=[delivery_route(dispatcher, notifier, verifier)])  # type: ignore[arg-type]
     return TestClient(app)
@@ -76,7 +64,7 @@ def bearer(**claims: Any) -> dict[str, str]:
 )
 def test_only_the_invoker_may_deliver(headers: dict[str, str]) -> None:
     dispatcher = Dispatcher(None)
-    answer = client(dispatcher, Notifier()).post(
+    answer = client(dispatcher, RecordingNotifier()).post(
         "/internal/deliver", json={"delivery": "u1"}, headers=headers
     )
     assert answer.status_code == 401
@@ -85,14 +73,14 @@ def test_only_the_invoker_may_deliver(headers: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("body", [b"", b"junk", b'{"delivery": 5}', b"[]", b"x" * 5000])
 def test_malformed_tasks_are_refused_with_400(body: bytes) -> None:
-    answer = client(Dispatcher(None), Notifier()).post(
+    answer = client(Dispatcher(None), RecordingNotifier()).post(
         "/internal/deliver", content=body, headers=bearer()
     )
     assert answer.status_code == 400
 
 
 def test_a_settled_delivery_schedules_nothing() -> None:
-    notifier = Notifier()
+    notifier = RecordingNotifier()
     answer = client(Dispatcher(None), notifier).post(
         "/internal/deliver", json={"delivery": "u1"}, headers=bearer()
     )
@@ -101,7 +89,7 @@ def test_a_settled_delivery_schedules_nothing() -> None:
 
 
 def test_a_waiting_delivery_gets_a_follow_up_task_for_when_it_is_due() -> None:
-    notifier = Notifier()
+    notifier = RecordingNotifier()
     waits = [PendingDelivery("u1", TARGET, 2, 1.5), PendingDelivery("u1", TARGET, 2, 0.0)]
     for waiting in waits:
         answer = client(Dispatcher(waiting), notifier).post(
@@ -116,7 +104,7 @@ def test_failures_ask_cloud_tasks_to_retry(broken: str) -> None:
     dispatcher = Dispatcher(
         RuntimeError("db away") if broken == "dispatcher" else PendingDelivery("u", TARGET, 1, 1)
     )
-    answer = client(dispatcher, Notifier(broken=broken == "notifier")).post(
+    answer = client(dispatcher, RecordingNotifier(broken=broken == "notifier")).post(
         "/internal/deliver", json={"delivery": "u"}, headers=bearer()
     )
     assert answer.status_code == 503

@@ -28,6 +28,7 @@ from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.invites import PortalInvites
 from app.matrix.members import ChannelMembers
 from app.matrix.portals import PortalError, Portals
+from app.slack.socket_mode import RedeliveryRequested
 from app.slack.workspaces import WorkspaceInfo, Workspaces
 from app.store.models_matrix import MatrixLogin, MatrixUser
 
@@ -44,7 +45,7 @@ PORTAL_WAIT = 2.0
 LIST_PAGES = 50  # conversations.list pages (200 each) read at most per sync
 
 
-class PortalPending(Exception):
+class PortalPending(RedeliveryRequested):
     """The portal for an event's channel is still being created: ask Slack to redeliver."""
 
 

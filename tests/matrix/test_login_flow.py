@@ -416,3 +416,15 @@ def test_a_slow_portal_creation_lets_slack_redeliver(
     release["go"] = True
     f.room_of("C4")  # the creation went on in the background
     f.app.run(bridge.on_slack_event(envelope))  # the redelivery passes straight through
+
+    # Over Socket Mode: the envelope stays unacknowledged, Slack sends it again, and the
+    # message arrives once the portal exists — once.
+    f.slack.socket_settings.ack_deadline = 0.3
+    release["go"] = False
+    f.slack.post_message(f.team, "C3", "U2", "worth the wait")
+    wait_for(lambda: any(fr.get("retry_attempt", 0) >= 1 for fr in f.slack.socket_frames))
+    assert f.portal("C3").state == "creating"
+    release["go"] = True
+    room = f.room_of("C3")
+    wait_for(lambda: "worth the wait" in f.bodies_as_bot(room))
+    assert f.bodies_as_bot(room).count("worth the wait") == 1

@@ -22,6 +22,10 @@ from app.errors import RemoteError
 
 log = logging.getLogger("syncbot.core.outbox")
 
+# How many times a background lane fetches more rows of its target before the pass ends and
+# other targets get their turn.
+MAX_REFILLS = 10
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -114,8 +118,12 @@ class Outbox:
         by_target: dict[str, list[DeliveryTask]] = defaultdict(list)
         for task in tasks:
             by_target[str(task.target)].append(task)
+        # A background pass keeps each lane going with its target's next rows as they come
+        # due, instead of waiting for the slowest lane before claiming again.
+        refill = only is None
         lanes = [
-            asyncio.ensure_future(self._run_lane(lane, report)) for lane in by_target.values()
+            asyncio.ensure_future(self._run_lane(lane, report, refill=refill))
+            for lane in by_target.values()
         ]
         _done, pending = await asyncio.wait(lanes, timeout=budget)
         for lane in pending:
@@ -124,16 +132,31 @@ class Outbox:
         report.unfinished = len(pending)
         return report
 
-    async def _run_lane(self, lane: list[DeliveryTask], report: DrainReport) -> None:
+    async def _run_lane(
+        self, lane: list[DeliveryTask], report: DrainReport, *, refill: bool
+    ) -> None:
         # One target's deliveries strictly in order: a retry scheduled for one blocks the
         # ones after it (claim_due will not hand them out before it either), so their leases
         # are handed back at once rather than left to expire.
-        for i, task in enumerate(lane):
-            if not await self._attempt(task, report):
-                rest = [t.uid for t in lane[i + 1 :]]
-                if rest:
-                    await asyncio.to_thread(self._store.release, rest)
-                break
+        target = str(lane[0].target)
+        for _round in range(MAX_REFILLS + 1):
+            for i, task in enumerate(lane):
+                if not await self._attempt(task, report):
+                    rest = [t.uid for t in lane[i + 1 :]]
+                    if rest:
+                        await asyncio.to_thread(self._store.release, rest)
+                    return
+            if not refill:
+                return
+            lane = await asyncio.to_thread(
+                self._store.claim_due,
+                worker=self.worker_id,
+                limit=max(1, self._batch // self._lanes),
+                lease_seconds=self._lease,
+                targets=[target],
+            )
+            if not lane:
+                return
 
     async def _attempt(self, task: DeliveryTask, report: DrainReport) -> bool:
         deliverer = self._deliverers.get(task.target.network)

@@ -1,4 +1,5 @@
-"""Helpers shared by the rules: safe property reads, type filters, secret heuristics.
+"""Helpers shared by the rules: rule declarations, safe property reads, type filters, secret
+heuristics.
 
 Props reach a validator as the engine's camelCase mapping (wrapped by the analyzer in a proxy
 that raises on unknown preview values), so every reader here works on any ``Mapping`` and
@@ -15,11 +16,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi.runtime.config import get_config
-from pulumi_policy import ReportViolation, ResourceValidationArgs
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 from infra.contract import SECRET_ENV
 
 ResourceCheck = Callable[[ResourceValidationArgs, ReportViolation], None]
+StackCheck = Callable[[StackValidationArgs, ReportViolation], None]
 
 # Stacks treated as production unless the pack config names others (``productionStacks``).
 DEFAULT_PRODUCTION_STACKS: tuple[str, ...] = ("prod", "production", "prod-*", "*-prod")
@@ -58,6 +70,74 @@ def applies_to(*resource_types: str) -> Callable[[ResourceCheck], ResourceCheck]
         return validate
 
     return decorate
+
+
+def resource_rule(
+    name: str,
+    description: str,
+    validate: ResourceCheck,
+    severity: Severity,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ResourceValidationPolicy:
+    """A rule checked on each resource; every rule of the pack blocks a deployment.
+
+    Args:
+        name: The rule's name (``syncbot-<aws|gcp>-...``), as the docs and CLI show it.
+        description: One sentence, ending with a period.
+        validate: The check (usually wrapped by :func:`applies_to`).
+        severity: How bad a finding is.
+        config: JSON schemas of the rule's config properties, by property name.
+    """
+    return ResourceValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=severity,
+        config_schema=_schema(config),
+    )
+
+
+def stack_rule(
+    name: str,
+    description: str,
+    validate: StackCheck,
+    severity: Severity,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> StackValidationPolicy:
+    """A rule checked once over the whole stack; otherwise as :func:`resource_rule`."""
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        severity=severity,
+        config_schema=_schema(config),
+    )
+
+
+def _schema(config: Mapping[str, Mapping[str, Any]] | None) -> PolicyConfigSchema | None:
+    return PolicyConfigSchema(properties=dict(config)) if config else None
+
+
+def string_list(
+    *, default: Sequence[str] | None = None, description: str | None = None
+) -> dict[str, Any]:
+    """The JSON schema of a config property holding a list of strings."""
+    schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    if default is not None:
+        schema["default"] = list(default)
+    if description is not None:
+        schema["description"] = description
+    return schema
+
+
+def positive_integer(*, default: int | None = None) -> dict[str, Any]:
+    """The JSON schema of a config property holding a whole number of at least 1."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": 1}
+    if default is not None:
+        schema["default"] = default
+    return schema
 
 
 def get_path(props: Any, *path: str | int, default: Any = None) -> Any:
@@ -157,6 +237,47 @@ def looks_secret_name(name: str, allowed: Sequence[str] = ()) -> bool:
 def looks_secret_value(value: Any) -> bool:
     """Whether a literal value has the shape of a known credential format."""
     return isinstance(value, str) and bool(_SECRET_VALUE.search(value))
+
+
+def plaintext_secret(name: str, value: Any, allowed: Sequence[str] = ()) -> str | None:
+    """Why a literal env value leaks a credential, for the env var rules of every provider.
+
+    Args:
+        name: The variable name.
+        value: Its literal value (empty values leak nothing).
+        allowed: Names the pack config exempts from the name heuristic.
+
+    Returns:
+        ``"name"`` when the name promises a credential, ``"value"`` when the value has a
+        credential's shape, ``None`` otherwise.
+    """
+    if value in (None, ""):
+        return None
+    if looks_secret_name(name, allowed):
+        return "name"
+    if looks_secret_value(value):
+        return "value"
+    return None
+
+
+def is_companion(
+    owner: PolicyResource, companion: PolicyResource, *, handles: Sequence[str], reference: str
+) -> bool:
+    """Whether a companion resource (pulumi-aws 7's per-setting resources) configures ``owner``.
+
+    Args:
+        owner: The resource configured (a bucket, a queue).
+        companion: The candidate companion.
+        handles: The owner's props the companion may name it by (its name, URL or id).
+        reference: The companion's prop that names the owner.
+
+    Returns:
+        True when the companion depends on the owner or names one of its handles.
+    """
+    if any(dep.urn == owner.urn for dep in companion.dependencies):
+        return True
+    names = {get_path(owner.props, handle) for handle in handles} - {None}
+    return get_path(companion.props, reference) in names
 
 
 def iter_statements(document: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:

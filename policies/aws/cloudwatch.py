@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from policies.common import applies_to, get_path
+from policies.common import applies_to, get_path, positive_integer, resource_rule
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
@@ -28,15 +21,12 @@ def validate_retention(args: ResourceValidationArgs, report_violation: ReportVio
         report_violation(f"retentionInDays is {days}; at most {maximum} allowed.", None)
 
 
-log_retention = ResourceValidationPolicy(
+log_retention = resource_rule(
     name="syncbot-aws-log-retention",
     description="CloudWatch log groups must set a retention period.",
     validate=validate_retention,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.LOW,
-    config_schema=PolicyConfigSchema(
-        properties={"maximumDays": {"type": "integer", "minimum": 1}}
-    ),
+    config={"maximumDays": positive_integer()},
 )
 
 POLICIES = (log_retention,)

@@ -6,16 +6,17 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from policies.common import applies_to, as_document, as_list, get_path, iter_statements
+from policies.common import (
+    applies_to,
+    as_document,
+    as_list,
+    get_path,
+    iter_statements,
+    resource_rule,
+    string_list,
+)
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -106,7 +107,13 @@ def _is_wildcard_admin(statement: Mapping[str, Any]) -> bool:
     return bool(actions & {"*", "*:*"}) and "*" in resources
 
 
-def _permission_documents(args: ResourceValidationArgs) -> Iterator[tuple[str, Any]]:
+def permission_documents(args: ResourceValidationArgs) -> Iterator[tuple[str, Any]]:
+    """The permission policies a role or policy resource grants, each with a label for messages.
+
+    Returns:
+        ``(label, raw document)`` pairs: a role's inline policies by name (or index), otherwise
+        the resource's one ``policy``.
+    """
     if args.resource_type == ROLE:
         for index, inline in enumerate(as_list(get_path(args.props, "inlinePolicies"))):
             label = get_path(inline, "name", default=f"inlinePolicies[{index}]")
@@ -124,33 +131,25 @@ def validate_no_wildcard_admin(
         if get_path(args.props, "policyArn") == ADMIN_POLICY_ARN:
             report_violation("AdministratorAccess is attached; grant what is needed.", None)
         return
-    for label, raw in _permission_documents(args):
+    for label, raw in permission_documents(args):
         if any(_is_wildcard_admin(s) for s in iter_statements(as_document(raw))):
             report_violation(f"{label} allows action '*' on resource '*'.", None)
 
 
-oidc_trust_pinned = ResourceValidationPolicy(
+oidc_trust_pinned = resource_rule(
     name="syncbot-aws-iam-oidc-trust-pinned",
     description="Roles trusted by GitHub OIDC must pin the audience and one repository context.",
     validate=validate_oidc_trust,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.CRITICAL,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "allowedRepositories": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "OWNER/REPO names a deploy role may trust.",
-            }
-        }
-    ),
+    config={
+        "allowedRepositories": string_list(description="OWNER/REPO names a deploy role may trust.")
+    },
 )
 
-no_wildcard_admin = ResourceValidationPolicy(
+no_wildcard_admin = resource_rule(
     name="syncbot-aws-iam-no-wildcard-admin",
     description="IAM policies must not allow '*' actions on '*' resources.",
     validate=validate_no_wildcard_admin,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.CRITICAL,
 )
 

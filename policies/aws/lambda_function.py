@@ -10,21 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
 from policies.common import (
     applies_to,
     as_list,
     get_path,
-    looks_secret_name,
-    looks_secret_value,
+    plaintext_secret,
+    resource_rule,
+    string_list,
 )
 
 FUNCTION = "aws:lambda/function:Function"
@@ -56,16 +50,14 @@ def validate_no_plaintext_secrets(
         return
     allowed = tuple(args.get_config().get("allowedNames") or ())
     for name in sorted(variables):
-        value = variables[name]
-        if value in (None, ""):
-            continue
-        if looks_secret_name(name, allowed):
+        leak = plaintext_secret(name, variables[name], allowed)
+        if leak == "name":
             report_violation(
                 f"environment variable {name} holds a secret in plain text; pass its "
                 "Secrets Manager ARN instead.",
                 None,
             )
-        elif looks_secret_value(value):
+        elif leak == "value":
             report_violation(f"environment variable {name} holds a credential-shaped value.", None)
 
 
@@ -90,45 +82,28 @@ def validate_batch_item_failures(
         )
 
 
-runtime_allowed = ResourceValidationPolicy(
+runtime_allowed = resource_rule(
     name="syncbot-aws-lambda-runtime",
     description="Lambda functions must use an allowed Python runtime.",
     validate=validate_runtime,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "allowedRuntimes": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": list(DEFAULT_RUNTIMES),
-            }
-        }
-    ),
+    config={"allowedRuntimes": string_list(default=DEFAULT_RUNTIMES)},
 )
 
-no_plaintext_secrets = ResourceValidationPolicy(
+no_plaintext_secrets = resource_rule(
     name="syncbot-aws-lambda-no-plaintext-secrets",
     description="Lambda environments must not contain secrets in plain text.",
     validate=validate_no_plaintext_secrets,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.CRITICAL,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "allowedNames": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Env var names exempt from the name heuristic.",
-            }
-        }
-    ),
+    config={
+        "allowedNames": string_list(description="Env var names exempt from the name heuristic.")
+    },
 )
 
-sqs_batch_item_failures = ResourceValidationPolicy(
+sqs_batch_item_failures = resource_rule(
     name="syncbot-aws-lambda-sqs-batch-failures",
     description="SQS event source mappings must report batch item failures.",
     validate=validate_batch_item_failures,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
 )
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from policies.common import applies_to, get_path, is_production
+from policies.common import (
+    applies_to,
+    get_path,
+    is_production,
+    positive_integer,
+    resource_rule,
+    string_list,
+)
 
 INSTANCE = "aws:rds/instance:Instance"
 CLUSTER = "aws:rds/cluster:Cluster"
@@ -59,50 +59,38 @@ def validate_deletion_protection(
         report_violation("deletionProtection is off on a production stack.", None)
 
 
-_PRODUCTION_SCHEMA = PolicyConfigSchema(
-    properties={
-        "productionStacks": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "Stack names or glob patterns treated as production.",
-        }
-    }
-)
-
-no_public_access = ResourceValidationPolicy(
+no_public_access = resource_rule(
     name="syncbot-aws-rds-no-public-access",
     description="RDS databases must not be publicly accessible.",
     validate=validate_not_public,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.CRITICAL,
 )
 
-storage_encrypted = ResourceValidationPolicy(
+storage_encrypted = resource_rule(
     name="syncbot-aws-rds-storage-encrypted",
     description="RDS storage must be encrypted at rest.",
     validate=validate_storage_encrypted,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
 )
 
-backups = ResourceValidationPolicy(
+backups = resource_rule(
     name="syncbot-aws-rds-backups",
     description="RDS automated backups must be on.",
     validate=validate_backups,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(
-        properties={"minimumRetentionDays": {"type": "integer", "minimum": 1, "default": 1}}
-    ),
+    config={"minimumRetentionDays": positive_integer(default=1)},
 )
 
-deletion_protection = ResourceValidationPolicy(
+deletion_protection = resource_rule(
     name="syncbot-aws-rds-deletion-protection",
     description="RDS databases on production stacks must have deletion protection.",
     validate=validate_deletion_protection,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
-    config_schema=_PRODUCTION_SCHEMA,
+    config={
+        "productionStacks": string_list(
+            description="Stack names or glob patterns treated as production."
+        )
+    },
 )
 
 POLICIES = (no_public_access, storage_encrypted, backups, deletion_protection)

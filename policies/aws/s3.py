@@ -10,17 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from pulumi_policy import (
-    EnforcementLevel,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
-    ResourceValidationPolicy,
     Severity,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
-from policies.common import applies_to, as_list, get_path
+from policies.common import (
+    applies_to,
+    as_list,
+    get_path,
+    is_companion,
+    resource_rule,
+    stack_rule,
+)
 
 BUCKET = "aws:s3/bucket:Bucket"
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -48,10 +52,7 @@ def validate_public_access_block(
 
 
 def _linked(bucket: PolicyResource, helper: PolicyResource) -> bool:
-    if any(dep.urn == bucket.urn for dep in helper.dependencies):
-        return True
-    names = {get_path(bucket.props, "bucket"), get_path(bucket.props, "id")} - {None}
-    return get_path(helper.props, "bucket") in names
+    return is_companion(bucket, helper, handles=("bucket", "id"), reference="bucket")
 
 
 def _full_block(helper: PolicyResource) -> bool:
@@ -108,19 +109,17 @@ def validate_buckets(args: StackValidationArgs, report_violation: ReportViolatio
         report_violation(f"bucket {bucket.name} lacks {missing}.", bucket.urn)
 
 
-public_access_block = ResourceValidationPolicy(
+public_access_block = resource_rule(
     name="syncbot-aws-s3-public-access-block",
     description="S3 public access blocks must turn on all four switches.",
     validate=validate_public_access_block,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
 )
 
-bucket_protected = StackValidationPolicy(
+bucket_protected = stack_rule(
     name="syncbot-aws-s3-bucket-protected",
     description="S3 buckets must block public access, encrypt at rest and keep versions.",
     validate=validate_buckets,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
 )
 

@@ -14,19 +14,32 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
-    ResourceValidationPolicy,
     Severity,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
-from policies.aws.iam import GROUP_POLICY, POLICY, ROLE, ROLE_POLICY, USER_POLICY
-from policies.common import applies_to, as_document, as_list, get_path, iter_statements
+from policies.aws.iam import (
+    GROUP_POLICY,
+    POLICY,
+    ROLE,
+    ROLE_POLICY,
+    USER_POLICY,
+    permission_documents,
+)
+from policies.common import (
+    applies_to,
+    as_document,
+    as_list,
+    get_path,
+    is_companion,
+    iter_statements,
+    positive_integer,
+    resource_rule,
+    stack_rule,
+)
 
 QUEUE = "aws:sqs/queue:Queue"
 REDRIVE_POLICY = "aws:sqs/redrivePolicy:RedrivePolicy"
@@ -51,10 +64,7 @@ def validate_encrypted(args: ResourceValidationArgs, report_violation: ReportVio
 
 
 def _linked(queue: PolicyResource, helper: PolicyResource) -> bool:
-    if any(dep.urn == queue.urn for dep in helper.dependencies):
-        return True
-    handles = {get_path(queue.props, "url"), get_path(queue.props, "id")} - {None}
-    return get_path(helper.props, "queueUrl") in handles
+    return is_companion(queue, helper, handles=("url", "id"), reference="queueUrl")
 
 
 def _redrive_documents(
@@ -217,57 +227,38 @@ def _statement_problems(statement: Mapping[str, Any]) -> list[str]:
 @applies_to(ROLE, ROLE_POLICY, POLICY, USER_POLICY, GROUP_POLICY)
 def validate_sqs_grants(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Report SQS grants with wildcard actions or on anything but named queue ARNs."""
-    if args.resource_type == ROLE:
-        documents = [
-            (str(get_path(inline, "name", default="inlinePolicies")), get_path(inline, "policy"))
-            for inline in as_list(get_path(args.props, "inlinePolicies"))
-        ]
-    else:
-        documents = [("policy", get_path(args.props, "policy"))]
-    for label, raw in documents:
+    for label, raw in permission_documents(args):
         for statement in iter_statements(as_document(raw)):
             for problem in _statement_problems(statement):
                 report_violation(f"{label}: {problem}.", None)
 
 
-encrypted = ResourceValidationPolicy(
+encrypted = resource_rule(
     name="syncbot-aws-sqs-encrypted",
     description="SQS queues must be encrypted at rest (SQS-managed SSE or KMS).",
     validate=validate_encrypted,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
 )
 
-dead_letter = StackValidationPolicy(
+dead_letter = stack_rule(
     name="syncbot-aws-sqs-dead-letter",
     description="SQS work queues must redrive failing messages to a dead-letter queue.",
     validate=validate_redrive,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "maximumReceiveCount": {
-                "type": "integer",
-                "minimum": 1,
-                "default": DEFAULT_MAX_RECEIVE_COUNT,
-            }
-        }
-    ),
+    config={"maximumReceiveCount": positive_integer(default=DEFAULT_MAX_RECEIVE_COUNT)},
 )
 
-dead_letter_alarm = StackValidationPolicy(
+dead_letter_alarm = stack_rule(
     name="syncbot-aws-sqs-dlq-alarm",
     description="SQS dead-letter queues must have an alarm on their first visible message.",
     validate=validate_dead_letter_alarm,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
 )
 
-scoped_grants = ResourceValidationPolicy(
+scoped_grants = resource_rule(
     name="syncbot-aws-iam-sqs-scoped",
     description="IAM grants on SQS must list exact actions on named queue ARNs.",
     validate=validate_sqs_grants,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
 )
 

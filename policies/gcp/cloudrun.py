@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from policies.common import applies_to, as_list, get_path, looks_secret_name, looks_secret_value
+from policies.common import (
+    applies_to,
+    as_list,
+    get_path,
+    plaintext_secret,
+    resource_rule,
+    string_list,
+)
 
 SERVICE_V2 = "gcp:cloudrunv2/service:Service"
 JOB_V2 = "gcp:cloudrunv2/job:Job"
@@ -44,26 +44,21 @@ def validate_secrets_by_reference(
     allowed = tuple(args.get_config().get("allowedNames") or ())
     for env in iter_env(args.resource_type, args.props):
         name = str(get_path(env, "name", default=""))
-        value = get_path(env, "value")
-        if value in (None, ""):
-            continue
-        if looks_secret_name(name, allowed):
+        leak = plaintext_secret(name, get_path(env, "value"), allowed)
+        if leak == "name":
             report_violation(
                 f"env {name} is a literal value; read it with valueSource.secretKeyRef.", None
             )
-        elif looks_secret_value(value):
+        elif leak == "value":
             report_violation(f"env {name} holds a credential-shaped literal value.", None)
 
 
-secrets_by_reference = ResourceValidationPolicy(
+secrets_by_reference = resource_rule(
     name="syncbot-gcp-cloudrun-secrets-by-reference",
     description="Cloud Run secrets must be referenced from Secret Manager, not set as values.",
     validate=validate_secrets_by_reference,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.CRITICAL,
-    config_schema=PolicyConfigSchema(
-        properties={"allowedNames": {"type": "array", "items": {"type": "string"}}}
-    ),
+    config={"allowedNames": string_list()},
 )
 
 POLICIES = (secrets_by_reference,)

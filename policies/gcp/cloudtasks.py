@@ -7,16 +7,9 @@ already catch a delivery Cloud Tasks gives up on.
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from policies.common import applies_to, get_path
+from policies.common import applies_to, get_path, positive_integer, resource_rule
 
 QUEUE = "gcp:cloudtasks/queue:Queue"
 DEFAULT_MAXIMUM_ATTEMPTS = 100
@@ -42,21 +35,12 @@ def validate_bounded_retries(
         report_violation(f"retryConfig.maxAttempts is {attempts}; at most {maximum}.", None)
 
 
-bounded_retries = ResourceValidationPolicy(
+bounded_retries = resource_rule(
     name="syncbot-gcp-cloudtasks-bounded-retries",
     description="Cloud Tasks queues must set a retry config with bounded attempts.",
     validate=validate_bounded_retries,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "maximumAttempts": {
-                "type": "integer",
-                "minimum": 1,
-                "default": DEFAULT_MAXIMUM_ATTEMPTS,
-            }
-        }
-    ),
+    config={"maximumAttempts": positive_integer(default=DEFAULT_MAXIMUM_ATTEMPTS)},
 )
 
 POLICIES = (bounded_retries,)

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import re
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from policies.common import applies_to, as_document, as_list, get_path
+from policies.common import (
+    applies_to,
+    as_document,
+    as_list,
+    get_path,
+    resource_rule,
+    string_list,
+)
 
 WIF_PROVIDER = "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider"
 PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
@@ -52,17 +52,23 @@ def _project_roles(args: ResourceValidationArgs) -> list[str]:
     return [str(get_path(args.props, "role", default=""))]
 
 
+def _forbidden_project_roles(
+    args: ResourceValidationArgs, config_key: str, default: tuple[str, ...]
+) -> list[str]:
+    """The roles the grant gives on the whole project that the rule's config forbids there."""
+    forbidden = set(args.get_config().get(config_key) or default)
+    return [role for role in _project_roles(args) if role in forbidden]
+
+
 @applies_to(PROJECT_MEMBER, PROJECT_BINDING, PROJECT_POLICY)
 def validate_no_project_secret_access(
     args: ResourceValidationArgs, report_violation: ReportViolation
 ) -> None:
     """Report a project-level grant that reads every secret of the project."""
-    forbidden = set(args.get_config().get("forbiddenRoles") or (SECRET_ACCESSOR,))
-    for role in _project_roles(args):
-        if role in forbidden:
-            report_violation(
-                f"{role} granted on the whole project; grant it on each secret instead.", None
-            )
+    for role in _forbidden_project_roles(args, "forbiddenRoles", (SECRET_ACCESSOR,)):
+        report_violation(
+            f"{role} granted on the whole project; grant it on each secret instead.", None
+        )
 
 
 @applies_to(PROJECT_MEMBER, PROJECT_BINDING, PROJECT_POLICY)
@@ -70,55 +76,33 @@ def validate_resource_level_invokers(
     args: ResourceValidationArgs, report_violation: ReportViolation
 ) -> None:
     """Report ``run.invoker`` or ``cloudtasks.enqueuer`` granted on the whole project."""
-    forbidden = set(args.get_config().get("resourceLevelRoles") or RESOURCE_LEVEL_ROLES)
-    for role in _project_roles(args):
-        if role in forbidden:
-            report_violation(
-                f"{role} granted on the whole project; grant it on the one service or queue.",
-                None,
-            )
+    for role in _forbidden_project_roles(args, "resourceLevelRoles", RESOURCE_LEVEL_ROLES):
+        report_violation(
+            f"{role} granted on the whole project; grant it on the one service or queue.", None
+        )
 
 
-wif_attribute_condition = ResourceValidationPolicy(
+wif_attribute_condition = resource_rule(
     name="syncbot-gcp-wif-attribute-condition",
     description="Workload Identity providers must pin the GitHub repository in a condition.",
     validate=validate_attribute_condition,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.CRITICAL,
 )
 
-no_project_secret_accessor = ResourceValidationPolicy(
+no_project_secret_accessor = resource_rule(
     name="syncbot-gcp-no-project-secret-accessor",
     description="Secret access must be granted per secret, not on the whole project.",
     validate=validate_no_project_secret_access,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "forbiddenRoles": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": [SECRET_ACCESSOR],
-            }
-        }
-    ),
+    config={"forbiddenRoles": string_list(default=(SECRET_ACCESSOR,))},
 )
 
-resource_level_invokers = ResourceValidationPolicy(
+resource_level_invokers = resource_rule(
     name="syncbot-gcp-invoker-roles-resource-level",
     description="Run invoker and Cloud Tasks enqueuer roles must be granted per resource.",
     validate=validate_resource_level_invokers,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "resourceLevelRoles": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": list(RESOURCE_LEVEL_ROLES),
-            }
-        }
-    ),
+    config={"resourceLevelRoles": string_list(default=RESOURCE_LEVEL_ROLES)},
 )
 
 POLICIES = (wif_attribute_condition, no_project_secret_accessor, resource_level_invokers)

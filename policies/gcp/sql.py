@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from policies.common import applies_to, as_list, get_path
+from policies.common import applies_to, as_list, get_path, resource_rule
 
 DATABASE_INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
 
@@ -64,19 +58,17 @@ def validate_ssl_required(args: ResourceValidationArgs, report_violation: Report
     )
 
 
-no_open_networks = ResourceValidationPolicy(
+no_open_networks = resource_rule(
     name="syncbot-gcp-sql-no-open-networks",
     description="Cloud SQL must not authorize internet-wide networks.",
     validate=validate_no_open_networks,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.CRITICAL,
 )
 
-ssl_required = ResourceValidationPolicy(
+ssl_required = resource_rule(
     name="syncbot-gcp-sql-ssl-required",
     description="Cloud SQL must require encrypted connections.",
     validate=validate_ssl_required,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
 )
 

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    Severity,
-)
+from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
-from policies.common import applies_to, get_path
+from policies.common import applies_to, get_path, resource_rule
 
 BUCKET = "gcp:storage/bucket:Bucket"
 
@@ -28,11 +22,10 @@ def validate_public_access_prevention(
         report_violation("uniformBucketLevelAccess is not true.", None)
 
 
-public_access_prevention = ResourceValidationPolicy(
+public_access_prevention = resource_rule(
     name="syncbot-gcp-storage-public-access-prevention",
     description="Storage buckets must enforce public access prevention and uniform access.",
     validate=validate_public_access_prevention,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
 )
 

@@ -9,14 +9,7 @@ live in the bootstrap stack. Exporting more is always fine.
 
 from __future__ import annotations
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    Severity,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import ReportViolation, Severity, StackValidationArgs
 
 from infra.contract import (
     OUTPUT_ARTIFACT_BUCKET,
@@ -24,6 +17,7 @@ from infra.contract import (
     OUTPUT_REGION,
     OUTPUT_SERVICE_URL,
 )
+from policies.common import stack_rule, string_list
 from policies.stack.wiring import app_workloads
 
 STACK = "pulumi:pulumi:Stack"
@@ -53,21 +47,12 @@ def validate_bootstrap_outputs(
         report_violation(f"missing stack outputs: {', '.join(missing)}.", root.urn)
 
 
-bootstrap_outputs = StackValidationPolicy(
+bootstrap_outputs = stack_rule(
     name="syncbot-stack-bootstrap-outputs",
     description="Stacks must export the contract outputs (deploy_role, artifact_bucket, ...).",
     validate=validate_bootstrap_outputs,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.MEDIUM,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "requiredOutputs": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Overrides the per-kind defaults.",
-            }
-        }
-    ),
+    config={"requiredOutputs": string_list(description="Overrides the per-kind defaults.")},
 )
 
 POLICIES = (bootstrap_outputs,)

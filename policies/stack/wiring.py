@@ -11,18 +11,10 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    PolicyResource,
-    ReportViolation,
-    Severity,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import PolicyResource, ReportViolation, Severity, StackValidationArgs
 
 from infra.contract import AWS_SECRET_ARNS_ENV, ENV_BY_NAME, ROUTES, route_key
-from policies.common import get_path
+from policies.common import get_path, stack_rule, string_list
 from policies.gcp.cloudrun import SERVICE_V2, iter_env
 
 LAMBDA = "aws:lambda/function:Function"
@@ -196,23 +188,19 @@ def validate_variables(args: StackValidationArgs, report_violation: ReportViolat
             )
 
 
-routes_wired = StackValidationPolicy(
+routes_wired = stack_rule(
     name="syncbot-stack-routes-wired",
     description="Every contract route must reach the app through the public endpoint.",
     validate=validate_routes,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
 )
 
-variables_wired = StackValidationPolicy(
+variables_wired = stack_rule(
     name="syncbot-stack-variables-wired",
     description="Every contract variable the app needs must be wired to it.",
     validate=validate_variables,
-    enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(
-        properties={"requiredVariables": {"type": "array", "items": {"type": "string"}}}
-    ),
+    config={"requiredVariables": string_list()},
 )
 
 POLICIES = (routes_wired, variables_wired)

@@ -221,6 +221,14 @@ def test_inline_role_policies_and_deny_statements() -> None:
     assert check_resource(sqs.scoped_grants, iam.ROLE_POLICY, {"policy": deny}) == []
 
 
+def test_an_unnamed_inline_policy_is_labelled_by_its_index_as_the_admin_rule_does() -> None:
+    loose = document({"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"})
+    props = {"inlinePolicies": [{"name": "consumer", "policy": document()}, {"policy": loose}]}
+    assert check_resource(sqs.scoped_grants, iam.ROLE, props) == [
+        "inlinePolicies[1]: resource '*' is not an SQS queue ARN."
+    ]
+
+
 def test_statements_without_sqs_actions_are_not_this_rules_business() -> None:
     other = document({"Effect": "Allow", "Action": ["xray:PutTraceSegments"], "Resource": "*"})
     assert check_resource(sqs.scoped_grants, iam.ROLE_POLICY, {"policy": other}) == []

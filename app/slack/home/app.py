@@ -38,6 +38,7 @@ from starlette.responses import Response
 
 from app.errors import SyncbotError
 from app.slack.home.section import Block, HomeSection, Viewer, notice_view
+from app.slack.home.sections.access import is_workspace_admin
 from app.slack.home.sections.backup import BackupSection
 from app.slack.home.sections.channels import ChannelsSection
 from app.slack.home.sections.federation import FederationSection
@@ -186,10 +187,7 @@ class HomeApp:
             # Refusing is the safe answer; not cached, so the next click asks again.
             log.warning("admin check failed", extra={"team": team_id, "error": str(exc)})
             return False
-        user = data.get("user") or {}
-        admin = not (user.get("deleted") or user.get("is_restricted") or user.get("is_bot")) and (
-            bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
-        )
+        admin = is_workspace_admin(data.get("user") or {})
         self._admins[(team_id, user_id)] = (admin, now + self._admin_ttl)
         return admin
 

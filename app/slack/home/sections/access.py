@@ -31,9 +31,27 @@ def admin_viewer(context: Mapping[str, Any]) -> Viewer | None:
     return viewer if viewer.is_admin else None
 
 
-def actor_team(body: dict[str, Any]) -> str:
+def actor(body: dict[str, Any]) -> tuple[str, str]:
+    """(team id, user id) of whoever clicked; empty strings where the payload has none."""
     user = body.get("user") or {}
-    return str((body.get("team") or {}).get("id") or user.get("team_id") or "")
+    team = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
+    return team, str(user.get("id") or "")
+
+
+def actor_team(body: dict[str, Any]) -> str:
+    return actor(body)[0]
+
+
+def can_act(user: Mapping[str, Any]) -> bool:
+    """Whether a ``users.info`` user may act at all: not deleted, not a guest, not a bot."""
+    return not (user.get("deleted") or user.get("is_restricted") or user.get("is_bot"))
+
+
+def is_workspace_admin(user: Mapping[str, Any]) -> bool:
+    """Whether a ``users.info`` user is an admin or owner of the workspace who may act."""
+    return can_act(user) and bool(
+        user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")
+    )
 
 
 async def acting_viewer(services: Services, body: dict[str, Any]) -> Viewer:
@@ -42,8 +60,7 @@ async def acting_viewer(services: Services, body: dict[str, Any]) -> Viewer:
     For code that has no Bolt context at hand; handlers should use :func:`admin_viewer`, the
     shell's checked viewer. Any failure to ask Slack counts as "not an admin".
     """
-    user = str((body.get("user") or {}).get("id") or "")
-    team = actor_team(body)
+    team, user = actor(body)
     if not team or not user:
         return Viewer(team_id=team, user_id=user, is_admin=False)
     try:
@@ -52,12 +69,29 @@ async def acting_viewer(services: Services, body: dict[str, Any]) -> Viewer:
         log.warning("admin check failed", extra={"team": team, "error": str(exc)})
         return Viewer(team_id=team, user_id=user, is_admin=False)
     info = data.get("user") or {}
-    if info.get("deleted") or info.get("is_restricted") or info.get("is_bot"):
+    if not can_act(info):
         return Viewer(team_id=team, user_id=user, is_admin=False)
-    admin = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+    admin = is_workspace_admin(info)
     return Viewer(
         team_id=team, user_id=user, is_admin=admin or not services.settings.require_admin
     )
+
+
+async def call_slack(
+    services: Services, viewer: Viewer, method: str, **params: Any
+) -> dict[str, Any]:
+    """Call Slack's Web API as the bot of the viewer's workspace."""
+    return await services.slack.workspaces.api(viewer.team_id).call(method, **params)
+
+
+async def admin_or_refuse(
+    services: Services, body: dict[str, Any], context: Mapping[str, Any]
+) -> Viewer | None:
+    """The checked admin who clicked, or None once they were told why nothing happens."""
+    viewer = admin_viewer(context)
+    if viewer is None:
+        await refuse(services, body)
+    return viewer
 
 
 async def refuse(services: Services, body: dict[str, Any], text: str = REFUSED) -> None:
@@ -132,8 +166,14 @@ __all__ = [
     "REFUSED",
     "Background",
     "acting_viewer",
+    "actor",
+    "actor_team",
+    "admin_or_refuse",
     "admin_viewer",
     "answer_in_time",
+    "call_slack",
+    "can_act",
+    "is_workspace_admin",
     "notice_view",
     "refuse",
 ]

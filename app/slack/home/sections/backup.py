@@ -29,7 +29,8 @@ import aiohttp
 from sqlalchemy import select
 
 from app.errors import SyncbotError
-from app.slack.home.section import Block, HomeRefresher, Viewer
+from app.slack.home.section import Block, HomeRefresher, Viewer, notice_view
+from app.slack.home.sections.access import actor, is_workspace_admin, refuse
 from app.slack.mrkdwn import escape
 from app.slack.webapi import SlackApi
 from app.store.backup import (
@@ -99,22 +100,6 @@ def restore_view() -> Block:
             },
         ],
     }
-
-
-def notice_view(title: str, text: str) -> Block:
-    """A one-paragraph modal: progress, outcomes and refusals."""
-    return {
-        "type": "modal",
-        "title": _text(title[:24]),
-        "close": _text("Close"),
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}],
-    }
-
-
-def _actor(body: dict[str, Any]) -> tuple[str, str]:
-    user = body.get("user") or {}
-    team = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
-    return team, str(user.get("id") or "")
 
 
 def _describe(summary: BackupSummary) -> str:
@@ -198,7 +183,7 @@ class BackupSection:
         The shell has gated the request already; this part guards the whole database, so it
         checks again (a shown button proves nothing, and admins can be demoted).
         """
-        team, user = _actor(body)
+        team, user = actor(body)
         if not user or not self._primary(team):
             log.info("refused a backup action outside the primary workspace")
             return None
@@ -209,25 +194,13 @@ class BackupSection:
         except SyncbotError as exc:
             log.warning("admin check failed", extra={"team": team, "error": str(exc)})
             return None
-        info = data.get("user") or {}
-        blocked = info.get("deleted") or info.get("is_restricted") or info.get("is_bot")
-        admin = info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner")
-        if blocked or not admin:
+        if not is_workspace_admin(data.get("user") or {}):
             log.info("refused a non-admin's backup action", extra={"team": team})
             return None
         return Viewer(team, user, is_admin=True)
 
     async def _refuse(self, body: dict[str, Any]) -> None:
-        team, _ = _actor(body)
-        trigger = body.get("trigger_id")
-        if not trigger or not team:
-            return
-        try:
-            await self._services.slack.workspaces.api(team).call(
-                "views.open", trigger_id=trigger, view=notice_view("Not allowed", REFUSED)
-            )
-        except SyncbotError:
-            log.warning("could not show a refusal", extra={"team": team})
+        await refuse(self._services, body, REFUSED)
 
     def _api(self, viewer: Viewer) -> SlackApi:
         return self._services.slack.workspaces.api(viewer.team_id)

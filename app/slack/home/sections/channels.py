@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import RemoteError
 from app.slack.home.section import Block, HomeRefresher, Viewer, viewer_of
-from app.slack.home.sections.groups import (
+from app.slack.home.sections.blocks import (
     actions,
-    as_id,
     button,
     context,
-    explain,
     metadata,
     modal,
     mrkdwn,
-    show,
+    option,
+    select_input,
     submitted,
 )
+from app.slack.home.sections.groups import as_id, explain, show
 from app.slack.workspaces import Workspaces
 from app.store.groups import ChannelView, GroupError, Groups
 
@@ -143,24 +143,15 @@ class ChannelsSection:
             except GroupError as exc:
                 await explain(workspaces, body, exc)
                 return
-            everyone = {"text": _plain(f"Everyone in {group.name}"), "value": EVERYONE}
+            everyone = option(f"Everyone in {group.name}", EVERYONE)
             others = [
-                {"text": _plain(f"Only {m.name}"), "value": m.team_id}
+                option(f"Only {m.name}", m.team_id)
                 for m in group.members
                 if m.status == "active" and m.team_id != viewer.team_id
             ]
-            options = [everyone, *others[:99]]
-            audience = {
-                "type": "input",
-                "block_id": "audience",
-                "label": _plain("Who may subscribe"),
-                "element": {
-                    "type": "static_select",
-                    "action_id": "value",
-                    "options": options,
-                    "initial_option": everyone,
-                },
-            }
+            audience = select_input(
+                "audience", "Who may subscribe", [everyone, *others[:99]], initial=everyone
+            )
             view = modal(
                 PUBLISH,
                 "Publish a channel",
@@ -269,10 +260,6 @@ def _group_of(groups: Groups, team_id: str, sync_id: int) -> int:
         if channel.sync_id == sync_id:
             return channel.group_id
     raise GroupError("that channel is no longer published to your workspace")
-
-
-def _plain(text: str) -> dict[str, str]:
-    return {"type": "plain_text", "text": text[:75]}
 
 
 def _channel_blocks(channel: ChannelView) -> list[Block]:

@@ -29,10 +29,12 @@ from app.slack.home.sections.access import (
     Background,
     admin_viewer,
     answer_in_time,
+    call_slack,
     notice_view,
     refuse,
 )
-from app.slack.home.sections.scope import team_syncs, teams_in
+from app.slack.home.sections.blocks import header, plain_text
+from app.slack.home.sections.scope import other_teams, team_syncs
 from app.store.models import Sync, SyncEndpoint
 
 if TYPE_CHECKING:
@@ -53,10 +55,6 @@ NOT_YOURS = (
 )
 
 
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
 @dataclass(frozen=True, slots=True)
 class PeerLine:
     peer: PeerView
@@ -68,9 +66,9 @@ def _sync_select(syncs: list[str]) -> dict[str, Any]:
     return {
         "type": "static_select",
         "action_id": "sync",
-        "placeholder": _text("One of this workspace's syncs"),
+        "placeholder": plain_text("One of this workspace's syncs"),
         "options": [
-            {"text": _text(name[:75]), "value": name[:150]} for name in syncs[:MAX_OPTIONS]
+            {"text": plain_text(name[:75]), "value": name[:150]} for name in syncs[:MAX_OPTIONS]
         ],
     }
 
@@ -79,21 +77,21 @@ def connect_view(syncs: list[str]) -> Block:
     return {
         "type": "modal",
         "callback_id": CONNECT_VIEW,
-        "title": _text("Connect to a peer"),
-        "submit": _text("Connect"),
-        "close": _text("Cancel"),
+        "title": plain_text("Connect to a peer"),
+        "submit": plain_text("Connect"),
+        "close": plain_text("Cancel"),
         "blocks": [
             {
                 "type": "input",
                 "block_id": "code",
-                "label": _text("Pairing code"),
-                "hint": _text("From `syncbot peer invite` or the other instance's App Home."),
+                "label": plain_text("Pairing code"),
+                "hint": plain_text("From `syncbot peer invite` or the other instance's App Home."),
                 "element": {"type": "plain_text_input", "action_id": "code", "multiline": True},
             },
             {
                 "type": "input",
                 "block_id": "sync",
-                "label": _text("Sync the peer joins"),
+                "label": plain_text("Sync the peer joins"),
                 "element": _sync_select(syncs),
             },
         ],
@@ -104,14 +102,14 @@ def invite_view(syncs: list[str]) -> Block:
     return {
         "type": "modal",
         "callback_id": INVITE_VIEW,
-        "title": _text("Invite a peer"),
-        "submit": _text("Create code"),
-        "close": _text("Cancel"),
+        "title": plain_text("Invite a peer"),
+        "submit": plain_text("Create code"),
+        "close": plain_text("Cancel"),
         "blocks": [
             {
                 "type": "input",
                 "block_id": "sync",
-                "label": _text("Sync to share"),
+                "label": plain_text("Sync to share"),
                 "element": _sync_select(syncs),
             },
             {
@@ -174,7 +172,7 @@ class FederationSection:
         return lines
 
     async def blocks(self, viewer: Viewer) -> list[Block]:
-        blocks: list[Block] = [{"type": "header", "text": _text("Federation")}]
+        blocks: list[Block] = [header("Federation")]
         federation = self._federation()
         if federation is None:
             blocks.append(
@@ -227,17 +225,17 @@ class FederationSection:
                     "type": "button",
                     "action_id": REMOVE,
                     "style": "danger",
-                    "text": _text("Remove"),
+                    "text": plain_text("Remove"),
                     "value": line.peer.instance_id,
                     "confirm": {
-                        "title": _text("Remove this peer?"),
+                        "title": plain_text("Remove this peer?"),
                         "text": {
                             "type": "mrkdwn",
                             "text": "It leaves every sync it is in, and its requests are "
                             "refused from now on. Pairing again needs a new code.",
                         },
-                        "confirm": _text("Remove"),
-                        "deny": _text("Keep"),
+                        "confirm": plain_text("Remove"),
+                        "deny": plain_text("Keep"),
                     },
                 }
             blocks.append(block)
@@ -253,8 +251,8 @@ class FederationSection:
                 "type": "actions",
                 "block_id": "home.federation.actions",
                 "elements": [
-                    {"type": "button", "action_id": OPEN_CONNECT, "text": _text("Connect")},
-                    {"type": "button", "action_id": OPEN_INVITE, "text": _text("Invite")},
+                    {"type": "button", "action_id": OPEN_CONNECT, "text": plain_text("Connect")},
+                    {"type": "button", "action_id": OPEN_INVITE, "text": plain_text("Invite")},
                 ],
             }
         )
@@ -268,9 +266,6 @@ class FederationSection:
         bolt.view(INVITE_VIEW)(self._invite)
 
     # -- handlers -----------------------------------------------------------------------------
-
-    async def _call(self, viewer: Viewer, method: str, **params: Any) -> dict[str, Any]:
-        return await self._services.slack.workspaces.api(viewer.team_id).call(method, **params)
 
     async def _syncs(self, viewer: Viewer) -> list[str]:
         return await asyncio.to_thread(team_syncs, self._services.sessions, viewer.team_id)
@@ -288,7 +283,9 @@ class FederationSection:
                 if syncs
                 else notice_view("Federation", "Sync a channel first: a peer joins a sync.")
             )
-            await self._call(viewer, "views.open", trigger_id=body["trigger_id"], view=view)
+            await call_slack(
+                self._services, viewer, "views.open", trigger_id=body["trigger_id"], view=view
+            )
 
         return handler
 
@@ -354,7 +351,11 @@ class FederationSection:
                     )
                 log.info("peer connected", extra={"team": viewer.team_id, "peer": peer})
                 await home.refresh(viewer)
-                home.touch(*await self._others(viewer, [sync]))
+                home.touch(
+                    *await asyncio.to_thread(
+                        other_teams, self._services.sessions, [sync], viewer.team_id
+                    )
+                )
                 return notice_view(
                     "Connected",
                     f"Peer `{mrkdwn.escape(peer)}` now takes part in *{mrkdwn.escape(sync)}*.",
@@ -363,7 +364,9 @@ class FederationSection:
             async def later(outcome: Block) -> None:
                 view_id = (body.get("view") or {}).get("id")
                 try:
-                    await self._call(viewer, "views.update", view_id=view_id, view=outcome)
+                    await call_slack(
+                        self._services, viewer, "views.update", view_id=view_id, view=outcome
+                    )
                 except SyncbotError:
                     log.info("connect modal closed before its outcome was shown")
 
@@ -374,10 +377,6 @@ class FederationSection:
             )
 
         return handler
-
-    async def _others(self, viewer: Viewer, syncs: list[str]) -> list[str]:
-        teams = await asyncio.to_thread(teams_in, self._services.sessions, syncs)
-        return [t for t in teams if t != viewer.team_id]
 
     def _remove(self, home: HomeRefresher) -> Any:
         async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
@@ -394,7 +393,9 @@ class FederationSection:
                 log.warning("peer removal outside the workspace's syncs refused")
                 await refuse(self._services, body, NOT_YOURS)
                 return
-            others = await self._others(viewer, list(line.syncs))
+            others = await asyncio.to_thread(
+                other_teams, self._services.sessions, list(line.syncs), viewer.team_id
+            )
             try:
                 await asyncio.to_thread(federation.remove, instance)
             except SyncbotError as exc:

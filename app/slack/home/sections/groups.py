@@ -7,12 +7,24 @@ workspace may do what the (replayable) payload asks.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from app.errors import RemoteError
 from app.slack.home.section import Block, HomeRefresher, Viewer, notice_view, viewer_of
+from app.slack.home.sections.access import actor_team
+from app.slack.home.sections.blocks import (
+    actions,
+    button,
+    context,
+    metadata,
+    modal,
+    mrkdwn,
+    option,
+    select_input,
+    submitted,
+    text_input,
+)
 from app.slack.workspaces import UnknownWorkspace
 from app.store.groups import MAX_GROUP_NAME, GroupError, Groups, GroupView
 
@@ -32,92 +44,7 @@ DECLINE = "home.groups.decline"
 LEAVE = "home.groups.leave"
 
 
-# --- Block Kit helpers shared by the sections of this package ---------------------------------
-
-
-def mrkdwn(text: str, block_id: str | None = None) -> Block:
-    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-    if block_id:
-        block["block_id"] = block_id
-    return block
-
-
-def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
-
-
-def button(
-    text: str,
-    action_id: str,
-    value: str = "",
-    *,
-    style: str | None = None,
-    confirm: tuple[str, str] | None = None,
-) -> Block:
-    element: Block = {
-        "type": "button",
-        "action_id": action_id,
-        "text": {"type": "plain_text", "text": text[:75]},
-    }
-    if value:
-        element["value"] = value
-    if style:
-        element["style"] = style
-    if confirm:
-        element["confirm"] = {
-            "title": {"type": "plain_text", "text": confirm[0][:100]},
-            "text": {"type": "mrkdwn", "text": confirm[1][:300]},
-            "confirm": {"type": "plain_text", "text": "Yes"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-            "style": "danger",
-        }
-    return element
-
-
-def actions(block_id: str, *elements: Block) -> Block:
-    return {"type": "actions", "block_id": block_id, "elements": list(elements)}
-
-
-def modal(
-    callback_id: str, title: str, blocks: list[Block], *, submit: str, metadata: Any = None
-) -> Block:
-    view: Block = {
-        "type": "modal",
-        "callback_id": callback_id,
-        "title": {"type": "plain_text", "text": title[:24]},
-        "submit": {"type": "plain_text", "text": submit[:24]},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": blocks,
-    }
-    if metadata is not None:
-        view["private_metadata"] = json.dumps(metadata)
-    return view
-
-
-def text_input(block_id: str, label: str, *, max_length: int, placeholder: str = "") -> Block:
-    element: Block = {"type": "plain_text_input", "action_id": "value", "max_length": max_length}
-    if placeholder:
-        element["placeholder"] = {"type": "plain_text", "text": placeholder}
-    return {
-        "type": "input",
-        "block_id": block_id,
-        "label": {"type": "plain_text", "text": label},
-        "element": element,
-    }
-
-
-def submitted(view: dict[str, Any], block_id: str) -> dict[str, Any]:
-    """The state of the single element of input ``block_id`` (empty when absent)."""
-    values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
-    return next(iter(values.values()), {}) if isinstance(values, dict) else {}
-
-
-def metadata(view: dict[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
+# --- click and modal helpers shared with the channels section -------------------------------
 
 
 def as_id(value: Any) -> int:
@@ -135,7 +62,7 @@ async def show(workspaces: Workspaces, body: dict[str, Any], view: Block) -> Non
     logged: the click changed nothing yet, and it can simply be repeated.
     """
     try:
-        await workspaces.api(team_of(body)).call(
+        await workspaces.api(actor_team(body)).call(
             "views.open", trigger_id=body.get("trigger_id"), view=view
         )
     except (RemoteError, UnknownWorkspace) as exc:
@@ -145,11 +72,6 @@ async def show(workspaces: Workspaces, body: dict[str, Any], view: Block) -> Non
 async def explain(workspaces: Workspaces, body: dict[str, Any], error: Exception) -> None:
     """Tell the person who clicked why nothing happened (a modal; the click has no other reply)."""
     await show(workspaces, body, notice_view("Not done", str(error)))
-
-
-def team_of(body: dict[str, Any]) -> str:
-    """The workspace an interaction came from."""
-    return str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"))
 
 
 # --- the section ------------------------------------------------------------------------------
@@ -226,7 +148,7 @@ class GroupsSection:
         @bolt.action(INVITE)
         async def open_invite(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
             await ack()
-            viewer = team_of(body)
+            viewer = actor_team(body)
             try:
                 group_id = as_id(action.get("value"))
                 present = groups.teams_of_group(group_id)
@@ -244,16 +166,8 @@ class GroupsSection:
             except GroupError as exc:
                 await explain(workspaces, body, exc)
                 return
-            options = [
-                {"text": {"type": "plain_text", "text": f"{name} ({team})"[:75]}, "value": team}
-                for team, name in candidates[:100]
-            ]
-            field = {
-                "type": "input",
-                "block_id": "workspace",
-                "label": {"type": "plain_text", "text": "Workspace"},
-                "element": {"type": "static_select", "action_id": "value", "options": options},
-            }
+            options = [option(f"{name} ({team})", team) for team, name in candidates[:100]]
+            field = select_input("workspace", "Workspace", options)
             view = modal(
                 INVITE,
                 "Invite a workspace",

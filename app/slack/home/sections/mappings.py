@@ -28,7 +28,8 @@ from app.errors import SyncbotError
 from app.services import Services
 from app.slack import mrkdwn
 from app.slack.home.section import Block, HomeRefresher, Viewer
-from app.slack.home.sections.access import REFUSED, admin_viewer, refuse
+from app.slack.home.sections.access import REFUSED, admin_or_refuse, admin_viewer, call_slack
+from app.slack.home.sections.blocks import context, header, metadata, plain_text
 from app.slack.profiles import normalize_name
 from app.store.models import DirectoryUser, SyncEndpoint, UserMapping, Workspace
 
@@ -256,10 +257,6 @@ def _matches(query: str) -> Any:
 # --- rendering -------------------------------------------------------------------------------
 
 
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
 def _describe(row: MappingRow) -> str:
     who = f"*{mrkdwn.escape(row.name)}* ({mrkdwn.escape(row.remote_workspace)})"
     if row.method is None:
@@ -291,15 +288,15 @@ def _row_block(row: MappingRow, index: int) -> Block:
             "type": "overflow",
             "action_id": ROW_MENU,
             "options": [
-                {"text": _text("Change override…"), "value": f"override|{ref}"},
-                {"text": _text("Clear override"), "value": f"clear|{ref}"},
+                {"text": plain_text("Change override…"), "value": f"override|{ref}"},
+                {"text": plain_text("Clear override"), "value": f"clear|{ref}"},
             ],
         }
     else:
         accessory = {
             "type": "button",
             "action_id": ROW_MENU,
-            "text": _text("Override…"),
+            "text": plain_text("Override…"),
             "value": f"override|{ref}",
         }
     return {
@@ -325,11 +322,11 @@ def browser_view(page: MappingPage) -> Block:
             "type": "input",
             "block_id": "search",
             "optional": True,
-            "label": _text("Search by name"),
+            "label": plain_text("Search by name"),
             "element": {
                 "type": "plain_text_input",
                 "action_id": "query",
-                "placeholder": _text("Name or user id"),
+                "placeholder": plain_text("Name or user id"),
                 **({"initial_value": page.query} if page.query else {}),
             },
         }
@@ -353,7 +350,7 @@ def browser_view(page: MappingPage) -> Block:
             {
                 "type": "button",
                 "action_id": f"{PAGE}.prev",
-                "text": _text("Previous"),
+                "text": plain_text("Previous"),
                 "value": str(max(0, page.offset - PAGE_ROWS)),
             }
         )
@@ -362,7 +359,7 @@ def browser_view(page: MappingPage) -> Block:
             {
                 "type": "button",
                 "action_id": f"{PAGE}.next",
-                "text": _text("Next"),
+                "text": plain_text("Next"),
                 "value": str(page.offset + PAGE_ROWS),
             }
         )
@@ -371,9 +368,9 @@ def browser_view(page: MappingPage) -> Block:
     return {
         "type": "modal",
         "callback_id": BROWSER_VIEW,
-        "title": _text("People mapping"),
-        "submit": _text("Search"),
-        "close": _text("Done"),
+        "title": plain_text("People mapping"),
+        "submit": plain_text("Search"),
+        "close": plain_text("Done"),
         "private_metadata": json.dumps({"q": page.query, "o": page.offset}),
         "blocks": blocks,
     }
@@ -384,7 +381,7 @@ def override_view(row: MappingRow, browser: dict[str, Any] | None = None) -> Blo
     element: dict[str, Any] = {
         "type": "users_select",
         "action_id": "user",
-        "placeholder": _text("Pick a person of this workspace"),
+        "placeholder": plain_text("Pick a person of this workspace"),
     }
     if row.method == "manual" and row.local_user:
         element["initial_user"] = row.local_user
@@ -392,9 +389,9 @@ def override_view(row: MappingRow, browser: dict[str, Any] | None = None) -> Blo
     return {
         "type": "modal",
         "callback_id": OVERRIDE_VIEW,
-        "title": _text("Override mapping"),
-        "submit": _text("Save"),
-        "close": _text("Cancel"),
+        "title": plain_text("Override mapping"),
+        "submit": plain_text("Save"),
+        "close": plain_text("Cancel"),
         "private_metadata": json.dumps({"t": row.remote_team, "u": row.remote_user, "b": browser}),
         "blocks": [
             {
@@ -409,8 +406,8 @@ def override_view(row: MappingRow, browser: dict[str, Any] | None = None) -> Blo
                 "type": "input",
                 "block_id": "local",
                 "optional": True,
-                "label": _text("Person here"),
-                "hint": _text(
+                "label": plain_text("Person here"),
+                "hint": plain_text(
                     "Leave empty to never link them (their name is shown). Overrides never "
                     "expire; clear one to go back to e-mail and name matching."
                 ),
@@ -436,18 +433,12 @@ class MappingsSection:
     async def blocks(self, viewer: Viewer) -> list[Block]:
         summary = await asyncio.to_thread(self.directory.summary, viewer.team_id)
         blocks: list[Block] = [
-            {"type": "header", "text": _text("People across workspaces")},
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": "Who a mention of someone from another workspace of your syncs "
-                        "becomes here. Matched by e-mail, then by unique name; an override "
-                        "you set wins and never expires.",
-                    }
-                ],
-            },
+            header("People across workspaces"),
+            context(
+                "Who a mention of someone from another workspace of your syncs becomes here. "
+                "Matched by e-mail, then by unique name; an override you set wins and never "
+                "expires."
+            ),
         ]
         if not summary:
             blocks.append(
@@ -480,7 +471,7 @@ class MappingsSection:
                     {
                         "type": "button",
                         "action_id": OPEN_BROWSER,
-                        "text": _text(f"Search or see all ({page.total})"),
+                        "text": plain_text(f"Search or see all ({page.total})"),
                     }
                 ],
             }
@@ -496,32 +487,27 @@ class MappingsSection:
 
     # -- handlers -----------------------------------------------------------------------------
 
-    async def _admin(self, body: dict[str, Any], context: Any) -> Viewer | None:
-        viewer = admin_viewer(context)
-        if viewer is None:
-            await refuse(self._services, body)
-        return viewer
-
-    async def _call(self, viewer: Viewer, method: str, **params: Any) -> dict[str, Any]:
-        return await self._services.slack.workspaces.api(viewer.team_id).call(method, **params)
-
     async def _open_browser(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
-        viewer = await self._admin(body, context)
+        viewer = await admin_or_refuse(self._services, body, context)
         if viewer is None:
             return
         page = await asyncio.to_thread(self.directory.page, viewer.team_id, limit=PAGE_ROWS)
-        await self._call(
-            viewer, "views.open", trigger_id=body["trigger_id"], view=browser_view(page)
+        await call_slack(
+            self._services,
+            viewer,
+            "views.open",
+            trigger_id=body["trigger_id"],
+            view=browser_view(page),
         )
 
     async def _turn_page(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
-        viewer = await self._admin(body, context)
+        viewer = await admin_or_refuse(self._services, body, context)
         if viewer is None:
             return
         view = body.get("view") or {}
-        state = _metadata(view)
+        state = metadata(view)
         offset = _int(body["actions"][0].get("value"))
         await self._update_browser(viewer, str(view.get("id")), str(state.get("q") or ""), offset)
 
@@ -529,7 +515,9 @@ class MappingsSection:
         page = await asyncio.to_thread(
             self.directory.page, viewer.team_id, query=query, offset=offset, limit=PAGE_ROWS
         )
-        await self._call(viewer, "views.update", view_id=view_id, view=browser_view(page))
+        await call_slack(
+            self._services, viewer, "views.update", view_id=view_id, view=browser_view(page)
+        )
 
     async def _search(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         viewer = admin_viewer(context)
@@ -546,7 +534,7 @@ class MappingsSection:
     def _row_menu(self, home: HomeRefresher) -> Any:
         async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
             await ack()
-            viewer = await self._admin(body, context)
+            viewer = await admin_or_refuse(self._services, body, context)
             if viewer is None:
                 return
             action = body["actions"][0]
@@ -563,15 +551,17 @@ class MappingsSection:
                 row = await asyncio.to_thread(self.directory.person, viewer.team_id, team, user)
                 if row is None:
                     return
-                browser = {"id": view["id"], **_metadata(view)} if in_modal else None
+                browser = {"id": view["id"], **metadata(view)} if in_modal else None
                 modal = override_view(row, browser)
                 method = "views.push" if in_modal else "views.open"
-                await self._call(viewer, method, trigger_id=body["trigger_id"], view=modal)
+                await call_slack(
+                    self._services, viewer, method, trigger_id=body["trigger_id"], view=modal
+                )
                 return
             await asyncio.to_thread(self.directory.clear, viewer.team_id, team, user)
             log.info("mapping override cleared", extra={"team": viewer.team_id})
             if in_modal:
-                state = _metadata(view)
+                state = metadata(view)
                 await self._update_browser(
                     viewer, str(view["id"]), str(state.get("q") or ""), _int(state.get("o"))
                 )
@@ -586,7 +576,7 @@ class MappingsSection:
                 await ack(response_action="errors", errors={"local": REFUSED})
                 return
             view = body.get("view") or {}
-            meta = _metadata(view)
+            meta = metadata(view)
             team, user = str(meta.get("t") or ""), str(meta.get("u") or "")
             values = (view.get("state") or {}).get("values") or {}
             chosen = ((values.get("local") or {}).get("user") or {}).get("selected_user")
@@ -623,14 +613,6 @@ class MappingsSection:
             await home.refresh(viewer)
 
         return handler
-
-
-def _metadata(view: dict[str, Any]) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _int(value: Any) -> int:

@@ -21,12 +21,20 @@ from app.slack.home.section import Block, HomeRefresher, Viewer
 from app.slack.home.sections.access import (
     REFUSED,
     Background,
+    admin_or_refuse,
     admin_viewer,
     answer_in_time,
+    call_slack,
     notice_view,
     refuse,
 )
-from app.slack.home.sections.scope import SyncedChannel, sync_of, synced_channels, teams_in
+from app.slack.home.sections.blocks import context, header, plain_text
+from app.slack.home.sections.scope import (
+    SyncedChannel,
+    other_teams,
+    sync_of,
+    synced_channels,
+)
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -39,10 +47,6 @@ OPEN_LINK = "home.matrix_link.open_link"
 UNLINK = "home.matrix_link.unlink"
 LINK_VIEW = "home.matrix_link.link"
 MAX_ROOMS = 10  # the home tab is shared by every section (100 blocks in all)
-
-
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
 
 
 def _rooms(channel: SyncedChannel) -> list[str]:
@@ -61,14 +65,14 @@ def link_view(bot: str) -> Block:
     return {
         "type": "modal",
         "callback_id": LINK_VIEW,
-        "title": _text("Link a Matrix room"),
-        "submit": _text("Link"),
-        "close": _text("Cancel"),
+        "title": plain_text("Link a Matrix room"),
+        "submit": plain_text("Link"),
+        "close": plain_text("Cancel"),
         "blocks": [
             {
                 "type": "input",
                 "block_id": "channel",
-                "label": _text("Synced channel"),
+                "label": plain_text("Synced channel"),
                 "element": {
                     "type": "conversations_select",
                     "action_id": "channel",
@@ -78,8 +82,8 @@ def link_view(bot: str) -> Block:
             {
                 "type": "input",
                 "block_id": "room",
-                "label": _text("Matrix room"),
-                "hint": _text(
+                "label": plain_text("Matrix room"),
+                "hint": plain_text(
                     f"A room id (!abc:server) or alias (#name:server). The bridge bot {bot} "
                     "joins it: invite it first if the room is invite-only. Encrypted rooms "
                     "cannot be bridged."
@@ -88,7 +92,7 @@ def link_view(bot: str) -> Block:
                     "type": "plain_text_input",
                     "action_id": "room",
                     "max_length": 255,
-                    "placeholder": _text("#room:example.org"),
+                    "placeholder": plain_text("#room:example.org"),
                 },
             },
         ],
@@ -115,17 +119,11 @@ class MatrixLinkSection:
             synced_channels, self._services.sessions, viewer.team_id
         )
         blocks: list[Block] = [
-            {"type": "header", "text": _text("Matrix rooms")},
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": "A Matrix room linked to a synced channel takes part in that "
-                        "channel's sync, both ways.",
-                    }
-                ],
-            },
+            header("Matrix rooms"),
+            context(
+                "A Matrix room linked to a synced channel takes part in that channel's sync, "
+                "both ways."
+            ),
         ]
         if self._adapter is None:
             blocks.append(
@@ -156,17 +154,17 @@ class MatrixLinkSection:
                         "accessory": {
                             "type": "button",
                             "action_id": UNLINK,
-                            "text": _text("Unlink"),
+                            "text": plain_text("Unlink"),
                             "value": room,
                             "confirm": {
-                                "title": _text("Unlink this room?"),
+                                "title": plain_text("Unlink this room?"),
                                 "text": {
                                     "type": "mrkdwn",
                                     "text": "Messages stop flowing between the room and the "
                                     "sync. Nothing already posted is removed.",
                                 },
-                                "confirm": _text("Unlink"),
-                                "deny": _text("Keep"),
+                                "confirm": plain_text("Unlink"),
+                                "deny": plain_text("Keep"),
                             },
                         },
                     }
@@ -187,7 +185,7 @@ class MatrixLinkSection:
                         {
                             "type": "button",
                             "action_id": OPEN_LINK,
-                            "text": _text("Link a Matrix room"),
+                            "text": plain_text("Link a Matrix room"),
                         }
                     ],
                 }
@@ -201,9 +199,6 @@ class MatrixLinkSection:
 
     # -- handlers -----------------------------------------------------------------------------
 
-    async def _call(self, viewer: Viewer, method: str, **params: Any) -> dict[str, Any]:
-        return await self._services.slack.workspaces.api(viewer.team_id).call(method, **params)
-
     async def _open_link(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
         viewer = admin_viewer(context)
@@ -211,7 +206,8 @@ class MatrixLinkSection:
         if viewer is None or adapter is None:
             await refuse(self._services, body)
             return
-        await self._call(
+        await call_slack(
+            self._services,
             viewer,
             "views.open",
             trigger_id=body["trigger_id"],
@@ -270,14 +266,20 @@ class MatrixLinkSection:
                     )
                 log.info("matrix room linked", extra={"team": viewer.team_id, "sync": sync})
                 await home.refresh(viewer)
-                home.touch(*await self._others(viewer, sync))
+                home.touch(
+                    *await asyncio.to_thread(
+                        other_teams, self._services.sessions, [sync], viewer.team_id
+                    )
+                )
                 return notice_view(
                     "Linked", f"`{mrkdwn.escape(room)}` now takes part in <#{channel}>'s sync."
                 )
 
             async def later(outcome: Block) -> None:
                 try:
-                    await self._call(viewer, "views.update", view_id=view["id"], view=outcome)
+                    await call_slack(
+                        self._services, viewer, "views.update", view_id=view["id"], view=outcome
+                    )
                 except (SyncbotError, KeyError):
                     log.info("link modal closed before its outcome was shown")
 
@@ -288,16 +290,11 @@ class MatrixLinkSection:
 
         return handler
 
-    async def _others(self, viewer: Viewer, sync: str) -> list[str]:
-        teams = await asyncio.to_thread(teams_in, self._services.sessions, [sync])
-        return [t for t in teams if t != viewer.team_id]
-
     def _unlink(self, home: HomeRefresher) -> Any:
         async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
             await ack()
-            viewer = admin_viewer(context)
+            viewer = await admin_or_refuse(self._services, body, context)
             if viewer is None:
-                await refuse(self._services, body)
                 return
             room = str(body["actions"][0].get("value") or "")
             try:
@@ -312,7 +309,9 @@ class MatrixLinkSection:
             if sync is None or not any(c.sync_name == sync for c in channels):
                 log.warning("unlink of a room outside the workspace's syncs refused")
                 return
-            others = await self._others(viewer, sync)
+            others = await asyncio.to_thread(
+                other_teams, self._services.sessions, [sync], viewer.team_id
+            )
             await unlink_room(self._services.syncs, room)
             log.info("matrix room unlinked", extra={"team": viewer.team_id, "sync": sync})
             await home.refresh(viewer)

@@ -81,3 +81,9 @@ def teams_in(sessions: sessionmaker[Session], sync_names: list[str]) -> list[str
             except EndpointError:
                 continue
     return sorted(teams)
+
+
+def other_teams(sessions: sessionmaker[Session], sync_names: list[str], team_id: str) -> list[str]:
+    """The Slack workspaces other than ``team_id`` with a channel in any of these syncs (whose
+    homes a change to the syncs makes stale)."""
+    return [t for t in teams_in(sessions, sync_names) if t != team_id]

@@ -419,7 +419,7 @@ def test_a_slow_portal_creation_lets_slack_redeliver(
 
     # Over Socket Mode: the envelope stays unacknowledged, Slack sends it again, and the
     # message arrives once the portal exists — once.
-    f.slack.socket_settings.ack_deadline = 0.3
+    f.slack.socket_settings.ack_deadline = 1.0  # three resends, a second apart
     release["go"] = False
     f.slack.post_message(f.team, "C3", "U2", "worth the wait")
     wait_for(lambda: any(fr.get("retry_attempt", 0) >= 1 for fr in f.slack.socket_frames))

@@ -162,37 +162,27 @@ class DeliveryQueue(pulumi.ComponentResource):
             ),
         )
         actions = [args.alarm_topic_arn] if args.alarm_topic_arn is not None else []
-        self.dead_letter_alarm = aws.cloudwatch.MetricAlarm(
+        self.dead_letter_alarm = _queue_alarm(
             f"{name}-dlq-messages",
-            alarm_description="syncbot: deliveries moved to the dead-letter queue",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": self.dead_letter_name},
-            statistic="Maximum",
-            period=300,
-            evaluation_periods=1,
+            description="syncbot: deliveries moved to the dead-letter queue",
+            queue=self.dead_letter,
+            queue_name=self.dead_letter_name,
+            metric="ApproximateNumberOfMessagesVisible",
             threshold=0,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            ok_actions=actions,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.dead_letter]),
+            comparison="GreaterThanThreshold",
+            actions=actions,
+            parent=self,
         )
-        self.oldest_message_alarm = aws.cloudwatch.MetricAlarm(
+        self.oldest_message_alarm = _queue_alarm(
             f"{name}-oldest-message",
-            alarm_description="syncbot: a delivery has waited in the queue too long",
-            namespace="AWS/SQS",
-            metric_name="ApproximateAgeOfOldestMessage",
-            dimensions={"QueueName": self.queue_name},
-            statistic="Maximum",
-            period=300,
-            evaluation_periods=1,
+            description="syncbot: a delivery has waited in the queue too long",
+            queue=self.queue,
+            queue_name=self.queue_name,
+            metric="ApproximateAgeOfOldestMessage",
             threshold=args.oldest_message_alarm_seconds,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            ok_actions=actions,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.queue]),
+            comparison="GreaterThanOrEqualToThreshold",
+            actions=actions,
+            parent=self,
         )
         self.queue_url = self.queue.url
         self.register_outputs(
@@ -202,6 +192,40 @@ class DeliveryQueue(pulumi.ComponentResource):
                 "dead_letter_arn": self.dead_letter_arn,
             }
         )
+
+
+def _queue_alarm(
+    resource_name: str,
+    *,
+    description: str,
+    queue: aws.sqs.Queue,
+    queue_name: str,
+    metric: str,
+    threshold: float,
+    comparison: str,
+    actions: list[pulumi.Input[str]],
+    parent: pulumi.Resource,
+) -> aws.cloudwatch.MetricAlarm:
+    """An alarm on one SQS metric of one queue: its worst value over five minutes.
+
+    No data means an idle queue, not a broken one, so it never alarms.
+    """
+    return aws.cloudwatch.MetricAlarm(
+        resource_name,
+        alarm_description=description,
+        namespace="AWS/SQS",
+        metric_name=metric,
+        dimensions={"QueueName": queue_name},
+        statistic="Maximum",
+        period=300,
+        evaluation_periods=1,
+        threshold=threshold,
+        comparison_operator=comparison,
+        treat_missing_data="notBreaching",
+        alarm_actions=actions,
+        ok_actions=actions,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[queue]),
+    )
 
 
 @dataclass

@@ -23,7 +23,13 @@ from app.slack.home.sections.blocks import (
     select_input,
     submitted,
 )
-from app.slack.home.sections.groups import as_id, explain, show
+from app.slack.home.sections.groups import (
+    as_id,
+    explain,
+    settle_click,
+    settle_submission,
+    show,
+)
 from app.slack.workspaces import Workspaces
 from app.store.groups import ChannelView, GroupError, Groups
 
@@ -164,13 +170,12 @@ class ChannelsSection:
         @bolt.view(PUBLISH)
         async def publish(ack: Any, view: dict[str, Any], context: Any) -> None:
             viewer = viewer_of(context)
-            channel_id = str(submitted(view, "channel").get("selected_conversation") or "")
             chosen = (submitted(view, "audience").get("selected_option") or {}).get("value")
             target = None if chosen in (None, EVERYONE) else str(chosen)
-            try:
+
+            async def work() -> set[str]:
                 group_id = as_id(metadata(view).get("group"))
-                if not channel_id:
-                    raise GroupError("pick a channel")
+                channel_id = _picked_channel(view)
                 name = await ready_channel(workspaces, viewer.team_id, channel_id)
                 await asyncio.to_thread(
                     groups.publish,
@@ -181,12 +186,9 @@ class ChannelsSection:
                     target_team=target,
                     user_id=viewer.user_id,
                 )
-            except GroupError as exc:
-                await ack(response_action="errors", errors={"channel": str(exc)})
-                return
-            await ack()
-            home.touch(*groups.teams_of_group(group_id))
-            await home.refresh(viewer)
+                return groups.teams_of_group(group_id)
+
+            await settle_submission(ack, home, viewer, "channel", work())
 
         @bolt.action(SUBSCRIBE)
         async def open_subscribe(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -211,20 +213,16 @@ class ChannelsSection:
         @bolt.view(SUBSCRIBE)
         async def subscribe(ack: Any, view: dict[str, Any], context: Any) -> None:
             viewer = viewer_of(context)
-            channel_id = str(submitted(view, "channel").get("selected_conversation") or "")
-            try:
+
+            async def work() -> set[str]:
                 sync_id = as_id(metadata(view).get("sync"))
-                if not channel_id:
-                    raise GroupError("pick a channel")
+                channel_id = _picked_channel(view)
                 group_id = _group_of(groups, viewer.team_id, sync_id)
                 await ready_channel(workspaces, viewer.team_id, channel_id)
                 await asyncio.to_thread(groups.subscribe, sync_id, viewer.team_id, channel_id)
-            except GroupError as exc:
-                await ack(response_action="errors", errors={"channel": str(exc)})
-                return
-            await ack()
-            home.touch(*groups.teams_of_group(group_id))
-            await home.refresh(viewer)
+                return groups.teams_of_group(group_id)
+
+            await settle_submission(ack, home, viewer, "channel", work())
 
         def change(apply: Any, *, whole_group: bool) -> Any:
             async def handler(
@@ -232,16 +230,15 @@ class ChannelsSection:
             ) -> None:
                 await ack()
                 viewer = viewer_of(context)
-                try:
+
+                async def work() -> list[str]:
                     sync_id = as_id(action.get("value"))
                     group_id = _group_of(groups, viewer.team_id, sync_id)
                     teams = groups.teams_of_group(group_id) if whole_group else set()
                     await asyncio.to_thread(apply, sync_id, viewer.team_id)
-                except GroupError as exc:
-                    await explain(workspaces, body, exc)
-                    return
-                home.touch(viewer.team_id, *teams)
-                await home.refresh(viewer)
+                    return [viewer.team_id, *teams]
+
+                await settle_click(workspaces, body, home, viewer, work())
 
             return handler
 
@@ -253,6 +250,13 @@ class ChannelsSection:
         )
         bolt.action(STOP)(change(groups.stop, whole_group=True))
         bolt.action(UNPUBLISH)(change(groups.unpublish, whole_group=True))
+
+
+def _picked_channel(view: dict[str, Any]) -> str:
+    channel_id = str(submitted(view, "channel").get("selected_conversation") or "")
+    if not channel_id:
+        raise GroupError("pick a channel")
+    return channel_id
 
 
 def _group_of(groups: Groups, team_id: str, sync_id: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from app.errors import RemoteError
@@ -74,6 +75,44 @@ async def explain(workspaces: Workspaces, body: dict[str, Any], error: Exception
     await show(workspaces, body, notice_view("Not done", str(error)))
 
 
+async def settle_submission(
+    ack: Any, home: HomeRefresher, viewer: Viewer, field: str, work: Awaitable[Iterable[str]]
+) -> None:
+    """Answer a modal submission with the outcome of ``work``.
+
+    A :class:`GroupError` is shown on the input ``field`` and the modal stays open; otherwise
+    the modal closes, the workspaces ``work`` returns (whose homes it changed) are touched and
+    the viewer's home is published again.
+    """
+    try:
+        teams = await work
+    except GroupError as exc:
+        await ack(response_action="errors", errors={field: str(exc)})
+        return
+    await ack()
+    home.touch(*teams)
+    await home.refresh(viewer)
+
+
+async def settle_click(
+    workspaces: Workspaces,
+    body: dict[str, Any],
+    home: HomeRefresher,
+    viewer: Viewer,
+    work: Awaitable[Iterable[str]],
+) -> None:
+    """Finish a button click (already acknowledged) with the outcome of ``work``: a
+    :class:`GroupError` is explained in a modal; otherwise the workspaces ``work`` returns are
+    touched and the viewer's home is published again."""
+    try:
+        teams = await work
+    except GroupError as exc:
+        await explain(workspaces, body, exc)
+        return
+    home.touch(*teams)
+    await home.refresh(viewer)
+
+
 # --- the section ------------------------------------------------------------------------------
 
 
@@ -117,14 +156,12 @@ class GroupsSection:
         async def create(ack: Any, view: dict[str, Any], context: Any) -> None:
             viewer = viewer_of(context)
             name = str(submitted(view, "name").get("value") or "")
-            try:
+
+            async def work() -> list[str]:
                 await asyncio.to_thread(groups.create, viewer.team_id, name)
-            except GroupError as exc:
-                await ack(response_action="errors", errors={"name": str(exc)})
-                return
-            await ack()
-            home.touch(viewer.team_id)
-            await home.refresh(viewer)
+                return [viewer.team_id]
+
+            await settle_submission(ack, home, viewer, "name", work())
 
         @bolt.action(JOIN)
         async def open_join(ack: Any, body: dict[str, Any]) -> None:
@@ -136,14 +173,12 @@ class GroupsSection:
         async def join(ack: Any, view: dict[str, Any], context: Any) -> None:
             viewer = viewer_of(context)
             code = str(submitted(view, "code").get("value") or "")
-            try:
+
+            async def work() -> list[str]:
                 group = await asyncio.to_thread(groups.join, viewer.team_id, code)
-            except GroupError as exc:
-                await ack(response_action="errors", errors={"code": str(exc)})
-                return
-            await ack()
-            home.touch(*(m.team_id for m in group.members))
-            await home.refresh(viewer)
+                return [m.team_id for m in group.members]
+
+            await settle_submission(ack, home, viewer, "code", work())
 
         @bolt.action(INVITE)
         async def open_invite(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -181,15 +216,13 @@ class GroupsSection:
         async def invite(ack: Any, view: dict[str, Any], context: Any) -> None:
             viewer = viewer_of(context)
             invitee = str((submitted(view, "workspace").get("selected_option") or {}).get("value"))
-            try:
+
+            async def work() -> set[str]:
                 group_id = as_id(metadata(view).get("group"))
                 await asyncio.to_thread(groups.invite, group_id, viewer.team_id, invitee)
-            except GroupError as exc:
-                await ack(response_action="errors", errors={"workspace": str(exc)})
-                return
-            await ack()
-            home.touch(*groups.teams_of_group(group_id))
-            await home.refresh(viewer)
+                return groups.teams_of_group(group_id)
+
+            await settle_submission(ack, home, viewer, "workspace", work())
 
         def membership_change(change: Any) -> Any:
             async def handler(
@@ -197,15 +230,14 @@ class GroupsSection:
             ) -> None:
                 await ack()
                 viewer = viewer_of(context)
-                try:
+
+                async def work() -> set[str]:
                     group_id = as_id(action.get("value"))
                     before = groups.teams_of_group(group_id)
                     await asyncio.to_thread(change, group_id, viewer.team_id)
-                except GroupError as exc:
-                    await explain(workspaces, body, exc)
-                    return
-                home.touch(*(before | {viewer.team_id}))
-                await home.refresh(viewer)
+                    return before | {viewer.team_id}
+
+                await settle_click(workspaces, body, home, viewer, work())
 
             return handler
 

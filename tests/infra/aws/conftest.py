@@ -42,6 +42,12 @@ def prod(bundle: Path) -> MockRun:
     return run_stack(stack_file_config("stacks/examples/aws.yaml"), bundle=bundle)
 
 
+@pytest.fixture(params=["dev", "prod"])
+def app_stack(request: pytest.FixtureRequest) -> MockRun:
+    """Each app stack in turn: ``dev``, then ``prod`` (the test runs once per stack)."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="session")
 def bootstrap() -> MockRun:
     """A production bootstrap stack trusting one repository's ``production`` environment."""

@@ -42,13 +42,9 @@ def _function_env(run: MockRun) -> dict[str, str]:
     return run.one("aws:lambda/function:Function").inputs["environment"]["variables"]
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_component_is_built_and_children_are_parented(
-    stack: str, request: pytest.FixtureRequest
-) -> None:
-    run: MockRun = request.getfixturevalue(stack)
-    assert COMPONENTS <= {r.typ for r in run.resources}
-    for resource in run.resources:
+def test_every_component_is_built_and_children_are_parented(app_stack: MockRun) -> None:
+    assert COMPONENTS <= {r.typ for r in app_stack.resources}
+    for resource in app_stack.resources:
         if resource.typ.startswith("pulumi:providers:"):
             continue
         if resource.typ == "syncbot:aws:App":
@@ -59,18 +55,14 @@ def test_every_component_is_built_and_children_are_parented(
         assert resource.name.startswith(resource.parent_name), resource.name
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_database_is_private_encrypted_backed_up_and_requires_tls(
-    stack: str, request: pytest.FixtureRequest
-) -> None:
-    run: MockRun = request.getfixturevalue(stack)
-    db = run.one("aws:rds/instance:Instance").inputs
+def test_database_is_private_encrypted_backed_up_and_requires_tls(app_stack: MockRun) -> None:
+    db = app_stack.one("aws:rds/instance:Instance").inputs
     assert db["publiclyAccessible"] is False
     assert db["storageEncrypted"] is True
     assert db["manageMasterUserPassword"] is True
     assert "password" not in db
     assert db["backupRetentionPeriod"] >= 7
-    params = run.one("aws:rds/parameterGroup:ParameterGroup")
+    params = app_stack.one("aws:rds/parameterGroup:ParameterGroup")
     tls = {(p["name"], p["value"]) for p in params.inputs["parameters"]}
     assert tls & {("rds.force_ssl", "1"), ("require_secure_transport", "ON")}
     assert db["parameterGroupName"] == params.name
@@ -94,23 +86,21 @@ def test_production_database_is_protected_and_snapshotted(prod: MockRun) -> None
     assert db["backupRetentionPeriod"] == 14
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_database_port_is_open_only_to_the_function(
-    stack: str, request: pytest.FixtureRequest
-) -> None:
-    run: MockRun = request.getfixturevalue(stack)
+def test_database_port_is_open_only_to_the_function(app_stack: MockRun) -> None:
     db_sg = next(
-        r for r in run.of_type("aws:ec2/securityGroup:SecurityGroup") if r.name.endswith("-db-sg")
+        r
+        for r in app_stack.of_type("aws:ec2/securityGroup:SecurityGroup")
+        if r.name.endswith("-db-sg")
     )
     fn_sg = next(
         r
-        for r in run.of_type("aws:ec2/securityGroup:SecurityGroup")
+        for r in app_stack.of_type("aws:ec2/securityGroup:SecurityGroup")
         if r.name.endswith("-function-sg")
     )
     (rule,) = db_sg.inputs["ingress"]
     assert rule["securityGroups"] == [f"{fn_sg.name}-id"]
     assert not rule.get("cidrBlocks")
-    fn = run.one("aws:lambda/function:Function").inputs
+    fn = app_stack.one("aws:lambda/function:Function").inputs
     assert fn["vpcConfig"]["securityGroupIds"] == [f"{fn_sg.name}-id"]
 
 
@@ -130,16 +120,14 @@ def test_network_has_private_subnets_nat_egress_and_a_secrets_endpoint(
     assert sorted(fn["vpcConfig"]["subnetIds"]) == sorted(f"{s.name}-id" for s in subnets)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_route_is_present_and_integrated_with_the_function(
-    stack: str, request: pytest.FixtureRequest
-) -> None:
-    run: MockRun = request.getfixturevalue(stack)
-    integration = run.one("aws:apigatewayv2/integration:Integration")
-    fn = run.one("aws:lambda/function:Function")
+def test_every_route_is_present_and_integrated_with_the_function(app_stack: MockRun) -> None:
+    integration = app_stack.one("aws:apigatewayv2/integration:Integration")
+    fn = app_stack.one("aws:lambda/function:Function")
     assert integration.inputs["integrationType"] == "AWS_PROXY"
     assert integration.inputs["integrationUri"].endswith(f"function:{fn.name}/invocations")
-    routes = {r.inputs["routeKey"]: r.inputs for r in run.of_type("aws:apigatewayv2/route:Route")}
+    routes = {
+        r.inputs["routeKey"]: r.inputs for r in app_stack.of_type("aws:apigatewayv2/route:Route")
+    }
     assert set(routes) == {route_key(route) for route in ROUTES}
     for must in (
         "POST /slack/events",
@@ -150,7 +138,7 @@ def test_every_route_is_present_and_integrated_with_the_function(
         "ANY /_matrix/{proxy+}",
     ):
         assert routes[must]["target"] == f"integrations/{integration.name}-id"
-    stage = run.one("aws:apigatewayv2/stage:Stage").inputs
+    stage = app_stack.one("aws:apigatewayv2/stage:Stage").inputs
     assert stage["autoDeploy"] is True and stage["accessLogSettings"]["destinationArn"]
 
 
@@ -164,12 +152,8 @@ def test_invoke_permission_is_scoped_to_the_api(dev: MockRun) -> None:
     assert api.inputs["protocolType"] == "HTTP"
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_non_secret_contract_variable_is_wired(
-    stack: str, request: pytest.FixtureRequest
-) -> None:
-    run: MockRun = request.getfixturevalue(stack)
-    env = _function_env(run)
+def test_every_non_secret_contract_variable_is_wired(app_stack: MockRun) -> None:
+    env = _function_env(app_stack)
     for var in RUNTIME_ENV:
         if var.source is Source.CONFIG and var.default is not None:
             assert var.name in env, var.name

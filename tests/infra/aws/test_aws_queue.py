@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -20,16 +21,14 @@ from infra.aws.queue import (
     queue_arn,
     visibility_timeout,
 )
-from policies.evaluate import Resource, evaluate
-from tests.infra.aws.aws_stack_fixtures import policy_of
-from tests.infra.conftest import ACCOUNT_ID, PROJECT, REGION, STACK, MockRun, run_program
+from tests.infra.aws.aws_stack_fixtures import evaluate_run, patch_type, policy_of
+from tests.infra.conftest import ACCOUNT_ID, REGION, MockRun, Recorded, run_program
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 QUEUE_TYPE = "aws:sqs/queue:Queue"
 ALARM_TYPE = "aws:cloudwatch/metricAlarm:MetricAlarm"
 ESM_TYPE = "aws:lambda/eventSourceMapping:EventSourceMapping"
-STACK_URN = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:pulumi:Stack::{PROJECT}-{STACK}"
 
 
 def _queues(run: MockRun) -> tuple[Any, Any]:
@@ -47,29 +46,24 @@ def _function(run: MockRun) -> Any:
     return run.one("aws:lambda/function:Function")
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_delivery_queue_is_an_encrypted_fifo_deduplicated_by_the_app(
-    stack: str, request: pytest.FixtureRequest
+    app_stack: MockRun,
 ) -> None:
-    run: MockRun = request.getfixturevalue(stack)
-    queue, _ = _queues(run)
+    queue, _ = _queues(app_stack)
     inputs = queue.inputs
     assert inputs["fifoQueue"] is True
     assert inputs["contentBasedDeduplication"] is False  # MessageDeduplicationId = delivery id
     assert inputs["deduplicationScope"] == "messageGroup"
     assert inputs["fifoThroughputLimit"] == "perMessageGroupId"
     assert inputs["sqsManagedSseEnabled"] is True
-    timeout = _function(run).inputs["timeout"]
+    timeout = _function(app_stack).inputs["timeout"]
     assert inputs["visibilityTimeoutSeconds"] == 6 * timeout
-    assert queue.parent_name == f"syncbot-{stack}-app-deliveries"
+    app = app_stack.one("syncbot:aws:App")
+    assert queue.parent_name == f"{app.name}-deliveries"
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_failing_messages_redrive_to_a_fifo_dead_letter_queue(
-    stack: str, request: pytest.FixtureRequest
-) -> None:
-    run: MockRun = request.getfixturevalue(stack)
-    queue, dead_letter = _queues(run)
+def test_failing_messages_redrive_to_a_fifo_dead_letter_queue(app_stack: MockRun) -> None:
+    queue, dead_letter = _queues(app_stack)
     assert dead_letter.inputs["fifoQueue"] is True
     assert dead_letter.inputs["sqsManagedSseEnabled"] is True
     assert "redrivePolicy" not in dead_letter.inputs
@@ -157,20 +151,16 @@ def test_the_function_role_gets_exactly_the_consumer_actions_on_one_queue(dev: M
     assert dead_letter.outputs["arn"] not in policy.inputs["policy"]
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_function_dispatches_through_the_queue(
-    stack: str, request: pytest.FixtureRequest
-) -> None:
-    run: MockRun = request.getfixturevalue(stack)
-    queue, _ = _queues(run)
-    env = _function(run).inputs["environment"]["variables"]
+def test_the_function_dispatches_through_the_queue(app_stack: MockRun) -> None:
+    queue, _ = _queues(app_stack)
+    env = _function(app_stack).inputs["environment"]["variables"]
     assert env["SYNCBOT_DISPATCH"] == "sqs"
     assert env["SYNCBOT_DELIVERY_QUEUE"] == queue.outputs["url"]
     assert env["SYNCBOT_DELIVERY_QUEUE"].endswith(f"/{ACCOUNT_ID}/{queue.inputs['name']}")
     assert "SYNCBOT_DELIVERY_INVOKER" not in env  # Cloud Tasks only
     settings = load_settings({k: env[k] for k in ("SYNCBOT_DISPATCH", "SYNCBOT_DELIVERY_QUEUE")})
     assert (settings.dispatch, settings.delivery_queue) == ("sqs", queue.outputs["url"])
-    assert run.outputs["delivery_queue_url"] == queue.outputs["url"]
+    assert app_stack.outputs["delivery_queue_url"] == queue.outputs["url"]
 
 
 def test_the_deploy_role_may_manage_only_the_stacks_queues_and_mappings(
@@ -193,20 +183,7 @@ def test_the_deploy_role_may_manage_only_the_stacks_queues_and_mappings(
 
 
 def _policy_findings(run: MockRun, typ: str = "", **patch: Any) -> set[str]:
-    resources = [
-        Resource(
-            r.typ,
-            r.name,
-            r.urn,
-            {**r.inputs, **(patch if r.typ == typ else {})},
-            {**r.outputs, **(patch if r.typ == typ else {}), "id": r.id},
-            r.parent,
-            r.dependencies,
-        )
-        for r in run.resources
-    ]
-    found = evaluate(resources, stack_urn=STACK_URN, stack_outputs=run.outputs)
-    return {v.policy for v in found}
+    return {v.policy for v in evaluate_run(run, patch_type(typ, **patch))}
 
 
 @pytest.mark.parametrize(
@@ -226,19 +203,11 @@ def test_the_pack_sees_the_queue_resources(
 
 def test_a_work_queue_without_redrive_is_caught(dev: MockRun) -> None:
     queue, _ = _queues(dev)
-    resources = [
-        Resource(
-            r.typ,
-            r.name,
-            r.urn,
-            {k: v for k, v in r.inputs.items() if not (r is queue and k == "redrivePolicy")},
-            {k: v for k, v in r.outputs.items() if not (r is queue and k == "redrivePolicy")},
-            r.parent,
-            r.dependencies,
-        )
-        for r in dev.resources
-    ]
-    found = evaluate(resources, stack_urn=STACK_URN, stack_outputs=dev.outputs)
+
+    def without_redrive(r: Recorded, props: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {k: v for k, v in props.items() if not (r is queue and k == "redrivePolicy")}
+
+    found = evaluate_run(dev, without_redrive)
     assert {v.policy for v in found} - _policy_findings(dev) == {"syncbot-aws-sqs-dead-letter"}
 
 
@@ -290,19 +259,7 @@ def test_a_function_left_on_in_process_dispatch_is_caught(dev: MockRun) -> None:
     variables = dict(function.inputs["environment"]["variables"])
     variables["SYNCBOT_DISPATCH"] = "inprocess"
     patch = {"environment": {"variables": variables}}
-    resources = [
-        Resource(
-            r.typ,
-            r.name,
-            r.urn,
-            {**r.inputs, **(patch if r is function else {})},
-            {**r.outputs, **(patch if r is function else {})},
-            r.parent,
-            r.dependencies,
-        )
-        for r in dev.resources
-    ]
-    found = evaluate(resources, stack_urn=STACK_URN, stack_outputs=dev.outputs)
+    found = evaluate_run(dev, lambda r, props: {**props, **patch} if r is function else props)
     new = [(v.policy, v.message) for v in found if v.policy not in _policy_findings(dev)]
     assert new == [
         (

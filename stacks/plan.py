@@ -316,6 +316,20 @@ class Plan:
     """What the plan assumed (secrets absent from the file, planned with placeholders)."""
 
 
+def ensure_event_loop() -> None:
+    """Give the thread an open event loop, which Pulumi's mock runtime schedules on.
+
+    An earlier async caller (an asyncio test, a CLI) may have closed or cleared it. Shared with
+    the infra tests' recording mocks.
+    """
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if loop.is_closed():
+            raise RuntimeError("closed")
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(
     stack: StackFile, program: Path = PROGRAM
 ) -> tuple[str, list[Recorded], dict[str, Any], dict[str, Any]]:
@@ -381,7 +395,7 @@ def run_program(
             )
             return response
 
-    _ensure_event_loop()
+    ensure_event_loop()
     mocks = Mocks()
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
@@ -555,14 +569,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _ensure_event_loop() -> None:
-    """Pulumi's mock runtime schedules on the thread's current event loop; an earlier async
-    caller (an asyncio test, a CLI) may have closed or cleared it."""
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-        if loop.is_closed():
-            raise RuntimeError("closed")
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())

@@ -11,7 +11,6 @@ the returned :class:`MockRun`; never install mocks at import time.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +22,8 @@ import pytest
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
+
+from stacks.plan import ensure_event_loop
 
 ACCOUNT_ID = "123456789012"
 REGION = "eu-west-1"
@@ -303,7 +304,7 @@ def run_program(
     Returns:
         The recorded resources and the resolved stack outputs (exports plus returned mapping).
     """
-    _ensure_event_loop()
+    ensure_event_loop()
     mocks = RecordingMocks(outputs, call)
     monitor = _RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(
@@ -372,14 +373,3 @@ def engine_config(stack_config: Mapping[str, Any]) -> tuple[dict[str, Any], set[
         else:
             config[key] = value
     return config, secret_keys
-
-
-def _ensure_event_loop() -> None:
-    """Pulumi's mock runtime schedules on the thread's current event loop; an earlier async
-    caller (an asyncio test, a CLI) may have closed or cleared it."""
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-        if loop.is_closed():
-            raise RuntimeError("closed")
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())

@@ -161,6 +161,24 @@ async def answer_in_time(
     await ack(response_action="update", view=outcome)
 
 
+def modal_updater(
+    services: Services, viewer: Viewer, view_id: str | None, what: str
+) -> Callable[[Block], Awaitable[None]]:
+    """A ``later`` for :func:`answer_in_time`: the outcome replaces the submitted modal
+    (``views.update``); a modal closed meanwhile (or no view id) is only logged."""
+
+    async def later(outcome: Block) -> None:
+        if view_id:
+            try:
+                await call_slack(services, viewer, "views.update", view_id=view_id, view=outcome)
+                return
+            except SyncbotError:
+                pass
+        log.info("%s modal closed before its outcome was shown", what)
+
+    return later
+
+
 __all__ = [
     "ACK_BUDGET",
     "REFUSED",
@@ -174,6 +192,7 @@ __all__ = [
     "call_slack",
     "can_act",
     "is_workspace_admin",
+    "modal_updater",
     "notice_view",
     "refuse",
 ]

@@ -30,11 +30,12 @@ from app.slack.home.sections.access import (
     admin_viewer,
     answer_in_time,
     call_slack,
+    modal_updater,
     notice_view,
     refuse,
 )
 from app.slack.home.sections.blocks import header, plain_text
-from app.slack.home.sections.scope import other_teams, team_syncs
+from app.slack.home.sections.scope import other_teams, refresh_after_change, team_syncs
 from app.store.models import Sync, SyncEndpoint
 
 if TYPE_CHECKING:
@@ -350,28 +351,17 @@ class FederationSection:
                         "Not connected", f"Pairing failed: {mrkdwn.escape(str(exc))}"
                     )
                 log.info("peer connected", extra={"team": viewer.team_id, "peer": peer})
-                await home.refresh(viewer)
-                home.touch(
-                    *await asyncio.to_thread(
-                        other_teams, self._services.sessions, [sync], viewer.team_id
-                    )
-                )
+                await refresh_after_change(home, self._services.sessions, viewer, [sync])
                 return notice_view(
                     "Connected",
                     f"Peer `{mrkdwn.escape(peer)}` now takes part in *{mrkdwn.escape(sync)}*.",
                 )
 
-            async def later(outcome: Block) -> None:
-                view_id = (body.get("view") or {}).get("id")
-                try:
-                    await call_slack(
-                        self._services, viewer, "views.update", view_id=view_id, view=outcome
-                    )
-                except SyncbotError:
-                    log.info("connect modal closed before its outcome was shown")
-
             # The peer may take up to its 15 s timeout; Slack waits 3 s for the answer.
             pending = notice_view("Connecting…", "Asking the peer to pair…")
+            later = modal_updater(
+                self._services, viewer, (body.get("view") or {}).get("id"), "connect"
+            )
             await answer_in_time(
                 ack, work(), pending=pending, later=later, background=self.background
             )

@@ -25,6 +25,7 @@ from app.slack.home.sections.access import (
     admin_viewer,
     answer_in_time,
     call_slack,
+    modal_updater,
     notice_view,
     refuse,
 )
@@ -32,6 +33,7 @@ from app.slack.home.sections.blocks import context, header, plain_text
 from app.slack.home.sections.scope import (
     SyncedChannel,
     other_teams,
+    refresh_after_change,
     sync_of,
     synced_channels,
 )
@@ -265,25 +267,13 @@ class MatrixLinkSection:
                         f"Could not link {mrkdwn.escape(ref)}: {mrkdwn.escape(str(exc))}",
                     )
                 log.info("matrix room linked", extra={"team": viewer.team_id, "sync": sync})
-                await home.refresh(viewer)
-                home.touch(
-                    *await asyncio.to_thread(
-                        other_teams, self._services.sessions, [sync], viewer.team_id
-                    )
-                )
+                await refresh_after_change(home, self._services.sessions, viewer, [sync])
                 return notice_view(
                     "Linked", f"`{mrkdwn.escape(room)}` now takes part in <#{channel}>'s sync."
                 )
 
-            async def later(outcome: Block) -> None:
-                try:
-                    await call_slack(
-                        self._services, viewer, "views.update", view_id=view["id"], view=outcome
-                    )
-                except (SyncbotError, KeyError):
-                    log.info("link modal closed before its outcome was shown")
-
             pending = notice_view("Linking…", f"Linking `{mrkdwn.escape(ref)}` to <#{channel}>…")
+            later = modal_updater(self._services, viewer, view.get("id"), "link")
             await answer_in_time(
                 ack, work(), pending=pending, later=later, background=self.background
             )

@@ -6,12 +6,14 @@ touching a sync, and tell the other workspaces of a changed sync that their home
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint, EndpointError, Network
+from app.slack.home.section import HomeRefresher, Viewer
 from app.store.models import Sync, SyncEndpoint, Workspace
 
 
@@ -87,3 +89,12 @@ def other_teams(sessions: sessionmaker[Session], sync_names: list[str], team_id:
     """The Slack workspaces other than ``team_id`` with a channel in any of these syncs (whose
     homes a change to the syncs makes stale)."""
     return [t for t in teams_in(sessions, sync_names) if t != team_id]
+
+
+async def refresh_after_change(
+    home: HomeRefresher, sessions: sessionmaker[Session], viewer: Viewer, sync_names: list[str]
+) -> None:
+    """After the viewer changed these syncs: publish their home again, and mark stale the homes
+    of the other workspaces in the syncs."""
+    await home.refresh(viewer)
+    home.touch(*await asyncio.to_thread(other_teams, sessions, sync_names, viewer.team_id))

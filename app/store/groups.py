@@ -108,6 +108,18 @@ def _channel(team_id: str, channel_id: str) -> Endpoint:
         raise GroupError(f"{channel_id!r} is not a Slack channel id") from None
 
 
+def _joined(group_id: int, workspace_id: int, role: str, now: datetime) -> GroupMember:
+    """A membership that is active from ``now`` (a creator's, or a joiner's by code)."""
+    return GroupMember(
+        group_id=group_id,
+        workspace_id=workspace_id,
+        status="active",
+        role=role,
+        created_at=now,
+        joined_at=now,
+    )
+
+
 def new_code() -> str:
     chars = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     return f"{chars[:4]}-{chars[4:]}"
@@ -128,6 +140,13 @@ class Groups:
         if row is None:
             raise GroupError(f"workspace {team_id} is not installed")
         return row
+
+    @staticmethod
+    def _listed_workspace(s: Session, team_id: str) -> Workspace | None:
+        """The workspace's row in any status (what it is in is listed even when it may not act,
+        unlike :meth:`_workspace`), or None when it is unknown."""
+        query = select(Workspace).where(Workspace.team_id == team_id)
+        return s.execute(query).scalar_one_or_none()
 
     @staticmethod
     def _membership(s: Session, group_id: int, workspace_id: int) -> GroupMember | None:
@@ -171,9 +190,7 @@ class Groups:
     def groups_of(self, team_id: str) -> list[GroupView]:
         """The groups this workspace is in or invited to, with their members."""
         with self._sessions() as s:
-            ws = s.execute(
-                select(Workspace).where(Workspace.team_id == team_id)
-            ).scalar_one_or_none()
+            ws = self._listed_workspace(s, team_id)
             if ws is None:
                 return []
             mine = s.execute(
@@ -224,17 +241,7 @@ class Groups:
                     )
                     s.add(group)
                     s.flush()
-                    now = datetime.now(UTC)
-                    s.add(
-                        GroupMember(
-                            group_id=group.id,
-                            workspace_id=ws.id,
-                            status="active",
-                            role="creator",
-                            created_at=now,
-                            joined_at=now,
-                        )
-                    )
+                    s.add(_joined(group.id, ws.id, "creator", datetime.now(UTC)))
                     group_id = group.id
                 break
             except IntegrityError:
@@ -302,16 +309,7 @@ class Groups:
                     member.status = "active"
                     member.joined_at = now
                 else:
-                    s.add(
-                        GroupMember(
-                            group_id=group.id,
-                            workspace_id=ws.id,
-                            status="active",
-                            role="member",
-                            created_at=now,
-                            joined_at=now,
-                        )
-                    )
+                    s.add(_joined(group.id, ws.id, "member", now))
                 group_id = group.id
         if refusal is not None:
             raise refusal
@@ -588,9 +586,7 @@ class Groups:
     def channels_for(self, team_id: str) -> list[ChannelView]:
         """Published channels this workspace may see, subscribe to or manage."""
         with self._sessions() as s:
-            ws = s.execute(
-                select(Workspace).where(Workspace.team_id == team_id)
-            ).scalar_one_or_none()
+            ws = self._listed_workspace(s, team_id)
             if ws is None:
                 return []
             groups = dict(

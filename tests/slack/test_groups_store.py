@@ -16,6 +16,7 @@ from app.store.groups import (
     MAX_FAILED_JOINS,
     GroupError,
     Groups,
+    GroupView,
     HomeVersions,
     JoinLimited,
     normalize_code,
@@ -37,6 +38,15 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 @pytest.fixture
 def groups(sessions: sessionmaker[Session]) -> Groups:
     return Groups(sessions)
+
+
+def group_with(groups: Groups, *joiners: str) -> GroupView:
+    """A group "g" that T1 created and ``joiners`` joined with its code (T1's view of it)."""
+    group = groups.create("T1", "g")
+    assert group.invite_code
+    for team in joiners:
+        groups.join(team, group.invite_code)
+    return group
 
 
 def endpoints(sessions: sessionmaker[Session], sync_id: int) -> dict[str, str]:
@@ -159,10 +169,7 @@ def test_concurrent_wrong_codes_from_several_instances_count_once_each(
 def test_publish_subscribe_pause_stop_unpublish_map_onto_syncs(
     groups: Groups, sessions: sessionmaker[Session]
 ) -> None:
-    group = groups.create("T1", "g")
-    assert group.invite_code
-    groups.join("T2", group.invite_code)
-    groups.join("T3", group.invite_code)
+    group = group_with(groups, "T2", "T3")
 
     sync_id = groups.publish(group.id, "T2", "C2", channel_name="news", user_id="U2")
     assert endpoints(sessions, sync_id) == {"slack:T2/C2": "active"}
@@ -210,10 +217,7 @@ def test_publish_subscribe_pause_stop_unpublish_map_onto_syncs(
 
 
 def test_a_direct_publication_is_for_its_target_only(groups: Groups) -> None:
-    group = groups.create("T1", "g")
-    assert group.invite_code
-    for team in ("T2", "T3"):
-        groups.join(team, group.invite_code)
+    group = group_with(groups, "T2", "T3")
     sync_id = groups.publish(group.id, "T1", "C1", channel_name="direct", target_team="T3")
     assert [c.target_team for c in groups.channels_for("T1")] == ["T3"]
     assert groups.channels_for("T2") == []
@@ -227,10 +231,7 @@ def test_a_direct_publication_is_for_its_target_only(groups: Groups) -> None:
 def test_leaving_stops_the_leavers_channels_and_keeps_the_others(
     groups: Groups, sessions: sessionmaker[Session]
 ) -> None:
-    group = groups.create("T1", "g")
-    assert group.invite_code
-    for team in ("T2", "T3"):
-        groups.join(team, group.invite_code)
+    group = group_with(groups, "T2", "T3")
     by_t2 = groups.publish(group.id, "T2", "C2", channel_name="t2")
     groups.subscribe(by_t2, "T1", "C1")
     groups.subscribe(by_t2, "T3", "C3")
@@ -265,9 +266,7 @@ def test_leaving_stops_the_leavers_channels_and_keeps_the_others(
 def test_purging_a_workspace_cascades_through_groups(
     groups: Groups, sessions: sessionmaker[Session]
 ) -> None:
-    group = groups.create("T1", "g")
-    assert group.invite_code
-    groups.join("T2", group.invite_code)
+    group = group_with(groups, "T2")
     sync_id = groups.publish(group.id, "T2", "C2")
     groups.subscribe(sync_id, "T1", "C1")
     direct = groups.publish(group.id, "T1", "C11", target_team="T2")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -64,6 +65,18 @@ def home_services(slack: FakeSlack, engine: Engine, **settings: Any) -> Services
     )
 
 
+def three_teams() -> FakeSlack:
+    """A started fake Slack: Acme (T1), Beta (T2) and Gamma (T3), each with a channel C1..C3
+    and an admin ``UADMIN<team>``; Bob (UB) of Beta is no admin. Stop it when done."""
+    fake = FakeSlack().start()
+    for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2"), ("T3", "Gamma", "C3")):
+        fake.add_workspace(team, name)
+        fake.add_channel(team, channel, "general")
+        fake.add_user(team, f"UADMIN{team}", "root", is_admin=True)
+    fake.add_user("T2", "UB", "bob")
+    return fake
+
+
 def sync(services: Services, name: str, *endpoints: Endpoint) -> None:
     admin = SyncAdmin(services.sessions)
     admin.create(name)
@@ -85,6 +98,14 @@ def shell_bolt(services: Services) -> AsyncApp:
         api_url=services.settings.slack_api_url,
     )
     return shell.bolt
+
+
+def on_shell(services: Services, section: Any) -> tuple[AsyncApp, RecordingHome]:
+    """``section`` registered on the shell's Bolt app (see :func:`shell_bolt`)."""
+    app = shell_bolt(services)
+    home = RecordingHome()
+    section.register(app, home)
+    return app, home
 
 
 def bolt_app(slack: FakeSlack) -> AsyncApp:
@@ -116,6 +137,17 @@ def ack_body(response: BoltResponse) -> dict[str, Any]:
     return json.loads(response.body) if response.body else {}
 
 
+def _interaction(kind: str, team: str, user: str) -> dict[str, Any]:
+    """What every interaction payload of ``user`` in ``team`` carries."""
+    return {
+        "type": kind,
+        "api_app_id": "A0SYNCBOT",
+        "team": {"id": team, "domain": team.lower()},
+        "user": {"id": user, "team_id": team},
+        "trigger_id": f"trigger-{user}",
+    }
+
+
 HOME_VIEW = {"id": "VHOME", "type": "home", "hash": "h0", "private_metadata": ""}
 
 
@@ -135,11 +167,7 @@ def block_action(
         action |= {"type": "button", "value": value or ""}
     shown = view or HOME_VIEW
     return {
-        "type": "block_actions",
-        "api_app_id": "A0SYNCBOT",
-        "team": {"id": team, "domain": team.lower()},
-        "user": {"id": user, "team_id": team},
-        "trigger_id": f"trigger-{user}",
+        **_interaction("block_actions", team, user),
         "container": {"type": "view", "view_id": shown["id"]},
         "view": shown,
         "actions": [action],
@@ -152,14 +180,7 @@ def view_submission(
     shown = dict(view)
     shown.setdefault("id", "VMODAL")
     shown["state"] = {"values": values}
-    return {
-        "type": "view_submission",
-        "api_app_id": "A0SYNCBOT",
-        "team": {"id": team, "domain": team.lower()},
-        "user": {"id": user, "team_id": team},
-        "trigger_id": f"trigger-{user}",
-        "view": shown,
-    }
+    return {**_interaction("view_submission", team, user), "view": shown}
 
 
 def opened_views(slack: FakeSlack, team: str, method: str = "views.open") -> list[dict[str, Any]]:
@@ -171,22 +192,20 @@ def opened_views(slack: FakeSlack, team: str, method: str = "views.open") -> lis
     return out
 
 
+def _objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object in a Block Kit tree of objects and lists, each before what it holds."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _objects(item)
+
+
 def texts(blocks: list[dict[str, Any]]) -> str:
     """Every text in ``blocks`` joined, for asserting what a person would read."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(blocks)
-    return "\n".join(found)
+    return "\n".join(n["text"] for n in _objects(blocks) if isinstance(n.get("text"), str))
 
 
 def block_kit_problems(view_or_blocks: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
@@ -205,24 +224,16 @@ def block_kit_problems(view_or_blocks: dict[str, Any] | list[dict[str, Any]]) ->
     if len(ids) != len(set(ids)):
         problems.append(f"duplicate block ids: {ids}")
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            kind = node.get("type")
-            if kind == "overflow" and not 2 <= len(node.get("options") or []) <= 5:
-                problems.append(f"overflow with {len(node.get('options') or [])} options")
-            if kind == "static_select" and not 1 <= len(node.get("options") or []) <= 100:
-                problems.append("static_select options out of 1..100")
-            if kind == "button" and len(node["text"]["text"]) > 75:
-                problems.append(f"button text too long: {node['text']['text']!r}")
-            if kind == "plain_text_input" and node.get("initial_value") == "":
-                problems.append("empty initial_value")
-            if kind == "section" and len((node.get("text") or {}).get("text", "")) > 3000:
-                problems.append("section text over 3000 characters")
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(blocks)
+    for node in _objects(blocks):
+        kind = node.get("type")
+        if kind == "overflow" and not 2 <= len(node.get("options") or []) <= 5:
+            problems.append(f"overflow with {len(node.get('options') or [])} options")
+        if kind == "static_select" and not 1 <= len(node.get("options") or []) <= 100:
+            problems.append("static_select options out of 1..100")
+        if kind == "button" and len(node["text"]["text"]) > 75:
+            problems.append(f"button text too long: {node['text']['text']!r}")
+        if kind == "plain_text_input" and node.get("initial_value") == "":
+            problems.append("empty initial_value")
+        if kind == "section" and len((node.get("text") or {}).get("text", "")) > 3000:
+            problems.append("section text over 3000 characters")
     return problems

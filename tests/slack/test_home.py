@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select
 from app.runtime import build_runtime
 from app.slack.home.app import ADMIN_TTL, MAX_HOME_BLOCKS, NOT_ADMIN, REFUSED, HomeApp
 from app.slack.home.section import Viewer
+from app.slack.home.sections import blocks as block_kit
 from app.slack.home.sections import channels, groups
 from app.slack.workspaces import Workspaces
 from app.store.cipher import TokenCipher
@@ -340,10 +341,10 @@ def test_non_admins_see_an_explanation_and_change_nothing(
     assert len(refusals) == 1 and REFUSED in json.dumps(_view(refusals[0]))
 
     # A forged submission of the join modal, with the right code, is refused too.
-    form = groups.modal(
+    form = block_kit.modal(
         groups.JOIN,
         "Join a group",
-        [groups.text_input("code", "Code", max_length=16)],
+        [block_kit.text_input("code", "Code", max_length=16)],
         submit="Join",
     )
     answer = submit(app, slack, "T2", "UB3", form, {"code": text_value(code)})
@@ -430,7 +431,7 @@ def test_a_socket_mode_only_install_gets_the_home_through_its_envelopes(
                     "type": "view_submission",
                     **actor("T1", "UA1"),
                     "view": {
-                        **groups.modal(groups.CREATE, "Create a group", [], submit="Create"),
+                        **block_kit.modal(groups.CREATE, "Create a group", [], submit="Create"),
                         "id": "VSOCK",
                         "state": {"values": {"name": {"value": text_value("Socket")}}},
                     },
@@ -458,7 +459,7 @@ class _Section:
     async def blocks(self, viewer: Viewer) -> list[dict[str, Any]]:
         if self.fail:
             raise RuntimeError("boom")
-        return [groups.context(f"{self.key} {i}") for i in range(self.count)]
+        return [block_kit.context(f"{self.key} {i}") for i in range(self.count)]
 
     def register(self, bolt: Any, home: Any) -> None:
         pass

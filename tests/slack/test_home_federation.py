@@ -43,16 +43,16 @@ from tests.conftest import TEST_KEY, local_settings
 from tests.fakes.slack import FakeSlack
 from tests.slack.harness import free_port, wait_for
 from tests.slack.home_bolt import (
-    RecordingHome,
     ack_body,
     block_action,
     block_kit_problems,
     dispatch,
     home_services,
+    on_shell,
     opened_views,
-    shell_bolt,
     sync,
     texts,
+    three_teams,
     view_submission,
 )
 
@@ -117,12 +117,7 @@ def peer(tmp_path: Path) -> Iterator[Peer]:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2"), ("T3", "Gamma", "C3")):
-        fake.add_workspace(team, name)
-        fake.add_channel(team, channel, "general")
-        fake.add_user(team, f"UADMIN{team}", "root", is_admin=True)
-    fake.add_user("T2", "UB", "bob")
+    fake = three_teams()
     yield fake
     fake.stop()
 
@@ -166,9 +161,7 @@ async def test_connect_lists_and_remove_a_peer_through_the_service(
 
     monkeypatch.setattr("app.slack.home.sections.federation.connect", recording_connect)
     section = FederationSection(services)
-    home = RecordingHome()
-    app = shell_bolt(services)
-    section.register(app, home)
+    app, home = on_shell(services, section)
     admin = Viewer("T2", "UADMINT2", is_admin=True)
     federation = federation_admin.federation_of(services)
 
@@ -219,8 +212,7 @@ async def test_connect_lists_and_remove_a_peer_through_the_service(
 async def test_invite_shows_a_code_the_peer_can_redeem(
     services: Services, slack: FakeSlack, peer: Peer
 ) -> None:
-    app = shell_bolt(services)
-    FederationSection(services).register(app, RecordingHome())
+    app, _ = on_shell(services, FederationSection(services))
     ours = federation_admin.federation_of(services)
     port = int(str(ours.public_url).rsplit(":", 1)[1])
     served = await asyncio.to_thread(Served, ours.routes, port)  # the peer pairs back to us
@@ -241,9 +233,7 @@ async def test_invite_shows_a_code_the_peer_can_redeem(
 
 
 async def test_refusals_and_bad_input(services: Services, slack: FakeSlack, peer: Peer) -> None:
-    home = RecordingHome()
-    app = shell_bolt(services)
-    FederationSection(services).register(app, home)
+    app, home = on_shell(services, FederationSection(services))
     view = {"id": "VCONNECT", **connect_view(["general"])}
     good_code = peer.federation.invite("shared")
     cases = [
@@ -277,9 +267,7 @@ async def test_primary_workspace_admins_manage_every_peer(operated: Services, pe
     federation = federation_admin.federation_of(services)
     await federation_admin.connect(federation, peer.federation.invite("shared"), "general")
     section = FederationSection(services)
-    home = RecordingHome()
-    app = shell_bolt(services)
-    section.register(app, home)
+    app, home = on_shell(services, section)
     # Gamma takes no part in the peer's sync, but its admins run the instance.
     operator = texts(await section.blocks(Viewer("T3", "UADMINT3", is_admin=True)))
     assert "*peer-instance* · active" in operator and "Remove" in operator

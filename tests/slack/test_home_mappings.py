@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from slack_bolt.async_app import AsyncApp
 from sqlalchemy import Engine, select
 
 from app.core.endpoints import Endpoint
@@ -35,8 +37,8 @@ from tests.slack.home_bolt import (
     bolt_app,
     dispatch,
     home_services,
+    on_shell,
     opened_views,
-    shell_bolt,
     sync,
     texts,
     view_submission,
@@ -98,13 +100,23 @@ def mapping(services: Services) -> UserMapping | None:
         ).scalar_one_or_none()
 
 
+async def forged_override(app: AsyncApp, remote_team: str, remote_user: str) -> dict[str, Any]:
+    """Beta's admin submits an override modal never shown to them, mapping ``remote_user`` of
+    ``remote_team`` to Bob; the acknowledgement."""
+    forged = {
+        "type": "modal",
+        "callback_id": OVERRIDE_VIEW,
+        "private_metadata": json.dumps({"t": remote_team, "u": remote_user, "b": None}),
+    }
+    values = {"local": {"user": {"selected_user": "UB"}}}
+    return ack_body(await dispatch(app, view_submission("T2", "UADMIN", forged, values)))
+
+
 async def test_override_changes_the_mention_of_the_next_delivery(
     services: Services, slack: FakeSlack
 ) -> None:
     section = MappingsSection(services)
-    home = RecordingHome()
-    app = shell_bolt(services)
-    section.register(app, home)
+    app, home = on_shell(services, section)
 
     await deliver(services, "hello <@U1>")
     assert "<@UA>" in last_text(slack)  # matched by e-mail
@@ -151,8 +163,7 @@ async def test_override_changes_the_mention_of_the_next_delivery(
 async def test_an_override_to_nobody_stops_mapping_and_never_expires(
     services: Services, slack: FakeSlack
 ) -> None:
-    app = shell_bolt(services)
-    MappingsSection(services).register(app, RecordingHome())
+    app, _ = on_shell(services, MappingsSection(services))
     await deliver(services, "hello <@U1>")
     await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, value="override|T1|U1"))
     modal = opened_views(slack, "T2")[-1]
@@ -168,9 +179,7 @@ async def test_an_override_to_nobody_stops_mapping_and_never_expires(
 async def test_non_admins_are_refused_whatever_the_payload(
     services: Services, slack: FakeSlack
 ) -> None:
-    home = RecordingHome()
-    app = shell_bolt(services)
-    MappingsSection(services).register(app, home)
+    app, home = on_shell(services, MappingsSection(services))
     await deliver(services, "hello <@U1>")
 
     # Bob is no admin: the override modal is not opened, a refusal is shown instead.
@@ -193,22 +202,13 @@ async def test_non_admins_are_refused_whatever_the_payload(
 async def test_admins_map_only_people_of_workspaces_sharing_a_sync(
     services: Services, slack: FakeSlack
 ) -> None:
-    app = shell_bolt(services)
-    home = RecordingHome()
-    MappingsSection(services).register(app, home)
+    app, home = on_shell(services, MappingsSection(services))
     _directory(services, "T3", 1)
     before = len(opened_views(slack, "T2"))
     await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, value="override|T3|U0000"))
     assert len(opened_views(slack, "T2")) == before
     # Forged metadata naming an unrelated workspace is refused at submission.
-    forged = {
-        "type": "modal",
-        "callback_id": OVERRIDE_VIEW,
-        "private_metadata": json.dumps({"t": "T3", "u": "U0000", "b": None}),
-    }
-    values = {"local": {"user": {"selected_user": "UB"}}}
-    response = await dispatch(app, view_submission("T2", "UADMIN", forged, values))
-    assert ack_body(response)["response_action"] == "errors"
+    assert (await forged_override(app, "T3", "U0000"))["response_action"] == "errors"
     with services.sessions() as s:
         assert s.execute(select(UserMapping)).first() is None
     assert home.refreshed == []
@@ -239,8 +239,7 @@ async def test_thousands_of_people_are_paged_and_searchable(
     assert "1200 not matched yet" in texts(home_blocks)
     assert "Search or see all (1200)" in texts(home_blocks)
 
-    app = shell_bolt(services)
-    section.register(app, RecordingHome())
+    app, _ = on_shell(services, section)
     await dispatch(app, block_action("T2", "UADMIN", OPEN_BROWSER))
     browser = opened_views(slack, "T2")[-1]
     assert block_kit_problems(browser) == []
@@ -289,14 +288,7 @@ async def test_handlers_change_nothing_without_the_shells_checked_viewer(
     await deliver(services, "hello <@U1>")
     await dispatch(app, block_action("T2", "UADMIN", ROW_MENU, value="override|T1|U1"))
     assert "Only admins" in texts(opened_views(slack, "T2")[-1]["blocks"])
-    forged = {
-        "type": "modal",
-        "callback_id": OVERRIDE_VIEW,
-        "private_metadata": json.dumps({"t": "T1", "u": "U1", "b": None}),
-    }
-    values = {"local": {"user": {"selected_user": "UB"}}}
-    response = await dispatch(app, view_submission("T2", "UADMIN", forged, values))
-    assert ack_body(response)["response_action"] == "errors"
+    assert (await forged_override(app, "T1", "U1"))["response_action"] == "errors"
     row = mapping(services)
     assert row is not None and row.method == "email"
     assert home.refreshed == []

@@ -29,16 +29,16 @@ from app.slack.home.sections.matrix_link import (
 )
 from tests.fakes.slack import FakeSlack
 from tests.slack.home_bolt import (
-    RecordingHome,
     ack_body,
     block_action,
     block_kit_problems,
     dispatch,
     home_services,
+    on_shell,
     opened_views,
-    shell_bolt,
     sync,
     texts,
+    three_teams,
     view_submission,
 )
 
@@ -86,12 +86,7 @@ class FakeBot:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2"), ("T3", "Gamma", "C3")):
-        fake.add_workspace(team, name)
-        fake.add_channel(team, channel, "general")
-        fake.add_user(team, f"UADMIN{team}", "root", is_admin=True)
-    fake.add_user("T2", "UB", "bob")
+    fake = three_teams()
     yield fake
     fake.stop()
 
@@ -127,9 +122,7 @@ async def test_linking_a_room_by_alias_adds_it_to_the_channels_sync(
     services: Services, slack: FakeSlack, bot: FakeBot
 ) -> None:
     section = MatrixLinkSection(services)
-    home = RecordingHome()
-    app = shell_bolt(services)
-    section.register(app, home)
+    app, home = on_shell(services, section)
     admin = Viewer("T2", "UADMINT2", is_admin=True)
     assert section.visible(admin)
     assert "No Matrix room is linked yet" in texts(await section.blocks(admin))
@@ -165,9 +158,7 @@ async def test_linking_a_room_by_alias_adds_it_to_the_channels_sync(
 async def test_rooms_that_cannot_be_bridged_are_refused_with_the_reason(
     services: Services, slack: FakeSlack, bot: FakeBot, room: str, reason: str
 ) -> None:
-    home = RecordingHome()
-    app = shell_bolt(services)
-    MatrixLinkSection(services).register(app, home)
+    app, home = on_shell(services, MatrixLinkSection(services))
     outcome = ack_body(await dispatch(app, submission("UADMINT2", "C2", room)))["view"]
     assert outcome["title"]["text"] == "Not linked"
     assert reason in texts(outcome["blocks"])
@@ -179,8 +170,7 @@ async def test_rooms_that_cannot_be_bridged_are_refused_with_the_reason(
 async def test_bad_input_and_non_admins_are_answered_in_the_modal(
     services: Services, slack: FakeSlack, bot: FakeBot
 ) -> None:
-    app = shell_bolt(services)
-    MatrixLinkSection(services).register(app, RecordingHome())
+    app, _ = on_shell(services, MatrixLinkSection(services))
     cases = [
         (submission("UB", "C2", "#lobby:hs.test"), "channel", "Only admins"),
         (submission("UADMINT2", "C9", "#lobby:hs.test"), "channel", "not in a sync"),
@@ -202,9 +192,7 @@ async def test_unlink_only_by_admins_of_a_workspace_in_that_sync(
     services: Services, slack: FakeSlack, bot: FakeBot
 ) -> None:
     services.syncs.add("general", Endpoint.matrix("!lobby:hs.test"))
-    home = RecordingHome()
-    app = shell_bolt(services)
-    MatrixLinkSection(services).register(app, home)
+    app, home = on_shell(services, MatrixLinkSection(services))
 
     await dispatch(app, block_action("T2", "UB", UNLINK, value="!lobby:hs.test"))
     await dispatch(app, block_action("T3", "UADMINT3", UNLINK, value="!lobby:hs.test"))
@@ -229,9 +217,7 @@ async def test_a_slow_homeserver_gets_the_modal_answered_in_time_then_updated(
     monkeypatch.setattr(access, "ACK_BUDGET", 0.05)
     bot.slow = asyncio.Event()
     section = MatrixLinkSection(services)
-    home = RecordingHome()
-    app = shell_bolt(services)
-    section.register(app, home)
+    app, home = on_shell(services, section)
     answer = ack_body(await dispatch(app, submission("UADMINT2", "C2", "#lobby:hs.test")))
     assert answer["view"]["title"]["text"] == "Linking…"
     assert "matrix:!lobby:hs.test" not in endpoints(services, "general")

@@ -222,6 +222,14 @@ def backup_bytes(engine: Engine, mac_key: bytes, **kw: Any) -> bytes:
     return out.getvalue()
 
 
+def filled_backup(
+    engine: Engine, cipher: TokenCipher, mac_key: bytes
+) -> tuple[bytes, dict[str, list[tuple[Any, ...]]]]:
+    """Fill every table, back it up; the backup and the rows it holds."""
+    fill(engine, cipher)
+    return backup_bytes(engine, mac_key), snapshot(engine)
+
+
 def restore(engine: Engine, data: bytes, mac_key: bytes, cipher: TokenCipher, **kw: Any):
     return restore_backup(engine, io.BytesIO(data), mac_key=mac_key, cipher=cipher, **kw)
 
@@ -296,9 +304,7 @@ def test_backup_is_deterministic_for_the_same_rows(
 def test_a_flipped_byte_anywhere_is_refused_and_nothing_changes(
     engine: Engine, cipher: TokenCipher, mac_key: bytes
 ) -> None:
-    fill(engine, cipher)
-    data = backup_bytes(engine, mac_key)
-    before = snapshot(engine)
+    data, before = filled_backup(engine, cipher, mac_key)
     # The header line, the compressed body's first/middle/last bytes, the MAC itself.
     offsets = {0, len(MAGIC) + 2, data.index(b"\n") + 1, len(data) // 2, len(data) - 33}
     offsets |= {len(data) - 32, len(data) - 1}
@@ -383,9 +389,7 @@ def test_a_row_refused_midway_rolls_the_whole_restore_back(
 def test_a_backup_of_another_schema_revision_is_refused(
     engine: Engine, cipher: TokenCipher, mac_key: bytes
 ) -> None:
-    fill(engine, cipher)
-    data = backup_bytes(engine, mac_key)
-    before = snapshot(engine)
+    data, before = filled_backup(engine, cipher, mac_key)
 
     def older(lines: list[Any]) -> list[Any]:
         lines[0]["schema_revision"] = "0004_federation"
@@ -411,9 +415,7 @@ def test_a_backup_of_another_schema_revision_is_refused(
 def test_a_truncated_body_with_a_valid_mac_is_refused(
     engine: Engine, cipher: TokenCipher, mac_key: bytes
 ) -> None:
-    fill(engine, cipher)
-    data = backup_bytes(engine, mac_key)
-    before = snapshot(engine)
+    data, before = filled_backup(engine, cipher, mac_key)
     # Dropping the end marker and rows (resealed): the header's counts no longer hold.
     cut = reseal(data, mac_key, lambda lines: lines[:-3])
     with pytest.raises(BackupError, match="incomplete"):
@@ -462,9 +464,7 @@ def test_restore_into_a_fresh_database_then_keep_inserting(
     tmp_path: Path,
 ) -> None:
     """Disaster recovery: a new database whose id sequences start at 1 takes the backup."""
-    fill(engine, cipher)
-    data = backup_bytes(engine, mac_key)
-    before = snapshot(engine)
+    data, before = filled_backup(engine, cipher, mac_key)
     (tmp_path / "fresh").mkdir()
     with templates.clone(backend, tmp_path / "fresh") as url:
         fresh = make_engine(settings, url=url)

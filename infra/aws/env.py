@@ -9,31 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import pulumi
 
+from infra.cloud_env import FORCED, DatabaseEnv
 from infra.contract import AWS_SECRET_ARNS_ENV, ENV_BY_NAME, RUNTIME_ENV, Source
 
-# Values a cloud deployment must never run with, whatever the stack config says.
-FORCED: Mapping[str, str] = {
-    "LOCAL_DEVELOPMENT": "false",
-    # Migrations run once per bundle as a deploy step, never at a cold start.
-    "SYNCBOT_AUTO_MIGRATE": "false",
-}
 # The dispatcher a Lambda deployment runs: nothing runs between invocations, so deliveries
 # are driven by the stack's SQS FIFO queue through an event source mapping.
 DISPATCH = "sqs"
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseEnv:
-    """The ``Source.DATABASE`` values, taken from the Database component."""
-
-    host: pulumi.Input[str]
-    port: pulumi.Input[str]
-    user: pulumi.Input[str]
-    schema: pulumi.Input[str]
 
 
 def lambda_env(
@@ -75,16 +59,7 @@ def lambda_env(
             raise ValueError(f"{name} is not a secret contract variable")
     if database is None and "DATABASE_URL" not in secret_arns:
         raise ValueError("without a managed database the app needs DATABASE_URL")
-    database_values: dict[str, pulumi.Input[str]] = (
-        {
-            "DATABASE_HOST": database.host,
-            "DATABASE_PORT": database.port,
-            "DATABASE_USER": database.user,
-            "DATABASE_SCHEMA": database.schema,
-        }
-        if database is not None
-        else {}
-    )
+    database_values = database.variables() if database is not None else {}
     # SYNCBOT_DELIVERY_INVOKER is Cloud Tasks' OIDC identity; an SQS trigger needs none.
     dispatch_values: dict[str, pulumi.Input[str]] = (
         {"SYNCBOT_DISPATCH": DISPATCH, "SYNCBOT_DELIVERY_QUEUE": delivery_queue_url}

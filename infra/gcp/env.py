@@ -13,14 +13,9 @@ from typing import Any
 
 import pulumi
 
+from infra.cloud_env import FORCED, DatabaseEnv
 from infra.contract import ENV_BY_NAME, RUNTIME_ENV, Source
 
-# Values a cloud deployment must never run with, whatever the stack config says.
-_FORCED: Mapping[str, str] = {
-    "LOCAL_DEVELOPMENT": "false",
-    # Migrations run once per image as a deploy step (the migration job), not at every start.
-    "SYNCBOT_AUTO_MIGRATE": "false",
-}
 # Cloud Run deployments drive deliveries through the stack's Cloud Tasks queue.
 DISPATCH = "cloud_tasks"
 
@@ -33,16 +28,6 @@ class SecretRef:
     """The secret's id (``secret_id``) in the same project."""
     version: pulumi.Input[str]
     """The version to pin; a new version rolls out a new revision."""
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseEnv:
-    """The ``Source.DATABASE`` values, taken from the Database component."""
-
-    host: pulumi.Input[str]
-    port: pulumi.Input[str]
-    user: pulumi.Input[str]
-    schema: pulumi.Input[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +76,7 @@ def container_env(
     _check_names(config, secrets)
     if database is None and "DATABASE_URL" not in secrets:
         raise ValueError("without a managed database the app needs DATABASE_URL")
-    database_values = (
-        {
-            "DATABASE_HOST": database.host,
-            "DATABASE_PORT": database.port,
-            "DATABASE_USER": database.user,
-            "DATABASE_SCHEMA": database.schema,
-        }
-        if database is not None
-        else {}
-    )
+    database_values = database.variables() if database is not None else {}
     dispatch_values: dict[str, pulumi.Input[str]] = (
         {
             "SYNCBOT_DISPATCH": DISPATCH,
@@ -114,7 +90,7 @@ def container_env(
     for var in RUNTIME_ENV:
         match var.source:
             case Source.CONFIG:
-                value = _FORCED.get(var.name, config.get(var.name, var.default))
+                value = FORCED.get(var.name, config.get(var.name, var.default))
                 if value is not None:
                     envs.append({"name": var.name, "value": value})
             case Source.SECRET:
@@ -154,8 +130,8 @@ def _check_names(config: Mapping[str, str], secrets: Mapping[str, SecretRef]) ->
             raise ValueError(f"{name} is not a contract variable")
         if var.source is not Source.CONFIG:
             raise ValueError(f"{name} is {var.source.value}-sourced, not plain config")
-        if name in _FORCED and config[name].strip().lower() != _FORCED[name]:
-            raise ValueError(f"{name} must be {_FORCED[name]} on Cloud Run")
+        if name in FORCED and config[name].strip().lower() != FORCED[name]:
+            raise ValueError(f"{name} must be {FORCED[name]} on Cloud Run")
     for name in secrets:
         var = ENV_BY_NAME.get(name)
         if var is None or not var.secret:

@@ -116,6 +116,23 @@ def _options(parent: str | None) -> PolicyResourceOptions:
     return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], parent)
 
 
+def _policy_resource(
+    resource_type: str, props: Mapping[str, Any], urn: str, name: str, parent: str | None
+) -> PolicyResource:
+    # Parent and dependencies are linked by stack_resources once every resource exists.
+    return PolicyResource(
+        resource_type,
+        unknown_checking_proxy(dict(props)),
+        urn,
+        name,
+        _options(parent),
+        None,
+        None,
+        [],
+        {},
+    )
+
+
 def stack_resources(
     resources: Sequence[Resource], stack_urn: str, stack_outputs: Mapping[str, Any]
 ) -> list[PolicyResource]:
@@ -129,30 +146,18 @@ def stack_resources(
     Returns:
         One :class:`PolicyResource` per resource, the stack first.
     """
-    root = PolicyResource(
-        STACK_TYPE,
-        unknown_checking_proxy(dict(stack_outputs)),
-        stack_urn,
-        stack_urn.rsplit("::", 1)[-1],
-        _options(None),
-        None,
-        None,
-        [],
-        {},
+    root = _policy_resource(
+        STACK_TYPE, stack_outputs, stack_urn, stack_urn.rsplit("::", 1)[-1], None
     )
     converted = [root]
     by_urn = {stack_urn: root}
     for resource in resources:
-        policy_resource = PolicyResource(
+        policy_resource = _policy_resource(
             resource.resource_type,
-            unknown_checking_proxy(dict(resource.outputs)),
+            resource.outputs,
             resource.urn,
             resource.name,
-            _options(resource.parent),
-            None,
-            None,
-            [],
-            {},
+            resource.parent,
         )
         converted.append(policy_resource)
         by_urn[resource.urn] = policy_resource

@@ -25,8 +25,8 @@ from app.slack.home.sections.blocks import (
 )
 from app.slack.home.sections.groups import (
     as_id,
+    click_handler,
     explain,
-    settle_click,
     settle_submission,
     show,
 )
@@ -225,22 +225,13 @@ class ChannelsSection:
             await settle_submission(ack, home, viewer, "channel", work())
 
         def change(apply: Any, *, whole_group: bool) -> Any:
-            async def handler(
-                ack: Any, body: dict[str, Any], action: dict[str, Any], context: Any
-            ) -> None:
-                await ack()
-                viewer = viewer_of(context)
+            async def act(sync_id: int, viewer: Viewer) -> list[str]:
+                group_id = _group_of(groups, viewer.team_id, sync_id)
+                teams = groups.teams_of_group(group_id) if whole_group else set()
+                await asyncio.to_thread(apply, sync_id, viewer.team_id)
+                return [viewer.team_id, *teams]
 
-                async def work() -> list[str]:
-                    sync_id = as_id(action.get("value"))
-                    group_id = _group_of(groups, viewer.team_id, sync_id)
-                    teams = groups.teams_of_group(group_id) if whole_group else set()
-                    await asyncio.to_thread(apply, sync_id, viewer.team_id)
-                    return [viewer.team_id, *teams]
-
-                await settle_click(workspaces, body, home, viewer, work())
-
-            return handler
+            return click_handler(workspaces, home, act)
 
         bolt.action(PAUSE)(
             change(lambda s, t: groups.set_status(s, t, "paused"), whole_group=False)

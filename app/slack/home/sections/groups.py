@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from app.errors import RemoteError
@@ -94,23 +94,32 @@ async def settle_submission(
     await home.refresh(viewer)
 
 
-async def settle_click(
+def click_handler(
     workspaces: Workspaces,
-    body: dict[str, Any],
     home: HomeRefresher,
-    viewer: Viewer,
-    work: Awaitable[Iterable[str]],
-) -> None:
-    """Finish a button click (already acknowledged) with the outcome of ``work``: a
-    :class:`GroupError` is explained in a modal; otherwise the workspaces ``work`` returns are
-    touched and the viewer's home is published again."""
-    try:
-        teams = await work
-    except GroupError as exc:
-        await explain(workspaces, body, exc)
-        return
-    home.touch(*teams)
-    await home.refresh(viewer)
+    act: Callable[[int, Viewer], Awaitable[Iterable[str]]],
+) -> Callable[..., Awaitable[None]]:
+    """The Bolt handler of a button whose value is an id.
+
+    ``act`` does what the button says, as the checked viewer, and returns the workspaces whose
+    homes it changed. A :class:`GroupError` (a bad id too) is explained in a modal; otherwise
+    those homes are touched and the viewer's is published again.
+    """
+
+    async def handler(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], context: Any
+    ) -> None:
+        await ack()
+        viewer = viewer_of(context)
+        try:
+            teams = await act(as_id(action.get("value")), viewer)
+        except GroupError as exc:
+            await explain(workspaces, body, exc)
+            return
+        home.touch(*teams)
+        await home.refresh(viewer)
+
+    return handler
 
 
 # --- the section ------------------------------------------------------------------------------
@@ -225,21 +234,12 @@ class GroupsSection:
             await settle_submission(ack, home, viewer, "workspace", work())
 
         def membership_change(change: Any) -> Any:
-            async def handler(
-                ack: Any, body: dict[str, Any], action: dict[str, Any], context: Any
-            ) -> None:
-                await ack()
-                viewer = viewer_of(context)
+            async def act(group_id: int, viewer: Viewer) -> set[str]:
+                before = groups.teams_of_group(group_id)
+                await asyncio.to_thread(change, group_id, viewer.team_id)
+                return before | {viewer.team_id}
 
-                async def work() -> set[str]:
-                    group_id = as_id(action.get("value"))
-                    before = groups.teams_of_group(group_id)
-                    await asyncio.to_thread(change, group_id, viewer.team_id)
-                    return before | {viewer.team_id}
-
-                await settle_click(workspaces, body, home, viewer, work())
-
-            return handler
+            return click_handler(workspaces, home, act)
 
         bolt.action(ACCEPT)(membership_change(groups.accept))
         bolt.action(DECLINE)(membership_change(groups.decline))

@@ -8,8 +8,9 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.app import App, AppArgs, DatabaseSizing
+from infra.aws.app import App, AppArgs
 from infra.aws.bootstrap import Bootstrap, BootstrapArgs
+from infra.aws.database import DatabaseSizing
 from infra.aws.deploy_policy import STACK_TAG
 from infra.aws.service import Bundle
 from infra.bundle import file_sha256

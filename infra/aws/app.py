@@ -9,7 +9,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.database import Database, DatabaseArgs
+from infra.aws.database import Database, DatabaseArgs, DatabaseSizing
 from infra.aws.env import DatabaseEnv, lambda_env
 from infra.aws.migrations import Migrations, MigrationsArgs
 from infra.aws.network import Network, NetworkArgs
@@ -23,18 +23,6 @@ from infra.contract import (
     OUTPUT_REGION,
     OUTPUT_SERVICE_URL,
 )
-
-
-@dataclass
-class DatabaseSizing:
-    """The RDS instance to create (ignored for an existing database)."""
-
-    instance_class: str = "db.t4g.micro"
-    storage_gb: int = 20
-    max_storage_gb: int = 100
-    backup_days: int = 7
-    multi_az: bool = False
-    engine_version: str | None = None
 
 
 @dataclass
@@ -52,6 +40,7 @@ class AppArgs:
     existing_database: bool = False
     """Connect by the ``DATABASE_URL`` secret instead of creating RDS."""
     database: DatabaseSizing = field(default_factory=DatabaseSizing)
+    """The RDS instance to create (ignored for an existing database)."""
     vpc_cidr: str = "10.40.0.0/16"
     zones: int = 2
     vpc_id: str | None = None
@@ -100,7 +89,6 @@ class App(pulumi.ComponentResource):
         database_env: DatabaseEnv | None = None
         self.database: Database | None = None
         if not args.existing_database:
-            sizing = args.database
             self.database = Database(
                 f"{name}-db",
                 DatabaseArgs(
@@ -109,12 +97,7 @@ class App(pulumi.ComponentResource):
                     subnet_ids=self.network.private_subnet_ids,
                     client_security_group_id=self.network.function_security_group_id,
                     production=args.production,
-                    instance_class=sizing.instance_class,
-                    storage_gb=sizing.storage_gb,
-                    max_storage_gb=sizing.max_storage_gb,
-                    backup_days=sizing.backup_days,
-                    multi_az=sizing.multi_az,
-                    engine_version=sizing.engine_version,
+                    sizing=args.database,
                 ),
                 opts=child,
             )

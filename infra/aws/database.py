@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
@@ -29,6 +29,18 @@ ENGINES: dict[str, EngineSpec] = {
 
 
 @dataclass
+class DatabaseSizing:
+    """The RDS instance's size, storage, backups and engine version (the stack's choices)."""
+
+    instance_class: str = "db.t4g.micro"
+    storage_gb: int = 20
+    max_storage_gb: int = 100
+    backup_days: int = 7
+    multi_az: bool = False
+    engine_version: str | None = None
+
+
+@dataclass
 class DatabaseArgs:
     """Inputs of :class:`Database`."""
 
@@ -38,12 +50,7 @@ class DatabaseArgs:
     client_security_group_id: pulumi.Input[str]
     """The only security group allowed to connect (the function's)."""
     production: bool = False
-    instance_class: str = "db.t4g.micro"
-    storage_gb: int = 20
-    max_storage_gb: int = 100
-    backup_days: int = 7
-    multi_az: bool = False
-    engine_version: str | None = None
+    sizing: DatabaseSizing = field(default_factory=DatabaseSizing)
     db_name: str = "syncbot"
     username: str = "syncbot"
 
@@ -64,7 +71,8 @@ class Database(pulumi.ComponentResource):
         super().__init__("syncbot:aws:Database", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         spec = ENGINES[args.backend]
-        version = args.engine_version or spec.version
+        sizing = args.sizing
+        version = sizing.engine_version or spec.version
         self.subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets", subnet_ids=args.subnet_ids, opts=child
         )
@@ -96,21 +104,21 @@ class Database(pulumi.ComponentResource):
             f"{name}-instance",
             engine=spec.engine,
             engine_version=version,
-            instance_class=args.instance_class,
+            instance_class=sizing.instance_class,
             port=spec.port,
             db_name=args.db_name,
             username=args.username,
             manage_master_user_password=True,
-            allocated_storage=args.storage_gb,
-            max_allocated_storage=args.max_storage_gb,
+            allocated_storage=sizing.storage_gb,
+            max_allocated_storage=sizing.max_storage_gb,
             storage_type="gp3",
             storage_encrypted=True,
             publicly_accessible=False,
             db_subnet_group_name=self.subnet_group.name,
             vpc_security_group_ids=[self.security_group.id],
             parameter_group_name=self.parameters.name,
-            multi_az=args.multi_az,
-            backup_retention_period=args.backup_days,
+            multi_az=sizing.multi_az,
+            backup_retention_period=sizing.backup_days,
             backup_window="03:00-04:00",
             maintenance_window="sun:04:30-sun:05:30",
             copy_tags_to_snapshot=True,

@@ -10,9 +10,10 @@ from infra.contract import (
     OUTPUT_REGION,
     OUTPUT_SERVICE_URL,
 )
-from infra.gcp.app_stack import App, AppArgs, Scaling
+from infra.gcp.app_stack import App, AppArgs
 from infra.gcp.bootstrap import Bootstrap, BootstrapArgs
 from infra.gcp.naming import account_id, artifact_bucket_name, image_repository_url
+from infra.gcp.service import Scaling
 from stacks.config import GcpConfig, StackConfig
 
 

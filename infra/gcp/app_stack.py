@@ -19,24 +19,12 @@ from infra.gcp.network import PrivateNetwork, PrivateNetworkArgs
 from infra.gcp.queue import DeliveryQueue, DeliveryQueueArgs, delivery_queue_id, queue_path
 from infra.gcp.scheduler import Scheduler, SchedulerArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
-from infra.gcp.service import Service, ServiceArgs, service_url
+from infra.gcp.service import Scaling, Service, ServiceArgs, service_url
 from infra.gcp.workload import DATABASE_CA_PATH, Workload
 
 # Secret Manager key of the database server CA (a file, not an env var).
 DATABASE_CA_KEY = "DATABASE_CA_CERT"
 TOKEN_KEY_LENGTH = 48
-
-
-@dataclass
-class Scaling:
-    """Cloud Run sizing of the service."""
-
-    min_instances: int = 0
-    max_instances: int = 4
-    concurrency: int = 40
-    cpu: str = "1"
-    memory: str = "512Mi"
-    timeout_seconds: int = 30
 
 
 @dataclass
@@ -207,12 +195,7 @@ class App(pulumi.ComponentResource):
                 region=args.region,
                 service_name=args.service_name,
                 workload=workload,
-                min_instances=args.scaling.min_instances,
-                max_instances=args.scaling.max_instances,
-                concurrency=args.scaling.concurrency,
-                cpu=args.scaling.cpu,
-                memory=args.scaling.memory,
-                timeout_seconds=args.scaling.timeout_seconds,
+                scaling=args.scaling,
                 deletion_protection=args.production,
                 invokers=[deliveries.invoker_member],
                 depends_on=[secrets, migrations.job, deliveries],

@@ -32,13 +32,9 @@ def service_url(service_name: str, project_number: str, region: str) -> str:
 
 
 @dataclass
-class ServiceArgs:
-    """Inputs of :class:`Service`."""
+class Scaling:
+    """Cloud Run sizing of the service."""
 
-    project: pulumi.Input[str]
-    region: pulumi.Input[str]
-    service_name: str
-    workload: Workload
     min_instances: int = 0
     max_instances: int = 4
     concurrency: int = 40
@@ -46,6 +42,17 @@ class ServiceArgs:
     cpu: str = "1"
     memory: str = "512Mi"
     timeout_seconds: int = 30
+
+
+@dataclass
+class ServiceArgs:
+    """Inputs of :class:`Service`."""
+
+    project: pulumi.Input[str]
+    region: pulumi.Input[str]
+    service_name: str
+    workload: Workload
+    scaling: Scaling = field(default_factory=Scaling)
     cpu_always_allocated: bool = True
     """Keep CPU between requests: ``syncbot serve`` delivers from background workers after it
     has answered Slack, which request-only CPU would starve."""
@@ -71,9 +78,10 @@ class Service(pulumi.ComponentResource):
         self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("syncbot:gcp:Service", name, None, opts)
-        if args.concurrency <= 1:
+        scaling = args.scaling
+        if scaling.concurrency <= 1:
             raise ValueError("request concurrency must be above 1 for an async app")
-        if not 0 <= args.min_instances <= args.max_instances or args.max_instances < 1:
+        if not 0 <= scaling.min_instances <= scaling.max_instances or scaling.max_instances < 1:
             raise ValueError("need 0 <= min_instances <= max_instances and max_instances >= 1")
         workload = args.workload
         probe = {"path": HEALTH_PATH, "port": CONTAINER_PORT}
@@ -86,11 +94,11 @@ class Service(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             template={
                 "service_account": workload.service_account_email,
-                "max_instance_request_concurrency": args.concurrency,
-                "timeout": f"{args.timeout_seconds}s",
+                "max_instance_request_concurrency": scaling.concurrency,
+                "timeout": f"{scaling.timeout_seconds}s",
                 "scaling": {
-                    "min_instance_count": args.min_instances,
-                    "max_instance_count": args.max_instances,
+                    "min_instance_count": scaling.min_instances,
+                    "max_instance_count": scaling.max_instances,
                 },
                 "vpc_access": workload.vpc_access(),
                 "volumes": workload.volumes(),
@@ -103,7 +111,7 @@ class Service(pulumi.ComponentResource):
                         "envs": workload.envs,
                         "volume_mounts": workload.volume_mounts(),
                         "resources": {
-                            "limits": {"cpu": args.cpu, "memory": args.memory},
+                            "limits": {"cpu": scaling.cpu, "memory": scaling.memory},
                             "cpu_idle": not args.cpu_always_allocated,
                             "startup_cpu_boost": True,
                         },

@@ -128,16 +128,10 @@ def test_every_route_is_present_and_integrated_with_the_function(app_stack: Mock
     routes = {
         r.inputs["routeKey"]: r.inputs for r in app_stack.of_type("aws:apigatewayv2/route:Route")
     }
+    # The contract's own tests name the platform routes; here every one reaches the function.
     assert set(routes) == {route_key(route) for route in ROUTES}
-    for must in (
-        "POST /slack/events",
-        "GET /slack/install",
-        "GET /slack/oauth_redirect",
-        "GET /health",
-        "ANY /api/federation/{proxy+}",
-        "ANY /_matrix/{proxy+}",
-    ):
-        assert routes[must]["target"] == f"integrations/{integration.name}-id"
+    for key, route in routes.items():
+        assert route["target"] == f"integrations/{integration.name}-id", key
     stage = app_stack.one("aws:apigatewayv2/stage:Stage").inputs
     assert stage["autoDeploy"] is True and stage["accessLogSettings"]["destinationArn"]
 

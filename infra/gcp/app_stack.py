@@ -14,7 +14,7 @@ from infra.gcp.database import Backend, Database, DatabaseArgs
 from infra.gcp.env import DatabaseEnv, DeliveryEnv, container_env
 from infra.gcp.image import ContainerImage, ContainerImageArgs
 from infra.gcp.migrations import Migrations, MigrationsArgs
-from infra.gcp.naming import account_email, account_id
+from infra.gcp.naming import account_email, account_id, account_member
 from infra.gcp.network import PrivateNetwork, PrivateNetworkArgs
 from infra.gcp.queue import DeliveryQueue, DeliveryQueueArgs, delivery_queue_id, queue_path
 from infra.gcp.scheduler import Scheduler, SchedulerArgs
@@ -120,7 +120,7 @@ class App(pulumi.ComponentResource):
                 project=args.project,
                 prefix=args.service_name,
                 values=secret_values,
-                accessors=[runtime.email.apply(lambda email: f"serviceAccount:{email}")],
+                accessors=[runtime.email.apply(account_member)],
             ),
             child,
         )
@@ -147,7 +147,7 @@ class App(pulumi.ComponentResource):
                 region=args.region,
                 queue_id=queue_id,
                 invoker_account_id=invoker_id,
-                enqueuer_member=runtime.email.apply(lambda email: f"serviceAccount:{email}"),
+                enqueuer_member=runtime.email.apply(account_member),
             ),
             child,
         )

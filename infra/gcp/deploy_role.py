@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.naming import account_member
+
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 # What `pulumi up` of the app stack creates or changes, and nothing more: no project IAM admin,
@@ -150,7 +152,7 @@ class DeployRole(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        member = account.email.apply(lambda email: f"serviceAccount:{email}")
+        member = account.email.apply(account_member)
         for role in args.project_roles:
             gcp.projects.IAMMember(
                 f"{name}-{role.removeprefix('roles/').replace('.', '-')}",

@@ -31,6 +31,11 @@ def account_email(account: str, project: str) -> str:
     return f"{account}@{project}.iam.gserviceaccount.com"
 
 
+def account_member(email: str) -> str:
+    """A service account as an IAM member (``serviceAccount:<email>``)."""
+    return f"serviceAccount:{email}"
+
+
 def artifact_bucket_name(project: str, prefix: str) -> str:
     """The artifact bucket's globally unique name (project ids are globally unique).
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.naming import account_member
+
 ENQUEUER_ROLE = "roles/cloudtasks.enqueuer"
 ACT_AS_ROLE = "roles/iam.serviceAccountUser"
 _QUEUE_ID_MAX = 100
@@ -127,7 +129,7 @@ class DeliveryQueue(pulumi.ComponentResource):
             "projects/", args.project, "/locations/", args.region, "/queues/", self.queue.name
         )
         self.invoker_email = self.invoker.email
-        self.invoker_member = self.invoker.email.apply(lambda email: f"serviceAccount:{email}")
+        self.invoker_member = self.invoker.email.apply(account_member)
         self.register_outputs(
             {
                 "queue_name": self.queue_name,

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.contract import HEALTH_PATH, MAINTENANCE_PATH, SCHEDULE_MINUTES
+from infra.gcp.naming import account_member
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Scheduler(pulumi.ComponentResource):
             location=args.region,
             name=args.service_name,
             role="roles/run.invoker",
-            member=account.email.apply(lambda email: f"serviceAccount:{email}"),
+            member=account.email.apply(account_member),
             opts=child,
         )
         base = pulumi.Output.from_input(args.service_url).apply(lambda url: url.rstrip("/"))

@@ -23,6 +23,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 
+from policies.evaluate import Resource, Violation, evaluate
 from stacks.plan import ensure_event_loop
 
 ACCOUNT_ID = "123456789012"
@@ -92,6 +93,36 @@ class MockRun:
     def all_inputs_text(self) -> str:
         """Every recorded input as one JSON text, for "value never appears" assertions."""
         return json.dumps([r.inputs for r in self.resources], default=str, sort_keys=True)
+
+
+STACK_URN = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:pulumi:Stack::{PROJECT}-{STACK}"
+
+Edit = Callable[[Recorded, Mapping[str, Any]], Mapping[str, Any]]
+"""Changes one resource's inputs or outputs before the pack sees them (a negative control)."""
+
+
+def patch_type(typ: str, **patch: Any) -> Edit:
+    """An edit that sets ``patch`` on every resource of type ``typ``."""
+    return lambda r, props: {**props, **patch} if r.typ == typ else props
+
+
+def evaluate_run(run: MockRun, edit: Edit | None = None) -> list[Violation]:
+    """The policy pack's findings on a run as the offline plan presents it (inputs to resource
+    rules, outputs, parents and dependencies to stack rules), each resource edited first."""
+    change = edit or (lambda r, props: props)
+    resources = [
+        Resource(
+            r.typ,
+            r.name,
+            r.urn,
+            change(r, r.inputs),
+            {**change(r, r.outputs), "id": r.id},
+            r.parent,
+            r.dependencies,
+        )
+        for r in run.resources
+    ]
+    return evaluate(resources, stack_urn=STACK_URN, stack_outputs=run.outputs)
 
 
 def _contains_secret(value: Any) -> bool:

@@ -1,26 +1,16 @@
-"""Running the real stack program on a stack file under the recording mocks, and the policy
-pack over what it recorded."""
+"""Running the real stack program on a stack file under the recording mocks."""
 
 from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from policies.evaluate import Resource, Violation, evaluate
 from stacks.program import main
-from tests.infra.conftest import (
-    PROJECT,
-    STACK,
-    MockRun,
-    Recorded,
-    engine_config,
-    run_program,
-)
+from tests.infra.conftest import MockRun, engine_config, run_program
 
 ROOT = Path(__file__).resolve().parents[3]
 # Distinctive secret values: the tests assert they never appear outside secret inputs.
@@ -56,38 +46,6 @@ def with_dev_secrets(stack_config: dict[str, Any]) -> dict[str, Any]:
         "syncbot:slackSigningSecret": {"secure": SIGNING_SECRET},
         "syncbot:slackClientSecret": {"secure": CLIENT_SECRET},
     }
-
-
-STACK_URN = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:pulumi:Stack::{PROJECT}-{STACK}"
-
-Edit = Callable[[Recorded, Mapping[str, Any]], Mapping[str, Any]]
-"""Changes one resource's inputs or outputs before the pack sees them (a negative control)."""
-
-
-def _unchanged(resource: Recorded, props: Mapping[str, Any]) -> Mapping[str, Any]:
-    return props
-
-
-def patch_type(typ: str, **patch: Any) -> Edit:
-    """An edit that sets ``patch`` on every resource of type ``typ``."""
-    return lambda r, props: {**props, **patch} if r.typ == typ else props
-
-
-def evaluate_run(run: MockRun, edit: Edit = _unchanged) -> list[Violation]:
-    """The policy pack's findings on a run, each resource edited first by ``edit``."""
-    resources = [
-        Resource(
-            r.typ,
-            r.name,
-            r.urn,
-            edit(r, r.inputs),
-            {**edit(r, r.outputs), "id": r.id},
-            r.parent,
-            r.dependencies,
-        )
-        for r in run.resources
-    ]
-    return evaluate(resources, stack_urn=STACK_URN, stack_outputs=run.outputs)
 
 
 def policy_of(inputs: dict[str, Any], key: str = "policy") -> dict[str, Any]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.aws.aws_stack_fixtures import evaluate_run, patch_type
-from tests.infra.conftest import MockRun
+from tests.infra.conftest import MockRun, evaluate_run, patch_type
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

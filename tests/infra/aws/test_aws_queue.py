@@ -21,8 +21,16 @@ from infra.aws.queue import (
     queue_arn,
     visibility_timeout,
 )
-from tests.infra.aws.aws_stack_fixtures import evaluate_run, patch_type, policy_of
-from tests.infra.conftest import ACCOUNT_ID, REGION, MockRun, Recorded, run_program
+from tests.infra.aws.aws_stack_fixtures import policy_of
+from tests.infra.conftest import (
+    ACCOUNT_ID,
+    REGION,
+    MockRun,
+    Recorded,
+    evaluate_run,
+    patch_type,
+    run_program,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,15 @@ import pytest
 import yaml
 
 from infra.contract import BOOTSTRAP_OUTPUTS, RUNTIME_ENV, Source
-from policies.evaluate import Resource, evaluate
 from stacks import gcp as gcp_stack
 from stacks.config import parse_stack_config
+from tests.infra.conftest import Edit, Recorded, evaluate_run
 from tests.infra.gcp.gcp_mock_runtime import PROJECT_NUMBER, Run, run_gcp
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "stacks" / "examples" / "gcp.yaml"
 PROJECT = "my-syncbot-project"
 REGION = "europe-west1"
 PREFIX = "syncbot-prod"
-STACK_URN = "urn:pulumi:test::syncbot::pulumi:pulumi:Stack::syncbot-test"
 
 
 def _raw(**changes: Any) -> dict[str, Any]:
@@ -144,16 +144,8 @@ def test_a_non_gcp_config_is_refused() -> None:
         gcp_stack.build(config)
 
 
-def _policy_findings(run: Run, *, tamper: Any = None) -> list[str]:
-    resources = []
-    for recorded in run.resources:
-        inputs = copy.deepcopy(recorded.inputs)
-        if tamper is not None:
-            tamper(recorded.typ, inputs)
-        urn = f"urn:pulumi:test::syncbot::{recorded.typ}::{recorded.name}"
-        resources.append(Resource(recorded.typ, recorded.name, urn, inputs, inputs))
-    found = evaluate(resources, stack_urn=STACK_URN, stack_outputs=run.outputs)
-    return [f"{v.policy}: {v.message}" for v in found]
+def _policy_findings(run: Run, edit: Edit | None = None) -> list[str]:
+    return [f"{v.policy}: {v.message}" for v in evaluate_run(run, edit)]
 
 
 @pytest.mark.parametrize("kind", ["app_run", "bootstrap_run"])
@@ -163,12 +155,15 @@ def test_policy_pack_passes_both_kinds(kind: str, request: pytest.FixtureRequest
 
 def test_policy_pack_sees_these_resources(app_run: Run) -> None:
     # Negative control: the same recording with an open database must be caught.
-    def open_database(typ: str, inputs: dict[str, Any]) -> None:
-        if typ == "gcp:sql/databaseInstance:DatabaseInstance":
-            inputs["settings"]["ipConfiguration"]["ipv4Enabled"] = True
-            inputs["settings"]["ipConfiguration"]["authorizedNetworks"] = [{"value": "0.0.0.0/0"}]
+    def open_database(r: Recorded, props: Mapping[str, Any]) -> Mapping[str, Any]:
+        if r.typ != "gcp:sql/databaseInstance:DatabaseInstance":
+            return props
+        props = copy.deepcopy(dict(props))
+        props["settings"]["ipConfiguration"]["ipv4Enabled"] = True
+        props["settings"]["ipConfiguration"]["authorizedNetworks"] = [{"value": "0.0.0.0/0"}]
+        return props
 
-    findings = _policy_findings(app_run, tamper=open_database)
+    findings = _policy_findings(app_run, open_database)
     assert any(f.startswith("syncbot-gcp-sql-no-open-networks") for f in findings)
 
 

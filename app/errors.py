@@ -56,3 +56,8 @@ class RemoteError(SyncbotError):
 
 class FederationError(SyncbotError):
     """A peer-instance request is invalid, unsigned, stale, replayed or not allowed."""
+
+
+class RedeliveryRequested(SyncbotError):
+    """Raised by an event hook that cannot take an event yet (the Matrix bridge still creating
+    the portal the event needs): the event is not acknowledged, so Slack sends it again."""

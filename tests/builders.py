@@ -135,6 +135,7 @@ class RecordingNotifier:
     """A dispatch notifier that records notices, or fails like a queue that is away."""
 
     name = "recorder"
+    remote = True
 
     def __init__(self, *, broken: bool = False) -> None:
         self.notices: list[PendingDelivery] = []

@@ -32,6 +32,9 @@ class Notifier(Protocol):
     """Tells some worker that deliveries are waiting, to be looked at when each is due."""
 
     name: str
+    # A remote queue needs each row's target and due time; an in-process worker reads the
+    # database itself and only needs waking (sparing a query per event).
+    remote: bool
 
     async def notify(self, pending: Sequence[PendingDelivery]) -> None:
         """Hand the notices over; raises when they could not be (the tick still catches up)."""
@@ -41,6 +44,7 @@ class InProcessNotifier:
     """``syncbot serve``: its own outbox worker sleeps until the next due row or a wake-up."""
 
     name = "inprocess"
+    remote = False
 
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
@@ -73,6 +77,9 @@ class Dispatcher:
                 log.exception("inline delivery failed; the outbox keeps it")
         rest = [uid for uid in uids if uid not in settled]
         if not rest:
+            return
+        if not self.notifier.remote:
+            await self.notifier.notify(())
             return
         try:
             pending = await asyncio.to_thread(self._store.pending, rest)

@@ -151,7 +151,7 @@ class Outbox:
             lane = await asyncio.to_thread(
                 self._store.claim_due,
                 worker=self.worker_id,
-                limit=max(1, self._batch // self._lanes),
+                limit=self._batch,
                 lease_seconds=self._lease,
                 targets=[target],
             )

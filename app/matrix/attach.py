@@ -105,6 +105,7 @@ def attach_matrix(runtime: Runtime) -> MatrixAdapter | None:
         cipher=services.cipher,
         relay=services.relay,
         outbox=services.outbox,
+        dispatcher=services.dispatcher,
         authors=services.authors,
         slack=services.slack,
     )

@@ -17,8 +17,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint
-from app.core.outbox import Outbox
 from app.core.relay import Relay
 from app.errors import RemoteError
 from app.matrix import inbound
@@ -41,7 +41,7 @@ class MatrixBridge:
         *,
         sessions: sessionmaker[Session],
         relay: Relay,
-        outbox: Outbox,
+        dispatcher: Dispatcher,
         commands: BotCommands,
         permissions: Permissions,
         invites: PortalInvites | None = None,
@@ -50,7 +50,7 @@ class MatrixBridge:
         self._ids = homeserver.ids
         self._sessions = sessions
         self._relay = relay
-        self._outbox = outbox
+        self._dispatcher = dispatcher
         self._commands = commands
         self._permissions = permissions
         self._invites = invites
@@ -91,7 +91,8 @@ class MatrixBridge:
             # Only once the unreact is durable: a retried transaction must find the row again.
             await asyncio.to_thread(self._forget_reaction, str(event.get("redacts")))
         if result.deliveries:
-            self._outbox.wake()
+            # No inline delivery: the homeserver waits for this transaction's answer.
+            await self._dispatcher.after_commit(result.deliveries)
 
     async def _member(self, event: dict[str, Any]) -> None:
         content = event.get("content") or {}

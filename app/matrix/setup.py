@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import Route
 
 from app.core.authors import AuthorDirectory
+from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint, Network
 from app.core.events import FileRef
 from app.core.outbox import Outbox
@@ -97,6 +98,7 @@ def build_matrix(
     cipher: TokenCipher,
     relay: Relay,
     outbox: Outbox,
+    dispatcher: Dispatcher,
     authors: AuthorDirectory,
     slack: SlackAdapter | None = None,
     fetch_avatar: AvatarFetcher | None = None,
@@ -188,7 +190,7 @@ def build_matrix(
         homeserver,
         sessions=sessions,
         relay=relay,
-        outbox=outbox,
+        dispatcher=dispatcher,
         commands=commands,
         permissions=permissions,
         invites=invites,

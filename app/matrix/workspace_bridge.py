@@ -22,13 +22,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint
-from app.errors import RemoteError
+from app.errors import RedeliveryRequested, RemoteError
 from app.matrix.commands import LoginRequest
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.invites import PortalInvites
 from app.matrix.members import ChannelMembers
 from app.matrix.portals import PortalError, Portals
-from app.slack.socket_mode import RedeliveryRequested
 from app.slack.workspaces import WorkspaceInfo, Workspaces
 from app.store.models_matrix import MatrixLogin, MatrixUser
 

@@ -78,6 +78,7 @@ class MetadataToken:
 
 class CloudTasksNotifier:
     name = "cloud_tasks"
+    remote = True
 
     def __init__(self, *, queue: str, invoker: str, url: str, audience: str) -> None:
         self.queue = queue.strip("/")

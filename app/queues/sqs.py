@@ -70,6 +70,7 @@ def notice(uid: str) -> str:
 
 class SqsNotifier:
     name = "sqs"
+    remote = True
 
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url

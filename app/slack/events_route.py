@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from app.core.dispatch import Dispatcher
 from app.core.relay import Relay
+from app.errors import RedeliveryRequested
 from app.slack.inbound import EventTranslator
 
 log = logging.getLogger("syncbot.slack.events")
@@ -83,8 +84,13 @@ class SlackEvents:
                 if response is not None:
                     return response
             return Response(status_code=200)
-        for hook in self.event_hooks:
-            await hook(payload)
+        try:
+            for hook in self.event_hooks:
+                await hook(payload)
+        except RedeliveryRequested as exc:
+            # Not acknowledged: Slack sends the event again (Socket Mode: no ack on a 5xx).
+            log.info("event left for redelivery", extra={"reason": str(exc)})
+            return JSONResponse({"error": "not ready, retry"}, status_code=503)
         event = self._translator.translate(payload)
         if event is None:
             return Response(status_code=200)

@@ -52,11 +52,6 @@ FATAL_REASONS = frozenset({"link_disabled"})
 EnvelopeHandler = Callable[[dict[str, Any]], Awaitable[Response]]
 
 
-class RedeliveryRequested(Exception):
-    """Raised by a handler that cannot take an envelope yet: it stays unacknowledged, so Slack
-    sends it again (e.g. the Matrix bridge still creating the portal the event needs)."""
-
-
 @dataclass(frozen=True, slots=True)
 class SocketTimings:
     """Tunables of one client; production uses the defaults, tests shrink them.
@@ -406,11 +401,6 @@ class SocketModeClient:
             envelope_id = str(frame["envelope_id"])
             try:
                 await self._handle(envelope_id, frame, received)
-            except RedeliveryRequested as exc:
-                log.info(
-                    "socket mode envelope left for redelivery",
-                    extra={"team_id": self.team_id, "reason": str(exc)},
-                )
             except Exception:
                 log.exception("socket mode envelope failed", extra={"team_id": self.team_id})
             finally:

@@ -53,6 +53,7 @@ class BridgeApp(AppServer):
             cipher=cipher,
             relay=services.relay,
             outbox=services.outbox,
+            dispatcher=services.dispatcher,
             authors=services.authors,
             slack=services.slack,
             fetch_avatar=fake_avatar,

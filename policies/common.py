@@ -13,7 +13,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pulumi.runtime.config import get_config
 from pulumi_policy import (
@@ -239,7 +239,9 @@ def looks_secret_value(value: Any) -> bool:
     return isinstance(value, str) and bool(_SECRET_VALUE.search(value))
 
 
-def plaintext_secret(name: str, value: Any, allowed: Sequence[str] = ()) -> str | None:
+def plaintext_secret(
+    name: str, value: Any, allowed: Sequence[str] = ()
+) -> Literal["name", "value"] | None:
     """Why a literal env value leaks a credential, for the env var rules of every provider.
 
     Args:

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -53,9 +56,21 @@ def worker(url: str, slack_url: str, start_at: float) -> None:
         slack_rate_scale=1e6,
     )
 
+    def report_cpu(*_: object) -> None:
+        # CPU spent delivering, start-up excluded, for the parent to read from stdout.
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        used = (now.ru_utime - released.ru_utime) + (now.ru_stime - released.ru_stime)
+        print(f"cpu {used:.3f}", flush=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, report_cpu)
+    released = resource.getrusage(resource.RUSAGE_SELF)
+
     async def run() -> None:
+        nonlocal released
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
         await asyncio.sleep(max(0.0, start_at - time.time()))
+        released = resource.getrusage(resource.RUSAGE_SELF)
         # The worker loop of `syncbot serve`, as is; the parent stops it when all is delivered.
         await services.outbox.run_forever(idle=0.2)
 
@@ -69,7 +84,8 @@ def pending(engine) -> int:
         ).scalar_one()
 
 
-def one_run(processes: int, posts: int, targets: int) -> float:
+def one_run(processes: int, posts: int, targets: int) -> tuple[float, float]:
+    """Deliveries per second, and the workers' CPU seconds (user + system) per delivery."""
     slack = FakeSlack().start()
     slack.echo = False
     try:
@@ -95,7 +111,9 @@ def one_run(processes: int, posts: int, targets: int) -> float:
                         raw,
                         slack.base_url,
                         str(start_at),
-                    ]
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
                 for _ in range(processes)
             ]
@@ -105,11 +123,15 @@ def one_run(processes: int, posts: int, targets: int) -> float:
             while pending(engine):
                 time.sleep(0.02)
             elapsed = time.perf_counter() - begun
+            cpu = 0.0
             for proc in procs:
                 proc.terminate()
-                proc.wait(60)
+                out, _ = proc.communicate(timeout=60)
+                cpu += sum(
+                    float(ln.split()[1]) for ln in out.splitlines() if ln.startswith("cpu ")
+                )
             engine.dispose()
-            return total / elapsed
+            return total / elapsed, cpu / total
     finally:
         slack.stop()
 
@@ -128,9 +150,13 @@ def main() -> None:
     results: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(args.runs):
         for n in (1, 2):  # interleaved, so machine noise hits both alike
-            rate = one_run(n, args.posts, args.targets)
+            rate, cpu = one_run(n, args.posts, args.targets)
             results[n].append(rate)
-            print(f"{n} process(es): {rate:.0f} deliveries/s", flush=True)
+            print(
+                f"{n} process(es): {rate:.0f} deliveries/s, "
+                f"{cpu * 1000:.1f} ms worker CPU per delivery",
+                flush=True,
+            )
     one, two = statistics.median(results[1]), statistics.median(results[2])
     print(f"median: 1 -> {one:.0f}/s, 2 -> {two:.0f}/s, speed-up {two / one:.2f}x")
 

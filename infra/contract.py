@@ -88,7 +88,9 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
     EnvVar("MATRIX_GHOST_TEMPLATE", Source.CONFIG, "ghost localpart template"),
     EnvVar("MATRIX_COMMAND_PREFIX", Source.CONFIG, "bot command prefix", "!slack"),
     EnvVar("MATRIX_PERMISSIONS", Source.CONFIG, "JSON map of domain/user to relay/user/admin"),
-    EnvVar("MATRIX_CONVERSATION_COUNT", Source.CONFIG, "channels bridged on login (-1: all)"),
+    EnvVar(
+        "MATRIX_CONVERSATION_COUNT", Source.CONFIG, "channels bridged on login (-1: all)", "10"
+    ),
     # Runtime shape.
     EnvVar("SYNCBOT_AUTO_MIGRATE", Source.CONFIG, "upgrade the schema at start", "false"),
     EnvVar(

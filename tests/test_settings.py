@@ -42,6 +42,7 @@ def attr_of(name: str) -> str:
         "MATRIX_BOT_LOCALPART": "matrix_bot_localpart",
         "MATRIX_COMMAND_PREFIX": "matrix_command_prefix",
         "SYNCBOT_DISPATCH": "dispatch",
+        "MATRIX_CONVERSATION_COUNT": "matrix_conversation_count",
     }[name]
 
 

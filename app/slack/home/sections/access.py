@@ -54,29 +54,6 @@ def is_workspace_admin(user: Mapping[str, Any]) -> bool:
     )
 
 
-async def acting_viewer(services: Services, body: dict[str, Any]) -> Viewer:
-    """The acting user with admin rights asked of Slack now (``users.info``).
-
-    For code that has no Bolt context at hand; handlers should use :func:`admin_viewer`, the
-    shell's checked viewer. Any failure to ask Slack counts as "not an admin".
-    """
-    team, user = actor(body)
-    if not team or not user:
-        return Viewer(team_id=team, user_id=user, is_admin=False)
-    try:
-        data = await services.slack.workspaces.api(team).call("users.info", user=user)
-    except SyncbotError as exc:
-        log.warning("admin check failed", extra={"team": team, "error": str(exc)})
-        return Viewer(team_id=team, user_id=user, is_admin=False)
-    info = data.get("user") or {}
-    if not can_act(info):
-        return Viewer(team_id=team, user_id=user, is_admin=False)
-    admin = is_workspace_admin(info)
-    return Viewer(
-        team_id=team, user_id=user, is_admin=admin or not services.settings.require_admin
-    )
-
-
 async def call_slack(
     services: Services, viewer: Viewer, method: str, **params: Any
 ) -> dict[str, Any]:
@@ -183,7 +160,6 @@ __all__ = [
     "ACK_BUDGET",
     "REFUSED",
     "Background",
-    "acting_viewer",
     "actor",
     "actor_team",
     "admin_or_refuse",

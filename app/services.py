@@ -20,6 +20,7 @@ from app.core.dispatch import Dispatcher, Notifier
 from app.core.outbox import Outbox, RetryPolicy
 from app.core.relay import Relay
 from app.settings import Settings
+from app.slack.http_pool import HttpPool
 from app.slack.setup import SlackAdapter, build_slack
 from app.store.cipher import TokenCipher
 from app.store.relay_store import SqlStore
@@ -108,15 +109,19 @@ def build_services(
 class OutboxWorker:
     """The outbox's background worker as a runtime worker (``syncbot serve``)."""
 
-    def __init__(self, outbox: Outbox, *, idle: float = 5.0) -> None:
+    def __init__(self, outbox: Outbox, *, idle: float = 5.0, http: HttpPool | None = None) -> None:
         self._outbox = outbox
         self._idle = idle
+        self._http = http
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # Deliveries complete in worker threads; the default pool (cores + 4) would make a
         # 25-way fan-out wait on 6 threads.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
+        if self._http is not None:
+            # This loop lives as long as the process: keep connections to Slack open.
+            await self._http.open()
         self._task = asyncio.create_task(
             self._outbox.run_forever(idle=self._idle), name="syncbot-outbox"
         )
@@ -128,6 +133,8 @@ class OutboxWorker:
                 await self._task
             self._task = None
         await self._outbox.wait_idle(10.0)
+        if self._http is not None:
+            await self._http.close()
 
 
 def attach(runtime: Runtime) -> Services:
@@ -140,7 +147,7 @@ def attach(runtime: Runtime) -> Services:
         slack_rate_scale=runtime.settings.slack_rate_scale,
     )
     runtime.add_routes(*services.routes)
-    runtime.add_worker(OutboxWorker(services.outbox))
+    runtime.add_worker(OutboxWorker(services.outbox, http=services.slack.workspaces.http))
 
     def outbox_catch_up(_runtime: Runtime) -> int:
         # The tick of runtimes with no worker between requests (Lambda, Cloud Run): deliver

@@ -71,6 +71,7 @@ def worker(url: str, slack_url: str, start_at: float) -> None:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
         await asyncio.sleep(max(0.0, start_at - time.time()))
         released = resource.getrusage(resource.RUSAGE_SELF)
+        await services.slack.workspaces.http.open()  # as serve's worker does
         # The worker loop of `syncbot serve`, as is; the parent stops it when all is delivered.
         await services.outbox.run_forever(idle=0.2)
 

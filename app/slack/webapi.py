@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from app.errors import RemoteError
+from app.slack.http_pool import HttpPool
 from app.slack.ratelimit import RateLimiter
 
 log = logging.getLogger("syncbot.slack.api")
@@ -59,13 +60,36 @@ class SlackApi:
         base_url: str,
         limiter: RateLimiter,
         timeout: float = 10.0,
+        pool: HttpPool | None = None,
     ) -> None:
         self.team_id = team_id
         self._limiter = limiter
         self._timeout = timeout
-        self._client = AsyncWebClient(
-            token=token, base_url=base_url, timeout=int(max(1, timeout)), retry_handlers=[]
+        self._pool = pool
+        self._client = self._new_client(token, base_url, session=None)
+        # One client per pooled session (a session is bound to its event loop).
+        self._pooled: dict[int, AsyncWebClient] = {}
+
+    def _new_client(
+        self, token: str, base_url: str, *, session: aiohttp.ClientSession | None
+    ) -> AsyncWebClient:
+        return AsyncWebClient(
+            token=token,
+            base_url=base_url,
+            timeout=int(max(1, self._timeout)),
+            retry_handlers=[],
+            session=session,
         )
+
+    def _client_now(self) -> AsyncWebClient:
+        session = self._pool.session() if self._pool is not None else None
+        if session is None:
+            return self._client
+        client = self._pooled.get(id(session))
+        if client is None or client.session is not session:
+            client = self._new_client(self.token, self._client.base_url, session=session)
+            self._pooled = {id(session): client}
+        return client
 
     @property
     def token(self) -> str:
@@ -90,7 +114,7 @@ class SlackApi:
         write = method in WRITE_METHODS
         try:
             response = await asyncio.wait_for(
-                self._client.api_call(method, data=data), timeout=self._timeout + 1
+                self._client_now().api_call(method, data=data), timeout=self._timeout + 1
             )
             return dict(response.data) if isinstance(response.data, dict) else {}
         except SlackApiError as exc:

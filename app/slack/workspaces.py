@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import RemoteError, SyncbotError
+from app.slack.http_pool import HttpPool
 from app.slack.ratelimit import RateLimiter
 from app.slack.webapi import SlackApi
 from app.store.cipher import TokenCipher
@@ -70,6 +71,7 @@ class Workspaces:
         self.limiter = limiter or RateLimiter()
         self._timeout = timeout
         self._clients: dict[str, SlackApi] = {}
+        self.http = HttpPool()
         self._infos: dict[str, WorkspaceInfo] = {}
         self._expiries: dict[str, datetime] = {}
 
@@ -115,6 +117,7 @@ class Workspaces:
             base_url=self.api_url,
             limiter=self.limiter,
             timeout=self._timeout,
+            pool=self.http,
         )
         self._clients[team_id] = client
         return client

@@ -89,6 +89,9 @@ class AppServer:
             asyncio.set_event_loop(self.loop)
 
             async def main() -> None:
+                assert self.services is not None
+                # As `syncbot serve` does: keep-alive connections to Slack on this loop.
+                await self.services.slack.workspaces.http.open()
                 await self.on_loop_start()
                 worker = None
                 if self.worker:
@@ -105,6 +108,7 @@ class AppServer:
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
                 await self.on_loop_stop()
+                await self.services.slack.workspaces.http.close()
 
             self.loop.run_until_complete(main())
 

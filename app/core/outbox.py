@@ -14,10 +14,11 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.core.endpoints import Network
-from app.core.ports import Deliverer, DeliveryTask, OutboxStore
+from app.core.events import Kind
+from app.core.ports import Copy, Deliverer, DeliveryTask, OutboxStore
 from app.errors import RemoteError
 
 log = logging.getLogger("syncbot.core.outbox")
@@ -54,6 +55,22 @@ class DrainReport:
     errors: list[str] = field(default_factory=list)
     # Deliveries this pass finished for good (delivered or dead): nothing more to schedule.
     settled: set[str] = field(default_factory=set)
+
+
+def _with_copies(task: DeliveryTask, made: Mapping[str, Copy]) -> DeliveryTask:
+    """``task`` with the copies it lacks filled in from those its lane just made."""
+    if not made:
+        return task
+    copy = task.copy
+    if copy is None and task.kind is not Kind.POST and task.post_id in made:
+        copy = made[task.post_id]
+    parent = task.parent_copy
+    parent_id = task.payload.get("thread_post_id")
+    if parent is None and parent_id in made:
+        parent = made[parent_id]
+    if copy is task.copy and parent is task.parent_copy:
+        return task
+    return replace(task, copy=copy, parent_copy=parent)
 
 
 class Outbox:
@@ -139,9 +156,13 @@ class Outbox:
         # ones after it (claim_due will not hand them out before it either), so their leases
         # are handed back at once rather than left to expire.
         target = str(lane[0].target)
+        # Copies this lane made: a post's edit, delete, reaction or thread reply claimed in the
+        # same batch was resolved against the message map before the post existed here.
+        made: dict[str, Copy] = {}
         for _round in range(MAX_REFILLS + 1):
-            for i, task in enumerate(lane):
-                if not await self._attempt(task, report):
+            for i, claimed in enumerate(lane):
+                task = _with_copies(claimed, made)
+                if not await self._attempt(task, report, made):
                     rest = [t.uid for t in lane[i + 1 :]]
                     if rest:
                         await asyncio.to_thread(self._store.release, rest)
@@ -158,7 +179,9 @@ class Outbox:
             if not lane:
                 return
 
-    async def _attempt(self, task: DeliveryTask, report: DrainReport) -> bool:
+    async def _attempt(
+        self, task: DeliveryTask, report: DrainReport, made: dict[str, Copy] | None = None
+    ) -> bool:
         deliverer = self._deliverers.get(task.target.network)
         if deliverer is None:
             await asyncio.to_thread(
@@ -184,6 +207,8 @@ class Outbox:
             )
             return await self._failed(task, wrapped, report)
         await asyncio.to_thread(self._store.complete, task, result)
+        if made is not None and task.kind is Kind.POST and task.post_id and result.native_id:
+            made[task.post_id] = Copy(task.target, result.native_id, result.thread_native_id)
         report.delivered += 1
         report.settled.add(task.uid)
         return True

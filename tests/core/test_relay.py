@@ -150,3 +150,18 @@ async def test_concurrent_drains_deliver_each_once(world) -> None:
     await drain_all(outbox)
     uids = [c.uid for c in deliverer.calls]
     assert len(uids) == len(set(uids)) == 40
+
+
+async def test_an_edit_and_a_reply_claimed_with_their_post_find_its_new_copy(world) -> None:
+    # A backlog (after an outage, say): post, edit and thread reply reach the worker together,
+    # in one lane; the copy the post makes must reach the two deliveries behind it.
+    _sessions, relay, outbox, deliverer = world
+    relay.ingest(builders.post(A, "5.1", "first"))
+    relay.ingest(builders.edit(A, "5.1", "first, edited"))
+    relay.ingest(builders.post(A, "5.2", "a reply", thread_native_id="5.1"))
+    await outbox.drain()
+    to_b = [c for c in deliverer.calls if c.target == B]
+    assert [c.kind for c in to_b] == [Kind.POST, Kind.EDIT, Kind.POST]
+    post, edit, reply = to_b
+    assert edit.copy is not None and edit.copy.native_id.startswith("C2-")
+    assert reply.parent_copy is not None and reply.parent_copy.native_id == edit.copy.native_id

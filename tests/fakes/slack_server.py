@@ -111,6 +111,8 @@ class FakeSlack:
         self.app_url: str | None = None
         # Events of a team go here instead of app_url (several app processes, one per team).
         self.team_urls: dict[str, str] = {}
+        # Client (host, port) of every Web API call: how many connections callers opened.
+        self.peers: set[tuple[str, int]] = set()
         # (monotonic time, team, method, injected fault or None) of every Web API call.
         self.call_log: list[tuple[float, str, str, str | None]] = []
         self.echo = True
@@ -410,6 +412,8 @@ class FakeSlack:
         fault = self._next_fault(method)
         with self._lock:
             self.call_log.append((time.monotonic(), team.id if team else "", method, fault))
+            if request.transport is not None:
+                self.peers.add(tuple(request.transport.get_extra_info("peername")[:2]))
         if fault in ("429",):
             return web.json_response(
                 {"ok": False, "error": "ratelimited"},

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from app.errors import RemoteError
+from app.slack.http_pool import HttpPool
 from app.slack.ratelimit import RateLimiter
 from app.slack.webapi import SlackApi
 from tests.fakes.slack_server import FakeSlack
@@ -87,3 +88,31 @@ async def test_limiter_paces_posts_per_channel() -> None:
     assert paced >= 0.15  # 4 tokens beyond the burst of 5, at 20/s: sleeps cannot be shorter
     await limiter.acquire("T1", "chat.postMessage", "C2")  # another channel: its own bucket
     assert limiter._buckets[("T1", "chat.postMessage", "C2")].tokens == 4
+
+
+async def test_a_pooled_loop_reuses_its_connection_and_others_do_not(slack) -> None:
+    pool = HttpPool()
+    client = SlackApi(
+        token=slack.teams["T1"].bot_token,
+        team_id="T1",
+        base_url=slack.base_url,
+        limiter=RateLimiter(scale=1000),
+        pool=pool,
+    )
+    for _ in range(3):
+        await client.call("auth.test")
+    assert len(slack.peers) == 3  # no pooled session on this loop: a connection per call
+    slack.peers.clear()
+    await pool.open()
+    try:
+        for _ in range(5):
+            await client.call("auth.test")
+        # A dropped connection is a retryable failure, and the next call connects afresh.
+        slack.faults["auth.test"].append("drop")
+        with pytest.raises(RemoteError):
+            await client.call("auth.test")
+        await client.call("auth.test")
+    finally:
+        await pool.close()
+    assert len(slack.peers) == 2
+    assert pool.session() is None

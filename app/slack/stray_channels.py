@@ -46,6 +46,12 @@ class StrayChannels:
         self._sessions = sessions
         self._workspaces = workspaces
         self.grace = grace
+        self._notes: set[asyncio.Task[None]] = set()
+
+    async def wait_idle(self) -> None:
+        """Wait for the notes still being posted (tests, shutdown)."""
+        while self._notes:
+            await asyncio.gather(*list(self._notes), return_exceptions=True)
 
     async def on_event(self, payload: dict[str, Any]) -> None:
         """``SlackEvents.event_hooks`` entry: notice the bot joining or leaving a channel."""

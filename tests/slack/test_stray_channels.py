@@ -38,6 +38,14 @@ def world(engine) -> Iterator[tuple[FakeSlack, StrayChannels, object]]:
     slack.stop()
 
 
+def notice(strays: StrayChannels, payload: dict) -> None:
+    async def run() -> None:
+        await strays.on_event(payload)
+        await strays.wait_idle()
+
+    asyncio.run(run())
+
+
 def joined(slack: FakeSlack, channel: str, user: str | None = None) -> dict:
     event = {
         "type": "member_joined_channel",
@@ -58,9 +66,9 @@ def later(minutes: int) -> datetime:
 
 def test_the_bot_explains_itself_then_leaves_a_channel_nothing_uses(world) -> None:
     slack, strays, _sessions = world
-    asyncio.run(strays.on_event(joined(slack, "C9")))
-    asyncio.run(strays.on_event(joined(slack, "C1")))  # in a sync: nothing to say
-    asyncio.run(strays.on_event(joined(slack, "C9", user="U_SOMEONE")))  # not the bot
+    notice(strays, joined(slack, "C9"))
+    notice(strays, joined(slack, "C1"))  # in a sync: nothing to say
+    notice(strays, joined(slack, "C9", user="U_SOMEONE"))  # not the bot
     (hello,) = texts(slack, "C9")
     assert "App Home" in hello and "30 minutes" in hello
     assert texts(slack, "C1") == []
@@ -73,7 +81,7 @@ def test_the_bot_explains_itself_then_leaves_a_channel_nothing_uses(world) -> No
 
 def test_a_channel_that_gets_a_sync_in_time_is_kept(world) -> None:
     slack, strays, sessions = world
-    asyncio.run(strays.on_event(joined(slack, "C8")))
+    notice(strays, joined(slack, "C8"))
     SyncAdmin(sessions).add("general", Endpoint.slack("T1", "C8"))
     assert asyncio.run(strays.sweep(now=later(31))) == 0
     assert slack.called("conversations.leave") == []
@@ -87,18 +95,18 @@ def test_a_workspace_bridged_whole_to_matrix_is_exempt(world) -> None:
         s.add(MatrixUser(mxid="@ada:example.org"))
         s.flush()
         s.add(MatrixLogin(user_id="@ada:example.org", team_id="T1"))
-    asyncio.run(strays.on_event(joined(slack, "C9")))
+    notice(strays, joined(slack, "C9"))
     assert texts(slack, "C9") == []
     assert asyncio.run(strays.sweep(now=later(31))) == 0
 
 
 def test_leaving_by_itself_or_a_purge_forgets_the_channel(world) -> None:
     slack, strays, sessions = world
-    asyncio.run(strays.on_event(joined(slack, "C9")))
+    notice(strays, joined(slack, "C9"))
     left = joined(slack, "C9") | {}
     left["event"] = left["event"] | {"type": "member_left_channel"}
-    asyncio.run(strays.on_event(left))
-    asyncio.run(strays.on_event(joined(slack, "C8")))
+    notice(strays, left)
+    notice(strays, joined(slack, "C8"))
     with sessions() as s, s.begin():
         s.delete(s.execute(select(Workspace)).scalar_one())  # the retention purge
     with sessions() as s:

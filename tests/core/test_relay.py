@@ -162,6 +162,6 @@ async def test_an_edit_and_a_reply_claimed_with_their_post_find_its_new_copy(wor
     await outbox.drain()
     to_b = [c for c in deliverer.calls if c.target == B]
     assert [c.kind for c in to_b] == [Kind.POST, Kind.EDIT, Kind.POST]
-    post, edit, reply = to_b
+    _post, edit, reply = to_b
     assert edit.copy is not None and edit.copy.native_id.startswith("C2-")
     assert reply.parent_copy is not None and reply.parent_copy.native_id == edit.copy.native_id

@@ -191,13 +191,7 @@ def attach(runtime: Runtime) -> Services:
     from app.metrics import attach_metrics
     from app.slack.socket_manager import attach_socket_mode
 
-    manager = attach_socket_mode(runtime)
-    if manager.events is not services.slack.events:
-        # A Socket-Mode-only install (no signing secret, no HTTP route) still has to hear
-        # about uninstalls.
-        manager.events.event_hooks.append(services.extras["slack_installs"].lifecycle.on_event)
-        manager.events.event_hooks.append(services.extras["stray_channels"].on_event)
-        services.extras["slack_home"].hook(manager.events)
+    attach_socket_mode(runtime)
     attach_metrics(runtime)
     return services
 
@@ -220,11 +214,9 @@ def _build_slack_installs(services: Services) -> None:
 
     strays = StrayChannels(services.sessions, services.slack.workspaces)
     services.extras["stray_channels"] = strays
-    if services.slack.events is not None:
-        services.slack.events.event_hooks.append(installs.lifecycle.on_event)
-        services.slack.events.event_hooks.append(strays.on_event)
-    # The App Home (groups, publishing, ...): hooked into the HTTP events path here, into a
-    # Socket-Mode-only events path in attach().
+    services.slack.events.event_hooks.append(installs.lifecycle.on_event)
+    services.slack.events.event_hooks.append(strays.on_event)
+    # The App Home (groups, publishing, ...).
     from app.slack.home.app import attach_home
 
     attach_home(services)

@@ -61,10 +61,6 @@ class Dispatcher:
         self._store = store
         self.notifier = notifier
 
-    @property
-    def name(self) -> str:
-        return self.notifier.name
-
     async def after_commit(self, uids: Sequence[str], *, budget: float | None = None) -> None:
         """Called once the rows ``uids`` are committed; never raises."""
         if not uids:

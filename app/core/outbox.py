@@ -180,7 +180,7 @@ class Outbox:
                 return
 
     async def _attempt(
-        self, task: DeliveryTask, report: DrainReport, made: dict[str, Copy] | None = None
+        self, task: DeliveryTask, report: DrainReport, made: dict[str, Copy]
     ) -> bool:
         deliverer = self._deliverers.get(task.target.network)
         if deliverer is None:
@@ -207,7 +207,7 @@ class Outbox:
             )
             return await self._failed(task, wrapped, report)
         await asyncio.to_thread(self._store.complete, task, result)
-        if made is not None and task.kind is Kind.POST and task.post_id and result.native_id:
+        if task.kind is Kind.POST and task.post_id and result.native_id:
             made[task.post_id] = Copy(task.target, result.native_id, result.thread_native_id)
         report.delivered += 1
         report.settled.add(task.uid)

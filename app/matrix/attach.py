@@ -85,9 +85,7 @@ def wire_slack(adapter: MatrixAdapter, services: Services) -> None:
     hooks = [archive_hook(adapter)]
     if adapter.workspace_bridge is not None:
         hooks.append(adapter.workspace_bridge.on_slack_event)
-    paths = [services.slack.events, getattr(services.extras.get("socket_mode"), "events", None)]
-    for path in {id(p): p for p in paths if p is not None}.values():
-        path.event_hooks.extend(hooks)
+    services.slack.events.event_hooks.extend(hooks)
 
 
 def attach_matrix(runtime: Runtime) -> MatrixAdapter | None:

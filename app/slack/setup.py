@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,12 +34,16 @@ class SlackAdapter:
     profiles: Profiles
     mentions: MentionMapper
     deliverer: SlackDeliverer
-    events: SlackEvents | None
+    # The one path every Slack event and interaction takes, from HTTP or Socket Mode; hooks
+    # registered on it see both.
+    events: SlackEvents
+    # Whether POST /slack/events is served (only with a signing secret to verify it).
+    http_events: bool
     files: FileCopier
 
     @property
     def routes(self) -> list[Route]:
-        if self.events is None:
+        if not self.http_events:
             return []
         return [Route("/slack/events", self.events.endpoint, methods=["POST"])]
 
@@ -70,19 +75,20 @@ def build_slack(
     deliverer = SlackDeliverer(workspaces, authors, renderer, files)
     authors.register(Network.SLACK, profiles)
     outbox.register(deliverer)
-    events = None
-    if settings.slack_signing_secret:
-        events = SlackEvents(
-            signing_secret=settings.slack_signing_secret,
-            translator=EventTranslator(workspaces.info),
-            relay=relay,
-            dispatcher=dispatcher,
-        )
+    events = SlackEvents(
+        # A Socket-Mode-only install has no signing secret and serves no HTTP route: envelopes
+        # arrive authenticated by the app token and the verifier is never consulted.
+        signing_secret=settings.slack_signing_secret or secrets.token_hex(32),
+        translator=EventTranslator(workspaces.info),
+        relay=relay,
+        dispatcher=dispatcher,
+    )
     return SlackAdapter(
         workspaces=workspaces,
         profiles=profiles,
         mentions=mentions,
         deliverer=deliverer,
         events=events,
+        http_events=bool(settings.slack_signing_secret),
         files=files,
     )

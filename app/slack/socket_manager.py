@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
 from app.health import install_error_counter
 from app.slack.events_route import SlackEvents
-from app.slack.inbound import EventTranslator
 from app.slack.socket_mode import SocketModeClient, SocketTimings
 from app.slack.socket_state import ConnectionBoard, ConnectionState
 from app.slack.workspaces import UnknownWorkspace, Workspaces
@@ -165,22 +163,6 @@ class SocketModeManager:
         return await self._events.process(payload, started=float("-inf"))
 
 
-def events_for_socket_mode(services: Services) -> SlackEvents:
-    """The Slack events path for envelopes: the HTTP one, or an equal one without a route.
-
-    A Socket-Mode-only install has no signing secret and so no HTTP events route; envelopes
-    arrive authenticated by the app token, and the signature verifier is never consulted.
-    """
-    if services.slack.events is not None:
-        return services.slack.events
-    return SlackEvents(
-        signing_secret=secrets.token_hex(32),
-        translator=EventTranslator(services.slack.workspaces.info),
-        relay=services.relay,
-        dispatcher=services.dispatcher,
-    )
-
-
 def attach_socket_mode(
     runtime: Runtime, *, timings: SocketTimings | None = None
 ) -> SocketModeManager:
@@ -194,7 +176,7 @@ def attach_socket_mode(
     services: Services = runtime.services
     manager = SocketModeManager(
         workspaces=services.slack.workspaces,
-        events=events_for_socket_mode(services),
+        events=services.slack.events,
         board=ConnectionBoard(runtime.sessions),
         timings=timings,
     )

@@ -87,7 +87,7 @@ class StrayChannels:
 
     def _record_if_stray(self, team: str, channel: str) -> bool:
         with self._sessions() as s, s.begin():
-            workspace = s.execute(select(Workspace.id).where(Workspace.team_id == team)).scalar()
+            workspace = _workspace_id(s, team)
             if workspace is None or self._needed(s, team, channel):
                 return False
             s.execute(
@@ -99,13 +99,9 @@ class StrayChannels:
 
     def _forget(self, team: str, channel: str) -> None:
         with self._sessions() as s, s.begin():
-            workspace = s.execute(select(Workspace.id).where(Workspace.team_id == team)).scalar()
+            workspace = _workspace_id(s, team)
             if workspace is not None:
-                s.execute(
-                    delete(StrayChannel).where(
-                        StrayChannel.workspace_id == workspace, StrayChannel.channel_id == channel
-                    )
-                )
+                _drop(s, workspace, channel)
 
     def overdue(self, *, now: datetime | None = None) -> list[tuple[str, str]]:
         """(team, channel) still unused after the grace period; rows now in use are dropped."""
@@ -119,12 +115,7 @@ class StrayChannels:
             ).all()
             for workspace, channel, team in rows:
                 if self._needed(s, team, channel):
-                    s.execute(
-                        delete(StrayChannel).where(
-                            StrayChannel.workspace_id == workspace,
-                            StrayChannel.channel_id == channel,
-                        )
-                    )
+                    _drop(s, workspace, channel)
                 else:
                     leave.append((team, channel))
         return leave
@@ -149,3 +140,15 @@ class StrayChannels:
             await self._workspaces.api(team).call("chat.postMessage", channel=channel, text=text)
         except SyncbotError as exc:
             log.info("could not post a presence note", extra={"team": team, "error": str(exc)})
+
+
+def _workspace_id(s: Session, team: str) -> int | None:
+    return s.execute(select(Workspace.id).where(Workspace.team_id == team)).scalar()
+
+
+def _drop(s: Session, workspace: int, channel: str) -> None:
+    s.execute(
+        delete(StrayChannel).where(
+            StrayChannel.workspace_id == workspace, StrayChannel.channel_id == channel
+        )
+    )

@@ -272,8 +272,9 @@ class SqlStore:
         # drain and the background worker) must not both see a row as theirs.
         token = f"{worker[:40]}:{uuid.uuid4().hex[:12]}"
         with self._sessions() as s, s.begin():
-            skip_locked = s.get_bind().dialect.name in SKIP_LOCKED_DIALECTS
-            if skip_locked and s.get_bind().dialect.name != "postgresql":
+            dialect = s.get_bind().dialect.name
+            skip_locked = dialect in SKIP_LOCKED_DIALECTS
+            if skip_locked and dialect != "postgresql":
                 # InnoDB under REPEATABLE READ locks every row an UPDATE scans, matching or
                 # not (on a small table the plan is a full scan): it would wait on the very
                 # rows SKIP LOCKED stepped over. READ COMMITTED reads a locked row's committed
@@ -518,15 +519,11 @@ class SqlStore:
         return max(0.0, (due - _now()).total_seconds())
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _ready_at(next_at: datetime, lease_until: datetime | None, now: datetime) -> datetime:
-    ready = _aware(next_at)
-    if lease_until is not None and _aware(lease_until) > now:
-        ready = max(ready, _aware(lease_until))
-    return ready
+    """When a row can next be attempted: its retry time, or later while another holds it."""
+    if lease_until is not None and lease_until > now:
+        return max(next_at, lease_until)
+    return next_at
 
 
 def _keep_prefixes(

@@ -9,7 +9,7 @@ from app.matrix.attach import wire_slack
 from app.matrix.setup import MatrixAdapter, build_matrix
 from app.services import Services
 from app.settings import Settings
-from app.slack.socket_manager import SocketModeManager, events_for_socket_mode
+from app.slack.socket_manager import SocketModeManager
 from app.slack.socket_mode import SocketTimings
 from app.slack.socket_state import Backoff, ConnectionBoard
 from app.store.cipher import TokenCipher
@@ -63,7 +63,7 @@ class BridgeApp(AppServer):
         if self.socket_mode:
             self.sockets = SocketModeManager(
                 workspaces=services.slack.workspaces,
-                events=events_for_socket_mode(services),
+                events=services.slack.events,
                 board=ConnectionBoard(services.sessions),
                 timings=SOCKET_TIMINGS,
             )

@@ -33,11 +33,7 @@ from app.runtime import build_runtime
 from app.services import Services, build_services
 from app.slack.events_route import SlackEvents
 from app.slack.ratelimit import RateLimiter
-from app.slack.socket_manager import (
-    SocketModeManager,
-    attach_socket_mode,
-    events_for_socket_mode,
-)
+from app.slack.socket_manager import SocketModeManager, attach_socket_mode
 from app.slack.socket_mode import SocketModeClient, SocketTimings
 from app.slack.socket_state import Backoff, ConnectionBoard, ConnectionState
 from app.store.cipher import TokenCipher
@@ -493,7 +489,7 @@ async def world(fake: FakeSocketSlack, tmp_path: Path) -> AsyncIterator[World]:
 def manager_for(world: World) -> SocketModeManager:
     return SocketModeManager(
         workspaces=world.services.slack.workspaces,
-        events=events_for_socket_mode(world.services),
+        events=world.services.slack.events,
         board=ConnectionBoard(world.services.sessions),
         timings=FAST,
         rng=random.Random(11),
@@ -629,10 +625,10 @@ def test_attach_runs_socket_mode_as_a_worker_even_without_a_signing_secret(
         runtime = build_runtime(settings, engine=engine)
         try:
             # A Socket-Mode-only install serves no HTTP events route...
-            assert runtime.services.slack.events is None
+            assert not runtime.services.slack.routes
             manager = attach_socket_mode(runtime)
             # ...but envelopes still get the relay path, and serve runs the manager.
-            assert isinstance(events_for_socket_mode(runtime.services), SlackEvents)
+            assert isinstance(manager.events, SlackEvents)
             assert manager in runtime.workers
             assert runtime.services.extras["socket_mode"] is manager
         finally:

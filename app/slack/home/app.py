@@ -330,6 +330,5 @@ def attach_home(services: Services) -> HomeApp:
     for section in build_sections(services):
         home.add(section)
     services.extras["slack_home"] = home
-    if services.slack.events is not None:
-        home.hook(services.slack.events)
+    home.hook(services.slack.events)
     return home

@@ -13,6 +13,7 @@ boto3 ships with the Lambda runtime, not in our bundle, so it is imported lazily
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -44,17 +45,16 @@ def _boto3_client() -> Any:
 
 # Replaced by tests with a fake SQS; one client per process, made on first use.
 client_factory: Callable[[], Any] = _boto3_client
-_clients: dict[str, Any] = {}
 
 
+@functools.cache
 def sqs_client() -> Any:
-    if "client" not in _clients:
-        _clients["client"] = client_factory()
-    return _clients["client"]
+    return client_factory()
 
 
 def reset_client() -> None:
-    _clients.clear()
+    """Forget the client (a new ``client_factory``)."""
+    sqs_client.cache_clear()
 
 
 def group_id(target: str) -> str:

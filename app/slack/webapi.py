@@ -67,8 +67,8 @@ class SlackApi:
         self._timeout = timeout
         self._pool = pool
         self._client = self._new_client(token, base_url, session=None)
-        # One client per pooled session (a session is bound to its event loop).
-        self._pooled: dict[int, AsyncWebClient] = {}
+        # The client bound to the pooled session (a session belongs to its event loop).
+        self._pooled: AsyncWebClient | None = None
 
     def _new_client(
         self, token: str, base_url: str, *, session: aiohttp.ClientSession | None
@@ -85,11 +85,9 @@ class SlackApi:
         session = self._pool.session() if self._pool is not None else None
         if session is None:
             return self._client
-        client = self._pooled.get(id(session))
-        if client is None or client.session is not session:
-            client = self._new_client(self.token, self._client.base_url, session=session)
-            self._pooled = {id(session): client}
-        return client
+        if self._pooled is None or self._pooled.session is not session:
+            self._pooled = self._new_client(self.token, self._client.base_url, session=session)
+        return self._pooled
 
     @property
     def token(self) -> str:

@@ -38,6 +38,7 @@ POST_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "bot_message"
 # Channel metadata changes Slack reports as message subtypes or events of their own.
 METADATA_SUBTYPES = frozenset({"channel_topic", "channel_purpose", "channel_name", "group_topic"})
 RENAME_EVENTS = frozenset({"channel_rename", "group_rename"})
+MEMBERSHIP_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
 # How long a Slack event may wait for its new portal before we let Slack redeliver it instead:
 # Socket Mode and HTTP both want an answer within 3 seconds.
 PORTAL_WAIT = 2.0
@@ -268,14 +269,20 @@ class WorkspaceBridge:
             return  # direct messages get no portal
         kind = event.get("type")
         subtype = event.get("subtype")
+        metadata = kind in RENAME_EVENTS or (kind == "message" and subtype in METADATA_SUBTYPES)
+        post = kind == "message" and subtype in POST_SUBTYPES
+        membership = kind in MEMBERSHIP_EVENTS and bool(event.get("user"))
+        if not (metadata or post or membership):
+            return  # an event portals ignore: no database query on this hot path
         endpoint = Endpoint.slack(team, channel)
+        # Asked each time, not cached: a login made by another process counts at once.
         if not await asyncio.to_thread(self.users_of, team):
             return  # not a logged-in workspace: only curated syncs
-        if kind in RENAME_EVENTS or (kind == "message" and subtype in METADATA_SUBTYPES):
+        if metadata:
             await self._quietly(self._portals.refresh(endpoint), "portal refresh")
-        elif kind == "message" and subtype in POST_SUBTYPES:
+        elif post:
             await self._ensure_for_message(endpoint)
-        elif kind in ("member_joined_channel", "member_left_channel") and event.get("user"):
+        else:
             view = await asyncio.to_thread(self._portals.get, endpoint)
             if view is None or view.state != "active" or not view.room_id:
                 return

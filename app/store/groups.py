@@ -172,6 +172,14 @@ class Groups:
         ).scalars()
         return set(rows)
 
+    def group_of(self, sync_id: int) -> int:
+        """The group a published channel is published to."""
+        with self._sessions() as s:
+            published = s.get(GroupSync, sync_id)
+        if published is None:
+            raise GroupError("that channel is no longer published to your workspace")
+        return published.group_id
+
     def teams_of_group(self, group_id: int) -> set[str]:
         """Every workspace in the group (active or invited)."""
         with self._sessions() as s:
@@ -673,10 +681,14 @@ class HomeVersions:
         return version or 0
 
     def bump(self, team_ids: Iterable[str]) -> None:
-        for team_id in sorted(set(team_ids)):
-            for _ in range(3):
-                try:
-                    with self._sessions() as s, s.begin():
+        """Count up the version of every one of these workspaces, in one transaction."""
+        teams = sorted(set(team_ids))
+        if not teams:
+            return
+        for _ in range(3):
+            try:
+                with self._sessions() as s, s.begin():
+                    for team_id in teams:
                         result = s.execute(
                             update(HomeVersion)
                             .where(HomeVersion.team_id == team_id)
@@ -684,6 +696,7 @@ class HomeVersions:
                         )
                         if result.rowcount == 0:
                             s.add(HomeVersion(team_id=team_id, version=1))
-                    break
-                except IntegrityError:
-                    continue  # another instance inserted the first row: update it instead
+                            s.flush()
+                break
+            except IntegrityError:
+                continue  # another instance inserted a first row: update it instead

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from app.core.endpoints import Endpoint
 from app.errors import RemoteError
 from app.slack.home.section import Block, HomeRefresher, Viewer, viewer_of
 from app.slack.home.sections.blocks import (
@@ -141,9 +142,8 @@ class ChannelsSection:
             viewer = viewer_of(context)
             try:
                 group_id = as_id(action.get("value"))
-                group = next(
-                    (g for g in groups.groups_of(viewer.team_id) if g.id == group_id), None
-                )
+                mine = await asyncio.to_thread(groups.groups_of, viewer.team_id)
+                group = next((g for g in mine if g.id == group_id), None)
                 if group is None or group.my_status != "active":
                     raise GroupError("your workspace is not a member of that group")
             except GroupError as exc:
@@ -186,7 +186,7 @@ class ChannelsSection:
                     target_team=target,
                     user_id=viewer.user_id,
                 )
-                return groups.teams_of_group(group_id)
+                return await asyncio.to_thread(groups.teams_of_group, group_id)
 
             await settle_submission(ack, home, viewer, "channel", work())
 
@@ -217,30 +217,38 @@ class ChannelsSection:
             async def work() -> set[str]:
                 sync_id = as_id(metadata(view).get("sync"))
                 channel_id = _picked_channel(view)
-                group_id = _group_of(groups, viewer.team_id, sync_id)
+                group_id = await asyncio.to_thread(groups.group_of, sync_id)
                 await ready_channel(workspaces, viewer.team_id, channel_id)
                 await asyncio.to_thread(groups.subscribe, sync_id, viewer.team_id, channel_id)
-                return groups.teams_of_group(group_id)
+                return await asyncio.to_thread(groups.teams_of_group, group_id)
 
             await settle_submission(ack, home, viewer, "channel", work())
 
-        def change(apply: Any, *, whole_group: bool) -> Any:
+        def change(apply: Any) -> Any:
+            """A button that changes only the viewer's own channel."""
+
             async def act(sync_id: int, viewer: Viewer) -> list[str]:
-                group_id = _group_of(groups, viewer.team_id, sync_id)
-                teams = groups.teams_of_group(group_id) if whole_group else set()
                 await asyncio.to_thread(apply, sync_id, viewer.team_id)
-                return [viewer.team_id, *teams]
+                return [viewer.team_id]
 
             return click_handler(workspaces, home, act)
 
-        bolt.action(PAUSE)(
-            change(lambda s, t: groups.set_status(s, t, "paused"), whole_group=False)
-        )
-        bolt.action(RESUME)(
-            change(lambda s, t: groups.set_status(s, t, "active"), whole_group=False)
-        )
-        bolt.action(STOP)(change(groups.stop, whole_group=True))
-        bolt.action(UNPUBLISH)(change(groups.unpublish, whole_group=True))
+        async def stop(sync_id: int, viewer: Viewer) -> list[str]:
+            def work() -> set[str]:
+                group_id = groups.group_of(sync_id)
+                groups.stop(sync_id, viewer.team_id)
+                return groups.teams_of_group(group_id)
+
+            return [viewer.team_id, *await asyncio.to_thread(work)]
+
+        async def unpublish(sync_id: int, viewer: Viewer) -> list[str]:
+            teams = await asyncio.to_thread(groups.unpublish, sync_id, viewer.team_id)
+            return [viewer.team_id, *teams]
+
+        bolt.action(PAUSE)(change(lambda s, t: groups.set_status(s, t, "paused")))
+        bolt.action(RESUME)(change(lambda s, t: groups.set_status(s, t, "active")))
+        bolt.action(STOP)(click_handler(workspaces, home, stop))
+        bolt.action(UNPUBLISH)(click_handler(workspaces, home, unpublish))
 
 
 def _picked_channel(view: dict[str, Any]) -> str:
@@ -248,13 +256,6 @@ def _picked_channel(view: dict[str, Any]) -> str:
     if not channel_id:
         raise GroupError("pick a channel")
     return channel_id
-
-
-def _group_of(groups: Groups, team_id: str, sync_id: int) -> int:
-    for channel in groups.channels_for(team_id):
-        if channel.sync_id == sync_id:
-            return channel.group_id
-    raise GroupError("that channel is no longer published to your workspace")
 
 
 def _channel_blocks(channel: ChannelView) -> list[Block]:
@@ -290,7 +291,7 @@ def _channel_blocks(channel: ChannelView) -> list[Block]:
             ),
         ]
     if channel.my_endpoint:
-        local = channel.my_endpoint.rsplit("/", 1)[-1]
+        local = Endpoint.parse(channel.my_endpoint).slack_channel
         state = {"active": "syncing"}.get(channel.my_status or "", channel.my_status)
         return [
             mrkdwn(f"{title}\nYour channel <#{local}> is {state}.", block_id),

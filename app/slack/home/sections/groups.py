@@ -195,12 +195,11 @@ class GroupsSection:
             viewer = actor_team(body)
             try:
                 group_id = as_id(action.get("value"))
-                present = groups.teams_of_group(group_id)
+                present = await asyncio.to_thread(groups.teams_of_group, group_id)
                 if viewer not in present:
                     raise GroupError("your workspace is not a member of that group")
-                candidates = [
-                    (team, name) for team, name in groups.known_workspaces() if team not in present
-                ]
+                known = await asyncio.to_thread(groups.known_workspaces)
+                candidates = [(team, name) for team, name in known if team not in present]
                 if not candidates:
                     raise GroupError(
                         "Every workspace syncbot is installed in is in this group already. "
@@ -229,13 +228,13 @@ class GroupsSection:
             async def work() -> set[str]:
                 group_id = as_id(metadata(view).get("group"))
                 await asyncio.to_thread(groups.invite, group_id, viewer.team_id, invitee)
-                return groups.teams_of_group(group_id)
+                return await asyncio.to_thread(groups.teams_of_group, group_id)
 
             await settle_submission(ack, home, viewer, "workspace", work())
 
         def membership_change(change: Any) -> Any:
             async def act(group_id: int, viewer: Viewer) -> set[str]:
-                before = groups.teams_of_group(group_id)
+                before = await asyncio.to_thread(groups.teams_of_group, group_id)
                 await asyncio.to_thread(change, group_id, viewer.team_id)
                 return before | {viewer.team_id}
 

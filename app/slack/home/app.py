@@ -143,7 +143,12 @@ class HomeApp:
     # --- HomeRefresher ---------------------------------------------------------------------
 
     async def refresh(self, viewer: Viewer) -> None:
-        version = await asyncio.to_thread(self._versions.current, viewer.team_id)
+        await self._publish(
+            viewer, await asyncio.to_thread(self._versions.current, viewer.team_id)
+        )
+
+    async def _publish(self, viewer: Viewer, version: int) -> None:
+        """Build the viewer's home and publish it, stamped with its workspace's ``version``."""
         view = {
             "type": "home",
             "private_metadata": _metadata(version, viewer.is_admin),
@@ -223,7 +228,7 @@ class HomeApp:
         shown = (event.get("view") or {}).get("private_metadata") or ""
         if shown == _metadata(version, viewer.is_admin):
             return  # up to date: nothing changed for this workspace since it was built
-        await self.refresh(viewer)
+        await self._publish(viewer, version)
 
     async def _on_refresh(self, ack: Any, context: Any) -> None:
         await ack()

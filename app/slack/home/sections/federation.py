@@ -35,7 +35,7 @@ from app.slack.home.sections.access import (
     refuse,
 )
 from app.slack.home.sections.blocks import header, plain_text
-from app.slack.home.sections.scope import other_teams, refresh_after_change, team_syncs
+from app.slack.home.sections.scope import refresh_after_change, team_syncs
 from app.store.models import Sync, SyncEndpoint
 
 if TYPE_CHECKING:
@@ -383,16 +383,13 @@ class FederationSection:
                 log.warning("peer removal outside the workspace's syncs refused")
                 await refuse(self._services, body, NOT_YOURS)
                 return
-            others = await asyncio.to_thread(
-                other_teams, self._services.sessions, list(line.syncs), viewer.team_id
-            )
             try:
                 await asyncio.to_thread(federation.remove, instance)
             except SyncbotError as exc:
                 log.info("peer removal failed", extra={"error": str(exc)})
                 return
             log.info("peer removed", extra={"team": viewer.team_id, "peer": instance})
-            await home.refresh(viewer)
-            home.touch(*others)
+            # Only the peer's endpoints left the syncs: their Slack workspaces stay the same.
+            await refresh_after_change(home, self._services.sessions, viewer, list(line.syncs))
 
         return handler

@@ -32,7 +32,6 @@ from app.slack.home.sections.access import (
 from app.slack.home.sections.blocks import context, header, plain_text
 from app.slack.home.sections.scope import (
     SyncedChannel,
-    other_teams,
     refresh_after_change,
     sync_of,
     synced_channels,
@@ -117,9 +116,6 @@ class MatrixLinkSection:
         return viewer.is_admin and self._services.settings.matrix_enabled
 
     async def blocks(self, viewer: Viewer) -> list[Block]:
-        channels = await asyncio.to_thread(
-            synced_channels, self._services.sessions, viewer.team_id
-        )
         blocks: list[Block] = [
             header("Matrix rooms"),
             context(
@@ -138,6 +134,9 @@ class MatrixLinkSection:
                 }
             )
             return blocks
+        channels = await asyncio.to_thread(
+            synced_channels, self._services.sessions, viewer.team_id
+        )
         linked = 0
         for channel in channels:
             for room in _rooms(channel):
@@ -299,13 +298,10 @@ class MatrixLinkSection:
             if sync is None or not any(c.sync_name == sync for c in channels):
                 log.warning("unlink of a room outside the workspace's syncs refused")
                 return
-            others = await asyncio.to_thread(
-                other_teams, self._services.sessions, [sync], viewer.team_id
-            )
             await unlink_room(self._services.syncs, room)
             log.info("matrix room unlinked", extra={"team": viewer.team_id, "sync": sync})
-            await home.refresh(viewer)
-            home.touch(*others)
+            # Only the room left the sync: its Slack workspaces are the same as before.
+            await refresh_after_change(home, self._services.sessions, viewer, [sync])
 
         return handler
 

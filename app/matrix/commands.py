@@ -271,12 +271,12 @@ class BotCommands:
         if self._portals is None or len(args) > 1:
             await self._reply(room, "Usage: delete-portal [ROOM_ID or #alias]")
             return
-        target = args[0] if args else room
-        if target.startswith("#"):
-            async with matrix_errors("resolve alias"):
-                target = str((await self._hs.bot.resolve_room_alias(target)).room_id)
-        portal = await asyncio.to_thread(self._portals.by_room, target)
-        if portal is None:
+        try:
+            target = await resolve_room(self._hs, args[0]) if args else room
+        except LinkRefused:
+            target = None
+        portal = await asyncio.to_thread(self._portals.by_room, target) if target else None
+        if portal is None or target is None:
             await self._reply(room, "That room is not a portal.")
             return
         if target == room:
@@ -370,11 +370,7 @@ async def link_room(
 
 def sync_of_room(syncs: SyncAdmin, room: str) -> str | None:
     """The name of the sync the room is an endpoint of, if any."""
-    endpoint = str(Endpoint.matrix(room))
-    for view in syncs.list():
-        if any(e == endpoint for e, _ in view.endpoints):
-            return view.name
-    return None
+    return syncs.sync_of(Endpoint.matrix(room))
 
 
 async def unlink_room(syncs: SyncAdmin, room: str) -> str | None:

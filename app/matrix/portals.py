@@ -354,12 +354,12 @@ class Portals:
 
     def _leave_sync(self, room_id: str) -> None:
         room = Endpoint.matrix(room_id)
-        for view in self._syncs.list():
-            if any(e == str(room) for e, _ in view.endpoints):
-                try:
-                    self._syncs.remove(view.name, room)
-                except SyncAdminError:
-                    pass  # removed concurrently
+        sync = self._syncs.sync_of(room)
+        if sync is not None:
+            try:
+                self._syncs.remove(sync, room)
+            except SyncAdminError:
+                pass  # removed concurrently
 
     def _forget(self, endpoint: Endpoint) -> None:
         with self._sessions() as s, s.begin():
@@ -406,17 +406,17 @@ class Portals:
         # The portal is one more endpoint of a sync: the channel's own (curated) sync if it has
         # one, else a sync made for the portal — never a second code path for messages.
         room_endpoint = Endpoint.matrix(room)
-        views = self._syncs.list()
-        for view in views:
-            members = {e for e, _ in view.endpoints}
-            if str(room_endpoint) in members:
-                return
-            if str(endpoint) in members:
-                self._syncs.add(view.name, room_endpoint)
-                return
+        if self._syncs.sync_of(room_endpoint) is not None:
+            return
+        sync = self._syncs.sync_of(endpoint)
+        if sync is not None:
+            self._syncs.add(sync, room_endpoint)
+            return
         name = f"portal-{endpoint.slack_team}-{endpoint.slack_channel}"
-        if not any(v.name == name for v in views):
+        try:
             self._syncs.create(name)
+        except SyncAdminError:
+            pass  # left over from an earlier portal of this channel
         self._syncs.add(name, endpoint)
         self._syncs.add(name, room_endpoint)
 

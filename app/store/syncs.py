@@ -49,14 +49,23 @@ class SyncAdmin:
             raise SyncAdminError(f"no sync named {name!r} (see `syncbot sync list`)")
         return sync
 
+    @staticmethod
+    def _sync_of(s: Session, endpoint: Endpoint) -> str | None:
+        return s.execute(
+            select(Sync.name)
+            .join(SyncEndpoint, SyncEndpoint.sync_id == Sync.id)
+            .where(SyncEndpoint.endpoint == str(endpoint))
+        ).scalar_one_or_none()
+
+    def sync_of(self, endpoint: Endpoint) -> str | None:
+        """The name of the sync ``endpoint`` belongs to (an endpoint is in one at most)."""
+        with self._sessions() as s:
+            return self._sync_of(s, endpoint)
+
     def add(self, name: str, endpoint: Endpoint) -> None:
         with self._sessions() as s, s.begin():
             sync = self._sync(s, name)
-            existing = s.execute(
-                select(Sync.name)
-                .join(SyncEndpoint, SyncEndpoint.sync_id == Sync.id)
-                .where(SyncEndpoint.endpoint == str(endpoint))
-            ).scalar_one_or_none()
+            existing = self._sync_of(s, endpoint)
             if existing is not None:
                 raise SyncAdminError(
                     f"{endpoint} is already in sync {existing!r}; a channel belongs to one sync"

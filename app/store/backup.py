@@ -36,7 +36,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import IO, Any, BinaryIO
 
-from alembic.runtime.migration import MigrationContext
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import (
@@ -55,7 +54,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.errors import CipherError, SyncbotError
 from app.settings import Settings
 from app.store.cipher import TokenCipher
-from app.store.migrate import current_revision
+from app.store.migrate import current_revision, revision_of
 from app.store.models import Base
 
 Progress = Callable[[int, int], None]
@@ -198,12 +197,6 @@ class _MacWriter(io.RawIOBase):
         return len(chunk)
 
 
-def _revision(conn: Connection) -> str | None:
-    """The schema revision as :func:`app.store.migrate.current_revision` spells it."""
-    heads = MigrationContext.configure(conn).get_current_heads()
-    return "+".join(sorted(heads)) if heads else None
-
-
 def _snapshot(engine: Engine) -> Connection:
     conn = engine.connect()
     if engine.dialect.name in ("postgresql", "mysql"):
@@ -233,7 +226,7 @@ def write_backup(
     created = datetime.now(UTC).replace(microsecond=0)
     counts: dict[str, int] = {}
     with _snapshot(engine) as conn, conn.begin():
-        revision = _revision(conn)
+        revision = revision_of(conn)
         if revision is None:
             raise BackupError("the database has no schema (run `syncbot migrate` first)")
         sink = _MacWriter(out, mac)
@@ -496,7 +489,7 @@ def restore_backup(
         current_table = ""
         try:
             with engine.begin() as conn:
-                if _revision(conn) != plan.header["schema_revision"]:
+                if revision_of(conn) != plan.header["schema_revision"]:
                     raise BackupError("the schema changed while the backup was being checked")
                 _delete_all(conn)
                 batch: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,9 +54,18 @@ def current_revisions(engine: Engine) -> frozenset[str]:
         return frozenset(MigrationContext.configure(conn).get_current_heads())
 
 
+def _spelled(revs: Iterable[str]) -> str | None:
+    return "+".join(sorted(revs)) or None
+
+
+def revision_of(conn: Connection) -> str | None:
+    """The schema revision seen on ``conn`` (inside its transaction), spelled like
+    :func:`current_revision`."""
+    return _spelled(MigrationContext.configure(conn).get_current_heads())
+
+
 def current_revision(engine: Engine) -> str | None:
-    revs = current_revisions(engine)
-    return "+".join(sorted(revs)) if revs else None
+    return _spelled(current_revisions(engine))
 
 
 def is_at_head(engine: Engine) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ from sqlalchemy import select
 
 from app.errors import SyncbotError
 from app.slack.home.section import Block, HomeRefresher, Viewer, notice_view
-from app.slack.home.sections.access import actor, is_workspace_admin, refuse
+from app.slack.home.sections.access import Background, actor, is_workspace_admin, refuse
 from app.slack.mrkdwn import escape
 from app.slack.webapi import SlackApi
 from app.store.backup import (
@@ -120,7 +119,8 @@ class BackupSection:
         self._home: HomeRefresher | None = None
         # One backup operation at a time per process; the database keeps other processes honest.
         self._busy = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Clicks answered at once; the work they started runs on here.
+        self._background = Background()
 
     # --- HomeSection -------------------------------------------------------------------------
 
@@ -172,8 +172,7 @@ class BackupSection:
 
     async def wait_idle(self) -> None:
         """Wait until the backup work started by clicks so far has finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.settle()
 
     # --- checks ------------------------------------------------------------------------------
 
@@ -205,17 +204,6 @@ class BackupSection:
     def _api(self, viewer: Viewer) -> SlackApi:
         return self._services.slack.workspaces.api(viewer.team_id)
 
-    def _spawn(self, work: Callable[[], Awaitable[None]], what: str) -> None:
-        async def run() -> None:
-            try:
-                await work()
-            except Exception:
-                log.exception("backup action failed", extra={"action": what})
-
-        task = asyncio.get_running_loop().create_task(run(), name=f"syncbot-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _dm(self, api: SlackApi, viewer: Viewer) -> str:
         opened = await api.call("conversations.open", users=viewer.user_id)
         return str(opened["channel"]["id"])
@@ -234,7 +222,7 @@ class BackupSection:
         if viewer is None:
             await self._refuse(body)
             return
-        self._spawn(lambda: self._download(viewer), "backup")
+        self._background.start(self._download(viewer), "syncbot-backup")
 
     async def _download(self, viewer: Viewer) -> None:
         api = self._api(viewer)
@@ -317,7 +305,9 @@ class BackupSection:
             response_action="update",
             view=notice_view("Restoring…", "Checking the backup, then restoring it…"),
         )
-        self._spawn(lambda: self._restore(viewer, file_id, str(view.get("id") or "")), "restore")
+        self._background.start(
+            self._restore(viewer, file_id, str(view.get("id") or "")), "syncbot-restore"
+        )
 
     async def _restore(self, viewer: Viewer, file_id: str, view_id: str) -> None:
         api = self._api(viewer)
@@ -404,7 +394,7 @@ class BackupSection:
         if viewer is None or not self._reset_allowed(viewer.team_id):
             await self._refuse(body)
             return
-        self._spawn(lambda: self._reset(viewer), "reset")
+        self._background.start(self._reset(viewer), "syncbot-reset")
 
     async def _reset(self, viewer: Viewer) -> None:
         # Take the client and the DM first: the workspace's own token goes with the reset.

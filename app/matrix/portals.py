@@ -29,7 +29,7 @@ from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.permissions import Level, Permissions
 from app.slack.workspaces import Workspaces
 from app.store.models import Workspace
-from app.store.models_matrix import MatrixPortal, MatrixPortalInvite
+from app.store.models_matrix import MatrixPortal
 from app.store.syncs import SyncAdmin, SyncAdminError
 
 log = logging.getLogger("syncbot.matrix.portals")
@@ -363,10 +363,7 @@ class Portals:
 
     def _forget(self, endpoint: Endpoint) -> None:
         with self._sessions() as s, s.begin():
-            # The FK cascades on PostgreSQL/MariaDB; SQLite does not enforce it.
-            s.execute(
-                delete(MatrixPortalInvite).where(MatrixPortalInvite.endpoint == str(endpoint))
-            )
+            # Its invite records go with it: their foreign key cascades on delete.
             s.execute(delete(MatrixPortal).where(MatrixPortal.endpoint == str(endpoint)))
 
     async def _create_or_adopt(self, alias: str, name: str, topic: str | None) -> str:

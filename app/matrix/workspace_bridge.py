@@ -205,7 +205,8 @@ class WorkspaceBridge:
                 if before is not None and before.state == "active":
                     # Renames and topic changes made while we were not listening.
                     await self._quietly(self._portals.refresh(endpoint), "portal refresh")
-                await self._invites.invite(endpoint, room, users)
+                    # A new portal's users were invited by its on_created hook already.
+                    await self._invites.invite(endpoint, room, users)
             except (PortalError, RemoteError) as exc:
                 log.warning(
                     "channel not bridged",

@@ -37,7 +37,10 @@ class HomeRefresher(Protocol):
         """Publish this viewer's home tab again (after an action of theirs)."""
 
     def touch(self, *team_ids: str) -> None:
-        """Note that these workspaces' homes are out of date; they are rebuilt when next opened."""
+        """Note that these workspaces' homes are out of date; they are rebuilt when next opened.
+
+        It writes to the database: async callers run it with :func:`asyncio.to_thread`.
+        """
 
 
 class HomeSection(Protocol):

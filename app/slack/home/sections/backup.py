@@ -337,7 +337,7 @@ class BackupSection:
                 for team in teams:
                     services.slack.workspaces.forget(team)
                 if self._home is not None:
-                    self._home.touch(*sorted(teams))
+                    await asyncio.to_thread(self._home.touch, *sorted(teams))
         await self._show(api, viewer, view_id, outcome)
 
     async def _show(self, api: SlackApi, viewer: Viewer, view_id: str, outcome: Block) -> None:
@@ -421,4 +421,4 @@ class BackupSection:
             "must install syncbot again (this one too).",
         )
         if self._home is not None:
-            self._home.touch(*sorted(teams))
+            await asyncio.to_thread(self._home.touch, *sorted(teams))

@@ -90,7 +90,7 @@ async def settle_submission(
         await ack(response_action="errors", errors={field: str(exc)})
         return
     await ack()
-    home.touch(*teams)
+    await asyncio.to_thread(home.touch, *teams)
     await home.refresh(viewer)
 
 
@@ -116,7 +116,7 @@ def click_handler(
         except GroupError as exc:
             await explain(workspaces, body, exc)
             return
-        home.touch(*teams)
+        await asyncio.to_thread(home.touch, *teams)
         await home.refresh(viewer)
 
     return handler

@@ -97,4 +97,5 @@ async def refresh_after_change(
     """After the viewer changed these syncs: publish their home again, and mark stale the homes
     of the other workspaces in the syncs."""
     await home.refresh(viewer)
-    home.touch(*await asyncio.to_thread(other_teams, sessions, sync_names, viewer.team_id))
+    others = await asyncio.to_thread(other_teams, sessions, sync_names, viewer.team_id)
+    await asyncio.to_thread(home.touch, *others)

@@ -57,7 +57,7 @@ class ChannelMembers:
         for user in (found.get("members") or [])[:SYNC_LIMIT]:
             if user == bot:
                 continue
-            if await self.join(endpoint, room, str(user)):
+            if await self._join_ghost(endpoint, room, str(user)):
                 joined += 1
             else:
                 skipped += 1
@@ -86,6 +86,10 @@ class ChannelMembers:
         """Put ``user``'s ghost in ``room``; False when it was skipped."""
         if user == await asyncio.to_thread(self._bot_user, endpoint.slack_team):
             return False  # the app's own bot user is the bridge itself, not a member to show
+        return await self._join_ghost(endpoint, room, user)
+
+    async def _join_ghost(self, endpoint: Endpoint, room: str, user: str) -> bool:
+        """:meth:`join` for a user known not to be the app's bot user."""
         try:
             author = await self._author(endpoint, user)
             ghost = await self._ghosts.ensure(endpoint, author)

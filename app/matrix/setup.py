@@ -62,7 +62,6 @@ class MatrixAdapter:
     commands: BotCommands
     portals: Portals
     avatars: AvatarProxy
-    invites: PortalInvites | None = None
     # Logins, initial sync and portal auto-creation; None without the Slack adapter.
     workspace_bridge: WorkspaceBridge | None = None
     # Called with each workspace logged in through `login app` (Socket Mode start, the sync).
@@ -226,7 +225,6 @@ def build_matrix(
         commands=commands,
         portals=portals,
         avatars=proxy,
-        invites=invites,
         workspace_bridge=workspace_bridge,
         on_login=on_login,
     )

@@ -179,6 +179,10 @@ def wait_for_database(engine: Engine, *, timeout: float = 20.0) -> None:
             delay = min(delay * 2, 3.0)
 
 
+# How the store's callers hold a session factory, without importing SQLAlchemy themselves.
+Sessions = sessionmaker[Session]
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, future=True)
 

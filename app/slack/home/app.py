@@ -33,7 +33,6 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
 from app.errors import SyncbotError
@@ -46,6 +45,7 @@ from app.slack.home.sections.groups import GroupsSection
 from app.slack.home.sections.mappings import MappingsSection
 from app.slack.home.sections.matrix_link import MatrixLinkSection
 from app.slack.workspaces import UnknownWorkspace, Workspaces
+from app.store.engine import Sessions
 from app.store.groups import HomeVersions
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class HomeApp:
         self,
         *,
         workspaces: Workspaces,
-        sessions: sessionmaker[Session],
+        sessions: Sessions,
         require_admin: bool = True,
         api_url: str = "https://slack.com/api/",
         admin_ttl: float = ADMIN_TTL,

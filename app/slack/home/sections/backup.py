@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
-from sqlalchemy import select
 
 from app.errors import SyncbotError
 from app.slack.home.section import Block, HomeRefresher, Viewer, notice_view
@@ -40,7 +39,7 @@ from app.store.backup import (
     restore_backup,
     write_backup,
 )
-from app.store.models import Workspace
+from app.store.sync_scope import recorded_team_ids
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -313,7 +312,7 @@ class BackupSection:
         api = self._api(viewer)
         services = self._services
         async with self._busy:
-            teams_before = await asyncio.to_thread(self._team_ids)
+            teams_before = await asyncio.to_thread(recorded_team_ids, self._services.sessions)
             try:
                 with await self._download_file(api, file_id) as spool:
                     summary = await asyncio.to_thread(
@@ -332,7 +331,9 @@ class BackupSection:
                     extra={"team": viewer.team_id, "rows": summary.total_rows},
                 )
                 outcome = notice_view("Restored", f"Restored {_describe(summary)}.")
-                teams = teams_before | await asyncio.to_thread(self._team_ids)
+                teams = teams_before | await asyncio.to_thread(
+                    recorded_team_ids, services.sessions
+                )
                 # Cached clients and workspace facts are of the old rows.
                 for team in teams:
                     services.slack.workspaces.forget(team)
@@ -382,10 +383,6 @@ class BackupSection:
         spool.seek(0)
         return spool
 
-    def _team_ids(self) -> set[str]:
-        with self._services.sessions() as s:
-            return set(s.scalars(select(Workspace.team_id)))
-
     # --- reset -------------------------------------------------------------------------------
 
     async def _on_reset(self, ack: Any, body: dict[str, Any]) -> None:
@@ -408,7 +405,7 @@ class BackupSection:
             )
             return
         async with self._busy:
-            teams = await asyncio.to_thread(self._team_ids)
+            teams = await asyncio.to_thread(recorded_team_ids, self._services.sessions)
             await asyncio.to_thread(reset_database, self._services.engine)
             for team in teams:
                 self._services.slack.workspaces.forget(team)

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from app.errors import SyncbotError
 from app.federation import signing
 from app.federation.admin import connect, federation_of
@@ -36,7 +34,7 @@ from app.slack.home.sections.access import (
 )
 from app.slack.home.sections.blocks import header, plain_text
 from app.slack.home.sections.scope import refresh_after_change, team_syncs
-from app.store.models import Sync, SyncEndpoint
+from app.store.sync_scope import sync_names_of
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -155,14 +153,7 @@ class FederationSection:
         everything = self._instance_admin(viewer)
         peers = federation.peers()
         endpoints = [e for p in peers for e in p.endpoints]
-        with self._services.sessions() as s:
-            sync_of = dict(
-                s.execute(
-                    select(SyncEndpoint.endpoint, Sync.name)
-                    .join(Sync, Sync.id == SyncEndpoint.sync_id)
-                    .where(SyncEndpoint.endpoint.in_(endpoints))
-                ).all()
-            )
+        sync_of = sync_names_of(self._services.sessions, endpoints)
         lines = []
         for peer in peers:
             syncs = tuple(sorted({sync_of[e] for e in peer.endpoints if e in sync_of}))

@@ -30,12 +30,7 @@ from app.slack.home.sections.access import (
     refuse,
 )
 from app.slack.home.sections.blocks import context, header, plain_text
-from app.slack.home.sections.scope import (
-    SyncedChannel,
-    refresh_after_change,
-    sync_of,
-    synced_channels,
-)
+from app.slack.home.sections.scope import SyncedChannel, refresh_after_change, synced_channels
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -238,7 +233,7 @@ class MatrixLinkSection:
             except EndpointError:
                 await ack(response_action="errors", errors={"channel": "Pick a channel."})
                 return
-            sync = await asyncio.to_thread(sync_of, self._services.sessions, endpoint)
+            sync = await asyncio.to_thread(self._services.syncs.sync_of, endpoint)
             if sync is None:
                 await ack(
                     response_action="errors",
@@ -290,7 +285,7 @@ class MatrixLinkSection:
                 endpoint = Endpoint.matrix(room)
             except EndpointError:
                 return
-            sync = await asyncio.to_thread(sync_of, self._services.sessions, endpoint)
+            sync = await asyncio.to_thread(self._services.syncs.sync_of, endpoint)
             channels = await asyncio.to_thread(
                 synced_channels, self._services.sessions, viewer.team_id
             )

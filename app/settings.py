@@ -258,6 +258,16 @@ class Settings:
     def oauth_enabled(self) -> bool:
         return bool(self.slack_client_id and self.slack_client_secret)
 
+    @property
+    def slack_oauth_wanted(self) -> bool:
+        """Workspaces install through Slack OAuth (the default shape, and whenever either OAuth
+        variable is set). A single-token install (``SLACK_BOT_TOKEN``) or a Matrix bridge whose
+        workspaces log in from Matrix over Socket Mode (``login app``) has no OAuth or HTTP
+        Slack part, so it needs neither the client credentials nor the signing secret."""
+        if self.slack_client_id or self.slack_client_secret:
+            return True
+        return not self.slack_bot_token and not self.matrix_enabled
+
     def secret_values(self) -> tuple[str, ...]:
         """Every configured secret value, for log scrubbing."""
         values: list[str] = []
@@ -276,14 +286,13 @@ class Settings:
         problems: list[str] = []
         if self.local_development:
             return problems
-        required = {
-            "SLACK_SIGNING_SECRET": self.slack_signing_secret,
-            "TOKEN_ENCRYPTION_KEY": self.token_encryption_key,
-        }
-        if self.slack_client_id or self.slack_client_secret or not self.slack_bot_token:
-            # OAuth installs are the default shape; a single-token install may skip them.
+        required = {"TOKEN_ENCRYPTION_KEY": self.token_encryption_key}
+        if self.slack_oauth_wanted:
             required["SLACK_CLIENT_ID"] = self.slack_client_id
             required["SLACK_CLIENT_SECRET"] = self.slack_client_secret
+        if self.slack_oauth_wanted or self.slack_bot_token:
+            # Both shapes receive the Events API over HTTP, which the signing secret verifies.
+            required["SLACK_SIGNING_SECRET"] = self.slack_signing_secret
         missing = sorted(name for name, value in required.items() if not value)
         if missing:
             problems.append("missing required secret(s): " + ", ".join(missing))

@@ -218,3 +218,26 @@ def test_a_queue_dispatcher_needs_its_queue_and_identity() -> None:
         {**PROD_DB, "SYNCBOT_DISPATCH": "sqs", "SYNCBOT_DELIVERY_QUEUE": "https://sqs/q.fifo"}
     )
     assert settings.dispatch == "sqs"
+
+
+def test_socket_mode_only_bridge_starts_without_http_slack_secrets() -> None:
+    # The `login app` shape: workspaces log in from Matrix with an app token (Socket Mode);
+    # no OAuth install, no Events API over HTTP, so no Slack HTTP secret is needed (#17 item 12).
+    matrix = {
+        "MATRIX_HOMESERVER_URL": "https://matrix.example.org",
+        "MATRIX_SERVER_NAME": "example.org",
+        "MATRIX_AS_TOKEN": "as-token-0123456789abcdef0123456789",
+        "MATRIX_HS_TOKEN": "hs-token-0123456789abcdef0123456789",
+    }
+    key = {"TOKEN_ENCRYPTION_KEY": GOOD_SECRETS["TOKEN_ENCRYPTION_KEY"]}
+    assert load_settings({**PROD_DB, **key, **matrix}).production_problems() == []
+    # Exactly what the enabled parts need: half an OAuth setup still asks for the rest.
+    half = load_settings({**PROD_DB, **key, **matrix, "SLACK_CLIENT_ID": "111.222"})
+    (problem,) = half.production_problems()
+    assert "SLACK_CLIENT_SECRET" in problem and "SLACK_SIGNING_SECRET" in problem
+    # A single-token install receives events over HTTP: it needs the signing secret only.
+    token = load_settings({**PROD_DB, **key, "SLACK_BOT_TOKEN": "xoxb-1-2-abc"})
+    (problem,) = token.production_problems()
+    assert "SLACK_SIGNING_SECRET" in problem and "CLIENT" not in problem
+    # Without Matrix or a token, OAuth is the only way in: all three are required.
+    assert "SLACK_CLIENT_ID" in load_settings({**PROD_DB, **key}).production_problems()[0]

@@ -24,8 +24,7 @@ from app.core.events import (
     NewPost,
     ReactionChange,
 )
-from app.slack import mrkdwn
-from app.slack import rich_text as rich_text_blocks
+from app.slack import blocks
 
 log = logging.getLogger("syncbot.slack.inbound")
 
@@ -42,15 +41,9 @@ CHANNEL_EVENTS = {
 
 
 def body_of(message: dict[str, Any]) -> richtext.Node:
-    """The message body: its ``rich_text`` blocks when present (what the user typed), else the
-    mrkdwn ``text`` (bots, older clients)."""
-    blocks = [b for b in message.get("blocks") or [] if b.get("type") == "rich_text"]
-    if blocks:
-        try:
-            return rich_text_blocks.from_blocks(blocks)
-        except (ValueError, KeyError, TypeError):
-            log.debug("unparseable rich_text blocks; falling back to text")
-    return mrkdwn.parse(message.get("text") or "")
+    """The message body: every block (``rich_text`` is what a person typed; other apps post
+    sections, headers, context) and legacy attachment, else the mrkdwn ``text``."""
+    return blocks.message_body(message)
 
 
 def _time(ts: str | None) -> datetime:
@@ -172,9 +165,7 @@ class EventTranslator:
             message = event.get("message") or {}
             previous = event.get("previous_message") or {}
             # Slack also sends message_changed when a link unfurls; only text changes count.
-            if message.get("text") == previous.get("text") and message.get(
-                "blocks"
-            ) == previous.get("blocks"):
+            if body_of(message) == body_of(previous):
                 return None
             if not message.get("ts"):
                 return None

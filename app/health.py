@@ -212,7 +212,25 @@ def health_summary(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         ``(ok, details)``: ``ok`` false only when the database cannot be read.
     """
     report = runtime_report(runtime)
-    return report.database_ok, report.to_dict()
+    details = report.to_dict()
+    matrix = _matrix_part(runtime)
+    if matrix is not None:
+        details["matrix"] = matrix
+        if matrix["status"] != "ok" and details["status"] == "ok":
+            details["status"] = "degraded"
+    return report.database_ok, details
+
+
+def _matrix_part(runtime: Runtime) -> dict[str, Any] | None:
+    """The Matrix bridge's state, when it runs here: degraded until the homeserver answered
+    (serve keeps Slack and federation up and retries it in the background)."""
+    services = getattr(runtime, "services", None)
+    adapter = services.extras.get("matrix") if services is not None else None
+    if adapter is None:
+        return None
+    if getattr(adapter, "connected", True):
+        return {"status": "ok"}
+    return {"status": "degraded", "homeserver": "unreachable", "error": adapter.last_error}
 
 
 def format_report(report: HealthReport) -> str:

@@ -108,6 +108,22 @@ def _keys(raw: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in raw.split(",") if k.strip())
 
 
+def _networks(raw: str) -> tuple[str, ...]:
+    # Validated here so a typo fails at start; app.egress turns them into networks.
+    import ipaddress
+
+    out = []
+    for item in raw.split(","):
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ValueError(f"not an IP address or CIDR network: {text!r}") from None
+    return tuple(out)
+
+
 def _permissions(raw: str) -> Mapping[str, str]:
     if not raw.strip():
         return {}
@@ -150,6 +166,7 @@ _VARS: tuple[_Var, ...] = (
     _Var("SYNCBOT_INSTANCE_ID", "instance_id", _str, None),
     _Var("SYNCBOT_PUBLIC_URL", "public_url", _url, None),
     _Var("SYNCBOT_FEDERATION_ALLOW_PRIVATE", "federation_allow_private", _bool, False),
+    _Var("SYNCBOT_EGRESS_ALLOW", "egress_allow", _networks, ()),
     _Var("MATRIX_HOMESERVER_URL", "matrix_homeserver_url", _url, None),
     _Var("MATRIX_SERVER_NAME", "matrix_server_name", _str, None),
     _Var("MATRIX_AS_TOKEN", "matrix_as_token", _str, None, secret=True),
@@ -205,6 +222,8 @@ class Settings:
     instance_id: str | None = None
     public_url: str | None = None
     federation_allow_private: bool = False
+    # Non-public networks outbound fetches (peers, avatars, files) may reach (app.egress).
+    egress_allow: tuple[str, ...] = ()
     matrix_homeserver_url: str | None = None
     matrix_server_name: str | None = None
     matrix_as_token: str | None = field(default=None, repr=False)

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.bodylimit import BodyLimitMiddleware
 from app.logs import current_request_id, new_request_id, request_context
 from app.runtime import Runtime
 from app.store.migrate import current_revisions, head_revisions
@@ -182,6 +183,8 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=run_workers,
     )
+    # Inside the request id (a refusal carries one), outside every route.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.state.runtime = runtime
     return app

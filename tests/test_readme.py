@@ -16,6 +16,7 @@ START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
 # Variables the app reads that the deploy contract does not set.
 APP_ONLY = {
     "SYNCBOT_FEDERATION_ALLOW_PRIVATE": "allow peers on private addresses (tests, labs)",
+    "SYNCBOT_EGRESS_ALLOW": "comma-separated non-public CIDRs outbound fetches may reach",
     "SYNCBOT_DATA_DIR": "directory of the embedded SQLite file and the local dev key",
     "SYNCBOT_SLACK_RATE_SCALE": "speeds up Slack pacing; only against a fake Slack (tests, bench)",
 }

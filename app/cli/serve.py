@@ -17,6 +17,15 @@ log = logging.getLogger("syncbot.serve")
 
 DEFAULT_HOST = "127.0.0.1"
 TICK_SECONDS = 300.0
+# What one client may hold: idle keep-alive connections close after 5 s, header blocks are
+# capped at 64 KiB, and past 512 concurrent connections/requests uvicorn answers 503 instead
+# of queueing without bound. Bodies are capped and timed per chunk by app.bodylimit.
+SERVER_LIMITS: dict[str, Any] = {
+    "timeout_keep_alive": 5,
+    "limit_concurrency": 512,
+    "h11_max_incomplete_event_size": 64 * 1024,
+    "timeout_graceful_shutdown": 30,
+}
 
 
 def register(sub: Any) -> None:
@@ -109,7 +118,14 @@ def run(args: argparse.Namespace) -> int:
             # only queue behind each other's locks. PostgreSQL or MariaDB scale out instead.
             log.info("SQLite is single-writer: run one syncbot serve per database file")
         # log_config=None keeps our JSON handler; uvicorn's loggers propagate to it.
-        uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            **SERVER_LIMITS,
+        )
         return 0
     finally:
         runtime.close()

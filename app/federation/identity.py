@@ -6,6 +6,7 @@ like a new peer. Here the id is the setting, or generated once and stored.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -20,12 +21,28 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.errors import FederationError
 from app.federation.signing import public_pem
 from app.store.cipher import TokenCipher
 from app.store.models import InstanceKey, InstanceSetting
 
+# What ``peer:<instance>/…`` endpoints accept (app.core.endpoints); no SQL LIKE wildcards.
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 KEY_CONTEXT = "instance_key.private_key"  # as app/rotation.py re-encrypts it
 INSTANCE_ID = "federation.instance_id"
+
+
+def check_instance_id(value: str) -> str:
+    """Return ``value`` if it is a valid instance id (letters, digits, dashes; 1-64).
+
+    Raises:
+        FederationError: it is not.
+    """
+    if not isinstance(value, str) or not _INSTANCE_ID.fullmatch(value):
+        raise FederationError(
+            "an instance id is 1-64 letters, digits and dashes, starting with a letter or digit"
+        )
+    return value
 
 
 class Identity:

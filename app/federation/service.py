@@ -32,10 +32,12 @@ from app.core.endpoints import Endpoint, EndpointError, Network
 from app.core.events import Author, DeletePost, EditPost, FileRef, Kind, NewPost, ReactionChange
 from app.core.ports import Delivered, DeliveryTask
 from app.core.relay import Relay
+from app.egress import EgressPolicy, EgressRefused, refusal
 from app.errors import FederationError, RemoteError
 from app.federation import signing
-from app.federation.identity import Identity
+from app.federation.identity import Identity, check_instance_id
 from app.federation.urls import check_peer_url
+from app.jsonbody import MalformedJson, json_object
 from app.store.models import Peer, Sync, SyncEndpoint
 from app.store.models_federation import FederationNonce, PairingCode
 
@@ -88,6 +90,7 @@ class Federation:
         allow_private: bool,
         enabled: bool,
         timeout: float = 15.0,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self._sessions = sessions
         self.identity = identity
@@ -97,6 +100,10 @@ class Federation:
         self.allow_private = allow_private
         self.enabled = enabled
         self._timeout = timeout
+        # Peer URLs come from pairing codes: every call goes through the egress policy (at
+        # connect time), widened to every network when private peers are allowed (labs, tests).
+        egress = egress or EgressPolicy()
+        self._egress = egress.widened(["0.0.0.0/0", "::/0"]) if allow_private else egress
         self.on_ingested: list[Any] = []  # async callbacks given the new deliveries (dispatch)
         # How to read a file at its source network, to inline it for the peer.
         self.fetchers: dict[Network, Any] = {}
@@ -154,9 +161,17 @@ class Federation:
             url = check_peer_url(str(invite["url"]), allow_private=self.allow_private)
             fp, code, remote_anchor = str(invite["fp"]), str(invite["code"]), str(invite["anchor"])
             Endpoint.parse(remote_anchor)
-        except (KeyError, EndpointError) as exc:
+            check_instance_id(str(invite.get("instance") or ""))
+        except (KeyError, EndpointError, FederationError) as exc:
             raise FederationError(f"malformed pairing code: {exc}") from None
         with self._sessions() as s:
+            known = s.execute(
+                select(Peer).where(Peer.instance_id == str(invite["instance"]))
+            ).scalar_one_or_none()
+            if known is not None and signing.fingerprint(known.public_key) != fp:
+                raise PeerConflict(
+                    f"instance {invite['instance']} is already paired with another key"
+                )
             sync = s.execute(select(Sync).where(Sync.name == sync_name)).scalar_one_or_none()
             if sync is None:
                 raise FederationError(f"no sync named {sync_name!r}")
@@ -178,7 +193,7 @@ class Federation:
         if signing.fingerprint(peer_key) != fp:
             raise FederationError("peer answered with a key other than the code's")
         signing.verify(peer_key, headers, "POST", PAIR_PATH, data["_raw"])
-        peer_id = str(data["instance"])
+        peer_id = check_instance_id(str(data.get("instance") or ""))
         with self._sessions() as s, s.begin():
             self._store_peer(s, peer_id, url, peer_key)
             s.add(
@@ -202,11 +217,24 @@ class Federation:
         return peer_id
 
     def _store_peer(self, s: Session, instance: str, url: str, key: str) -> None:
+        """Record a newly paired peer, or accept a known one pairing into another sync.
+
+        A pairing never changes a known peer's key or URL: anyone holding any pairing code
+        could otherwise claim a paired peer's instance id, lock it out and receive its
+        deliveries. A key changes only through the rotation the peer signs with its old key.
+
+        Raises:
+            PeerConflict: ``instance`` is paired already with another key or URL.
+        """
         peer = s.execute(select(Peer).where(Peer.instance_id == instance)).scalar_one_or_none()
         if peer is None:
             s.add(Peer(instance_id=instance, url=url, public_key=key, status="active"))
-        else:
-            peer.url, peer.public_key, peer.status = url, key, "active"
+            return
+        if peer.public_key.strip() != key.strip() or peer.url != url:
+            raise PeerConflict(
+                f"instance {instance} is already paired with another key or URL "
+                "(remove that peer first if it really moved)"
+            )
 
     async def _pair_route(self, request: Request) -> Response:
         if not self.enabled:
@@ -215,36 +243,40 @@ class Federation:
         if len(body) > MAX_BODY:
             return _error(413, "request body too large")
         try:
-            data = json.loads(body)
-            key = str(data["public_key"])
-            instance = str(data["instance"])
+            data = json_object(body)
+            fields = {k: data.get(k) for k in ("public_key", "instance", "url", "anchor", "code")}
+            if not all(isinstance(v, str) and v for v in fields.values()):
+                raise MalformedJson("public_key, instance, url, anchor and code are required")
+            anchor = str(Endpoint.parse(fields["anchor"]))
+            instance = check_instance_id(fields["instance"])
+        except (MalformedJson, EndpointError, FederationError) as exc:
+            return _error(400, f"malformed pairing request: {exc}")
+        code_hash = _hash(fields["code"])
+        # The code first: without a live one nothing else about the request matters (and no
+        # name it carries is ever looked at).
+        if not await asyncio.to_thread(self._code_is_live, code_hash):
+            return _error(403, "pairing code unknown, used or expired")
+        key = fields["public_key"]
+        try:
             # Signed with the key it presents: the joiner proves it holds that key.
             signing.verify(key, dict(request.headers), "POST", PAIR_PATH, body)
             if instance != request.headers.get(signing.H_INSTANCE):
                 raise FederationError("instance id does not match the signature")
-            url = check_peer_url(str(data["url"]), allow_private=self.allow_private)
-            anchor = str(Endpoint.parse(str(data["anchor"])))
-            code_hash = _hash(str(data["code"]))
-        except (ValueError, KeyError, EndpointError) as exc:
-            return _error(400, f"malformed pairing request: {exc}")
         except FederationError as exc:
             return _error(401, str(exc))
-        now = datetime.now(UTC)
-        with self._sessions() as s, s.begin():
-            code = s.get(PairingCode, code_hash, with_for_update=True)
-            if code is None or code.used_at is not None or code.expires_at < now:
-                return _error(403, "pairing code unknown, used or expired")
-            code.used_at, code.used_by = now, instance
-            self._store_peer(s, instance, url, key)
-            s.add(
-                SyncEndpoint(
-                    sync_id=code.sync_id,
-                    endpoint=f"peer:{instance}/{anchor}",
-                    network="peer",
-                    status="active",
-                )
+        try:
+            # Syntax and literal addresses only: names are checked when we connect.
+            url = check_peer_url(fields["url"], allow_private=self.allow_private)
+        except FederationError as exc:
+            return _error(400, f"malformed pairing request: {exc}")
+        try:
+            my_anchor = await asyncio.to_thread(
+                self._redeem, code_hash, instance, url, key, anchor
             )
-            my_anchor = code.anchor
+        except PeerConflict as exc:
+            return _error(409, str(exc))
+        if my_anchor is None:
+            return _error(403, "pairing code unknown, used or expired")
         answer = json.dumps(
             {
                 "instance": self.identity.instance_id,
@@ -258,6 +290,39 @@ class Federation:
         log.info("peer paired", extra={"peer": instance})
         return Response(answer, media_type="application/json", headers=headers)
 
+    def _code_is_live(self, code_hash: str) -> bool:
+        with self._sessions() as s:
+            code = s.get(PairingCode, code_hash)
+            return (
+                code is not None and code.used_at is None and code.expires_at >= datetime.now(UTC)
+            )
+
+    def _redeem(
+        self, code_hash: str, instance: str, url: str, key: str, anchor: str
+    ) -> str | None:
+        """Use the code and record the peer and its endpoint; our anchor, or None if the
+        code is no longer live."""
+        now = datetime.now(UTC)
+        try:
+            with self._sessions() as s, s.begin():
+                code = s.get(PairingCode, code_hash, with_for_update=True)
+                if code is None or code.used_at is not None or code.expires_at < now:
+                    return None
+                code.used_at, code.used_by = now, instance
+                self._store_peer(s, instance, url, key)
+                s.add(
+                    SyncEndpoint(
+                        sync_id=code.sync_id,
+                        endpoint=f"peer:{instance}/{anchor}",
+                        network="peer",
+                        status="active",
+                    )
+                )
+                s.flush()
+                return code.anchor
+        except IntegrityError:
+            raise PeerConflict(f"peer:{instance}/{anchor} is in a sync already") from None
+
     # -- signed requests ------------------------------------------------------------------
 
     async def _post(
@@ -267,19 +332,25 @@ class Federation:
             key or self.identity.key(), self.identity.instance_id, "POST", path, body
         )
         headers["Content-Type"] = "application/json"
+        self._egress.check_url(base + path, network="peer")
         try:
             async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout)) as http,
+                self._egress.session(time_limit=self._timeout) as http,
                 http.post(base + path, data=body, headers=headers, allow_redirects=False) as resp,
             ):
-                raw = await resp.read()
+                raw = await resp.content.read(MAX_BODY + 1)
+                if len(raw) > MAX_BODY:
+                    raise EgressRefused("peer answer too large", network="peer")
                 try:
-                    data = json.loads(raw) if raw else {}
-                except ValueError:
+                    data = json_object(raw) if raw else {}
+                except MalformedJson:
                     data = {}
                 data["_raw"] = raw
                 return resp.status, data, dict(resp.headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
+            refused = refusal(exc)
+            if refused is not None:
+                raise EgressRefused(str(refused), network="peer") from None
             raise RemoteError(
                 f"peer unreachable: {type(exc).__name__}",
                 network="peer",
@@ -312,15 +383,22 @@ class Federation:
         return instance
 
     async def _keys_route(self, request: Request) -> Response:
+        if not self.enabled:
+            return _error(404, "federation is disabled")
         body = await _body(request)
+        if len(body) > MAX_BODY:
+            return _error(413, "request body too large")
         try:
-            instance = self._authenticate(request, body)
-            new_key = str(json.loads(body)["public_key"])
-            signing.load_public(new_key)
+            instance = await asyncio.to_thread(self._authenticate, request, body)
         except FederationError as exc:
             return _error(401, str(exc))
-        except (ValueError, KeyError):
-            return _error(400, "malformed key announcement")
+        try:
+            new_key = json_object(body).get("public_key")
+            if not isinstance(new_key, str):
+                raise MalformedJson("public_key is required")
+            signing.load_public(new_key)
+        except (MalformedJson, FederationError) as exc:
+            return _error(400, f"malformed key announcement: {exc}")
         with self._sessions() as s, s.begin():
             peer = s.execute(select(Peer).where(Peer.instance_id == instance)).scalar_one()
             peer.public_key = new_key
@@ -346,13 +424,25 @@ class Federation:
         if len(body) > MAX_BODY:
             return _error(413, "request body too large")
         try:
-            sender = self._authenticate(request, body)
-            data = json.loads(body)
-            event = self._to_core(sender, data)
+            sender = await asyncio.to_thread(self._authenticate, request, body)
         except FederationError as exc:
-            status = 403 if "not in a sync" in str(exc) else 401
-            return _error(status, str(exc))
-        except (ValueError, KeyError, TypeError, EndpointError, richtext.RichTextError) as exc:
+            return _error(401, str(exc))
+        try:
+            data = json_object(body)
+            _check_event_shape(data)
+            event = await asyncio.to_thread(self._to_core, sender, data)
+        except NotInSync as exc:
+            return _error(403, str(exc))
+        except (
+            MalformedJson,
+            FederationError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            EndpointError,
+            richtext.RichTextError,
+        ) as exc:
             return _error(400, f"malformed event: {exc}")
         result = await asyncio.to_thread(self._relay.ingest, event)
         for callback in self.on_ingested:
@@ -366,7 +456,7 @@ class Federation:
                 select(SyncEndpoint.id).where(SyncEndpoint.endpoint == str(source))
             ).first()
         if member is None:
-            raise FederationError(f"{source} is not in a sync here")
+            raise NotInSync(f"{source} is not in a sync here")
         kind = Kind(data["kind"])
         key = f"peer:{sender}:{data['uid']}"
         native = str(data["native_id"])
@@ -535,7 +625,9 @@ class Federation:
                 eps = (
                     s.execute(
                         select(SyncEndpoint.endpoint).where(
-                            SyncEndpoint.endpoint.like(f"peer:{p.instance_id}/%")
+                            SyncEndpoint.endpoint.startswith(
+                                f"peer:{p.instance_id}/", autoescape=True
+                            )
                         )
                     )
                     .scalars()
@@ -549,7 +641,11 @@ class Federation:
             peer = s.execute(select(Peer).where(Peer.instance_id == instance)).scalar_one_or_none()
             if peer is None:
                 raise FederationError(f"no peer {instance}")
-            s.execute(delete(SyncEndpoint).where(SyncEndpoint.endpoint.like(f"peer:{instance}/%")))
+            s.execute(
+                delete(SyncEndpoint).where(
+                    SyncEndpoint.endpoint.startswith(f"peer:{instance}/", autoescape=True)
+                )
+            )
             s.delete(peer)
 
     def purge_nonces(self) -> int:
@@ -585,6 +681,44 @@ async def _body(request: Request) -> bytes:
             return b"\0" * (MAX_BODY + 1)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class PeerConflict(FederationError):
+    """A pairing that would change a known peer's key or URL, or repeat an endpoint."""
+
+
+class NotInSync(FederationError):
+    """A signed event for an endpoint of the peer that is in no sync here."""
+
+
+_EVENT_TEXT = {"kind": 16, "uid": 64, "anchor": 255, "native_id": 255}
+_EVENT_OPTIONAL_TEXT = {"thread_native_id": 255, "emoji": 128, "actor": 64, "actor_name": 255}
+
+
+def _check_event_shape(data: dict[str, Any]) -> None:
+    """Types and lengths of a peer event, before anything reads it (the store's columns are
+    no longer than this, and a peer's typo must be a 400, not a 500)."""
+    for name, limit in _EVENT_TEXT.items():
+        value = data.get(name)
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise MalformedJson(f"{name} must be a string of 1-{limit} characters")
+    for name, limit in _EVENT_OPTIONAL_TEXT.items():
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            raise MalformedJson(f"{name} must be a string of at most {limit} characters")
+    author = data.get("author")
+    if author is not None:
+        if not isinstance(author, dict):
+            raise MalformedJson("author must be an object")
+        for name, limit in (("name", 255), ("native_id", 255), ("avatar_url", 1024)):
+            value = author.get(name)
+            if value is not None and (not isinstance(value, str) or len(value) > limit):
+                raise MalformedJson(f"author.{name} must be a string of at most {limit}")
+    files = data.get("files")
+    if files is not None and (
+        not isinstance(files, list) or not all(isinstance(f, dict) for f in files)
+    ):
+        raise MalformedJson("files must be a list of objects")
 
 
 def _error(status: int, message: str) -> JSONResponse:

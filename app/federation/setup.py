@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from app.core.endpoints import Endpoint, Network
 from app.core.events import FileRef
+from app.egress import EgressPolicy
 from app.errors import RemoteError
 from app.federation.identity import Identity
 from app.federation.service import Federation
@@ -34,6 +35,7 @@ def build_federation(services: object) -> Federation:
         public_url=settings.public_url,
         allow_private=settings.federation_allow_private,
         enabled=settings.federation_enabled,
+        egress=EgressPolicy.from_settings(settings),
     )
     slack = services.slack  # type: ignore[attr-defined]
     federation.fetchers[Network.SLACK] = slack.files._fetchers[Network.SLACK]

@@ -1,20 +1,24 @@
 """Outbound peer URLs: https only, and never an address inside our own network.
 
-A pairing code names the URL we will call; without this check a malicious peer could make us
+A pairing code names the URL we will call; without these checks a malicious peer could make us
 send signed requests to the metadata service or an internal database (SSRF).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from urllib.parse import urlsplit
 
+from app.egress import is_public
 from app.errors import FederationError
 
 
 def check_peer_url(url: str, *, allow_private: bool = False) -> str:
     """Return the normalized base URL, or raise :class:`FederationError` saying why not.
+
+    Never resolves a name (this runs on request paths, before anything else is trusted);
+    every connection to a peer goes through the egress policy, which checks the address it
+    actually connects to.
 
     Args:
         url: the peer's public base URL.
@@ -29,19 +33,9 @@ def check_peer_url(url: str, *, allow_private: bool = False) -> str:
     if parts.username or parts.password:
         raise FederationError("peer URLs must not carry credentials")
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        raise FederationError(f"cannot resolve {parts.hostname}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        internal = (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        )
-        if internal and not allow_private:
-            raise FederationError(f"{parts.hostname} resolves to a non-public address {address}")
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        address = None  # a name: checked at connect time by the egress policy (app.egress)
+    if address is not None and not allow_private and not is_public(address):
+        raise FederationError(f"{parts.hostname} is not a public address")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"

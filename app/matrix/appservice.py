@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,7 +22,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.errors import RemoteError
+from app.jsonbody import MalformedJson, json_object
 from app.matrix.bridge import MatrixBridge
+from app.matrix.event_schema import MalformedEvent, validate
 from app.matrix.ids import BridgeIds
 from app.store.models_matrix import MatrixTransaction
 
@@ -59,6 +61,8 @@ class AppserviceApi:
         # The homeserver sends one transaction at a time; the lock keeps events of concurrent
         # replays (a retry racing a slow first attempt) from interleaving within a room.
         self._lock = asyncio.Lock()
+        # Events skipped as malformed since start (the transaction was still acknowledged).
+        self.malformed_events = 0
 
     @property
     def routes(self) -> list[Route]:
@@ -98,21 +102,32 @@ class AppserviceApi:
         if (refused := self._auth(request)) is not None:
             return refused
         txn_id = request.path_params["txn_id"]
+        if len(txn_id) > 255:
+            return _error(400, "M_INVALID_PARAM", "transaction id too long")
         try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return _error(400, "M_NOT_JSON", "body is not JSON")
-        events = body.get("events") if isinstance(body, dict) else None
+            body = json_object(await request.body())
+        except MalformedJson as exc:
+            return _error(400, "M_NOT_JSON", str(exc))
+        events = body.get("events")
         if not isinstance(events, list):
             return _error(400, "M_BAD_JSON", "events must be a list")
         async with self._lock:
             if await asyncio.to_thread(self._seen, txn_id):
                 return JSONResponse({})
-            for event in events:
-                if not isinstance(event, dict):
+            for raw in events:
+                try:
+                    event = validate(raw)
+                except MalformedEvent as exc:
+                    self._skip(raw, str(exc))
                     continue
                 try:
                     await self._bridge.handle(event)
+                except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                    # A shape the validating layer let through and the bridge could not read:
+                    # skipping it is what keeps one user's event from stalling every room.
+                    log.exception("event could not be read", extra={"txn": txn_id})
+                    self._skip(raw, f"{type(exc).__name__}: {exc}")
+                    continue
                 except RemoteError as exc:
                     if not exc.retryable:
                         log.warning("event dropped", extra={"error": str(exc)})
@@ -126,6 +141,18 @@ class AppserviceApi:
                     return _error(500, "M_UNKNOWN", "internal error")
             await asyncio.to_thread(self._record, txn_id, len(events))
         return JSONResponse({})
+
+    def _skip(self, raw: Any, reason: str) -> None:
+        self.malformed_events += 1
+        event = raw if isinstance(raw, dict) else {}
+        log.warning(
+            "malformed event skipped",
+            extra={
+                "event_id": str(event.get("event_id"))[:255],
+                "room": str(event.get("room_id"))[:255],
+                "reason": reason[:200],
+            },
+        )
 
     async def user(self, request: Request) -> Response:
         if (refused := self._auth(request)) is not None:

@@ -12,12 +12,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 from mautrix.types import ContentURI
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint
 from app.core.events import Author
+from app.egress import EgressPolicy
 from app.errors import RemoteError
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.store.models import MatrixGhost
@@ -28,22 +28,37 @@ MAX_AVATAR_BYTES = 5 * 1024 * 1024
 AvatarFetcher = Callable[[str], Awaitable[tuple[bytes, str]]]
 
 
-def http_avatar_fetcher(timeout: float = 15.0) -> AvatarFetcher:
-    """Download a (public) avatar image, as Slack profile images are."""
+def http_avatar_fetcher(
+    policy: EgressPolicy | None = None, *, time_limit: float = 15.0
+) -> AvatarFetcher:
+    """Download an avatar image under the egress policy.
+
+    Avatar URLs come from anyone who posts (a peer's ``author.avatar_url``, a Slack
+    ``bot_message``'s ``icons``), and the bytes end up on the homeserver: without the policy
+    this reads loopback and internal services for them.
+    """
+    egress = policy or EgressPolicy()
 
     async def fetch(url: str) -> tuple[bytes, str]:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http,
-            http.get(url) as resp,
-        ):
-            if resp.status != 200:
-                raise RemoteError(f"avatar fetch HTTP {resp.status}", network="http")
-            data = await resp.content.read(MAX_AVATAR_BYTES + 1)
-            if len(data) > MAX_AVATAR_BYTES:
-                raise RemoteError("avatar too large", network="http")
-            return data, resp.content_type or "image/png"
+        data = await egress.fetch(url, max_bytes=MAX_AVATAR_BYTES, time_limit=time_limit)
+        return data, _image_type(data)
 
     return fetch
+
+
+def _image_type(data: bytes) -> str:
+    # The type comes from the bytes, not from what the remote server claims.
+    for magic, mime in (
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"GIF87a", "image/gif"),
+        (b"GIF89a", "image/gif"),
+    ):
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    raise RemoteError("avatar is not a PNG, JPEG, GIF or WebP image", network="http")
 
 
 def ghost_display_name(author: Author) -> str:

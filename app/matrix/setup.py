@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -15,6 +17,7 @@ from app.core.endpoints import Endpoint, Network
 from app.core.events import FileRef
 from app.core.outbox import Outbox
 from app.core.relay import Relay
+from app.egress import EgressPolicy
 from app.errors import ConfigError
 from app.matrix import avatars
 from app.matrix.appservice import AppserviceApi
@@ -22,7 +25,7 @@ from app.matrix.avatars import AvatarProxy, MatrixAuthors
 from app.matrix.bridge import MatrixBridge
 from app.matrix.commands import BotCommands, LoginHook, LogoutHook
 from app.matrix.deliver import MatrixDeliverer
-from app.matrix.ghosts import AvatarFetcher, Ghosts
+from app.matrix.ghosts import AvatarFetcher, Ghosts, http_avatar_fetcher
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.ids import BridgeIds
 from app.matrix.invites import PortalInvites
@@ -36,6 +39,8 @@ from app.slack.files import Fetcher, slack_fetcher
 from app.slack.setup import SlackAdapter
 from app.store.cipher import TokenCipher
 from app.store.syncs import SyncAdmin
+
+log = logging.getLogger("syncbot.matrix")
 
 
 def matrix_fetcher(homeserver: Homeserver) -> Fetcher:
@@ -74,16 +79,55 @@ class MatrixAdapter:
             Route(avatars.ROUTE, self.avatars.endpoint, methods=["GET"]),
         ]
 
+    # Whether the homeserver has answered since start; /health reports "degraded" until then.
+    connected: bool = False
+    last_error: str | None = None
+    _connecting: asyncio.Task[None] | None = None
+
     async def start(self) -> None:
-        """Make sure the bot account exists (the homeserver creates it with the registration),
-        then resync the logged-in workspaces in the background (new channels; no re-invites).
+        """Connect in the background: make sure the bot account exists (the homeserver
+        creates it with the registration), then resync the logged-in workspaces (new
+        channels; no re-invites).
+
+        A homeserver that is down at start must not take Slack and federation down with it:
+        the attempt is retried with backoff until it answers, and ``/health`` says so.
         """
-        async with matrix_errors("bot registration"):
-            await self.homeserver.bot.ensure_registered()
+        if await self._try_connect():
+            self._connected()
+            return
+        self._connecting = asyncio.create_task(self._connect(), name="syncbot-matrix-connect")
+
+    async def _try_connect(self) -> bool:
+        try:
+            async with matrix_errors("bot registration"):
+                await self.homeserver.bot.ensure_registered()
+        except Exception as exc:
+            self.last_error = str(exc)[:200] or type(exc).__name__
+            log.warning("homeserver unreachable", extra={"error": self.last_error})
+            return False
+        return True
+
+    async def _connect(self, *, first_delay: float = 1.0, max_delay: float = 60.0) -> None:
+        delay = first_delay
+        while True:
+            await asyncio.sleep(delay)
+            if await self._try_connect():
+                break
+            delay = min(delay * 2, max_delay)
+        self._connected()
+
+    def _connected(self) -> None:
+        self.connected, self.last_error = True, None
+        log.info("homeserver connected")
         if self.workspace_bridge is not None:
             self.workspace_bridge.start()
 
     async def stop(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+            self._connecting = None
         if self.workspace_bridge is not None:
             await self.workspace_bridge.stop()
         await self.portals.stop()
@@ -133,10 +177,11 @@ def build_matrix(
     syncs = SyncAdmin(sessions)
     workspaces = slack.workspaces if slack else None
     fetchers: dict[Network, Fetcher] = {}
+    egress = EgressPolicy.from_settings(settings)
     if slack is not None:
-        fetchers[Network.SLACK] = slack_fetcher(slack.workspaces)
+        fetchers[Network.SLACK] = slack_fetcher(slack.workspaces, policy=egress)
         slack.files.register(Network.MATRIX, matrix_fetcher(homeserver))
-    ghosts = Ghosts(homeserver, sessions, fetch_avatar=fetch_avatar)
+    ghosts = Ghosts(homeserver, sessions, fetch_avatar=fetch_avatar or http_avatar_fetcher(egress))
     deliverer = MatrixDeliverer(
         homeserver, ghosts, authors, MatrixRenderer(ids), sessions, fetchers
     )

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from app.core.dispatch import Dispatcher
 from app.core.relay import Relay
 from app.errors import RedeliveryRequested
+from app.jsonbody import MAX_DEPTH, depth
 from app.slack.inbound import EventTranslator
 
 log = logging.getLogger("syncbot.slack.events")
@@ -60,9 +61,13 @@ class SlackEvents:
             return JSONResponse({"error": "payload too large"}, status_code=413)
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
-        # is_valid compares in constant time and rejects timestamps outside 5 minutes.
+        # is_valid compares in constant time and rejects timestamps outside 5 minutes; it
+        # raises on a timestamp that is not an integer, so that is refused first.
         if (
-            not timestamp
+            not timestamp.isascii()
+            or not timestamp.isdigit()
+            or len(timestamp) > 12
+            or not signature.isascii()
             or not signature
             or not self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
         ):
@@ -70,7 +75,13 @@ class SlackEvents:
         payload = _parse(body, request.headers.get("content-type", ""))
         if payload is None:
             return JSONResponse({"error": "malformed payload"}, status_code=400)
-        return await self.process(payload, started=started)
+        try:
+            return await self.process(payload, started=started)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            # Signed, but of a shape no handler could read: a 400 (Slack does not retry it),
+            # logged with its traceback so a shape Slack really sends gets fixed.
+            log.exception("signed payload could not be read")
+            return JSONResponse({"error": "malformed payload"}, status_code=400)
 
     async def process(self, payload: dict[str, Any], *, started: float | None = None) -> Response:
         """Handle a verified payload; the same path serves HTTP and Socket Mode envelopes."""
@@ -114,6 +125,8 @@ def _parse(body: bytes, content_type: str) -> dict[str, Any] | None:
             data = json.loads(raw) if raw else None
         else:
             data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or depth(data) > MAX_DEPTH:
+        return None
+    return data

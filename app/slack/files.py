@@ -11,11 +11,13 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from typing import IO
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from app.core.endpoints import Endpoint, Network
 from app.core.events import FileRef
+from app.egress import EgressPolicy
 from app.errors import RemoteError
 from app.slack.webapi import SlackApi
 from app.slack.workspaces import Workspaces
@@ -33,15 +35,54 @@ class FileTooLarge(RemoteError):
     """A file above the configured cap: skipped with a notice, never retried."""
 
 
-def slack_fetcher(workspaces: Workspaces, *, timeout: float = 60.0) -> Fetcher:
-    """Download a file shared in a Slack channel with that workspace's bot token."""
+def slack_file_host(url: str, api_url: str) -> bool:
+    """Whether ``url`` is on one of Slack's own hosts, the only ones given a bot token.
+
+    Slack serves shared files from ``files.slack.com`` (``url_private``); the configured API
+    host counts too (a fake Slack in tests, a proxy an operator put in front of Slack).
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    if urlsplit(url).scheme not in ("http", "https") or not host:
+        return False
+    if host == (urlsplit(api_url).hostname or "").lower():
+        return True
+    return urlsplit(url).scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
+
+
+def slack_fetcher(
+    workspaces: Workspaces, *, policy: EgressPolicy | None = None, time_limit: float = 60.0
+) -> Fetcher:
+    """Download a file shared in a Slack channel with that workspace's bot token.
+
+    The token goes only to Slack's own hosts; the configured API host is trusted like the API
+    itself, anything else on Slack's side goes through the egress policy.
+    """
+    egress = policy or EgressPolicy()
 
     async def fetch(source: Endpoint, ref: FileRef) -> AsyncIterator[bytes]:
+        if not slack_file_host(ref.url, workspaces.api_url):
+            raise RemoteError(
+                "file is not on a Slack host; the bot token is not sent elsewhere",
+                network="slack",
+                retryable=False,
+            )
         token = workspaces.api(source.slack_team).token
-        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        headers = {"Authorization": f"Bearer {token}"}
+        configured = urlsplit(ref.url).hostname == urlsplit(workspaces.api_url).hostname
+        if not configured:
+            async for chunk in egress.stream(
+                ref.url,
+                headers=headers,
+                max_bytes=MAX_FILE_BYTES,
+                time_limit=time_limit,
+                network="slack",
+            ):
+                yield chunk
+            return
+        client_timeout = aiohttp.ClientTimeout(total=time_limit)
         async with (
             aiohttp.ClientSession(timeout=client_timeout) as http,
-            http.get(ref.url, headers={"Authorization": f"Bearer {token}"}) as resp,
+            http.get(ref.url, headers=headers, allow_redirects=False) as resp,
         ):
             if resp.status != 200:
                 raise RemoteError(

@@ -13,6 +13,7 @@ from app.core.dispatch import Dispatcher
 from app.core.endpoints import Network
 from app.core.outbox import Outbox
 from app.core.relay import Relay
+from app.egress import EgressPolicy
 from app.settings import Settings
 from app.slack.deliver import SlackDeliverer
 from app.slack.events_route import SlackEvents
@@ -70,7 +71,9 @@ def build_slack(
     )
     profiles = Profiles(sessions, workspaces)
     mentions = MentionMapper(sessions, workspaces, profiles)
-    files = FileCopier({Network.SLACK: slack_fetcher(workspaces)})
+    files = FileCopier(
+        {Network.SLACK: slack_fetcher(workspaces, policy=EgressPolicy.from_settings(settings))}
+    )
     renderer = SlackRenderer(workspaces, mentions, sessions)
     deliverer = SlackDeliverer(workspaces, authors, renderer, files)
     authors.register(Network.SLACK, profiles)

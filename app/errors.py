@@ -29,7 +29,8 @@ class RemoteError(SyncbotError):
     """A remote network (Slack, Matrix, a peer) refused or failed a call.
 
     ``retryable`` tells the outbox whether another attempt can succeed; ``retry_after`` is the
-    delay the remote asked for, in seconds, when it said so.
+    delay the remote asked for, in seconds, when it said so; ``hold`` that no delivery to the
+    target can succeed until an outside change (see :mod:`app.core.holds`).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class RemoteError(SyncbotError):
         retryable: bool = False,
         retry_after: float | None = None,
         outcome_unknown: bool = False,
+        hold: bool = False,
     ) -> None:
         super().__init__(message)
         self.network = network
@@ -52,6 +54,9 @@ class RemoteError(SyncbotError):
         # The request may have taken effect although we saw no answer (timeout, dropped
         # connection, 5xx after the write): the next attempt must check before repeating it.
         self.outcome_unknown = outcome_unknown
+        # The target cannot take any delivery until something outside changes (the bot was
+        # removed from the channel): hold its backlog rather than spend retries on it.
+        self.hold = hold
 
 
 class FederationError(SyncbotError):

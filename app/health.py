@@ -24,9 +24,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.slack.socket_state import ConnectionBoard, ConnectionSnapshot, ConnectionState
+from app.store import outbox_admin
 from app.store.models import Delivery, MatrixGhost
 from app.store.models_health import SocketConnection
 from app.store.models_matrix import MatrixPortal
+from app.store.outbox_admin import HeldTarget
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -94,6 +96,9 @@ class HealthReport:
     latency: Latency = field(default_factory=Latency)
     outbox_depth: int = 0
     dead_deliveries: int = 0
+    # Targets whose oldest pending delivery keeps failing (the rest wait behind it).
+    held: tuple[HeldTarget, ...] = ()
+    dead_by_target: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed_connections(self) -> list[str]:
@@ -138,6 +143,18 @@ class HealthReport:
             },
             "outbox_depth": self.outbox_depth,
             "dead_deliveries": self.dead_deliveries,
+            "dead_by_target": dict(self.dead_by_target),
+            "held_targets": [
+                {
+                    "target": h.target,
+                    "waiting": h.waiting,
+                    "attempts": h.attempts,
+                    "last_error": h.last_error,
+                    "since": _iso(h.since),
+                    "next_attempt_at": _iso(h.next_attempt_at),
+                }
+                for h in self.held
+            ],
         }
 
 
@@ -172,6 +189,8 @@ def gather(
             )
             depth = _count(session, Delivery.status == "pending")
             dead = _count(session, Delivery.status == "dead")
+            held = tuple(outbox_admin.held_targets(session))
+            dead_by_target = outbox_admin.dead_by_target(session) if dead else {}
             latency = _latency(session, window)
             portals = _count_model(session, MatrixPortal, MatrixPortal.state == "active")
             ghosts = _count_model(session, MatrixGhost)
@@ -188,6 +207,8 @@ def gather(
         latency=latency,
         outbox_depth=depth,
         dead_deliveries=dead,
+        held=held,
+        dead_by_target=dead_by_target,
     )
 
 
@@ -249,6 +270,16 @@ def format_report(report: HealthReport) -> str:
         f"portals                  {data['portal_count']}",
         f"ghost users              {data['ghost_user_count']}",
     ]
+    if data["held_targets"]:
+        lines += ["", f"{'HELD TARGET':<40} {'WAITING':>7} {'ATTEMPTS':>8}  LAST ERROR"]
+        for h in data["held_targets"]:
+            lines.append(
+                f"{h['target']:<40} {h['waiting']:>7} {h['attempts']:>8}  {h['last_error'][:60]}"
+            )
+    if data["dead_by_target"]:
+        lines += ["", f"{'DEAD BY TARGET':<40} {'COUNT':>7}  (syncbot deliveries retry)"]
+        for target, count in data["dead_by_target"].items():
+            lines.append(f"{target:<40} {count:>7}")
     if data["connections"]:
         lines += ["", f"{'WORKSPACE':<12} {'CONNECTION':<15} {'ATTEMPTS':>8}  DETAIL"]
         for team, c in data["connections"].items():

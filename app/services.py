@@ -71,7 +71,8 @@ def build_services(
 
     store = SqlStore(sessions)
     relay = Relay(store)
-    outbox = Outbox(store, {}, policy=retry, worker_id=worker_id, lease_seconds=lease_seconds)
+    policy = retry or RetryPolicy(max_age=settings.delivery_max_age_hours * 3600)
+    outbox = Outbox(store, {}, policy=policy, worker_id=worker_id, lease_seconds=lease_seconds)
     dispatcher = Dispatcher(outbox, store, notifier or build_notifier(settings, outbox))
     authors = AuthorDirectory()
     slack = build_slack(

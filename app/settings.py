@@ -183,6 +183,9 @@ _VARS: tuple[_Var, ...] = (
     _Var("SYNCBOT_DELIVERY_QUEUE", "delivery_queue", _str, None),
     _Var("SYNCBOT_DELIVERY_INVOKER", "delivery_invoker", _str, None),
     _Var("SYNCBOT_SLACK_RATE_SCALE", "slack_rate_scale", _float_range(1.0, 1e6), 1.0),
+    _Var(
+        "SYNCBOT_DELIVERY_MAX_AGE_HOURS", "delivery_max_age_hours", _float_range(0.1, 720.0), 72.0
+    ),
 )
 
 ENV_NAMES: tuple[str, ...] = tuple(v.env for v in _VARS)
@@ -245,6 +248,8 @@ class Settings:
     delivery_invoker: str | None = None
     # Speeds up client-side Slack pacing; only for tests and benchmarks against a fake Slack.
     slack_rate_scale: float = 1.0
+    # How long a delivery to a target that keeps failing is kept before it is dead.
+    delivery_max_age_hours: float = 72.0
     # True when no database variable at all was given: the embedded SQLite default.
     embedded_database: bool = False
 

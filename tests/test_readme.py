@@ -19,6 +19,8 @@ APP_ONLY = {
     "SYNCBOT_EGRESS_ALLOW": "comma-separated non-public CIDRs outbound fetches may reach",
     "SYNCBOT_DATA_DIR": "directory of the embedded SQLite file and the local dev key",
     "SYNCBOT_SLACK_RATE_SCALE": "speeds up Slack pacing; only against a fake Slack (tests, bench)",
+    "SYNCBOT_DELIVERY_MAX_AGE_HOURS": "how long deliveries to a failing target are kept "
+    "(held, retried) before they are dead",
 }
 
 

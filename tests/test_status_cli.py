@@ -81,3 +81,55 @@ def test_status_table_and_json_show_what_the_service_recorded(tmp_path: Path) ->
         assert data["dead_deliveries"] == 1 and data["outbox_depth"] == 0
         assert "xapp" not in out.stdout and "xoxb" not in out.stdout
         engine.dispose()
+
+
+RETRY_RUNNER = RUNNER.replace("from app.cli import status", "from app.cli import deliveries")
+RETRY_RUNNER = RETRY_RUNNER.replace("status.register", "deliveries.register")
+
+
+def test_status_shows_held_targets_and_dead_rows_and_retry_requeues_them(tmp_path: Path) -> None:
+    # #17 item 3: an operator sees what is stuck and where, and requeues dead rows in order.
+    from sqlalchemy import select
+
+    from app.store.models import Delivery
+
+    with throwaway_database("sqlite", tmp_path) as url:
+        engine = make_engine(local_settings(), url=url)
+        upgrade(engine)
+        sessions = session_factory(engine)
+        with sessions() as session, session.begin():
+            held = outbox_row("pending")
+            held.target_endpoint, held.attempts = "matrix:!room:hs", 12
+            held.last_error = "http_502: homeserver unavailable"
+            session.add(held)
+            session.add(outbox_row("pending"))  # fresh, not failing: not held
+            for _ in range(2):
+                session.add(outbox_row("dead"))
+        db = Path(str(url.database))
+        table = syncbot_status(db)
+        assert "matrix:!room:hs" in table.stdout and "homeserver unavailable" in table.stdout
+        assert any(line.split() == ["slack:T2/C2", "2"] for line in table.stdout.splitlines())
+        data = json.loads(syncbot_status(db, "--json").stdout)
+        assert data["dead_by_target"] == {"slack:T2/C2": 2}
+        assert [h["target"] for h in data["held_targets"]] == ["matrix:!room:hs"]
+
+        ours = ("DATABASE_", "SLACK_", "SYNCBOT_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ours)} | {
+            "LOCAL_DEVELOPMENT": "true",
+            "DATABASE_BACKEND": "sqlite",
+            "DATABASE_URL": f"sqlite:///{db}",
+            "TOKEN_ENCRYPTION_KEY": TEST_KEY,
+            "LOG_LEVEL": "WARNING",
+        }
+        run = [sys.executable, "-c", RETRY_RUNNER, "deliveries", "retry"]
+        unknown = subprocess.run(
+            [*run, "--sync", "nope"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert unknown.returncode != 0 and "no sync named 'nope'" in unknown.stderr
+        done = subprocess.run([*run, "--dead"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "requeued 2 dead deliveries" in done.stdout
+        with sessions() as session:
+            statuses = session.execute(select(Delivery.status)).scalars().all()
+        assert "dead" not in statuses
+        engine.dispose()

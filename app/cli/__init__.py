@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "app.cli.workspace",
     "app.cli.sync",
     "app.cli.status",
+    "app.cli.deliveries",
     "app.cli.peer",
     "app.cli.matrix",
     "app.cli.manifest",

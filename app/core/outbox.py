@@ -13,9 +13,10 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from app.core import holds
 from app.core.endpoints import Network
 from app.core.events import Kind
 from app.core.ports import Copy, Deliverer, DeliveryTask, OutboxStore
@@ -27,15 +28,25 @@ log = logging.getLogger("syncbot.core.outbox")
 # other targets get their turn.
 MAX_REFILLS = 10
 
+# Told when a target starts being held (tell its admins): the held delivery and the failure.
+HoldListener = Callable[[DeliveryTask, RemoteError], Awaitable[None]]
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How long to wait before the next attempt, and when to give up."""
+    """How long to wait before the next attempt, and when to give up.
+
+    ``max_attempts`` failures in a row hold the target (see :mod:`app.core.holds`): it is
+    rechecked every ``hold_interval`` seconds (``max_delay`` when unset) and its deliveries are
+    kept until they are ``max_age`` seconds old.
+    """
 
     max_attempts: int = 10
     base_delay: float = 1.0
     max_delay: float = 300.0
     jitter: float = 0.2
+    max_age: float = 72 * 3600.0
+    hold_interval: float | None = None
 
     def delay(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -98,6 +109,8 @@ class Outbox:
         self._lanes = lanes
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        # Called (never awaited by a lane for long: errors are logged) when a target is held.
+        self.on_hold: list[HoldListener] = []
 
     def register(self, deliverer: Deliverer) -> None:
         self._deliverers[deliverer.network] = deliverer
@@ -217,43 +230,52 @@ class Outbox:
         attempts = task.attempts + 1
         error = f"{exc.code or exc.status or 'error'}: {exc}"[:1000]
         report.errors.append(error)
-        if exc.retryable and attempts < self._policy.max_attempts:
-            delay = self._policy.delay(attempts, exc.retry_after)
-            await asyncio.to_thread(
-                self._store.retry_later,
-                task,
-                error=error,
-                delay_seconds=delay,
-                outcome_unknown=exc.outcome_unknown or task.outcome_unknown,
-            )
-            report.retried += 1
-            blocked = True
-            log.warning(
-                "delivery failed, will retry",
-                extra={
-                    "delivery": task.uid,
-                    "target": str(task.target),
-                    "delay_s": round(delay, 2),
-                    "attempt": attempts,
-                    "error": error,
-                },
-            )
-        else:
+        policy = self._policy
+        interval = policy.max_delay if policy.hold_interval is None else policy.hold_interval
+        verdict = holds.judge(
+            exc,
+            task,
+            max_attempts=policy.max_attempts,
+            max_age=policy.max_age,
+            hold_interval=interval,
+            backoff=policy.delay(attempts, exc.retry_after),
+        )
+        facts = {
+            "delivery": task.uid,
+            "target": str(task.target),
+            "attempt": attempts,
+            "error": error,
+        }
+        if verdict.dead:
             await asyncio.to_thread(self._store.mark_dead, task, error=error)
             report.dead += 1
             report.settled.add(task.uid)
+            log.error("delivery dead", extra=facts)
             # A dead delivery is kept for operators; it must not hold up the ones after it.
-            blocked = False
-            log.error(
-                "delivery dead",
-                extra={
-                    "delivery": task.uid,
-                    "target": str(task.target),
-                    "attempt": attempts,
-                    "error": error,
-                },
+            return True
+        await asyncio.to_thread(
+            self._store.retry_later,
+            task,
+            error=error,
+            delay_seconds=verdict.delay,
+            outcome_unknown=exc.outcome_unknown or task.outcome_unknown,
+        )
+        report.retried += 1
+        if verdict.newly_held:
+            log.error("target held: its deliveries wait", extra=facts)
+            await self._tell_hold(task, exc)
+        else:
+            log.warning(
+                "delivery failed, will retry", extra=facts | {"delay_s": round(verdict.delay, 2)}
             )
-        return not blocked
+        return False
+
+    async def _tell_hold(self, task: DeliveryTask, exc: RemoteError) -> None:
+        for listener in self.on_hold:
+            try:
+                await listener(task, exc)
+            except Exception:
+                log.exception("could not tell admins of a held target")
 
     async def run_forever(self, *, idle: float = 5.0) -> None:
         """The background worker of long-running processes: drain, then sleep until woken."""

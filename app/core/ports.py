@@ -85,6 +85,9 @@ class DeliveryTask:
     # For a thread reply: the parent's copy at the target (None: parent never synced there).
     parent_copy: Copy | None = None
     source_time: datetime | None = None
+    # When the row was written, and the error of its previous attempt (holds read both).
+    queued_at: datetime | None = None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

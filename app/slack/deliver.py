@@ -8,6 +8,7 @@ worker) we look for that id in the channel before posting again.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -53,6 +54,41 @@ class SlackDeliverer:
     async def deliver(self, task: DeliveryTask) -> Delivered:
         team, channel = task.target.slack_team, task.target.slack_channel
         api = self._workspaces.api(team)
+        try:
+            return await self._apply(api, team, channel, task)
+        except RemoteError as exc:
+            if exc.code != "not_in_channel":
+                raise
+            # The bot was removed from the channel. A public channel it may join again by
+            # itself; a private one needs a member to invite it back, so the channel's
+            # deliveries are held (kept, in order) until the bot is back.
+            if not await self._rejoin(api, channel):
+                raise RemoteError(
+                    f"the bot is not in channel {channel} of {team}; invite it back",
+                    network="slack",
+                    code="not_in_channel",
+                    hold=True,
+                    # A post may have gone out before a later part (a file) failed.
+                    outcome_unknown=task.kind is Kind.POST,
+                ) from exc
+            log.info("rejoined a channel the bot was removed from", extra={"target": channel})
+            return await self._apply(api, team, channel, replace(task, outcome_unknown=True))
+
+    async def _rejoin(self, api: SlackApi, channel: str) -> bool:
+        try:
+            await api.call("conversations.join", channel=channel)
+        except RemoteError as exc:
+            if exc.retryable:
+                raise
+            log.warning(
+                "cannot rejoin channel", extra={"target": channel, "error": exc.code or str(exc)}
+            )
+            return False
+        return True
+
+    async def _apply(
+        self, api: SlackApi, team: str, channel: str, task: DeliveryTask
+    ) -> Delivered:
         match task.kind:
             case Kind.POST:
                 return await self._post(api, team, channel, task)

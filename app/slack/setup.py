@@ -18,6 +18,7 @@ from app.settings import Settings
 from app.slack.deliver import SlackDeliverer
 from app.slack.events_route import SlackEvents
 from app.slack.files import FileCopier, slack_fetcher
+from app.slack.holds import SlackHolds
 from app.slack.inbound import EventTranslator
 from app.slack.mentions import MentionMapper
 from app.slack.profiles import Profiles
@@ -86,6 +87,10 @@ def build_slack(
         relay=relay,
         dispatcher=dispatcher,
     )
+    # Held channels: their admins are told, and the bot's return resumes them.
+    holds = SlackHolds(sessions, workspaces, dispatcher)
+    outbox.on_hold.append(holds.on_hold)
+    events.event_hooks.append(holds.on_event)
     return SlackAdapter(
         workspaces=workspaces,
         profiles=profiles,

@@ -433,6 +433,8 @@ class SqlStore:
                     copy=copies.get((r.post_id, r.target_endpoint)) if r.post_id else None,
                     parent_copy=copies.get((parent_id, r.target_endpoint)) if parent_id else None,
                     source_time=r.source_time,
+                    queued_at=r.created_at,
+                    last_error=r.last_error,
                 )
             )
         return tasks

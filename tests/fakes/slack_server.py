@@ -86,6 +86,7 @@ class Channel:
     members: set[str] = field(default_factory=set)
     archived: bool = False
     messages: list[Message] = field(default_factory=list)
+    private: bool = False
 
 
 @dataclass
@@ -160,6 +161,7 @@ class FakeSlack:
         *,
         email: str | None = None,
         is_bot: bool = False,
+        is_admin: bool = False,
     ) -> None:
         self.teams[team_id].users[user_id] = {
             "id": user_id,
@@ -167,6 +169,7 @@ class FakeSlack:
             "name": name.lower(),
             "real_name": name,
             "is_bot": is_bot,
+            "is_admin": is_admin,
             "deleted": False,
             "profile": {
                 "display_name": name,
@@ -178,13 +181,44 @@ class FakeSlack:
         }
 
     def add_channel(
-        self, team_id: str, channel_id: str, name: str, *, bot_member: bool = True
+        self,
+        team_id: str,
+        channel_id: str,
+        name: str,
+        *,
+        bot_member: bool = True,
+        private: bool = False,
     ) -> Channel:
-        channel = Channel(channel_id, name)
+        channel = Channel(channel_id, name, private=private)
         if bot_member:
             channel.members.add(self.teams[team_id].bot_user)
         self.teams[team_id].channels[channel_id] = channel
         return channel
+
+    def remove_bot(self, team_id: str, channel_id: str, *, by: str = "U1") -> None:
+        """A member removes the app's bot from a channel (``/kick``): ``member_left_channel``."""
+        self._bot_membership(team_id, channel_id, by, joined=False)
+
+    def invite_bot(self, team_id: str, channel_id: str, *, by: str = "U1") -> None:
+        """A member invites the bot back: ``member_joined_channel`` with the inviter."""
+        self._bot_membership(team_id, channel_id, by, joined=True)
+
+    def _bot_membership(self, team_id: str, channel_id: str, by: str, *, joined: bool) -> None:
+        with self._lock:
+            team = self.teams[team_id]
+            channel = team.channels[channel_id]
+            (channel.members.add if joined else channel.members.discard)(team.bot_user)
+            event: dict[str, Any] = {
+                "type": "member_joined_channel" if joined else "member_left_channel",
+                "user": team.bot_user,
+                "channel": channel_id,
+                "channel_type": "G" if channel.private else "C",
+                "team": team_id,
+                "event_ts": self._next_ts(),
+            }
+            if joined:
+                event["inviter"] = by
+        self.emit(team_id, event)
 
     def fail(self, method: str, *kinds: str) -> None:
         """Queue faults for the next calls of ``method`` (``*`` for any method)."""
@@ -483,6 +517,17 @@ class FakeSlack:
                 if user["profile"].get("email") == p.get("email"):
                     return {"ok": True, "user": user}, None
             return err("users_not_found")
+        if method == "users.list":
+            return {"ok": True, "members": list(team.users.values())}, None
+        if method == "conversations.open":
+            # https://api.slack.com/methods/conversations.open: a DM with the bot, reused.
+            user = str(p.get("users") or "")
+            if user not in team.users:
+                return err("user_not_found")
+            dm = team.channels.setdefault(
+                f"D{user}", Channel(f"D{user}", user, members={team.bot_user, user}, private=True)
+            )
+            return {"ok": True, "channel": {"id": dm.id}}, None
         if method.startswith(("conversations.", "chat.", "reactions.")):
             channel = self._channel(team, p)
             if channel is None:
@@ -532,6 +577,10 @@ class FakeSlack:
     def _channel_method(self, team: Team, ch: Channel, method: str, p: dict[str, Any]):
         err = lambda code: ({"ok": False, "error": code}, None)  # noqa: E731
         if method == "conversations.join":
+            # https://api.slack.com/methods/conversations.join: only public channels can be
+            # joined; a private one answers method_not_supported_for_channel_type.
+            if ch.private:
+                return err("method_not_supported_for_channel_type")
             already = team.bot_user in ch.members
             ch.members.add(team.bot_user)
             return {

@@ -61,3 +61,41 @@ def test_other_apps_blocks_and_attachments_reach_every_workspace(world) -> None:
             )
         )
         assert "triggered by ada" in github.text and "[Approve]" in github.text
+
+
+def _texts(slack: FakeSlack, team: str, channel: str) -> list[str]:
+    return [m.text for m in slack.messages(team, channel) if not m.thread_ts]
+
+
+def test_bot_removed_from_channels_rejoins_or_holds_then_delivers_the_backlog(world) -> None:
+    slack, server = world
+    slack.add_user("T3", "U3A", "Cyd Admin", is_admin=True)
+    slack.teams["T3"].channels["C3"].private = True
+    slack.remove_bot("T2", "C2")  # public: the bot may rejoin by itself
+    slack.remove_bot("T3", "C3")  # private: someone has to invite it back
+    for n in range(3):
+        slack.user_posts("T1", "C1", "U1", f"while away {n}")
+    wait_for(lambda: _texts(slack, "T2", "C2") == [f"while away {n}" for n in range(3)])
+    assert slack.teams["T2"].bot_user in slack.teams["T2"].channels["C2"].members
+
+    # The private channel's deliveries are held, not dead, and its admin is told once.
+    dm = wait_for(lambda: slack.messages("T3", "DU3A"))
+    assert len(dm) == 1 and "<#C3>" in dm[0].text and "/invite" in dm[0].text
+    from sqlalchemy import select
+
+    from app.store.models import Delivery
+
+    with server.services.sessions() as s:  # type: ignore[union-attr]
+        rows = s.execute(
+            select(Delivery.status).where(Delivery.target_endpoint == "slack:T3/C3")
+        ).all()
+    assert rows and {r.status for r in rows} == {"pending"}
+    assert _texts(slack, "T3", "C3") == []
+
+    # Invited back: the backlog arrives in order, each message once.
+    slack.invite_bot("T3", "C3", by="U3A")
+    wait_for(lambda: len(_texts(slack, "T3", "C3")) == 3)
+    assert _texts(slack, "T3", "C3") == [f"while away {n}" for n in range(3)]
+    slack.user_posts("T1", "C1", "U1", "after return")
+    wait_for(lambda: "after return" in _texts(slack, "T3", "C3"))
+    assert len(slack.messages("T3", "DU3A")) == 1

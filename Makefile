@@ -1,35 +1,57 @@
 # The two commands of the README: `make run` (the service on the embedded SQLite) and
-# `make test` (the whole suite). Both build .venv from the lock files with uv.
+# `make test` (the whole suite). Both build .venv from the lock files. `make demo` shows a sync
+# at work against a simulated Slack; `make infra` adds the Pulumi program's packages.
+#
+# uv builds the venv when it is on PATH (or importable by $(PYTHON)); otherwise the standard
+# library's venv and pip do, so any Python >= 3.11 works, including a distribution Python that
+# refuses `pip install` outside a venv (PEP 668). Nothing is installed into the system Python.
 
+PYTHON ?= python3
 PYTHON_VERSION ?= 3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= .syncbot-data
-# uv from PATH, or as a module of the system Python (installed on first use).
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+UV ?= $(shell command -v uv 2>/dev/null || { $(PYTHON) -m uv --version >/dev/null 2>&1 && echo "$(PYTHON) -m uv"; })
 
-.PHONY: run test lint check-uv clean
+ifeq ($(strip $(UV)),)
+VENV_CREATE = $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "syncbot needs Python >= 3.11, $(PYTHON) is " + sys.version.split()[0])' \
+	&& $(PYTHON) -m venv $(VENV) \
+	|| { echo "make: '$(PYTHON) -m venv' failed; install the venv module (Debian/Ubuntu: apt install python3-venv) or uv" >&2; exit 1; }
+PIP_INSTALL = $(PY) -m pip install --quiet --disable-pip-version-check
+else
+VENV_CREATE = $(UV) venv --python $(PYTHON_VERSION) $(VENV)
+PIP_INSTALL = $(UV) pip install --python $(PY) --quiet
+endif
 
-check-uv:
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
-		|| python3 -m pip install --quiet uv
+.PHONY: run test demo infra lint clean
 
-$(PY): | check-uv
-	$(UV) venv --python $(PYTHON_VERSION) $(VENV)
+$(PY):
+	$(VENV_CREATE)
 
 # Stamps keep repeat runs fast; they are rebuilt whenever a lock file or pyproject changes.
-$(VENV)/.runtime: requirements/runtime.txt pyproject.toml | $(PY) check-uv
-	$(UV) pip install --python $(PY) --quiet -r requirements/runtime.txt
-	$(UV) pip install --python $(PY) --quiet --no-deps -e .
+$(VENV)/.runtime: requirements/runtime.txt pyproject.toml | $(PY)
+	$(PIP_INSTALL) -r requirements/runtime.txt
+	$(PIP_INSTALL) --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev: requirements/dev.txt pyproject.toml | $(PY) check-uv
-	$(UV) pip install --python $(PY) --quiet -r requirements/dev.txt
-	$(UV) pip install --python $(PY) --quiet --no-deps -e .
+$(VENV)/.dev: requirements/dev.txt pyproject.toml | $(PY)
+	$(PIP_INSTALL) -r requirements/dev.txt
+	$(PIP_INSTALL) --no-deps -e .
 	@touch $@ $(VENV)/.runtime
+
+# The Pulumi packages (stacks/, policies/, `python -m stacks.plan`), pinned by the dev lock.
+$(VENV)/.infra: requirements/dev.txt pyproject.toml | $(VENV)/.runtime
+	$(PIP_INSTALL) -c requirements/dev.txt -e '.[infra]'
+	@touch $@
 
 run: $(VENV)/.runtime
 	LOCAL_DEVELOPMENT=true SYNCBOT_DATA_DIR=$(DATA_DIR) $(VENV)/bin/syncbot serve
+
+demo: $(VENV)/.runtime
+	$(VENV)/bin/syncbot demo
+
+infra: $(VENV)/.infra
+	@echo "Pulumi packages installed in $(VENV): try $(PY) -m stacks.plan Pulumi.dev.yaml"
 
 test: $(VENV)/.dev
 	$(PY) -m pytest

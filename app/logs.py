@@ -35,6 +35,12 @@ TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
 # Fields that carry user content; kept only on DEBUG records.
 BODY_FIELDS = frozenset({"body", "text", "message_text", "blocks", "content", "payload"})
 
+# Extras that only repeat the message for a colour terminal: uvicorn passes ``color_message``
+# (the message with ANSI escapes) on its own records.
+DROPPED_FIELDS = frozenset({"color_message"})
+
+LOG_FORMATS = ("json", "text")
+
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
@@ -98,6 +104,19 @@ def _redact_match(match: re.Match[str]) -> str:
     return (match.group(1) if match.groups() else "") + REDACTED
 
 
+def _extras(record: logging.LogRecord, taken: Iterable[str]) -> dict[str, Any]:
+    """The ``extra=`` fields of ``record`` that may be logged at its level."""
+    skip = set(taken)
+    extras: dict[str, Any] = {}
+    for key, value in vars(record).items():
+        if key in _STANDARD or key in skip or key in DROPPED_FIELDS or key.startswith("_"):
+            continue
+        if key in BODY_FIELDS and record.levelno > logging.DEBUG:
+            continue
+        extras[key] = value
+    return extras
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, scrubbed."""
 
@@ -115,21 +134,48 @@ class JsonFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None) or current_request_id()
         if rid:
             entry["request_id"] = rid
-        for key, value in vars(record).items():
-            if key in _STANDARD or key in entry or key.startswith("_"):
-                continue
-            if key in BODY_FIELDS and record.levelno > logging.DEBUG:
-                continue
-            entry[key] = value
+        entry.update(_extras(record, entry))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(self.scrubber.value(entry), ensure_ascii=False, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """One readable line per record for a person at a terminal (``LOG_FORMAT=text``), scrubbed
+    the same way: ``HH:MM:SS LEVEL logger: message key=value ...``."""
+
+    def __init__(self, scrubber: Scrubber | None = None) -> None:
+        super().__init__()
+        self.scrubber = scrubber or Scrubber()
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        line = f"{when} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        extras = _extras(record, ("request_id",))
+        rid = getattr(record, "request_id", None) or current_request_id()
+        if rid:
+            extras = {"request_id": rid, **extras}
+        if extras:
+            line += " " + " ".join(f"{k}={_plain(v)}" for k, v in extras.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return self.scrubber.text(line)
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, str) and value and " " not in value:
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def configure_logging(
-    level: str = "INFO", *, secrets: Iterable[str] = (), stream: TextIO | None = None
+    level: str = "INFO",
+    *,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+    fmt: str = "json",
 ) -> logging.Handler:
-    """Send every log record to ``stream`` (stderr) as scrubbed JSON at ``level``.
+    """Send every log record to ``stream`` (stderr), scrubbed, at ``level``.
 
     Idempotent: a second call replaces the handler installed by the first, so the CLI, the
     Lambda entry and tests can all call it.
@@ -138,6 +184,7 @@ def configure_logging(
         level: a ``LOG_LEVEL`` name.
         secrets: values to remove from every record (``Settings.secret_values()``).
         stream: where to write; stderr when omitted.
+        fmt: ``json`` (one object per line, for log pipelines) or ``text`` (for a terminal).
 
     Returns:
         The installed handler.
@@ -147,7 +194,8 @@ def configure_logging(
         if getattr(handler, "_syncbot", False):
             root.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(Scrubber(secrets)))
+    scrubber = Scrubber(secrets)
+    handler.setFormatter(TextFormatter(scrubber) if fmt == "text" else JsonFormatter(scrubber))
     handler._syncbot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute
 
 from app.errors import ConfigError
-from app.settings import Settings
+from app.settings import KEY_HINT, Settings
 from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.models import OAuthState, ProcessedEvent
@@ -111,18 +111,25 @@ def token_key(settings: Settings) -> str:
 
     In local development without ``TOKEN_ENCRYPTION_KEY`` a random key is generated once into
     ``<SYNCBOT_DATA_DIR>/.syncbot-dev-key`` (mode 0600) and reused, so tokens stored by one run
-    still decrypt in the next. Secrets are never stored unencrypted.
+    still decrypt in the next. Secrets are never stored unencrypted. The embedded database's
+    own development key is also read (never made) without ``LOCAL_DEVELOPMENT``, so the
+    ``syncbot`` command works from a plain shell on the database ``make run`` created.
 
     Raises:
         ConfigError: no key outside local development.
     """
     if settings.token_encryption_key:
         return settings.token_encryption_key
-    if not settings.local_development:
-        raise ConfigError(["missing required secret(s): TOKEN_ENCRYPTION_KEY"])
     path = Path(settings.data_dir) / DEV_KEY_FILE
-    if path.is_file():
+    if (settings.local_development or settings.embedded_database) and path.is_file():
         return path.read_text().strip()
+    if not settings.local_development:
+        raise ConfigError(
+            [
+                f"TOKEN_ENCRYPTION_KEY is not set: {KEY_HINT} "
+                "(or set LOCAL_DEVELOPMENT=true to use a generated development key)"
+            ]
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     # O_EXCL: two processes starting together must not overwrite each other's key.

@@ -21,8 +21,15 @@ from app.scopes import DEFAULT_BOT_SCOPES, DEFAULT_USER_SCOPES
 
 BACKENDS = ("mysql", "postgresql", "sqlite")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
 DISPATCHERS = ("inprocess", "sqs", "cloud_tasks")
 DEFAULT_SQLITE_URL = "sqlite:///syncbot.db"
+# Where `make run` keeps its SQLite file and development key (the Makefile's DATA_DIR).
+LOCAL_DATA_DIR = ".syncbot-data"
+SQLITE_FILE = "syncbot.db"
+# How to make a key, in every message that asks for one.
+MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+KEY_HINT = f"make one with `{MAKE_KEY}` and set TOKEN_ENCRYPTION_KEY to it"
 MIN_SECRET_LENGTH = 16
 MIN_TOKEN_KEY_LENGTH = 32
 MATRIX_ROLES = ("relay", "user", "admin")
@@ -160,6 +167,7 @@ _VARS: tuple[_Var, ...] = (
     _Var("ENABLE_DB_RESET", "enable_db_reset", _bool, False),
     _Var("LOCAL_DEVELOPMENT", "local_development", _bool, False),
     _Var("LOG_LEVEL", "log_level", _choice(LOG_LEVELS, upper=True), "INFO"),
+    _Var("LOG_FORMAT", "log_format", _choice(LOG_FORMATS), None),
     _Var("PORT", "port", _int_range(1, 65535), 3000),
     _Var("SOFT_DELETE_RETENTION_DAYS", "soft_delete_retention_days", _int_range(0, 3650), 30),
     _Var("SYNCBOT_FEDERATION_ENABLED", "federation_enabled", _bool, False),
@@ -186,10 +194,15 @@ _VARS: tuple[_Var, ...] = (
     _Var(
         "SYNCBOT_DELIVERY_MAX_AGE_HOURS", "delivery_max_age_hours", _float_range(0.1, 720.0), 72.0
     ),
+    _Var("SYNCBOT_METRICS_TOKEN", "metrics_token", _str, None, secret=True),
 )
 
 ENV_NAMES: tuple[str, ...] = tuple(v.env for v in _VARS)
 SECRET_ENV_NAMES: frozenset[str] = frozenset(v.env for v in _VARS if v.secret)
+# Every secret may instead name a file holding it (Docker and Kubernetes secrets), as
+# ``<NAME>_FILE``; the file's content, without its trailing newline, is the value.
+FILE_SUFFIX = "_FILE"
+FILE_ENV_NAMES: tuple[str, ...] = tuple(v.env + FILE_SUFFIX for v in _VARS if v.secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +232,8 @@ class Settings:
     enable_db_reset: bool = False
     local_development: bool = False
     log_level: str = "INFO"
+    # json or text; unset: JSON for `syncbot serve` (log pipelines), text for the other commands.
+    log_format: str | None = None
     port: int = 3000
     soft_delete_retention_days: int = 30
     federation_enabled: bool = False
@@ -250,6 +265,8 @@ class Settings:
     slack_rate_scale: float = 1.0
     # How long a delivery to a target that keeps failing is kept before it is dead.
     delivery_max_age_hours: float = 72.0
+    # When set, GET /metrics answers only `Authorization: Bearer <token>`.
+    metrics_token: str | None = field(default=None, repr=False)
     # True when no database variable at all was given: the embedded SQLite default.
     embedded_database: bool = False
 
@@ -319,7 +336,8 @@ class Settings:
             required["SLACK_SIGNING_SECRET"] = self.slack_signing_secret
         missing = sorted(name for name, value in required.items() if not value)
         if missing:
-            problems.append("missing required secret(s): " + ", ".join(missing))
+            how = f" (make a key with `{MAKE_KEY}`)" if "TOKEN_ENCRYPTION_KEY" in missing else ""
+            problems.append("missing required secret(s): " + ", ".join(missing) + how)
         if self.slack_signing_secret and len(self.slack_signing_secret) < MIN_SECRET_LENGTH:
             problems.append(
                 f"SLACK_SIGNING_SECRET is too short (< {MIN_SECRET_LENGTH} characters)"
@@ -402,18 +420,47 @@ def _structural_problems(values: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+def _with_secret_files(env: Mapping[str, str], problems: list[str]) -> Mapping[str, str]:
+    """``env`` with every ``<SECRET>_FILE`` replaced by the file's content under ``<SECRET>``."""
+    resolved: dict[str, str] | None = None
+    for var in _VARS:
+        path = (env.get(var.env + FILE_SUFFIX) or "").strip()
+        if not var.secret or not path:
+            continue
+        if (env.get(var.env) or "").strip():
+            problems.append(f"{var.env} and {var.env}{FILE_SUFFIX} are both set: keep one")
+            continue
+        try:
+            value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            problems.append(
+                f"{var.env}{FILE_SUFFIX}={path}: cannot read it ({exc.strerror or exc}); "
+                "point it at a readable file holding the secret"
+            )
+            continue
+        resolved = dict(env) if resolved is None else resolved
+        resolved[var.env] = value
+    return env if resolved is None else resolved
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, find_local: bool = False
+) -> Settings:
     """Parse the environment into :class:`Settings`.
 
     Args:
         environ: the variables to read; ``os.environ`` when omitted.
+        find_local: with no database variable and no ``SYNCBOT_DATA_DIR``, use the database of
+            ``make run`` (:data:`LOCAL_DATA_DIR` in the working directory) when it exists,
+            rather than a second one here. The ``syncbot`` command asks for this.
 
     Raises:
         ConfigError: listing every malformed or inconsistent variable at once.
     """
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
     problems: list[str] = []
+    env = _with_secret_files(env, problems)
+    values: dict[str, Any] = {}
     for var in _VARS:
         raw = env.get(var.env)
         if raw is None or (raw.strip() == "" and var.default is not None):
@@ -430,9 +477,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not any(env.get(name, "").strip() for name in db_vars):
         values["database_backend"] = "sqlite"
         values["embedded_database"] = True
+        local = Path(LOCAL_DATA_DIR)
+        if find_local and not env.get("SYNCBOT_DATA_DIR") and (local / SQLITE_FILE).is_file():
+            values["data_dir"] = LOCAL_DATA_DIR
     if values["database_backend"] == "sqlite" and not values["database_url"]:
         data_dir = Path(values["data_dir"])
-        values["database_url"] = f"sqlite:///{data_dir / 'syncbot.db'}"
+        values["database_url"] = f"sqlite:///{data_dir / SQLITE_FILE}"
     problems.extend(_structural_problems(values))
     if problems:
         raise ConfigError(problems)

@@ -182,7 +182,16 @@ def test_a_field_of_a_json_secret() -> None:
 
 def test_entries_import_without_infra_or_dev_packages(tmp_path: Path) -> None:
     # Block every package the runtime bundle does not ship; the entries must still import.
-    blocked = ["boto3", "botocore", "pulumi", "pulumi_aws", "pulumi_gcp", "pytest", "infra"]
+    blocked = [
+        "boto3",
+        "botocore",
+        "yaml",
+        "pulumi",
+        "pulumi_aws",
+        "pulumi_gcp",
+        "pytest",
+        "infra",
+    ]
     script = (
         "import importlib.abc, sys\n"
         f"BLOCKED = {blocked!r}\n"

@@ -112,3 +112,27 @@ def test_scrubber_prefers_longest_secret() -> None:
     scrub = Scrubber(["abcdef", "abcdefghij"])
     assert scrub.text("x abcdefghij y") == f"x {REDACTED} y"
     assert scrub.value({"n": 1, "ok": True, "none": None}) == {"n": 1, "ok": True, "none": None}
+
+
+def test_uvicorn_color_message_stays_out_of_json(capture: io.StringIO) -> None:
+    configure_logging("INFO", stream=capture)
+    # What uvicorn logs: the plain message plus an ANSI-coloured copy of it.
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
+    [entry] = lines(capture)
+    assert entry["message"] == "Started server process [42]"
+    assert "color_message" not in entry and "\x1b" not in capture.getvalue()
+
+
+def test_text_format_is_one_scrubbed_line(capture: io.StringIO) -> None:
+    configure_logging("INFO", stream=capture, fmt="text", secrets=["hunter2-secret"])
+    logging.getLogger("syncbot.test").warning(
+        "token xoxb-123-abc leaked", extra={"path": "/x", "why": "hunter2-secret here"}
+    )
+    [line] = capture.getvalue().splitlines()
+    assert " WARNING syncbot.test: token " in line and "path=/x" in line
+    assert "xoxb-123" not in line and "hunter2" not in line and REDACTED in line
+    assert not line.startswith("{")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.scopes import BOT_EVENTS
 from app.settings import describe
 from infra.contract import ENV_BY_NAME
 
@@ -21,6 +22,8 @@ APP_ONLY = {
     "SYNCBOT_SLACK_RATE_SCALE": "speeds up Slack pacing; only against a fake Slack (tests, bench)",
     "SYNCBOT_DELIVERY_MAX_AGE_HOURS": "how long deliveries to a failing target are kept "
     "(held, retried) before they are dead",
+    "LOG_FORMAT": "json or text (default: json for serve, text for the other commands)",
+    "SYNCBOT_METRICS_TOKEN": "bearer token GET /metrics requires (open only in local development)",
 }
 
 
@@ -45,6 +48,21 @@ def test_readme_has_the_two_commands_and_sections() -> None:
     for needle in ("make run", "make test", "## Slack", "## Matrix", "## Infrastructure"):
         assert needle in text
     assert "docs/infrastructure.md" in text
+
+
+def test_readme_getting_started_has_exactly_two_commands() -> None:
+    section = README.read_text().split("## Getting started", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["make run", "make test"]
+
+
+def test_readme_slack_section_lists_every_event_the_manifest_subscribes() -> None:
+    # Following the README by hand must give the same app as `syncbot manifest` (App Home too).
+    section = README.read_text().split("## Slack", 1)[1].split("\n## ", 1)[0]
+    listed = section.split("<!-- bot-events:start -->", 1)[1].split("<!-- bot-events:end -->")[0]
+    names = [name.strip().strip("`") for name in listed.replace("\n", " ").split(",")]
+    assert names == sorted(BOT_EVENTS)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -241,3 +242,55 @@ def test_socket_mode_only_bridge_starts_without_http_slack_secrets() -> None:
     assert "SLACK_SIGNING_SECRET" in problem and "CLIENT" not in problem
     # Without Matrix or a token, OAuth is the only way in: all three are required.
     assert "SLACK_CLIENT_ID" in load_settings({**PROD_DB, **key}).production_problems()[0]
+
+
+def test_secrets_can_be_read_from_files(tmp_path: Path) -> None:
+    from app.settings import FILE_ENV_NAMES
+
+    assert {n.removesuffix("_FILE") for n in FILE_ENV_NAMES} == SECRET_ENV_NAMES
+    key = tmp_path / "key"
+    key.write_text("Zq8vR1tYx3Lw9Kp2Nb6Hc4Jd7Fg0Sm5Ae-from-a-file\n")
+    signing = tmp_path / "signing"
+    signing.write_text("signing-secret-from-a-file-0123")
+    s = load_settings(
+        {
+            "TOKEN_ENCRYPTION_KEY_FILE": str(key),
+            "SLACK_SIGNING_SECRET_FILE": str(signing),
+        }
+    )
+    # The trailing newline an editor or `echo` adds is not part of the secret.
+    assert s.token_encryption_key == "Zq8vR1tYx3Lw9Kp2Nb6Hc4Jd7Fg0Sm5Ae-from-a-file"
+    assert s.slack_signing_secret == "signing-secret-from-a-file-0123"
+    assert s.token_encryption_key in s.secret_values()
+
+
+def test_secret_file_problems_are_reported_with_the_others(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("x" * 40)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "TOKEN_ENCRYPTION_KEY": "y" * 40,
+                "TOKEN_ENCRYPTION_KEY_FILE": str(key),
+                "MATRIX_HS_TOKEN_FILE": str(tmp_path / "missing"),
+                "PORT": "seventy",
+            }
+        )
+    problems = caught.value.problems
+    assert "TOKEN_ENCRYPTION_KEY and TOKEN_ENCRYPTION_KEY_FILE are both set: keep one" in problems
+    assert any(
+        p.startswith(f"MATRIX_HS_TOKEN_FILE={tmp_path / 'missing'}: cannot read") for p in problems
+    )
+    assert any(p.startswith("PORT:") for p in problems)
+
+
+def test_only_secrets_have_file_variants() -> None:
+    # A plain setting's *_FILE is not read (it would be a second, undocumented way in).
+    assert load_settings({"LOG_LEVEL_FILE": "/nonexistent"}).log_level == "INFO"
+
+
+def test_log_format() -> None:
+    assert load_settings({}).log_format is None
+    assert load_settings({"LOG_FORMAT": "TEXT"}).log_format == "text"
+    with pytest.raises(ConfigError, match="LOG_FORMAT"):
+        load_settings({"LOG_FORMAT": "xml"})

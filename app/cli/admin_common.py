@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from app.cli.common import EXIT_FAILED, connect_or_exit, fail, settings_or_exit
+from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, settings_or_exit
+from app.errors import ConfigError
 from app.runtime import Runtime, build_runtime
 from app.store.migrate import is_at_head
 
@@ -13,7 +14,11 @@ from app.store.migrate import is_at_head
 @contextmanager
 def admin_runtime(*, wait: float = 10.0) -> Iterator[Runtime]:
     settings = settings_or_exit()
-    runtime = build_runtime(settings)
+    try:
+        runtime = build_runtime(settings)
+    except ConfigError as exc:
+        fail("invalid configuration", exc.problems)
+        raise SystemExit(EXIT_CONFIG) from None
     try:
         connect_or_exit(settings, runtime.engine, wait=wait)
         if not is_at_head(runtime.engine):

@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
         "file is authenticated with a key derived from TOKEN_ENCRYPTION_KEY and restores only "
         "where that key is configured. The file holds user e-mails: keep it private.",
     )
-    backup.add_argument("file", metavar="FILE")
+    backup.add_argument("file", metavar="FILE", help="where to write the backup ('-': stdout)")
     backup.set_defaults(func=run_backup)
     restore = sub.add_parser(
         "restore",
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
         "then replace every row of every table with the backup's in one transaction. Stop "
         "`syncbot serve` first: rows written meanwhile are lost.",
     )
-    restore.add_argument("file", metavar="FILE")
+    restore.add_argument("file", metavar="FILE", help="a file written by `syncbot backup`")
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     restore.set_defaults(func=run_restore)
     reset = sub.add_parser(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from app.cli.common import EXIT_FAILED, EXIT_OK, fail
 from app.errors import ConfigError, StoreError
 from app.rotation import verify_sample
 from app.runtime import build_runtime
-from app.settings import load_settings
+from app.settings import ENV_NAMES, Settings, load_settings
 from app.store.engine import wait_for_database
 from app.store.migrate import current_revisions, head_revisions
 
@@ -41,20 +44,43 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _named(problem: str) -> list[str]:
+    """The settings a problem line names, its subject first."""
+    return [name for name in re.findall(r"\b[A-Z][A-Z0-9_]+\b", problem) if name in ENV_NAMES]
+
+
+def new_problems(reported: Iterable[str], more: Iterable[str]) -> list[str]:
+    """``more`` without the lines whose subject ``reported`` already named (say each once)."""
+    seen = {name for line in reported for name in _named(line)}
+    return [p for p in more if not _named(p) or _named(p)[0] not in seen]
+
+
+def dependency_problems(settings: Settings) -> list[str]:
+    """Optional packages the configured parts need."""
+    problems = []
+    if settings.dispatch == "sqs" and importlib.util.find_spec("boto3") is None:
+        problems.append(
+            "SYNCBOT_DISPATCH=sqs needs boto3, which is not installed: "
+            "`pip install 'syncbot[aws]'` (the Lambda runtime ships it)"
+        )
+    return problems
+
+
 def collect_problems(*, wait: float) -> list[str]:
     """Every problem found, each ending with how to fix it; stops early only when it must."""
     try:
-        settings = load_settings()
+        settings = load_settings(find_local=True)
     except ConfigError as exc:
         return [f"{p} (fix the variable and run `syncbot check` again)" for p in exc.problems]
     problems = [
         f"{p} (set it in the environment or the secret store)"
         for p in settings.production_problems()
     ]
+    problems.extend(dependency_problems(settings))
     try:
         runtime = build_runtime(settings)
     except ConfigError as exc:
-        return problems + [p for p in exc.problems if p not in " ".join(problems)]
+        return problems + new_problems(problems, exc.problems)
     try:
         try:
             wait_for_database(runtime.engine, timeout=wait)

@@ -23,14 +23,24 @@ def fail(title: str, problems: list[str]) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-def settings_or_exit() -> Settings:
-    """Load settings and configure logging; exit with every problem listed when invalid."""
+def settings_or_exit(*, log_format: str = "text") -> Settings:
+    """Load settings and configure logging; exit with every problem listed when invalid.
+
+    Args:
+        log_format: the log format when ``LOG_FORMAT`` is unset: ``text`` for the commands a
+            person reads (their logs sit beside their output), ``json`` for ``serve``.
+    """
     try:
-        settings = load_settings()
+        # The `syncbot` command finds the database and key `make run` uses.
+        settings = load_settings(find_local=True)
     except ConfigError as exc:
         fail("invalid configuration", exc.problems)
         raise SystemExit(EXIT_CONFIG) from None
-    configure_logging(settings.log_level, secrets=settings.secret_values())
+    configure_logging(
+        settings.log_level,
+        secrets=settings.secret_values(),
+        fmt=settings.log_format or log_format,
+    )
     return settings
 
 

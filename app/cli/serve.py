@@ -81,10 +81,13 @@ def run(args: argparse.Namespace) -> int:
 
     from app.web import create_app
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(log_format="json")
     problems = settings.production_problems()
     if problems:
-        fail("refusing to start outside LOCAL_DEVELOPMENT", problems)
+        fail(
+            "refusing to start outside LOCAL_DEVELOPMENT",
+            [*problems, "to try syncbot on this machine instead: `make run` (or `syncbot demo`)"],
+        )
         return EXIT_CONFIG
     try:
         runtime = build_runtime(settings)

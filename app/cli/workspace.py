@@ -9,6 +9,7 @@ from typing import Any
 
 from app.cli.admin_common import admin_runtime
 from app.cli.common import EXIT_FAILED, EXIT_OK, fail
+from app.cli.errors import remote_problem
 from app.errors import RemoteError
 
 
@@ -21,7 +22,9 @@ def register(sub: Any) -> None:
         description="Verify the bot token with auth.test (on SLACK_API_URL), store the "
         "workspace with its tokens encrypted, and print its team id.",
     )
-    add.add_argument("--bot-token", required=True, help="the xoxb- bot token")
+    add.add_argument(
+        "--bot-token", required=True, help="the xoxb- bot token (OAuth & Permissions page)"
+    )
     add.add_argument("--app-token", help="an xapp- app-level token, for Socket Mode")
     add.set_defaults(func=run_add)
     listing = inner.add_parser("list", help="list workspaces (no tokens are shown)")
@@ -42,7 +45,9 @@ def run_add(args: argparse.Namespace) -> int:
                 runtime.services.slack.workspaces.add(args.bot_token, args.app_token)
             )
         except RemoteError as exc:
-            fail("Slack refused the token", [str(exc)])
+            # "Slack refused the token" only when Slack answered; a DNS failure is not that.
+            title, fix = remote_problem(exc)
+            fail(title, [fix])
             return EXIT_FAILED
     print(info.team_id)
     return EXIT_OK

@@ -49,6 +49,11 @@ class SyncAdmin:
             raise SyncAdminError(f"no sync named {name!r} (see `syncbot sync list`)")
         return sync
 
+    def exists(self, name: str) -> bool:
+        """Whether a sync named ``name`` exists."""
+        with self._sessions() as s:
+            return s.execute(select(Sync.id).where(Sync.name == name)).first() is not None
+
     @staticmethod
     def _sync_of(s: Session, endpoint: Endpoint) -> str | None:
         return s.execute(

@@ -166,3 +166,55 @@ def test_check_verifies_boto3_when_dispatching_through_sqs(
 
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert 'aws = ["boto3' in pyproject
+
+
+def test_registration_generate_makes_tokens_env_lines_and_the_file(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import stat
+
+    import yaml
+
+    argv = ["registration", "--generate", "--url", "http://syncbot:3000"]
+    assert main([*argv, "--out", "reg.yaml"]) == 2  # no server name anywhere
+    assert "--server-name" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                *argv,
+                "--server-name",
+                "example.org",
+                "--homeserver-url",
+                "http://synapse:8008",
+                "--out",
+                "reg.yaml",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    env = dict(line.split("=", 1) for line in out.splitlines())
+    assert set(env) == {
+        "MATRIX_HOMESERVER_URL",
+        "MATRIX_SERVER_NAME",
+        "MATRIX_AS_TOKEN",
+        "MATRIX_HS_TOKEN",
+    }
+    assert env["MATRIX_AS_TOKEN"] != env["MATRIX_HS_TOKEN"] and len(env["MATRIX_HS_TOKEN"]) >= 32
+    reg = here / "reg.yaml"
+    assert stat.S_IMODE(reg.stat().st_mode) == 0o600
+    data = yaml.safe_load(reg.read_text())
+    assert (
+        data["as_token"] == env["MATRIX_AS_TOKEN"] and data["hs_token"] == env["MATRIX_HS_TOKEN"]
+    )
+    assert data["url"] == "http://syncbot:3000"
+    # Those lines are a working configuration: the plain command prints the same file.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SYNCBOT_PUBLIC_URL", "http://syncbot:3000")
+    assert main(["registration"]) == 0
+    assert capsys.readouterr().out == reg.read_text()
+    # A second --generate makes new tokens (never reuses).
+    assert main([*argv, "--server-name", "example.org"]) == 0
+    again = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert again["MATRIX_AS_TOKEN"] != env["MATRIX_AS_TOKEN"]

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[list[str], str]] = {
     "backup": (["backup", "out.json"], "TOKEN_ENCRYPTION_KEY"),
     "restore": (["restore", "in.json", "--yes"], "TOKEN_ENCRYPTION_KEY"),
     "reset-db": (["reset-db", "--yes"], "ENABLE_DB_RESET"),
+    "deliveries retry": (["deliveries", "retry"], "TOKEN_ENCRYPTION_KEY"),
 }
 # Commands that need nothing from the environment and rightly succeed without one: the
 # migration of the embedded SQLite default, and printing a manifest for a given URL.

@@ -45,6 +45,8 @@ class Resource:
     outputs: Mapping[str, Any]
     parent: str | None = None
     dependencies: tuple[str, ...] = ()
+    protect: bool = False
+    retain_on_delete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class Violation:
     resource: str | None
     """The offending resource's URN; ``None`` for a finding about the whole stack."""
     message: str
+    blind: bool = False
+    """The rule could not judge: a value it read is unknown (a preview); the analyzer
+    reports that as advisory whatever the rule's level."""
 
     @property
     def mandatory(self) -> bool:
@@ -88,6 +93,7 @@ class _Collector:
                     EnforcementLevel.ADVISORY.value,
                     self.default_urn,
                     f"cannot run on unknown values: {exc.message}",
+                    blind=True,
                 )
             )
 
@@ -112,12 +118,17 @@ def _properties(policy: Policy, pack_config: Mapping[str, Any]) -> dict[str, Any
     return {k: v for k, v in configured.items() if k != "enforcementLevel"}
 
 
-def _options(parent: str | None) -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], parent)
+def _options(parent: str | None, protect: bool = False) -> PolicyResourceOptions:
+    return PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], parent)
 
 
 def _policy_resource(
-    resource_type: str, props: Mapping[str, Any], urn: str, name: str, parent: str | None
+    resource_type: str,
+    props: Mapping[str, Any],
+    urn: str,
+    name: str,
+    parent: str | None,
+    protect: bool = False,
 ) -> PolicyResource:
     # Parent and dependencies are linked by stack_resources once every resource exists.
     return PolicyResource(
@@ -125,7 +136,7 @@ def _policy_resource(
         unknown_checking_proxy(dict(props)),
         urn,
         name,
-        _options(parent),
+        _options(parent, protect),
         None,
         None,
         [],
@@ -158,6 +169,7 @@ def stack_resources(
             resource.urn,
             resource.name,
             resource.parent,
+            resource.protect,
         )
         converted.append(policy_resource)
         by_urn[resource.urn] = policy_resource
@@ -204,7 +216,7 @@ def evaluate(
                 unknown_checking_proxy(dict(resource.inputs)),
                 resource.urn,
                 resource.name,
-                _options(resource.parent),
+                _options(resource.parent, resource.protect),
                 None,
                 _properties(policy, pack_config),
             )

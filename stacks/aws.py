@@ -113,6 +113,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[object]]:
             memory_mb=config.service.memory_mb,
             timeout_seconds=config.service.timeout_seconds,
             max_instances=config.service.max_instances,
+            reserved_concurrency=config.service.reserved_concurrency,
             log_retention_days=aws_config.log_retention_days,
             alarm_email=aws_config.alarm_email,
         ),

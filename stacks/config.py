@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from infra.contract import ENV_BY_NAME, Source
+from infra.gcp.sql_tiers import EDITIONS, Edition, edition_for_tier, tier_problem
 
 NAMESPACE = "syncbot"
 
@@ -134,6 +135,9 @@ class ServiceConfig:
     max_instances: int = 10
     concurrency: int = 40
     architecture: Architecture = "x86_64"
+    reserved_concurrency: int | None = None
+    """Lambda reserved concurrency; unset by default because an account whose concurrency
+    quota is still the new-account 10 cannot reserve any (AWS keeps 10 unreserved)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,9 @@ class GcpConfig:
     image_repository: str | None = None
     image_tag: str = "latest"
     cloud_sql_tier: str = "db-g1-small"
+    cloud_sql_edition: Edition = "ENTERPRISE"
+    """Always explicit: PostgreSQL 16 would default to ENTERPRISE_PLUS, which refuses the
+    shared-core tiers (see :mod:`infra.gcp.sql_tiers`)."""
     wif_pool_id: str = "github"
 
 
@@ -353,7 +360,7 @@ def parse_stack_config(
             read.problems.append(f"{_k('databaseUrl')}: required when databaseMode is existing")
 
     aws = _aws(read, service) if provider == "aws" else None
-    gcp = _gcp(read) if provider == "gcp" else None
+    gcp = _gcp(read, database) if provider == "gcp" else None
 
     unknown = sorted(
         key for key in raw if key.startswith(f"{NAMESPACE}:") and key not in read.used
@@ -428,7 +435,17 @@ def _service(read: _Reader) -> ServiceConfig:
         max_instances=read.integer(_k("serviceMaxInstances"), 10, max(1, min_instances), 1000),
         concurrency=read.integer(_k("serviceConcurrency"), 40, 1, 1000),
         architecture=read.choice(_k("serviceArchitecture"), ARCHITECTURES, "x86_64"),
+        reserved_concurrency=(
+            read.integer(_k("serviceReservedConcurrency"), 0, 1, 1000)
+            if read.raw.get(_k("serviceReservedConcurrency")) not in (None, "")
+            else _mark_used(read, _k("serviceReservedConcurrency"))
+        ),
     )
+
+
+def _mark_used(read: _Reader, key: str) -> None:
+    read.used.add(key)
+    return None
 
 
 def _settings(read: _Reader) -> dict[str, str]:
@@ -505,13 +522,25 @@ def _retention(read: _Reader) -> int:
     return days
 
 
-def _gcp(read: _Reader) -> GcpConfig:
+# Cloud SQL version per backend (what infra.gcp.database creates).
+_CLOUD_SQL_VERSIONS: Mapping[str, str] = {"postgresql": "POSTGRES_16", "mysql": "MYSQL_8_0"}
+
+
+def _gcp(read: _Reader, database: DatabaseConfig) -> GcpConfig:
+    tier = read.text(_k("gcpCloudSqlTier")) or "db-g1-small"
+    edition = read.choice(_k("gcpCloudSqlEdition"), EDITIONS, edition_for_tier(tier))
+    version = _CLOUD_SQL_VERSIONS.get(database.backend)
+    if database.mode == "create" and version is not None:
+        problem = tier_problem(tier, edition, version)
+        if problem is not None:
+            read.problems.append(f"{_k('gcpCloudSqlTier')}/{_k('gcpCloudSqlEdition')}: {problem}")
     return GcpConfig(
         project=read.text("gcp:project", required=True) or "invalid",
         region=read.text("gcp:region", required=True) or "invalid",
         image_repository=read.text(_k("gcpImageRepository")),
         image_tag=read.text(_k("gcpImageTag")) or "latest",
-        cloud_sql_tier=read.text(_k("gcpCloudSqlTier")) or "db-g1-small",
+        cloud_sql_tier=tier,
+        cloud_sql_edition=edition,
         wif_pool_id=read.text(_k("gcpWifPoolId")) or "github",
     )
 

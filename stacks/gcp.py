@@ -86,6 +86,7 @@ def _app(config: StackConfig, gcp: GcpConfig, prefix: str) -> dict[str, pulumi.O
             secrets=config.secret_outputs(),
             existing_database=config.database.mode == "existing",
             database_tier=gcp.cloud_sql_tier,
+            database_edition=gcp.cloud_sql_edition,
             database_backup_days=config.database.backup_days,
             service_name=prefix,
             scaling=Scaling(

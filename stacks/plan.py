@@ -12,7 +12,6 @@ Exit status: 0 clean (advisories allowed), 1 a mandatory violation, 2 a config o
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import runpy
@@ -24,26 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from stacks.mock_cloud import MASK, Registration
+
 if TYPE_CHECKING:
-    from policies.evaluate import Violation
+    from policies.evaluate import Resource, Violation
+
+__all__ = ["MASK", "Plan", "PlanError", "main", "plan"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"
-MASK = "[secret]"
-ACCOUNT_ID = "123456789012"
-
-# Signatures the engine uses inside property structs (pulumi/sdk/go/common/resource/sig).
-_SIG = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-_ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
-_ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
-_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
-_OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
 
 EXIT_OK, EXIT_VIOLATION, EXIT_CONFIG = 0, 1, 2
-
-# Stands in for a provider-issued CA certificate that programs copy into config or secrets.
-_PLACEHOLDER_PEM = "-----BEGIN CERTIFICATE-----\nb2ZmbGluZS1wbGFu\n-----END CERTIFICATE-----\n"
 
 
 class PlanError(Exception):
@@ -158,275 +148,31 @@ def with_required_secrets(stack: StackFile) -> tuple[StackFile, list[str]]:
     return completed, [f"{key} is not in the file; planned with a placeholder" for key in absent]
 
 
-def plain(value: Any, *, mask: bool) -> Any:
-    """Convert a wire value to plain JSON-able data.
-
-    Args:
-        value: A deserialized property (may hold secret, asset, archive or reference markers).
-        mask: Replace secret values by ``[secret]`` (for display) instead of unwrapping them.
-
-    Returns:
-        Plain data: secrets masked or unwrapped, assets and archives described, resource
-        references as their URN, whole floats as integers.
-    """
-    if isinstance(value, Mapping):
-        sig = value.get(_SIG)
-        if sig == _SECRET_SIG:
-            return MASK if mask else plain(value.get("value"), mask=mask)
-        if sig == _ASSET_SIG or sig == _ARCHIVE_SIG:
-            kind = "asset" if sig == _ASSET_SIG else "archive"
-            where = value.get("path") or value.get("uri") or ("<text>" if "text" in value else "")
-            return f"{kind}({where or '<assets>'})"
-        if sig == _RESOURCE_SIG:
-            return value.get("urn")
-        if sig == _OUTPUT_SIG:
-            if value.get("secret") and mask:
-                return MASK
-            return plain(value.get("value"), mask=mask)
-        return {str(k): plain(v, mask=mask) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v, mask=mask) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)  # assets and archives as SDK objects
-
-
-def _computed(typ: str, name: str, inputs: Mapping[str, Any], region: str) -> dict[str, Any]:
-    """Plausible provider-computed outputs, so a program's ``apply`` chains can run."""
-    digest = hashlib.sha256(f"{typ}/{name}".encode()).hexdigest()
-    service = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "mock"
-    arn = f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{name}"
-    out: dict[str, Any] = {
-        "name": inputs.get("name", f"{name}-{digest[:7]}"),
-        "arn": arn,
-        "endpoint": f"{name}.{digest[:10]}.{region}.example.internal",
-        "uri": f"https://{name}-{digest[:8]}.a.run.app",
-        "url": f"https://{name}-{digest[:8]}.example.test",
-    }
-    match typ:
-        case "aws:lambda/function:Function":
-            out["arn"] = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
-            out["invokeArn"] = (
-                f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
-                f"{out['arn']}/invocations"
-            )
-            out["qualifiedArn"] = f"{out['arn']}:1"
-        case "aws:lambda/functionUrl:FunctionUrl":
-            out["functionUrl"] = f"https://{digest[:26]}.lambda-url.{region}.on.aws/"
-        case "aws:apigatewayv2/api:Api":
-            out["apiEndpoint"] = f"https://{digest[:10]}.execute-api.{region}.amazonaws.com"
-            out["executionArn"] = f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{digest[:10]}"
-        case "aws:rds/instance:Instance" | "aws:rds/cluster:Cluster":
-            default_port = 5432 if "postgres" in str(inputs.get("engine", "")) else 3306
-            out["address"] = f"{name}.{digest[:12]}.{region}.rds.amazonaws.com"
-            out["port"] = inputs.get("port") or default_port
-            secret = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:rds!{name}"
-            out["masterUserSecrets"] = [{"secretArn": secret}]
-        case "aws:iam/role:Role":
-            out["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{out['name']}"
-        case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
-            host = str(inputs.get("url", "")).removeprefix("https://")
-            out["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host}"
-        case "aws:s3/bucket:Bucket":
-            out["bucket"] = inputs.get("bucket", f"{name}-{digest[:7]}")
-            out["arn"] = f"arn:aws:s3:::{out['bucket']}"
-        case "aws:secretsmanager/secret:Secret":
-            out["arn"] = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{name}-{digest[:6]}"
-        case "aws:sqs/queue:Queue":
-            out["arn"] = f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{out['name']}"
-            out["url"] = f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{out['name']}"
-        case "gcp:serviceaccount/account:Account":
-            project = inputs.get("project", "project")
-            out["email"] = f"{inputs.get('accountId', name)}@{project}.iam.gserviceaccount.com"
-            out["member"] = f"serviceAccount:{out['email']}"
-        case "gcp:sql/databaseInstance:DatabaseInstance":
-            out["connectionName"] = f"project:{region}:{out['name']}"
-            out["privateIpAddress"] = "10.8.0.3"
-            out["serverCaCerts"] = [{"cert": _PLACEHOLDER_PEM, "commonName": "offline-plan-ca"}]
-        case "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
-            pool = inputs.get("workloadIdentityPoolId", name)
-            out["name"] = f"projects/123456789/locations/global/workloadIdentityPools/{pool}"
-        case "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
-            out["name"] = (
-                "projects/123456789/locations/global/workloadIdentityPools/"
-                f"{inputs.get('workloadIdentityPoolId')}/providers/"
-                f"{inputs.get('workloadIdentityPoolProviderId')}"
-            )
-        case "gcp:secretmanager/secretVersion:SecretVersion":
-            out["version"] = "1"
-            out["name"] = f"{inputs.get('secret')}/versions/1"
-        case "gcp:artifactregistry/repository:Repository":
-            out["name"] = inputs.get("repositoryId", name)
-        case "docker-build:index:Image":
-            out["digest"] = f"sha256:{digest}"
-            tags = inputs.get("tags") or [f"{name}:latest"]
-            out["ref"] = f"{tags[0]}@sha256:{digest}"
-        case "random:index/randomPassword:RandomPassword" | "random:index/randomId:RandomId":
-            out["result"] = digest[: int(inputs.get("length", 32))]
-            out["hex"] = digest[: 2 * int(inputs.get("byteLength", 8))]
-    return out
-
-
-def _call(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
-    """Answers to the provider functions the programs use."""
-    match token:
-        case "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan"}
-        case "aws:index/getRegion:getRegion":
-            return {"region": region, "name": region, "id": region}
-        case "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
-        case "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return {"names": [f"{region}{z}" for z in "abc"], "zoneIds": ["az1", "az2", "az3"]}
-        case "gcp:organizations/getProject:getProject":
-            return {"number": "123456789", "projectId": args.get("projectId", "project")}
-        case "gcp:organizations/getClientConfig:getClientConfig":
-            return {"accessToken": "offline-plan", "project": "project", "region": region}
-    return {}
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """A registration as the plan shows it (secrets masked) and as the rules see it."""
-
-    resource_type: str
-    name: str
-    urn: str
-    parent: str | None
-    custom: bool
-    inputs: Mapping[str, Any]
-    """Masked, for display."""
-    resource: Any
-    """The :class:`policies.evaluate.Resource` (plain values) the rules run over."""
-
-
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What the program declared, and what the pack found."""
 
     stack: StackFile
     stack_urn: str
-    resources: Sequence[Recorded]
+    resources: Sequence[Registration]
     outputs: Mapping[str, Any]
     """Masked exports."""
     violations: Sequence[Violation]
     notes: Sequence[str] = ()
     """What the plan assumed (secrets absent from the file, planned with placeholders)."""
+    preview: bool = False
+    """Planned as a first ``pulumi preview``: provider-computed values unknown."""
+    policy_resources: Sequence[Resource] = ()
+    """The resources as the rules saw them (plain values, options)."""
 
+    @property
+    def blind(self) -> list[Violation]:
+        """Rules that could not judge a resource because a value they read was unknown.
 
-def ensure_event_loop() -> None:
-    """Give the thread an open event loop, which Pulumi's mock runtime schedules on.
-
-    An earlier async caller (an asyncio test, a CLI) may have closed or cleared it. Shared with
-    the infra tests' recording mocks.
-    """
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-        if loop.is_closed():
-            raise RuntimeError("closed")
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
-
-
-def run_program(
-    stack: StackFile, program: Path = PROGRAM
-) -> tuple[str, list[Recorded], dict[str, Any], dict[str, Any]]:
-    """Run a Pulumi program under the mock runtime (config must already be installed).
-
-    Args:
-        stack: The stack file (project and stack name, region for computed values).
-        program: The program's entry file.
-
-    Returns:
-        The stack URN, the registrations, the exports masked and the exports plain.
-    """
-    import pulumi
-    from google.protobuf import json_format
-    from pulumi.runtime import mocks as pulumi_mocks
-    from pulumi.runtime import settings as pulumi_settings
-
-    from policies.evaluate import Resource
-
-    region = str(stack.values.get("aws:region") or stack.values.get("gcp:region") or "us-east-1")
-
-    class Mocks(pulumi.runtime.Mocks):
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-            inputs = plain(dict(args.inputs), mask=False)
-            outputs = {**_computed(args.typ, args.name, inputs, region), **inputs}
-            # An S3 bucket's id is its name; companion resources refer to it by either.
-            resource_id = outputs["bucket"] if args.typ == "aws:s3/bucket:Bucket" else None
-            return resource_id or f"{args.name}-id", outputs
-
-        def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-            return _call(args.token, plain(dict(args.args), mask=False), region)
-
-    recorded: list[Recorded] = []
-    stack_urns: list[str] = []
-
-    class Monitor(pulumi_mocks.MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)
-            if request.type == "pulumi:pulumi:Stack":
-                stack_urns.append(response.urn)
-                return response
-            wire = json_format.MessageToDict(request.object)
-            state = self.resources[response.urn].state
-            resource = Resource(
-                resource_type=request.type,
-                name=request.name,
-                urn=response.urn,
-                inputs=plain(wire, mask=False),
-                outputs=plain(state, mask=False),
-                parent=request.parent or None,
-                dependencies=tuple(request.dependencies),
-            )
-            recorded.append(
-                Recorded(
-                    request.type,
-                    request.name,
-                    response.urn,
-                    request.parent or None,
-                    bool(request.custom),
-                    plain(wire, mask=True),
-                    resource,
-                )
-            )
-            return response
-
-    ensure_event_loop()
-    mocks = Mocks()
-    pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(
-        mocks, project=stack.project, stack=stack.stack, preview=False, monitor=Monitor(mocks)
-    )
-    masked: dict[str, Any] = {}
-    unmasked: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def _run() -> pulumi.Output[Any]:
-        runpy.run_path(str(program), run_name="__main__")
-        root = pulumi_settings.get_root_resource()
-        exports = dict(getattr(root, "outputs", {}) or {})
-
-        def keep(key: str, value: Any, secret: bool) -> None:
-            unmasked[key] = plain(value, mask=False)
-            masked[key] = MASK if secret else plain(value, mask=True)
-
-        waits = []
-        for key, value in exports.items():
-            out = pulumi.Output.from_input(value)
-            waits.append(
-                pulumi.Output.all(out, pulumi.Output.from_input(out.is_secret())).apply(
-                    lambda pair, key=key: keep(key, pair[0], bool(pair[1]))
-                )
-            )
-        return pulumi.Output.all(*waits)
-
-    _run()
-    stack_urn = stack_urns[0] if stack_urns else f"urn:pulumi:{stack.stack}::{stack.project}::"
-    return stack_urn, recorded, masked, unmasked
+        A real preview reports these as advisory and lets the change through unchecked until
+        ``up``; a preview-mode plan lists them so a rule never silently goes blind.
+        """
+        return [v for v in self.violations if v.blind]
 
 
 def plan(
@@ -435,6 +181,7 @@ def plan(
     stack: str | None = None,
     pack_config: Mapping[str, Any] | None = None,
     program: Path | None = None,
+    preview: bool = False,
 ) -> Plan:
     """Validate a stack file, run the program on it under mocks and run the policy pack.
 
@@ -443,6 +190,8 @@ def plan(
         stack: Stack name override (defaults from the file name).
         pack_config: Policy pack config, as ``--policy-pack-config`` takes it.
         program: The program's entry file (default: the project's ``__main__.py``).
+        preview: Plan as the first ``pulumi preview`` of a new stack: every value a provider
+            computes is unknown, as the policy pack sees it on a pull request.
 
     Returns:
         The plan.
@@ -453,6 +202,7 @@ def plan(
     import pulumi
 
     from policies.evaluate import evaluate
+    from stacks import mock_cloud
     from stacks.config import StackConfigError, parse_stack_config
 
     stack_file, notes = with_required_secrets(read_stack_file(path, stack=stack))
@@ -465,23 +215,43 @@ def plan(
     # The rules read stack config too (``syncbot:production``), so it stays installed until
     # they have run.
     pulumi.runtime.set_all_config(dict(stack_file.values), sorted(stack_file.secret_keys))
+    entry = str(program or PROGRAM)
+
+    def program_main() -> None:
+        runpy.run_path(entry, run_name="__main__")
+
     try:
         try:
-            stack_urn, recorded, masked, unmasked = run_program(stack_file, program or PROGRAM)
+            run = mock_cloud.run(
+                program_main,
+                project=stack_file.project,
+                stack=stack_file.stack,
+                preview=preview,
+            )
         except (StackConfigError, pulumi.RunError) as exc:
             # The program reports config problems (a missing bundle, say) as a RunError.
             raise PlanError(f"{path}: {exc}") from exc
         except Exception as exc:
             raise PlanError(f"{path}: the program failed: {type(exc).__name__}: {exc}") from exc
+        resources = mock_cloud.policy_resources(run)
         violations = evaluate(
-            [r.resource for r in recorded],
-            stack_urn=stack_urn,
-            stack_outputs=unmasked,
+            resources,
+            stack_urn=run.stack_urn,
+            stack_outputs=run.outputs,
             pack_config=pack_config,
         )
     finally:
         pulumi.runtime.set_all_config({}, [])
-    return Plan(stack_file, stack_urn, recorded, masked, violations, notes)
+    return Plan(
+        stack_file,
+        run.stack_urn,
+        run.resources,
+        run.masked_outputs,
+        violations,
+        notes,
+        preview,
+        resources,
+    )
 
 
 def to_json(result: Plan) -> dict[str, Any]:
@@ -490,10 +260,10 @@ def to_json(result: Plan) -> dict[str, Any]:
     return {
         "resources": [
             {
-                "type": r.resource_type,
+                "type": r.typ,
                 "name": r.name,
                 "parent": names.get(r.parent or ""),
-                "inputs": r.inputs,
+                "inputs": r.masked_inputs,
             }
             for r in result.resources
         ],
@@ -512,18 +282,19 @@ def to_json(result: Plan) -> dict[str, Any]:
 
 def render_text(result: Plan) -> str:
     """The human view: the resource tree, the exports, then the policy findings."""
-    children: dict[str | None, list[Recorded]] = {}
+    children: dict[str | None, list[Registration]] = {}
     known = {r.urn for r in result.resources}
     for r in result.resources:
         children.setdefault(r.parent if r.parent in known else None, []).append(r)
-    lines = [f"Stack {result.stack.project}/{result.stack.stack} ({result.stack.path})"]
+    mode = " as a first preview" if result.preview else ""
+    lines = [f"Stack {result.stack.project}/{result.stack.stack} ({result.stack.path}){mode}"]
     lines += [f"note: {note}" for note in result.notes]
 
     def walk(parent: str | None, prefix: str) -> None:
         entries = children.get(parent, [])
         for index, r in enumerate(entries):
             last = index == len(entries) - 1
-            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{r.resource_type}  {r.name}")
+            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{r.typ}  {r.name}")
             walk(r.urn, prefix + ("   " if last else "│  "))
 
     walk(None, "")
@@ -551,10 +322,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--policy-config", type=Path, help="policy pack config JSON (as --policy-pack-config)"
     )
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="plan as the first `pulumi preview` of a new stack (provider outputs unknown); "
+        "a mandatory rule that cannot judge an unknown value fails the plan",
+    )
     args = parser.parse_args(argv)
     try:
         pack_config = json.loads(args.policy_config.read_text()) if args.policy_config else None
-        result = plan(args.config_file, stack=args.stack, pack_config=pack_config)
+        result = plan(
+            args.config_file, stack=args.stack, pack_config=pack_config, preview=args.preview
+        )
     except (PlanError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -564,7 +343,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(to_json(result), indent=2, sort_keys=False))
     else:
         print(render_text(result))
-    return EXIT_VIOLATION if any(v.mandatory for v in result.violations) else EXIT_OK
+    return EXIT_VIOLATION if failed(result) else EXIT_OK
+
+
+def failed(result: Plan) -> bool:
+    """Whether the plan blocks a deploy: a mandatory finding, or a blind rule in a preview.
+
+    A real preview downgrades a rule that reads an unknown value to advisory and lets the pull
+    request pass unchecked; the preview-mode plan counts that as a failure instead, so every
+    rule keeps judging the values it guards before they reach ``up``.
+    """
+    return any(v.mandatory for v in result.violations) or (result.preview and bool(result.blind))
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def patched(
 ) -> tuple[list[Resource], str]:
     """The recorded resources with ``change`` applied to the inputs of the app's resource of
     ``resource_type`` (the first one carrying contract env when there are several)."""
-    resources = [r.resource for r in result.resources]
+    resources = list(result.policy_resources)
     candidates = [r for r in resources if r.resource_type == resource_type]
     assert candidates, f"no {resource_type} in the plan"
     target = next(
@@ -97,7 +97,7 @@ def test_shipped_stacks_have_no_mandatory_violation(plans: dict, key: str) -> No
 @pytest.mark.parametrize("key", [*EXAMPLES, "aws-bootstrap", "gcp-bootstrap"])
 def test_unpatched_resources_evaluate_clean(plans: dict, key: str) -> None:
     # The patching below starts from a clean baseline, so its findings are the weakening alone.
-    assert findings(plans[key], [r.resource for r in plans[key].resources]) == []
+    assert findings(plans[key], list(plans[key].policy_resources)) == []
 
 
 def test_public_aws_database_is_exactly_one_violation(plans: dict) -> None:
@@ -122,10 +122,10 @@ def test_open_cloud_sql_is_exactly_one_violation(plans: dict) -> None:
 def test_wildcard_oidc_subject_is_exactly_one_violation(plans: dict) -> None:
     result = plans["aws-bootstrap"]
     roles = [
-        r.resource
-        for r in result.resources
+        r
+        for r in result.policy_resources
         if r.resource_type == "aws:iam/role:Role"
-        and "token.actions.githubusercontent.com" in json.dumps(r.resource.inputs)
+        and "token.actions.githubusercontent.com" in json.dumps(r.inputs)
     ]
     assert len(roles) == 1
 
@@ -142,8 +142,7 @@ def test_wildcard_oidc_subject_is_exactly_one_violation(plans: dict) -> None:
     inputs = copy.deepcopy(dict(roles[0].inputs))
     widen(inputs)
     resources = [
-        replace(r.resource, inputs=inputs) if r.resource is roles[0] else r.resource
-        for r in result.resources
+        replace(r, inputs=inputs) if r is roles[0] else r for r in result.policy_resources
     ]
     assert findings(result, resources) == [("syncbot-aws-iam-oidc-trust-pinned", roles[0].name)]
 
@@ -183,11 +182,11 @@ def test_plaintext_secret_in_cloud_run_is_exactly_one_violation(plans: dict) -> 
 def test_missing_route_is_reported(plans: dict) -> None:
     result = plans["aws"]
     resources = [
-        r.resource
-        for r in result.resources
+        r
+        for r in result.policy_resources
         if not (
             r.resource_type == "aws:apigatewayv2/route:Route"
-            and r.resource.inputs.get("routeKey") == "GET /health"
+            and r.inputs.get("routeKey") == "GET /health"
         )
     ]
     assert findings(result, resources) == [("syncbot-stack-routes-wired", None)]

@@ -49,6 +49,10 @@ class AppArgs:
     memory_mb: int = 512
     timeout_seconds: int = 30
     max_instances: int | None = None
+    """Cap on concurrent queue-driven invocations (half of it) and the alarm on throttles."""
+    reserved_concurrency: int | None = None
+    """Reserve (and cap) the function's concurrency; unset uses the account pool, since a new
+    account's quota (often 10) cannot reserve any."""
     log_retention_days: int = 30
     alarm_email: str | None = None
 
@@ -157,10 +161,17 @@ class App(pulumi.ComponentResource):
                 architecture=args.architecture,
                 memory_mb=args.memory_mb,
                 timeout_seconds=args.timeout_seconds,
-                reserved_concurrency=args.max_instances,
+                reserved_concurrency=args.reserved_concurrency,
                 log_retention_days=args.log_retention_days,
                 alarm_topic_arn=self.alarm_topic.arn if self.alarm_topic else None,
                 delivery_queue_arn=self.deliveries.queue_arn,
+                release_gate=lambda function: [
+                    Migrations(
+                        f"{name}-migrate",
+                        MigrationsArgs(function=function, bundle_sha256=args.bundle.sha256),
+                        opts=child,
+                    ).invocation
+                ],
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.database] if self.database else []
@@ -177,16 +188,11 @@ class App(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.migrations = Migrations(
-            f"{name}-migrate",
-            MigrationsArgs(function=self.service.function, bundle_sha256=args.bundle.sha256),
-            opts=child,
-        )
         self.scheduler = Scheduler(
             f"{name}-sched",
+            # The alias: ticks run the live (migrated) version.
             SchedulerArgs(function_arn=self.service.function_arn, account_id=identity.account_id),
-            # Ticks touch the schema: start them only once it is migrated.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.migrations]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service.alias]),
         )
         self.outputs = {
             OUTPUT_SERVICE_URL: self.service.url,

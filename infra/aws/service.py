@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -15,6 +15,9 @@ from infra.contract import AWS_SECRET_JSON_KEY_SEPARATOR, ROUTES, route_key
 
 HANDLER = "app.lambda_handler.handler"
 RUNTIME = "python3.12"
+# The alias every caller (HTTP API, scheduler, queue) invokes; it moves to a newly published
+# version only once that version's migration has succeeded.
+LIVE_ALIAS = "live"
 ACCESS_LOG_FORMAT = json.dumps(
     {
         "requestId": "$context.requestId",
@@ -63,13 +66,22 @@ class ServiceArgs:
     delivery_queue_arn: pulumi.Input[str] | None = None
     """The SQS delivery queue the function consumes and sends to (exact ARN)."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    release_gate: Callable[[aws.lambda_.Function], Sequence[pulumi.Resource]] | None = None
+    """Given the function (its new version published), the deploy steps the ``live`` alias
+    waits for before it moves to that version: the schema migration."""
 
 
 class Service(pulumi.ComponentResource):
-    """Function, role, logs, HTTP API routes and alarms."""
+    """Function, role, logs, the ``live`` alias, HTTP API routes and alarms.
+
+    Each deploy publishes a version; callers invoke the ``live`` alias, which moves to the new
+    version only after :attr:`ServiceArgs.release_gate` (the migration) succeeded, so new code
+    never serves on an old schema and a failed migration leaves the old version live.
+    """
 
     function_name: pulumi.Output[str]
     function_arn: pulumi.Output[str]
+    """The ``live`` alias's ARN: what every caller invokes."""
     url: pulumi.Output[str]
 
     def __init__(
@@ -103,6 +115,7 @@ class Service(pulumi.ComponentResource):
             architectures=[args.architecture],
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
+            publish=True,
             role=self.role.arn,
             reserved_concurrent_executions=args.reserved_concurrency,
             environment={"variables": dict(args.environment)},
@@ -117,11 +130,20 @@ class Service(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
             **code,
         )
+        gate = list(args.release_gate(self.function)) if args.release_gate else []
+        self.alias = aws.lambda_.Alias(
+            f"{name}-live",
+            name=LIVE_ALIAS,
+            description="the version serving traffic (moved after its migration)",
+            function_name=self.function.name,
+            function_version=self.function.version,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=gate),
+        )
         self.integration = aws.apigatewayv2.Integration(
             f"{name}-integration",
             api_id=args.api.id,
             integration_type="AWS_PROXY",
-            integration_uri=self.function.invoke_arn,
+            integration_uri=self.alias.invoke_arn,
             payload_format_version="2.0",
             timeout_milliseconds=min(args.timeout_seconds, 29) * 1000,
             opts=child,
@@ -157,13 +179,14 @@ class Service(pulumi.ComponentResource):
             f"{name}-api-invoke",
             action="lambda:InvokeFunction",
             function=self.function.name,
+            qualifier=self.alias.name,
             principal="apigateway.amazonaws.com",
             source_arn=args.api.execution_arn.apply(lambda arn: f"{arn}/*/*"),
             opts=child,
         )
         self.alarms = _alarms(name, self.function.name, args, child)
         self.function_name = self.function.name
-        self.function_arn = self.function.arn
+        self.function_arn = self.alias.arn
         self.url = args.api.api_endpoint
         self.register_outputs(
             {
@@ -188,7 +211,10 @@ def _code(name: str, bundle: Bundle, child: pulumi.ResourceOptions) -> dict[str,
         key=f"bundles/{bundle.sha256}.zip",
         source=pulumi.FileAsset(bundle.path),
         content_type="application/zip",
-        opts=child,
+        # A new bundle is a new key, so every deploy replaces this object. The deploy role may
+        # not delete objects (it can only add bundles), and Lambda copied the code at deploy
+        # anyway: Pulumi forgets the old object and the bucket's lifecycle rule expires it.
+        opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
     )
     return {"s3_bucket": obj.bucket, "s3_key": obj.key}
 

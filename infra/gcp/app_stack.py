@@ -20,6 +20,7 @@ from infra.gcp.queue import DeliveryQueue, DeliveryQueueArgs, delivery_queue_id,
 from infra.gcp.scheduler import Scheduler, SchedulerArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
 from infra.gcp.service import Scaling, Service, ServiceArgs, service_url
+from infra.gcp.sql_tiers import Edition
 from infra.gcp.workload import DATABASE_CA_PATH, Workload
 
 # Secret Manager key of the database server CA (a file, not an env var).
@@ -45,6 +46,7 @@ class AppArgs:
     existing_database: bool = False
     """Connect to the server in the ``DATABASE_URL`` secret instead of creating Cloud SQL."""
     database_tier: str = "db-g1-small"
+    database_edition: Edition | None = None
     database_backup_days: int = 7
     service_name: str = "syncbot"
     public_url: str | None = None
@@ -100,6 +102,7 @@ class App(pulumi.ComponentResource):
                 peering=network.peering if network else None,
                 existing_url=args.secrets.get("DATABASE_URL"),
                 tier=args.database_tier,
+                edition=args.database_edition,
                 backup_days=args.database_backup_days,
             ),
             child,
@@ -128,8 +131,14 @@ class App(pulumi.ComponentResource):
         number = gcp.organizations.get_project_output(
             project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
         ).number
-        predicted_url = number.apply(
-            lambda project_number: service_url(args.service_name, project_number, args.region)
+        # What the app believes its URL is (SYNCBOT_PUBLIC_URL): the tick's and the delivery
+        # tasks' OIDC audience must be exactly this, never the service's hash-style ``uri``.
+        public_url: pulumi.Output[str] = (
+            pulumi.Output.from_input(args.public_url)
+            if args.public_url
+            else number.apply(
+                lambda project_number: service_url(args.service_name, project_number, args.region)
+            )
         )
         config = {**args.config, "DATABASE_BACKEND": args.database_backend}
         if database.ca_certificate is not None:
@@ -155,7 +164,7 @@ class App(pulumi.ComponentResource):
             config=config,
             secrets={key: ref for key, ref in secrets.refs.items() if key in SECRET_ENV},
             database=_database_env(database),
-            public_url=args.public_url or predicted_url,
+            public_url=public_url,
             # Known before the account exists: its e-mail follows from id and project.
             scheduler_account=account_email(scheduler_id, args.project),
             delivery=DeliveryEnv(
@@ -208,12 +217,12 @@ class App(pulumi.ComponentResource):
                 project=args.project,
                 region=args.region,
                 service_name=service.name,
-                service_url=service.url,
+                service_url=public_url,
                 account_id=scheduler_id,
             ),
             child,
         )
-        self.service_url = service.url
+        self.service_url = public_url
         self.image_ref = image.ref
         self.service_account_email = runtime.email
         self.migration_job = migrations.name

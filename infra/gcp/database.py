@@ -9,6 +9,8 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
+from infra.gcp.sql_tiers import Edition, edition_for_tier, tier_problem
+
 Backend = Literal["postgresql", "mysql"]
 
 DATABASE_VERSIONS: dict[str, str] = {"postgresql": "POSTGRES_16", "mysql": "MYSQL_8_0"}
@@ -33,7 +35,9 @@ class DatabaseArgs:
     """``DATABASE_URL`` of a server this stack does not manage (a Pulumi secret)."""
     schema: pulumi.Input[str] = "syncbot"
     user: pulumi.Input[str] = "syncbot"
-    tier: pulumi.Input[str] = "db-g1-small"
+    tier: str = "db-g1-small"
+    edition: Edition | None = None
+    """Cloud SQL edition; unset means the one the tier runs on (always sent explicitly)."""
     backup_start_time: pulumi.Input[str] = "03:00"
     backup_days: int = 7
     """Daily backups kept (at least 1: backups are never off)."""
@@ -86,6 +90,11 @@ class Database(pulumi.ComponentResource):
         if args.network_id is None:
             raise ValueError("a Cloud SQL database needs network_id (its private network)")
         child = pulumi.ResourceOptions(parent=self)
+        version = DATABASE_VERSIONS[args.backend]
+        edition = args.edition or edition_for_tier(args.tier)
+        problem = tier_problem(args.tier, edition, version)
+        if problem is not None:
+            raise ValueError(f"Cloud SQL: {problem}")
         backups: dict[str, object] = {
             "enabled": True,
             "start_time": args.backup_start_time,
@@ -99,10 +108,11 @@ class Database(pulumi.ComponentResource):
             f"{name}-instance",
             project=args.project,
             region=args.region,
-            database_version=DATABASE_VERSIONS[args.backend],
+            database_version=version,
             deletion_protection=args.production,
             settings={
                 "tier": args.tier,
+                "edition": edition,
                 "availability_type": "REGIONAL" if args.production else "ZONAL",
                 "deletion_protection_enabled": args.production,
                 "backup_configuration": backups,

@@ -1,4 +1,5 @@
-"""Cloud SQL rules: no authorized network open to the internet, TLS required."""
+"""Cloud SQL rules: no authorized network open to the internet, TLS required, a tier the
+edition offers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ipaddress
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
+from infra.gcp.sql_tiers import tier_problem
 from policies.common import applies_to, as_list, get_path, resource_rule
 
 DATABASE_INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
@@ -58,6 +60,26 @@ def validate_ssl_required(args: ResourceValidationArgs, report_violation: Report
     )
 
 
+@applies_to(DATABASE_INSTANCE)
+def validate_edition_offers_tier(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Report a tier the instance's edition refuses (an unset edition is the version's default).
+
+    Cloud SQL refuses such an instance at create time, after the preview passed: the first
+    ``pulumi up`` fails. Judged on the effective edition, so an unset one counts as what
+    Cloud SQL would pick.
+    """
+    tier = get_path(args.props, "settings", "tier")
+    version = get_path(args.props, "databaseVersion")
+    if tier is None or version is None:
+        return
+    edition = get_path(args.props, "settings", "edition")
+    problem = tier_problem(str(tier), str(edition) if edition else None, str(version))
+    if problem is not None:
+        report_violation(f"Cloud SQL would refuse this instance: {problem}.", None)
+
+
 no_open_networks = resource_rule(
     name="syncbot-gcp-sql-no-open-networks",
     description="Cloud SQL must not authorize internet-wide networks.",
@@ -72,4 +94,11 @@ ssl_required = resource_rule(
     severity=Severity.HIGH,
 )
 
-POLICIES = (no_open_networks, ssl_required)
+edition_offers_tier = resource_rule(
+    name="syncbot-gcp-sql-edition-offers-tier",
+    description="A Cloud SQL instance's tier must be one its (effective) edition offers.",
+    validate=validate_edition_offers_tier,
+    severity=Severity.HIGH,
+)
+
+POLICIES = (no_open_networks, ssl_required, edition_offers_tier)

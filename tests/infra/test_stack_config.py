@@ -152,11 +152,12 @@ def test_gcp_section() -> None:
             "syncbot:provider": "gcp",
             "gcp:project": "p",
             "gcp:region": "europe-west1",
-            "syncbot:gcpCloudSqlTier": "db-x",
+            "syncbot:gcpCloudSqlTier": "db-custom-2-7680",
         }
     )
     assert config.aws is None and config.gcp is not None
-    assert (config.gcp.project, config.gcp.cloud_sql_tier) == ("p", "db-x")
+    assert (config.gcp.project, config.gcp.cloud_sql_tier) == ("p", "db-custom-2-7680")
+    assert config.gcp.cloud_sql_edition == "ENTERPRISE"
     problems = _problems({**raw, "syncbot:provider": "gcp"})
     assert {"gcp:project: required but not set", "gcp:region: required but not set"} <= set(
         problems

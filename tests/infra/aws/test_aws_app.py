@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.aws.deploy_policy import deploy_policy
 from infra.bundle import file_sha256
 from infra.contract import (
     AWS_SECRET_ARNS_ENV,
@@ -20,8 +21,9 @@ from infra.contract import (
     Source,
     route_key,
 )
+from policies.aws.permissions import allows
 from tests.infra.aws.aws_stack_fixtures import CLIENT_SECRET, SIGNING_SECRET, policy_of
-from tests.infra.conftest import MockRun
+from tests.infra.conftest import ACCOUNT_ID, MockRun
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -65,7 +67,7 @@ def test_database_is_private_encrypted_backed_up_and_requires_tls(app_stack: Moc
     params = app_stack.one("aws:rds/parameterGroup:ParameterGroup")
     tls = {(p["name"], p["value"]) for p in params.inputs["parameters"]}
     assert tls & {("rds.force_ssl", "1"), ("require_secure_transport", "ON")}
-    assert db["parameterGroupName"] == params.name
+    assert db["parameterGroupName"] == params.outputs["name"]
 
 
 def test_dev_database_is_postgres_without_deletion_protection(dev: MockRun) -> None:
@@ -122,9 +124,9 @@ def test_network_has_private_subnets_nat_egress_and_a_secrets_endpoint(
 
 def test_every_route_is_present_and_integrated_with_the_function(app_stack: MockRun) -> None:
     integration = app_stack.one("aws:apigatewayv2/integration:Integration")
-    fn = app_stack.one("aws:lambda/function:Function")
+    alias = app_stack.one("aws:lambda/alias:Alias")
     assert integration.inputs["integrationType"] == "AWS_PROXY"
-    assert integration.inputs["integrationUri"].endswith(f"function:{fn.name}/invocations")
+    assert integration.inputs["integrationUri"] == alias.outputs["invokeArn"]
     routes = {
         r.inputs["routeKey"]: r.inputs for r in app_stack.of_type("aws:apigatewayv2/route:Route")
     }
@@ -231,7 +233,9 @@ def test_function_shape(dev: MockRun, prod: MockRun, bundle: Path) -> None:
     assert fn["runtime"] == "python3.12"
     assert fn["handler"] == "app.lambda_handler.handler"
     assert fn["architectures"] == ["arm64"]
-    assert (fn["memorySize"], fn["timeout"], fn["reservedConcurrentExecutions"]) == (512, 30, 5)
+    assert (fn["memorySize"], fn["timeout"]) == (512, 30)
+    # No reservation unless asked for: a new account's quota cannot reserve any.
+    assert "reservedConcurrentExecutions" not in fn
     assert fn["loggingConfig"]["logGroup"]
     logs = [r for r in dev.of_type("aws:cloudwatch/logGroup:LogGroup")]
     assert {r.inputs["retentionInDays"] for r in logs} == {14}
@@ -251,15 +255,15 @@ def test_function_shape(dev: MockRun, prod: MockRun, bundle: Path) -> None:
 
 def test_scheduler_ticks_every_five_minutes_with_its_own_role(dev: MockRun) -> None:
     schedule = dev.one("aws:scheduler/schedule:Schedule").inputs
-    fn = dev.one("aws:lambda/function:Function")
+    alias = dev.one("aws:lambda/alias:Alias")
     assert schedule["scheduleExpression"] == "rate(5 minutes)"
     assert schedule["flexibleTimeWindow"] == {"mode": "OFF"}
-    assert schedule["target"]["arn"].endswith(f"function:{fn.name}")
+    assert schedule["target"]["arn"] == alias.outputs["arn"]
     assert json.loads(schedule["target"]["input"]) == {LAMBDA_TASK_KEY: TASK_TICK}
     role = next(r for r in dev.of_type("aws:iam/role:Role") if r.name.endswith("-sched-role"))
     trust = policy_of(role.inputs, "assumeRolePolicy")["Statement"][0]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
-    assert schedule["target"]["roleArn"].endswith(role.name)
+    assert schedule["target"]["roleArn"] == role.outputs["arn"]
     invoke = next(
         r for r in dev.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-sched-invoke")
     )
@@ -272,7 +276,46 @@ def test_migrations_run_once_per_bundle(dev: MockRun, bundle: Path) -> None:
     invocation = dev.one("aws:lambda/invocation:Invocation").inputs
     assert json.loads(invocation["input"]) == {LAMBDA_TASK_KEY: TASK_MIGRATE}
     assert invocation["triggers"] == {"bundle": file_sha256(bundle)}
-    assert invocation["functionName"] == dev.one("aws:lambda/function:Function").name
+    fn = dev.one("aws:lambda/function:Function")
+    assert invocation["functionName"] == fn.outputs["name"]
+    # The new version runs its own migration before any caller can reach it.
+    assert fn.inputs["publish"] is True
+    assert invocation["qualifier"] == fn.outputs["version"] != "$LATEST"
+
+
+def _deploy_policy_for(run: MockRun) -> dict:
+    """The deploy role's policy of the bootstrap stack paired with this app stack."""
+    obj = run.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
+    provider = run.one("pulumi:providers:aws").inputs
+    tags = provider["defaultTags"]
+    tags = json.loads(tags) if isinstance(tags, str) else tags
+    return deploy_policy(
+        partition="aws",
+        region=provider["region"],
+        account_id=ACCOUNT_ID,
+        prefix=tags["tags"]["syncbot:stack"],
+        artifact_bucket_arn=f"arn:aws:s3:::{obj['bucket']}",
+    )
+
+
+def test_a_replaced_bundle_is_left_to_the_lifecycle_rule(prod: MockRun) -> None:
+    # Each deploy uploads a new key, so Pulumi deletes the previous bundle object. The deploy
+    # role may not delete objects: without retain-on-delete the second deploy fails in cleanup.
+    obj = prod.one("aws:s3/bucketObjectv2:BucketObjectv2")
+    role_policy = _deploy_policy_for(prod)
+    bucket_arn = f"arn:aws:s3:::{obj.inputs['bucket']}"
+    may_delete = allows(role_policy, "s3:DeleteObject", f"{bucket_arn}/{obj.inputs['key']}")
+    assert obj.retain_on_delete or may_delete
+
+
+def test_the_live_alias_moves_only_after_the_migration(app_stack: MockRun) -> None:
+    fn = app_stack.one("aws:lambda/function:Function")
+    alias = app_stack.one("aws:lambda/alias:Alias")
+    invocation = app_stack.one("aws:lambda/invocation:Invocation")
+    assert alias.inputs["functionVersion"] == fn.outputs["version"]
+    assert invocation.urn in alias.dependencies
+    permission = app_stack.one("aws:lambda/permission:Permission").inputs
+    assert permission["qualifier"] == alias.inputs["name"]
 
 
 def test_outputs_use_the_contract_names(dev: MockRun, prod: MockRun) -> None:

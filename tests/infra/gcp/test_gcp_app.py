@@ -21,6 +21,7 @@ from infra.contract import (
 )
 from infra.gcp.app_stack import App, AppArgs, Scaling
 from infra.gcp.migrations import execution_token
+from infra.gcp.sql_tiers import tier_problem
 from infra.gcp.workload import DATABASE_CA_PATH
 from tests.infra.gcp.gcp_mock_runtime import (
     CA_PEM,
@@ -124,6 +125,21 @@ def test_cloud_sql_is_private_tls_only_backed_up_and_protected(run: Run) -> None
     backups = settings["backupConfiguration"]
     assert backups["enabled"] is True
     assert backups["pointInTimeRecoveryEnabled"] is True
+
+
+def test_cloud_sql_names_an_edition_that_offers_its_tier(run: Run) -> None:
+    # PostgreSQL 16 defaults to ENTERPRISE_PLUS, which refuses the shared-core db-g1-small:
+    # without an explicit edition the instance fails at create time.
+    instance = run.one("gcp:sql/databaseInstance:DatabaseInstance").inputs
+    settings = instance["settings"]
+    assert settings["tier"] == "db-g1-small"
+    assert settings["edition"] == "ENTERPRISE"
+    assert tier_problem(settings["tier"], settings["edition"], instance["databaseVersion"]) is None
+
+
+def test_a_tier_the_edition_refuses_is_an_error_before_anything_is_created() -> None:
+    with pytest.raises(ValueError, match="not offered on ENTERPRISE_PLUS"):
+        run_gcp(_app_program(database_tier="db-g1-small", database_edition="ENTERPRISE_PLUS"))
 
 
 def test_private_services_access_for_the_instance(run: Run) -> None:
@@ -365,6 +381,21 @@ def test_scheduler_uses_a_dedicated_account_with_oidc(run: Run) -> None:
     ]
     assert len(invoker) == 1 and invoker[0].inputs["role"] == "roles/run.invoker"
     assert scheduler_sa != RUNTIME_SA
+
+
+def test_the_tick_audience_is_the_url_the_app_checks(run: Run) -> None:
+    # Cloud Run reports a hash-style `uri` (https://<name>-<hash>-<region>.a.run.app); the app
+    # accepts a tick token only for its own SYNCBOT_PUBLIC_URL, so the audience must be that.
+    service = run.one(SERVICE)
+    envs = service.inputs["template"]["containers"][0]["envs"]
+    public_url = next(e["value"] for e in envs if e["name"] == "SYNCBOT_PUBLIC_URL")
+    assert service.outputs["uri"].endswith(".a.run.app")
+    assert service.outputs["uri"] != public_url
+    for job in run.of_type("gcp:cloudscheduler/job:Job"):
+        target = job.inputs["httpTarget"]
+        assert target["oidcToken"]["audience"] == public_url
+        assert target["uri"].startswith(public_url)
+    assert run.outputs["service_url"] == public_url
 
 
 # -- structure and outputs ----------------------------------------------------------------

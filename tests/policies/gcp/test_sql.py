@@ -9,7 +9,11 @@ from tests.policies.sdk import check_resource
 def instance(**ip_configuration: object) -> dict:
     return {
         "databaseVersion": "POSTGRES_16",
-        "settings": {"tier": "db-f1-micro", "ipConfiguration": ip_configuration},
+        "settings": {
+            "tier": "db-f1-micro",
+            "edition": "ENTERPRISE",
+            "ipConfiguration": ip_configuration,
+        },
     }
 
 
@@ -51,3 +55,29 @@ def test_unencrypted_connections_are_reported(mode: str | None) -> None:
 def test_legacy_require_ssl_passes() -> None:
     props = instance(ipv4Enabled=False, requireSsl=True)
     assert check_resource(sql.ssl_required, sql.DATABASE_INSTANCE, props) == []
+
+
+def test_shared_core_tier_without_edition_on_postgres_16_is_refused() -> None:
+    # PostgreSQL 16 defaults to ENTERPRISE_PLUS, which offers no shared-core tier: the first
+    # `pulumi up` would fail at create time.
+    props = {**PRIVATE, "settings": {**PRIVATE["settings"], "tier": "db-g1-small"}}
+    del props["settings"]["edition"]
+    (message,) = check_resource(sql.edition_offers_tier, sql.DATABASE_INSTANCE, props)
+    assert "ENTERPRISE_PLUS" in message and "db-g1-small" in message
+
+
+@pytest.mark.parametrize(
+    ("version", "tier", "edition", "ok"),
+    [
+        ("POSTGRES_16", "db-g1-small", "ENTERPRISE", True),
+        ("POSTGRES_16", "db-perf-optimized-N-2", None, True),
+        ("POSTGRES_16", "db-custom-2-7680", "ENTERPRISE_PLUS", False),
+        ("MYSQL_8_0", "db-f1-micro", None, True),
+        ("MYSQL_8_0", "db-perf-optimized-N-2", "ENTERPRISE", False),
+    ],
+)
+def test_tier_and_edition_pairs(version: str, tier: str, edition: str | None, ok: bool) -> None:
+    settings = {"tier": tier, **({"edition": edition} if edition else {})}
+    props = {"databaseVersion": version, "settings": settings}
+    found = check_resource(sql.edition_offers_tier, sql.DATABASE_INSTANCE, props)
+    assert (found == []) is ok, found

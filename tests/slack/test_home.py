@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from app.runtime import build_runtime
+from app.slack.home import blocks as block_kit
 from app.slack.home.app import ADMIN_TTL, MAX_HOME_BLOCKS, NOT_ADMIN, REFUSED, HomeApp
 from app.slack.home.section import Viewer
-from app.slack.home.sections import blocks as block_kit
 from app.slack.home.sections import channels, groups
 from app.slack.workspaces import Workspaces
 from app.store.cipher import TokenCipher

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from app.services import Services
+from app.slack.home.access import REFUSED_OPERATOR
 from app.slack.home.section import Viewer
 from app.slack.home.sections.backup import (
     DOWNLOAD,
@@ -172,11 +173,11 @@ def test_others_are_refused_every_action(
         )
     assert slack.files("T1") == [] and slack.files("T2") == []
     assert count(services, Workspace) == 2
-    # A crafted submission of the restore modal is refused too.
+    # A crafted submission of the restore modal is refused too, in the same words as a click.
     answer = harness.send(
         view_submission("T1", "UMEMBER", restore_view(), {FILE_BLOCK: {FILE_ACTION: {}}})
     )
-    assert answer == {"response_action": "errors", "errors": {FILE_BLOCK: "Not allowed."}}
+    assert answer == {"response_action": "errors", "errors": {FILE_BLOCK: REFUSED_OPERATOR}}
 
 
 def restore_values(file_id: str) -> dict[str, Any]:

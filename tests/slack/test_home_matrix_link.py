@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 
 from app.core.endpoints import Endpoint
 from app.services import Services
+from app.slack.home import kit
 from app.slack.home.section import Viewer
-from app.slack.home.sections import access
 from app.slack.home.sections.matrix_link import (
     LINK_VIEW,
     OPEN_LINK,
@@ -214,7 +214,7 @@ def test_hidden_without_the_bridge(slack: FakeSlack, engine: Engine) -> None:
 async def test_a_slow_homeserver_gets_the_modal_answered_in_time_then_updated(
     services: Services, slack: FakeSlack, bot: FakeBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(access, "ACK_BUDGET", 0.05)
+    monkeypatch.setattr(kit, "ACK_BUDGET", 0.05)
     bot.slow = asyncio.Event()
     section = MatrixLinkSection(services)
     app, home = on_shell(services, section)

@@ -36,8 +36,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from starlette.responses import Response
 
 from app.errors import SyncbotError
-from app.slack.home.section import Block, HomeSection, Viewer, notice_view
-from app.slack.home.sections.access import is_workspace_admin
+from app.slack.home import blocks as kit_blocks
+from app.slack.home.access import REFUSED, Access, Need, is_workspace_admin, refusal_answer
+from app.slack.home.blocks import Block, actions, button, context, header, home_view
+from app.slack.home.section import HomeSection, Viewer
 from app.slack.home.sections.backup import BackupSection
 from app.slack.home.sections.channels import ChannelsSection
 from app.slack.home.sections.federation import FederationSection
@@ -56,13 +58,12 @@ log = logging.getLogger("syncbot.slack.home")
 
 INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed"})
 REFRESH_ACTION = "home.refresh"
-MAX_HOME_BLOCKS = 100  # Slack's limit for a home view
+MAX_HOME_BLOCKS = kit_blocks.MAX_VIEW_BLOCKS  # Slack's limit for a home view
 ADMIN_TTL = 60.0
 NOT_ADMIN = (
     "syncbot is set up by this workspace's admins and owners. Ask one of them to publish or "
     "subscribe channels for you."
 )
-REFUSED = "Only admins and owners of this workspace can change syncbot's settings."
 
 
 class HomeApp:
@@ -79,6 +80,9 @@ class HomeApp:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._workspaces = workspaces
+        # The shell refuses with the same words as every section (PRIMARY_WORKSPACE only
+        # matters to their operator routes, never to the shell's gate).
+        self._access = Access(workspaces, primary_workspace=None)
         self._versions = HomeVersions(sessions)
         self._require_admin = require_admin
         self._admin_ttl = admin_ttl
@@ -149,11 +153,7 @@ class HomeApp:
 
     async def _publish(self, viewer: Viewer, version: int) -> None:
         """Build the viewer's home and publish it, stamped with its workspace's ``version``."""
-        view = {
-            "type": "home",
-            "private_metadata": _metadata(version, viewer.is_admin),
-            "blocks": await self._blocks(viewer),
-        }
+        view = home_view(await self._blocks(viewer), _metadata(version, viewer.is_admin))
         await self._workspaces.api(viewer.team_id).call(
             "views.publish", user_id=viewer.user_id, view=view
         )
@@ -207,15 +207,8 @@ class HomeApp:
             return await next_()
         log.info("refused a non-admin's home action", extra={"team": team_id})
         if kind == "view_submission":
-            return _refuse_submission(body.get("view") or {})
-        trigger = body.get("trigger_id")
-        if trigger:
-            try:
-                await self._workspaces.api(team_id).call(
-                    "views.open", trigger_id=trigger, view=notice_view("Not allowed", REFUSED)
-                )
-            except SyncbotError as exc:
-                log.warning("could not show a refusal", extra={"error": str(exc)})
+            return BoltResponse(status=200, body=refusal_answer(body.get("view") or {}, REFUSED))
+        await self._access.refuse_click(body, Need.ADMIN.refusal)
         return BoltResponse(status=200, body="")
 
     # --- handlers of the shell itself ------------------------------------------------------
@@ -235,35 +228,11 @@ class HomeApp:
         await self.refresh(context["viewer"])
 
     async def _blocks(self, viewer: Viewer) -> list[Block]:
-        blocks: list[Block] = [
-            {
-                "type": "header",
-                "block_id": "home.header",
-                "text": {"type": "plain_text", "text": "syncbot"},
-            },
-        ]
+        blocks: list[Block] = [header("syncbot", "home.header")]
         if not viewer.is_admin:
-            blocks.append(
-                {
-                    "type": "section",
-                    "block_id": "home.not_admin",
-                    "text": {"type": "mrkdwn", "text": f":lock: {NOT_ADMIN}"},
-                }
-            )
+            blocks.append(kit_blocks.section(f":lock: {NOT_ADMIN}", "home.not_admin"))
         else:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "block_id": "home.tools",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "action_id": REFRESH_ACTION,
-                            "text": {"type": "plain_text", "text": "Refresh"},
-                        }
-                    ],
-                }
-            )
+            blocks.append(actions("home.tools", button("Refresh", REFRESH_ACTION)))
         for section in self.sections:
             if not section.visible(viewer):
                 continue
@@ -272,32 +241,18 @@ class HomeApp:
             except Exception:
                 # One broken part must not take the whole home down.
                 log.exception("home section failed", extra={"section": section.key})
-                part = [_context(f"The {section.key} part could not be shown just now.")]
+                part = [context(f"The {section.key} part could not be shown just now.")]
             if part:
-                blocks.append({"type": "divider"})
+                blocks.append(kit_blocks.divider())
                 blocks.extend(part)
         if len(blocks) > MAX_HOME_BLOCKS:
             blocks = blocks[: MAX_HOME_BLOCKS - 1]
-            blocks.append(_context("More than Slack can show in one home tab; some is left out."))
+            blocks.append(context("More than Slack can show in one home tab; some is left out."))
         return blocks
 
 
 def _metadata(version: int, is_admin: bool) -> str:
     return json.dumps({"v": version, "admin": is_admin}, separators=(",", ":"))
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
-def _refuse_submission(view: dict[str, Any]) -> BoltResponse:
-    """``response_action: errors`` on the modal's first input, or a notice in its place."""
-    inputs = [b.get("block_id") for b in view.get("blocks") or [] if b.get("type") == "input"]
-    if inputs and inputs[0]:
-        answer: dict[str, Any] = {"response_action": "errors", "errors": {inputs[0]: REFUSED}}
-    else:
-        answer = {"response_action": "update", "view": notice_view("Not allowed", REFUSED)}
-    return BoltResponse(status=200, body=answer)
 
 
 def _starlette(response: BoltResponse) -> Response:

@@ -6,20 +6,20 @@ buttons and modals. A section never publishes views itself: it asks the shell to
 
 Every Bolt request the shell dispatches has been admin-checked before any section handler runs:
 a non-admin's actions and submissions are refused by the shell (when REQUIRE_ADMIN is on), and
-``context["viewer"]`` holds the checked :class:`Viewer` (see :func:`viewer_of`). Action ids and
+``context["viewer"]`` holds the checked :class:`Viewer`. Sections are built with the kit
+(:mod:`app.slack.home.kit`): its routes check access again before a handler runs. Action ids and
 callback ids start with ``home.<section key>.``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from app.slack.home.blocks import Block
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
-
-Block = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +56,3 @@ class HomeSection(Protocol):
 
     def register(self, bolt: AsyncApp, home: HomeRefresher) -> None:
         """Register the Bolt action/view handlers of the section's buttons and modals."""
-
-
-def viewer_of(context: Mapping[str, Any]) -> Viewer:
-    """The admin-checked viewer the shell put in Bolt's ``context`` for this request."""
-    viewer = context.get("viewer")
-    if not isinstance(viewer, Viewer):
-        raise LookupError("no viewer in this request's context (not dispatched by the shell)")
-    return viewer
-
-
-def notice_view(title: str, text: str) -> Block:
-    """A one-paragraph modal, for refusals and errors of button clicks."""
-    return {
-        "type": "modal",
-        "title": {"type": "plain_text", "text": title[:24]},
-        "close": {"type": "plain_text", "text": "Close"},
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}],
-    }

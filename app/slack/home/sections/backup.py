@@ -21,14 +21,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import aiohttp
 
 from app.errors import SyncbotError
-from app.slack.home.section import Block, HomeRefresher, Viewer, notice_view
-from app.slack.home.sections.access import Background, actor, is_workspace_admin, refuse
+from app.slack.home.access import Need
+from app.slack.home.blocks import (
+    Block,
+    actions,
+    button,
+    confirm_dialog,
+    file_element,
+    header,
+    input_block,
+    modal,
+    notice_view,
+    section,
+)
+from app.slack.home.kit import Click, Form, OnClick, OnSubmit, Route, Section
+from app.slack.home.section import Viewer
 from app.slack.mrkdwn import escape
 from app.slack.webapi import SlackApi
 from app.store.backup import (
@@ -42,8 +56,6 @@ from app.store.backup import (
 from app.store.sync_scope import recorded_team_ids
 
 if TYPE_CHECKING:
-    from slack_bolt.async_app import AsyncApp
-
     from app.services import Services
 
 log = logging.getLogger("syncbot.slack.home.backup")
@@ -68,36 +80,28 @@ RESTORE_WARNING = (
     ":warning: Restoring replaces *every* row of the database (all workspaces, syncs and "
     "settings) with the backup's. Rows written since the backup was made are lost."
 )
-REFUSED = "Only admins and owners of the primary workspace can back up, restore or reset syncbot."
 RESET_WARNING = (
     "Delete every row of the database? Every workspace will have to install syncbot again. "
     "This cannot be undone (download a backup first)."
 )
 
 
-def _text(text: str) -> dict[str, str]:
-    return {"type": "plain_text", "text": text}
-
-
 def restore_view() -> Block:
     """The modal that asks for the backup file to restore."""
-    return {
-        "type": "modal",
-        "callback_id": RESTORE_VIEW,
-        "title": _text("Restore a backup"),
-        "submit": _text("Restore"),
-        "close": _text("Cancel"),
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": RESTORE_WARNING}},
-            {
-                "type": "input",
-                "block_id": FILE_BLOCK,
-                "label": _text("Backup file"),
-                "hint": _text("A file made by Download backup or `syncbot backup`."),
-                "element": {"type": "file_input", "action_id": FILE_ACTION, "max_files": 1},
-            },
+    return modal(
+        RESTORE_VIEW,
+        "Restore a backup",
+        [
+            section(RESTORE_WARNING),
+            input_block(
+                FILE_BLOCK,
+                "Backup file",
+                file_element(action_id=FILE_ACTION, max_files=1),
+                hint="A file made by Download backup or `syncbot backup`.",
+            ),
         ],
-    }
+        submit="Restore",
+    )
 
 
 def _describe(summary: BackupSummary) -> str:
@@ -107,101 +111,45 @@ def _describe(summary: BackupSummary) -> str:
     )
 
 
-class BackupSection:
-    """Implements :class:`~app.slack.home.section.HomeSection` for backups and the reset."""
+class BackupSection(Section):
+    """The backup part of the home tab; every route needs an operator (see :class:`Need`)."""
 
     key = "backup"
 
     def __init__(self, services: Services, *, max_restore_bytes: int = MAX_RESTORE_BYTES) -> None:
-        self._services = services
+        super().__init__(services)
         self._max_restore_bytes = max_restore_bytes
-        self._home: HomeRefresher | None = None
         # One backup operation at a time per process; the database keeps other processes honest.
         self._busy = asyncio.Lock()
-        # Clicks answered at once; the work they started runs on here.
-        self._background = Background()
-
-    # --- HomeSection -------------------------------------------------------------------------
-
-    def _primary(self, team_id: str) -> bool:
-        primary = self._services.settings.primary_workspace
-        return bool(primary) and team_id == primary
 
     def _reset_allowed(self, team_id: str) -> bool:
-        return self._services.settings.enable_db_reset and self._primary(team_id)
+        return self.services.settings.enable_db_reset and self.access.is_primary(team_id)
 
     def visible(self, viewer: Viewer) -> bool:
-        return viewer.is_admin and self._primary(viewer.team_id)
+        return self.access.is_operator(viewer)
 
     async def blocks(self, viewer: Viewer) -> list[Block]:
         if not self.visible(viewer):
             return []
-        buttons: list[Block] = [
-            {"type": "button", "action_id": DOWNLOAD, "text": _text("Download backup")},
-            {"type": "button", "action_id": OPEN_RESTORE, "text": _text("Restore")},
-        ]
+        buttons = [button("Download backup", DOWNLOAD), button("Restore", OPEN_RESTORE)]
         if self._reset_allowed(viewer.team_id):
-            buttons.append(
-                {
-                    "type": "button",
-                    "action_id": RESET,
-                    "style": "danger",
-                    "text": _text("Reset database"),
-                    "confirm": {
-                        "title": _text("Reset the database?"),
-                        "text": {"type": "mrkdwn", "text": RESET_WARNING},
-                        "confirm": _text("Delete everything"),
-                        "deny": _text("Cancel"),
-                        "style": "danger",
-                    },
-                }
+            confirm = confirm_dialog(
+                "Reset the database?", RESET_WARNING, yes="Delete everything", no="Cancel"
             )
+            buttons.append(button("Reset database", RESET, style="danger", confirm=confirm))
         return [
-            {"type": "header", "text": _text("Backup and restore")},
-            {"type": "section", "text": {"type": "mrkdwn", "text": INTRO}},
-            {"type": "actions", "block_id": "backup.actions", "elements": buttons},
+            header("Backup and restore"),
+            section(INTRO),
+            actions("backup.actions", *buttons),
         ]
 
-    def register(self, bolt: AsyncApp, home: HomeRefresher) -> None:
-        self._home = home
-        bolt.action(DOWNLOAD)(self._on_download)
-        bolt.action(OPEN_RESTORE)(self._on_open_restore)
-        bolt.action(RESET)(self._on_reset)
-        bolt.view(RESTORE_VIEW)(self._on_restore_submit)
-
-    async def wait_idle(self) -> None:
-        """Wait until the backup work started by clicks so far has finished."""
-        await self._background.settle()
-
-    # --- checks ------------------------------------------------------------------------------
-
-    async def _allowed(self, body: dict[str, Any]) -> Viewer | None:
-        """The acting user when they may use this part now, asked of Slack on every click.
-
-        The shell has gated the request already; this part guards the whole database, so it
-        checks again (a shown button proves nothing, and admins can be demoted).
-        """
-        team, user = actor(body)
-        if not user or not self._primary(team):
-            log.info("refused a backup action outside the primary workspace")
-            return None
-        # Even with REQUIRE_ADMIN=false: replacing or wiping every workspace's data is a
-        # workspace admin's decision, whoever else may configure syncs.
-        try:
-            data = await self._services.slack.workspaces.api(team).call("users.info", user=user)
-        except SyncbotError as exc:
-            log.warning("admin check failed", extra={"team": team, "error": str(exc)})
-            return None
-        if not is_workspace_admin(data.get("user") or {}):
-            log.info("refused a non-admin's backup action", extra={"team": team})
-            return None
-        return Viewer(team, user, is_admin=True)
-
-    async def _refuse(self, body: dict[str, Any]) -> None:
-        await refuse(self._services, body, REFUSED)
-
-    def _api(self, viewer: Viewer) -> SlackApi:
-        return self._services.slack.workspaces.api(viewer.team_id)
+    def routes(self) -> Iterable[Route]:
+        return [
+            OnClick(DOWNLOAD, self._on_download, need=Need.OPERATOR),
+            OnClick(OPEN_RESTORE, self._on_open_restore, need=Need.OPERATOR),
+            OnClick(RESET, self._on_reset, need=Need.OPERATOR),
+            OnSubmit(RESTORE_VIEW, self._on_restore_submit, need=Need.OPERATOR),
+        ]
 
     async def _dm(self, api: SlackApi, viewer: Viewer) -> str:
         opened = await api.call("conversations.open", users=viewer.user_id)
@@ -215,23 +163,18 @@ class BackupSection:
 
     # --- download ----------------------------------------------------------------------------
 
-    async def _on_download(self, ack: Any, body: dict[str, Any]) -> None:
-        await ack()
-        viewer = await self._allowed(body)
-        if viewer is None:
-            await self._refuse(body)
-            return
-        self._background.start(self._download(viewer), "syncbot-backup")
+    async def _on_download(self, click: Click) -> None:
+        self.background.start(self._download(click.viewer), "syncbot-backup")
 
     async def _download(self, viewer: Viewer) -> None:
-        api = self._api(viewer)
+        api = self.api(viewer)
         if self._busy.locked():
             await self._tell(
                 api, viewer, "Another backup, restore or reset is running; try later."
             )
             return
         async with self._busy:
-            services = self._services
+            services = self.services
             spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
             with spool:
                 try:
@@ -272,47 +215,28 @@ class BackupSection:
 
     # --- restore -----------------------------------------------------------------------------
 
-    async def _on_open_restore(self, ack: Any, body: dict[str, Any]) -> None:
-        await ack()
-        viewer = await self._allowed(body)
-        if viewer is None:
-            await self._refuse(body)
-            return
-        await self._api(viewer).call(
-            "views.open", trigger_id=body["trigger_id"], view=restore_view()
-        )
+    async def _on_open_restore(self, click: Click) -> None:
+        await click.open(restore_view())
 
-    async def _on_restore_submit(self, ack: Any, body: dict[str, Any]) -> None:
-        viewer = await self._allowed(body)
-        if viewer is None:
-            await ack(response_action="errors", errors={FILE_BLOCK: "Not allowed."})
-            return
-        view = body.get("view") or {}
-        values = (view.get("state") or {}).get("values") or {}
-        files = ((values.get(FILE_BLOCK) or {}).get(FILE_ACTION) or {}).get("files") or []
+    async def _on_restore_submit(self, form: Form) -> None:
+        files = form.state(FILE_BLOCK).get("files") or []
         file_id = str((files[0] or {}).get("id") or "") if files else ""
         if not file_id:
-            await ack(response_action="errors", errors={FILE_BLOCK: "Choose a backup file."})
+            await form.error(FILE_BLOCK, "Choose a backup file.")
             return
         if self._busy.locked():
-            await ack(
-                response_action="errors",
-                errors={FILE_BLOCK: "Another backup, restore or reset is running; try later."},
-            )
+            await form.error(FILE_BLOCK, "Another backup, restore or reset is running; try later.")
             return
-        await ack(
-            response_action="update",
-            view=notice_view("Restoring…", "Checking the backup, then restoring it…"),
-        )
-        self._background.start(
-            self._restore(viewer, file_id, str(view.get("id") or "")), "syncbot-restore"
+        await form.update(notice_view("Restoring…", "Checking the backup, then restoring it…"))
+        self.background.start(
+            self._restore(form.viewer, file_id, str(form.view.get("id") or "")), "syncbot-restore"
         )
 
     async def _restore(self, viewer: Viewer, file_id: str, view_id: str) -> None:
-        api = self._api(viewer)
-        services = self._services
+        api = self.api(viewer)
+        services = self.services
         async with self._busy:
-            teams_before = await asyncio.to_thread(recorded_team_ids, self._services.sessions)
+            teams_before = await asyncio.to_thread(recorded_team_ids, self.services.sessions)
             try:
                 with await self._download_file(api, file_id) as spool:
                     summary = await asyncio.to_thread(
@@ -337,8 +261,7 @@ class BackupSection:
                 # Cached clients and workspace facts are of the old rows.
                 for team in teams:
                     services.slack.workspaces.forget(team)
-                if self._home is not None:
-                    await asyncio.to_thread(self._home.touch, *sorted(teams))
+                await asyncio.to_thread(self.home.touch, *sorted(teams))
         await self._show(api, viewer, view_id, outcome)
 
     async def _show(self, api: SlackApi, viewer: Viewer, view_id: str, outcome: Block) -> None:
@@ -385,17 +308,15 @@ class BackupSection:
 
     # --- reset -------------------------------------------------------------------------------
 
-    async def _on_reset(self, ack: Any, body: dict[str, Any]) -> None:
-        await ack()
-        viewer = await self._allowed(body)
-        if viewer is None or not self._reset_allowed(viewer.team_id):
-            await self._refuse(body)
+    async def _on_reset(self, click: Click) -> None:
+        if not self._reset_allowed(click.viewer.team_id):
+            await click.refuse()
             return
-        self._background.start(self._reset(viewer), "syncbot-reset")
+        self.background.start(self._reset(click.viewer), "syncbot-reset")
 
     async def _reset(self, viewer: Viewer) -> None:
         # Take the client and the DM first: the workspace's own token goes with the reset.
-        api = self._api(viewer)
+        api = self.api(viewer)
         channel = await self._dm(api, viewer)
         if self._busy.locked():
             await api.call(
@@ -405,10 +326,10 @@ class BackupSection:
             )
             return
         async with self._busy:
-            teams = await asyncio.to_thread(recorded_team_ids, self._services.sessions)
-            await asyncio.to_thread(reset_database, self._services.engine)
+            teams = await asyncio.to_thread(recorded_team_ids, self.services.sessions)
+            await asyncio.to_thread(reset_database, self.services.engine)
             for team in teams:
-                self._services.slack.workspaces.forget(team)
+                self.services.slack.workspaces.forget(team)
         log.warning("database reset from the App Home", extra={"team": viewer.team_id})
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         await api.call(
@@ -417,5 +338,4 @@ class BackupSection:
             text=f"The database was reset at {stamp}: every table is empty. Every workspace "
             "must install syncbot again (this one too).",
         )
-        if self._home is not None:
-            await asyncio.to_thread(self._home.touch, *sorted(teams))
+        await asyncio.to_thread(self.home.touch, *sorted(teams))

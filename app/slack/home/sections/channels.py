@@ -8,36 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from app.core.endpoints import Endpoint
 from app.errors import RemoteError
-from app.slack.home.section import Block, HomeRefresher, Viewer, viewer_of
-from app.slack.home.sections.blocks import (
+from app.slack.home.blocks import (
+    Block,
     actions,
     button,
+    confirm_dialog,
     context,
-    metadata,
+    conversations_select,
+    input_block,
     modal,
     mrkdwn,
     option,
     select_input,
-    submitted,
 )
-from app.slack.home.sections.groups import (
-    as_id,
-    click_handler,
-    explain,
-    settle_submission,
-    show,
-)
-from app.slack.workspaces import Workspaces
+from app.slack.home.kit import Click, Form, OnClick, OnSubmit, Route, Section
+from app.slack.home.section import Viewer
+from app.slack.home.sections.groups import as_id
 from app.store.groups import ChannelView, GroupError, Groups
 
 if TYPE_CHECKING:
-    from slack_bolt.async_app import AsyncApp
-
     from app.services import Services
+    from app.slack.webapi import SlackApi
 
 log = logging.getLogger("syncbot.slack.home.channels")
 
@@ -51,29 +47,15 @@ EVERYONE = "*"
 
 
 def channel_picker(label: str) -> Block:
-    return {
-        "type": "input",
-        "block_id": "channel",
-        "label": {"type": "plain_text", "text": label},
-        "element": {
-            "type": "conversations_select",
-            "action_id": "value",
-            "filter": {
-                "include": ["public", "private"],
-                "exclude_external_shared_channels": True,
-                "exclude_bot_users": True,
-            },
-        },
-    }
+    return input_block("channel", label, conversations_select(shared=False))
 
 
-async def ready_channel(workspaces: Workspaces, team_id: str, channel_id: str) -> str:
+async def ready_channel(api: SlackApi, channel_id: str) -> str:
     """Make sure the bot is in the channel (joining a public one); return its name.
 
     Raises:
         GroupError: the channel cannot take part (unknown, archived, private without the bot).
     """
-    api = workspaces.api(team_id)
     try:
         info = (await api.call("conversations.info", channel=channel_id)).get("channel") or {}
     except RemoteError as exc:
@@ -92,15 +74,13 @@ async def ready_channel(workspaces: Workspaces, team_id: str, channel_id: str) -
     return str(info.get("name") or channel_id)
 
 
-class ChannelsSection:
+class ChannelsSection(Section):
     key = "channels"
+    explains = (GroupError,)
 
     def __init__(self, services: Services) -> None:
+        super().__init__(services)
         self._groups = Groups(services.sessions)
-        self._workspaces = services.slack.workspaces
-
-    def visible(self, viewer: Viewer) -> bool:
-        return viewer.is_admin
 
     async def blocks(self, viewer: Viewer) -> list[Block]:
         mine = await asyncio.to_thread(self._groups.groups_of, viewer.team_id)
@@ -130,129 +110,115 @@ class ChannelsSection:
             out.extend(_channel_blocks(channel))
         return out
 
-    def register(self, bolt: AsyncApp, home: HomeRefresher) -> None:
-        workspaces = self._workspaces
+    def routes(self) -> Iterable[Route]:
         groups = self._groups
+        return [
+            OnClick(PUBLISH, self._open_publish),
+            OnSubmit(PUBLISH, self._publish, field="channel"),
+            OnClick(SUBSCRIBE, self._open_subscribe),
+            OnSubmit(SUBSCRIBE, self._subscribe, field="channel"),
+            OnClick(PAUSE, self._own_change(lambda s, t: groups.set_status(s, t, "paused"))),
+            OnClick(RESUME, self._own_change(lambda s, t: groups.set_status(s, t, "active"))),
+            OnClick(STOP, self._stop),
+            OnClick(UNPUBLISH, self._unpublish),
+        ]
 
-        @bolt.action(PUBLISH)
-        async def open_publish(
-            ack: Any, body: dict[str, Any], action: dict[str, Any], context: Any
-        ) -> None:
-            await ack()
-            viewer = viewer_of(context)
-            try:
-                group_id = as_id(action.get("value"))
-                mine = await asyncio.to_thread(groups.groups_of, viewer.team_id)
-                group = next((g for g in mine if g.id == group_id), None)
-                if group is None or group.my_status != "active":
-                    raise GroupError("your workspace is not a member of that group")
-            except GroupError as exc:
-                await explain(workspaces, body, exc)
-                return
-            everyone = option(f"Everyone in {group.name}", EVERYONE)
-            others = [
-                option(f"Only {m.name}", m.team_id)
-                for m in group.members
-                if m.status == "active" and m.team_id != viewer.team_id
-            ]
-            audience = select_input(
-                "audience", "Who may subscribe", [everyone, *others[:99]], initial=everyone
-            )
-            view = modal(
-                PUBLISH,
-                "Publish a channel",
-                [channel_picker("Channel"), audience],
-                submit="Publish",
-                metadata={"group": group_id},
-            )
-            await show(workspaces, body, view)
+    async def _open_publish(self, click: Click) -> None:
+        viewer = click.viewer
+        group_id = as_id(click.value)
+        mine = await asyncio.to_thread(self._groups.groups_of, viewer.team_id)
+        group = next((g for g in mine if g.id == group_id), None)
+        if group is None or group.my_status != "active":
+            raise GroupError("your workspace is not a member of that group")
+        everyone = option(f"Everyone in {group.name}", EVERYONE)
+        others = [
+            option(f"Only {m.name}", m.team_id)
+            for m in group.members
+            if m.status == "active" and m.team_id != viewer.team_id
+        ]
+        audience = select_input(
+            "audience", "Who may subscribe", [everyone, *others[:99]], initial=everyone
+        )
+        view = modal(
+            PUBLISH,
+            "Publish a channel",
+            [channel_picker("Channel"), audience],
+            submit="Publish",
+            metadata={"group": group_id},
+        )
+        await click.open(view)
 
-        @bolt.view(PUBLISH)
-        async def publish(ack: Any, view: dict[str, Any], context: Any) -> None:
-            viewer = viewer_of(context)
-            chosen = (submitted(view, "audience").get("selected_option") or {}).get("value")
-            target = None if chosen in (None, EVERYONE) else str(chosen)
+    async def _publish(self, form: Form) -> None:
+        viewer = form.viewer
+        chosen = form.choice("audience")
+        target = None if chosen in (None, EVERYONE) else chosen
+        group_id = as_id(form.metadata.get("group"))
+        channel_id = _picked_channel(form)
+        name = await ready_channel(self.api(viewer), channel_id)
+        await asyncio.to_thread(
+            self._groups.publish,
+            group_id,
+            viewer.team_id,
+            channel_id,
+            channel_name=name,
+            target_team=target,
+            user_id=viewer.user_id,
+        )
+        teams = await asyncio.to_thread(self._groups.teams_of_group, group_id)
+        await form.close()
+        await self.changed(viewer, teams)
 
-            async def work() -> set[str]:
-                group_id = as_id(metadata(view).get("group"))
-                channel_id = _picked_channel(view)
-                name = await ready_channel(workspaces, viewer.team_id, channel_id)
-                await asyncio.to_thread(
-                    groups.publish,
-                    group_id,
-                    viewer.team_id,
-                    channel_id,
-                    channel_name=name,
-                    target_team=target,
-                    user_id=viewer.user_id,
-                )
-                return await asyncio.to_thread(groups.teams_of_group, group_id)
+    async def _open_subscribe(self, click: Click) -> None:
+        view = modal(
+            SUBSCRIBE,
+            "Subscribe",
+            [
+                mrkdwn("Messages in the channel you pick and the published one are synced."),
+                channel_picker("Your channel"),
+            ],
+            submit="Subscribe",
+            metadata={"sync": as_id(click.value)},
+        )
+        await click.open(view)
 
-            await settle_submission(ack, home, viewer, "channel", work())
+    async def _subscribe(self, form: Form) -> None:
+        viewer = form.viewer
+        sync_id = as_id(form.metadata.get("sync"))
+        channel_id = _picked_channel(form)
+        group_id = await asyncio.to_thread(self._groups.group_of, sync_id)
+        await ready_channel(self.api(viewer), channel_id)
+        await asyncio.to_thread(self._groups.subscribe, sync_id, viewer.team_id, channel_id)
+        teams = await asyncio.to_thread(self._groups.teams_of_group, group_id)
+        await form.close()
+        await self.changed(viewer, teams)
 
-        @bolt.action(SUBSCRIBE)
-        async def open_subscribe(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
-            await ack()
-            try:
-                sync_id = as_id(action.get("value"))
-            except GroupError as exc:
-                await explain(workspaces, body, exc)
-                return
-            view = modal(
-                SUBSCRIBE,
-                "Subscribe",
-                [
-                    mrkdwn("Messages in the channel you pick and the published one are synced."),
-                    channel_picker("Your channel"),
-                ],
-                submit="Subscribe",
-                metadata={"sync": sync_id},
-            )
-            await show(workspaces, body, view)
+    def _own_change(self, apply: Callable[[int, str], object]) -> Callable[[Click], Any]:
+        """A button that changes only the viewer's own channel."""
 
-        @bolt.view(SUBSCRIBE)
-        async def subscribe(ack: Any, view: dict[str, Any], context: Any) -> None:
-            viewer = viewer_of(context)
+        async def handle(click: Click) -> None:
+            await asyncio.to_thread(apply, as_id(click.value), click.viewer.team_id)
+            await self.changed(click.viewer, [click.viewer.team_id])
 
-            async def work() -> set[str]:
-                sync_id = as_id(metadata(view).get("sync"))
-                channel_id = _picked_channel(view)
-                group_id = await asyncio.to_thread(groups.group_of, sync_id)
-                await ready_channel(workspaces, viewer.team_id, channel_id)
-                await asyncio.to_thread(groups.subscribe, sync_id, viewer.team_id, channel_id)
-                return await asyncio.to_thread(groups.teams_of_group, group_id)
+        return handle
 
-            await settle_submission(ack, home, viewer, "channel", work())
+    async def _stop(self, click: Click) -> None:
+        sync_id, team = as_id(click.value), click.viewer.team_id
 
-        def change(apply: Any) -> Any:
-            """A button that changes only the viewer's own channel."""
+        def work() -> set[str]:
+            group_id = self._groups.group_of(sync_id)
+            self._groups.stop(sync_id, team)
+            return self._groups.teams_of_group(group_id)
 
-            async def act(sync_id: int, viewer: Viewer) -> list[str]:
-                await asyncio.to_thread(apply, sync_id, viewer.team_id)
-                return [viewer.team_id]
+        await self.changed(click.viewer, [team, *await asyncio.to_thread(work)])
 
-            return click_handler(workspaces, home, act)
-
-        async def stop(sync_id: int, viewer: Viewer) -> list[str]:
-            def work() -> set[str]:
-                group_id = groups.group_of(sync_id)
-                groups.stop(sync_id, viewer.team_id)
-                return groups.teams_of_group(group_id)
-
-            return [viewer.team_id, *await asyncio.to_thread(work)]
-
-        async def unpublish(sync_id: int, viewer: Viewer) -> list[str]:
-            teams = await asyncio.to_thread(groups.unpublish, sync_id, viewer.team_id)
-            return [viewer.team_id, *teams]
-
-        bolt.action(PAUSE)(change(lambda s, t: groups.set_status(s, t, "paused")))
-        bolt.action(RESUME)(change(lambda s, t: groups.set_status(s, t, "active")))
-        bolt.action(STOP)(click_handler(workspaces, home, stop))
-        bolt.action(UNPUBLISH)(click_handler(workspaces, home, unpublish))
+    async def _unpublish(self, click: Click) -> None:
+        team = click.viewer.team_id
+        teams = await asyncio.to_thread(self._groups.unpublish, as_id(click.value), team)
+        await self.changed(click.viewer, [team, *teams])
 
 
-def _picked_channel(view: dict[str, Any]) -> str:
-    channel_id = str(submitted(view, "channel").get("selected_conversation") or "")
+def _picked_channel(form: Form) -> str:
+    channel_id = str(form.state("channel").get("selected_conversation") or "")
     if not channel_id:
         raise GroupError("pick a channel")
     return channel_id
@@ -283,9 +249,8 @@ def _channel_blocks(channel: ChannelView) -> list[Block]:
                     UNPUBLISH,
                     value,
                     style="danger",
-                    confirm=(
-                        "Unpublish?",
-                        "Every subscribed channel stops syncing with this one.",
+                    confirm=confirm_dialog(
+                        "Unpublish?", "Every subscribed channel stops syncing with this one."
                     ),
                 ),
             ),
@@ -303,7 +268,9 @@ def _channel_blocks(channel: ChannelView) -> list[Block]:
                     STOP,
                     value,
                     style="danger",
-                    confirm=("Stop syncing?", f"<#{local}> stops syncing with this channel."),
+                    confirm=confirm_dialog(
+                        "Stop syncing?", f"<#{local}> stops syncing with this channel."
+                    ),
                 ),
             ),
         ]

@@ -11,33 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
 
 from app.errors import SyncbotError
 from app.federation import signing
 from app.federation.admin import connect, federation_of
 from app.federation.service import PAIRING_TTL, Federation, PeerView
-from app.services import Services
 from app.slack import mrkdwn
-from app.slack.home.section import Block, HomeRefresher, Viewer
-from app.slack.home.sections.access import (
-    REFUSED,
-    Background,
-    admin_viewer,
-    answer_in_time,
-    call_slack,
-    modal_updater,
+from app.slack.home.blocks import (
+    MAX_OPTION_VALUE,
+    Block,
+    actions,
+    button,
+    confirm_dialog,
+    context,
+    header,
+    input_block,
+    modal,
     notice_view,
-    refuse,
+    option,
+    section,
+    static_select,
+    text_element,
 )
-from app.slack.home.sections.blocks import header, plain_text
+from app.slack.home.kit import Click, Form, OnClick, OnSubmit, Route, Section
+from app.slack.home.section import Viewer
 from app.slack.home.sections.scope import refresh_after_change, team_syncs
 from app.store.sync_scope import sync_names_of
-
-if TYPE_CHECKING:
-    from slack_bolt.async_app import AsyncApp
 
 log = logging.getLogger("syncbot.slack.home.federation")
 
@@ -61,99 +63,94 @@ class PeerLine:
     removable: bool
 
 
-def _sync_select(syncs: list[str]) -> dict[str, Any]:
-    return {
-        "type": "static_select",
-        "action_id": "sync",
-        "placeholder": plain_text("One of this workspace's syncs"),
-        "options": [
-            {"text": plain_text(name[:75]), "value": name[:150]} for name in syncs[:MAX_OPTIONS]
-        ],
-    }
+def _sync_select(syncs: list[str]) -> Block:
+    # An option value longer than Slack's limit is cut: such a sync cannot be chosen here.
+    options = [option(name, name[:MAX_OPTION_VALUE]) for name in syncs[:MAX_OPTIONS]]
+    return static_select(options, action_id="sync", placeholder="One of this workspace's syncs")
 
 
 def connect_view(syncs: list[str]) -> Block:
-    return {
-        "type": "modal",
-        "callback_id": CONNECT_VIEW,
-        "title": plain_text("Connect to a peer"),
-        "submit": plain_text("Connect"),
-        "close": plain_text("Cancel"),
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "code",
-                "label": plain_text("Pairing code"),
-                "hint": plain_text("From `syncbot peer invite` or the other instance's App Home."),
-                "element": {"type": "plain_text_input", "action_id": "code", "multiline": True},
-            },
-            {
-                "type": "input",
-                "block_id": "sync",
-                "label": plain_text("Sync the peer joins"),
-                "element": _sync_select(syncs),
-            },
+    code = text_element(action_id="code", multiline=True)
+    return modal(
+        CONNECT_VIEW,
+        "Connect to a peer",
+        [
+            input_block(
+                "code",
+                "Pairing code",
+                code,
+                hint="From `syncbot peer invite` or the other instance's App Home.",
+            ),
+            input_block("sync", "Sync the peer joins", _sync_select(syncs)),
         ],
-    }
+        submit="Connect",
+    )
 
 
 def invite_view(syncs: list[str]) -> Block:
-    return {
-        "type": "modal",
-        "callback_id": INVITE_VIEW,
-        "title": plain_text("Invite a peer"),
-        "submit": plain_text("Create code"),
-        "close": plain_text("Cancel"),
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "sync",
-                "label": plain_text("Sync to share"),
-                "element": _sync_select(syncs),
-            },
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": "The code works once, within "
-                        f"{int(PAIRING_TTL / timedelta(hours=1))} hours. Send it to the other "
-                        "instance's admin privately.",
-                    }
-                ],
-            },
+    hours = int(PAIRING_TTL / timedelta(hours=1))
+    return modal(
+        INVITE_VIEW,
+        "Invite a peer",
+        [
+            input_block("sync", "Sync to share", _sync_select(syncs)),
+            context(
+                f"The code works once, within {hours} hours. Send it to the other instance's "
+                "admin privately."
+            ),
         ],
-    }
+        submit="Create code",
+    )
 
 
-class FederationSection:
+def _peer_block(line: PeerLine, index: int) -> Block:
+    peer = line.peer
+    syncs = (
+        "syncs: " + ", ".join(mrkdwn.escape(s) for s in line.syncs)
+        if line.syncs
+        else "_in no sync_"
+    )
+    remove = None
+    if line.removable:
+        remove = button(
+            "Remove",
+            REMOVE,
+            peer.instance_id,
+            style="danger",
+            confirm=confirm_dialog(
+                "Remove this peer?",
+                "It leaves every sync it is in, and its requests are refused from now on. "
+                "Pairing again needs a new code.",
+                yes="Remove",
+                no="Keep",
+                style=None,
+            ),
+        )
+    return section(
+        f"*{mrkdwn.escape(peer.instance_id)}* · {peer.status}\n{mrkdwn.escape(peer.url)}\n{syncs}",
+        f"home.federation.peer.{index}",
+        accessory=remove,
+    )
+
+
+class FederationSection(Section):
     key = "federation"
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
-        # Pairings still running after their modal was answered (a slow peer).
-        self.background = Background()
-
     def visible(self, viewer: Viewer) -> bool:
-        return viewer.is_admin and self._services.settings.federation_enabled
-
-    def _instance_admin(self, viewer: Viewer) -> bool:
-        primary = self._services.settings.primary_workspace
-        return viewer.is_admin and bool(primary) and viewer.team_id == primary
+        return viewer.is_admin and self.services.settings.federation_enabled
 
     def _federation(self) -> Federation | None:
         try:
-            return federation_of(self._services)
+            return federation_of(self.services)
         except SyncbotError:
             return None
 
     def _peer_lines(self, federation: Federation, viewer: Viewer) -> list[PeerLine]:
         """Peers this viewer may see, with the syncs they are in and whether they may remove."""
-        mine = set(team_syncs(self._services.sessions, viewer.team_id))
-        everything = self._instance_admin(viewer)
+        mine = set(team_syncs(self.services.sessions, viewer.team_id))
+        everything = self.access.is_operator(viewer)
         peers = federation.peers()
-        endpoints = [e for p in peers for e in p.endpoints]
-        sync_of = sync_names_of(self._services.sessions, endpoints)
+        sync_of = sync_names_of(self.services.sessions, [e for p in peers for e in p.endpoints])
         lines = []
         for peer in peers:
             syncs = tuple(sorted({sync_of[e] for e in peer.endpoints if e in sync_of}))
@@ -167,15 +164,7 @@ class FederationSection:
         blocks: list[Block] = [header("Federation")]
         federation = self._federation()
         if federation is None:
-            blocks.append(
-                {
-                    "type": "section",
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": "_Federation is enabled but not running in this process._",
-                    },
-                }
-            )
+            blocks.append(section("_Federation is enabled but not running in this process._"))
             return blocks
 
         def identity() -> tuple[str, str]:
@@ -187,200 +176,129 @@ class FederationSection:
         instance, fingerprint = await asyncio.to_thread(identity)
         url = federation.public_url or "_not set: SYNCBOT_PUBLIC_URL is needed to pair_"
         blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"*This instance* `{mrkdwn.escape(instance)}`\n"
-                    f"Public URL: {mrkdwn.escape(url)}\nKey fingerprint: `{fingerprint}`",
-                },
-            }
+            section(
+                f"*This instance* `{mrkdwn.escape(instance)}`\n"
+                f"Public URL: {mrkdwn.escape(url)}\nKey fingerprint: `{fingerprint}`"
+            )
         )
         lines = await asyncio.to_thread(self._peer_lines, federation, viewer)
-        for i, line in enumerate(lines[:MAX_PEERS]):
-            block: Block = {
-                "type": "section",
-                "block_id": f"home.federation.peer.{i}",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"*{mrkdwn.escape(line.peer.instance_id)}* · {line.peer.status}\n"
-                    f"{mrkdwn.escape(line.peer.url)}\n"
-                    + (
-                        "syncs: " + ", ".join(mrkdwn.escape(s) for s in line.syncs)
-                        if line.syncs
-                        else "_in no sync_"
-                    ),
-                },
-            }
-            if line.removable:
-                block["accessory"] = {
-                    "type": "button",
-                    "action_id": REMOVE,
-                    "style": "danger",
-                    "text": plain_text("Remove"),
-                    "value": line.peer.instance_id,
-                    "confirm": {
-                        "title": plain_text("Remove this peer?"),
-                        "text": {
-                            "type": "mrkdwn",
-                            "text": "It leaves every sync it is in, and its requests are "
-                            "refused from now on. Pairing again needs a new code.",
-                        },
-                        "confirm": plain_text("Remove"),
-                        "deny": plain_text("Keep"),
-                    },
-                }
-            blocks.append(block)
+        blocks += [_peer_block(line, i) for i, line in enumerate(lines[:MAX_PEERS])]
         if not lines:
-            blocks.append(
-                {
-                    "type": "section",
-                    "text": {"type": "mrkdwn", "text": "_No peer takes part in your syncs._"},
-                }
-            )
+            blocks.append(section("_No peer takes part in your syncs._"))
         blocks.append(
-            {
-                "type": "actions",
-                "block_id": "home.federation.actions",
-                "elements": [
-                    {"type": "button", "action_id": OPEN_CONNECT, "text": plain_text("Connect")},
-                    {"type": "button", "action_id": OPEN_INVITE, "text": plain_text("Invite")},
-                ],
-            }
+            actions(
+                "home.federation.actions",
+                button("Connect", OPEN_CONNECT),
+                button("Invite", OPEN_INVITE),
+            )
         )
         return blocks
 
-    def register(self, bolt: AsyncApp, home: HomeRefresher) -> None:
-        bolt.action(OPEN_CONNECT)(self._open(connect_view))
-        bolt.action(OPEN_INVITE)(self._open(invite_view))
-        bolt.action(REMOVE)(self._remove(home))
-        bolt.view(CONNECT_VIEW)(self._connect(home))
-        bolt.view(INVITE_VIEW)(self._invite)
+    def routes(self) -> Iterable[Route]:
+        return [
+            OnClick(OPEN_CONNECT, self._open(connect_view)),
+            OnClick(OPEN_INVITE, self._open(invite_view)),
+            OnClick(REMOVE, self._remove),
+            OnSubmit(CONNECT_VIEW, self._connect),
+            OnSubmit(INVITE_VIEW, self._invite),
+        ]
 
     # -- handlers -----------------------------------------------------------------------------
 
     async def _syncs(self, viewer: Viewer) -> list[str]:
-        return await asyncio.to_thread(team_syncs, self._services.sessions, viewer.team_id)
+        return await asyncio.to_thread(team_syncs, self.services.sessions, viewer.team_id)
 
-    def _open(self, build: Any) -> Any:
-        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
-            await ack()
-            viewer = admin_viewer(context)
-            if viewer is None or self._federation() is None:
-                await refuse(self._services, body)
+    def _open(self, build: Callable[[list[str]], Block]) -> Callable[[Click], Awaitable[None]]:
+        async def handle(click: Click) -> None:
+            if self._federation() is None:
+                await click.refuse()
                 return
-            syncs = await self._syncs(viewer)
-            view = (
+            syncs = await self._syncs(click.viewer)
+            await click.open(
                 build(syncs)
                 if syncs
                 else notice_view("Federation", "Sync a channel first: a peer joins a sync.")
             )
-            await call_slack(
-                self._services, viewer, "views.open", trigger_id=body["trigger_id"], view=view
-            )
 
-        return handler
+        return handle
 
-    async def _checked(
-        self, ack: Any, body: dict[str, Any], context: Any, field: str
-    ) -> tuple[Viewer, Federation, str] | None:
-        """The admin, the service and the chosen sync of a submission, or None (answered)."""
-        viewer = admin_viewer(context)
+    async def _checked(self, form: Form) -> tuple[Federation, str] | None:
+        """The service and the chosen sync of a submission, or None (answered)."""
         federation = self._federation()
-        if viewer is None or federation is None:
-            await ack(response_action="errors", errors={field: REFUSED})
+        if federation is None:
+            await form.refuse()
             return None
-        values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-        chosen = ((values.get("sync") or {}).get("sync") or {}).get("selected_option") or {}
-        sync = str(chosen.get("value") or "")
-        if sync not in await self._syncs(viewer):
-            await ack(
-                response_action="errors",
-                errors={"sync": "Pick a sync this workspace takes part in."},
-            )
+        sync = form.choice("sync") or ""
+        if sync not in await self._syncs(form.viewer):
+            await form.error("sync", "Pick a sync this workspace takes part in.")
             return None
-        return viewer, federation, sync
+        return federation, sync
 
-    async def _invite(self, ack: Any, body: dict[str, Any], context: Any) -> None:
-        checked = await self._checked(ack, body, context, "sync")
+    async def _invite(self, form: Form) -> None:
+        checked = await self._checked(form)
         if checked is None:
             return
-        viewer, federation, sync = checked
+        federation, sync = checked
         try:
             code = await asyncio.to_thread(federation.invite, sync)
         except SyncbotError as exc:
-            await ack(response_action="errors", errors={"sync": str(exc)})
+            await form.error("sync", str(exc))
             return
-        log.info("pairing code created", extra={"team": viewer.team_id, "sync": sync})
-        await ack(
-            response_action="update",
-            view=notice_view(
+        log.info("pairing code created", extra={"team": form.viewer.team_id, "sync": sync})
+        await form.update(
+            notice_view(
                 "Pairing code",
                 f"Send this code to the other instance's admin to join *{mrkdwn.escape(sync)}*"
                 f":\n```{code}```",
-            ),
+            )
         )
 
-    def _connect(self, home: HomeRefresher) -> Any:
-        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
-            checked = await self._checked(ack, body, context, "code")
-            if checked is None:
-                return
-            viewer, federation, sync = checked
-            values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-            code = str(((values.get("code") or {}).get("code") or {}).get("value") or "")
-            if not code.strip():
-                await ack(response_action="errors", errors={"code": "Paste the pairing code."})
-                return
+    async def _connect(self, form: Form) -> None:
+        checked = await self._checked(form)
+        if checked is None:
+            return
+        federation, sync = checked
+        viewer = form.viewer
+        code = form.text("code")
+        if not code.strip():
+            await form.error("code", "Paste the pairing code.")
+            return
 
-            async def work() -> Block:
-                try:
-                    peer = await connect(federation, code, sync)
-                except SyncbotError as exc:  # refused, malformed, unreachable
-                    log.info("pairing failed", extra={"team": viewer.team_id, "error": str(exc)})
-                    return notice_view(
-                        "Not connected", f"Pairing failed: {mrkdwn.escape(str(exc))}"
-                    )
-                log.info("peer connected", extra={"team": viewer.team_id, "peer": peer})
-                await refresh_after_change(home, self._services.sessions, viewer, [sync])
-                return notice_view(
-                    "Connected",
-                    f"Peer `{mrkdwn.escape(peer)}` now takes part in *{mrkdwn.escape(sync)}*.",
-                )
-
-            # The peer may take up to its 15 s timeout; Slack waits 3 s for the answer.
-            pending = notice_view("Connecting…", "Asking the peer to pair…")
-            later = modal_updater(
-                self._services, viewer, (body.get("view") or {}).get("id"), "connect"
-            )
-            await answer_in_time(
-                ack, work(), pending=pending, later=later, background=self.background
-            )
-
-        return handler
-
-    def _remove(self, home: HomeRefresher) -> Any:
-        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
-            await ack()
-            viewer = admin_viewer(context)
-            federation = self._federation()
-            if viewer is None or federation is None:
-                await refuse(self._services, body)
-                return
-            instance = str(body["actions"][0].get("value") or "")
-            lines = await asyncio.to_thread(self._peer_lines, federation, viewer)
-            line = next((x for x in lines if x.peer.instance_id == instance), None)
-            if line is None or not line.removable:
-                log.warning("peer removal outside the workspace's syncs refused")
-                await refuse(self._services, body, NOT_YOURS)
-                return
+        async def work() -> Block:
             try:
-                await asyncio.to_thread(federation.remove, instance)
-            except SyncbotError as exc:
-                log.info("peer removal failed", extra={"error": str(exc)})
-                return
-            log.info("peer removed", extra={"team": viewer.team_id, "peer": instance})
-            # Only the peer's endpoints left the syncs: their Slack workspaces stay the same.
-            await refresh_after_change(home, self._services.sessions, viewer, list(line.syncs))
+                peer = await connect(federation, code, sync)
+            except SyncbotError as exc:  # refused, malformed, unreachable
+                log.info("pairing failed", extra={"team": viewer.team_id, "error": str(exc)})
+                return notice_view("Not connected", f"Pairing failed: {mrkdwn.escape(str(exc))}")
+            log.info("peer connected", extra={"team": viewer.team_id, "peer": peer})
+            await refresh_after_change(self.home, self.services.sessions, viewer, [sync])
+            return notice_view(
+                "Connected",
+                f"Peer `{mrkdwn.escape(peer)}` now takes part in *{mrkdwn.escape(sync)}*.",
+            )
 
-        return handler
+        # The peer may take up to its 15 s timeout; Slack waits 3 s for the answer.
+        pending = notice_view("Connecting…", "Asking the peer to pair…")
+        await form.answer_in_time(work(), pending=pending, what="connect")
+
+    async def _remove(self, click: Click) -> None:
+        viewer = click.viewer
+        federation = self._federation()
+        if federation is None:
+            await click.refuse()
+            return
+        instance = click.value
+        lines = await asyncio.to_thread(self._peer_lines, federation, viewer)
+        line = next((x for x in lines if x.peer.instance_id == instance), None)
+        if line is None or not line.removable:
+            log.warning("peer removal outside the workspace's syncs refused")
+            await click.refuse(NOT_YOURS)
+            return
+        try:
+            await asyncio.to_thread(federation.remove, instance)
+        except SyncbotError as exc:
+            log.info("peer removal failed", extra={"error": str(exc)})
+            return
+        log.info("peer removed", extra={"team": viewer.team_id, "peer": instance})
+        # Only the peer's endpoints left the syncs: their Slack workspaces stay the same.
+        await refresh_after_change(self.home, self.services.sessions, viewer, list(line.syncs))

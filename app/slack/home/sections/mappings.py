@@ -14,22 +14,35 @@ so nothing about it is kept in this process.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from app.errors import SyncbotError
-from app.services import Services
 from app.slack import mrkdwn
-from app.slack.home.section import Block, HomeRefresher, Viewer
-from app.slack.home.sections.access import REFUSED, admin_or_refuse, admin_viewer, call_slack
-from app.slack.home.sections.blocks import context, header, metadata, plain_text
+from app.slack.home.blocks import (
+    Block,
+    actions,
+    button,
+    context,
+    header,
+    input_block,
+    metadata,
+    modal,
+    option,
+    overflow,
+    section,
+    text_element,
+    users_select,
+)
+from app.slack.home.kit import Click, Form, OnClick, OnSubmit, Route, Section
+from app.slack.home.section import Viewer
 from app.slack.profiles import normalize_name
 from app.store.mappings import MappingDirectory, MappingPage, MappingRow
 
 if TYPE_CHECKING:
-    from slack_bolt.async_app import AsyncApp
+    from app.services import Services
 
 log = logging.getLogger("syncbot.slack.home.mappings")
 
@@ -82,27 +95,16 @@ def _row_block(row: MappingRow, index: int) -> Block:
     accessory: Block
     if row.method == "manual":
         # An overflow menu needs two options at least; only an override has two.
-        accessory = {
-            "type": "overflow",
-            "action_id": ROW_MENU,
-            "options": [
-                {"text": plain_text("Change override…"), "value": f"override|{ref}"},
-                {"text": plain_text("Clear override"), "value": f"clear|{ref}"},
+        accessory = overflow(
+            ROW_MENU,
+            [
+                option("Change override…", f"override|{ref}"),
+                option("Clear override", f"clear|{ref}"),
             ],
-        }
+        )
     else:
-        accessory = {
-            "type": "button",
-            "action_id": ROW_MENU,
-            "text": plain_text("Override…"),
-            "value": f"override|{ref}",
-        }
-    return {
-        "type": "section",
-        "block_id": f"home.mappings.row.{index}",
-        "text": {"type": "mrkdwn", "text": _describe(row)},
-        "accessory": accessory,
-    }
+        accessory = button("Override…", ROW_MENU, f"override|{ref}")
+    return section(_describe(row), f"home.mappings.row.{index}", accessory=accessory)
 
 
 def _summary_line(name: str, counts: dict[str | None, int]) -> str:
@@ -115,118 +117,69 @@ def _summary_line(name: str, counts: dict[str | None, int]) -> str:
 
 
 def browser_view(page: MappingPage) -> Block:
-    blocks: list[Block] = [
-        {
-            "type": "input",
-            "block_id": "search",
-            "optional": True,
-            "label": plain_text("Search by name"),
-            "element": {
-                "type": "plain_text_input",
-                "action_id": "query",
-                "placeholder": plain_text("Name or user id"),
-                **({"initial_value": page.query} if page.query else {}),
-            },
-        }
-    ]
+    search = text_element(action_id="query", placeholder="Name or user id", initial=page.query)
+    blocks: list[Block] = [input_block("search", "Search by name", search, optional=True)]
     if page.total:
-        last = page.offset + len(page.rows)
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": f"{page.offset + 1}-{last} of {page.total}"}
-                ],
-            }
-        )
+        blocks.append(context(f"{page.offset + 1}-{page.offset + len(page.rows)} of {page.total}"))
     else:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "_Nobody matches._"}})
+        blocks.append(section("_Nobody matches._"))
     blocks += [_row_block(row, i) for i, row in enumerate(page.rows)]
     nav = []
     if page.offset > 0:
-        nav.append(
-            {
-                "type": "button",
-                "action_id": f"{PAGE}.prev",
-                "text": plain_text("Previous"),
-                "value": str(max(0, page.offset - PAGE_ROWS)),
-            }
-        )
+        nav.append(button("Previous", f"{PAGE}.prev", str(max(0, page.offset - PAGE_ROWS))))
     if page.offset + len(page.rows) < page.total:
-        nav.append(
-            {
-                "type": "button",
-                "action_id": f"{PAGE}.next",
-                "text": plain_text("Next"),
-                "value": str(page.offset + PAGE_ROWS),
-            }
-        )
+        nav.append(button("Next", f"{PAGE}.next", str(page.offset + PAGE_ROWS)))
     if nav:
-        blocks.append({"type": "actions", "block_id": "nav", "elements": nav})
-    return {
-        "type": "modal",
-        "callback_id": BROWSER_VIEW,
-        "title": plain_text("People mapping"),
-        "submit": plain_text("Search"),
-        "close": plain_text("Done"),
-        "private_metadata": json.dumps({"q": page.query, "o": page.offset}),
-        "blocks": blocks,
-    }
+        blocks.append(actions("nav", *nav))
+    return modal(
+        BROWSER_VIEW,
+        "People mapping",
+        blocks,
+        submit="Search",
+        close="Done",
+        metadata={"q": page.query, "o": page.offset},
+    )
 
 
 def override_view(row: MappingRow, browser: dict[str, Any] | None = None) -> Block:
     """The override modal; ``browser`` is the browser modal it was pushed from (id, page)."""
-    element: dict[str, Any] = {
-        "type": "users_select",
-        "action_id": "user",
-        "placeholder": plain_text("Pick a person of this workspace"),
-    }
-    if row.method == "manual" and row.local_user:
-        element["initial_user"] = row.local_user
+    picker = users_select(
+        action_id="user",
+        placeholder="Pick a person of this workspace",
+        initial_user=row.local_user if row.method == "manual" else None,
+    )
     who = f"*{mrkdwn.escape(row.name)}* of *{mrkdwn.escape(row.remote_workspace)}*"
-    return {
-        "type": "modal",
-        "callback_id": OVERRIDE_VIEW,
-        "title": plain_text("Override mapping"),
-        "submit": plain_text("Save"),
-        "close": plain_text("Cancel"),
-        "private_metadata": json.dumps({"t": row.remote_team, "u": row.remote_user, "b": browser}),
-        "blocks": [
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"Who is {who} in this workspace? Their mentions will mention "
-                    "the person you pick, from the next message on.",
-                },
-            },
-            {
-                "type": "input",
-                "block_id": "local",
-                "optional": True,
-                "label": plain_text("Person here"),
-                "hint": plain_text(
-                    "Leave empty to never link them (their name is shown). Overrides never "
-                    "expire; clear one to go back to e-mail and name matching."
-                ),
-                "element": element,
-            },
+    return modal(
+        OVERRIDE_VIEW,
+        "Override mapping",
+        [
+            section(
+                f"Who is {who} in this workspace? Their mentions will mention the person you "
+                "pick, from the next message on."
+            ),
+            input_block(
+                "local",
+                "Person here",
+                picker,
+                optional=True,
+                hint="Leave empty to never link them (their name is shown). Overrides never "
+                "expire; clear one to go back to e-mail and name matching.",
+            ),
         ],
-    }
+        submit="Save",
+        metadata={"t": row.remote_team, "u": row.remote_user, "b": browser},
+    )
 
 
 # --- the section ----------------------------------------------------------------------------
 
 
-class MappingsSection:
+class MappingsSection(Section):
     key = "mappings"
 
     def __init__(self, services: Services) -> None:
-        self._services = services
+        super().__init__(services)
         self.directory = MappingDirectory(services.sessions, normalize=normalize_name)
-
-    def visible(self, viewer: Viewer) -> bool:
-        return viewer.is_admin
 
     async def blocks(self, viewer: Viewer) -> list[Block]:
         summary = await asyncio.to_thread(self.directory.summary, viewer.team_id)
@@ -240,177 +193,110 @@ class MappingsSection:
         ]
         if not summary:
             blocks.append(
-                {
-                    "type": "section",
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": "_No one from another workspace yet: people appear here once "
-                        "they post or are mentioned in a sync._",
-                    },
-                }
+                section(
+                    "_No one from another workspace yet: people appear here once they post or "
+                    "are mentioned in a sync._"
+                )
             )
             return blocks
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": "\n".join(_summary_line(n, c) for n, c in summary[:10]),
-                },
-            }
-        )
+        blocks.append(section("\n".join(_summary_line(n, c) for n, c in summary[:10])))
         page = await asyncio.to_thread(self.directory.page, viewer.team_id, limit=HOME_ROWS)
         blocks += [_row_block(row, i) for i, row in enumerate(page.rows)]
         blocks.append(
-            {
-                "type": "actions",
-                "block_id": "home.mappings.more",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": OPEN_BROWSER,
-                        "text": plain_text(f"Search or see all ({page.total})"),
-                    }
-                ],
-            }
+            actions(
+                "home.mappings.more", button(f"Search or see all ({page.total})", OPEN_BROWSER)
+            )
         )
         return blocks
 
-    def register(self, bolt: AsyncApp, home: HomeRefresher) -> None:
-        bolt.action(OPEN_BROWSER)(self._open_browser)
-        bolt.action(re.compile(rf"^{re.escape(PAGE)}\."))(self._turn_page)
-        bolt.action(ROW_MENU)(self._row_menu(home))
-        bolt.view(BROWSER_VIEW)(self._search)
-        bolt.view(OVERRIDE_VIEW)(self._save_override(home))
+    def routes(self) -> Iterable[Route]:
+        return [
+            OnClick(OPEN_BROWSER, self._open_browser),
+            OnClick(re.compile(rf"^{re.escape(PAGE)}\."), self._turn_page),
+            OnClick(ROW_MENU, self._row_menu),
+            OnSubmit(BROWSER_VIEW, self._search, field="search"),
+            OnSubmit(OVERRIDE_VIEW, self._save_override, field="local"),
+        ]
 
-    # -- handlers -----------------------------------------------------------------------------
-
-    async def _open_browser(self, ack: Any, body: dict[str, Any], context: Any) -> None:
-        await ack()
-        viewer = await admin_or_refuse(self._services, body, context)
-        if viewer is None:
-            return
-        page = await asyncio.to_thread(self.directory.page, viewer.team_id, limit=PAGE_ROWS)
-        await call_slack(
-            self._services,
-            viewer,
-            "views.open",
-            trigger_id=body["trigger_id"],
-            view=browser_view(page),
-        )
-
-    async def _turn_page(self, ack: Any, body: dict[str, Any], context: Any) -> None:
-        await ack()
-        viewer = await admin_or_refuse(self._services, body, context)
-        if viewer is None:
-            return
-        view = body.get("view") or {}
-        state = metadata(view)
-        offset = _int(body["actions"][0].get("value"))
-        await self._update_browser(viewer, str(view.get("id")), str(state.get("q") or ""), offset)
-
-    async def _update_browser(self, viewer: Viewer, view_id: str, query: str, offset: int) -> None:
-        page = await asyncio.to_thread(
+    async def _page(self, viewer: Viewer, query: str = "", offset: int = 0) -> MappingPage:
+        return await asyncio.to_thread(
             self.directory.page, viewer.team_id, query=query, offset=offset, limit=PAGE_ROWS
         )
-        await call_slack(
-            self._services, viewer, "views.update", view_id=view_id, view=browser_view(page)
+
+    async def _open_browser(self, click: Click) -> None:
+        await click.open(browser_view(await self._page(click.viewer)))
+
+    async def _turn_page(self, click: Click) -> None:
+        state = metadata(dict(click.view))
+        view_id = str(click.view.get("id"))
+        await self._update_browser(
+            click.viewer, view_id, str(state.get("q") or ""), _int(click.value)
         )
 
-    async def _search(self, ack: Any, body: dict[str, Any], context: Any) -> None:
-        viewer = admin_viewer(context)
-        if viewer is None:
-            await ack(response_action="errors", errors={"search": REFUSED})
+    async def _update_browser(self, viewer: Viewer, view_id: str, query: str, offset: int) -> None:
+        page = await self._page(viewer, query, offset)
+        await self.api(viewer).call("views.update", view_id=view_id, view=browser_view(page))
+
+    async def _search(self, form: Form) -> None:
+        await form.update(browser_view(await self._page(form.viewer, form.text("search"))))
+
+    async def _row_menu(self, click: Click) -> None:
+        viewer = click.viewer
+        verb, team, user = _parse_ref(click.value)
+        if verb is None or not await asyncio.to_thread(
+            self.directory.shares_sync, viewer.team_id, team
+        ):
+            log.warning("mapping action for an unrelated person refused")
             return
-        values = (body.get("view") or {}).get("state", {}).get("values", {})
-        query = str(((values.get("search") or {}).get("query") or {}).get("value") or "")
-        page = await asyncio.to_thread(
-            self.directory.page, viewer.team_id, query=query, limit=PAGE_ROWS
-        )
-        await ack(response_action="update", view=browser_view(page))
-
-    def _row_menu(self, home: HomeRefresher) -> Any:
-        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
-            await ack()
-            viewer = await admin_or_refuse(self._services, body, context)
-            if viewer is None:
+        view = dict(click.view)
+        if verb == "override":
+            row = await asyncio.to_thread(self.directory.person, viewer.team_id, team, user)
+            if row is None:
                 return
-            action = body["actions"][0]
-            chosen = (action.get("selected_option") or {}).get("value") or action.get("value")
-            verb, team, user = _parse_ref(chosen)
-            if verb is None or not await asyncio.to_thread(
-                self.directory.shares_sync, viewer.team_id, team
-            ):
-                log.warning("mapping action for an unrelated person refused")
-                return
-            view = body.get("view") or {}
-            in_modal = view.get("type") == "modal"
-            if verb == "override":
-                row = await asyncio.to_thread(self.directory.person, viewer.team_id, team, user)
-                if row is None:
-                    return
-                browser = {"id": view["id"], **metadata(view)} if in_modal else None
-                modal = override_view(row, browser)
-                method = "views.push" if in_modal else "views.open"
-                await call_slack(
-                    self._services, viewer, method, trigger_id=body["trigger_id"], view=modal
-                )
-                return
-            await asyncio.to_thread(self.directory.clear, viewer.team_id, team, user)
-            log.info("mapping override cleared", extra={"team": viewer.team_id})
-            if in_modal:
-                state = metadata(view)
-                await self._update_browser(
-                    viewer, str(view["id"]), str(state.get("q") or ""), _int(state.get("o"))
-                )
-            await home.refresh(viewer)
-
-        return handler
-
-    def _save_override(self, home: HomeRefresher) -> Any:
-        async def handler(ack: Any, body: dict[str, Any], context: Any) -> None:
-            viewer = admin_viewer(context)
-            if viewer is None:
-                await ack(response_action="errors", errors={"local": REFUSED})
-                return
-            view = body.get("view") or {}
-            meta = metadata(view)
-            team, user = str(meta.get("t") or ""), str(meta.get("u") or "")
-            values = (view.get("state") or {}).get("values") or {}
-            chosen = ((values.get("local") or {}).get("user") or {}).get("selected_user")
-            if chosen is not None and not _USER_ID.match(str(chosen)):
-                await ack(response_action="errors", errors={"local": "Pick a person."})
-                return
-            if (
-                not _TEAM_ID.match(team)
-                or not _USER_ID.match(user)
-                or not await asyncio.to_thread(self.directory.shares_sync, viewer.team_id, team)
-            ):
-                await ack(
-                    response_action="errors",
-                    errors={"local": "That workspace no longer shares a sync with this one."},
-                )
-                return
-            # Stored before the modal closes, so a failure shows in the modal, not nowhere.
-            await asyncio.to_thread(
-                self._services.slack.mentions.set_manual, team, user, viewer.team_id, chosen
+            if click.in_modal:
+                await click.push(override_view(row, {"id": view["id"], **metadata(view)}))
+            else:
+                await click.open(override_view(row))
+            return
+        await asyncio.to_thread(self.directory.clear, viewer.team_id, team, user)
+        log.info("mapping override cleared", extra={"team": viewer.team_id})
+        if click.in_modal:
+            state = metadata(view)
+            await self._update_browser(
+                viewer, str(view["id"]), str(state.get("q") or ""), _int(state.get("o"))
             )
-            await ack()
-            log.info("mapping override set", extra={"team": viewer.team_id})
-            browser = meta.get("b")
-            if isinstance(browser, dict) and browser.get("id"):
-                try:
-                    await self._update_browser(
-                        viewer,
-                        str(browser["id"]),
-                        str(browser.get("q") or ""),
-                        _int(browser.get("o")),
-                    )
-                except SyncbotError:
-                    log.info("mapping browser closed before it could be updated")
-            await home.refresh(viewer)
+        await self.home.refresh(viewer)
 
-        return handler
+    async def _save_override(self, form: Form) -> None:
+        viewer = form.viewer
+        meta = form.metadata
+        team, user = str(meta.get("t") or ""), str(meta.get("u") or "")
+        chosen = form.state("local").get("selected_user")
+        if chosen is not None and not _USER_ID.match(str(chosen)):
+            await form.error("local", "Pick a person.")
+            return
+        if (
+            not _TEAM_ID.match(team)
+            or not _USER_ID.match(user)
+            or not await asyncio.to_thread(self.directory.shares_sync, viewer.team_id, team)
+        ):
+            await form.error("local", "That workspace no longer shares a sync with this one.")
+            return
+        # Stored before the modal closes, so a failure shows in the modal, not nowhere.
+        await asyncio.to_thread(
+            self.services.slack.mentions.set_manual, team, user, viewer.team_id, chosen
+        )
+        await form.close()
+        log.info("mapping override set", extra={"team": viewer.team_id})
+        browser = meta.get("b")
+        if isinstance(browser, dict) and browser.get("id"):
+            try:
+                await self._update_browser(
+                    viewer, str(browser["id"]), str(browser.get("q") or ""), _int(browser.get("o"))
+                )
+            except SyncbotError:
+                log.info("mapping browser closed before it could be updated")
+        await self.home.refresh(viewer)
 
 
 def _int(value: Any) -> int:

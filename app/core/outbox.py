@@ -221,7 +221,9 @@ class Outbox:
             return await self._failed(task, wrapped, report)
         await asyncio.to_thread(self._store.complete, task, result)
         if task.kind is Kind.POST and task.post_id and result.native_id:
-            made[task.post_id] = Copy(task.target, result.native_id, result.thread_native_id)
+            made[task.post_id] = Copy(
+                task.target, result.native_id, result.thread_native_id, result.parts
+            )
         report.delivered += 1
         report.settled.add(task.uid)
         return True

@@ -43,6 +43,8 @@ class Copy:
     endpoint: Endpoint
     native_id: str
     thread_native_id: str | None = None
+    # Its other native ids (file shares): a delete removes them too.
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +94,12 @@ class DeliveryTask:
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """What a deliverer reports back: the native id of a new copy (posts only)."""
+    """What a deliverer reports back: the native id of a new copy (posts only), and the
+    native ids of its other parts (file shares) that a delete must remove too."""
 
     native_id: str | None = None
     thread_native_id: str | None = None
+    parts: tuple[str, ...] = ()
 
 
 class RelayTransaction(Protocol):

@@ -122,15 +122,17 @@ class MatrixDeliverer:
             body, source=source, allow_broadcast=bool(payload.get("allow_broadcast"))
         )
         files = [FileRef.from_json(f) for f in payload.get("files") or []]
-        first: str | None = None
+        events: list[str] = []
         if content["body"].strip() or not files:
-            first = await self._send(intent, room, content, parent, txn_id=task.uid)
+            events.append(await self._send(intent, room, content, parent, txn_id=task.uid))
         for index, ref in enumerate(files):
-            event_id = await self._send_file(
-                intent, room, source, ref, parent, txn_id=f"{task.uid}.f{index}"
+            events.append(
+                await self._send_file(
+                    intent, room, source, ref, parent, txn_id=f"{task.uid}.f{index}"
+                )
             )
-            first = first or event_id
-        return Delivered(native_id=first, thread_native_id=parent)
+        # The first event is the copy; the file events are its parts, which a delete redacts.
+        return Delivered(native_id=events[0], thread_native_id=parent, parts=tuple(events[1:]))
 
     async def _named_mentions(self, body: richtext.Node, source: Endpoint) -> richtext.Node:
         """Give mentions of remote people their display names, which label the pills."""
@@ -221,8 +223,13 @@ class MatrixDeliverer:
         # Redact as the ghost that sent it: a user may always redact their own events, while
         # the bot needs power in rooms it did not create.
         sender = await self._sender_of(room, copy)
+        intent = self._hs.intent(sender)
+        parts = task.copy.parts if task.copy is not None else ()
         async with matrix_errors("redact"):
-            await redact(self._hs.intent(sender), room, copy, txn_id=task.uid)
+            # Every event of the copy (a text and its files), each under its own txn id.
+            for index, part in enumerate(parts):
+                await redact(intent, room, part, txn_id=f"{task.uid}.p{index}")
+            await redact(intent, room, copy, txn_id=task.uid)
 
     async def _react(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)

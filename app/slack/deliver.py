@@ -103,7 +103,7 @@ class SlackDeliverer:
                 )
                 await api.call("chat.update", channel=channel, ts=copy, text=text or " ")
             case Kind.DELETE:
-                await api.call("chat.delete", channel=channel, ts=self._require_copy(task))
+                await self._delete(api, channel, task)
             case Kind.REACT:
                 await self._react(api, channel, task)
             case Kind.UNREACT:
@@ -133,12 +133,25 @@ class SlackDeliverer:
     async def _post(self, api: SlackApi, team: str, channel: str, task: DeliveryTask) -> Delivered:
         payload = task.payload
         thread_ts = task.parent_copy.native_id if task.parent_copy else None
+        source = _source(task)
+        files = [FileRef.from_json(f) for f in payload.get("files") or []]
         if task.outcome_unknown:
             found = await self._find_existing(api, channel, task, thread_ts)
             if found:
                 log.info("earlier attempt had landed", extra={"delivery": task.uid})
-                return Delivered(native_id=found, thread_native_id=thread_ts)
-        source = _source(task)
+                parts: list[str] = []
+                if files:
+                    # The files an earlier attempt copied are in the thread; copy the rest.
+                    earlier = await self._file_shares(api, channel, thread_ts or found, found)
+                    parts = list(earlier.values())
+                    parts += await self._copy_files(
+                        files, source, api, channel, thread_ts or found, frozenset(earlier)
+                    )
+                return Delivered(
+                    native_id=found,
+                    thread_native_id=thread_ts,
+                    parts=tuple(f"file:{p}" for p in parts),
+                )
         author = await self._authors.resolve(source, Author.from_json(payload["author"]))
         text = await self._renderer.render(
             payload.get("body"),
@@ -147,7 +160,6 @@ class SlackDeliverer:
             target_channel=channel,
             allow_broadcast=bool(payload.get("allow_broadcast")),
         )
-        files = [FileRef.from_json(f) for f in payload.get("files") or []]
         replying = payload.get("thread_post_id") or payload.get("parent_link")
         if replying and thread_ts is None:
             # The parent never reached this channel: post the reply on its own, linked to
@@ -174,11 +186,59 @@ class SlackDeliverer:
         }
         response = await api.call("chat.postMessage", **params)
         ts = str(response["ts"])
-        if files:
-            await self._files.copy_all(
-                files, source=source, target=api, channel=channel, thread_ts=thread_ts or ts
+        copied = await self._copy_files(files, source, api, channel, thread_ts or ts)
+        return Delivered(
+            native_id=ts, thread_native_id=thread_ts, parts=tuple(f"file:{f}" for f in copied)
+        )
+
+    async def _copy_files(
+        self,
+        files: list[FileRef],
+        source: Endpoint,
+        api: SlackApi,
+        channel: str,
+        thread_ts: str,
+        done: frozenset[str] = frozenset(),
+    ) -> list[str]:
+        if not files:
+            return []
+        try:
+            return await self._files.copy_all(
+                files, source=source, target=api, channel=channel, thread_ts=thread_ts, done=done
             )
-        return Delivered(native_id=ts, thread_native_id=thread_ts)
+        except RemoteError as exc:
+            # The message is posted: the next attempt must find it, not post it again.
+            exc.outcome_unknown = True
+            raise
+
+    async def _file_shares(
+        self, api: SlackApi, channel: str, thread_ts: str, after: str
+    ) -> dict[str, str]:
+        """Files our bot shared into ``thread_ts`` after ``after``: name -> file id."""
+        data = await api.call(
+            "conversations.replies", channel=channel, ts=thread_ts, oldest=after, limit=200
+        )
+        bot_id = self._workspaces.info(api.team_id).bot_id
+        shares: dict[str, str] = {}
+        for message in data.get("messages") or []:
+            if bot_id and message.get("bot_id") != bot_id:
+                continue
+            for f in message.get("files") or []:
+                if f.get("name") and f.get("id"):
+                    shares.setdefault(str(f["name"]), str(f["id"]))
+        return shares
+
+    async def _delete(self, api: SlackApi, channel: str, task: DeliveryTask) -> None:
+        ts = self._require_copy(task)
+        # Every part of the copy: its file shares (thread replies of their own) first, so a
+        # retry after a partial delete still finds the message to delete.
+        assert task.copy is not None
+        for part in task.copy.parts:
+            kind, _, native = part.partition(":")
+            if kind != "file":
+                continue
+            await api.call("files.delete", file=native)
+        await api.call("chat.delete", channel=channel, ts=ts)
 
     async def _find_existing(
         self, api: SlackApi, channel: str, task: DeliveryTask, thread_ts: str | None

@@ -130,16 +130,29 @@ class FileCopier:
         target: SlackApi,
         channel: str,
         thread_ts: str | None,
-    ) -> None:
-        """Upload every file into ``channel``/``thread_ts``; a file that cannot be copied is
-        replaced by a short notice instead of failing the whole message (which has been
-        posted already)."""
+        done: frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """Upload every file into ``channel``/``thread_ts``, except those named in ``done``
+        (copied by an earlier attempt), and return the ids of the copies.
+
+        A file refused for good (too large, a type or size the target forbids, gone at the
+        source) is replaced by a short notice instead of failing the whole message (which has
+        been posted already). A passing failure (429, 5xx, a timeout) is raised: the delivery
+        is retried like any other, and its next attempt copies only what is still missing.
+        """
+        copied: list[str] = []
         for ref in files:
+            if ref.name in done:
+                continue
             try:
-                await self._copy_one(
-                    ref, source=source, target=target, channel=channel, thread_ts=thread_ts
+                copied.append(
+                    await self._copy_one(
+                        ref, source=source, target=target, channel=channel, thread_ts=thread_ts
+                    )
                 )
             except RemoteError as exc:
+                if exc.retryable:
+                    raise
                 log.warning("file not copied", extra={"file": ref.native_id, "error": str(exc)})
                 await target.call(
                     "chat.postMessage",
@@ -147,6 +160,7 @@ class FileCopier:
                     thread_ts=thread_ts,
                     text=f"(file {ref.name} could not be copied: {exc})",
                 )
+        return copied
 
     async def _copy_one(
         self,
@@ -156,7 +170,7 @@ class FileCopier:
         target: SlackApi,
         channel: str,
         thread_ts: str | None,
-    ) -> None:
+    ) -> str:
         spool, size = await self._spool(source, ref)
         with spool:
             ticket = await target.call(
@@ -171,6 +185,7 @@ class FileCopier:
                         f"upload failed with HTTP {resp.status}",
                         network="slack",
                         status=resp.status,
+                        retryable=resp.status >= 500 or resp.status == 429,
                     )
             await target.call(
                 "files.completeUploadExternal",
@@ -178,3 +193,4 @@ class FileCopier:
                 channel_id=channel,
                 thread_ts=thread_ts,
             )
+        return str(ticket["file_id"])

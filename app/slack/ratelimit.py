@@ -42,6 +42,7 @@ METHOD_TIERS: dict[str, int] = {
     "files.info": 4,
     "files.getUploadURLExternal": 4,
     "files.completeUploadExternal": 4,
+    "files.delete": 3,
 }
 DEFAULT_TIER = 3
 POST_PER_SECOND = 1.0

@@ -42,6 +42,7 @@ RETRYABLE_CODES = frozenset(
 # Errors that mean an operation is already in the state we wanted.
 IDEMPOTENT_OK = {
     "chat.delete": {"message_not_found"},
+    "files.delete": {"file_not_found", "file_deleted"},
     "reactions.add": {"already_reacted"},
     "reactions.remove": {"no_reaction"},
     "conversations.join": {"already_in_channel"},

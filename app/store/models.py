@@ -177,6 +177,9 @@ class MessageCopy(Base):
     thread_native_id: Mapped[str | None] = mapped_column(String(NATIVE_ID))
     is_source: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The copy's other native ids, which a delete must remove too: the file shares posted
+    # with it (``file:F…`` on Slack, the file events on Matrix).
+    parts: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Reaction(Base):

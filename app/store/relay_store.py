@@ -409,15 +409,18 @@ class SqlStore:
         targets = {r.target_endpoint for r in rows}
         copies: dict[tuple[str, str], Copy] = {}
         if post_ids:
-            for post_id, endpoint, native_id, thread in s.execute(
+            for post_id, endpoint, native_id, thread, parts in s.execute(
                 select(
                     MessageCopy.post_id,
                     MessageCopy.endpoint,
                     MessageCopy.native_id,
                     MessageCopy.thread_native_id,
+                    MessageCopy.parts,
                 ).where(MessageCopy.post_id.in_(post_ids), MessageCopy.endpoint.in_(targets))
             ):
-                copies[(post_id, endpoint)] = Copy(Endpoint.parse(endpoint), native_id, thread)
+                copies[(post_id, endpoint)] = Copy(
+                    Endpoint.parse(endpoint), native_id, thread, tuple(parts or ())
+                )
         tasks = []
         for r in rows:
             parent_id = r.payload.get("thread_post_id")
@@ -464,6 +467,7 @@ class SqlStore:
                         thread_native_id=result.thread_native_id,
                         is_source=False,
                         created_at=now,
+                        parts=list(result.parts) or None,
                     )
                 )
 

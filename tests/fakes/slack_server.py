@@ -126,6 +126,7 @@ class FakeSlack:
         self.event_retry_delays = (0.05, 0.1, 0.2)
         self.event_timeout = 3.0
         self.files: dict[str, bytes] = {}
+        self.deleted_files: set[str] = set()
         self._pending_uploads: dict[str, dict[str, Any]] = {}
         self._rng = random.Random(1234)
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
@@ -541,6 +542,21 @@ class FakeSlack:
                 "file_id": file_id,
                 "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}",
             }, None
+        if method == "files.delete":
+            # https://api.slack.com/methods/files.delete: the file and its shares disappear;
+            # an unknown id answers file_not_found, a deleted one file_deleted.
+            file_id = str(p.get("file") or "")
+            if file_id in self.deleted_files:
+                return err("file_deleted")
+            if file_id not in self.files:
+                return err("file_not_found")
+            del self.files[file_id]
+            self.deleted_files.add(file_id)
+            for ch in team.channels.values():
+                for m in ch.messages:
+                    if m.files and all(f.get("id") == file_id for f in m.files):
+                        m.deleted = True
+            return {"ok": True}, None
         if method == "files.completeUploadExternal":
             files = json.loads(p["files"]) if isinstance(p.get("files"), str) else p["files"]
             channel = team.channels.get(str(p.get("channel_id")))

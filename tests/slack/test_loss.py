@@ -99,3 +99,54 @@ def test_bot_removed_from_channels_rejoins_or_holds_then_delivers_the_backlog(wo
     slack.user_posts("T1", "C1", "U1", "after return")
     wait_for(lambda: "after return" in _texts(slack, "T3", "C3"))
     assert len(slack.messages("T3", "DU3A")) == 1
+
+
+def _file_shares(slack: FakeSlack, team: str, channel: str, thread_ts: str) -> list:
+    return [m for m in slack.messages(team, channel) if m.files and m.thread_ts == thread_ts]
+
+
+def test_a_passing_upload_failure_is_retried_not_replaced_by_a_note(world) -> None:
+    slack, _server = world
+    # #17 item 4: a 429 and a 5xx on the upload steps are retried; the file arrives once.
+    slack.fail("files.getUploadURLExternal", "429")
+    slack.fail("files.completeUploadExternal", "500")
+    f = slack.add_file(b"report bytes" * 50, "report.pdf", "application/pdf")
+    slack.user_posts("T1", "C1", "U1", "the report", files=[f])
+    for team, channel in (("T2", "C2"), ("T3", "C3")):
+        post = wait_for(
+            lambda t=team, c=channel: next(
+                (m for m in slack.messages(t, c) if m.text == "the report"), None
+            )
+        )
+        wait_for(lambda t=team, c=channel, p=post: _file_shares(slack, t, c, p.ts))
+    for team, channel in (("T2", "C2"), ("T3", "C3")):
+        texts = [m.text for m in slack.messages(team, channel)]
+        assert texts.count("the report") == 1
+        assert not [t for t in texts if "could not be copied" in t]
+    shares = [m for t, c in (("T2", "C2"), ("T3", "C3")) for m in slack.messages(t, c) if m.files]
+    assert len(shares) == 2
+    # A permanent refusal still becomes a note.
+    big = slack.add_file(b"x" * 10, "big.bin", "application/octet-stream")
+    big["size"] = 10**12
+    slack.user_posts("T1", "C1", "U1", "too big", files=[big])
+    wait_for(lambda: [m for m in slack.messages("T2", "C2") if "could not be copied" in m.text])
+
+
+def test_a_delete_removes_the_file_copies_in_every_workspace(world) -> None:
+    slack, _server = world
+    # #17 item 8: the file copies are thread replies of their own; a delete removes them too.
+    f = slack.add_file(b"\x89PNG private" * 20, "private.png", "image/png")
+    ts = slack.user_posts("T1", "C1", "U1", "oops, wrong channel", files=[f])
+    copies = {}
+    for team, channel in (("T2", "C2"), ("T3", "C3")):
+        post = wait_for(
+            lambda t=team, c=channel: next(
+                (m for m in slack.messages(t, c) if "wrong channel" in m.text), None
+            )
+        )
+        wait_for(lambda t=team, c=channel, p=post: _file_shares(slack, t, c, p.ts))
+        copies[team] = post
+    slack.user_deletes("T1", "C1", ts)
+    for team, channel in (("T2", "C2"), ("T3", "C3")):
+        wait_for(lambda t=team, c=channel: not slack.messages(t, c))
+        assert not [m for m in slack.messages(team, channel) if m.files]

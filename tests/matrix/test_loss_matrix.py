@@ -1,0 +1,30 @@
+"""Nothing lost or left behind between Slack and a real Synapse (#17)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.matrix.conftest import World
+from tests.matrix.test_bridge_e2e import from_ghost, room_event
+from tests.slack.harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_delete_redacts_every_event_of_a_text_and_file_post(world: World) -> None:
+    w = world
+    # #17 item 8: a text with two files is three Matrix events; a delete redacts all three.
+    one = w.slack.add_file(b"\x89PNG-one", "one.png", "image/png")
+    two = w.slack.add_file(b"plain two", "two.txt", "text/plain")
+    ts = w.slack.user_posts("T1", "C1", "U1", "private things", files=[one, two])
+    text = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "private things")
+    pic = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "one.png")
+    doc = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "two.txt")
+    w.slack.user_deletes("T1", "C1", ts)
+    ids = {text["event_id"], pic["event_id"], doc["event_id"]}
+
+    def redacted() -> bool:
+        events = {e["event_id"]: e for e in w.alice.events(w.room)}
+        return all(i in events and not events[i]["content"] for i in ids)
+
+    wait_for(redacted)

@@ -62,6 +62,8 @@ class Runtime:
     maintenance: list[MaintenanceTask] = field(default_factory=list)
     # The sync machinery (app.services.Services), attached by build_runtime.
     services: Any = None
+    # The Prometheus registry and live series (app.metrics.Metrics), made with /metrics.
+    metrics: Any = None
 
     def add_routes(self, *routes: BaseRoute) -> None:
         """Serve ``routes`` from the ASGI app (call before :func:`app.web.create_app`)."""

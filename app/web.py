@@ -185,6 +185,10 @@ def create_app(
     )
     # Inside the request id (a refusal carries one), outside every route.
     app.add_middleware(BodyLimitMiddleware)
+    if runtime.metrics is not None:
+        from app.metrics import HttpMetricsMiddleware
+
+        app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics.http, routes=all_routes)
     app.add_middleware(RequestIdMiddleware)
     app.state.runtime = runtime
     return app

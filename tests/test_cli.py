@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -96,6 +97,29 @@ def test_serve_fresh_directory_starts_on_sqlite(
     key_file = tmp_path / DEV_KEY_FILE
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert len(key_file.read_text().strip()) >= 32
+    proc.terminate()
+    _out, err = proc.communicate(timeout=30)
+    entries = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    # serve logs JSON: one object per line, and uvicorn's ANSI-coloured copy stays out.
+    assert entries and len(entries) == len(err.splitlines()), err
+    assert "color_message" not in err and "\x1b" not in err
+    # The start-up summary names every part and says why it is on or off.
+    [line] = [e for e in entries if e["message"].startswith("parts: ")]
+    assert set(line["parts"]) == {
+        "slack-events",
+        "slack-oauth",
+        "socket-mode",
+        "matrix",
+        "federation",
+        "dispatch",
+        "metrics",
+    }
+    assert line["parts"]["slack-events"] == {
+        "on": False,
+        "why": "SLACK_SIGNING_SECRET not set: Socket Mode only",
+    }
+    assert line["parts"]["metrics"]["on"] is True
+    assert "matrix off (MATRIX_HOMESERVER_URL, " in line["message"]
 
 
 def test_serve_with_unreachable_database_fails_clearly(tmp_path: Path) -> None:

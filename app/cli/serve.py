@@ -10,6 +10,7 @@ from typing import Any
 
 from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, settings_or_exit
 from app.errors import ConfigError
+from app.parts import parts, summary
 from app.runtime import Runtime, build_runtime
 from app.store.migrate import current_revisions, head_revisions, upgrade
 
@@ -76,6 +77,22 @@ class MaintenanceTicker:
             await asyncio.sleep(self.interval)
 
 
+def socket_mode_workspaces(runtime: Runtime) -> int:
+    """Active workspaces with an app token: the ones serve's Socket Mode worker connects."""
+    from sqlalchemy import func, select
+
+    from app.store.models import Workspace
+
+    with runtime.sessions() as session:
+        return int(
+            session.execute(
+                select(func.count()).where(
+                    Workspace.app_token_enc.is_not(None), Workspace.status == "active"
+                )
+            ).scalar_one()
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -107,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
         runtime.add_worker(MaintenanceTicker(runtime))
         app = create_app(runtime)
         port = args.port or settings.port
+        found = parts(settings, socket_workspaces=socket_mode_workspaces(runtime))
+        log.info(
+            summary(found),
+            extra={"parts": {p.name: {"on": p.on, "why": p.why} for p in found}},
+        )
         log.info(
             "serving",
             extra={

@@ -31,6 +31,10 @@ MAX_REFILLS = 10
 # Told when a target starts being held (tell its admins): the held delivery and the failure.
 HoldListener = Callable[[DeliveryTask, RemoteError], Awaitable[None]]
 
+# Told the outcome of every attempt, as it is recorded: "delivered", "retried" or "dead"
+# (metrics). Called on the event loop: it must be quick and must not raise.
+DeliveryObserver = Callable[[DeliveryTask, str], None]
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -111,6 +115,7 @@ class Outbox:
         self._inflight: set[asyncio.Task[None]] = set()
         # Called (never awaited by a lane for long: errors are logged) when a target is held.
         self.on_hold: list[HoldListener] = []
+        self.observers: list[DeliveryObserver] = []
 
     def register(self, deliverer: Deliverer) -> None:
         self._deliverers[deliverer.network] = deliverer
@@ -220,6 +225,7 @@ class Outbox:
             )
             return await self._failed(task, wrapped, report)
         await asyncio.to_thread(self._store.complete, task, result)
+        self._observe(task, "delivered")
         if task.kind is Kind.POST and task.post_id and result.native_id:
             made[task.post_id] = Copy(
                 task.target, result.native_id, result.thread_native_id, result.parts
@@ -250,6 +256,7 @@ class Outbox:
         }
         if verdict.dead:
             await asyncio.to_thread(self._store.mark_dead, task, error=error)
+            self._observe(task, "dead")
             report.dead += 1
             report.settled.add(task.uid)
             log.error("delivery dead", extra=facts)
@@ -262,6 +269,7 @@ class Outbox:
             delay_seconds=verdict.delay,
             outcome_unknown=exc.outcome_unknown or task.outcome_unknown,
         )
+        self._observe(task, "retried")
         report.retried += 1
         if verdict.newly_held:
             log.error("target held: its deliveries wait", extra=facts)
@@ -271,6 +279,13 @@ class Outbox:
                 "delivery failed, will retry", extra=facts | {"delay_s": round(verdict.delay, 2)}
             )
         return False
+
+    def _observe(self, task: DeliveryTask, outcome: str) -> None:
+        for observer in self.observers:
+            try:
+                observer(task, outcome)
+            except Exception:
+                log.exception("delivery observer failed", extra={"delivery": task.uid})
 
     async def _tell_hold(self, task: DeliveryTask, exc: RemoteError) -> None:
         for listener in self.on_hold:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -60,7 +60,7 @@ class MappingDirectory:
             select(Workspace.id).where(Workspace.team_id == team_id, Workspace.status == "active")
         ).scalar_one_or_none()
 
-    def _remote_ids(self, local_id: int) -> Select[tuple[int]]:
+    def _remote_ids(self, local_id: int) -> Select[int | None]:
         mine = select(SyncEndpoint.sync_id).where(SyncEndpoint.workspace_id == local_id)
         return (
             select(SyncEndpoint.workspace_id)
@@ -85,7 +85,7 @@ class MappingDirectory:
             ).first()
             return found is not None
 
-    def _joined(self, local_id: int) -> Select[Any]:
+    def _joined(self, local_id: int) -> Select[Unpack[tuple[Any, ...]]]:
         return (
             select(
                 Workspace.team_id,

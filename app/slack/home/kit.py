@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -43,6 +44,8 @@ log = logging.getLogger("syncbot.slack.home")
 ACK_BUDGET = 2.0
 
 Ack = Callable[..., Awaitable[Any]]
+ClickHandler = Callable[["Click"], Awaitable[None]]
+FormHandler = Callable[["Form"], Awaitable[None]]
 
 
 class Background:
@@ -216,7 +219,7 @@ class OnClick:
     """Bolt action ``action_id`` (a string, or a pattern for a family of ids) runs ``handle``."""
 
     action_id: str | re.Pattern[str]
-    handle: Callable[[Click], Awaitable[None]]
+    handle: ClickHandler
     need: Need = Need.ADMIN
 
 
@@ -229,7 +232,7 @@ class OnSubmit:
     """
 
     callback_id: str
-    handle: Callable[[Form], Awaitable[None]]
+    handle: FormHandler
     need: Need = Need.ADMIN
     field: str | None = None
 
@@ -237,7 +240,7 @@ class OnSubmit:
 Route = OnClick | OnSubmit
 
 
-class Section:
+class Section(ABC):
     """One part of the home tab (implements :class:`~app.slack.home.section.HomeSection`)."""
 
     key: ClassVar[str]
@@ -263,12 +266,13 @@ class Section:
     def visible(self, viewer: Viewer) -> bool:
         return viewer.is_admin
 
+    @abstractmethod
     async def blocks(self, viewer: Viewer) -> list[Block]:
-        raise NotImplementedError
+        """The section's blocks for this viewer (built with :mod:`app.slack.home.blocks`)."""
 
+    @abstractmethod
     def routes(self) -> Iterable[Route]:
         """The section's buttons, menus and modals."""
-        return ()
 
     def register(self, bolt: AsyncApp, home: HomeRefresher) -> None:
         self._home = home
@@ -332,7 +336,9 @@ __all__ = [
     "ACK_BUDGET",
     "Background",
     "Click",
+    "ClickHandler",
     "Form",
+    "FormHandler",
     "OnClick",
     "OnSubmit",
     "Route",

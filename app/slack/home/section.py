@@ -46,7 +46,9 @@ class HomeRefresher(Protocol):
 class HomeSection(Protocol):
     """One part of the home tab."""
 
-    key: str
+    @property
+    def key(self) -> str:
+        """Names the part in logs and in the ids of its actions (``home.<key>.…``)."""
 
     def visible(self, viewer: Viewer) -> bool:
         """Whether this viewer sees the section at all (admin-only parts say no to others)."""

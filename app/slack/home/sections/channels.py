@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.core.endpoints import Endpoint
 from app.errors import RemoteError
@@ -26,7 +26,7 @@ from app.slack.home.blocks import (
     option,
     select_input,
 )
-from app.slack.home.kit import Click, Form, OnClick, OnSubmit, Route, Section
+from app.slack.home.kit import Click, ClickHandler, Form, OnClick, OnSubmit, Route, Section
 from app.slack.home.section import Viewer
 from app.slack.home.sections.groups import as_id
 from app.store.groups import ChannelView, GroupError, Groups
@@ -192,7 +192,7 @@ class ChannelsSection(Section):
         await form.close()
         await self.changed(viewer, teams)
 
-    def _own_change(self, apply: Callable[[int, str], object]) -> Callable[[Click], Any]:
+    def _own_change(self, apply: Callable[[int, str], object]) -> ClickHandler:
         """A button that changes only the viewer's own channel."""
 
         async def handle(click: Click) -> None:
@@ -257,9 +257,9 @@ def _channel_blocks(channel: ChannelView) -> list[Block]:
         ]
     if channel.my_endpoint:
         local = Endpoint.parse(channel.my_endpoint).slack_channel
-        state = {"active": "syncing"}.get(channel.my_status or "", channel.my_status)
+        doing = {"active": "syncing"}.get(channel.my_status or "", channel.my_status)
         return [
-            mrkdwn(f"{title}\nYour channel <#{local}> is {state}.", block_id),
+            mrkdwn(f"{title}\nYour channel <#{local}> is {doing}.", block_id),
             actions(
                 f"{block_id}.manage",
                 pause,

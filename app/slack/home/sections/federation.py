@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,7 +36,7 @@ from app.slack.home.blocks import (
     static_select,
     text_element,
 )
-from app.slack.home.kit import Click, Form, OnClick, OnSubmit, Route, Section
+from app.slack.home.kit import Click, ClickHandler, Form, OnClick, OnSubmit, Route, Section
 from app.slack.home.section import Viewer
 from app.slack.home.sections.scope import refresh_after_change, team_syncs
 from app.store.sync_scope import sync_names_of
@@ -208,7 +208,7 @@ class FederationSection(Section):
     async def _syncs(self, viewer: Viewer) -> list[str]:
         return await asyncio.to_thread(team_syncs, self.services.sessions, viewer.team_id)
 
-    def _open(self, build: Callable[[list[str]], Block]) -> Callable[[Click], Awaitable[None]]:
+    def _open(self, build: Callable[[list[str]], Block]) -> ClickHandler:
         async def handle(click: Click) -> None:
             if self._federation() is None:
                 await click.refuse()

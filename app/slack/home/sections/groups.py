@@ -22,7 +22,7 @@ from app.slack.home.blocks import (
     select_input,
     text_input,
 )
-from app.slack.home.kit import Click, Form, OnClick, OnSubmit, Route, Section
+from app.slack.home.kit import Click, ClickHandler, Form, OnClick, OnSubmit, Route, Section
 from app.slack.home.section import Viewer
 from app.store.groups import MAX_GROUP_NAME, GroupError, Groups, GroupView
 
@@ -131,7 +131,7 @@ class GroupsSection(Section):
         await form.close()
         await self.changed(form.viewer, teams)
 
-    def _membership_change(self, change: Callable[[int, str], object]) -> Callable[[Click], Any]:
+    def _membership_change(self, change: Callable[[int, str], object]) -> ClickHandler:
         async def handle(click: Click) -> None:
             group_id = as_id(click.value)
             team = click.viewer.team_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -85,7 +85,7 @@ class MappingDirectory:
             ).first()
             return found is not None
 
-    def _joined(self, local_id: int) -> Select[Unpack[tuple[Any, ...]]]:
+    def _joined(self, local_id: int) -> Select[*tuple[Any, ...]]:
         return (
             select(
                 Workspace.team_id,

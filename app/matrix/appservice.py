@@ -158,8 +158,16 @@ class AppserviceApi:
         if (refused := self._auth(request)) is not None:
             return refused
         user_id = request.path_params["user_id"]
-        if self._ids.is_ours(user_id) and await self._query_user(user_id):
-            return JSONResponse({})
+        if not self._ids.is_ours(user_id):
+            return _error(404, "M_NOT_FOUND", "no such user")
+        try:
+            if await self._query_user(user_id):
+                return JSONResponse({})
+        except ValueError:
+            pass  # not a valid user id after all
+        except RemoteError as exc:
+            log.warning("user query failed", extra={"error": str(exc)})
+            return _error(503, "M_UNKNOWN", "temporarily unavailable, retry")
         return _error(404, "M_NOT_FOUND", "no such user")
 
     async def room(self, request: Request) -> Response:

@@ -69,6 +69,9 @@ def validate(event: Any) -> dict[str, Any]:
     _text(event.get("event_id"), "event_id", limit=MAX_ID)
     _text(event.get("sender"), "sender", limit=MAX_ID)
     _text(event.get("room_id"), "room_id", limit=MAX_ID)
+    room = event.get("room_id")
+    if room is not None and (not room.startswith("!") or any(c.isspace() for c in room)):
+        raise MalformedEvent("room_id must be a room id (!opaque:server)")
     _text(event.get("state_key"), "state_key", limit=MAX_ID)
     _text(event.get("redacts"), "redacts", limit=MAX_ID)
     content = _object(event.get("content"), "content")

@@ -84,6 +84,8 @@ class BridgeIds:
         """True for the bridge bot and every ghost: their events are our own echoes."""
         if user_id == self.bot:
             return True
+        if not user_id.startswith("@"):
+            return False  # a room alias or id shares the shape, not the sigil
         localpart, _, server = user_id[1:].partition(":")
         return server == self.server_name and localpart.startswith(self.prefix)
 

@@ -24,6 +24,7 @@ from app.core.dispatch import Dispatcher
 from app.core.relay import Relay
 from app.errors import RedeliveryRequested
 from app.jsonbody import MAX_DEPTH, depth
+from app.slack import payload_schema
 from app.slack.inbound import EventTranslator
 
 log = logging.getLogger("syncbot.slack.events")
@@ -59,6 +60,10 @@ class SlackEvents:
         body = await request.body()
         if len(body) > MAX_BODY:
             return JSONResponse({"error": "payload too large"}, status_code=413)
+        try:
+            body.decode("utf-8")  # the verifier decodes it, and raises on anything else
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "body is not UTF-8"}, status_code=400)
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         signature = request.headers.get("x-slack-signature", "")
         # is_valid compares in constant time and rejects timestamps outside 5 minutes; it
@@ -75,6 +80,11 @@ class SlackEvents:
         payload = _parse(body, request.headers.get("content-type", ""))
         if payload is None:
             return JSONResponse({"error": "malformed payload"}, status_code=400)
+        try:
+            payload_schema.check(payload)
+        except payload_schema.MalformedPayload as exc:
+            log.warning("signed payload of the wrong shape", extra={"reason": str(exc)})
+            return JSONResponse({"error": f"malformed payload: {exc}"}, status_code=400)
         try:
             return await self.process(payload, started=started)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError):

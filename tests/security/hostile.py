@@ -69,6 +69,8 @@ def hostile_settings(**overrides: Any) -> Settings:
         matrix_hs_token=HS_TOKEN,
         matrix_permissions={"hs.example": "user"},
         tick_invokers=(INVOKER,),
+        # Slack's API on a closed loopback port: deliveries fail fast, nothing leaves.
+        slack_api_url=f"http://127.0.0.1:{closed_port()}/api/",
     )
     base.update(overrides)
     return Settings(**base)

@@ -18,7 +18,8 @@ a click, the message on the modal's first input for a submission.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -35,6 +36,8 @@ REFUSED_OPERATOR = (
     "or reset syncbot."
 )
 REFUSAL_TITLE = "Not allowed"
+# How long the shell trusts a users.info answer about who is an admin.
+ADMIN_TTL = 60.0
 
 
 class Need(Enum):
@@ -85,11 +88,48 @@ def refusal_answer(view: Mapping[str, Any], text: str, field: str | None = None)
 
 
 class Access:
-    """The access check and refusal every home handler goes through (see :mod:`.kit`)."""
+    """The access checks and refusals of the shell's gate and of every home handler (see
+    :mod:`.kit`)."""
 
-    def __init__(self, workspaces: Workspaces, *, primary_workspace: str | None) -> None:
+    def __init__(
+        self,
+        workspaces: Workspaces,
+        *,
+        primary_workspace: str | None,
+        require_admin: bool = True,
+        admin_ttl: float = ADMIN_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._workspaces = workspaces
         self._primary = primary_workspace
+        self._require_admin = require_admin
+        self._admin_ttl = admin_ttl
+        self._clock = clock
+        self._admins: dict[tuple[str, str], tuple[bool, float]] = {}
+
+    async def is_admin(self, team_id: str, user_id: str) -> bool:
+        """Whether the user may configure syncbot (the shell's gate): an admin or owner of the
+        workspace, cached for ``admin_ttl``; anyone when REQUIRE_ADMIN=false."""
+        if not self._require_admin:
+            return True
+        now = self._clock()
+        cached = self._admins.get((team_id, user_id))
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        admin = await self._asks_slack(team_id, user_id)
+        if admin is None:
+            return False  # refusing is the safe answer; not cached, the next click asks again
+        self._admins[(team_id, user_id)] = (admin, now + self._admin_ttl)
+        return admin
+
+    async def _asks_slack(self, team_id: str, user_id: str) -> bool | None:
+        """Whether ``users.info`` says the user is a workspace admin; None if Slack did not say."""
+        try:
+            data = await self._workspaces.api(team_id).call("users.info", user=user_id)
+        except SyncbotError as exc:
+            log.warning("admin check failed", extra={"team": team_id, "error": str(exc)})
+            return None
+        return is_workspace_admin(data.get("user") or {})
 
     def is_primary(self, team_id: str) -> bool:
         return bool(self._primary) and team_id == self._primary
@@ -110,12 +150,8 @@ class Access:
         if not user or not self.is_primary(team):
             log.info("refused an operator action outside the primary workspace")
             return None
-        try:
-            data = await self._workspaces.api(team).call("users.info", user=user)
-        except SyncbotError as exc:
-            log.warning("admin check failed", extra={"team": team, "error": str(exc)})
-            return None
-        if not is_workspace_admin(data.get("user") or {}):
+        # Asked again, never cached: see the module's docstring.
+        if not await self._asks_slack(team, user):
             log.info("refused a non-admin's operator action", extra={"team": team})
             return None
         return Viewer(team, user, is_admin=True)
@@ -142,6 +178,7 @@ class Access:
 
 
 __all__ = [
+    "ADMIN_TTL",
     "REFUSED",
     "REFUSED_OPERATOR",
     "Access",

@@ -35,9 +35,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.responses import Response
 
-from app.errors import SyncbotError
 from app.slack.home import blocks as kit_blocks
-from app.slack.home.access import REFUSED, Access, Need, is_workspace_admin, refusal_answer
+from app.slack.home.access import ADMIN_TTL, REFUSED, Access, Need, refusal_answer
 from app.slack.home.blocks import Block, actions, button, context, header, home_view
 from app.slack.home.section import HomeSection, Viewer
 from app.slack.home.sections.backup import BackupSection
@@ -59,7 +58,6 @@ log = logging.getLogger("syncbot.slack.home")
 INTERACTIONS = frozenset({"block_actions", "view_submission", "view_closed"})
 REFRESH_ACTION = "home.refresh"
 MAX_HOME_BLOCKS = kit_blocks.MAX_VIEW_BLOCKS  # Slack's limit for a home view
-ADMIN_TTL = 60.0
 NOT_ADMIN = (
     "syncbot is set up by this workspace's admins and owners. Ask one of them to publish or "
     "subscribe channels for you."
@@ -80,14 +78,16 @@ class HomeApp:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._workspaces = workspaces
-        # The shell refuses with the same words as every section (PRIMARY_WORKSPACE only
-        # matters to their operator routes, never to the shell's gate).
-        self._access = Access(workspaces, primary_workspace=None)
+        # The shell checks and refuses as every section does (PRIMARY_WORKSPACE matters only to
+        # their operator routes, never to the shell's gate).
+        self._access = Access(
+            workspaces,
+            primary_workspace=None,
+            require_admin=require_admin,
+            admin_ttl=admin_ttl,
+            clock=clock,
+        )
         self._versions = HomeVersions(sessions)
-        self._require_admin = require_admin
-        self._admin_ttl = admin_ttl
-        self._clock = clock
-        self._admins: dict[tuple[str, str], tuple[bool, float]] = {}
         self.sections: list[HomeSection] = []
 
         # A plain function: Bolt reads the parameter names of ``authorize`` (a bound method's
@@ -180,21 +180,7 @@ class HomeApp:
         )
 
     async def is_admin(self, team_id: str, user_id: str) -> bool:
-        if not self._require_admin:
-            return True
-        now = self._clock()
-        cached = self._admins.get((team_id, user_id))
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        try:
-            data = await self._workspaces.api(team_id).call("users.info", user=user_id)
-        except SyncbotError as exc:
-            # Refusing is the safe answer; not cached, so the next click asks again.
-            log.warning("admin check failed", extra={"team": team_id, "error": str(exc)})
-            return False
-        admin = is_workspace_admin(data.get("user") or {})
-        self._admins[(team_id, user_id)] = (admin, now + self._admin_ttl)
-        return admin
+        return await self._access.is_admin(team_id, user_id)
 
     async def _admin_gate(self, body: dict[str, Any], context: Any, next_: Any) -> Any:
         team_id, user_id = context.team_id, context.user_id

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.logs import ErrorCounter, install_error_counter
 from app.slack.socket_state import ConnectionBoard, ConnectionSnapshot, ConnectionState
 from app.store import outbox_admin
 from app.store.models import Delivery, MatrixGhost
@@ -30,47 +30,12 @@ from app.store.models_health import SocketConnection
 from app.store.models_matrix import MatrixPortal
 from app.store.outbox_admin import HeldTarget
 
-if TYPE_CHECKING:
-    from app.runtime import Runtime
-
 log = logging.getLogger("syncbot.health")
 
 LATENCY_WINDOW = 500  # most recent deliveries the latency percentiles are computed over
 LATENCY_SLA = 5.0  # seconds (the seed's FR-001/FR-002)
 # States in which a workspace's events are not arriving and an operator has to act.
 ALERT_STATES = frozenset({ConnectionState.FAILED})
-
-
-class ErrorCounter(logging.Handler):
-    """Counts ERROR (and worse) records of the ``syncbot`` loggers since the process started."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self._count = 0
-        self._count_lock = threading.Lock()
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._count_lock:
-            self._count += 1
-
-
-_counter_lock = threading.Lock()
-
-
-def install_error_counter(logger: str = "syncbot") -> ErrorCounter:
-    """The process's error counter on ``logger``, installed on first use (idempotent)."""
-    target = logging.getLogger(logger)
-    with _counter_lock:
-        for handler in target.handlers:
-            if isinstance(handler, ErrorCounter):
-                return handler
-        counter = ErrorCounter()
-        target.addHandler(counter)
-        return counter
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,17 +177,35 @@ def gather(
     )
 
 
-def runtime_report(runtime: Runtime) -> HealthReport:
+class HomeserverState(Protocol):
+    """The Matrix adapter's connection to its homeserver, as health reads it."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def last_error(self) -> str | None: ...
+
+
+class Monitored(Protocol):
+    """What a report is gathered for (:class:`app.runtime.Runtime`)."""
+
+    @property
+    def matrix(self) -> HomeserverState | None: ...
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    @property
+    def board(self) -> ConnectionBoard | None: ...
+
+
+def runtime_report(runtime: Monitored) -> HealthReport:
     """Gather the report for ``runtime``, with its Socket Mode board when it runs one."""
-    manager = None
-    services = getattr(runtime, "services", None)
-    if services is not None:
-        manager = services.extras.get("socket_mode")
-    board = getattr(manager, "board", None)
-    return gather(runtime.sessions, board=board, errors=install_error_counter())
+    return gather(runtime.sessions, board=runtime.board, errors=install_error_counter())
 
 
-def health_summary(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
+def health_summary(runtime: Monitored) -> tuple[bool, dict[str, Any]]:
     """What ``GET /health`` adds to its answer (blocking; run it off the event loop).
 
     A failed workspace degrades the summary but keeps it healthy: a probe that restarted the
@@ -242,14 +225,13 @@ def health_summary(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     return report.database_ok, details
 
 
-def _matrix_part(runtime: Runtime) -> dict[str, Any] | None:
+def _matrix_part(runtime: Monitored) -> dict[str, Any] | None:
     """The Matrix bridge's state, when it runs here: degraded until the homeserver answered
     (serve keeps Slack and federation up and retries it in the background)."""
-    services = getattr(runtime, "services", None)
-    adapter = services.extras.get("matrix") if services is not None else None
+    adapter = runtime.matrix
     if adapter is None:
         return None
-    if getattr(adapter, "connected", True):
+    if adapter.connected:
         return {"status": "ok"}
     return {"status": "degraded", "homeserver": "unreachable", "error": adapter.last_error}
 

@@ -21,9 +21,10 @@ import os
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from app.assembly import build_runtime
 from app.errors import ConfigError
 from app.logs import configure_logging
-from app.runtime import Runtime, build_runtime
+from app.runtime import Runtime
 from app.settings import load_settings
 from app.store.engine import ensure_database, wait_for_database
 from app.store.migrate import current_revision, upgrade
@@ -169,7 +170,7 @@ def run_sqs_batch(runtime: Runtime, records: list[dict[str, Any]]) -> dict[str, 
     from app.queues.sqs import handle_batch
 
     services = runtime.services
-    if services is None or not runtime.settings.delivery_queue:
+    if not runtime.settings.delivery_queue:
         raise ConfigError(["SQS notices arrived but SYNCBOT_DELIVERY_QUEUE is not set"])
     return _loop().run_until_complete(
         handle_batch(records, services.dispatcher, queue_url=runtime.settings.delivery_queue)

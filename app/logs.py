@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -208,3 +209,38 @@ def configure_logging(
     # our own "schema migrated" line says what matters.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     return handler
+
+
+# --- the process's error count (a health indicator) ---------------------------------------
+
+
+class ErrorCounter(logging.Handler):
+    """Counts ERROR (and worse) records of the ``syncbot`` loggers since the process started."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self._count = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._count_lock:
+            self._count += 1
+
+
+_counter_lock = threading.Lock()
+
+
+def install_error_counter(logger: str = "syncbot") -> ErrorCounter:
+    """The process's error counter on ``logger``, installed on first use (idempotent)."""
+    target = logging.getLogger(logger)
+    with _counter_lock:
+        for handler in target.handlers:
+            if isinstance(handler, ErrorCounter):
+                return handler
+        counter = ErrorCounter()
+        target.addHandler(counter)
+        return counter

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -46,12 +46,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.endpoints import Network
 from app.core.ports import DeliveryTask
-from app.health import HealthReport, install_error_counter, runtime_report
+from app.health import HealthReport, Monitored, runtime_report
 from app.settings import Settings
 from app.slack.socket_state import ConnectionState
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    from app.services import Services
 
 METRICS_PATH = "/metrics"
 OUTCOMES = ("delivered", "retried", "dead")
@@ -234,19 +234,29 @@ def authorized(settings: Settings, authorization: str | None) -> bool | None:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def metrics_of(runtime: Runtime) -> Metrics:
+class Measured(Monitored, Protocol):
+    """What metrics are served for (:class:`app.runtime.Runtime`)."""
+
+    metrics: Metrics | None
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def services(self) -> Services: ...
+
+
+def metrics_of(runtime: Measured) -> Metrics:
     """The runtime's :class:`Metrics`, made (and fed by its outbox) on first use."""
-    metrics = getattr(runtime, "metrics", None)
+    metrics = runtime.metrics
     if metrics is None:
         metrics = Metrics(lambda: runtime_report(runtime))
         runtime.metrics = metrics
-        services = getattr(runtime, "services", None)
-        if services is not None:
-            services.outbox.observers.append(metrics.deliveries)
+        runtime.services.outbox.observers.append(metrics.deliveries)
     return metrics
 
 
-def metrics_route(runtime: Runtime) -> Route:
+def metrics_route(runtime: Measured) -> Route:
     """The ``GET /metrics`` route for ``runtime`` (add it with ``runtime.add_routes``)."""
     metrics = metrics_of(runtime)
 
@@ -260,15 +270,6 @@ def metrics_route(runtime: Runtime) -> Route:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return Route(METRICS_PATH, serve_metrics, methods=["GET"])
-
-
-def attach_metrics(runtime: Runtime) -> Route:
-    """Serve ``GET /metrics`` from ``runtime`` (call before :func:`app.web.create_app`)."""
-    # Count errors from now on, not from the first scrape.
-    install_error_counter()
-    route = metrics_route(runtime)
-    runtime.add_routes(route)
-    return route
 
 
 def route_label(routes: Sequence[BaseRoute], scope: Scope) -> str:

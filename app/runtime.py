@@ -1,8 +1,7 @@
-"""The process-wide runtime: settings, database, cipher, and what adapters plug into it.
+"""The process-wide runtime: settings, database, cipher, the adapters, and what they serve.
 
-:func:`build_runtime` is the one place that turns :class:`~app.settings.Settings` into live
-objects. Adapters (Slack events, the Matrix appservice, federation, metrics) extend the runtime
-rather than the web app or the CLI:
+:func:`app.assembly.build_runtime` (the composition root) is the one place that turns
+:class:`~app.settings.Settings` into a runtime; it lists, in one explicit order:
 
 * ``runtime.routes`` — Starlette routes/mounts served by :func:`app.web.create_app`;
 * ``runtime.workers`` — background workers started and stopped by the ASGI lifespan;
@@ -13,27 +12,30 @@ rather than the web app or the CLI:
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import BaseRoute
 
-from app.errors import ConfigError
-from app.settings import KEY_HINT, Settings
+from app.settings import Settings
 from app.store.cipher import TokenCipher
-from app.store.engine import make_engine, session_factory
 from app.store.models import OAuthState, ProcessedEvent
 
-log = logging.getLogger("syncbot.runtime")
+if TYPE_CHECKING:
+    from app.bridge.setup import SlackBridge
+    from app.matrix.setup import MatrixAdapter
+    from app.metrics import Metrics
+    from app.services import Services
+    from app.slack.home.app import HomeApp
+    from app.slack.oauth import SlackInstalls
+    from app.slack.socket_manager import SocketModeManager
+    from app.slack.socket_state import ConnectionBoard
 
-DEV_KEY_FILE = ".syncbot-dev-key"
+log = logging.getLogger("syncbot.runtime")
 
 
 class Worker(Protocol):
@@ -51,19 +53,28 @@ MaintenanceTask = Callable[["Runtime"], int | None]
 
 @dataclass
 class Runtime:
-    """Live objects of one process. Build with :func:`build_runtime`."""
+    """Live objects of one process. Build with :func:`app.assembly.build_runtime`."""
 
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
     cipher: TokenCipher
+    services: Services
+    installs: SlackInstalls
+    home: HomeApp
+    socket_mode: SocketModeManager | None = None
+    matrix: MatrixAdapter | None = None
+    bridge: SlackBridge | None = None
     routes: list[BaseRoute] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
     maintenance: list[MaintenanceTask] = field(default_factory=list)
-    # The sync machinery (app.services.Services), attached by build_runtime.
-    services: Any = None
-    # The Prometheus registry and live series (app.metrics.Metrics), made with /metrics.
-    metrics: Any = None
+    # The Prometheus registry and live series, made with /metrics (app.metrics.metrics_of).
+    metrics: Metrics | None = None
+
+    @property
+    def board(self) -> ConnectionBoard | None:
+        """This process's live Socket Mode connection states (health), if it runs any."""
+        return self.socket_mode.board if self.socket_mode is not None else None
 
     def add_routes(self, *routes: BaseRoute) -> None:
         """Serve ``routes`` from the ASGI app (call before :func:`app.web.create_app`)."""
@@ -106,67 +117,3 @@ def purge_expired_claims(runtime: Runtime) -> int:
     if removed:
         log.info("purged expired claims", extra={"rows": removed})
     return removed
-
-
-def token_key(settings: Settings) -> str:
-    """The token encryption key: the configured one, or a local development key.
-
-    In local development without ``TOKEN_ENCRYPTION_KEY`` a random key is generated once into
-    ``<SYNCBOT_DATA_DIR>/.syncbot-dev-key`` (mode 0600) and reused, so tokens stored by one run
-    still decrypt in the next. Secrets are never stored unencrypted. The embedded database's
-    own development key is also read (never made) without ``LOCAL_DEVELOPMENT``, so the
-    ``syncbot`` command works from a plain shell on the database ``make run`` created.
-
-    Raises:
-        ConfigError: no key outside local development.
-    """
-    if settings.token_encryption_key:
-        return settings.token_encryption_key
-    path = Path(settings.data_dir) / DEV_KEY_FILE
-    if (settings.local_development or settings.embedded_database) and path.is_file():
-        return path.read_text().strip()
-    if not settings.local_development:
-        raise ConfigError(
-            [
-                f"TOKEN_ENCRYPTION_KEY is not set: {KEY_HINT} "
-                "(or set LOCAL_DEVELOPMENT=true to use a generated development key)"
-            ]
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    # O_EXCL: two processes starting together must not overwrite each other's key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
-    log.warning(
-        "TOKEN_ENCRYPTION_KEY not set: generated a local development key",
-        extra={"path": str(path)},
-    )
-    return key
-
-
-def build_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtime:
-    """Assemble the runtime for ``settings``. Does not connect to the database yet.
-
-    Args:
-        settings: validated settings.
-        engine: an engine to use instead of one built from the settings (tests).
-    """
-    engine = engine or make_engine(settings)
-    runtime = Runtime(
-        settings=settings,
-        engine=engine,
-        sessions=session_factory(engine),
-        cipher=TokenCipher(token_key(settings), settings.token_previous_keys),
-    )
-    runtime.add_maintenance(purge_expired_claims)
-    # The sync machinery (relay, outbox, adapters) plugs its routes, worker and tick in.
-    from app.matrix.attach import attach_matrix
-    from app.services import attach
-
-    attach(runtime)
-    attach_matrix(runtime)  # a no-op unless the Matrix settings are complete
-    return runtime

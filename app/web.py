@@ -148,7 +148,7 @@ def create_app(
 
     async def health(request: Request) -> JSONResponse:
         healthy, body = await run_in_threadpool(check_health, runtime)
-        if healthy and runtime.services is not None:
+        if healthy:
             # The indicators of the seed: connections, outbox, latency. A failed workspace
             # degrades the status but not the probe: a restart cannot fix a revoked token.
             from app.health import health_summary

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from sqlalchemy import event
 
+from app.assembly import assemble
 from app.core.endpoints import Endpoint
 from app.core.events import Author, NewPost
 from app.core.outbox import RetryPolicy
-from app.services import build_services
 from app.slack import mrkdwn
 from app.slack.workspaces import Workspaces
 from app.store.cipher import TokenCipher
@@ -56,14 +56,16 @@ def setup(slack: FakeSlack, url, n_targets: int):
         slack.add_user(team, f"U{i:03d}", f"User {i}")
         asyncio.run(workspaces.add(slack.teams[team].bot_token))
         admin.add("bench", Endpoint.slack(team, f"C{i:03d}"))
-    services = build_services(
+    services = assemble(
         settings,
         engine=engine,
         sessions=sessions,
         cipher=cipher,
         retry=RetryPolicy(),
         slack_rate_scale=1e6,
-    )
+        socket_mode=False,
+        matrix=False,
+    ).services
     return engine, services
 
 

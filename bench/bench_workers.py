@@ -30,8 +30,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from app.assembly import assemble
 from app.core.outbox import RetryPolicy
-from app.services import build_services
 from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.models import Delivery
@@ -47,14 +47,16 @@ def worker(url: str, slack_url: str, start_at: float) -> None:
     """One worker process: the outbox's drain loop, released at ``start_at`` (epoch)."""
     settings = local_settings(slack_signing_secret="unused-secret", slack_api_url=slack_url)
     engine = make_engine(settings, url=make_url(url), pool_size=20)
-    services = build_services(
+    services = assemble(
         settings,
         engine=engine,
         sessions=session_factory(engine),
         cipher=TokenCipher(TEST_KEY),
         retry=RetryPolicy(),
         slack_rate_scale=1e6,
-    )
+        socket_mode=False,
+        matrix=False,
+    ).services
 
     def report_cpu(*_: object) -> None:
         # CPU spent delivering, start-up excluded, for the parent to read from stdout.

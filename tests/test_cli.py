@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from app.cli import COMMAND_MODULES, build_parser, main
-from app.runtime import DEV_KEY_FILE
 from app.settings import ENV_NAMES, load_settings
 from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
+from app.store.keyfile import DEV_KEY_FILE
 from app.store.models import Workspace
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,15 +11,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from app.health import (
-    ErrorCounter,
-    format_report,
-    gather,
-    health_summary,
-    install_error_counter,
-    percentile,
-)
-from app.runtime import Runtime, build_runtime
+from app.assembly import build_runtime
+from app.health import format_report, gather, health_summary, percentile
+from app.logs import ErrorCounter, install_error_counter
+from app.runtime import Runtime
 from app.slack.socket_state import ConnectionBoard, ConnectionState
 from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade

@@ -13,8 +13,9 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
-from app.metrics import METRICS_PATH, attach_metrics, metrics_route
-from app.runtime import Runtime, build_runtime
+from app.assembly import build_runtime
+from app.metrics import METRICS_PATH, metrics_route
+from app.runtime import Runtime
 from app.slack.socket_state import ConnectionBoard, ConnectionState
 from app.store.engine import make_engine
 from app.store.migrate import upgrade
@@ -102,9 +103,9 @@ async def test_metrics_still_answer_when_the_database_is_down() -> None:
     assert value(samples, "syncbot_database_up") == 0
 
 
-def test_attach_metrics_adds_the_route(runtime: Runtime) -> None:
-    route = attach_metrics(runtime)
-    assert route in runtime.routes and route.path == METRICS_PATH
+def test_the_runtime_serves_the_metrics_route(runtime: Runtime) -> None:
+    paths = [getattr(route, "path", None) for route in runtime.routes]
+    assert paths.count(METRICS_PATH) == 1
 
 
 def test_build_info_and_zeroed_delivery_series(runtime: Runtime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.runtime import build_runtime
+from app.assembly import build_runtime
 from tests.conftest import local_settings
 
 
@@ -14,19 +14,16 @@ def test_socket_mode_only_installs_still_hear_about_uninstalls(tmp_path: Path) -
     )
     services = runtime.services
     assert not services.slack.routes  # no signing secret: no HTTP events route
-    hooks = services.extras["socket_mode"].events.event_hooks
-    assert services.extras["slack_installs"].lifecycle.on_event in hooks
+    assert runtime.socket_mode is not None
+    hooks = runtime.socket_mode.events.event_hooks
+    assert runtime.installs.lifecycle.on_event in hooks
     runtime.close()
 
 
 def test_http_and_socket_mode_share_one_event_path(tmp_path: Path) -> None:
     runtime = build_runtime(local_settings(database_url=f"sqlite:///{tmp_path / 'b.db'}"))
     services = runtime.services
-    assert services.extras["socket_mode"].events is services.slack.events
-    assert (
-        services.slack.events.event_hooks.count(
-            services.extras["slack_installs"].lifecycle.on_event
-        )
-        == 1
-    )
+    assert runtime.socket_mode is not None
+    assert runtime.socket_mode.events is services.slack.events
+    assert services.slack.events.event_hooks.count(runtime.installs.lifecycle.on_event) == 1
     runtime.close()

@@ -13,7 +13,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from app.runtime import Runtime, build_runtime
+from app.assembly import build_runtime
+from app.runtime import Runtime
 from app.settings import Settings
 from app.store.engine import make_engine
 from app.store.migrate import downgrade

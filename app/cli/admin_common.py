@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from app.assembly import build_runtime
 from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, settings_or_exit
 from app.errors import ConfigError
-from app.runtime import Runtime, build_runtime
+from app.runtime import Runtime
 from app.store.migrate import is_at_head
 
 

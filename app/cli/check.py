@@ -8,10 +8,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from app.assembly import build_runtime
 from app.cli.common import EXIT_FAILED, EXIT_OK, fail
 from app.errors import ConfigError, StoreError
 from app.rotation import verify_sample
-from app.runtime import build_runtime
 from app.settings import ENV_NAMES, Settings, load_settings
 from app.store.engine import wait_for_database
 from app.store.migrate import current_revisions, head_revisions

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from app.assembly import build_runtime
 from app.cli.common import EXIT_FAILED, EXIT_OK, connect_or_exit, fail, settings_or_exit
 from app.errors import CipherError, ConfigError
 from app.rotation import rotate_all
-from app.runtime import build_runtime
 from app.store.migrate import is_at_head
 
 

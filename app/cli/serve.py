@@ -8,10 +8,11 @@ import contextlib
 import logging
 from typing import Any
 
+from app.assembly import build_runtime
 from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, settings_or_exit
 from app.errors import ConfigError
 from app.parts import parts, summary
-from app.runtime import Runtime, build_runtime
+from app.runtime import Runtime
 from app.store.migrate import current_revisions, head_revisions, upgrade
 
 log = logging.getLogger("syncbot.serve")

@@ -12,7 +12,8 @@ import time
 
 import uvicorn
 
-from app.runtime import Runtime, build_runtime
+from app.assembly import build_runtime
+from app.runtime import Runtime
 from app.settings import Settings
 from app.store.migrate import upgrade
 from app.web import create_app

@@ -7,7 +7,7 @@ the federation service and refusing clearly when it is off, and reading a pasted
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from app.errors import FederationError
 
@@ -22,13 +22,20 @@ class FederationDisabled(FederationError):
     """The federation service is not running in this process."""
 
 
-def federation_of(services: Any) -> Federation:
+class HasFederation(Protocol):
+    """What holds the process's federation service (:class:`app.services.Services`)."""
+
+    @property
+    def federation(self) -> Federation | None: ...
+
+
+def federation_of(services: HasFederation) -> Federation:
     """The running federation service of ``services``.
 
     Raises:
         FederationDisabled: SYNCBOT_FEDERATION_ENABLED is off.
     """
-    federation = services.extras.get("federation")
+    federation = services.federation
     if federation is None:
         raise FederationDisabled(f"{DISABLED} ({ENABLE_HINT})")
     return federation

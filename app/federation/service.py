@@ -30,6 +30,7 @@ from app.core import richtext
 from app.core.authors import AuthorDirectory
 from app.core.endpoints import Endpoint, EndpointError, Network
 from app.core.events import Author, DeletePost, EditPost, FileRef, Kind, NewPost, ReactionChange
+from app.core.files import FileSources, FileTooLarge
 from app.core.ports import Delivered, DeliveryTask
 from app.core.relay import Relay
 from app.egress import EgressPolicy, EgressRefused, refusal
@@ -89,10 +90,13 @@ class Federation:
         public_url: str | None,
         allow_private: bool,
         enabled: bool,
+        files: FileSources | None = None,
         timeout: float = 15.0,
         egress: EgressPolicy | None = None,
     ) -> None:
         self._sessions = sessions
+        # How to read a file at its source network, to inline it for the peer.
+        self._files = files if files is not None else FileSources()
         self.identity = identity
         self._relay = relay
         self._authors = authors
@@ -105,8 +109,6 @@ class Federation:
         egress = egress or EgressPolicy()
         self._egress = egress.widened(["0.0.0.0/0", "::/0"]) if allow_private else egress
         self.on_ingested: list[Any] = []  # async callbacks given the new deliveries (dispatch)
-        # How to read a file at its source network, to inline it for the peer.
-        self.fetchers: dict[Network, Any] = {}
 
     # -- pairing --------------------------------------------------------------------------
 
@@ -583,14 +585,12 @@ class Federation:
     async def _inline_files(
         self, source: Endpoint, files: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        from app.slack.files import FileTooLarge  # the Slack fetcher knows how to read them
-
         out = []
         for raw in files:
             ref = FileRef.from_json(raw)
             if ref.size > MAX_INLINE_FILE:
                 continue
-            fetch = self.fetchers.get(source.network)
+            fetch = self._files.get(source.network)
             if fetch is None:
                 continue
             chunks = []

@@ -1,16 +1,25 @@
-"""Plugging federation into the sync machinery."""
+"""Building the federation adapter: peers' files read inline, deliveries to peers."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.authors import AuthorDirectory
+from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint, Network
 from app.core.events import FileRef
+from app.core.files import FileSources
+from app.core.outbox import Outbox
+from app.core.relay import Relay
 from app.egress import EgressPolicy
 from app.errors import RemoteError
 from app.federation.identity import Identity
 from app.federation.service import Federation
+from app.settings import Settings
+from app.store.cipher import TokenCipher
 
 
 async def inline_file(_source: Endpoint, ref: FileRef) -> AsyncIterator[bytes]:
@@ -21,25 +30,30 @@ async def inline_file(_source: Endpoint, ref: FileRef) -> AsyncIterator[bytes]:
     yield base64.b64decode(data)
 
 
-def build_federation(services: object) -> Federation:
-    settings = services.settings  # type: ignore[attr-defined]
+def build_federation(
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    cipher: TokenCipher,
+    relay: Relay,
+    outbox: Outbox,
+    dispatcher: Dispatcher,
+    authors: AuthorDirectory,
+    files: FileSources,
+) -> Federation:
+    """The federation service; registers its deliverer and the file source for peers' files."""
     federation = Federation(
-        sessions=services.sessions,  # type: ignore[attr-defined]
-        identity=Identity(
-            services.sessions,
-            services.cipher,
-            settings.instance_id,  # type: ignore[attr-defined]
-        ),
-        relay=services.relay,  # type: ignore[attr-defined]
-        authors=services.authors,  # type: ignore[attr-defined]
+        sessions=sessions,
+        identity=Identity(sessions, cipher, settings.instance_id),
+        relay=relay,
+        authors=authors,
         public_url=settings.public_url,
         allow_private=settings.federation_allow_private,
         enabled=settings.federation_enabled,
         egress=EgressPolicy.from_settings(settings),
+        files=files,
     )
-    slack = services.slack  # type: ignore[attr-defined]
-    federation.fetchers[Network.SLACK] = slack.files._fetchers[Network.SLACK]
-    slack.files.register(Network.PEER, inline_file)
-    services.outbox.register(federation)  # type: ignore[attr-defined]
-    federation.on_ingested.append(services.dispatcher.after_commit)  # type: ignore[attr-defined]
+    files.register(Network.PEER, inline_file)
+    outbox.register(federation)
+    federation.on_ingested.append(dispatcher.after_commit)
     return federation

@@ -13,8 +13,10 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
@@ -33,6 +35,20 @@ log = logging.getLogger("syncbot.matrix.appservice")
 PREFIX = "/_matrix/app/v1"
 UserQuery = Callable[[str], Awaitable[bool]]
 AliasQuery = Callable[[str], Awaitable[bool]]
+
+
+# Homeservers replay a transaction until it is acknowledged, within hours at most.
+TRANSACTION_RETENTION = timedelta(days=7)
+
+
+def purge_matrix_transactions(sessions: sessionmaker[Session]) -> int:
+    """Forget processed appservice transactions older than the retention (a maintenance task)."""
+    cutoff = datetime.now(UTC) - TRANSACTION_RETENTION
+    with sessions() as s, s.begin():
+        result = s.execute(
+            delete(MatrixTransaction).where(MatrixTransaction.processed_at < cutoff)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def _error(status: int, errcode: str, message: str) -> JSONResponse:

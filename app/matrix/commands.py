@@ -1,7 +1,8 @@
 """Bot commands: in a DM with the bridge bot, or prefixed (``!slack``) in any room.
 
 ``login app`` asks for the bot token, then the app token, redacting each message that carried
-a token; the tokens are verified and stored encrypted by :class:`Workspaces`, and every
+a token; the tokens are verified and stored encrypted by the workspace directory (the Slack
+adapter's :class:`~app.slack.workspaces.Workspaces`, behind the core port), and every
 callback in ``on_login`` (Socket Mode start-up, the workspace bridge's sync) is then called with
 the new workspace and who logged it in where (that DM becomes their management room).
 ``delete-portal`` removes a portal (seed §3.3: kick, unlink, forget; recreatable later).
@@ -21,11 +22,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint
+from app.core.workspaces import WorkspaceDirectory, WorkspaceInfo
 from app.errors import RemoteError, SyncbotError
 from app.matrix.homeserver import Homeserver, is_missing, matrix_errors
 from app.matrix.permissions import Level, Permissions
 from app.matrix.portals import Portals
-from app.slack.workspaces import WorkspaceInfo, Workspaces
 from app.store.models import Workspace
 from app.store.syncs import SyncAdmin
 
@@ -83,7 +84,7 @@ class BotCommands:
         permissions: Permissions,
         syncs: SyncAdmin,
         sessions: sessionmaker[Session],
-        workspaces: Workspaces | None,
+        workspaces: WorkspaceDirectory | None,
         on_login: list[LoginHook],
         on_logout: list[LogoutHook] | None = None,
         portals: Portals | None = None,
@@ -385,11 +386,28 @@ async def unlink_room(syncs: SyncAdmin, room: str) -> str | None:
     return await asyncio.to_thread(remove)
 
 
+class MatrixRoomLinks:
+    """The core's :class:`~app.core.links.RoomLinks` port for Matrix rooms (the App Home's
+    links): the bot joins the room first, as it is not in it yet."""
+
+    def __init__(self, homeserver: Homeserver, syncs: SyncAdmin) -> None:
+        self._hs = homeserver
+        self._syncs = syncs
+
+    @property
+    def bot(self) -> str:
+        return str(self._hs.ids.bot)
+
+    async def link(self, ref: str, sync_name: str) -> str:
+        return await link_room(self._hs, self._syncs, ref, sync_name, join=True)
+
+
 __all__ = [
     "ENCRYPTED_REFUSAL",
     "BotCommands",
     "LinkRefused",
     "LoginHook",
+    "MatrixRoomLinks",
     "link_room",
     "resolve_room",
     "room_is_encrypted",

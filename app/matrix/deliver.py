@@ -21,6 +21,7 @@ from app.core import richtext
 from app.core.authors import AuthorDirectory
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Author, FileRef, Kind
+from app.core.files import MAX_FILE_BYTES, FileSources
 from app.core.ports import Delivered, DeliveryTask
 from app.errors import RemoteError
 from app.matrix.emoji import to_matrix_key
@@ -32,7 +33,6 @@ from app.matrix.render import (
     media_msgtype,
     thread_relation,
 )
-from app.slack.files import MAX_FILE_BYTES, Fetcher
 from app.store.models_matrix import MatrixReaction
 
 log = logging.getLogger("syncbot.matrix.deliver")
@@ -56,7 +56,7 @@ class MatrixDeliverer:
         authors: AuthorDirectory,
         renderer: MatrixRenderer,
         sessions: sessionmaker[Session],
-        fetchers: dict[Network, Fetcher],
+        files: FileSources,
         *,
         max_file_bytes: int = MAX_FILE_BYTES,
     ) -> None:
@@ -65,7 +65,7 @@ class MatrixDeliverer:
         self._authors = authors
         self._renderer = renderer
         self._sessions = sessions
-        self._fetchers = fetchers
+        self._files = files
         self._max_file_bytes = max_file_bytes
 
     async def deliver(self, task: DeliveryTask) -> Delivered:
@@ -179,7 +179,7 @@ class MatrixDeliverer:
         *,
         txn_id: str,
     ) -> str:
-        fetch = self._fetchers.get(source.network)
+        fetch = self._files.get(source.network)
         if fetch is None or (ref.size and ref.size > self._max_file_bytes):
             notice = {"msgtype": "m.notice", "body": f"(file {ref.name} could not be copied)"}
             return await self._send(intent, room, notice, parent, txn_id=txn_id)

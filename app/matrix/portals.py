@@ -4,7 +4,7 @@ The state machine is the seed's: pending -> creating -> active <-> archived, and
 active/archived -> deleting -> deleted (the row is removed, so the channel may get a new portal
 later). A portal is created when the homeserver asks for an alias in our namespace
 (``#slack_t1_c1:server``, the appservice room query), for the channels of a logged-in workspace
-(:mod:`app.matrix.workspace_bridge`), or by :meth:`Portals.ensure`. Creation is idempotent
+(:mod:`app.bridge.workspace_bridge`), or by :meth:`Portals.ensure`. Creation is idempotent
 across crashes: an existing alias is adopted instead of creating a second room (the "new
 room/invite on every restart" complaint about bridges); a failed room creation is retried up to
 three times. Name, topic and avatar follow the channel (:meth:`Portals.refresh`).
@@ -27,7 +27,6 @@ from app.errors import RemoteError, SyncbotError
 from app.matrix.ghosts import AvatarFetcher
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.permissions import Level, Permissions
-from app.slack.workspaces import Workspaces
 from app.store.models import Workspace
 from app.store.models_matrix import MatrixPortal
 from app.store.syncs import SyncAdmin, SyncAdminError
@@ -82,6 +81,10 @@ class ChannelInfo:
     archived: bool = False
 
 
+# How a portal learns its channel's name and topic (the Slack side provides it: app.bridge).
+ChannelInfoSource = Callable[[Endpoint], Awaitable[ChannelInfo]]
+
+
 class Portals:
     """Creates and tracks portal rooms."""
 
@@ -90,7 +93,7 @@ class Portals:
         homeserver: Homeserver,
         sessions: sessionmaker[Session],
         syncs: SyncAdmin,
-        workspaces: Workspaces | None,
+        channel_info: ChannelInfoSource | None,
         permissions: Permissions,
         *,
         invite: tuple[str, ...] = (),
@@ -100,7 +103,7 @@ class Portals:
         self._hs = homeserver
         self._sessions = sessions
         self._syncs = syncs
-        self._workspaces = workspaces
+        self._channel_info_of = channel_info
         self._permissions = permissions
         self._invite = invite
         self._fetch_avatar = fetch_avatar
@@ -247,11 +250,9 @@ class Portals:
         raise AssertionError("unreachable")
 
     async def _channel_info(self, endpoint: Endpoint) -> ChannelInfo:
-        if self._workspaces is None:
+        if self._channel_info_of is None:
             return ChannelInfo(endpoint.slack_channel, None)
-        api = self._workspaces.api(endpoint.slack_team)
-        info = await api.call("conversations.info", channel=endpoint.slack_channel)
-        return channel_info(info.get("channel") or {}, endpoint.slack_channel)
+        return await self._channel_info_of(endpoint)
 
     async def refresh(self, endpoint: Endpoint) -> bool:
         """Make the room's name, topic and avatar those of the channel (and its workspace).
@@ -427,19 +428,4 @@ def _view(row: MatrixPortal) -> PortalView:
         name=row.name,
         topic=row.topic,
         avatar_source=row.avatar_source,
-    )
-
-
-def channel_info(channel: dict[str, object], fallback_name: str) -> ChannelInfo:
-    """Name and topic of a ``conversations.info`` channel; the purpose stands in for a topic."""
-
-    def value(key: str) -> str | None:
-        field = channel.get(key)
-        text = field.get("value") if isinstance(field, dict) else None
-        return str(text) if text else None
-
-    return ChannelInfo(
-        name=str(channel.get("name") or fallback_name),
-        topic=value("topic") or value("purpose"),
-        archived=bool(channel.get("is_archived")),
     )

@@ -1,11 +1,16 @@
-"""Assembling the Matrix adapter from the runtime's shared pieces."""
+"""Assembling the Matrix adapter from the core's shared pieces.
+
+Nothing here knows Slack: the workspace directory, the channel info of portals and the files to
+copy come through the core's ports, and :mod:`app.bridge` adds what needs both sides (member
+sync, the whole-workspace sync after ``login app``, Slack event hooks).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,35 +20,32 @@ from app.core.authors import AuthorDirectory
 from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint, Network
 from app.core.events import FileRef
+from app.core.files import FileSource, FileSources
 from app.core.outbox import Outbox
 from app.core.relay import Relay
+from app.core.workspaces import WorkspaceDirectory
 from app.egress import EgressPolicy
 from app.errors import ConfigError
 from app.matrix import avatars
 from app.matrix.appservice import AppserviceApi
 from app.matrix.avatars import AvatarProxy, MatrixAuthors
 from app.matrix.bridge import MatrixBridge
-from app.matrix.commands import BotCommands, LoginHook, LogoutHook
+from app.matrix.commands import BotCommands, LoginHook, LogoutHook, MatrixRoomLinks
 from app.matrix.deliver import MatrixDeliverer
 from app.matrix.ghosts import AvatarFetcher, Ghosts, http_avatar_fetcher
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.ids import BridgeIds
 from app.matrix.invites import PortalInvites
-from app.matrix.members import ChannelMembers
 from app.matrix.permissions import Permissions
-from app.matrix.portals import Portals
+from app.matrix.portals import ChannelInfoSource, Portals
 from app.matrix.render import MatrixRenderer
-from app.matrix.workspace_bridge import WorkspaceBridge
 from app.settings import Settings
-from app.slack.files import Fetcher, slack_fetcher
-from app.slack.setup import SlackAdapter
-from app.store.cipher import TokenCipher
 from app.store.syncs import SyncAdmin
 
 log = logging.getLogger("syncbot.matrix")
 
 
-def matrix_fetcher(homeserver: Homeserver) -> Fetcher:
+def matrix_file_source(homeserver: Homeserver) -> FileSource:
     """Download Matrix media (``mxc://`` file refs) for copying to another network."""
 
     async def fetch(source: Endpoint, ref: FileRef) -> AsyncIterator[bytes]:
@@ -66,11 +68,16 @@ class MatrixAdapter:
     bridge: MatrixBridge
     commands: BotCommands
     portals: Portals
+    invites: PortalInvites
     avatars: AvatarProxy
-    # Logins, initial sync and portal auto-creation; None without the Slack adapter.
-    workspace_bridge: WorkspaceBridge | None = None
+    # Linking rooms into syncs from elsewhere (the Slack App Home, through the core port).
+    links: MatrixRoomLinks
     # Called with each workspace logged in through `login app` (Socket Mode start, the sync).
     on_login: list[LoginHook] = field(default_factory=list)
+    # Called with the team id of each workspace logged out.
+    on_logout: list[LogoutHook] = field(default_factory=list)
+    # Called once the homeserver has answered (the bridge's resync of logged-in workspaces).
+    on_connected: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def routes(self) -> list[Route]:
@@ -86,8 +93,8 @@ class MatrixAdapter:
 
     async def start(self) -> None:
         """Connect in the background: make sure the bot account exists (the homeserver
-        creates it with the registration), then resync the logged-in workspaces (new
-        channels; no re-invites).
+        creates it with the registration), then run the ``on_connected`` hooks (the bridge
+        resyncs the logged-in workspaces: new channels, no re-invites).
 
         A homeserver that is down at start must not take Slack and federation down with it:
         the attempt is retried with backoff until it answers, and ``/health`` says so.
@@ -119,8 +126,8 @@ class MatrixAdapter:
     def _connected(self) -> None:
         self.connected, self.last_error = True, None
         log.info("homeserver connected")
-        if self.workspace_bridge is not None:
-            self.workspace_bridge.start()
+        for hook in self.on_connected:
+            hook()
 
     async def stop(self) -> None:
         if self._connecting is not None:
@@ -128,8 +135,6 @@ class MatrixAdapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
             self._connecting = None
-        if self.workspace_bridge is not None:
-            await self.workspace_bridge.stop()
         await self.portals.stop()
         await self.homeserver.close()
 
@@ -138,27 +143,29 @@ def build_matrix(
     *,
     settings: Settings,
     sessions: sessionmaker[Session],
-    cipher: TokenCipher,
     relay: Relay,
     outbox: Outbox,
     dispatcher: Dispatcher,
     authors: AuthorDirectory,
-    slack: SlackAdapter | None = None,
+    files: FileSources,
+    workspaces: WorkspaceDirectory | None = None,
+    channel_info: ChannelInfoSource | None = None,
     fetch_avatar: AvatarFetcher | None = None,
     timeout: float = 30.0,
 ) -> MatrixAdapter:
-    """Wire the Matrix adapter and register its deliverer and author resolver.
+    """Wire the Matrix adapter and register its deliverer, author resolver and file source.
 
     Args:
-        cipher: reserved for secrets the bridge stores itself (workspace tokens go through
-            the Slack adapter's :class:`Workspaces`, which encrypts them).
-        slack: the Slack adapter, for files, channel info and ``login app``.
+        files: the shared file sources (Matrix media is registered; any network's files are
+            read from it when copied into a room).
+        workspaces: the workspace directory ``login app`` stores workspaces in (None: no
+            Slack side, the bot says so).
+        channel_info: how portals learn their channel's name and topic.
         fetch_avatar: how ghost avatars are downloaded (tests inject one).
 
     Raises:
         ConfigError: the Matrix settings are incomplete.
     """
-    del cipher
     if not settings.matrix_enabled:
         raise ConfigError(
             "the Matrix bridge needs MATRIX_HOMESERVER_URL, MATRIX_SERVER_NAME, "
@@ -175,16 +182,10 @@ def build_matrix(
     )
     permissions = Permissions(settings.matrix_permissions, server_name=ids.server_name)
     syncs = SyncAdmin(sessions)
-    workspaces = slack.workspaces if slack else None
-    fetchers: dict[Network, Fetcher] = {}
     egress = EgressPolicy.from_settings(settings)
-    if slack is not None:
-        fetchers[Network.SLACK] = slack_fetcher(slack.workspaces, policy=egress)
-        slack.files.register(Network.MATRIX, matrix_fetcher(homeserver))
+    files.register(Network.MATRIX, matrix_file_source(homeserver))
     ghosts = Ghosts(homeserver, sessions, fetch_avatar=fetch_avatar or http_avatar_fetcher(egress))
-    deliverer = MatrixDeliverer(
-        homeserver, ghosts, authors, MatrixRenderer(ids), sessions, fetchers
-    )
+    deliverer = MatrixDeliverer(homeserver, ghosts, authors, MatrixRenderer(ids), sessions, files)
     proxy = AvatarProxy(homeserver, key=settings.matrix_hs_token, public_url=settings.public_url)
     authors.register(Network.MATRIX, MatrixAuthors(homeserver, proxy))
     outbox.register(deliverer)
@@ -195,30 +196,12 @@ def build_matrix(
         homeserver,
         sessions,
         syncs,
-        workspaces,
+        channel_info,
         permissions,
         invite=invite,
         fetch_avatar=ghosts.fetch_avatar,
     )
     invites = PortalInvites(homeserver, sessions)
-    workspace_bridge = None
-    if workspaces is not None:
-        workspace_bridge = WorkspaceBridge(
-            homeserver,
-            sessions,
-            portals=portals,
-            invites=invites,
-            members=ChannelMembers(homeserver, ghosts, authors, workspaces),
-            workspaces=workspaces,
-            conversation_count=settings.matrix_conversation_count,
-        )
-        on_login.append(workspace_bridge.on_login)
-        forget = workspace_bridge.forget_workspace
-
-        async def forget_logins(team_id: str) -> None:
-            await asyncio.to_thread(forget, team_id)
-
-        on_logout.append(forget_logins)
     commands = BotCommands(
         homeserver,
         prefix=settings.matrix_command_prefix,
@@ -269,7 +252,9 @@ def build_matrix(
         bridge=bridge,
         commands=commands,
         portals=portals,
+        invites=invites,
         avatars=proxy,
-        workspace_bridge=workspace_bridge,
+        links=MatrixRoomLinks(homeserver, syncs),
         on_login=on_login,
+        on_logout=on_logout,
     )

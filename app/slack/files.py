@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import IO
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from app.core.endpoints import Endpoint, Network
+from app.core.endpoints import Endpoint
 from app.core.events import FileRef
+from app.core.files import MAX_FILE_BYTES, FileSource, FileSources, FileTooLarge
 from app.egress import EgressPolicy
 from app.errors import RemoteError
 from app.slack.webapi import SlackApi
@@ -24,15 +25,10 @@ from app.slack.workspaces import Workspaces
 
 log = logging.getLogger("syncbot.slack.files")
 
-MAX_FILE_BYTES = 100 * 1024 * 1024
 _CHUNK = 256 * 1024
 _SPOOL = 8 * 1024 * 1024
 
-Fetcher = Callable[[Endpoint, FileRef], AsyncIterator[bytes]]
-
-
-class FileTooLarge(RemoteError):
-    """A file above the configured cap: skipped with a notice, never retried."""
+__all__ = ["MAX_FILE_BYTES", "FileCopier", "FileTooLarge", "slack_file_source"]
 
 
 def slack_file_host(url: str, api_url: str) -> bool:
@@ -49,9 +45,9 @@ def slack_file_host(url: str, api_url: str) -> bool:
     return urlsplit(url).scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
 
 
-def slack_fetcher(
+def slack_file_source(
     workspaces: Workspaces, *, policy: EgressPolicy | None = None, time_limit: float = 60.0
-) -> Fetcher:
+) -> FileSource:
     """Download a file shared in a Slack channel with that workspace's bot token.
 
     The token goes only to Slack's own hosts; the configured API host is trusted like the API
@@ -98,22 +94,20 @@ def slack_fetcher(
 
 
 class FileCopier:
-    def __init__(self, fetchers: dict[Network, Fetcher], *, max_bytes: int = MAX_FILE_BYTES):
-        self._fetchers = fetchers
-        self.max_bytes = max_bytes
+    """Copies files from any network (read through the shared :class:`FileSources`) into
+    Slack."""
 
-    def register(self, network: Network, fetcher: Fetcher) -> None:
-        self._fetchers[network] = fetcher
+    def __init__(self, sources: FileSources, *, max_bytes: int = MAX_FILE_BYTES):
+        self._sources = sources
+        self.max_bytes = max_bytes
 
     async def _spool(self, source: Endpoint, ref: FileRef) -> tuple[IO[bytes], int]:
         if ref.size and ref.size > self.max_bytes:
             raise FileTooLarge(f"{ref.name} is larger than the cap", network="slack")
-        fetch = self._fetchers.get(source.network)
-        if fetch is None:
-            raise RemoteError(f"cannot fetch files from {source.network}", network="slack")
+        chunks = self._sources.open(source, ref, network="slack")
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
         size = 0
-        async for chunk in fetch(source, ref):
+        async for chunk in chunks:
             size += len(chunk)
             if size > self.max_bytes:
                 spool.close()

@@ -11,13 +11,14 @@ from starlette.routing import Route
 from app.core.authors import AuthorDirectory
 from app.core.dispatch import Dispatcher
 from app.core.endpoints import Network
+from app.core.files import FileSources
 from app.core.outbox import Outbox
 from app.core.relay import Relay
 from app.egress import EgressPolicy
 from app.settings import Settings
 from app.slack.deliver import SlackDeliverer
 from app.slack.events_route import SlackEvents
-from app.slack.files import FileCopier, slack_fetcher
+from app.slack.files import FileCopier, slack_file_source
 from app.slack.holds import SlackHolds
 from app.slack.inbound import EventTranslator
 from app.slack.mentions import MentionMapper
@@ -59,6 +60,7 @@ def build_slack(
     outbox: Outbox,
     dispatcher: Dispatcher,
     authors: AuthorDirectory,
+    files: FileSources,
     rate_scale: float = 1.0,
     api_timeout: float = 10.0,
 ) -> SlackAdapter:
@@ -72,11 +74,13 @@ def build_slack(
     )
     profiles = Profiles(sessions, workspaces)
     mentions = MentionMapper(sessions, workspaces, profiles)
-    files = FileCopier(
-        {Network.SLACK: slack_fetcher(workspaces, policy=EgressPolicy.from_settings(settings))}
+    files.register(
+        Network.SLACK,
+        slack_file_source(workspaces, policy=EgressPolicy.from_settings(settings)),
     )
+    copier = FileCopier(files)
     renderer = SlackRenderer(workspaces, mentions, sessions)
-    deliverer = SlackDeliverer(workspaces, authors, renderer, files)
+    deliverer = SlackDeliverer(workspaces, authors, renderer, copier)
     authors.register(Network.SLACK, profiles)
     outbox.register(deliverer)
     events = SlackEvents(
@@ -98,5 +102,5 @@ def build_slack(
         deliverer=deliverer,
         events=events,
         http_events=bool(settings.slack_signing_secret),
-        files=files,
+        files=copier,
     )

@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.responses import Response
 
-from app.health import install_error_counter
 from app.slack.events_route import SlackEvents
 from app.slack.socket_mode import SocketModeClient, SocketTimings
 from app.slack.socket_state import ConnectionBoard, ConnectionState
 from app.slack.workspaces import UnknownWorkspace, Workspaces
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
-    from app.services import Services
 
 log = logging.getLogger("syncbot.slack.socket")
 
@@ -161,25 +156,3 @@ class SocketModeManager:
         # as soon as the relay has recorded the event, so the ack goes out at once and the
         # dispatcher's worker (notified by process) delivers.
         return await self._events.process(payload, started=float("-inf"))
-
-
-def attach_socket_mode(
-    runtime: Runtime, *, timings: SocketTimings | None = None
-) -> SocketModeManager:
-    """Run Socket Mode in ``runtime``: a worker (``syncbot serve``) and ``extras["socket_mode"]``.
-
-    Call it after :func:`app.services.attach`. On Lambda the worker never starts (no lifespan),
-    so the connection board stays empty there and health reports no connections.
-    """
-    # error_count covers the process's life, so count from assembly, not the first probe.
-    install_error_counter()
-    services: Services = runtime.services
-    manager = SocketModeManager(
-        workspaces=services.slack.workspaces,
-        events=services.slack.events,
-        board=ConnectionBoard(runtime.sessions),
-        timings=timings,
-    )
-    services.extras["socket_mode"] = manager
-    runtime.add_worker(manager)
-    return manager

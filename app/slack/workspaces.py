@@ -1,14 +1,18 @@
-"""Workspaces: stored with encrypted tokens, and a Web API client per workspace on demand."""
+"""Workspaces: stored with encrypted tokens, and a Web API client per workspace on demand.
+
+:class:`Workspaces` is the Slack implementation of the core's
+:class:`~app.core.workspaces.WorkspaceDirectory` port.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import RemoteError, SyncbotError
+from app.core.workspaces import UnknownWorkspace, WorkspaceInfo
+from app.errors import RemoteError
 from app.slack.http_pool import HttpPool
 from app.slack.ratelimit import RateLimiter
 from app.slack.webapi import SlackApi
@@ -19,24 +23,14 @@ BOT_TOKEN_CONTEXT = "workspace.bot_token"
 APP_TOKEN_CONTEXT = "workspace.app_token"
 REFRESH_TOKEN_CONTEXT = "workspace.bot_refresh_token"
 
-
-class UnknownWorkspace(SyncbotError):
-    """No active installation for this team id."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkspaceInfo:
-    """What the adapter needs to know of a workspace, with no token in it."""
-
-    id: int
-    team_id: str
-    name: str
-    domain: str | None
-    bot_user_id: str | None
-    bot_id: str | None
-    app_id: str | None
-    status: str
-    has_app_token: bool
+__all__ = [
+    "APP_TOKEN_CONTEXT",
+    "BOT_TOKEN_CONTEXT",
+    "REFRESH_TOKEN_CONTEXT",
+    "UnknownWorkspace",
+    "WorkspaceInfo",
+    "Workspaces",
+]
 
 
 def _info(row: Workspace) -> WorkspaceInfo:

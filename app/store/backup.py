@@ -54,6 +54,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.errors import CipherError, SyncbotError
 from app.settings import Settings
 from app.store.cipher import TokenCipher
+from app.store.keyfile import token_key
 from app.store.migrate import current_revision, revision_of
 from app.store.models import Base
 
@@ -92,11 +93,9 @@ class BackupSummary:
 def backup_mac_key(settings: Settings) -> bytes:
     """The key that authenticates backups, derived from the token encryption key.
 
-    Uses :func:`app.runtime.token_key`, so local development (no ``TOKEN_ENCRYPTION_KEY``)
-    uses the generated development key like the token cipher does.
+    Uses :func:`app.store.keyfile.token_key`, so local development (no
+    ``TOKEN_ENCRYPTION_KEY``) uses the generated development key like the token cipher does.
     """
-    from app.runtime import token_key  # the runtime module imports the store, not vice versa
-
     material = token_key(settings).encode()
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_MAC_INFO).derive(material)
 

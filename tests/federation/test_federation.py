@@ -68,7 +68,8 @@ class Instance:
     @property
     def federation(self):
         assert self.server and self.server.services
-        return self.server.services.extras["federation"]
+        assert self.server.services.federation is not None
+        return self.server.services.federation
 
     def close(self) -> None:
         if self.server:

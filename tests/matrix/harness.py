@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine
 
+from app.bridge.setup import SlackBridge
 from app.core.outbox import RetryPolicy
-from app.matrix.attach import wire_slack
-from app.matrix.setup import MatrixAdapter, build_matrix
-from app.services import Services
+from app.matrix.setup import MatrixAdapter
 from app.settings import Settings
 from app.slack.socket_manager import SocketModeManager
 from app.slack.socket_mode import SocketTimings
-from app.slack.socket_state import Backoff, ConnectionBoard
-from app.store.cipher import TokenCipher
+from app.slack.socket_state import Backoff
 from tests.slack.harness import AppServer
 
 SOCKET_TIMINGS = SocketTimings(
@@ -30,7 +30,7 @@ async def fake_avatar(url: str) -> tuple[bytes, str]:
 
 
 class BridgeApp(AppServer):
-    """The Slack harness's app with the Matrix adapter attached (and the bot registered)."""
+    """The Slack harness's app with the Matrix adapter and the bridge (and the bot registered)."""
 
     def __init__(
         self, settings: Settings, engine: Engine, *, port: int, socket_mode: bool = False
@@ -41,43 +41,41 @@ class BridgeApp(AppServer):
             port=port,
             retry=RetryPolicy(max_attempts=60, base_delay=0.05, max_delay=0.5),
         )
-        self.matrix: MatrixAdapter | None = None
-        # With socket_mode, wired as `syncbot serve` does: Socket Mode and the Slack hooks.
+        # With socket_mode, wired as `syncbot serve` does: Socket Mode started on login.
         self.socket_mode = socket_mode
-        self.sockets: SocketModeManager | None = None
 
-    def extend(self, services: Services, cipher: TokenCipher) -> None:
-        self.matrix = build_matrix(
-            settings=self.settings,
-            sessions=services.sessions,
-            cipher=cipher,
-            relay=services.relay,
-            outbox=services.outbox,
-            dispatcher=services.dispatcher,
-            authors=services.authors,
-            slack=services.slack,
-            fetch_avatar=fake_avatar,
-            timeout=5.0,
-        )
-        services.extras["matrix"] = self.matrix
-        if self.socket_mode:
-            self.sockets = SocketModeManager(
-                workspaces=services.slack.workspaces,
-                events=services.slack.events,
-                board=ConnectionBoard(services.sessions),
-                timings=SOCKET_TIMINGS,
-            )
-            services.extras["socket_mode"] = self.sockets
-            wire_slack(self.matrix, services)
+    def assembly_options(self) -> dict[str, Any]:
+        return {
+            "socket_mode": self.socket_mode,
+            "socket_timings": SOCKET_TIMINGS,
+            "matrix": True,
+            "fetch_avatar": fake_avatar,
+            "matrix_timeout": 5.0,
+        }
+
+    @property
+    def matrix(self) -> MatrixAdapter:
+        assert self.parts is not None and self.parts.matrix is not None
+        return self.parts.matrix
+
+    @property
+    def bridge(self) -> SlackBridge:
+        assert self.parts is not None and self.parts.bridge is not None
+        return self.parts.bridge
+
+    @property
+    def sockets(self) -> SocketModeManager | None:
+        assert self.parts is not None
+        return self.parts.socket_mode
 
     async def on_loop_start(self) -> None:
-        assert self.matrix is not None
         await self.matrix.start()
+        await self.bridge.start()
         if self.sockets is not None:
             await self.sockets.start()
 
     async def on_loop_stop(self) -> None:
-        assert self.matrix is not None
         if self.sockets is not None:
             await self.sockets.stop()
+        await self.bridge.stop()
         await self.matrix.stop()

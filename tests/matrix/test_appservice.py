@@ -237,7 +237,7 @@ def test_portal_on_alias_query_and_encrypted_rooms_refused(world: World) -> None
 
 
 def test_slack_archive_makes_the_portal_read_only_and_unarchive_restores(world: World) -> None:
-    from app.matrix.attach import archive_hook
+    from app.bridge.setup import archive_hook
 
     w = world
     w.slack.add_channel("T1", "C8", "archivable")
@@ -245,7 +245,7 @@ def test_slack_archive_makes_the_portal_read_only_and_unarchive_restores(world: 
     endpoint = Endpoint.slack("T1", "C8")
     portal = w.app.matrix.portals.get(endpoint)
     assert portal is not None and portal.room_id
-    hook = archive_hook(w.app.matrix)
+    hook = archive_hook(w.app.matrix.portals)
 
     def levels() -> dict:
         bot = w.app.matrix.homeserver.bot

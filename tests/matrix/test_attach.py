@@ -1,4 +1,5 @@
-"""The bridge plugs into the runtime only when configured, with its routes, worker and tick."""
+"""The bridge is assembled into the runtime only when configured, with its routes, workers and
+tick."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app.matrix.attach import attach_matrix, purge_matrix_transactions
-from app.runtime import build_runtime
+from app.assembly import build_runtime
+from app.matrix.appservice import purge_matrix_transactions
 from app.store.engine import make_engine
 from app.store.migrate import upgrade
 from app.store.models_matrix import MatrixTransaction
@@ -32,15 +33,16 @@ def runtime_for(tmp_path: Path, **settings: object):
 
 def test_off_without_settings(tmp_path: Path) -> None:
     runtime = runtime_for(tmp_path)
-    assert attach_matrix(runtime) is None
-    assert "matrix" not in runtime.services.extras
+    assert runtime.matrix is None
+    assert runtime.bridge is None and runtime.services.matrix_links is None
     runtime.close()
 
 
 def test_attached_with_settings(tmp_path: Path) -> None:
     runtime = runtime_for(tmp_path, **MATRIX)
-    adapter = attach_matrix(runtime)
-    assert adapter is not None and runtime.services.extras["matrix"] is adapter
+    adapter, bridge = runtime.matrix, runtime.bridge
+    assert adapter is not None and runtime.services.matrix_links is adapter.links
+    assert bridge is not None
     paths = {getattr(r, "path", "") for r in runtime.routes}
     assert {
         "/_matrix/app/v1/transactions/{txn_id}",
@@ -49,12 +51,14 @@ def test_attached_with_settings(tmp_path: Path) -> None:
         "/avatars/matrix/{server}/{media_id}",
     } <= paths
     assert adapter in runtime.workers
+    assert bridge in runtime.workers
     # Socket Mode first (the seed connects, then syncs), then the workspace bridge's sync.
-    assert adapter.workspace_bridge is not None
-    assert adapter.on_login[1] == adapter.workspace_bridge.on_login
+    assert bridge.workspace_bridge is not None
+    assert adapter.on_login[1] == bridge.workspace_bridge.on_login
     assert len(adapter.on_login) == 2
-    hooks = runtime.services.extras["socket_mode"].events.event_hooks
-    assert adapter.workspace_bridge.on_slack_event in hooks
+    assert runtime.socket_mode is not None
+    hooks = runtime.socket_mode.events.event_hooks
+    assert bridge.workspace_bridge.on_slack_event in hooks
     with runtime.sessions() as s, s.begin():
         s.add(
             MatrixTransaction(
@@ -62,7 +66,7 @@ def test_attached_with_settings(tmp_path: Path) -> None:
             )
         )
         s.add(MatrixTransaction(txn_id="new", events=1))
-    assert purge_matrix_transactions(runtime) == 1
+    assert purge_matrix_transactions(runtime.sessions) == 1
     with runtime.sessions() as s:
         assert s.execute(select(MatrixTransaction.txn_id)).scalars().all() == ["new"]
     runtime.close()

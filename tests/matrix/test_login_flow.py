@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine, make_url
 
+from app.bridge.workspace_bridge import PortalPending
 from app.core.endpoints import Endpoint
 from app.errors import RemoteError
-from app.matrix.workspace_bridge import PortalPending
 from app.slack.socket_state import ConnectionState
 from app.store.engine import make_engine
 from app.store.migrate import upgrade
@@ -198,7 +198,7 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     report = wait_for(lambda: next((n for n in f.notices(dm) if "Bridged 3" in n), None))
     assert "#general" in report and "#random" in report and "#design" in report
     assert f.portal("C4") is None and f.portal("C5") is None  # older / not the app's
-    assert f.app.matrix.workspace_bridge.management_room(a.user_id) == dm
+    assert f.app.bridge.workspace_bridge.management_room(a.user_id) == dm
     a.text(dm, "status")  # commands need no prefix in the management room
     wait_for(lambda: any("Portals: 3 active." in n for n in f.notices(dm)))
     sockets = f.app.sockets
@@ -261,7 +261,7 @@ def test_login_bridges_recent_channels_and_follows_them(flow: Flow) -> None:
     f.slack.rename_channel(f.team, "C1", "general-3")
     f.slack.echo(True)
     f.app = f.start_app()
-    bridge = f.app.matrix.workspace_bridge
+    bridge = f.app.bridge.workspace_bridge
     wait_for(lambda: bridge.completed_syncs >= 1)
     assert f.state(rooms["C1"], "m.room.name")["name"] == "#general-3"  # the resync caught up
     after = {c: f.invites_of(r, a.user_id) for c, r in {**rooms, "C4": quiet}.items()}
@@ -377,7 +377,7 @@ def test_a_ghost_that_cannot_be_created_is_skipped(
     monkeypatch.setattr(ghosts, "ensure", broken_for_bob)
     endpoint = Endpoint.slack(f.team, "C1")
     room = f.app.run(f.app.matrix.portals.ensure(endpoint))
-    members = f.app.matrix.workspace_bridge._members
+    members = f.app.bridge.workspace_bridge._members
     assert f.app.run(members.sync(endpoint, room)) == (1, 1)  # Ada joined, Bob skipped
     joined = set(f.as_bot("GET", f"/rooms/{room}/joined_members")["joined"])
     assert f.ghost("U1") in joined and f.ghost("U2") not in joined
@@ -393,7 +393,7 @@ def test_a_slow_portal_creation_lets_slack_redeliver(
 ) -> None:
     f = flow
     add_acme(f)
-    bridge = f.app.matrix.workspace_bridge
+    bridge = f.app.bridge.workspace_bridge
     portals = f.app.matrix.portals
     bridge.record_login(f.alice.user_id, f.team, "!dm:test.local")
     monkeypatch.setattr(bridge, "_portal_wait", 0.05)

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from app.bridge.channels import channel_info
 from app.core.endpoints import Endpoint
 from app.matrix.homeserver import Homeserver
 from app.matrix.ids import BridgeIds
 from app.matrix.invites import DECLINED, JOINED, LEFT, PortalInvites, membership_outcome
-from app.matrix.portals import PortalError, channel_info, check_transition
+from app.matrix.portals import PortalError, check_transition
 from app.store.engine import session_factory
 from app.store.models_matrix import MatrixLogin, MatrixPortal, MatrixPortalInvite, MatrixUser
 

@@ -21,8 +21,8 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from app import lambda_handler
+from app.assembly import build_runtime
 from app.queues import cloud_tasks, sqs
-from app.runtime import build_runtime
 from app.settings import load_settings
 from app.web import create_app
 from tests.conftest import TEST_KEY

@@ -24,9 +24,10 @@ from sqlalchemy import Engine, make_url
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from app.assembly import build_runtime
 from app.core.endpoints import Endpoint
 from app.federation import signing
-from app.runtime import Runtime, build_runtime
+from app.runtime import Runtime
 from app.settings import Settings
 from app.slack.workspaces import BOT_TOKEN_CONTEXT
 from app.store.engine import make_engine
@@ -90,7 +91,7 @@ class Hostile:
 
     @property
     def federation(self) -> Any:
-        return self.services.extras["federation"]
+        return self.services.federation
 
     def slack_headers(self, body: bytes, ts: str | None = None) -> dict[str, str]:
         stamp = ts or str(int(time.time()))

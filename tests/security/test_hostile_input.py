@@ -30,7 +30,7 @@ from app.federation import signing
 from app.federation.service import EVENTS_PATH, PAIR_PATH
 from app.matrix.ghosts import http_avatar_fetcher
 from app.oidc import OidcVerifier, TokenError
-from app.slack.files import slack_fetcher
+from app.slack.files import slack_file_source
 from app.store.models import Peer, ProcessedEvent, SyncEndpoint
 from app.store.syncs import SyncAdmin
 from tests.oidc_keys import id_token, jwks
@@ -179,7 +179,8 @@ def test_a_malformed_matrix_event_is_skipped_and_the_transaction_acknowledged(
     path = "/_matrix/app/v1/transactions/t1"
     answer = h.client.put(path, json={"events": events}, headers=auth)
     assert answer.status_code == 200, answer.text
-    appservice = h.services.extras["matrix"].appservice
+    assert h.runtime.matrix is not None
+    appservice = h.runtime.matrix.appservice
     assert appservice.malformed_events == 4
     with h.runtime.sessions() as s:
         keys = set(s.execute(select(ProcessedEvent.key)).scalars())
@@ -249,7 +250,7 @@ def _drain(fetch: Any, url: str) -> bytes:
 def test_the_slack_bot_token_goes_only_to_slack_file_hosts(loopback: Loopback) -> None:
     # Even with loopback allowed, a file "on" another host never gets the bot token.
     policy = EgressPolicy(allow=parse_networks(["127.0.0.0/8"]))
-    fetch = slack_fetcher(_Workspaces(), policy=policy)  # type: ignore[arg-type]
+    fetch = slack_file_source(_Workspaces(), policy=policy)  # type: ignore[arg-type]
     for url in (
         f"http://127.0.0.1:{loopback.port}/files-pri/T1-F1/f.png",
         "https://files.slack.com.evil.example/files-pri/x",
@@ -261,7 +262,7 @@ def test_the_slack_bot_token_goes_only_to_slack_file_hosts(loopback: Loopback) -
     # The configured API host (a fake Slack here) is Slack's own.
     workspaces = _Workspaces()
     workspaces.api_url = f"http://127.0.0.1:{loopback.port}/api/"
-    ok = slack_fetcher(workspaces, policy=EgressPolicy())  # type: ignore[arg-type]
+    ok = slack_file_source(workspaces, policy=EgressPolicy())  # type: ignore[arg-type]
     assert _drain(ok, f"http://127.0.0.1:{loopback.port}/files-pri/T1-F1/f.png") == PNG
     assert loopback.requests[0]["authorization"] == "Bearer xoxb-secret-bot-token"
 

@@ -14,8 +14,9 @@ import uvicorn
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 
+from app.assembly import Assembly, assemble
 from app.core.outbox import RetryPolicy
-from app.services import Services, build_services
+from app.services import Services
 from app.settings import Settings
 from app.store.cipher import TokenCipher
 from app.store.engine import session_factory
@@ -49,14 +50,16 @@ class AppServer:
         self.slack_timeout = slack_timeout
         self.port = port or free_port()
         self.lease_seconds = lease_seconds
+        self.parts: Assembly | None = None
         self.services: Services | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def extend(self, services: Services, cipher: TokenCipher) -> None:
-        """Hook: attach more adapters before the app is assembled (the Matrix harness)."""
+    def assembly_options(self) -> dict[str, Any]:
+        """Hook: which adapters :func:`app.assembly.assemble` builds (the Matrix harness)."""
+        return {"socket_mode": False, "matrix": False}
 
     async def on_loop_start(self) -> None:
         """Hook: start adapters on the app's loop before it serves."""
@@ -66,7 +69,7 @@ class AppServer:
 
     def start(self) -> AppServer:
         cipher = TokenCipher(self.settings.token_encryption_key or "")
-        self.services = build_services(
+        self.parts = assemble(
             self.settings,
             engine=self.engine,
             sessions=session_factory(self.engine),
@@ -75,9 +78,10 @@ class AppServer:
             slack_rate_scale=1000.0,
             slack_timeout=self.slack_timeout,
             lease_seconds=self.lease_seconds,
+            **self.assembly_options(),
         )
-        self.extend(self.services, cipher)
-        app = Starlette(routes=self.services.routes)
+        self.services = self.parts.services
+        app = Starlette(routes=self.parts.routes)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
         )

@@ -20,8 +20,9 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 
+from app.assembly import assemble
 from app.core.endpoints import Endpoint
-from app.services import Services, build_services
+from app.services import Services
 from app.slack.home.section import Viewer
 from app.slack.workspaces import Workspaces
 from app.store.cipher import TokenCipher
@@ -55,14 +56,16 @@ def home_services(slack: FakeSlack, engine: Engine, **settings: Any) -> Services
     workspaces = Workspaces(sessions, cipher, api_url=slack.base_url)
     for team in sorted(slack.state.workspaces):
         asyncio.run(workspaces.add(slack.bot_token(team)))
-    return build_services(
+    return assemble(
         config,
         engine=engine,
         sessions=sessions,
         cipher=cipher,
         slack_rate_scale=1000.0,
         slack_timeout=5.0,
-    )
+        socket_mode=False,
+        matrix=False,
+    ).services
 
 
 def three_teams() -> FakeSlack:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from app.runtime import build_runtime
+from app.assembly import build_runtime
 from app.slack.home import blocks as block_kit
 from app.slack.home.app import ADMIN_TTL, MAX_HOME_BLOCKS, NOT_ADMIN, REFUSED, HomeApp
 from app.slack.home.section import Viewer
@@ -407,7 +407,7 @@ def test_a_socket_mode_only_install_gets_the_home_through_its_envelopes(
     slack: FakeSlack, backend: str, tmp_path: Path
 ) -> None:
     """No signing secret, no HTTP route: interactive and events_api envelopes take the socket
-    events path (SlackEvents.process), which attach() hooked the home into."""
+    events path (SlackEvents.process), which the assembly hooked the home into."""
     with throwaway_database(backend, tmp_path) as url:
         settings = local_settings(slack_signing_secret=None, slack_api_url=slack.base_url)
         engine = make_engine(settings, url=url)
@@ -416,7 +416,8 @@ def test_a_socket_mode_only_install_gets_the_home_through_its_envelopes(
         try:
             services = runtime.services
             assert not services.slack.routes  # no HTTP events route
-            events = services.extras["socket_mode"].events
+            assert runtime.socket_mode is not None
+            events = runtime.socket_mode.events
 
             async def scenario() -> tuple[int, int]:
                 await services.slack.workspaces.add(slack.bot_token("T1"))

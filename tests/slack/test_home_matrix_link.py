@@ -17,6 +17,7 @@ from mautrix.errors import MForbidden, MNotFound
 from sqlalchemy import Engine
 
 from app.core.endpoints import Endpoint
+from app.matrix.commands import MatrixRoomLinks
 from app.services import Services
 from app.slack.home import kit
 from app.slack.home.section import Viewer
@@ -102,7 +103,7 @@ def services(slack: FakeSlack, engine: Engine, bot: FakeBot) -> Services:
     sync(built, "general", Endpoint.slack("T1", "C1"), Endpoint.slack("T2", "C2"))
     sync(built, "apart", Endpoint.slack("T3", "C3"))
     homeserver = SimpleNamespace(bot=bot, ids=SimpleNamespace(bot=BOT))
-    built.extras["matrix"] = SimpleNamespace(homeserver=homeserver)
+    built.matrix_links = MatrixRoomLinks(homeserver, built.syncs)  # type: ignore[arg-type]
     return built
 
 

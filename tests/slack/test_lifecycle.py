@@ -12,8 +12,8 @@ from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.assembly import build_runtime
 from app.core.endpoints import Endpoint
-from app.runtime import build_runtime
 from app.slack.lifecycle import SUSPENDED, UNINSTALLED, WorkspaceLifecycle
 from app.slack.oauth_stores import SqlInstallationStore
 from app.slack.workspaces import BOT_TOKEN_CONTEXT

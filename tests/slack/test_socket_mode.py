@@ -26,14 +26,13 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
+from app.assembly import Assembly, assemble, build_runtime
 from app.core.endpoints import Endpoint
 from app.core.outbox import RetryPolicy
 from app.health import gather
-from app.runtime import build_runtime
-from app.services import Services, build_services
 from app.slack.events_route import SlackEvents
 from app.slack.ratelimit import RateLimiter
-from app.slack.socket_manager import SocketModeManager, attach_socket_mode
+from app.slack.socket_manager import SocketModeManager
 from app.slack.socket_mode import SocketModeClient, SocketTimings
 from app.slack.socket_state import Backoff, ConnectionBoard, ConnectionState
 from app.store.cipher import TokenCipher
@@ -429,10 +428,11 @@ def test_backoff_is_capped_jittered_and_never_zero() -> None:
 
 
 class World:
-    def __init__(self, slack: FakeSlack, fake: FakeSocketSlack, services: Services) -> None:
+    def __init__(self, slack: FakeSlack, fake: FakeSocketSlack, parts: Assembly) -> None:
         self.slack = slack
         self.fake = fake
-        self.services = services
+        self.parts = parts
+        self.services = parts.services
 
     def post(self, team: str, channel: str, user: str, text: str) -> dict[str, Any]:
         ts = self.slack.user_posts(team, channel, user, text)
@@ -444,7 +444,7 @@ class World:
 
     async def post_http(self, envelope: dict[str, Any]) -> int:
         body = json.dumps(envelope).encode()
-        app = Starlette(routes=self.services.routes)
+        app = Starlette(routes=self.parts.routes)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
             response = await client.post(
@@ -467,7 +467,7 @@ async def world(fake: FakeSocketSlack, tmp_path: Path) -> AsyncIterator[World]:
         )
         engine = make_engine(settings, url=url)
         upgrade(engine)
-        services = build_services(
+        parts = assemble(
             settings,
             engine=engine,
             sessions=session_factory(engine),
@@ -475,10 +475,12 @@ async def world(fake: FakeSocketSlack, tmp_path: Path) -> AsyncIterator[World]:
             retry=RetryPolicy(max_attempts=12, base_delay=0.05, max_delay=0.5),
             slack_rate_scale=1000.0,
             slack_timeout=2.0,
+            socket_mode=False,
+            matrix=False,
         )
-        worker = asyncio.create_task(services.outbox.run_forever(idle=0.1))
+        worker = asyncio.create_task(parts.services.outbox.run_forever(idle=0.1))
         try:
-            yield World(slack, fake, services)
+            yield World(slack, fake, parts)
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
@@ -616,7 +618,7 @@ async def test_invalid_token_at_run_time_is_reported_by_health(world: World) -> 
     }
 
 
-def test_attach_runs_socket_mode_as_a_worker_even_without_a_signing_secret(
+def test_the_runtime_runs_socket_mode_as_a_worker_even_without_a_signing_secret(
     tmp_path: Path,
 ) -> None:
     with throwaway_database("sqlite", tmp_path) as url:
@@ -626,11 +628,12 @@ def test_attach_runs_socket_mode_as_a_worker_even_without_a_signing_secret(
         try:
             # A Socket-Mode-only install serves no HTTP events route...
             assert not runtime.services.slack.routes
-            manager = attach_socket_mode(runtime)
+            manager = runtime.socket_mode
+            assert manager is not None
             # ...but envelopes still get the relay path, and serve runs the manager.
             assert isinstance(manager.events, SlackEvents)
             assert manager in runtime.workers
-            assert runtime.services.extras["socket_mode"] is manager
+            assert manager.events is runtime.services.slack.events
         finally:
             runtime.close()
 

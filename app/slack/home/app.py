@@ -261,12 +261,9 @@ def build_sections(services: Services) -> Iterable[HomeSection]:
     ]
 
 
-def attach_home(services: Services) -> HomeApp:
-    """Build the home shell with its sections; hook it into the HTTP events path if there is one.
-
-    A Socket-Mode-only install hooks it into the socket events path later
-    (:func:`app.services.attach`).
-    """
+def build_home(services: Services) -> HomeApp:
+    """Build the home shell with its sections (the composition root hooks it into the events
+    path, which HTTP and Socket Mode share)."""
     home = HomeApp(
         workspaces=services.slack.workspaces,
         sessions=services.sessions,
@@ -275,6 +272,4 @@ def attach_home(services: Services) -> HomeApp:
     )
     for section in build_sections(services):
         home.add(section)
-    services.extras["slack_home"] = home
-    home.hook(services.slack.events)
     return home

@@ -1,6 +1,7 @@
 """App Home: link a synced Slack channel to a Matrix room, or unlink one.
 
-Linking is the ``link`` bot command seen from Slack: the same :func:`app.matrix.commands.link_room`
+Linking is the ``link`` bot command seen from Slack: the same ``link_room`` (reached through the
+core's :class:`~app.core.links.RoomLinks` port, so Slack code never imports Matrix code)
 resolves the alias, has the bridge bot join, refuses encrypted rooms and adds the room to the
 channel's sync. The homeserver may take longer than Slack's 3 seconds, so the modal is answered
 at once with a "linking" view that is updated with the outcome.
@@ -11,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from app.core.endpoints import Endpoint, EndpointError, Network
+from app.core.links import RoomLinks
 from app.errors import SyncbotError
-from app.matrix.commands import link_room, unlink_room
 from app.slack import mrkdwn
 from app.slack.home.blocks import (
     Block,
@@ -34,9 +34,6 @@ from app.slack.home.blocks import (
 from app.slack.home.kit import Click, Form, OnClick, OnSubmit, Route, Section
 from app.slack.home.section import Viewer
 from app.slack.home.sections.scope import SyncedChannel, refresh_after_change, synced_channels
-
-if TYPE_CHECKING:
-    from app.matrix.setup import MatrixAdapter
 
 log = logging.getLogger("syncbot.slack.home.matrix")
 
@@ -104,8 +101,8 @@ class MatrixLinkSection(Section):
     key = "matrix_link"
 
     @property
-    def _adapter(self) -> MatrixAdapter | None:
-        return self.services.extras.get("matrix")
+    def _adapter(self) -> RoomLinks | None:
+        return self.services.matrix_links
 
     def visible(self, viewer: Viewer) -> bool:
         return viewer.is_admin and self.services.settings.matrix_enabled
@@ -151,7 +148,7 @@ class MatrixLinkSection(Section):
         if adapter is None:
             await click.refuse()
             return
-        await click.open(link_view(adapter.homeserver.ids.bot))
+        await click.open(link_view(adapter.bot))
 
     async def _link(self, form: Form) -> None:
         viewer = form.viewer
@@ -176,9 +173,7 @@ class MatrixLinkSection(Section):
 
         async def work() -> Block:
             try:
-                room = await link_room(
-                    adapter.homeserver, self.services.syncs, ref, sync, join=True
-                )
+                room = await adapter.link(ref, sync)
             except SyncbotError as exc:  # refused, no such sync, homeserver failing
                 log.info("matrix link refused", extra={"team": viewer.team_id, "error": str(exc)})
                 return notice_view(
@@ -206,7 +201,7 @@ class MatrixLinkSection(Section):
         if sync is None or not any(c.sync_name == sync for c in channels):
             log.warning("unlink of a room outside the workspace's syncs refused")
             return
-        await unlink_room(self.services.syncs, room)
+        await asyncio.to_thread(self.services.syncs.remove, sync, endpoint)
         log.info("matrix room unlinked", extra={"team": viewer.team_id, "sync": sync})
         # Only the room left the sync: its Slack workspaces are the same as before.
         await refresh_after_change(self.home, self.services.sessions, viewer, [sync])

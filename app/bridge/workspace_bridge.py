@@ -21,14 +21,15 @@ from mautrix.types import EventType, RoomID
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.bridge.members import ChannelMembers
 from app.core.endpoints import Endpoint
+from app.core.workspaces import WorkspaceInfo
 from app.errors import RedeliveryRequested, RemoteError
 from app.matrix.commands import LoginRequest
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.invites import PortalInvites
-from app.matrix.members import ChannelMembers
 from app.matrix.portals import PortalError, Portals
-from app.slack.workspaces import WorkspaceInfo, Workspaces
+from app.slack.workspaces import Workspaces
 from app.store.models_matrix import MatrixLogin, MatrixUser
 
 log = logging.getLogger("syncbot.matrix.workspace")

@@ -17,9 +17,10 @@ from mautrix.types import RoomID
 from app.core.authors import AuthorDirectory
 from app.core.endpoints import Endpoint
 from app.core.events import Author
+from app.core.workspaces import UnknownWorkspace
 from app.matrix.ghosts import Ghosts
 from app.matrix.homeserver import Homeserver, matrix_errors
-from app.slack.workspaces import UnknownWorkspace, Workspaces
+from app.slack.workspaces import Workspaces
 
 log = logging.getLogger("syncbot.matrix.members")
 

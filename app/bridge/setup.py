@@ -1,0 +1,118 @@
+"""Assembling the Slack <-> Matrix bridge on top of both adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.bridge.members import ChannelMembers
+from app.bridge.workspace_bridge import WorkspaceBridge
+from app.core.authors import AuthorDirectory
+from app.core.endpoints import Endpoint
+from app.core.workspaces import WorkspaceInfo
+from app.matrix.commands import LoginRequest
+from app.matrix.portals import Portals
+from app.matrix.setup import MatrixAdapter
+from app.settings import Settings
+from app.slack.workspaces import Workspaces
+
+log = logging.getLogger("syncbot.bridge")
+
+EventHook = Callable[[dict[str, Any]], Awaitable[None]]
+
+ARCHIVE_EVENTS = {
+    "channel_archive": True,
+    "group_archive": True,
+    "channel_unarchive": False,
+    "group_unarchive": False,
+}
+
+
+def archive_hook(portals: Portals) -> EventHook:
+    """A Slack event hook: a channel's archive/unarchive makes its portal read-only/writable."""
+
+    async def on_event(envelope: dict[str, Any]) -> None:
+        event = envelope.get("event") or {}
+        archived = ARCHIVE_EVENTS.get(str(event.get("type")))
+        channel = event.get("channel")
+        team = envelope.get("team_id")
+        if archived is None or not isinstance(channel, str) or not team:
+            return
+        try:
+            await portals.set_archived(Endpoint.slack(str(team), channel), archived)
+        except Exception:
+            # The relay still pauses/resumes the endpoint; the room state catches up later.
+            log.warning("portal archive state not updated", exc_info=True)
+
+    return on_event
+
+
+@dataclass
+class SlackBridge:
+    """The whole-workspace bridge (logins, syncs, portal auto-creation) as a runtime worker.
+
+    Its resync of the logged-in workspaces starts once the homeserver answers (a hook of the
+    Matrix adapter's ``on_connected``); stopping the worker stops the bridge's tasks.
+    """
+
+    workspace_bridge: WorkspaceBridge
+    # Slack event hooks, in order; the workspace bridge's comes last, as it may ask Slack to
+    # redeliver an event whose portal is still being created.
+    slack_hooks: list[EventHook]
+
+    async def start(self) -> None:
+        """Nothing to do yet: the resync waits for the homeserver (see the class)."""
+
+    async def stop(self) -> None:
+        await self.workspace_bridge.stop()
+
+
+def build_bridge(
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    matrix: MatrixAdapter,
+    workspaces: Workspaces,
+    authors: AuthorDirectory,
+    connect_socket: Callable[[str], Awaitable[object]] | None = None,
+) -> SlackBridge:
+    """Plug the bridge into the Matrix adapter's login/logout hooks.
+
+    Args:
+        connect_socket: starts Socket Mode for a team (None without Socket Mode); the first
+            thing a ``login app`` does, as in the seed: connect, then sync.
+    """
+    hs = matrix.homeserver
+    workspace_bridge = WorkspaceBridge(
+        hs,
+        sessions,
+        portals=matrix.portals,
+        invites=matrix.invites,
+        members=ChannelMembers(hs, matrix.ghosts, authors, workspaces),
+        workspaces=workspaces,
+        conversation_count=settings.matrix_conversation_count,
+    )
+    if connect_socket is not None:
+        connect = connect_socket
+
+        async def start_socket_mode(info: WorkspaceInfo, request: LoginRequest) -> None:
+            await connect(info.team_id)
+
+        matrix.on_login.append(start_socket_mode)
+    matrix.on_login.append(workspace_bridge.on_login)
+    forget = workspace_bridge.forget_workspace
+
+    async def forget_logins(team_id: str) -> None:
+        await asyncio.to_thread(forget, team_id)
+
+    matrix.on_logout.append(forget_logins)
+    matrix.on_connected.append(workspace_bridge.start)
+    return SlackBridge(
+        workspace_bridge=workspace_bridge,
+        slack_hooks=[archive_hook(matrix.portals), workspace_bridge.on_slack_event],
+    )

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 from app.settings import Settings
 from app.store.cipher import TokenCipher
 from app.store.models import OAuthState, ProcessedEvent
+from app.store.rows import affected
 
 if TYPE_CHECKING:
     from app.bridge.setup import SlackBridge
@@ -113,7 +114,7 @@ def purge_expired_claims(runtime: Runtime) -> int:
     with runtime.sessions() as session, session.begin():
         events = session.execute(delete(ProcessedEvent).where(ProcessedEvent.expires_at < now))
         states = session.execute(delete(OAuthState).where(OAuthState.expires_at < now))
-        removed = int(events.rowcount or 0) + int(states.rowcount or 0)  # type: ignore[attr-defined]
+        removed = affected(events) + affected(states)
     if removed:
         log.info("purged expired claims", extra={"rows": removed})
     return removed

@@ -41,6 +41,7 @@ from app.federation.urls import check_peer_url
 from app.jsonbody import MalformedJson, json_object
 from app.store.models import Peer, Sync, SyncEndpoint
 from app.store.models_federation import FederationNonce, PairingCode
+from app.store.rows import affected
 
 log = logging.getLogger("syncbot.federation")
 
@@ -653,7 +654,7 @@ class Federation:
             result = s.execute(
                 delete(FederationNonce).where(FederationNonce.expires_at < datetime.now(UTC))
             )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return affected(result)
 
     @property
     def routes(self) -> list[Route]:

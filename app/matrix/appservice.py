@@ -29,6 +29,7 @@ from app.matrix.bridge import MatrixBridge
 from app.matrix.event_schema import MalformedEvent, validate
 from app.matrix.ids import BridgeIds
 from app.store.models_matrix import MatrixTransaction
+from app.store.rows import affected
 
 log = logging.getLogger("syncbot.matrix.appservice")
 
@@ -48,7 +49,7 @@ def purge_matrix_transactions(sessions: sessionmaker[Session]) -> int:
         result = s.execute(
             delete(MatrixTransaction).where(MatrixTransaction.processed_at < cutoff)
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return affected(result)
 
 
 def _error(status: int, errcode: str, message: str) -> JSONResponse:

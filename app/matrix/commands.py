@@ -28,6 +28,7 @@ from app.matrix.homeserver import Homeserver, is_missing, matrix_errors
 from app.matrix.permissions import Level, Permissions
 from app.matrix.portals import Portals
 from app.store.models import Workspace
+from app.store.rows import affected
 from app.store.syncs import SyncAdmin
 
 log = logging.getLogger("syncbot.matrix.commands")
@@ -218,7 +219,7 @@ class BotCommands:
                     .where(Workspace.team_id == team)
                     .values(status="uninstalled", bot_token_enc=None, app_token_enc=None)
                 )
-                return int(result.rowcount or 0)  # type: ignore[attr-defined]
+                return affected(result)
 
         changed = await asyncio.to_thread(deactivate)
         self._workspaces.forget(team)

@@ -23,6 +23,9 @@ VENV_CREATE = $(UV) venv --python $(PYTHON_VERSION) $(VENV)
 PIP_INSTALL = $(UV) pip install --python $(PY) --quiet
 endif
 
+COMPOSE_ENV ?= .env
+MATRIX_SERVER_NAME ?= localhost
+
 .PHONY: run test demo infra lint clean
 
 $(PY):
@@ -52,6 +55,14 @@ demo: $(VENV)/.runtime
 
 infra: $(VENV)/.infra
 	@echo "Pulumi packages installed in $(VENV): try $(PY) -m stacks.plan Pulumi.dev.yaml"
+
+# The secrets compose.yaml reads, made once and never overwritten: the database, the stored
+# tokens and the homeserver's registration depend on them. Readable by their owner only.
+$(COMPOSE_ENV): | $(VENV)/.runtime
+	@umask 077 && { \
+		$(PY) -c 'import secrets as s; [print(f"{n}={s.token_urlsafe(48)}") for n in ("TOKEN_ENCRYPTION_KEY", "POSTGRES_PASSWORD", "SYNCBOT_METRICS_TOKEN", "SYNAPSE_MACAROON_SECRET_KEY", "SYNAPSE_FORM_SECRET", "SYNAPSE_REGISTRATION_SHARED_SECRET")]' \
+		&& $(VENV)/bin/syncbot registration --generate --url http://syncbot:3000 --server-name $(MATRIX_SERVER_NAME); \
+	} > $@.tmp && mv $@.tmp $@ && echo "wrote $@: the secrets of compose.yaml (keep it private)"
 
 test: $(VENV)/.dev
 	$(PY) -m pytest

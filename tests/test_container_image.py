@@ -41,6 +41,8 @@ class Stage:
     env: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     cmd: list[str] | None = None
+    healthcheck: list[str] | None = None
+    volumes: list[str] = field(default_factory=list)
 
 
 def parse_dockerfile(text: str) -> list[Stage]:
@@ -77,6 +79,11 @@ def parse_dockerfile(text: str) -> list[Stage]:
             stage.user = rest
         elif instruction == "CMD":
             stage.cmd = json.loads(rest)
+        elif instruction == "HEALTHCHECK":
+            _options, _, command = rest.partition("CMD ")
+            stage.healthcheck = json.loads(command)
+        elif instruction == "VOLUME":
+            stage.volumes.extend(json.loads(rest))
         elif instruction in ("COPY", "RUN"):
             stage.steps.append((instruction, rest))
     return stages
@@ -97,6 +104,9 @@ def test_image_shape(stages: list[Stage]) -> None:
     assert final.user is not None and final.user.split(":")[0] not in ("0", "root")
     assert final.cmd == list(CONTAINER_SERVE_COMMAND)
     assert final.env["PATH"].startswith(f"{VENV_IN_IMAGE}/bin:")
+    # The embedded SQLite default writes to a volume, not the container's layer.
+    assert final.volumes == ["/data"] and final.env["SYNCBOT_DATA_DIR"] == "/data"
+    assert final.healthcheck is not None and final.healthcheck[0] == "python"
 
 
 def test_dockerignore_admits_every_copied_source(stages: list[Stage]) -> None:
@@ -208,6 +218,13 @@ def test_entry_serves_health_from_runtime_only_install(
             time.sleep(0.1)
         output = (tmp_path / "serve.log").read_text(errors="replace")
         assert status == 200, f"/health never answered 200 (exit {proc.poll()}):\n{output}"
+        # The image's HEALTHCHECK, run as Docker runs it: healthy now, unhealthy elsewhere.
+        assert final.healthcheck is not None
+        check = [str(venv / "bin" / final.healthcheck[0]), *final.healthcheck[1:]]
+        healthy = subprocess.run(check, env=env, capture_output=True, timeout=30)
+        assert healthy.returncode == 0, healthy.stderr
+        elsewhere = {**env, "PORT": str(_free_port())}
+        assert subprocess.run(check, env=elsewhere, capture_output=True, timeout=30).returncode
     finally:
         proc.terminate()
         try:

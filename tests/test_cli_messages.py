@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.runtime import DEV_KEY_FILE
 from app.settings import ENV_NAMES, FILE_ENV_NAMES, LOCAL_DATA_DIR, SQLITE_FILE
+from app.store.keyfile import DEV_KEY_FILE
 from tests.conftest import TEST_KEY
 from tests.fakes.slack_server import FakeSlack
 

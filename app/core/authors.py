@@ -53,3 +53,16 @@ class AuthorDirectory:
             fallback = (author.native_id or "someone").rsplit("/", 1)[-1]
             resolved = Author(fallback, resolved.native_id, resolved.avatar_url, resolved.origin)
         return resolved
+
+
+def reactor(source: Endpoint, actor: str, actor_name: str = "", origin: str = "") -> Author:
+    """The person behind a reaction, as an author to resolve (and, on Matrix, to ghost).
+
+    ``actor`` is the relay's reactor key: ``<endpoint>|<user>`` from Slack (the user is native to
+    the workspace), the user id itself from other networks.
+    """
+    user = actor.rsplit("|", 1)[-1] if "|" in actor else actor
+    user = user or actor_name
+    if source.network is Network.SLACK:
+        return Author(name="", native_id=f"{source.slack_team}/{user}", origin=origin)
+    return Author(name="", native_id=user, origin=origin)

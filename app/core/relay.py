@@ -209,6 +209,7 @@ class Relay:
                     payload={
                         "source": str(event.source),
                         "emoji": event.emoji,
+                        "actor": event.actor,
                         "actor_name": event.actor_name,
                     },
                     source_time=event.occurred_at,

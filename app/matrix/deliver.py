@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import richtext
-from app.core.authors import AuthorDirectory
+from app.core.authors import AuthorDirectory, reactor
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Author, FileRef, Kind
 from app.core.files import MAX_FILE_BYTES, FileSources
@@ -231,27 +231,47 @@ class MatrixDeliverer:
                 await redact(intent, room, part, txn_id=f"{task.uid}.p{index}")
             await redact(intent, room, copy, txn_id=task.uid)
 
+    async def _reactor(self, task: DeliveryTask) -> str:
+        """The ghost of the person who reacted (the bot when the homeserver refuses it)."""
+        source = Endpoint.parse(task.payload["source"])
+        if source.network is Network.MATRIX:
+            return self._hs.ids.bot
+        payload = task.payload
+        who = reactor(source, payload.get("actor") or "", payload.get("actor_name") or "")
+        try:
+            return await self._ghosts.ensure(source, await self._authors.resolve(source, who))
+        except RemoteError as exc:
+            if exc.retryable:
+                raise
+            log.warning("ghost unavailable; reacting as the bot", extra={"error": str(exc)})
+            return self._hs.ids.bot
+
     async def _react(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
         key = to_matrix_key(task.payload["emoji"])
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": copy, "key": key}}
+        sender = await self._reactor(task)
+        intent = self._hs.intent(sender)
         async with matrix_errors("send reaction"):
-            event_id = await self._hs.bot.send_message_event(
+            if sender != self._hs.ids.bot:
+                await intent.ensure_joined(room, bot=self._hs.bot)
+            event_id = await intent.send_message_event(
                 room, EventType.REACTION, content, txn_id=task.uid
             )
-        await asyncio.to_thread(self._remember, str(event_id), room, copy, key)
+        await asyncio.to_thread(self._remember, str(event_id), room, copy, key, sender)
 
     async def _unreact(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
         key = to_matrix_key(task.payload["emoji"])
-        event_id = await asyncio.to_thread(self._ours, room, copy, key)
-        if event_id is None:
+        found = await asyncio.to_thread(self._ours, room, copy, key)
+        if found is None:
             return
+        event_id, sender = found
         async with matrix_errors("redact reaction"):
-            await redact(self._hs.bot, room, event_id, txn_id=task.uid)
+            await redact(self._hs.intent(sender), room, event_id, txn_id=task.uid)
         await asyncio.to_thread(self._forget, event_id)
 
-    def _remember(self, event_id: str, room: str, target: str, key: str) -> None:
+    def _remember(self, event_id: str, room: str, target: str, key: str, sender: str) -> None:
         try:
             with self._sessions() as s, s.begin():
                 if s.get(MatrixReaction, event_id) is None:
@@ -261,7 +281,7 @@ class MatrixDeliverer:
                             room_id=room,
                             target_event_id=target,
                             key=key,
-                            sender=self._hs.ids.bot,
+                            sender=sender,
                             ours=True,
                         )
                     )
@@ -269,16 +289,17 @@ class MatrixDeliverer:
             # The same reaction recorded by an earlier attempt under the txn id's event.
             pass
 
-    def _ours(self, room: str, target: str, key: str) -> str | None:
+    def _ours(self, room: str, target: str, key: str) -> tuple[str, str] | None:
         with self._sessions() as s:
-            return s.execute(
-                select(MatrixReaction.event_id).where(
+            row = s.execute(
+                select(MatrixReaction.event_id, MatrixReaction.sender).where(
                     MatrixReaction.room_id == room,
                     MatrixReaction.target_event_id == target,
                     MatrixReaction.key == key,
                     MatrixReaction.ours.is_(True),
                 )
-            ).scalar()
+            ).first()
+        return (str(row.event_id), str(row.sender)) if row is not None else None
 
     def _forget(self, event_id: str) -> None:
         with self._sessions() as s, s.begin():

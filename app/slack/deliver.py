@@ -7,16 +7,17 @@ worker) we look for that id in the channel before posting again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from app.core.authors import AuthorDirectory
+from app.core.authors import AuthorDirectory, reactor
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Author, FileRef, Kind
 from app.core.ports import Delivered, DeliveryTask
-from app.errors import RemoteError
+from app.errors import RemoteError, SyncbotError
 from app.slack.files import FileCopier
 from app.slack.render import SlackRenderer
 from app.slack.webapi import SlackApi
@@ -274,12 +275,25 @@ class SlackDeliverer:
             if exc.code != "invalid_name":
                 raise
             # The emoji does not exist in this workspace (a custom one): say it in the thread.
+            source = _source(task)
+            origin = ""
+            if source.network is Network.SLACK:
+                with contextlib.suppress(SyncbotError):
+                    origin = self._workspaces.info(source.slack_team).name
+            payload = task.payload
+            who = await self._authors.resolve(
+                source,
+                reactor(
+                    source, payload.get("actor") or "", payload.get("actor_name") or "", origin
+                ),
+            )
             await api.call(
                 "chat.postMessage",
                 channel=channel,
                 thread_ts=ts,
                 text=f"reacted with :{emoji}:",
-                username=(task.payload.get("actor_name") or "someone")[:USERNAME_MAX],
+                username=display_name(who),
+                icon_url=who.avatar_url,
             )
 
 

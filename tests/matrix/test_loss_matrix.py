@@ -28,3 +28,31 @@ def test_a_delete_redacts_every_event_of_a_text_and_file_post(world: World) -> N
         return all(i in events and not events[i]["content"] for i in ids)
 
     wait_for(redacted)
+
+
+def test_reactions_use_every_emoji_both_ways_and_come_from_the_reactor(world: World) -> None:
+    w = world
+    # #17 item 5: complete emoji data both ways, skin tones included; custom emoji are kept
+    # as :name: text; a reaction from Slack is sent by the reactor's ghost.
+    ts = w.slack.user_posts("T1", "C1", "U1", "react to me")
+    root = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "react to me")
+    for name in ("sweat_smile", "+1::skin-tone-4", "custom_party"):
+        w.slack.user_reacts("T1", "C1", ts, "U1", name)
+    keys = {}
+    for key in ("😅", "👍🏽", ":custom_party:"):
+        event = room_event(
+            w,
+            lambda e, k=key: (
+                e["type"] == "m.reaction" and e["content"].get("m.relates_to", {}).get("key") == k
+            ),
+        )
+        keys[key] = event["sender"]
+    assert set(keys.values()) == {"@slack_t1_u1:test.local"}
+    w.slack.user_reacts("T1", "C1", ts, "U1", "sweat_smile", added=False)
+    room_event(w, lambda e: e["type"] == "m.reaction" and not e["content"])  # redacted
+
+    copy = w.slack.messages("T2", "C2")[0]
+    for key in ("🥳", "😍", "👍🏽"):
+        relation = {"rel_type": "m.annotation", "event_id": root["event_id"], "key": key}
+        w.alice.send(w.room, {"m.relates_to": relation}, etype="m.reaction")
+    wait_for(lambda: {"partying_face", "heart_eyes", "+1::skin-tone-4"} <= set(copy.reactions))

@@ -60,4 +60,8 @@ def test_reaction_keys_round_trip() -> None:
     assert to_matrix_key("partyparrot") == ":partyparrot:"
     assert to_slack_name(":partyparrot:") == "partyparrot"
     assert to_slack_name("❤") == "heart"  # without the variation selector
-    assert to_matrix_key("wave::skin-tone-3") == "👋"
+    # Skin tones travel both ways (#17 item 5).
+    assert to_matrix_key("wave::skin-tone-3") == "👋🏼"
+    assert to_slack_name("👋🏼") == "wave::skin-tone-3"
+    for name in ("sweat_smile", "partying_face", "heart_eyes", "+1::skin-tone-5", "parrot"):
+        assert to_slack_name(to_matrix_key(name)) == name

@@ -150,3 +150,17 @@ def test_a_delete_removes_the_file_copies_in_every_workspace(world) -> None:
     for team, channel in (("T2", "C2"), ("T3", "C3")):
         wait_for(lambda t=team, c=channel: not slack.messages(t, c))
         assert not [m for m in slack.messages(team, channel) if m.files]
+
+
+def test_the_missing_emoji_note_names_the_person(world) -> None:
+    slack, _server = world
+    ts = slack.user_posts("T1", "C1", "U1", "note me")
+    copy = wait_for(
+        lambda: next((m for m in slack.messages("T2", "C2") if m.text == "note me"), None)
+    )
+    slack.user_reacts("T1", "C1", ts, "U1", "custom_missing_party")
+    note = wait_for(
+        lambda: next((m for m in slack.messages("T2", "C2") if "reacted with" in m.text), None)
+    )
+    assert note.thread_ts == copy.ts
+    assert note.username == "Ada (Acme)"  # the person, not U1

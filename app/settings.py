@@ -8,7 +8,9 @@ listing every problem at once. :meth:`Settings.production_problems` is what ``sy
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -338,23 +340,13 @@ class Settings:
         if missing:
             how = f" (make a key with `{MAKE_KEY}`)" if "TOKEN_ENCRYPTION_KEY" in missing else ""
             problems.append("missing required secret(s): " + ", ".join(missing) + how)
-        if self.slack_signing_secret and len(self.slack_signing_secret) < MIN_SECRET_LENGTH:
-            problems.append(
-                f"SLACK_SIGNING_SECRET is too short (< {MIN_SECRET_LENGTH} characters)"
-            )
-        if self.token_encryption_key and _weak_key(self.token_encryption_key):
-            problems.append(
-                "TOKEN_ENCRYPTION_KEY is weak: use at least "
-                f"{MIN_TOKEN_KEY_LENGTH} random characters (e.g. `openssl rand -base64 48`)"
-            )
+        problems.extend(weak_secret_problems(self))
         if not self.slack_bot_scopes:
             problems.append("SLACK_BOT_SCOPES is empty")
         if self.federation_enabled and not self.public_url:
             problems.append("SYNCBOT_PUBLIC_URL is required when SYNCBOT_FEDERATION_ENABLED=true")
         if self.federation_enabled and self.public_url and not self.public_url.startswith("https"):
             problems.append("SYNCBOT_PUBLIC_URL must be https when federation is enabled")
-        if self.matrix_hs_token and len(self.matrix_hs_token) < MIN_SECRET_LENGTH:
-            problems.append(f"MATRIX_HS_TOKEN is too short (< {MIN_SECRET_LENGTH} characters)")
         return problems
 
     def require_production_ready(self) -> None:
@@ -364,11 +356,58 @@ class Settings:
             raise ConfigError(problems)
 
 
-def _weak_key(key: str) -> bool:
-    if len(key) < MIN_TOKEN_KEY_LENGTH:
-        return True
-    # A long key made of very few distinct characters ("aaaa…", "1234…") is not random.
-    return len(set(key)) < 10
+# Per secret: (env name, attribute, fewest characters, fewest estimated bits). Slack issues
+# signing and client secrets of 32 hex digits; the estimate of a random one is rarely under 56
+# bits (it discounts neighbouring digits), so 48 refuses patterns, never Slack's values. The key
+# and the appservice tokens are ours to make: 32 random url-safe characters estimate above 96.
+SECRET_RULES: tuple[tuple[str, str, int, int], ...] = (
+    ("SLACK_SIGNING_SECRET", "slack_signing_secret", 32, 48),
+    ("SLACK_CLIENT_SECRET", "slack_client_secret", 32, 48),
+    ("TOKEN_ENCRYPTION_KEY", "token_encryption_key", MIN_TOKEN_KEY_LENGTH, 80),
+    ("MATRIX_AS_TOKEN", "matrix_as_token", 32, 80),
+    ("MATRIX_HS_TOKEN", "matrix_hs_token", 32, 80),
+)
+
+
+def estimated_bits(secret: str) -> float:
+    """A pessimistic estimate of a secret's entropy: its length times the Shannon entropy of
+    its characters, counting nothing for steps of a sequence ("1234", "abcd") or repeats.
+    """
+    if not secret:
+        return 0.0
+    for period in range(1, len(secret) // 2 + 1):
+        if secret == (secret[:period] * (len(secret) // period + 1))[: len(secret)]:
+            return estimated_bits(secret[:period])  # "passwordpassword": one "password"
+    counts: dict[str, int] = {}
+    for ch in secret:
+        counts[ch] = counts.get(ch, 0) + 1
+    per_char = -sum(c / len(secret) * math.log2(c / len(secret)) for c in counts.values())
+    patterned = sum(1 for a, b in itertools.pairwise(secret) if abs(ord(b) - ord(a)) <= 1)
+    return per_char * (len(secret) - patterned)
+
+
+def weak_secret_problems(settings: Settings) -> list[str]:
+    """Secrets too short or too guessable for production, one message each."""
+    problems: list[str] = []
+    for env, attr, min_length, min_bits in SECRET_RULES:
+        value = getattr(settings, attr)
+        if not value:
+            continue
+        short = len(value) < min_length
+        if env == "TOKEN_ENCRYPTION_KEY" and (short or estimated_bits(value) < min_bits):
+            problems.append(
+                "TOKEN_ENCRYPTION_KEY is weak: use at least "
+                f"{MIN_TOKEN_KEY_LENGTH} random characters (e.g. `{MAKE_KEY}`)"
+            )
+        elif short:
+            problems.append(f"{env} is too short (< {min_length} characters)")
+        elif estimated_bits(value) < min_bits:
+            source = "the value Slack issued" if env.startswith("SLACK_") else "a random value"
+            problems.append(
+                f"{env} is weak: it looks patterned or repetitive; use {source} "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+    return problems
 
 
 def _structural_problems(values: dict[str, Any]) -> list[str]:

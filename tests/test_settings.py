@@ -19,9 +19,9 @@ PROD_DB = {
     "DATABASE_PASSWORD": "db-password-0123456789",
 }
 GOOD_SECRETS = {
-    "SLACK_SIGNING_SECRET": "0123456789abcdef0123456789abcdef",
+    "SLACK_SIGNING_SECRET": "8f3b2c9e1d7a4f60b5e2c8d9a7f1e3b4",
     "SLACK_CLIENT_ID": "111.222",
-    "SLACK_CLIENT_SECRET": "client-secret-0123456789abcdef",
+    "SLACK_CLIENT_SECRET": "c7d1e9f3a5b2c8d4e6f0a1b3c5d7e9f2",
     "TOKEN_ENCRYPTION_KEY": "Zq8vR1tYx3Lw9Kp2Nb6Hc4Jd7Fg0Sm5Ae",
 }
 
@@ -111,8 +111,8 @@ def test_every_variable_is_parsed() -> None:
         "SYNCBOT_PUBLIC_URL": "https://sync.example.org",
         "MATRIX_HOMESERVER_URL": "http://127.0.0.1:8008",
         "MATRIX_SERVER_NAME": "example.org",
-        "MATRIX_AS_TOKEN": "as-token-0123456789",
-        "MATRIX_HS_TOKEN": "hs-token-0123456789",
+        "MATRIX_AS_TOKEN": "as-Ye5Tn8Qw2Ru4Io7Pl1Mk3Jh6Gf9Ds0Az",
+        "MATRIX_HS_TOKEN": "hs-Zq8Xr4Lm2Vt7Nw1Kp5Jd9Hc3Gb6Fy0Sa",
         "MATRIX_PERMISSIONS": '{"example.org": "admin"}',
         "SYNCBOT_AUTO_MIGRATE": "true",
     }
@@ -227,8 +227,8 @@ def test_socket_mode_only_bridge_starts_without_http_slack_secrets() -> None:
     matrix = {
         "MATRIX_HOMESERVER_URL": "https://matrix.example.org",
         "MATRIX_SERVER_NAME": "example.org",
-        "MATRIX_AS_TOKEN": "as-token-0123456789abcdef0123456789",
-        "MATRIX_HS_TOKEN": "hs-token-0123456789abcdef0123456789",
+        "MATRIX_AS_TOKEN": "as-Ye5Tn8Qw2Ru4Io7Pl1Mk3Jh6Gf9Ds0Az",
+        "MATRIX_HS_TOKEN": "hs-Zq8Xr4Lm2Vt7Nw1Kp5Jd9Hc3Gb6Fy0Sa",
     }
     key = {"TOKEN_ENCRYPTION_KEY": GOOD_SECRETS["TOKEN_ENCRYPTION_KEY"]}
     assert load_settings({**PROD_DB, **key, **matrix}).production_problems() == []

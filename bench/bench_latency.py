@@ -33,7 +33,7 @@ from app.matrix.registration import registration_yaml
 from app.slack.socket_state import ConnectionState
 from app.store.engine import make_engine
 from app.store.migrate import upgrade
-from tests.fakes.slack import FakeSlack
+from fakeslack import FakeSlack
 from tests.matrix.conftest import bridge_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import MatrixUser, Synapse

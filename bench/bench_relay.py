@@ -33,9 +33,9 @@ from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
 from app.store.syncs import SyncAdmin
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
-from tests.fakes.slack_server import FakeSlack
 
 
 def setup(slack: FakeSlack, url, n_targets: int):
@@ -51,10 +51,10 @@ def setup(slack: FakeSlack, url, n_targets: int):
     admin.create("bench")
     for i in range(n_targets + 1):
         team = f"T{i:03d}"
-        slack.add_team(team, f"Team {i}")
+        slack.add_workspace(team, f"Team {i}")
         slack.add_channel(team, f"C{i:03d}", "bench")
         slack.add_user(team, f"U{i:03d}", f"User {i}")
-        asyncio.run(workspaces.add(slack.teams[team].bot_token))
+        asyncio.run(workspaces.add(slack.bot_token(team)))
         admin.add("bench", Endpoint.slack(team, f"C{i:03d}"))
     services = assemble(
         settings,
@@ -151,10 +151,10 @@ def run(backend: str, quick: bool) -> list[str]:
     lines = [f"### {backend}"]
     with tempfile.TemporaryDirectory() as tmp, throwaway_database(backend, Path(tmp)) as url:
         slack = FakeSlack().start()
-        slack.echo = False
+        slack.echo(False)
         try:
             engine, services = setup(slack, url, 25)
-            slack.latency = 0.05
+            slack.latency(0.05)
             single = statistics.median(asyncio.run(fan_out_single(slack)))
             lines.append(f"- one Slack call at 50 ms simulated latency: {single * 1000:.0f} ms")
             lines.append("- fan-out of one message (median of 5, ingest to last copy delivered):")
@@ -163,7 +163,7 @@ def run(backend: str, quick: bool) -> list[str]:
                 times = asyncio.run(fan_out(subset, n, 3 if quick else 5))
                 med = statistics.median(times)
                 lines.append(f"  - N={n:>2}: {med * 1000:.0f} ms ({med / single:.2f}x one call)")
-            slack.latency = 0.0
+            slack.latency(0.0)
             subset = build_subset(services, 3)
             rate = asyncio.run(throughput(subset, 150 if quick else 400))
             lines.append(f"- sustained throughput, 3 targets per message: {rate:.0f} messages/s")
@@ -182,7 +182,7 @@ def run(backend: str, quick: bool) -> list[str]:
 async def fan_out_single(slack: FakeSlack) -> list[float]:
     import aiohttp
 
-    token = slack.teams["T000"].bot_token
+    token = slack.bot_token("T000")
     out = []
     async with aiohttp.ClientSession() as http:
         for _ in range(5):

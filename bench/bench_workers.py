@@ -36,9 +36,9 @@ from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.models import Delivery
 from bench.bench_relay import message, setup
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
-from tests.fakes.slack_server import FakeSlack
 
 LATENCY = 0.05
 
@@ -90,7 +90,7 @@ def pending(engine) -> int:
 def one_run(processes: int, posts: int, targets: int) -> tuple[float, float]:
     """Deliveries per second, and the workers' CPU seconds (user + system) per delivery."""
     slack = FakeSlack().start()
-    slack.echo = False
+    slack.echo(False)
     try:
         with (
             tempfile.TemporaryDirectory() as tmp,
@@ -101,7 +101,7 @@ def one_run(processes: int, posts: int, targets: int) -> tuple[float, float]:
                 services.relay.ingest(message(f"workers {i}"))
             total = pending(engine)
             assert total == posts * targets
-            slack.latency = LATENCY
+            slack.latency(LATENCY)
             raw = url.render_as_string(hide_password=False)
             start_at = time.time() + 8.0  # after every worker's imports and connections
             procs = [

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import free_port, three_workspaces, wait_for
 
 ROOT = Path(__file__).parents[1]
@@ -48,7 +48,7 @@ def test_workspace_and_sync_commands_then_serve_relays(tmp_path) -> None:
     try:
         assert syncbot(env, "migrate").returncode == 0
         for team in ("T1", "T2"):
-            out = syncbot(env, "workspace", "add", "--bot-token", slack.teams[team].bot_token)
+            out = syncbot(env, "workspace", "add", "--bot-token", slack.bot_token(team))
             assert out.returncode == 0, out.stderr
             assert out.stdout.strip() == team
         bad = syncbot(env, "workspace", "add", "--bot-token", "xoxb-wrong")
@@ -58,11 +58,11 @@ def test_workspace_and_sync_commands_then_serve_relays(tmp_path) -> None:
         assert "xoxb" not in json.dumps(listed)
 
         assert syncbot(env, "sync", "create", "team").returncode == 0
-        slack.teams["T2"].channels["C2"].members.clear()  # the bot is not in C2 yet
+        slack.leave("T2", "C2", "UT2BOT")  # the bot is not in C2 yet
         for endpoint in ("slack:T1/C1", "slack:T2/C2"):
             out = syncbot(env, "sync", "add", "team", endpoint)
             assert out.returncode == 0, out.stderr
-        assert "UBT2" in slack.teams["T2"].channels["C2"].members  # joined on add
+        assert "UT2BOT" in slack.channel("T2", "C2").members  # joined on add
         dup = syncbot(env, "sync", "add", "team", "slack:T1/C1")
         assert dup.returncode != 0 and "already in sync" in dup.stderr
         badep = syncbot(env, "sync", "add", "team", "slack:nope")
@@ -84,7 +84,7 @@ def test_workspace_and_sync_commands_then_serve_relays(tmp_path) -> None:
             import httpx
 
             wait_for(lambda: _up(httpx, port), timeout=30)
-            slack.user_posts("T1", "C1", "U1", "from the cli world")
+            slack.post_message("T1", "C1", "U1", "from the cli world")
             copy = wait_for(
                 lambda: [m for m in slack.messages("T2", "C2") if m.text == "from the cli world"]
             )

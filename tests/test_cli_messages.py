@@ -11,8 +11,8 @@ import pytest
 from app.cli import main
 from app.settings import ENV_NAMES, FILE_ENV_NAMES, LOCAL_DATA_DIR, SQLITE_FILE
 from app.store.keyfile import DEV_KEY_FILE
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY
-from tests.fakes.slack_server import FakeSlack
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_workspace_add_tells_a_dns_failure_from_a_slack_refusal(
     assert "cannot reach the slack server" in err and "refused the request" not in err
 
     with FakeSlack() as slack:
-        slack.add_team("T1", "Acme")
+        slack.add_workspace("T1", "Acme")
         monkeypatch.setenv("SLACK_API_URL", slack.base_url)
         assert main(["workspace", "add", "--bot-token", "xoxb-wrong"]) == 1
     err = capsys.readouterr().err

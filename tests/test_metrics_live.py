@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.core.endpoints import Endpoint
 from app.demo.service import LocalService
 from app.settings import load_settings
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY
-from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"

@@ -23,7 +23,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack import FakeSlack, Fault
+from fakeslack import FakeSlack, Fault
+from fakeslack.remote import RemoteError, RemoteSlack
 
 
 class Receiver:
@@ -678,3 +679,62 @@ def test_revoked_token_and_snapshots(slack: FakeSlack) -> None:
     slack.edit("T1", "C1", ts, "changed by a person")
     assert snapshot[0].text == "before"
     assert slack.messages("T1", "C1")[0].text == "changed by a person"
+
+
+# --- own process: python -m fakeslack and its control API ------------------------------------
+
+
+def test_own_process_serves_web_api_events_and_control(receiver: Receiver) -> None:
+    with RemoteSlack.spawn(
+        "--workspaces", "2", "--channels", "2", "--latency-ms", "5", "--app-url", receiver.url
+    ) as remote:
+        assert [w["team_id"] for w in remote.workspaces] == ["T000", "T001"]
+        assert remote.workspaces[0]["channels"] == ["C000", "C00001"]
+        c = WebClient(token=remote.bot_token("T000"), base_url=remote.api_url)
+        assert c.auth_test()["user_id"] == "UT000BOT"
+
+        # Faults injected from this process reach clients of that one, as Slack sends them.
+        remote.fail("chat.postMessage", "429:3", "503")
+        status, error, resp = error_of(lambda: c.chat_postMessage(channel="C000", text="a"))
+        assert (status, error, resp.headers["Retry-After"]) == (429, "ratelimited", "3")
+        assert error_of(lambda: c.chat_postMessage(channel="C000", text="b"))[0] == 503
+        ts = c.chat_postMessage(channel="C000", text="c")["ts"]
+        assert [m["text"] for m in remote.messages("T000", "C000")] == ["c"]
+        calls = remote.calls("chat.postMessage")
+        assert [call["fault"] for call in calls] == ["ratelimited", "status", None]
+
+        # A person's post goes to the app signed, and so does the echo of the app's own post.
+        posted = remote.post_message("T001", "C001", "U001", "hello *there*")
+        verifier = SignatureVerifier(remote.signing_secret)
+        deadline = time.monotonic() + 10
+        while len(receiver.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        events = sorted(receiver.events(), key=lambda e: e["team_id"])
+        assert [e["event"]["ts"] for e in events] == [ts, posted]
+        assert events[0]["event"]["bot_id"] == "BT000BOT"  # our own post, echoed
+        assert events[1]["event"]["blocks"][0]["type"] == "rich_text"
+        for headers, body in receiver.requests:
+            assert verifier.is_valid(
+                body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"]
+            )
+        remote.latency(0.0)
+        remote.clear_faults()
+        assert len(remote.populate(1)) == 1 and len(remote.workspaces) == 3
+    assert remote.process is not None and remote.process.returncode == 0  # clean SIGTERM stop
+
+
+def test_control_api_refuses_bad_input_with_400() -> None:
+    with FakeSlack() as fake:
+        remote = RemoteSlack.attach(fake.url)
+        for call in (
+            lambda: remote.fail("chat.postMessage", "teapot"),
+            lambda: remote.fail("*", "500", probability=2.0),
+            lambda: remote.messages("T404", "C1"),
+            lambda: remote._request("POST", "faults", {"faults": []}),
+            lambda: remote._request("POST", "latency", {"ms": -1}),
+        ):
+            with pytest.raises(RemoteError) as info:
+                call()
+            assert '"ok": false' in str(info.value)
+        remote.fail("*", "500", probability=0.0)  # valid: accepted, never fires
+        assert fake.populate(1)[0].id == "T000"

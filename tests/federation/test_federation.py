@@ -21,8 +21,8 @@ from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
 from app.store.syncs import SyncAdmin
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import AppServer, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ class Instance:
     def __init__(self, name: str, tmp, teams: list[tuple[str, str, str]]) -> None:
         self.slack = FakeSlack().start()
         for team, label, channel in teams:
-            self.slack.add_team(team, label)
+            self.slack.add_workspace(team, label)
             self.slack.add_channel(team, channel, "general")
             self.slack.add_user(team, f"U{team}", f"User {team}", email=f"{team}@x")
         self.port = free_port()
@@ -51,7 +51,7 @@ class Instance:
         admin = SyncAdmin(sessions)
         admin.create("fed")
         for team, _label, channel in teams:
-            asyncio.run(workspaces.add(self.slack.teams[team].bot_token))
+            asyncio.run(workspaces.add(self.slack.bot_token(team)))
             admin.add("fed", Endpoint.slack(team, channel))
         self.slack.app_url = f"http://127.0.0.1:{self.port}/slack/events"
         self.server: AppServer | None = None
@@ -100,37 +100,38 @@ def find(slack: FakeSlack, team: str, channel: str, text: str):
 
 def test_every_kind_flows_both_ways_exactly_once_across_restarts(pair) -> None:
     a, b = pair
-    ts = a.slack.user_posts("T1", "C1", "UT1", "hello from acme")
+    ts = a.slack.post_message("T1", "C1", "UT1", "hello from acme")
     at_b = find(b.slack, "T3", "C3", "hello from acme")
     find(a.slack, "T2", "C2", "hello from acme")
     assert at_b.username == "User T1 (Acme)"
-    assert at_b.icons == {"image_48": "https://avatars.example/T1/UT1_192.png"}
+    assert at_b.icons == {"image_48": "https://avatars.slack-edge.test/T1/UT1_192.png"}
 
-    back = b.slack.user_posts("T3", "C3", "UT3", "hello from gamma")
+    back = b.slack.post_message("T3", "C3", "UT3", "hello from gamma")
     assert find(a.slack, "T1", "C1", "hello from gamma").username == "User T3 (Gamma)"
     find(a.slack, "T2", "C2", "hello from gamma")
 
     b.restart()  # a restart of either side loses and repeats nothing
-    a.slack.user_edits("T1", "C1", ts, "hello from acme, edited")
-    wait_for(lambda: at_b.text == "hello from acme, edited")
-    b.slack.user_posts("T3", "C3", "UT3", "reply over the wire", thread_ts=at_b.ts)
+    a.slack.edit("T1", "C1", ts, "hello from acme, edited")
+    find(b.slack, "T3", "C3", "hello from acme, edited")
+    b.slack.post_message("T3", "C3", "UT3", "reply over the wire", thread_ts=at_b.ts)
     reply = find(a.slack, "T1", "C1", "reply over the wire")
     assert reply.thread_ts == ts
-    b.slack.user_reacts("T3", "C3", at_b.ts, "UT3", "eyes")
-    wait_for(lambda: a.slack.messages("T1", "C1")[0].reactions.get("eyes") == ["UBT1"])
-    b.slack.user_reacts("T3", "C3", at_b.ts, "UT3", "eyes", added=False)
+    b.slack.react("T3", "C3", at_b.ts, "UT3", "eyes")
+    wait_for(lambda: a.slack.messages("T1", "C1")[0].reactions.get("eyes") == ["UT1BOT"])
+    b.slack.unreact("T3", "C3", at_b.ts, "UT3", "eyes")
     wait_for(lambda: not a.slack.messages("T1", "C1")[0].reactions.get("eyes"))
 
     a.restart()
-    f = a.slack.add_file(b"report bytes" * 10, "report.txt", "text/plain")
-    a.slack.user_posts("T1", "C1", "UT1", "with a file", files=[f])
+    a.slack.post_message(
+        "T1", "C1", "UT1", "with a file", files=[("report.txt", b"report bytes" * 10)]
+    )
     copy = find(b.slack, "T3", "C3", "with a file")
     files = wait_for(
         lambda: [m for m in b.slack.messages("T3", "C3") if m.files and m.thread_ts == copy.ts]
     )
-    assert b.slack.files[files[0].files[0]["id"]] == b"report bytes" * 10
+    assert b.slack.file_content("T3", files[0].files[0]) == b"report bytes" * 10
 
-    b.slack.user_deletes("T3", "C3", back)
+    b.slack.delete("T3", "C3", back)
     wait_for(lambda: not [m for m in a.slack.messages("T1", "C1") if "hello from gamma" in m.text])
     time.sleep(0.5)
     for text in ("hello from acme", "reply over the wire", "with a file"):
@@ -229,6 +230,6 @@ def test_key_rotation_is_announced_and_old_key_stops_working(pair) -> None:
     )
     assert httpx.post(url, content=body, headers=with_old).status_code == 401
     assert httpx.post(url, content=body, headers=_signed(b, body)).status_code == 200
-    b.slack.user_posts("T3", "C3", "UT3", "after rotation")
+    b.slack.post_message("T3", "C3", "UT3", "after rotation")
     find(a.slack, "T1", "C1", "after rotation")
     assert PAIR_PATH  # the pairing route is covered by the fixture's join

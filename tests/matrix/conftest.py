@@ -19,8 +19,8 @@ from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
 from app.store.syncs import SyncAdmin
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
-from tests.fakes.slack_server import FakeSlack
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import SERVER, MatrixUser, Synapse
 from tests.slack.harness import wait_for
@@ -68,11 +68,16 @@ class World:
 
 
 def two_workspaces(slack: FakeSlack) -> None:
-    for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2")):
-        slack.add_team(team, name)
-        slack.add_channel(team, channel, "general")
-    slack.add_user("T1", "U1", "Ada", email="ada@example.com")
-    slack.add_user("T2", "U2", "Bob", email="bob@example.com")
+    for team, name, channel, user, person in (
+        ("T1", "Acme", "C1", "U1", "Ada"),
+        ("T2", "Beta", "C2", "U2", "Bob"),
+    ):
+        slack.add_workspace(team, name)
+        email = f"{person.lower()}@example.com"
+        slack.add_user(
+            team, user, person.lower(), real_name=person, display_name=person, email=email
+        )
+        slack.add_channel(team, channel, "general", members=[user])
 
 
 @pytest.fixture
@@ -89,7 +94,7 @@ def world(synapse: Synapse, tmp_path: Path) -> Iterator[World]:
     sessions = session_factory(engine)
     workspaces = Workspaces(sessions, TokenCipher(TEST_KEY), api_url=slack.base_url)
     for team in ("T1", "T2"):
-        asyncio.run(workspaces.add(slack.teams[team].bot_token))
+        asyncio.run(workspaces.add(slack.bot_token(team)))
     syncs = SyncAdmin(sessions)
     syncs.create("general")
     syncs.add("general", Endpoint.slack("T1", "C1"))

@@ -121,7 +121,7 @@ def notices(w: World, room: str) -> list[str]:
 
 def test_bot_commands(world: World) -> None:
     w = world
-    w.slack.add_team("T3", "Gamma")
+    w.slack.add_workspace("T3", "Gamma")
     a = w.alice
     dm = a.call(
         "POST",
@@ -147,7 +147,7 @@ def test_bot_commands(world: World) -> None:
     wait_for(lambda: any("login app" in n for n in notices(w, dm)))
     a.text(dm, "login app")
     wait_for(lambda: any("bot token" in n for n in notices(w, dm)))
-    token_event = a.text(dm, w.slack.teams["T3"].bot_token)
+    token_event = a.text(dm, w.slack.bot_token("T3"))
     wait_for(lambda: any("app-level token" in n for n in notices(w, dm)))
     a.text(dm, "xapp-1-A0SYNCBOT-123-abcdef")
     wait_for(lambda: any("Logged in to Gamma (T3)" in n for n in notices(w, dm)))
@@ -171,14 +171,14 @@ def test_bot_commands(world: World) -> None:
 
 def test_synapse_restart_loses_and_duplicates_nothing(world: World) -> None:
     w = world
-    w.slack.user_posts("T1", "C1", "U1", "before restart")
+    w.slack.post_message("T1", "C1", "U1", "before restart")
     wait_for(
         lambda: any(e["content"].get("body") == "before restart" for e in w.alice.events(w.room))
     )
     w.synapse.stop()
     sent = [f"during outage {i}" for i in range(4)]
     for text in sent:
-        w.slack.user_posts("T1", "C1", "U1", text)
+        w.slack.post_message("T1", "C1", "U1", text)
     time.sleep(1.0)  # deliveries fail against the dead homeserver and are retried
     w.synapse.start()
 

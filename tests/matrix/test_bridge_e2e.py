@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from fakeslack import Message
 from tests.matrix.conftest import World
 from tests.slack.harness import wait_for
 
@@ -27,6 +28,11 @@ def slack_copy(w: World, team: str, channel: str, text: str):
     )
 
 
+def now(w: World, team: str, channel: str, msg: Message) -> Message:
+    """``msg`` as the channel holds it now (the fake hands out snapshots)."""
+    return w.slack.message(team, channel, msg.ts)
+
+
 def ghost_profile(w: World, user_id: str) -> dict[str, Any]:
     return w.alice.call("GET", f"/profile/{user_id}")
 
@@ -41,7 +47,7 @@ def download(w: World, mxc: str) -> bytes:
 def test_every_kind_slack_to_matrix(world: World) -> None:
     w = world
     ghost = "@slack_t1_u1:test.local"
-    ts = w.slack.user_posts("T1", "C1", "U1", "root *post* for <@U1>")
+    ts = w.slack.post_message("T1", "C1", "U1", "root *post* for <@U1>")
     root = room_event(w, lambda e: from_ghost(e) and e["content"]["body"].startswith("root"))
     assert root["sender"] == ghost
     content = root["content"]
@@ -52,7 +58,7 @@ def test_every_kind_slack_to_matrix(world: World) -> None:
     # The second workspace of the same sync gets it too, and its people reach the room as
     # their own ghosts (workspace in the id: no collisions).
     slack_copy(w, "T2", "C2", "root")
-    w.slack.user_posts("T2", "C2", "U2", "from beta")
+    w.slack.post_message("T2", "C2", "U2", "from beta")
     bob = room_event(w, lambda e: from_ghost(e) and e["content"]["body"] == "from beta")
     assert bob["sender"] == "@slack_t2_u2:test.local"
     assert ghost_profile(w, bob["sender"])["displayname"] == "Bob (Beta)"
@@ -61,7 +67,7 @@ def test_every_kind_slack_to_matrix(world: World) -> None:
     assert profile["displayname"] == "Ada (Acme)"
     assert download(w, profile["avatar_url"]).endswith(b"U1_192.png")
 
-    w.slack.user_edits("T1", "C1", ts, "root *edited*")
+    w.slack.edit("T1", "C1", ts, "root *edited*")
     edit = room_event(
         w, lambda e: e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
     )
@@ -69,30 +75,29 @@ def test_every_kind_slack_to_matrix(world: World) -> None:
     assert edit["content"]["m.relates_to"]["event_id"] == root["event_id"]
     assert edit["content"]["m.new_content"]["formatted_body"] == "root <strong>edited</strong>"
 
-    w.slack.user_posts("T1", "C1", "U1", "a reply", thread_ts=ts)
+    w.slack.post_message("T1", "C1", "U1", "a reply", thread_ts=ts)
     reply = room_event(w, lambda e: e["content"].get("body") == "a reply")
     relation = reply["content"]["m.relates_to"]
     assert relation["rel_type"] == "m.thread" and relation["event_id"] == root["event_id"]
     assert relation["m.in_reply_to"]["event_id"] == root["event_id"]
 
-    w.slack.user_reacts("T1", "C1", ts, "U1", "thumbsup")
+    w.slack.react("T1", "C1", ts, "U1", "thumbsup")
     reaction = room_event(w, lambda e: e["type"] == "m.reaction")
     assert reaction["content"]["m.relates_to"] == {
         "rel_type": "m.annotation",
         "event_id": root["event_id"],
         "key": "👍",
     }
-    w.slack.user_reacts("T1", "C1", ts, "U1", "thumbsup", added=False)
+    w.slack.unreact("T1", "C1", ts, "U1", "thumbsup")
     room_event(w, lambda e: e["type"] == "m.reaction" and not e["content"])  # redacted
 
-    image = w.slack.add_file(b"\x89PNG-picture", "pic.png", "image/png")
-    w.slack.user_posts("T1", "C1", "U1", "", files=[image])
+    w.slack.post_message("T1", "C1", "U1", "", files=[("pic.png", b"\x89PNG-picture")])
     media = room_event(w, lambda e: e["content"].get("msgtype") == "m.image")
     assert media["content"]["info"] == {"mimetype": "image/png", "size": 12}
     assert media["content"]["body"] == "pic.png"
     assert download(w, media["content"]["url"]) == b"\x89PNG-picture"
 
-    w.slack.user_deletes("T1", "C1", ts)
+    w.slack.delete("T1", "C1", ts)
     room_event(w, lambda e: e["event_id"] == root["event_id"] and not e["content"])
 
     # The same edits reached the second workspace, and nothing echoed back to the first.
@@ -134,7 +139,7 @@ def test_every_kind_matrix_to_slack(world: World) -> None:
             "m.relates_to": {"rel_type": "m.replace", "event_id": root},
         },
     )
-    wait_for(lambda: one.text == "hi edited" and one.edited)
+    wait_for(lambda: (m := now(w, "T1", "C1", one)).text == "hi edited" and m.edited)
 
     a.send(
         w.room,
@@ -158,9 +163,9 @@ def test_every_kind_matrix_to_slack(world: World) -> None:
         {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "👍"}},
         etype="m.reaction",
     )
-    wait_for(lambda: one.reactions.get("+1"))
+    wait_for(lambda: now(w, "T1", "C1", one).reactions.get("+1"))
     a.redact(w.room, reaction)
-    wait_for(lambda: not one.reactions.get("+1"))
+    wait_for(lambda: not now(w, "T1", "C1", one).reactions.get("+1"))
 
     pic = a.upload(b"GIF89a-matrix", "image/gif", "m.gif")
     a.send(
@@ -173,10 +178,10 @@ def test_every_kind_matrix_to_slack(world: World) -> None:
         },
     )
     shared = wait_for(lambda: next((m for m in w.slack.messages("T1", "C1") if m.files), None))
-    assert shared.files[0]["name"] == "m.gif"
-    assert w.slack.files[shared.files[0]["id"]] == b"GIF89a-matrix"
+    (upload,) = [f for f in w.slack.files("T1") if f.id == shared.files[0]]
+    assert upload.name == "m.gif" and upload.content == b"GIF89a-matrix"
 
     a.redact(w.room, root)
-    wait_for(lambda: one.deleted and two.deleted)
+    wait_for(lambda: now(w, "T1", "C1", one).deleted and now(w, "T2", "C2", two).deleted)
     # No Slack copy came back into the room as a ghost message (echoes dropped).
     assert not any(from_ghost(e) for e in a.events(w.room))

@@ -24,7 +24,7 @@ from app.errors import RemoteError
 from app.slack.socket_state import ConnectionState
 from app.store.engine import make_engine
 from app.store.migrate import upgrade
-from tests.fakes.slack import FakeSlack
+from fakeslack import FakeSlack
 from tests.matrix.conftest import ROOM_VERSION, bridge_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import SERVER, MatrixUser, Synapse

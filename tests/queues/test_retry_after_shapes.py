@@ -25,9 +25,9 @@ from app.assembly import build_runtime
 from app.queues import cloud_tasks, sqs
 from app.settings import load_settings
 from app.web import create_app
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY
 from tests.fakes.cloud_tasks import FakeCloudTasks
-from tests.fakes.slack_server import FakeSlack
 from tests.fakes.sqs import QUEUE_URL, EventSourceMapping, FakeSqs, LambdaHost
 from tests.oidc_keys import jwks
 from tests.slack.harness import AppServer, free_port, synced_database, wait_for
@@ -43,12 +43,11 @@ BOUND = 3.0
 def slack() -> Iterator[FakeSlack]:
     fake = FakeSlack().start()
     for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2")):
-        fake.add_team(team, name)
+        fake.add_workspace(team, name)
         fake.add_channel(team, channel, "general")
     fake.add_user("T1", "U1", "Ada", email="ada@example.com")
     # The first post to the other workspace is refused with 429, Retry-After: 1.
-    fake.retry_after = 1
-    fake.faults["chat.postMessage"].append("429")
+    fake.fail("chat.postMessage", "429:1")
     yield fake
     fake.stop()
 
@@ -63,17 +62,15 @@ def database(slack: FakeSlack, tmp_path: Path) -> str:
 def posted_after_retry(slack: FakeSlack) -> float:
     """Seconds between the refused post and the successful one."""
     wait_for(lambda: slack.messages("T2", "C2"), timeout=15)
-    posts = [
-        (t, fault) for t, _team, method, fault in slack.call_log if method == "chat.postMessage"
-    ]
-    refused = next(t for t, fault in posts if fault == "429")
+    posts = [(c.at, c.fault) for c in slack.calls if c.method == "chat.postMessage"]
+    refused = next(t for t, fault in posts if fault and fault.kind == "ratelimited")
     delivered = next(t for t, fault in posts if fault is None and t > refused)
     return delivered - refused
 
 
 def signed_event(slack: FakeSlack, text: str) -> tuple[bytes, dict[str, str]]:
-    slack.user_posts("T1", "C1", "U1", text)
-    body = json.dumps(slack.events[-1]).encode()
+    slack.post_message("T1", "C1", "U1", text)
+    body = json.dumps(slack.emitted[-1]).encode()
     return body, slack.sign(body)
 
 
@@ -98,7 +95,7 @@ def test_serve_worker_retries_when_due(slack: FakeSlack, tmp_path: Path) -> None
     server = AppServer(settings, engine).start()
     try:
         slack.app_url = f"{server.url}/slack/events"
-        slack.user_posts("T1", "C1", "U1", "serve shape")
+        slack.post_message("T1", "C1", "U1", "serve shape")
         delay = posted_after_retry(slack)
     finally:
         server.stop()

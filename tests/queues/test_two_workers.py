@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY
 from tests.databases import throwaway_database
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import free_port, synced_database, three_workspaces, wait_for
 
 pytestmark = pytest.mark.integration
@@ -103,14 +103,14 @@ def copies(slack: FakeSlack, team: str, channel: str, originals: list[str]) -> l
 
 def test_two_processes_deliver_each_message_once_in_order(two_servers) -> None:
     slack, urls = two_servers
-    slack.team_urls = {"T1": f"{urls[0]}/slack/events", "T2": f"{urls[1]}/slack/events"}
-    slack.fault_rate = 0.2
-    slack.fault_kinds = ("429", "500", "drop", "500_after", "drop_after")
+    slack.route_events("T1", f"{urls[0]}/slack/events")
+    slack.route_events("T2", f"{urls[1]}/slack/events")
+    slack.fail_randomly("*", 0.2, "429", "500", "drop", "500_after", "drop_after")
     sent = {"T1": [f"from-one-{i}" for i in range(PER_SOURCE)]}
     sent["T2"] = [f"from-two-{i}" for i in range(PER_SOURCE)]
     for i in range(PER_SOURCE):
-        slack.user_posts("T1", "C1", "U1", sent["T1"][i])
-        slack.user_posts("T2", "C2", "U2", sent["T2"][i])
+        slack.post_message("T1", "C1", "U1", sent["T1"][i])
+        slack.post_message("T2", "C2", "U2", sent["T2"][i])
 
     expected = {
         ("T1", "C1"): sent["T2"],
@@ -125,8 +125,8 @@ def test_two_processes_deliver_each_message_once_in_order(two_servers) -> None:
         return all(set(got(*where)) >= set(want) for where, want in expected.items())
 
     wait_for(arrived, timeout=120, interval=0.25)
-    slack.fault_rate = 0.0
-    faults = [f for _t, _team, method, f in slack.call_log if f and method == "chat.postMessage"]
+    slack.clear_faults()
+    faults = [c.fault for c in slack.calls if c.fault and c.method == "chat.postMessage"]
     assert len(faults) >= 5  # the run really went through failures
     for (team, channel), want in expected.items():
         there = got(team, channel)

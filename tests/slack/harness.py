@@ -20,7 +20,7 @@ from app.services import Services
 from app.settings import Settings
 from app.store.cipher import TokenCipher
 from app.store.engine import session_factory
-from tests.fakes.slack_server import FakeSlack
+from fakeslack import FakeSlack
 
 
 def free_port() -> int:
@@ -143,13 +143,21 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 
 
 
 def three_workspaces(slack: FakeSlack) -> None:
-    for team, name, channel in (("T1", "Acme", "C1"), ("T2", "Beta", "C2"), ("T3", "Gamma", "C3")):
-        slack.add_team(team, name)
-        slack.add_channel(team, channel, "general")
-    slack.add_user("T1", "U1", "Ada", email="ada@example.com")
-    slack.add_user("T2", "U2", "Bob", email="bob@example.com")
-    slack.add_user("T2", "U2A", "Ada Lovelace", email="ada@example.com")
-    slack.add_user("T3", "U3", "Cy", email="cy@example.com")
+    for team, name in (("T1", "Acme"), ("T2", "Beta"), ("T3", "Gamma")):
+        slack.add_workspace(team, name)
+    for team, user, name, email in (
+        ("T1", "U1", "Ada", "ada@example.com"),
+        ("T2", "U2", "Bob", "bob@example.com"),
+        ("T2", "U2A", "Ada Lovelace", "ada@example.com"),
+        ("T3", "U3", "Cy", "cy@example.com"),
+    ):
+        slack.add_user(team, user, name.lower(), real_name=name, display_name=name, email=email)
+    for team, channel, members in (
+        ("T1", "C1", ["U1"]),
+        ("T2", "C2", ["U2", "U2A"]),
+        ("T3", "C3", ["U3"]),
+    ):
+        slack.add_channel(team, channel, "general", members=members)
 
 
 def synced_database(slack: FakeSlack, url, sync_name: str, endpoints: list[tuple[str, str]]):
@@ -175,7 +183,7 @@ def synced_database(slack: FakeSlack, url, sync_name: str, endpoints: list[tuple
     sessions = session_factory(engine)
     workspaces = Workspaces(sessions, TokenCipher(TEST_KEY), api_url=slack.base_url)
     for team in sorted({team for team, _ in endpoints}):
-        asyncio.run(workspaces.add(slack.teams[team].bot_token))
+        asyncio.run(workspaces.add(slack.bot_token(team)))
     admin = SyncAdmin(sessions)
     admin.create(sync_name)
     for team, channel in endpoints:

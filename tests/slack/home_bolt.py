@@ -28,8 +28,8 @@ from app.slack.workspaces import Workspaces
 from app.store.cipher import TokenCipher
 from app.store.engine import session_factory
 from app.store.syncs import SyncAdmin
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
-from tests.fakes.slack import FakeSlack
 
 
 class RecordingHome:

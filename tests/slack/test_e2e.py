@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.store.models import Delivery, ProcessedEvent
+from fakeslack import FakeSlack, Message
 from tests.databases import throwaway_database
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import AppServer, synced_database, three_workspaces, wait_for
 
 CHANNELS = [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
@@ -44,100 +44,103 @@ def copies(slack: FakeSlack, text: str) -> dict[str, list]:
     }
 
 
-def copy_in(slack: FakeSlack, team: str, channel: str, text: str):
+def copy_in(slack: FakeSlack, team: str, channel: str, text: str) -> Message:
     return wait_for(
         lambda: next((m for m in slack.messages(team, channel) if text in m.text), None)
     )
 
 
+def now(slack: FakeSlack, team: str, channel: str, msg: Message) -> Message:
+    """``msg`` as the channel holds it now (the fake hands out snapshots)."""
+    found = [m for m in slack.messages(team, channel, include_deleted=True) if m.ts == msg.ts]
+    return found[0]
+
+
 def test_every_message_kind_across_three_workspaces(world) -> None:
     slack, _server = world
     # A new post appears in the other two, under the author's name, workspace and avatar.
-    ts = slack.user_posts("T1", "C1", "U1", "hello <@U1> and <!here> :wave:")
+    ts = slack.post_message("T1", "C1", "U1", "hello <@U1> and <!here> :wave:")
     b = copy_in(slack, "T2", "C2", "hello")
     c = copy_in(slack, "T3", "C3", "hello")
     assert b.username == "Ada (Acme)" and c.username == "Ada (Acme)"
-    assert b.icons == {"image_48": "https://avatars.example/T1/U1_192.png"}
+    assert b.icons == {"image_48": "https://avatars.slack-edge.test/T1/U1_192.png"}
     assert "<@U2A>" in b.text  # Ada is U2A in Beta, matched by e-mail
     assert "@Ada (Acme)" in c.text and "<@" not in c.text  # unknown in Gamma: no ping
     assert "<!here>" not in b.text and "@here" in b.text  # broadcasts stay home
     assert len(slack.messages("T1", "C1")) == 1  # our echoes were not relayed back
 
     # Edits and deletes follow.
-    slack.user_edits("T1", "C1", ts, "hello again")
-    wait_for(lambda: all("hello again" in m.text for m in (b, c)))
+    slack.edit("T1", "C1", ts, "hello again")
+    wait_for(
+        lambda: (
+            "hello again" in now(slack, "T2", "C2", b).text
+            and "hello again" in now(slack, "T3", "C3", c).text
+        )
+    )
     # Thread replies land on the mapped parent; a broadcast reply too.
-    slack.user_posts("T2", "C2", "U2", "a reply", thread_ts=b.ts)
+    slack.post_message("T2", "C2", "U2", "a reply", thread_ts=b.ts)
     reply_a = copy_in(slack, "T1", "C1", "a reply")
     reply_c = copy_in(slack, "T3", "C3", "a reply")
     assert reply_a.thread_ts == ts and reply_c.thread_ts == c.ts
     assert reply_a.username == "Bob (Beta)"
-    slack.user_posts("T3", "C3", "U3", "loud reply", thread_ts=c.ts, broadcast=True)
+    slack.post_message("T3", "C3", "U3", "loud reply", thread_ts=c.ts, broadcast=True)
     loud = copy_in(slack, "T1", "C1", "loud reply")
     assert loud.thread_ts == ts
 
     # Reactions: one native reaction per emoji, added with the first and removed with the last.
-    slack.user_reacts("T1", "C1", ts, "U1", "tada")
-    wait_for(lambda: b.reactions.get("tada") == ["UBT2"] and c.reactions.get("tada") == ["UBT3"])
-    slack.user_reacts("T2", "C2", b.ts, "U2", "tada")
-    wait_for(lambda: slack.messages("T1", "C1")[0].reactions.get("tada") == ["U1", "UBT1"])
-    slack.user_reacts("T1", "C1", ts, "U1", "tada", added=False)
-    wait_for(lambda: c.reactions.get("tada") == ["UBT3"])  # Bob's reaction still stands
-    slack.user_reacts("T2", "C2", b.ts, "U2", "tada", added=False)
-    wait_for(lambda: not c.reactions.get("tada") and not b.reactions.get("tada"))
-    # An emoji the target lacks becomes a short thread note.
-    slack.user_reacts("T1", "C1", ts, "U1", "custom_missing_party")
+    def tada(team: str, channel: str, msg: Message) -> list[str] | None:
+        return slack.reactions(team, channel, msg.ts).get("tada")
+
+    slack.react("T1", "C1", ts, "U1", "tada")
+    wait_for(lambda: tada("T2", "C2", b) == ["UT2BOT"] and tada("T3", "C3", c) == ["UT3BOT"])
+    slack.react("T2", "C2", b.ts, "U2", "tada")
+    wait_for(lambda: slack.reactions("T1", "C1", ts).get("tada") == ["U1", "UT1BOT"])
+    slack.unreact("T1", "C1", ts, "U1", "tada")
+    wait_for(lambda: tada("T3", "C3", c) == ["UT3BOT"])  # Bob's reaction still stands
+    slack.unreact("T2", "C2", b.ts, "U2", "tada")
+    wait_for(lambda: not tada("T3", "C3", c) and not tada("T2", "C2", b))
+    # An emoji the target lacks (custom in Acme only) becomes a short thread note.
+    slack.add_emoji("T1", "custom_missing_party", "https://emoji.slack-edge.test/party.gif")
+    slack.react("T1", "C1", ts, "U1", "custom_missing_party")
     note = copy_in(slack, "T2", "C2", "reacted with :custom_missing_party:")
     assert note.thread_ts == b.ts
 
-    slack.user_deletes("T1", "C1", ts)
-    wait_for(lambda: b.deleted and c.deleted)
+    slack.delete("T1", "C1", ts)
+    wait_for(lambda: now(slack, "T2", "C2", b).deleted and now(slack, "T3", "C3", c).deleted)
 
 
 def test_files_bots_and_orphan_replies(world) -> None:
     slack, _server = world
-    f = slack.add_file(b"\x89PNG fake image bytes" * 100, "cat.png", "image/png")
-    slack.user_posts("T1", "C1", "U1", "look", files=[f])
+    image = b"\x89PNG fake image bytes" * 100
+    slack.post_message("T1", "C1", "U1", "look", files=[("cat.png", image)])
     b = copy_in(slack, "T2", "C2", "look")
     shared = wait_for(
         lambda: [m for m in slack.messages("T2", "C2") if m.files and m.thread_ts == b.ts]
     )
-    assert slack.files[shared[0].files[0]["id"]] == b"\x89PNG fake image bytes" * 100
+    assert slack.file_content("T2", shared[0].files[0]) == image
     assert not slack.called("files.upload")  # the retired method is never used
 
     # Another app's bot message is synced under its own name.
-    with slack._lock:
-        slack.teams["T1"].channels["C1"].messages.append(
-            __import__("tests.fakes.slack_server", fromlist=["Message"]).Message(
-                ts="1800000000.000001",
-                text="deploy done",
-                bot_id="BOTHER",
-                app_id="AOTHER",
-                username="CI Bot",
-                subtype="bot_message",
-            )
-        )
-    slack.emit(
+    slack.bot_message(
         "T1",
-        {
-            "type": "message",
-            "subtype": "bot_message",
-            "channel": "C1",
-            "text": "deploy done",
-            "bot_id": "BOTHER",
-            "app_id": "AOTHER",
-            "username": "CI Bot",
-            "ts": "1800000000.000001",
-            "icons": {"image_48": "https://bots/ci.png"},
-        },
+        "C1",
+        "BOTHER",
+        "deploy done",
+        app_id="AOTHER",
+        username="CI Bot",
+        icons={"image_48": "https://bots/ci.png"},
     )
     bot = copy_in(slack, "T3", "C3", "deploy done")
     assert bot.username == "CI Bot (Acme)"
 
     # A reply whose parent was never synced is posted, linked to the original thread.
-    slack.user_posts("T1", "C1", "U1", "orphan reply", thread_ts="1600000000.000100")
+    slack.echo(False, "T1")  # a parent from before the sync existed: the app never saw it
+    parent = slack.post_message("T1", "C1", "U1", "old news")
+    slack.echo(True, "T1")
+    slack.post_message("T1", "C1", "U1", "orphan reply", thread_ts=parent)
     orphan = copy_in(slack, "T2", "C2", "orphan reply")
-    assert orphan.thread_ts is None and "archives/C1/p1600000000000100" in orphan.text
+    assert orphan.thread_ts is None
+    assert f"archives/C1/p{parent.replace('.', '')}" in orphan.text
 
 
 def test_retries_are_deduplicated_and_forgeries_refused(world) -> None:
@@ -169,7 +172,7 @@ def test_retries_are_deduplicated_and_forgeries_refused(world) -> None:
         )
     ).encode()
     bad = slack.sign(forged) | {"X-Slack-Signature": "v0=" + "0" * 64}
-    stale = slack.sign(forged, ts=int(time.time()) - 600)
+    stale = slack.sign(forged, timestamp=int(time.time()) - 600)
     unsigned = {"Content-Type": "application/json"}
     for headers in (bad, stale, unsigned):
         assert httpx.post(url, content=forged, headers=headers).status_code == 401
@@ -191,13 +194,13 @@ def test_retries_are_deduplicated_and_forgeries_refused(world) -> None:
 
 def test_archive_pauses_and_unarchive_resumes(world) -> None:
     slack, _server = world
-    slack.channel_event("T3", "channel_archive", "C3")
+    slack.archive("T3", "C3", "U3")
     time.sleep(0.3)
-    slack.user_posts("T1", "C1", "U1", "while archived")
+    slack.post_message("T1", "C1", "U1", "while archived")
     copy_in(slack, "T2", "C2", "while archived")
     time.sleep(0.3)
     assert not [m for m in slack.messages("T3", "C3") if "while archived" in m.text]
-    slack.channel_event("T3", "channel_unarchive", "C3")
+    slack.unarchive("T3", "C3", "U3")
     time.sleep(0.3)
-    slack.user_posts("T1", "C1", "U1", "after unarchive")
+    slack.post_message("T1", "C1", "U1", "after unarchive")
     copy_in(slack, "T3", "C3", "after unarchive")

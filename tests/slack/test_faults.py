@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fakeslack import FakeSlack
 from tests.databases import throwaway_database
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import free_port, synced_database, three_workspaces, wait_for
 
 pytestmark = pytest.mark.integration
@@ -40,9 +40,7 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
     slack = FakeSlack().start()
     three_workspaces(slack)
     # Slack retries an event it could not deliver; here fast enough to span our restart.
-    slack.event_retry_delays = (0.5, 1.0, 2.0, 4.0, 8.0)
-    slack.hang_seconds = 1.5  # past the app's 1 s Slack timeout
-    slack.retry_after = 0
+    slack.event_settings.retry_delays = (0.5, 1.0, 2.0, 4.0, 8.0)
     with throwaway_database(backend, tmp_path) as url:
         _settings, engine = synced_database(
             slack, url, "faults", [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
@@ -59,9 +57,12 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
         slack.app_url = f"http://127.0.0.1:{port}/slack/events"
         app = start_app(env)
         try:
-            slack.fault_rate = 0.2
+            # "timeout": no answer at all, so the app's 1 s Slack timeout fires.
+            slack.fail_randomly(
+                "*", 0.2, "429:0", "500", "timeout", "drop", "500_after", "timeout_after"
+            )
             for i in range(N):
-                slack.user_posts("T1", "C1", "U1", f"message {i:03d}")
+                slack.post_message("T1", "C1", "U1", f"message {i:03d}")
                 if i == N // 2:
                     # Kill -9 while deliveries are in flight, then start again.
                     time.sleep(0.3)
@@ -82,7 +83,7 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
                 timeout=150,
                 interval=0.2,
             )
-            slack.fault_rate = 0.0
+            slack.clear_faults()
             time.sleep(1.0)  # anything still in flight would show up as a duplicate now
             for team, channel in (("T2", "C2"), ("T3", "C3")):
                 assert delivered(team, channel) == wanted, team

@@ -29,9 +29,9 @@ from app.store.groups import MAX_FAILED_JOINS, Groups, HomeVersions
 from app.store.migrate import upgrade
 from app.store.models import Delivery, SyncEndpoint
 from app.store.models_groups import WorkspaceGroup
+from fakeslack import APP_ID, FakeSlack, sign
 from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
-from tests.fakes.slack import APP_ID, FakeSlack, sign
 from tests.slack.harness import AppServer, wait_for
 
 # The whole flow runs on every backend; the rest of the home logic is backend-neutral (the

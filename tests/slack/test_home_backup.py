@@ -32,7 +32,7 @@ from app.slack.home.sections.backup import (
 from app.store.backup import backup_mac_key, restore_backup
 from app.store.models import Sync, Workspace
 from app.store.syncs import SyncAdmin
-from tests.fakes.slack import FakeSlack
+from fakeslack import FakeSlack
 from tests.slack.home_bolt import (
     RecordingHome,
     ack_body,

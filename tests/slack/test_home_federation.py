@@ -39,8 +39,8 @@ from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
 from app.store.syncs import SyncAdmin
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
-from tests.fakes.slack import FakeSlack
 from tests.slack.harness import free_port, wait_for
 from tests.slack.home_bolt import (
     ack_body,

@@ -24,7 +24,7 @@ from app.slack.home.sections.groups import CREATE, GroupsSection
 from app.slack.home.sections.mappings import PAGE, MappingsSection
 from app.slack.home.sections.matrix_link import MatrixLinkSection
 from app.store.groups import MAX_GROUP_NAME, Groups
-from tests.fakes.slack import FakeSlack
+from fakeslack import FakeSlack
 from tests.slack.home_bolt import (
     RecordingHome,
     ack_body,

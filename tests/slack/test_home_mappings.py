@@ -27,8 +27,8 @@ from app.slack.home.sections.mappings import (
     MappingsSection,
 )
 from app.store.models import DirectoryUser, UserMapping, Workspace
+from fakeslack import FakeSlack
 from tests import builders
-from tests.fakes.slack import FakeSlack
 from tests.slack.home_bolt import (
     RecordingHome,
     ack_body,

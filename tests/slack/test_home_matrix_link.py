@@ -28,7 +28,7 @@ from app.slack.home.sections.matrix_link import (
     MatrixLinkSection,
     link_view,
 )
-from tests.fakes.slack import FakeSlack
+from fakeslack import FakeSlack
 from tests.slack.home_bolt import (
     ack_body,
     block_action,

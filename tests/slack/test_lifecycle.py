@@ -21,8 +21,8 @@ from app.store.cipher import TokenCipher
 from app.store.engine import session_factory
 from app.store.models import DirectoryUser, Sync, SyncEndpoint, Workspace
 from app.store.syncs import SyncAdmin
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
-from tests.fakes.slack import FakeSlack
 from tests.slack.harness import AppServer, wait_for
 
 RETENTION_DAYS = 30

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from fakeslack import FakeSlack, Upload
 from tests.databases import throwaway_database
-from tests.fakes.slack_server import FakeSlack, Message
 from tests.slack.harness import AppServer, synced_database, three_workspaces, wait_for
 from tests.slack.test_blocks import GITHUB_LIKE, JIRA_LIKE
 
@@ -32,21 +32,23 @@ def world(tmp_path) -> Iterator[tuple[FakeSlack, AppServer]]:
             engine.dispose()
 
 
-def _other_app_posts(slack: FakeSlack, ts: str, message: dict) -> None:
-    with slack._lock:
-        slack.teams["T1"].channels["C1"].messages.append(
-            Message(ts=ts, text="", bot_id="BOTHER", app_id="AOTHER", subtype="bot_message")
-        )
-    slack.emit(
+def _other_app_posts(slack: FakeSlack, message: dict) -> None:
+    slack.bot_message(
         "T1",
-        message | {"channel": "C1", "ts": ts, "bot_id": "BOTHER", "app_id": "AOTHER"},
+        "C1",
+        "BOTHER",
+        message.get("text", ""),
+        app_id="AOTHER",
+        username=message.get("username"),
+        blocks=message.get("blocks"),
+        attachments=message.get("attachments"),
     )
 
 
 def test_other_apps_blocks_and_attachments_reach_every_workspace(world) -> None:
     slack, _server = world
-    _other_app_posts(slack, "1800000000.000001", JIRA_LIKE | {"username": "Jira"})
-    _other_app_posts(slack, "1800000000.000002", GITHUB_LIKE | {"username": "GitHub"})
+    _other_app_posts(slack, JIRA_LIKE | {"username": "Jira"})
+    _other_app_posts(slack, GITHUB_LIKE | {"username": "GitHub"})
     for team, channel in (("T2", "C2"), ("T3", "C3")):
         jira = wait_for(
             lambda t=team, c=channel: next(
@@ -64,22 +66,28 @@ def test_other_apps_blocks_and_attachments_reach_every_workspace(world) -> None:
 
 
 def _texts(slack: FakeSlack, team: str, channel: str) -> list[str]:
-    return [m.text for m in slack.messages(team, channel) if not m.thread_ts]
+    """Top-level messages, without Slack's join/leave notices."""
+    return [
+        m.text
+        for m in slack.messages(team, channel)
+        if not m.thread_ts and m.subtype not in ("channel_join", "channel_leave")
+    ]
 
 
 def test_bot_removed_from_channels_rejoins_or_holds_then_delivers_the_backlog(world) -> None:
     slack, server = world
-    slack.add_user("T3", "U3A", "Cyd Admin", is_admin=True)
-    slack.teams["T3"].channels["C3"].private = True
-    slack.remove_bot("T2", "C2")  # public: the bot may rejoin by itself
-    slack.remove_bot("T3", "C3")  # private: someone has to invite it back
+    slack.add_user("T3", "U3A", "cyd", real_name="Cyd Admin", is_admin=True)
+    slack.convert_to_private("T3", "C3")
+    slack.remove_bot("T2", "C2", by="U2")  # public: the bot may rejoin by itself
+    slack.remove_bot("T3", "C3", by="U3")  # private: someone has to invite it back
     for n in range(3):
-        slack.user_posts("T1", "C1", "U1", f"while away {n}")
+        slack.post_message("T1", "C1", "U1", f"while away {n}")
     wait_for(lambda: _texts(slack, "T2", "C2") == [f"while away {n}" for n in range(3)])
-    assert slack.teams["T2"].bot_user in slack.teams["T2"].channels["C2"].members
+    assert "UT2BOT" in slack.channel("T2", "C2").members
 
     # The private channel's deliveries are held, not dead, and its admin is told once.
-    dm = wait_for(lambda: slack.messages("T3", "DU3A"))
+    admin_dm = wait_for(lambda: slack.dm("T3", "U3A"))
+    dm = wait_for(lambda: slack.messages("T3", admin_dm))
     assert len(dm) == 1 and "<#C3>" in dm[0].text and "/invite" in dm[0].text
     from sqlalchemy import select
 
@@ -96,9 +104,9 @@ def test_bot_removed_from_channels_rejoins_or_holds_then_delivers_the_backlog(wo
     slack.invite_bot("T3", "C3", by="U3A")
     wait_for(lambda: len(_texts(slack, "T3", "C3")) == 3)
     assert _texts(slack, "T3", "C3") == [f"while away {n}" for n in range(3)]
-    slack.user_posts("T1", "C1", "U1", "after return")
+    slack.post_message("T1", "C1", "U1", "after return")
     wait_for(lambda: "after return" in _texts(slack, "T3", "C3"))
-    assert len(slack.messages("T3", "DU3A")) == 1
+    assert len(slack.messages("T3", admin_dm)) == 1
 
 
 def _file_shares(slack: FakeSlack, team: str, channel: str, thread_ts: str) -> list:
@@ -110,8 +118,8 @@ def test_a_passing_upload_failure_is_retried_not_replaced_by_a_note(world) -> No
     # #17 item 4: a 429 and a 5xx on the upload steps are retried; the file arrives once.
     slack.fail("files.getUploadURLExternal", "429")
     slack.fail("files.completeUploadExternal", "500")
-    f = slack.add_file(b"report bytes" * 50, "report.pdf", "application/pdf")
-    slack.user_posts("T1", "C1", "U1", "the report", files=[f])
+    report = Upload("report.pdf", b"report bytes" * 50, "application/pdf")
+    slack.post_message("T1", "C1", "U1", "the report", files=[report])
     for team, channel in (("T2", "C2"), ("T3", "C3")):
         post = wait_for(
             lambda t=team, c=channel: next(
@@ -126,17 +134,16 @@ def test_a_passing_upload_failure_is_retried_not_replaced_by_a_note(world) -> No
     shares = [m for t, c in (("T2", "C2"), ("T3", "C3")) for m in slack.messages(t, c) if m.files]
     assert len(shares) == 2
     # A permanent refusal still becomes a note.
-    big = slack.add_file(b"x" * 10, "big.bin", "application/octet-stream")
-    big["size"] = 10**12
-    slack.user_posts("T1", "C1", "U1", "too big", files=[big])
+    big = Upload("big.bin", b"x" * 10, "application/octet-stream", size=10**12)
+    slack.post_message("T1", "C1", "U1", "too big", files=[big])
     wait_for(lambda: [m for m in slack.messages("T2", "C2") if "could not be copied" in m.text])
 
 
 def test_a_delete_removes_the_file_copies_in_every_workspace(world) -> None:
     slack, _server = world
     # #17 item 8: the file copies are thread replies of their own; a delete removes them too.
-    f = slack.add_file(b"\x89PNG private" * 20, "private.png", "image/png")
-    ts = slack.user_posts("T1", "C1", "U1", "oops, wrong channel", files=[f])
+    private = Upload("private.png", b"\x89PNG private" * 20, "image/png")
+    ts = slack.post_message("T1", "C1", "U1", "oops, wrong channel", files=[private])
     copies = {}
     for team, channel in (("T2", "C2"), ("T3", "C3")):
         post = wait_for(
@@ -146,7 +153,7 @@ def test_a_delete_removes_the_file_copies_in_every_workspace(world) -> None:
         )
         wait_for(lambda t=team, c=channel, p=post: _file_shares(slack, t, c, p.ts))
         copies[team] = post
-    slack.user_deletes("T1", "C1", ts)
+    slack.delete("T1", "C1", ts)
     for team, channel in (("T2", "C2"), ("T3", "C3")):
         wait_for(lambda t=team, c=channel: not slack.messages(t, c))
         assert not [m for m in slack.messages(team, channel) if m.files]

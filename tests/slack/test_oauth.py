@@ -18,8 +18,8 @@ from app.slack.workspaces import BOT_TOKEN_CONTEXT, REFRESH_TOKEN_CONTEXT
 from app.store.cipher import TokenCipher
 from app.store.engine import session_factory
 from app.store.models import OAuthState, Workspace
+from fakeslack import FakeSlack
 from tests.conftest import local_settings
-from tests.fakes.slack import FakeSlack
 from tests.slack.harness import AppServer, wait_for
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])

@@ -40,9 +40,9 @@ from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
 from app.store.models import Post
 from app.store.models_health import SocketConnection
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
-from tests.fakes.slack_server import FakeSlack
 from tests.slack.harness import three_workspaces
 
 S = ConnectionState
@@ -435,10 +435,10 @@ class World:
         self.services = parts.services
 
     def post(self, team: str, channel: str, user: str, text: str) -> dict[str, Any]:
-        ts = self.slack.user_posts(team, channel, user, text)
+        ts = self.slack.post_message(team, channel, user, text)
         return next(
             e
-            for e in reversed(self.slack.events)
+            for e in reversed(self.slack.emitted)
             if e["team_id"] == team and e["event"].get("ts") == ts
         )
 
@@ -458,8 +458,7 @@ class World:
 
 @pytest.fixture
 async def world(fake: FakeSocketSlack, tmp_path: Path) -> AsyncIterator[World]:
-    slack = FakeSlack().start()
-    slack.echo = False
+    slack = FakeSlack().start()  # no app_url: tests hand its events to the app themselves
     three_workspaces(slack)
     with throwaway_database("sqlite", tmp_path) as url:
         settings = local_settings(
@@ -502,8 +501,8 @@ def manager_for(world: World) -> SocketModeManager:
 async def test_500_events_across_10_forced_reconnects_arrive_exactly_once(world: World) -> None:
     slack, fake, services = world.slack, world.fake, world.services
     workspaces = services.slack.workspaces
-    await workspaces.add(slack.teams["T1"].bot_token, fake.add_app_token("T1"))
-    await workspaces.add(slack.teams["T2"].bot_token)
+    await workspaces.add(slack.bot_token("T1"), fake.add_app_token("T1"))
+    await workspaces.add(slack.bot_token("T2"))
     services.syncs.create("pair")
     services.syncs.add("pair", Endpoint.slack("T1", "C1"))
     services.syncs.add("pair", Endpoint.slack("T2", "C2"))
@@ -546,9 +545,9 @@ async def test_500_events_across_10_forced_reconnects_arrive_exactly_once(world:
 async def test_two_socket_mode_workspaces_and_one_http_in_one_sync(world: World) -> None:
     slack, fake, services = world.slack, world.fake, world.services
     workspaces = services.slack.workspaces
-    await workspaces.add(slack.teams["T1"].bot_token, fake.add_app_token("T1"))
-    await workspaces.add(slack.teams["T2"].bot_token)
-    await workspaces.add(slack.teams["T3"].bot_token)  # Events API over HTTP
+    await workspaces.add(slack.bot_token("T1"), fake.add_app_token("T1"))
+    await workspaces.add(slack.bot_token("T2"))
+    await workspaces.add(slack.bot_token("T3"))  # Events API over HTTP
     services.syncs.create("general")
     for team, channel in (("T1", "C1"), ("T2", "C2"), ("T3", "C3")):
         services.syncs.add("general", Endpoint.slack(team, channel))
@@ -556,7 +555,7 @@ async def test_two_socket_mode_workspaces_and_one_http_in_one_sync(world: World)
     await manager.start()
     assert set(manager.clients) == {"T1"}
     # T2 gets an app token at run time (the Matrix bridge's `login app`).
-    await workspaces.add(slack.teams["T2"].bot_token, fake.add_app_token("T2"))
+    await workspaces.add(slack.bot_token("T2"), fake.add_app_token("T2"))
     await manager.connect("T2")
     await until(lambda: manager.states() == {"T1": S.CONNECTED, "T2": S.CONNECTED})
 
@@ -596,8 +595,8 @@ async def test_two_socket_mode_workspaces_and_one_http_in_one_sync(world: World)
 async def test_invalid_token_at_run_time_is_reported_by_health(world: World) -> None:
     slack, fake, services = world.slack, world.fake, world.services
     workspaces = services.slack.workspaces
-    await workspaces.add(slack.teams["T1"].bot_token, fake.add_app_token("T1"))
-    await workspaces.add(slack.teams["T2"].bot_token, "xapp-1-T2-revoked")
+    await workspaces.add(slack.bot_token("T1"), fake.add_app_token("T1"))
+    await workspaces.add(slack.bot_token("T2"), "xapp-1-T2-revoked")
     manager = manager_for(world)
     await manager.start()
     await until(lambda: manager.states() == {"T1": S.CONNECTED, "T2": S.FAILED})
@@ -607,7 +606,7 @@ async def test_invalid_token_at_run_time_is_reported_by_health(world: World) -> 
     assert report.status == "degraded" and report.failed_connections == ["T2"]
     assert report.connections["T2"].detail == "invalid_auth"
     # `login app` with a good token brings it back.
-    await workspaces.add(slack.teams["T2"].bot_token, fake.add_app_token("T2"))
+    await workspaces.add(slack.bot_token("T2"), fake.add_app_token("T2"))
     await manager.connect("T2")
     await until(lambda: manager.states()["T2"] is S.CONNECTED)
     await manager.stop()
@@ -640,7 +639,7 @@ def test_the_runtime_runs_socket_mode_as_a_worker_even_without_a_signing_secret(
 
 async def test_a_manager_that_is_not_running_opens_no_socket(world: World) -> None:
     slack, fake, services = world.slack, world.fake, world.services
-    await services.slack.workspaces.add(slack.teams["T1"].bot_token, fake.add_app_token("T1"))
+    await services.slack.workspaces.add(slack.bot_token("T1"), fake.add_app_token("T1"))
     manager = manager_for(world)
     # Lambda: the worker never starts, so a login in a request must not open a socket.
     assert await manager.connect("T1") is None

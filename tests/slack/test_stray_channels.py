@@ -19,19 +19,19 @@ from app.store.models import Workspace
 from app.store.models_matrix import MatrixLogin, MatrixUser
 from app.store.models_presence import StrayChannel
 from app.store.syncs import SyncAdmin
+from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY
-from tests.fakes.slack_server import FakeSlack
 
 
 @pytest.fixture
 def world(engine) -> Iterator[tuple[FakeSlack, StrayChannels, object]]:
     slack = FakeSlack().start()
-    slack.add_team("T1", "Acme")
+    slack.add_workspace("T1", "Acme")
     for channel in ("C1", "C8", "C9"):
         slack.add_channel("T1", channel, channel.lower())
     sessions = session_factory(engine)
     workspaces = Workspaces(sessions, TokenCipher(TEST_KEY), api_url=slack.base_url)
-    asyncio.run(workspaces.add(slack.teams["T1"].bot_token))
+    asyncio.run(workspaces.add(slack.bot_token("T1")))
     SyncAdmin(sessions).create("general")
     SyncAdmin(sessions).add("general", Endpoint.slack("T1", "C1"))
     yield slack, StrayChannels(sessions, workspaces), sessions
@@ -49,7 +49,7 @@ def notice(strays: StrayChannels, payload: dict) -> None:
 def joined(slack: FakeSlack, channel: str, user: str | None = None) -> dict:
     event = {
         "type": "member_joined_channel",
-        "user": user or slack.teams["T1"].bot_user,
+        "user": user or slack.installation("T1").bot_user_id,
         "channel": channel,
         "team": "T1",
     }

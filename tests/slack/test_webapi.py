@@ -10,22 +10,21 @@ from app.errors import RemoteError
 from app.slack.http_pool import HttpPool
 from app.slack.ratelimit import RateLimiter
 from app.slack.webapi import SlackApi
-from tests.fakes.slack_server import FakeSlack
+from fakeslack import FakeSlack
 
 
 @pytest.fixture
 def slack():
     fake = FakeSlack().start()
-    fake.add_team("T1", "Acme")
+    fake.add_workspace("T1", "Acme")
     fake.add_channel("T1", "C1", "general")
-    fake.hang_seconds = 1.5
     yield fake
     fake.stop()
 
 
 def api(slack: FakeSlack, limiter: RateLimiter | None = None) -> SlackApi:
     return SlackApi(
-        token=slack.teams["T1"].bot_token,
+        token=slack.bot_token("T1"),
         team_id="T1",
         base_url=slack.base_url,
         limiter=limiter or RateLimiter(scale=1000),
@@ -34,8 +33,7 @@ def api(slack: FakeSlack, limiter: RateLimiter | None = None) -> SlackApi:
 
 
 async def test_429_carries_retry_after_and_pauses_the_method(slack) -> None:
-    slack.retry_after = 2
-    slack.fail("chat.postMessage", "429")
+    slack.fail("chat.postMessage", "429:2")
     limiter = RateLimiter(scale=1000)
     client = api(slack, limiter)
     with pytest.raises(RemoteError) as err:
@@ -93,7 +91,7 @@ async def test_limiter_paces_posts_per_channel() -> None:
 async def test_a_pooled_loop_reuses_its_connection_and_others_do_not(slack) -> None:
     pool = HttpPool()
     client = SlackApi(
-        token=slack.teams["T1"].bot_token,
+        token=slack.bot_token("T1"),
         team_id="T1",
         base_url=slack.base_url,
         limiter=RateLimiter(scale=1000),
@@ -102,17 +100,17 @@ async def test_a_pooled_loop_reuses_its_connection_and_others_do_not(slack) -> N
     for _ in range(3):
         await client.call("auth.test")
     assert len(slack.peers) == 3  # no pooled session on this loop: a connection per call
-    slack.peers.clear()
+    before = slack.peers
     await pool.open()
     try:
         for _ in range(5):
             await client.call("auth.test")
         # A dropped connection is a retryable failure, and the next call connects afresh.
-        slack.faults["auth.test"].append("drop")
+        slack.fail("auth.test", "drop")
         with pytest.raises(RemoteError):
             await client.call("auth.test")
         await client.call("auth.test")
     finally:
         await pool.close()
-    assert len(slack.peers) == 2
+    assert len(slack.peers - before) == 2
     assert pool.session() is None

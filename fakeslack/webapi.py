@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from . import emoji
 from .model import APP_ID, Channel, FileObj, Installation, Message, Workspace
 from .state import SlackError, SlackState
 
@@ -20,7 +21,6 @@ Handler = Callable[[SlackState, Workspace, Installation, dict[str, Any]], dict[s
 HANDLERS: dict[str, Handler] = {}
 
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_\-\u00c0-\uffff]{1,80}$")
-_EMOJI_NAME = re.compile(r"^[a-z0-9_+'\-]+(::skin-tone-[2-6])?$")
 
 
 def method(name: str) -> Callable[[Handler], Handler]:
@@ -390,6 +390,7 @@ def bot_message(
         icons = {"emoji": p["icon_emoji"]}
     metadata = as_json(p["metadata"]) if p.get("metadata") else None
     blocks = as_json(p["blocks"]) if p.get("blocks") else None
+    attachments = as_json(p["attachments"]) if p.get("attachments") else None
     thread_ts = p.get("thread_ts") or None
     return Message(
         ts=ts,
@@ -407,6 +408,7 @@ def bot_message(
         if thread_ts and as_bool(p.get("reply_broadcast", False))
         else None,
         blocks=blocks,
+        attachments=attachments,
         metadata=metadata,
         team=ws.id,
     )
@@ -540,7 +542,7 @@ def _reaction_target(
     ch = st.channel(ws, p.get("channel"))
     msg = st.message(ch, p.get("timestamp"))
     name = (p.get("name") or "").strip(":")
-    if not name or not _EMOJI_NAME.match(name):
+    if not name or not emoji.exists(name, ws.emoji):
         raise SlackError("invalid_name")
     return ch, msg, name
 
@@ -701,3 +703,47 @@ def files_complete(st: SlackState, ws: Workspace, inst: Installation, p: dict[st
                 },
             )
     return {"files": [{"id": f.id, "title": f.title} for f in files]}
+
+
+@method("files.delete")
+def files_delete(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+    """https://docs.slack.dev/reference/methods/files.delete: an app deletes files it uploaded;
+    an unknown id is ``file_not_found``, an already deleted one ``file_deleted``, another's
+    file ``cant_delete_file``. The file leaves every channel; a share message left with no
+    file and no text is removed (``message_deleted``), as a person's client shows it."""
+    file_id = p.get("file") or ""
+    if file_id in ws.deleted_files:
+        raise SlackError("file_deleted")
+    f = ws.files.get(file_id)
+    if f is None or not f.uploaded:
+        raise SlackError("file_not_found")
+    if f.user != inst.bot_user_id:
+        raise SlackError("cant_delete_file")
+    del ws.files[file_id]
+    ws.deleted_files.add(file_id)
+    st.emit(ws.id, {"type": "file_deleted", "file_id": file_id, "channel_ids": list(f.channels)})
+    for ch_id in f.channels:
+        ch = ws.channels.get(ch_id)
+        for msg in list(ch.messages.values()) if ch else []:
+            if file_id not in msg.files or msg.deleted:
+                continue
+            msg.files.remove(file_id)
+            if not msg.files and not msg.text:
+                before = msg.wire(ws.files)
+                msg.deleted = True
+                event_ts = st.clock.next()
+                st.emit(
+                    ws.id,
+                    {
+                        "type": "message",
+                        "subtype": "message_deleted",
+                        "hidden": True,
+                        "channel": ch.id,
+                        "channel_type": channel_type(ch),
+                        "ts": event_ts,
+                        "event_ts": event_ts,
+                        "deleted_ts": msg.ts,
+                        "previous_message": before,
+                    },
+                )
+    return {}

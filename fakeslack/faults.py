@@ -2,7 +2,8 @@
 
 A fault is chosen per call, either from a per-method FIFO queue (or the global ``"*"`` queue), or
 with a seeded probability. ``after=True`` applies it after the method's side effect: the write
-happened but the client cannot know, like a real lost response.
+happened but the client cannot know, like a real lost response. A rate-limited answer is
+HTTP 429 with ``Retry-After`` seconds (https://docs.slack.dev/apis/web-api/rate-limits).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 FaultKind = Literal["ratelimited", "status", "slow", "hang", "drop", "error"]
 
@@ -68,13 +69,47 @@ class Fault:
         """An ``ok:false`` body with the given Slack error string."""
         return cls("error", error=error)
 
+    @classmethod
+    def parse(cls, spec: str | dict[str, Any]) -> Fault:
+        """A fault from its control-API spelling.
+
+        Strings: ``"429"`` / ``"ratelimited"`` (``"429:5"``: ``Retry-After: 5``), an HTTP status
+        such as ``"500"`` or ``"503"``, ``"timeout"`` / ``"hang"``, ``"drop"``, ``"slow:0.2"``,
+        ``"error:fatal_error"``; a ``"_after"`` suffix (``"500_after"``, ``"drop_after"``,
+        ``"timeout_after"``) applies it after the side effect. Dicts carry the dataclass fields.
+        """
+        if isinstance(spec, dict):
+            fields = {k: spec[k] for k in cls.__dataclass_fields__ if k in spec}
+            if fields.get("kind") not in _KINDS:
+                raise ValueError(f"unknown fault kind: {spec.get('kind')!r}")
+            return cls(**fields)
+        name, _, arg = spec.partition(":")
+        after = name.endswith("_after")
+        name = name.removesuffix("_after")
+        if name in ("429", "ratelimited"):
+            return cls.ratelimited(int(arg or 1))
+        if name.isdigit():
+            return cls.http(int(name), after=after)
+        if name in ("timeout", "hang"):
+            return cls.hang(after=after)
+        if name == "drop":
+            return cls.drop(after=after)
+        if name == "slow":
+            return cls.slow(float(arg or 1.0))
+        if name == "error":
+            return cls.slack_error(arg or "internal_error")
+        raise ValueError(f"unknown fault: {spec!r}")
+
+
+_KINDS = frozenset(("ratelimited", "status", "slow", "hang", "drop", "error"))
+
 
 class FaultPlan:
     """Decides, per call, which fault (if any) applies and how much latency to add."""
 
     def __init__(self, seed: int = 0) -> None:
         self._queues: dict[str, deque[Fault]] = defaultdict(deque)
-        self._random: list[tuple[str, float, Fault]] = []
+        self._random: list[tuple[str, float, tuple[Fault, ...]]] = []
         self._rng = random.Random(seed)
         self.latency: dict[str, float] = {}
 
@@ -82,9 +117,12 @@ class FaultPlan:
         """Apply ``faults`` to the next calls of ``method`` (``"*"``: any method), in order."""
         self._queues[method].extend(faults)
 
-    def randomly(self, method: str, probability: float, fault: Fault) -> None:
-        """Apply ``fault`` to each call of ``method`` (or ``"*"``) with ``probability``."""
-        self._random.append((method, probability, fault))
+    def randomly(self, method: str, probability: float, *faults: Fault) -> None:
+        """Fail each call of ``method`` (or ``"*"``) with ``probability``, with one of ``faults``
+        (chosen uniformly by the same seeded RNG)."""
+        if not faults:
+            raise ValueError("randomly() needs at least one fault")
+        self._random.append((method, probability, faults))
 
     def add_latency(self, seconds: float, method: str = "*") -> None:
         """Delay every answer of ``method`` (or all) by ``seconds``."""
@@ -106,7 +144,7 @@ class FaultPlan:
             queue = self._queues.get(key)
             if queue:
                 return queue.popleft()
-        for key, probability, fault in self._random:
+        for key, probability, faults in self._random:
             if key in (method, "*") and self._rng.random() < probability:
-                return fault
+                return faults[0] if len(faults) == 1 else self._rng.choice(faults)
         return None

@@ -9,9 +9,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .events import Delivery
+from aiohttp import web
+
+from . import control
+from .events import Delivery, sign
 from .faults import Fault
-from .model import APP_ID, Channel, FileObj, Installation, Message, User, Workspace
+from .model import APP_ID, Channel, FileObj, Installation, Message, Upload, User, Workspace
 from .rich_text import rich_text_blocks
 from .server import SlackServer
 from .state import Call
@@ -53,10 +56,45 @@ class FakeSlack(SlackServer):
         self.state.app_tokens.add(self.app_token)
         self._client_msg = itertools.count(1)
 
-    def start(self) -> FakeSlack:
-        """Start serving on ``127.0.0.1`` (ephemeral port); returns ``self``."""
-        super().start()
+    def start(self, port: int = 0) -> FakeSlack:
+        """Start serving on ``127.0.0.1`` (``port`` 0: ephemeral); returns ``self``."""
+        super().start(port)
         return self
+
+    def _add_routes(self, app: web.Application) -> None:
+        control.add_routes(app, self)
+
+    @property
+    def url(self) -> str:
+        """The server's root URL (OAuth, files and the control API hang off it)."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def envelope(self, team_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        """The ``event_callback`` envelope Slack would wrap ``event`` in for ``team_id``
+        (not delivered: for tests that POST it themselves)."""
+        inst = self.installation(team_id)
+        return self.call(lambda: self.events.envelope(inst, dict(event)))
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        """Headers of a signed Events API request carrying exactly ``body``."""
+        return {"Content-Type": "application/json", **sign(self.signing_secret, body, timestamp)}
+
+    def describe(self) -> dict[str, Any]:
+        """URLs, secrets and workspaces, as JSON: what another process needs to use the fake."""
+
+        def read() -> dict[str, Any]:
+            return {
+                "url": self.url,
+                "api_url": self.base_url,
+                "control_url": f"{self.url}_fake/",
+                "signing_secret": self.signing_secret,
+                "app_token": self.app_token,
+                "client_id": self.oauth.client_id,
+                "client_secret": self.oauth.client_secret,
+                "workspaces": [control.workspace_info(w) for w in self.state.workspaces.values()],
+            }
+
+        return self.call(read)
 
     def __enter__(self) -> FakeSlack:
         return self.start()
@@ -75,6 +113,18 @@ class FakeSlack(SlackServer):
     def app_url(self, url: str | None) -> None:
         self.event_settings.app_url = url
 
+    def route_events(self, team_id: str, url: str | None) -> None:
+        """Deliver ``team_id``'s events to ``url`` instead of ``app_url`` (one app process per
+        workspace); ``None`` goes back to ``app_url``."""
+
+        def apply() -> None:
+            if url is None:
+                self.event_settings.team_urls.pop(team_id, None)
+            else:
+                self.event_settings.team_urls[team_id] = url
+
+        self.call(apply)
+
     def echo(self, enabled: bool, team_id: str | None = None) -> None:
         """Switch event delivery on/off, globally or for one workspace."""
         if team_id is None:
@@ -84,13 +134,21 @@ class FakeSlack(SlackServer):
         else:
             self.event_settings.disabled_teams.add(team_id)
 
-    def fail(self, method: str, *faults: Fault) -> None:
-        """Queue ``faults`` for the next calls of ``method`` (``"*"``: any method)."""
-        self.call(lambda: self.faults.queue(method, *faults))
+    def fail(self, method: str, *faults: Fault | str) -> None:
+        """Queue ``faults`` for the next calls of ``method`` (``"*"``: any method); strings are
+        spelled as for :meth:`Fault.parse` (``"429:2"``, ``"500"``, ``"timeout"``, ...)."""
+        parsed = [Fault.parse(f) if isinstance(f, str) else f for f in faults]
+        self.call(lambda: self.faults.queue(method, *parsed))
 
-    def fail_randomly(self, method: str, probability: float, fault: Fault) -> None:
-        """Inject ``fault`` into ``method`` calls with ``probability`` (seeded RNG)."""
-        self.call(lambda: self.faults.randomly(method, probability, fault))
+    def fail_randomly(self, method: str, probability: float, *faults: Fault | str) -> None:
+        """Fail ``method`` calls (``"*"``: any) with ``probability``, with one of ``faults``
+        picked at random; the RNG is seeded, so a run is repeatable."""
+        parsed = [Fault.parse(f) if isinstance(f, str) else f for f in faults]
+        self.call(lambda: self.faults.randomly(method, probability, *parsed))
+
+    def clear_faults(self) -> None:
+        """Forget queued and random faults and injected latency."""
+        self.call(self.faults.clear)
 
     def latency(self, seconds: float, method: str = "*") -> None:
         """Delay every answer of ``method`` (or of all methods) by ``seconds``."""
@@ -106,6 +164,27 @@ class FakeSlack(SlackServer):
         self.call(apply)
 
     # --- builders ----------------------------------------------------------------------------
+
+    def populate(
+        self, workspaces: int, *, channels: int = 1, users: int = 1, socket_mode: bool = False
+    ) -> list[Workspace]:
+        """Add ``workspaces`` numbered workspaces after the existing ones: team ``T000`` has
+        channels ``C000`` (then ``C00001``, ``C00002``, ...) and people ``U000`` (then
+        ``U00001``, ...), each person in each channel with the app's bot user."""
+        made = []
+        start = len(self.call(lambda: self.state.workspaces))
+        for i in range(start, start + workspaces):
+            team = f"T{i:03d}"
+            made.append(self.add_workspace(team, f"Team {i}", socket_mode=socket_mode))
+            people = [f"U{i:03d}" + (f"{j:02d}" if j else "") for j in range(users)]
+            for j, user in enumerate(people):
+                self.add_user(team, user, f"user{i}-{j}", real_name=f"User {i}.{j}")
+            for j in range(channels):
+                name = "general" if j == 0 else f"channel-{j}"
+                self.add_channel(
+                    team, f"C{i:03d}" + (f"{j:02d}" if j else ""), name, members=people
+                )
+        return made
 
     def add_workspace(
         self,
@@ -254,10 +333,11 @@ class FakeSlack(SlackServer):
         *,
         thread_ts: str | None = None,
         broadcast: bool = False,
-        files: list[tuple[str, bytes]] | None = None,
+        files: list[tuple[str, bytes] | Upload] | None = None,
         blocks: list[dict[str, Any]] | None = None,
     ) -> str:
         """A person posts (optionally in a thread, broadcast, with files); returns the ts."""
+        uploads = [f if isinstance(f, Upload) else Upload(*f) for f in files or []]
 
         def act() -> str:
             ws = self.state.workspaces[team_id]
@@ -273,8 +353,10 @@ class FakeSlack(SlackServer):
             )
             if thread_ts and broadcast:
                 msg.subtype, msg.reply_broadcast = "thread_broadcast", True
-            for name, content in files or []:
-                f = self._new_file(ws, user, name, content)
+            for upload in uploads:
+                f = self._new_file(ws, user, upload.name, upload.content)
+                f.mimetype = upload.mimetype or f.mimetype
+                f.reported_size = upload.size
                 f.channels.append(ch.id)
                 msg.files.append(f.id)
             if files:
@@ -457,7 +539,9 @@ class FakeSlack(SlackServer):
         """``user`` leaves: a ``channel_leave`` message and ``member_left_channel``."""
         return self._membership(team_id, channel_id, user, joined=False)
 
-    def _membership(self, team_id: str, channel_id: str, user: str, joined: bool) -> str | None:
+    def _membership(
+        self, team_id: str, channel_id: str, user: str, joined: bool, inviter: str | None = None
+    ) -> str | None:
         def act() -> str | None:
             ws = self.state.workspaces[team_id]
             ch = self.state.channel(ws, channel_id)
@@ -476,16 +560,16 @@ class FakeSlack(SlackServer):
             )
             self.state.add_message(ch, msg)
             self.state.emit(team_id, message_event(ws, ch, msg))
-            return self.state.emit(
-                team_id,
-                {
-                    "type": f"member_{verb}_channel",
-                    "user": user,
-                    "channel": ch.id,
-                    "channel_type": "G" if ch.is_private else "C",
-                    "team": team_id,
-                },
-            )
+            event = {
+                "type": f"member_{verb}_channel",
+                "user": user,
+                "channel": ch.id,
+                "channel_type": "G" if ch.is_private else "C",
+                "team": team_id,
+            }
+            if inviter:
+                event["inviter"] = inviter
+            return self.state.emit(team_id, event)
 
         return self.call(act)
 
@@ -501,8 +585,11 @@ class FakeSlack(SlackServer):
         app_id: str = "A0OTHERAPP1",
         user: str | None = None,
         thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> str:
-        """Another app posts; without ``user`` it is a legacy ``bot_message``. Returns the ts."""
+        """Another app posts (text, Block Kit ``blocks``, legacy ``attachments``); without
+        ``user`` it is a legacy ``bot_message``. Returns the ts."""
 
         def act() -> str:
             ws = self.state.workspaces[team_id]
@@ -518,6 +605,8 @@ class FakeSlack(SlackServer):
                 icons=icons,
                 team=team_id,
                 thread_ts=thread_ts,
+                blocks=blocks,
+                attachments=attachments,
                 subtype=None if user else "bot_message",
                 bot_profile={
                     "id": bot_id,
@@ -533,6 +622,39 @@ class FakeSlack(SlackServer):
             return msg.ts
 
         return self.call(act)
+
+    def remove_bot(self, team_id: str, channel_id: str, *, by: str) -> str | None:
+        """Member ``by`` removes the app's bot from a channel (``/kick``): the bot's
+        ``member_left_channel``; later writes there answer ``not_in_channel``."""
+        bot = self.installation(team_id).bot_user_id
+        return self._membership(team_id, channel_id, bot, joined=False)
+
+    def invite_bot(self, team_id: str, channel_id: str, *, by: str) -> str | None:
+        """Member ``by`` invites the bot back: ``member_joined_channel`` with ``inviter``."""
+        bot = self.installation(team_id).bot_user_id
+        return self._membership(team_id, channel_id, bot, joined=True, inviter=by)
+
+    def convert_to_private(self, team_id: str, channel_id: str) -> None:
+        """An admin makes a public channel private (it keeps its id; the app can no longer
+        ``conversations.join`` it)."""
+
+        def apply() -> None:
+            self.state.workspaces[team_id].channels[channel_id].is_private = True
+
+        self.call(apply)
+
+    def dm(self, team_id: str, user: str) -> str | None:
+        """The id of the app's direct-message channel with ``user``, once the app opened it."""
+
+        def find() -> str | None:
+            inst = self.state.workspaces[team_id].installation
+            want = sorted({user, inst.bot_user_id if inst else ""})
+            for ch in self.state.workspaces[team_id].channels.values():
+                if ch.is_im and sorted(ch.members) == want:
+                    return ch.id
+            return None
+
+        return self.call(find)
 
     def uninstall(self, team_id: str) -> None:
         """The workspace removes the app: ``tokens_revoked``, ``app_uninstalled``, tokens dead."""
@@ -597,6 +719,16 @@ class FakeSlack(SlackServer):
 
         return self.call(read)
 
+    def message(self, team_id: str, channel_id: str, ts: str) -> Message:
+        """A snapshot of one message as the channel holds it now (deleted ones too)."""
+        return self.call(
+            lambda: copy.deepcopy(self.state.workspaces[team_id].channels[channel_id].messages[ts])
+        )
+
+    def file_content(self, team_id: str, file_id: str) -> bytes:
+        """The bytes uploaded for ``file_id``."""
+        return self.call(lambda: self.state.workspaces[team_id].files[file_id].content)
+
     def find_message(
         self,
         team_id: str,
@@ -660,6 +792,15 @@ class FakeSlack(SlackServer):
     def socket_frames(self) -> list[dict[str, Any]]:
         """Socket Mode envelopes sent, including re-sends."""
         return self.call(lambda: list(self.hub.sent))
+
+    @property
+    def peers(self) -> set[tuple[str, int]]:
+        """Client ``(host, port)`` of every Web API call: how many connections callers opened."""
+        return self.call(lambda: {c.peer for c in self.state.calls if c.peer is not None})
+
+    def pending_events(self) -> int:
+        """Envelopes still being delivered or retried."""
+        return self.call(lambda: self.events.pending)
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Block until no event delivery (incl. retries) is outstanding."""

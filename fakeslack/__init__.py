@@ -1,4 +1,6 @@
-"""A faithful fake Slack for tests: Web API, Events API, Socket Mode, OAuth, files v2, faults.
+"""A faithful fake Slack for tests, benchmarks and the demo: Web API, Events API, Socket Mode,
+OAuth, files v2, faults. ``python -m fakeslack`` runs it in its own process (see ``__main__``,
+``control`` and ``remote``).
 
 The server runs on ``127.0.0.1`` (ephemeral port) in its own thread with its own asyncio loop, so
 sync and async ``slack_sdk`` clients both work. All state lives on that loop; the test-side
@@ -42,15 +44,20 @@ them as ``events_api`` envelopes instead. ``echo(False[, team])`` switches deliv
 User actions (return the ts, event id or file id): ``post_message(team, channel, user, text,
 thread_ts=, broadcast=, files=[(name, bytes)], blocks=)``, ``edit``, ``delete``, ``react``,
 ``unreact``, ``upload_file``, ``rename_channel``, ``archive``, ``unarchive``, ``join``,
-``leave``, ``uninstall`` (``tokens_revoked`` + ``app_uninstalled``), ``bot_message`` (another
-app), ``send_event`` (anything else).
+``leave``, ``remove_bot``/``invite_bot`` (a member kicks/invites the app's bot),
+``convert_to_private``, ``uninstall`` (``tokens_revoked`` + ``app_uninstalled``),
+``bot_message`` (another app), ``send_event`` (anything else).
 
 Socket Mode: ``hello`` per connection, envelopes to one of the open connections (round robin),
 acks in ``acks``, re-sent with ``retry_attempt`` + 1 after ``socket_settings.ack_deadline``;
 ``send_socket(type, payload)``, ``socket_disconnect(reason)`` (closes after
 ``socket_settings.disconnect_grace`` unless ``link_disabled``), ``socket_drop()``.
 
-Faults (:class:`Fault`): ``fail(method_or_*, Fault.ratelimited(3), Fault.http(503),
+Routing: ``app_url`` for every workspace, ``route_events(team, url)`` for one (an app process
+per workspace).
+
+Faults (:class:`Fault`, or their string spelling ``"429:3"``, ``"503"``, ``"timeout"``,
+``"drop_after"``, see ``Fault.parse``): ``fail(method_or_*, Fault.ratelimited(3), Fault.http(503),
 Fault.slow(0.2), Fault.hang(), Fault.drop(after=True), Fault.slack_error("fatal_error"))``
 queues them; ``fail_randomly(method, p, fault)`` uses a seeded RNG; ``after=True`` applies the
 fault after the side effect (a lost response). ``latency(0.05[, method])`` delays every answer;
@@ -58,7 +65,19 @@ fault after the side effect (a lost response). ``latency(0.05[, method])`` delay
 
 Inspection: ``calls`` / ``called(method, team)``, ``messages(team, channel)``,
 ``find_message(team, channel, text=, event_type=, where=)``, ``reactions(team, channel, ts)``,
-``files(team)``, ``channel(team, channel)``, ``acks``, ``socket_frames``.
+``files(team)``, ``file_content(team, id)``, ``channel(team, channel)``, ``message(team,
+channel, ts)``, ``acks``, ``socket_frames``, ``peers`` (client sockets seen), ``emitted``,
+``envelope(team, event)`` / ``sign(body)`` (for tests that POST events themselves).
+
+Messages and channels handed out are snapshots; ask again to see later changes.
+
+Slack's documentation this follows: Web API https://docs.slack.dev/apis/web-api/ (errors,
+``ok:false``, 429 + ``Retry-After`` per https://docs.slack.dev/apis/web-api/rate-limits),
+Events API https://docs.slack.dev/apis/events-api/ (envelope, signing, retries), Socket Mode
+https://docs.slack.dev/apis/events-api/using-socket-mode, OAuth v2
+https://docs.slack.dev/authentication/installing-with-oauth and token rotation
+https://docs.slack.dev/authentication/using-token-rotation, files v2
+https://docs.slack.dev/messaging/working-with-files.
 """
 
 from __future__ import annotations
@@ -66,7 +85,7 @@ from __future__ import annotations
 from .events import Delivery, sign
 from .fake import DEFAULT_SCOPES, FakeSlack
 from .faults import Fault
-from .model import APP_ID, Channel, FileObj, Installation, Message, User, Workspace
+from .model import APP_ID, Channel, FileObj, Installation, Message, Upload, User, Workspace
 
 __all__ = [
     "APP_ID",
@@ -78,6 +97,7 @@ __all__ = [
     "FileObj",
     "Installation",
     "Message",
+    "Upload",
     "User",
     "Workspace",
     "sign",

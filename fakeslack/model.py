@@ -82,6 +82,8 @@ class FileObj:
     uploaded: bool = False
     channels: list[str] = field(default_factory=list)
     base_url: str = ""
+    # The size Slack reports, when a test needs one the fake should not hold in memory.
+    reported_size: int | None = None
 
     def wire(self) -> dict[str, Any]:
         """The ``file`` object of ``files.info`` and message ``files`` arrays."""
@@ -98,7 +100,7 @@ class FileObj:
             "pretty_type": ext.upper() or "Binary",
             "user": self.user,
             "user_team": self.team_id,
-            "size": len(self.content),
+            "size": len(self.content) if self.reported_size is None else self.reported_size,
             "mode": "hosted",
             "is_external": False,
             "is_public": True,
@@ -107,6 +109,20 @@ class FileObj:
             "permalink": f"https://fake.slack.test/files/{self.user}/{self.id}/{self.name}",
             "channels": list(self.channels),
         }
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file a person attaches to a message (``post_message(files=[...])``).
+
+    ``size`` overrides the size Slack reports (e.g. a file far too big to copy) while the fake
+    holds only ``content``.
+    """
+
+    name: str
+    content: bytes
+    mimetype: str | None = None
+    size: int | None = None
 
 
 @dataclass
@@ -126,6 +142,7 @@ class Message:
     reply_broadcast: bool = False
     subtype: str | None = None
     blocks: list[dict[str, Any]] | None = None
+    attachments: list[dict[str, Any]] | None = None
     metadata: dict[str, Any] | None = None
     files: list[str] = field(default_factory=list)
     reactions: dict[str, list[str]] = field(default_factory=dict)
@@ -142,7 +159,8 @@ class Message:
         out: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text}
         if self.subtype:
             out["subtype"] = self.subtype
-        for key in ("user", "bot_id", "app_id", "username", "icons", "bot_profile", "blocks"):
+        keys = ("user", "bot_id", "app_id", "username", "icons", "bot_profile", "blocks")
+        for key in (*keys, "attachments"):
             value = getattr(self, key)
             if value:
                 out[key] = value
@@ -239,6 +257,7 @@ class Workspace:
     channels: dict[str, Channel] = field(default_factory=dict)
     emoji: dict[str, str] = field(default_factory=dict)
     files: dict[str, FileObj] = field(default_factory=dict)
+    deleted_files: set[str] = field(default_factory=set)
     installation: Installation | None = None
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -2,7 +2,10 @@
 
 Slack POSTs each event to the app's Request URL, signed with the app's signing secret. If the app
 answers non-2xx (``http_error``) or not within 3 s (``http_timeout``), Slack retries up to three
-times with ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason`` and the same ``event_id``.
+times with ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason`` and the same ``event_id``
+(https://docs.slack.dev/apis/events-api/#retries; signing:
+https://docs.slack.dev/authentication/verifying-requests-from-slack). Slack's real delays are
+immediate, ~1 min and ~5 min; ``EventSettings.retry_delays`` shrinks them for tests.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class EventSettings:
     retry_delays: tuple[float, ...] = (0.05, 0.05, 0.05)
     verification_token: str = "fake-verification-token"
     disabled_teams: set[str] = field(default_factory=set)
+    # Per-workspace Request URLs (several app processes, one per workspace); else ``app_url``.
+    team_urls: dict[str, str] = field(default_factory=dict)
     ordered: bool = True
 
 
@@ -148,7 +153,7 @@ class EventBus:
         if inst.socket_mode:
             await self._socket_sender(inst.team_id, env, "events_api")
             return
-        url = self.settings.app_url
+        url = self.settings.team_urls.get(inst.team_id, self.settings.app_url)
         if not url:
             return
         body = json.dumps(env).encode()

@@ -54,8 +54,11 @@ class SlackServer:
         """Web API base URL for ``slack_sdk`` clients (ends with ``/api/``)."""
         return f"http://127.0.0.1:{self.port}/api/"
 
-    def start(self) -> None:
-        """Start the server thread and wait until it listens."""
+    def _add_routes(self, app: web.Application) -> None:
+        """Hook: more routes on the same server (the control API)."""
+
+    def start(self, port: int = 0) -> None:
+        """Start the server thread and wait until it listens on ``127.0.0.1:port`` (0: any)."""
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -63,7 +66,7 @@ class SlackServer:
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:
-                loop.run_until_complete(self._serve())
+                loop.run_until_complete(self._serve(port))
             except BaseException as exc:
                 failure.append(exc)
                 ready.set()
@@ -78,7 +81,7 @@ class SlackServer:
         if failure:
             raise failure[0]
 
-    async def _serve(self) -> None:
+    async def _serve(self, port: int) -> None:
         self._closing = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
@@ -87,9 +90,11 @@ class SlackServer:
         app.router.add_post("/upload/v1/{team}/{file}", self._upload)
         app.router.add_get("/files-pri/{key}/{name}", self._download)
         app.router.add_get("/files-pri/dl/{key}/{name}", self._download)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        self._add_routes(app)
+        # No access log: the fake serves thousands of calls a test, and a log line each is noise.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         server = site._server  # aiohttp exposes the bound ephemeral port nowhere else
         assert server is not None
@@ -176,11 +181,20 @@ class SlackServer:
         params = await self._params(request)
         token = self._token(request, params) if not self._basic(request) else None
         team_id = self.state.tokens.get(token or "")
-        self.state.calls.append(Call(method, dict(params), team_id, token))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        record = Call(
+            method,
+            dict(params),
+            team_id,
+            token,
+            at=time.monotonic(),
+            peer=(str(peer[0]), int(peer[1])) if peer else None,
+        )
+        self.state.calls.append(record)
         latency = self.faults.delay_for(method)
         if latency:
             await asyncio.sleep(latency)
-        fault = self.faults.next(method)
+        fault = record.fault = self.faults.next(method)
         if fault is not None and not fault.after:
             early = await self._apply(fault, request)
             if early is not None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .faults import Fault
 from .model import APP_ID, Channel, Installation, Message, TsClock, User, Workspace
 
 
@@ -21,12 +22,16 @@ class SlackError(Exception):
 
 @dataclass
 class Call:
-    """One recorded Web API call."""
+    """One recorded Web API call: when it came (``time.monotonic()``), from which client socket,
+    and the fault injected into it, if any."""
 
     method: str
     params: dict[str, Any]
     team_id: str | None
     token: str | None
+    at: float = 0.0
+    peer: tuple[str, int] | None = None
+    fault: Fault | None = None
 
 
 @dataclass

@@ -4,6 +4,7 @@ Slack greets each connection with ``hello``, sends envelopes to one of the app's
 (up to 10), expects ``{"envelope_id": ...}`` acks within 3 s and re-sends unacked envelopes with
 ``retry_attempt`` + 1. ``disconnect`` frames warn of a close (``warning``/``refresh_requested``:
 about 10 s of grace; ``link_disabled``: closes at once).
+(https://docs.slack.dev/apis/events-api/using-socket-mode)
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ class Delivery:
     transport: str
     status: int | None = None
     retry_reason: str | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -31,6 +31,7 @@ COMMAND_MODULES: list[str] = [
     "app.cli.matrix",
     "app.cli.manifest",
     "app.cli.backup",
+    "app.cli.demo",
 ]
 
 EXIT_INTERRUPTED = 130

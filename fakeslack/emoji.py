@@ -4,14 +4,19 @@ workspace's custom emoji.
 ``reactions.add`` answers ``invalid_name`` when the emoji does not exist in the workspace
 (https://docs.slack.dev/reference/methods/reactions.add — "invalid_name: Value passed for
 name was invalid"); custom emoji exist only where they were added, which is why a reaction
-relayed from another workspace can fail. Slack's standard set has ~1,800 names; this subset
-covers what tests and the app's own Matrix mapping use, and skin-tone suffixes.
+relayed from another workspace can fail. Slack's standard set is Unicode's emoji under their
+GitHub-style shortcodes (the maintained ``emoji`` package's aliases and English names), plus a
+few Slack-only spellings listed here; skin tones are ``::skin-tone-2`` … ``-6``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
+import emoji as emoji_data
+
+# Common names, and Slack spellings the emoji package does not know.
 STANDARD: frozenset[str] = frozenset(
     """
     +1 -1 100 thumbsup thumbsdown heart heart_eyes broken_heart orange_heart yellow_heart
@@ -54,4 +59,13 @@ def exists(name: str, custom: dict[str, str]) -> bool:
     if match is None:
         return False
     base = match.group(1)
-    return base in STANDARD or base in custom
+    return base in custom or base in STANDARD or _unicode(base)
+
+
+@functools.cache
+def _unicode(name: str) -> bool:
+    for language in ("alias", "en"):
+        glyph = emoji_data.emojize(f":{name}:", language=language)
+        if glyph != f":{name}:" and emoji_data.is_emoji(glyph):
+            return True
+    return False

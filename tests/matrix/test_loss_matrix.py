@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fakeslack import Upload
 from tests.matrix.conftest import World
 from tests.matrix.test_bridge_e2e import from_ghost, room_event
 from tests.slack.harness import wait_for
@@ -14,13 +15,13 @@ pytestmark = pytest.mark.integration
 def test_a_delete_redacts_every_event_of_a_text_and_file_post(world: World) -> None:
     w = world
     # #17 item 8: a text with two files is three Matrix events; a delete redacts all three.
-    one = w.slack.add_file(b"\x89PNG-one", "one.png", "image/png")
-    two = w.slack.add_file(b"plain two", "two.txt", "text/plain")
-    ts = w.slack.user_posts("T1", "C1", "U1", "private things", files=[one, two])
+    one = Upload("one.png", b"\x89PNG-one", "image/png")
+    two = Upload("two.txt", b"plain two", "text/plain")
+    ts = w.slack.post_message("T1", "C1", "U1", "private things", files=[one, two])
     text = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "private things")
     pic = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "one.png")
     doc = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "two.txt")
-    w.slack.user_deletes("T1", "C1", ts)
+    w.slack.delete("T1", "C1", ts)
     ids = {text["event_id"], pic["event_id"], doc["event_id"]}
 
     def redacted() -> bool:
@@ -34,10 +35,11 @@ def test_reactions_use_every_emoji_both_ways_and_come_from_the_reactor(world: Wo
     w = world
     # #17 item 5: complete emoji data both ways, skin tones included; custom emoji are kept
     # as :name: text; a reaction from Slack is sent by the reactor's ghost.
-    ts = w.slack.user_posts("T1", "C1", "U1", "react to me")
+    ts = w.slack.post_message("T1", "C1", "U1", "react to me")
     root = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "react to me")
+    w.slack.add_emoji("T1", "custom_party", "https://emoji.slack-edge.test/party.gif")
     for name in ("sweat_smile", "+1::skin-tone-4", "custom_party"):
-        w.slack.user_reacts("T1", "C1", ts, "U1", name)
+        w.slack.react("T1", "C1", ts, "U1", name)
     keys = {}
     for key in ("😅", "👍🏽", ":custom_party:"):
         event = room_event(
@@ -48,11 +50,16 @@ def test_reactions_use_every_emoji_both_ways_and_come_from_the_reactor(world: Wo
         )
         keys[key] = event["sender"]
     assert set(keys.values()) == {"@slack_t1_u1:test.local"}
-    w.slack.user_reacts("T1", "C1", ts, "U1", "sweat_smile", added=False)
+    w.slack.unreact("T1", "C1", ts, "U1", "sweat_smile")
     room_event(w, lambda e: e["type"] == "m.reaction" and not e["content"])  # redacted
 
     copy = w.slack.messages("T2", "C2")[0]
     for key in ("🥳", "😍", "👍🏽"):
         relation = {"rel_type": "m.annotation", "event_id": root["event_id"], "key": key}
         w.alice.send(w.room, {"m.relates_to": relation}, etype="m.reaction")
-    wait_for(lambda: {"partying_face", "heart_eyes", "+1::skin-tone-4"} <= set(copy.reactions))
+    wait_for(
+        lambda: (
+            {"partying_face", "heart_eyes", "+1::skin-tone-4"}
+            <= set(w.slack.reactions("T2", "C2", copy.ts))
+        )
+    )

@@ -161,11 +161,12 @@ def test_a_delete_removes_the_file_copies_in_every_workspace(world) -> None:
 
 def test_the_missing_emoji_note_names_the_person(world) -> None:
     slack, _server = world
-    ts = slack.user_posts("T1", "C1", "U1", "note me")
+    ts = slack.post_message("T1", "C1", "U1", "note me")
     copy = wait_for(
         lambda: next((m for m in slack.messages("T2", "C2") if m.text == "note me"), None)
     )
-    slack.user_reacts("T1", "C1", ts, "U1", "custom_missing_party")
+    slack.add_emoji("T1", "custom_missing_party", "https://emoji.slack-edge.test/party.gif")
+    slack.react("T1", "C1", ts, "U1", "custom_missing_party")
     note = wait_for(
         lambda: next((m for m in slack.messages("T2", "C2") if "reacted with" in m.text), None)
     )

@@ -10,7 +10,7 @@ from pulumi_policy import Policy
 from policies.aws import cloudwatch, iam, lambda_function, rds, s3, sqs
 from policies.gcp import cloudrun, cloudtasks, sql, storage
 from policies.gcp import iam as gcp_iam
-from policies.stack import outputs, wiring
+from policies.stack import outputs, protection, wiring
 
 POLICIES: tuple[Policy, ...] = (
     *rds.POLICIES,
@@ -26,6 +26,7 @@ POLICIES: tuple[Policy, ...] = (
     *cloudtasks.POLICIES,
     *outputs.POLICIES,
     *wiring.POLICIES,
+    *protection.POLICIES,
 )
 
 PACK_NAME = "syncbot"

@@ -27,6 +27,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from infra.contract import SECRET_ENV
 
@@ -239,6 +240,31 @@ def looks_secret_value(value: Any) -> bool:
     return isinstance(value, str) and bool(_SECRET_VALUE.search(value))
 
 
+class _Unknown:
+    """A value a preview cannot know yet (read with :func:`read_known`)."""
+
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+UNKNOWN = _Unknown()
+
+
+def read_known(container: Any, key: str | int) -> Any:
+    """``container[key]``, or :data:`UNKNOWN` where the analyzer's proxy says it is unknown.
+
+    Rules that can judge without the value (a secret-named env var given as *any* literal is a
+    leak; an unknown value cannot be a literal credential) read through this, so they keep
+    judging during a preview instead of going blind.
+    """
+    try:
+        return container[key]
+    except UnknownValueError:
+        return UNKNOWN
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
 def plaintext_secret(
     name: str, value: Any, allowed: Sequence[str] = ()
 ) -> Literal["name", "value"] | None:
@@ -253,6 +279,10 @@ def plaintext_secret(
         ``"name"`` when the name promises a credential, ``"value"`` when the value has a
         credential's shape, ``None`` otherwise.
     """
+    if value is UNKNOWN:
+        # Computed by the program (a resource output): a literal all the same, so a secret
+        # name is still a leak; but it cannot be a credential someone typed in.
+        return "name" if looks_secret_name(name, allowed) else None
     if value in (None, ""):
         return None
     if looks_secret_name(name, allowed):

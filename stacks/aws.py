@@ -59,6 +59,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[object]]:
             BootstrapArgs(
                 region=aws_config.region,
                 github_subject=config.github.subject,
+                github_repository=config.github.repository,
                 app_prefix=app_prefix(config),
                 existing_oidc_provider_arn=aws_config.existing_oidc_provider_arn,
                 force_destroy_artifacts=not config.production,

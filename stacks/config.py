@@ -168,7 +168,9 @@ class GcpConfig:
     cloud_sql_edition: Edition = "ENTERPRISE"
     """Always explicit: PostgreSQL 16 would default to ENTERPRISE_PLUS, which refuses the
     shared-core tiers (see :mod:`infra.gcp.sql_tiers`)."""
-    wif_pool_id: str = "github"
+    wif_pool_id: str | None = None
+    """Workload Identity pool id; default one per deployment (``<prefix>-gh``), since ids are
+    unique per project and a fixed one would collide between environments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,7 +543,11 @@ def _gcp(read: _Reader, database: DatabaseConfig) -> GcpConfig:
         image_tag=read.text(_k("gcpImageTag")) or "latest",
         cloud_sql_tier=tier,
         cloud_sql_edition=edition,
-        wif_pool_id=read.text(_k("gcpWifPoolId")) or "github",
+        wif_pool_id=read.text(
+            _k("gcpWifPoolId"),
+            pattern=re.compile(r"^(?!gcp-)[a-z0-9-]{4,32}$"),
+            hint=" (4-32 lowercase letters, digits and dashes, not starting with gcp-)",
+        ),
     )
 
 

@@ -55,6 +55,7 @@ def _bootstrap(config: StackConfig, gcp: GcpConfig, prefix: str) -> dict[str, pu
             github_environment=config.github.environment,
             prefix=prefix,
             pool_id=gcp.wif_pool_id,
+            production=config.production,
         ),
     )
     return {
@@ -63,6 +64,8 @@ def _bootstrap(config: StackConfig, gcp: GcpConfig, prefix: str) -> dict[str, pu
         OUTPUT_REGION: pulumi.Output.from_input(gcp.region),
         OUTPUT_SERVICE_URL: boot.service_url,
         "workload_identity_provider": boot.deploy_role.provider_name,
+        "preview_service_account": boot.deploy_role.preview_account_email,
+        "preview_workload_identity_provider": boot.deploy_role.preview_provider_name,
         "image_repository": boot.artifacts.repository_url,
     }
 

@@ -515,6 +515,7 @@ class MockCloud(pulumi.runtime.Mocks):
 class _Monitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: MockCloud) -> None:
         super().__init__(mocks)
+        self.preview = mocks.preview
         self.recorded: list[Registration] = []
         self.stack_urns: list[str] = []
 
@@ -524,6 +525,8 @@ class _Monitor(pulumi_mocks.MockMonitor):
             self.stack_urns.append(response.urn)
             return response
         wire = json_format.MessageToDict(request.object)
+        inputs = drop_nulls(plain(wire, mask=False))
+        state = plain(dict(self.resources[response.urn].state), mask=False)
         aliases = tuple(request.aliasURNs) + tuple(
             a.spec.name or a.urn for a in request.aliases if a.spec.name or a.urn
         )
@@ -534,11 +537,13 @@ class _Monitor(pulumi_mocks.MockMonitor):
                 urn=response.urn,
                 parent=request.parent or None,
                 custom=bool(request.custom),
-                inputs=drop_nulls(plain(wire, mask=False)),
+                inputs=inputs,
                 masked_inputs=drop_nulls(plain(wire, mask=True)),
                 secret_inputs=frozenset(k for k, v in wire.items() if contains_secret(v)),
                 id=response.id,
-                outputs=plain(dict(self.resources[response.urn].state), mask=False),
+                # A resource being created in a preview has its inputs as state, unknowns
+                # included (the SDK drops those from what the mock provider sees).
+                outputs=dict(inputs) if self.preview else state,
                 dependencies=tuple(request.dependencies),
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
@@ -603,12 +608,14 @@ def run(
     resolved: dict[str, Any] = {}
     masked: dict[str, Any] = {}
     secret: set[str] = set()
+    expected_exports: list[str] = []
 
     @pulumi.runtime.test
     def _run() -> pulumi.Output[Any]:
         returned = dict(program() or {})
         root = pulumi_settings.get_root_resource()
         exported = dict(getattr(root, "outputs", {}) or {})
+        expected_exports.extend({**exported, **returned})
 
         def keep(key: str, value: Any, is_secret: bool) -> None:
             resolved[key] = plain(value, mask=False)
@@ -627,6 +634,11 @@ def run(
         return pulumi.Output.all(*waits)
 
     _run()
+    if preview:
+        # Exports computed from provider outputs are unknown: present, value not yet known.
+        for key in expected_exports:
+            resolved.setdefault(key, UNKNOWN)
+            masked.setdefault(key, UNKNOWN)
     stack_urn = (
         monitor.stack_urns[0]
         if monitor.stack_urns

@@ -303,7 +303,9 @@ def render_text(result: Plan) -> str:
     lines += [f"  {k}: {json.dumps(v)}" for k, v in sorted(result.outputs.items())] or ["  (none)"]
     names = {r.urn: r.name for r in result.resources}
     mandatory = sum(1 for v in result.violations if v.mandatory)
-    lines.append(f"Policies: {mandatory} mandatory, {len(result.violations) - mandatory} advisory")
+    advisory = len(result.violations) - mandatory
+    blind = f", {len(result.blind)} blind (unknown until up)" if result.preview else ""
+    lines.append(f"Policies: {mandatory} mandatory, {advisory} advisory{blind}")
     for v in result.violations:
         where = names.get(v.resource or "", "stack")
         lines.append(f"  [{v.enforcement}] {v.policy} ({where}): {v.message}")
@@ -326,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--preview",
         action="store_true",
         help="plan as the first `pulumi preview` of a new stack (provider outputs unknown); "
-        "a mandatory rule that cannot judge an unknown value fails the plan",
+        "the rules that cannot judge an unknown value are listed as blind",
     )
     args = parser.parse_args(argv)
     try:
@@ -343,17 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(to_json(result), indent=2, sort_keys=False))
     else:
         print(render_text(result))
-    return EXIT_VIOLATION if failed(result) else EXIT_OK
-
-
-def failed(result: Plan) -> bool:
-    """Whether the plan blocks a deploy: a mandatory finding, or a blind rule in a preview.
-
-    A real preview downgrades a rule that reads an unknown value to advisory and lets the pull
-    request pass unchecked; the preview-mode plan counts that as a failure instead, so every
-    rule keeps judging the values it guards before they reach ``up``.
-    """
-    return any(v.mandatory for v in result.violations) or (result.preview and bool(result.blind))
+    return EXIT_VIOLATION if any(v.mandatory for v in result.violations) else EXIT_OK
 
 
 if __name__ == "__main__":

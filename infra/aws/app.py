@@ -83,7 +83,9 @@ class App(pulumi.ComponentResource):
         self.secrets = Secrets(
             f"{name}-secrets",
             SecretsArgs(
-                values=dict(args.secrets), recovery_window_days=30 if args.production else 7
+                values=dict(args.secrets),
+                recovery_window_days=30 if args.production else 7,
+                protect=args.production,
             ),
             opts=child,
         )

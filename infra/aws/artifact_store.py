@@ -20,6 +20,10 @@ class ArtifactStoreArgs:
     noncurrent_expiry_days: int = 30
     force_destroy: bool = False
     """Let ``pulumi destroy`` empty the bucket (dev stacks only)."""
+    protect: bool = False
+    """Production: a destroy or rename fails instead of deleting the bucket."""
+    bucket_name: pulumi.Input[str] | None = None
+    """A fixed name (see :func:`artifact_bucket_name`); default auto-named."""
 
 
 class ArtifactStore(pulumi.ComponentResource):
@@ -33,7 +37,14 @@ class ArtifactStore(pulumi.ComponentResource):
     ) -> None:
         super().__init__("syncbot:aws:ArtifactStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=args.force_destroy, opts=child)
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=args.bucket_name,
+            force_destroy=args.force_destroy,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.protect
+            ),
+        )
         bucket_id = self.bucket.id
         self.public_access = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access",
@@ -98,6 +109,16 @@ class ArtifactStore(pulumi.ComponentResource):
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
+
+
+def artifact_bucket_name(prefix: str, account_id: str, region: str) -> str:
+    """The artifact bucket's name: fixed, so the deploy policy naming it is known at preview.
+
+    Bucket names are global; account and region make this one unique, and the prefix names the
+    deployment (shortened to keep within the 63-character limit).
+    """
+    suffix = f"-artifacts-{account_id}-{region}"
+    return f"{prefix[: 63 - len(suffix)].rstrip('-')}{suffix}"
 
 
 def _tls_only_policy(bucket_arn: str) -> str:

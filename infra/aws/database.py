@@ -128,7 +128,9 @@ class Database(pulumi.ComponentResource):
             final_snapshot_identifier=f"{name}-final" if args.production else None,
             # Production changes wait for the maintenance window; dev applies at once.
             apply_immediately=not args.production,
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.production, retain_on_delete=args.production
+            ),
         )
         self.host = self.instance.address
         self.port = self.instance.port

@@ -9,7 +9,14 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.deploy_policy import deploy_policy
-from infra.aws.iam import GITHUB_OIDC_URL, STS_AUDIENCE, github_trust_policy
+from infra.aws.iam import (
+    GITHUB_OIDC_HOST,
+    GITHUB_OIDC_URL,
+    STS_AUDIENCE,
+    allow,
+    github_trust_policy,
+    policy,
+)
 
 
 @dataclass
@@ -24,6 +31,9 @@ class DeployRoleArgs:
     region: str
     existing_provider_arn: str | None = None
     """Reuse the account's GitHub OIDC provider (there can be only one per URL)."""
+    preview_subject: str | None = None
+    """The OIDC ``sub`` of pull request runs (``repo:O/R:pull_request``): gets a read-only
+    preview role; ``None`` creates none."""
     max_session_seconds: int = 3600
 
 
@@ -38,6 +48,9 @@ class DeployRole(pulumi.ComponentResource):
     ) -> None:
         super().__init__("syncbot:aws:DeployRole", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        trust_after: list[pulumi.Resource] = []
         if args.existing_provider_arn is None:
             self.provider = aws.iam.OpenIdConnectProvider(
                 f"{name}-github-oidc",
@@ -45,21 +58,16 @@ class DeployRole(pulumi.ComponentResource):
                 client_id_lists=[STS_AUDIENCE],
                 opts=child,
             )
-            self.provider_arn = self.provider.arn
+            trust_after.append(self.provider)
+            # The provider's ARN follows from the account and the issuer host, so the trust
+            # policy is known at preview and the policy pack judges it on the pull request.
+            self.provider_arn = pulumi.Output.all(partition.partition, identity.account_id).apply(
+                lambda values: f"arn:{values[0]}:iam::{values[1]}:oidc-provider/{GITHUB_OIDC_HOST}"
+            )
         else:
             self.provider_arn = pulumi.Output.from_input(args.existing_provider_arn)
-        subject = args.subject
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            description=f"GitHub Actions deploys ({subject})",
-            assume_role_policy=self.provider_arn.apply(
-                lambda arn: json.dumps(github_trust_policy(arn, subject))
-            ),
-            max_session_duration=args.max_session_seconds,
-            opts=child,
-        )
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.roles: dict[str, aws.iam.Role] = {}
+        self.role = self._role(f"{name}-role", args.subject, args, trust_after)
         document = pulumi.Output.all(
             partition.partition, identity.account_id, args.artifact_bucket_arn
         ).apply(
@@ -78,4 +86,46 @@ class DeployRole(pulumi.ComponentResource):
             f"{name}-policy", role=self.role.id, policy=document, opts=child
         )
         self.role_arn = self.role.arn
-        self.register_outputs({"role_arn": self.role_arn, "provider_arn": self.provider_arn})
+        self.preview_role_arn: pulumi.Output[str] | None = None
+        if args.preview_subject is not None:
+            # Pull request previews run without a GitHub environment, so their token's subject
+            # is `repo:O/R:pull_request`, which the deploy role must never trust. They get a
+            # role of their own that can read what a preview reads and change nothing.
+            preview = self._role(f"{name}-preview-role", args.preview_subject, args, trust_after)
+            aws.iam.RolePolicy(
+                f"{name}-preview-policy",
+                role=preview.id,
+                policy=json.dumps(preview_policy()),
+                opts=child,
+            )
+            self.preview_role_arn = preview.arn
+        self.register_outputs(
+            {
+                "role_arn": self.role_arn,
+                "provider_arn": self.provider_arn,
+                "preview_role_arn": self.preview_role_arn,
+            }
+        )
+
+    def _role(
+        self, name: str, subject: str, args: DeployRoleArgs, after: list[pulumi.Resource]
+    ) -> aws.iam.Role:
+        return aws.iam.Role(
+            name,
+            description=f"GitHub Actions ({subject})",
+            assume_role_policy=self.provider_arn.apply(
+                lambda arn: json.dumps(github_trust_policy(arn, subject))
+            ),
+            max_session_duration=args.max_session_seconds,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+
+
+def preview_policy() -> dict[str, object]:
+    """What ``pulumi preview`` of an app stack reads from AWS: the provider's lookups only.
+
+    A preview without refresh diffs the program against the state in the backend; on AWS it
+    calls ``sts:GetCallerIdentity`` (needs no permission), the partition and region lookups
+    (local) and the availability zones. Nothing here reads a secret value or an object.
+    """
+    return policy(allow(["ec2:DescribeAvailabilityZones", "ec2:DescribeRegions"], ["*"]))

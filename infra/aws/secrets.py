@@ -24,6 +24,8 @@ class SecretsArgs:
     """Generate ``TOKEN_ENCRYPTION_KEY`` when ``values`` lacks it."""
     recovery_window_days: int = 7
     """How long a deleted secret stays recoverable (0 deletes at once: dev only)."""
+    protect: bool = False
+    """Production: a destroy or rename fails instead of deleting the secrets and the key."""
 
 
 class Secrets(pulumi.ComponentResource):
@@ -37,6 +39,11 @@ class Secrets(pulumi.ComponentResource):
     ) -> None:
         super().__init__("syncbot:aws:Secrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # Losing TOKEN_ENCRYPTION_KEY makes every stored token unreadable: keep it and the
+        # secrets through a destroy or a rename in production.
+        keep = pulumi.ResourceOptions(
+            parent=self, protect=args.protect, retain_on_delete=args.protect
+        )
         unknown = sorted(set(args.values) - SECRET_ENV)
         if unknown:
             raise ValueError(f"not secret contract variables: {', '.join(unknown)}")
@@ -44,7 +51,7 @@ class Secrets(pulumi.ComponentResource):
         if args.generate_token_key and "TOKEN_ENCRYPTION_KEY" not in values:
             # Back this value up: losing it makes every stored workspace token unreadable.
             self.token_key = random.RandomPassword(
-                f"{name}-token-key", length=TOKEN_KEY_LENGTH, special=False, opts=child
+                f"{name}-token-key", length=TOKEN_KEY_LENGTH, special=False, opts=keep
             )
             values["TOKEN_ENCRYPTION_KEY"] = self.token_key.result
         self.secrets: dict[str, aws.secretsmanager.Secret] = {}
@@ -54,7 +61,7 @@ class Secrets(pulumi.ComponentResource):
                 f"{name}-{slug}",
                 description=f"syncbot {env_name}: {ENV_BY_NAME[env_name].description}",
                 recovery_window_in_days=args.recovery_window_days,
-                opts=child,
+                opts=keep,
             )
             aws.secretsmanager.SecretVersion(
                 f"{name}-{slug}-value",

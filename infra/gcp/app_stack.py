@@ -14,8 +14,7 @@ from infra.gcp.database import Backend, Database, DatabaseArgs
 from infra.gcp.env import DatabaseEnv, DeliveryEnv, container_env
 from infra.gcp.image import ContainerImage, ContainerImageArgs
 from infra.gcp.migrations import Migrations, MigrationsArgs
-from infra.gcp.naming import account_email, account_id, account_member
-from infra.gcp.network import PrivateNetwork, PrivateNetworkArgs
+from infra.gcp.naming import account_email, account_id, account_member, network_id, subnet_id
 from infra.gcp.queue import DeliveryQueue, DeliveryQueueArgs, delivery_queue_id, queue_path
 from infra.gcp.scheduler import Scheduler, SchedulerArgs
 from infra.gcp.secrets import Secrets, SecretsArgs
@@ -79,18 +78,18 @@ class App(pulumi.ComponentResource):
         if args.existing_database != ("DATABASE_URL" in args.secrets):
             raise ValueError("DATABASE_URL is given exactly when using an existing database")
         child = pulumi.ResourceOptions(parent=self)
-        runtime = gcp.serviceaccount.Account(
-            f"{name}-runtime",
-            project=args.project,
-            account_id=account_id(args.service_name, "run"),
-            display_name="syncbot runtime",
-            opts=child,
+        # The bootstrap stack created the network and the workload accounts under names that
+        # follow from the service name; this stack (CI's deploy account) only attaches to them.
+        runtime_email = account_email(account_id(args.service_name, "run"), args.project)
+        runtime_member = account_member(runtime_email)
+        network_ref = (
+            None if args.existing_database else network_id(args.project, args.service_name)
         )
-        network: PrivateNetwork | None = None
-        if not args.existing_database:
-            network = PrivateNetwork(
-                f"{name}-net", PrivateNetworkArgs(project=args.project, region=args.region), child
-            )
+        subnet_ref = (
+            None
+            if args.existing_database
+            else subnet_id(args.project, args.region, args.service_name)
+        )
         database = Database(
             f"{name}-db",
             DatabaseArgs(
@@ -98,8 +97,7 @@ class App(pulumi.ComponentResource):
                 region=args.region,
                 backend=args.database_backend,
                 production=args.production,
-                network_id=network.network_id if network else None,
-                peering=network.peering if network else None,
+                network_id=network_ref,
                 existing_url=args.secrets.get("DATABASE_URL"),
                 tier=args.database_tier,
                 edition=args.database_edition,
@@ -112,7 +110,13 @@ class App(pulumi.ComponentResource):
             secret_values["DATABASE_PASSWORD"] = database.password
         if "TOKEN_ENCRYPTION_KEY" not in secret_values:
             key = random.RandomPassword(
-                f"{name}-token-key", length=TOKEN_KEY_LENGTH, special=False, opts=child
+                f"{name}-token-key",
+                length=TOKEN_KEY_LENGTH,
+                special=False,
+                # Losing it makes every stored token unreadable.
+                opts=pulumi.ResourceOptions(
+                    parent=self, protect=args.production, retain_on_delete=args.production
+                ),
             )
             secret_values["TOKEN_ENCRYPTION_KEY"] = key.result
         if database.ca_certificate is not None:
@@ -123,7 +127,8 @@ class App(pulumi.ComponentResource):
                 project=args.project,
                 prefix=args.service_name,
                 values=secret_values,
-                accessors=[runtime.email.apply(account_member)],
+                accessors=[runtime_member],
+                protect=args.production,
             ),
             child,
         )
@@ -155,8 +160,8 @@ class App(pulumi.ComponentResource):
                 project=args.project,
                 region=args.region,
                 queue_id=queue_id,
-                invoker_account_id=invoker_id,
-                enqueuer_member=runtime.email.apply(account_member),
+                invoker_email=account_email(invoker_id, args.project),
+                enqueuer_member=runtime_member,
             ),
             child,
         )
@@ -180,10 +185,10 @@ class App(pulumi.ComponentResource):
         )
         workload = Workload(
             image=image.ref,
-            service_account_email=runtime.email,
+            service_account_email=runtime_email,
             envs=envs,
-            network_id=network.network_id if network else None,
-            subnet_id=network.subnet_id if network else None,
+            network_id=network_ref,
+            subnet_id=subnet_ref,
             database_ca=secrets.refs.get(DATABASE_CA_KEY),
         )
         migrations = Migrations(
@@ -218,13 +223,13 @@ class App(pulumi.ComponentResource):
                 region=args.region,
                 service_name=service.name,
                 service_url=public_url,
-                account_id=scheduler_id,
+                account_email=account_email(scheduler_id, args.project),
             ),
             child,
         )
         self.service_url = public_url
         self.image_ref = image.ref
-        self.service_account_email = runtime.email
+        self.service_account_email = pulumi.Output.from_input(runtime_email)
         self.migration_job = migrations.name
         self.delivery_queue = deliveries.queue_name
         self.register_outputs(

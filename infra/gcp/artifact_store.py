@@ -19,6 +19,8 @@ class ArtifactStoreArgs:
     repository_id: pulumi.Input[str] = "syncbot"
     keep_untagged_days: int = 30
     """Untagged image versions older than this are cleaned up; tagged ones are kept."""
+    protect: bool = False
+    """Production: a destroy or rename fails instead of deleting images and artifacts."""
 
 
 class ArtifactStore(pulumi.ComponentResource):
@@ -37,7 +39,6 @@ class ArtifactStore(pulumi.ComponentResource):
         self, name: str, args: ArtifactStoreArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("syncbot:gcp:ArtifactStore", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         repository = gcp.artifactregistry.Repository(
             f"{name}-images",
             project=args.project,
@@ -56,7 +57,9 @@ class ArtifactStore(pulumi.ComponentResource):
                     },
                 }
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.protect
+            ),
         )
         bucket = gcp.storage.Bucket(
             f"{name}-artifacts",
@@ -67,7 +70,9 @@ class ArtifactStore(pulumi.ComponentResource):
             public_access_prevention="enforced",
             versioning={"enabled": True},
             force_destroy=False,
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.protect
+            ),
         )
         self.repository_name = repository.name
         self.repository_url = pulumi.Output.concat(

@@ -90,6 +90,9 @@ class Database(pulumi.ComponentResource):
         if args.network_id is None:
             raise ValueError("a Cloud SQL database needs network_id (its private network)")
         child = pulumi.ResourceOptions(parent=self)
+        keep = pulumi.ResourceOptions(
+            parent=self, protect=args.production, retain_on_delete=args.production
+        )
         version = DATABASE_VERSIONS[args.backend]
         edition = args.edition or edition_for_tier(args.tier)
         problem = tier_problem(args.tier, edition, version)
@@ -124,7 +127,10 @@ class Database(pulumi.ComponentResource):
                 },
             },
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[args.peering] if args.peering else None
+                parent=self,
+                depends_on=[args.peering] if args.peering else None,
+                protect=args.production,
+                retain_on_delete=args.production,
             ),
         )
         database = gcp.sql.Database(
@@ -132,9 +138,9 @@ class Database(pulumi.ComponentResource):
             project=args.project,
             instance=instance.name,
             name=args.schema,
-            opts=child,
+            opts=keep,
         )
-        password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+        password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=keep)
         user = gcp.sql.User(
             f"{name}-user",
             project=args.project,

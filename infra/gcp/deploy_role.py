@@ -9,25 +9,38 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.gcp.iam_conditions import names_starting_with
 from infra.gcp.naming import account_member
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
-# What `pulumi up` of the app stack creates or changes, and nothing more: no project IAM admin,
-# no service-usage admin (the bootstrap stack enables APIs), no owner/editor.
+# What `pulumi up` of the app stack may do on the project itself: read it, call APIs, attach to
+# the bootstrap stack's subnet. Nothing here administers anything.
 DEPLOY_PROJECT_ROLES: tuple[str, ...] = (
     "roles/browser",  # read the project (number) for the service URL
-    "roles/cloudscheduler.admin",
-    "roles/cloudtasks.admin",  # the delivery queue and its queue-level enqueuer binding
-    "roles/cloudsql.admin",
-    "roles/compute.networkAdmin",
-    "roles/iam.serviceAccountAdmin",  # the runtime and scheduler service accounts
-    "roles/iam.serviceAccountUser",  # deploy Cloud Run / Scheduler acting as those accounts
-    "roles/run.admin",
-    "roles/secretmanager.admin",  # secrets and their per-secret accessor bindings
-    "roles/servicenetworking.networksAdmin",
     "roles/serviceusage.serviceUsageConsumer",
+    "roles/compute.networkUser",  # Cloud SQL private IP and Direct VPC egress on the subnet
+    # The uptime check and alert policies (their names are generated ids, which no condition
+    # can confine; these roles touch monitoring configuration only).
+    "roles/monitoring.uptimeCheckConfigEditor",
+    "roles/monitoring.alertPolicyEditor",
+    "roles/monitoring.notificationChannelEditor",
 )
+# Admin roles the app stack needs, each confined by an IAM condition to the resources named
+# for the deployment (plus the project itself, where the API checks creation):
+# role -> resource name prefixes, as format strings over project, number, region and prefix.
+DEPLOY_CONFINED_ROLES: dict[str, tuple[str, ...]] = {
+    "roles/run.admin": (
+        "projects/{project}/locations/{region}/services/{prefix}",
+        "projects/{project}/locations/{region}/jobs/{prefix}",
+    ),
+    "roles/cloudsql.admin": ("projects/{project}/instances/{prefix}",),
+    "roles/secretmanager.admin": ("projects/{number}/secrets/{prefix}-",),
+    "roles/cloudtasks.admin": ("projects/{project}/locations/{region}/queues/{prefix}-",),
+    "roles/cloudscheduler.admin": ("projects/{project}/locations/{region}/jobs/{prefix}-",),
+}
+# A pull request's preview reads the project and nothing else: it plans, it never applies.
+PREVIEW_PROJECT_ROLES: tuple[str, ...] = ("roles/browser",)
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _REF = re.compile(r"^refs/(heads|tags)/[A-Za-z0-9_./-]+$")
@@ -68,6 +81,17 @@ def github_attribute_condition(
     return " && ".join(clauses)
 
 
+def github_pull_request_condition(repository: str) -> str:
+    """The condition of the preview provider: pull request runs of one repository only.
+
+    Fork pull requests get no OIDC token at all, so this admits the repository's own branches'
+    pull requests, and only in pull_request runs (``event_name``), never a push or a deploy.
+    """
+    if not _REPOSITORY.fullmatch(repository):
+        raise ValueError(f"repository must be owner/name, got {repository!r}")
+    return f"assertion.repository == '{repository}' && assertion.event_name == 'pull_request'"
+
+
 @dataclass
 class DeployRoleArgs:
     """Inputs of :class:`DeployRole`."""
@@ -80,11 +104,18 @@ class DeployRoleArgs:
     pool_id: str = "github-actions"
     provider_id: str = "github"
     account_id: str = "syncbot-deploy"
+    preview_account_id: str | None = None
+    """The read-only account pull request previews impersonate (``None``: none)."""
     artifact_repository: pulumi.Input[str] | None = None
     """Artifact Registry repository name (``projects/…/repositories/…``) to push images to."""
     artifact_repository_location: pulumi.Input[str] | None = None
     artifact_bucket: pulumi.Input[str] | None = None
     project_roles: Sequence[str] = field(default_factory=lambda: list(DEPLOY_PROJECT_ROLES))
+    confined_roles: dict[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
+    """Admin roles on the project, each with the resource name prefixes that confine it."""
+    acts_as: Sequence[pulumi.Input[str]] = field(default_factory=list)
+    """Full names (``projects/P/serviceAccounts/E``) of the workload accounts the deploy may
+    run Cloud Run and Scheduler as: ``serviceAccountUser`` on each, never on the project."""
 
 
 class DeployRole(pulumi.ComponentResource):
@@ -99,6 +130,8 @@ class DeployRole(pulumi.ComponentResource):
     service_account_email: pulumi.Output[str]
     provider_name: pulumi.Output[str]
     """Full provider name: ``workload_identity_provider`` of google-github-actions/auth."""
+    preview_account_email: pulumi.Output[str] | None
+    preview_provider_name: pulumi.Output[str] | None
     attribute_condition: str
 
     def __init__(
@@ -129,6 +162,7 @@ class DeployRole(pulumi.ComponentResource):
                 "attribute.repository": "assertion.repository",
                 "attribute.ref": "assertion.ref",
                 "attribute.environment": "assertion.environment",
+                "attribute.event_name": "assertion.event_name",
             },
             attribute_condition=self.attribute_condition,
             opts=child,
@@ -140,15 +174,19 @@ class DeployRole(pulumi.ComponentResource):
             display_name="syncbot deploy (GitHub Actions)",
             opts=child,
         )
+        # Only tokens of the deploy context (its ref or environment) may act as the deploy
+        # account: a pull request token passes the preview provider, never this binding.
+        context = (
+            f"attribute.environment/{args.environment}"
+            if args.environment is not None
+            else f"attribute.ref/{args.ref}"
+        )
         gcp.serviceaccount.IAMMember(
             f"{name}-wif-user",
             service_account_id=account.name,
             role="roles/iam.workloadIdentityUser",
             member=pool.name.apply(
-                lambda pool_name: (
-                    f"principalSet://iam.googleapis.com/{pool_name}"
-                    f"/attribute.repository/{args.repository}"
-                )
+                lambda pool_name: f"principalSet://iam.googleapis.com/{pool_name}/{context}"
             ),
             opts=child,
         )
@@ -161,6 +199,30 @@ class DeployRole(pulumi.ComponentResource):
                 member=member,
                 opts=child,
             )
+        for role, prefixes in args.confined_roles.items():
+            gcp.projects.IAMMember(
+                f"{name}-{role.removeprefix('roles/').replace('.', '-')}",
+                project=args.project,
+                role=role,
+                member=member,
+                condition={
+                    "title": "syncbot deployment resources",
+                    "description": "only resources named for this deployment",
+                    "expression": pulumi.Output.all(*prefixes).apply(names_starting_with),
+                },
+                opts=child,
+            )
+        for index, target in enumerate(args.acts_as):
+            gcp.serviceaccount.IAMMember(
+                f"{name}-act-as-{index}",
+                service_account_id=target,
+                role="roles/iam.serviceAccountUser",
+                member=member,
+                opts=child,
+            )
+        self.preview_account_email = self.preview_provider_name = None
+        if args.preview_account_id is not None:
+            self._preview(name, args, pool, child)
         if args.artifact_repository is not None:
             gcp.artifactregistry.RepositoryIamMember(
                 f"{name}-image-writer",
@@ -185,6 +247,63 @@ class DeployRole(pulumi.ComponentResource):
             {
                 "service_account_email": self.service_account_email,
                 "provider_name": self.provider_name,
+                "preview_account_email": self.preview_account_email,
+                "preview_provider_name": self.preview_provider_name,
                 "attribute_condition": self.attribute_condition,
             }
         )
+
+    def _preview(
+        self,
+        name: str,
+        args: DeployRoleArgs,
+        pool: gcp.iam.WorkloadIdentityPool,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """A second provider for pull request runs and a read-only account only they reach."""
+        assert args.preview_account_id is not None
+        provider = gcp.iam.WorkloadIdentityPoolProvider(
+            f"{name}-preview-provider",
+            project=args.project,
+            workload_identity_pool_id=pool.workload_identity_pool_id,
+            workload_identity_pool_provider_id=f"{args.provider_id}-pr",
+            display_name="GitHub pull requests",
+            oidc={"issuer_uri": GITHUB_ISSUER},
+            attribute_mapping={
+                "google.subject": "assertion.sub",
+                "attribute.repository": "assertion.repository",
+                "attribute.event_name": "assertion.event_name",
+            },
+            attribute_condition=github_pull_request_condition(args.repository),
+            opts=child,
+        )
+        account = gcp.serviceaccount.Account(
+            f"{name}-preview-sa",
+            project=args.project,
+            account_id=args.preview_account_id,
+            display_name="syncbot preview (GitHub pull requests, read-only)",
+            opts=child,
+        )
+        gcp.serviceaccount.IAMMember(
+            f"{name}-preview-wif-user",
+            service_account_id=account.name,
+            role="roles/iam.workloadIdentityUser",
+            member=pool.name.apply(
+                lambda pool_name: (
+                    f"principalSet://iam.googleapis.com/{pool_name}/attribute.event_name/"
+                    "pull_request"
+                )
+            ),
+            opts=child,
+        )
+        member = account.email.apply(account_member)
+        for role in PREVIEW_PROJECT_ROLES:
+            gcp.projects.IAMMember(
+                f"{name}-preview-{role.removeprefix('roles/').replace('.', '-')}",
+                project=args.project,
+                role=role,
+                member=member,
+                opts=child,
+            )
+        self.preview_account_email = account.email
+        self.preview_provider_name = provider.name

@@ -63,3 +63,39 @@ def image_repository_url(region: str, project: str, repository_id: str) -> str:
         ``<region>-docker.pkg.dev/<project>/<repository_id>``.
     """
     return f"{region}-docker.pkg.dev/{project}/{repository_id}"
+
+
+# The service accounts a deployment's workloads run as, by role (created by the bootstrap
+# stack, used by the app stack): the service and migration job, the scheduler, the delivery
+# tasks' OIDC identity.
+WORKLOAD_ROLES: tuple[str, ...] = ("run", "sched", "tasks")
+
+
+def network_name(prefix: str) -> str:
+    """The deployment's VPC network name (bootstrap creates it, the app stack attaches to it)."""
+    return f"{_slug(prefix)[:58]}-vpc"
+
+
+def network_id(project: str, prefix: str) -> str:
+    """The network's resource id (``projects/<project>/global/networks/<name>``)."""
+    return f"projects/{project}/global/networks/{network_name(prefix)}"
+
+
+def subnet_name(prefix: str) -> str:
+    """The deployment's subnet name in its region."""
+    return f"{_slug(prefix)[:55]}-subnet"
+
+
+def subnet_id(project: str, region: str, prefix: str) -> str:
+    """The subnet's resource id (``projects/<project>/regions/<region>/subnetworks/<name>``)."""
+    return f"projects/{project}/regions/{region}/subnetworks/{subnet_name(prefix)}"
+
+
+def wif_pool_id(prefix: str) -> str:
+    """A Workload Identity pool id (4-32 characters) for one deployment.
+
+    One pool per deployment, because pool ids are unique per project and a deleted pool keeps
+    its id for 30 days: a fixed ``github`` would collide between the environments of a project.
+    """
+    stem = _slug(prefix).removeprefix("gcp-")[: 32 - len("-gh")].rstrip("-")
+    return f"{stem}-gh"

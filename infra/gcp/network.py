@@ -18,6 +18,9 @@ class PrivateNetworkArgs:
     """Range of the subnet Cloud Run's Direct VPC egress takes addresses from."""
     peering_prefix_length: pulumi.Input[int] = 16
     """Size of the range reserved for Google-managed services (Cloud SQL private IP)."""
+    network_name: str | None = None
+    """Fixed network name, so the app stack attaches to it by id (default: auto-named)."""
+    subnet_name: str | None = None
 
 
 class PrivateNetwork(pulumi.ComponentResource):
@@ -39,6 +42,7 @@ class PrivateNetwork(pulumi.ComponentResource):
         network = gcp.compute.Network(
             f"{name}-vpc",
             project=args.project,
+            name=args.network_name,
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
             opts=child,
@@ -46,6 +50,7 @@ class PrivateNetwork(pulumi.ComponentResource):
         subnet = gcp.compute.Subnetwork(
             f"{name}-subnet",
             project=args.project,
+            name=args.subnet_name,
             region=args.region,
             network=network.id,
             ip_cidr_range=args.subnet_cidr,

@@ -48,8 +48,9 @@ class DeliveryQueueArgs:
     project: pulumi.Input[str]
     region: pulumi.Input[str]
     queue_id: str
-    invoker_account_id: str
-    """The account Cloud Tasks signs OIDC tokens as (``SYNCBOT_DELIVERY_INVOKER``)."""
+    invoker_email: pulumi.Input[str]
+    """The account Cloud Tasks signs OIDC tokens as (``SYNCBOT_DELIVERY_INVOKER``), created
+    by the bootstrap stack with the runtime's ``serviceAccountUser`` on it."""
     enqueuer_member: pulumi.Input[str]
     """The runtime identity (``serviceAccount:…``) that creates tasks."""
     max_dispatches_per_second: float = 20.0
@@ -63,11 +64,12 @@ class DeliveryQueueArgs:
 
 
 class DeliveryQueue(pulumi.ComponentResource):
-    """Cloud Tasks queue, the invoker service account and the runtime's two narrow grants.
+    """Cloud Tasks queue and the runtime's enqueue grant on it.
 
-    ``roles/cloudtasks.enqueuer`` is bound on this queue and ``roles/iam.serviceAccountUser``
-    on the invoker account (creating a task with an OIDC token acts as that account); neither
-    is granted on the project. The invoker's ``roles/run.invoker`` is bound on the service by
+    ``roles/cloudtasks.enqueuer`` is bound on this queue, not on the project; the runtime's
+    ``roles/iam.serviceAccountUser`` on the invoker account (creating a task with an OIDC token
+    acts as that account) is the bootstrap stack's (:mod:`infra.gcp.workload_accounts`).
+    The invoker's ``roles/run.invoker`` is bound on the service by
     :class:`infra.gcp.service.Service`.
     """
 
@@ -84,13 +86,6 @@ class DeliveryQueue(pulumi.ComponentResource):
         if not 0 <= args.log_sampling_ratio <= 1:
             raise ValueError("log_sampling_ratio is a fraction from 0 to 1")
         child = pulumi.ResourceOptions(parent=self)
-        self.invoker = gcp.serviceaccount.Account(
-            f"{name}-invoker",
-            project=args.project,
-            account_id=args.invoker_account_id,
-            display_name="syncbot delivery tasks (OIDC invoker)",
-            opts=child,
-        )
         self.queue = gcp.cloudtasks.Queue(
             f"{name}-queue",
             project=args.project,
@@ -118,18 +113,11 @@ class DeliveryQueue(pulumi.ComponentResource):
             member=args.enqueuer_member,
             opts=child,
         )
-        self.act_as = gcp.serviceaccount.IAMMember(
-            f"{name}-act-as-invoker",
-            service_account_id=self.invoker.name,
-            role=ACT_AS_ROLE,
-            member=args.enqueuer_member,
-            opts=child,
-        )
         self.queue_name = pulumi.Output.concat(
             "projects/", args.project, "/locations/", args.region, "/queues/", self.queue.name
         )
-        self.invoker_email = self.invoker.email
-        self.invoker_member = self.invoker.email.apply(account_member)
+        self.invoker_email = pulumi.Output.from_input(args.invoker_email)
+        self.invoker_member = self.invoker_email.apply(account_member)
         self.register_outputs(
             {
                 "queue_name": self.queue_name,

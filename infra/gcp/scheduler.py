@@ -19,8 +19,10 @@ class SchedulerArgs:
     region: pulumi.Input[str]
     service_name: pulumi.Input[str]
     service_url: pulumi.Input[str]
-    """Base URL of the service; also the OIDC audience the app checks on the tick."""
-    account_id: str = "syncbot-scheduler"
+    """The app's ``SYNCBOT_PUBLIC_URL``: the jobs' target base and the OIDC audience the app
+    checks on the tick (never the service's hash-style ``uri``)."""
+    account_email: pulumi.Input[str]
+    """The scheduler's service account (created by the bootstrap stack)."""
     minutes: int = SCHEDULE_MINUTES
 
 
@@ -40,24 +42,18 @@ class Scheduler(pulumi.ComponentResource):
         if not 1 <= args.minutes <= 59:
             raise ValueError("the schedule interval must be 1 to 59 minutes")
         child = pulumi.ResourceOptions(parent=self)
-        account = gcp.serviceaccount.Account(
-            f"{name}-sa",
-            project=args.project,
-            account_id=args.account_id,
-            display_name="syncbot scheduler",
-            opts=child,
-        )
+        email = pulumi.Output.from_input(args.account_email)
         gcp.cloudrunv2.ServiceIamMember(
             f"{name}-invoker",
             project=args.project,
             location=args.region,
             name=args.service_name,
             role="roles/run.invoker",
-            member=account.email.apply(account_member),
+            member=email.apply(account_member),
             opts=child,
         )
         base = pulumi.Output.from_input(args.service_url).apply(lambda url: url.rstrip("/"))
-        oidc = {"service_account_email": account.email, "audience": base}
+        oidc = {"service_account_email": email, "audience": base}
         for role, method, path in (
             ("keep-warm", "GET", HEALTH_PATH),
             ("tick", "POST", MAINTENANCE_PATH),
@@ -78,5 +74,5 @@ class Scheduler(pulumi.ComponentResource):
                 },
                 opts=child,
             )
-        self.service_account_email = account.email
+        self.service_account_email = email
         self.register_outputs({"service_account_email": self.service_account_email})

@@ -38,6 +38,8 @@ class SecretsArgs:
     """Secret values by logical key; each is stored as a Pulumi secret."""
     accessors: Sequence[pulumi.Input[str]] = field(default_factory=list)
     """IAM members (``serviceAccount:…``) granted access to each of these secrets."""
+    protect: bool = False
+    """Production: a destroy or rename fails instead of deleting the secrets."""
 
 
 class Secrets(pulumi.ComponentResource):
@@ -66,7 +68,9 @@ class Secrets(pulumi.ComponentResource):
                 secret_id=secret_id(args.prefix, key),
                 replication={"auto": {}},
                 labels={"app": "syncbot"},
-                opts=child,
+                opts=pulumi.ResourceOptions(
+                    parent=self, protect=args.protect, retain_on_delete=args.protect
+                ),
             )
             version = gcp.secretmanager.SecretVersion(
                 f"{name}-{role}-version",

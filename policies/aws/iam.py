@@ -8,6 +8,7 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
+from policies.aws.permissions import broad_actions
 from policies.common import (
     applies_to,
     as_document,
@@ -136,6 +137,29 @@ def validate_no_wildcard_admin(
             report_violation(f"{label} allows action '*' on resource '*'.", None)
 
 
+@applies_to(ROLE, ROLE_POLICY, POLICY, USER_POLICY, GROUP_POLICY)
+def validate_no_wildcard_actions(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Report an Allow whose actions are a wildcard, whatever resource it names.
+
+    ``s3:*`` on one bucket still grants deleting it and rewriting its policy; ``iam:Put*`` on
+    the stack's roles still grants writing any inline policy into them. The effective
+    permission is every action the pattern matches (today's and the service's future ones);
+    only the read-only ``Describe*``/``List*``/``Get*`` families are exempt.
+    """
+    for label, raw in permission_documents(args):
+        for statement in iter_statements(as_document(raw)):
+            broad = broad_actions(statement)
+            if broad:
+                resources = [str(r) for r in as_list(statement.get("Resource"))] or ["(none)"]
+                report_violation(
+                    f"{label} allows {', '.join(broad)} on {', '.join(resources)}; list the "
+                    "actions it needs.",
+                    None,
+                )
+
+
 oidc_trust_pinned = resource_rule(
     name="syncbot-aws-iam-oidc-trust-pinned",
     description="Roles trusted by GitHub OIDC must pin the audience and one repository context.",
@@ -153,4 +177,11 @@ no_wildcard_admin = resource_rule(
     severity=Severity.CRITICAL,
 )
 
-POLICIES = (oidc_trust_pinned, no_wildcard_admin)
+no_wildcard_actions = resource_rule(
+    name="syncbot-aws-iam-no-wildcard-actions",
+    description="IAM policies must list actions, not wildcards (read-only families excepted).",
+    validate=validate_no_wildcard_actions,
+    severity=Severity.HIGH,
+)
+
+POLICIES = (oidc_trust_pinned, no_wildcard_admin, no_wildcard_actions)

@@ -17,6 +17,7 @@ from policies.common import (
     as_list,
     get_path,
     plaintext_secret,
+    read_known,
     resource_rule,
     string_list,
 )
@@ -50,7 +51,7 @@ def validate_no_plaintext_secrets(
         return
     allowed = tuple(args.get_config().get("allowedNames") or ())
     for name in sorted(variables):
-        leak = plaintext_secret(name, variables[name], allowed)
+        leak = plaintext_secret(name, read_known(variables, name), allowed)
         if leak == "name":
             report_violation(
                 f"environment variable {name} holds a secret in plain text; pass its "

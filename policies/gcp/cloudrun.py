@@ -12,6 +12,7 @@ from policies.common import (
     as_list,
     get_path,
     plaintext_secret,
+    read_known,
     resource_rule,
     string_list,
 )
@@ -44,7 +45,7 @@ def validate_secrets_by_reference(
     allowed = tuple(args.get_config().get("allowedNames") or ())
     for env in iter_env(args.resource_type, args.props):
         name = str(get_path(env, "name", default=""))
-        leak = plaintext_secret(name, get_path(env, "value"), allowed)
+        leak = plaintext_secret(name, read_known(env, "value"), allowed)
         if leak == "name":
             report_violation(
                 f"env {name} is a literal value; read it with valueSource.secretKeyRef.", None

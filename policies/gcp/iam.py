@@ -1,9 +1,11 @@
 """IAM rules: Workload Identity providers pinned to a repository, secrets granted per secret,
-invoke and enqueue rights granted on one service or queue, never on the project."""
+invoke and enqueue rights granted on one service or queue, no admin or act-as role over the
+whole project. Conditions are judged for what they admit (:mod:`policies.gcp.cel`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, Severity
 
@@ -15,6 +17,7 @@ from policies.common import (
     resource_rule,
     string_list,
 )
+from policies.gcp.cel import admits_any_repository, confines_to_resources
 
 WIF_PROVIDER = "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider"
 PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
@@ -25,31 +28,81 @@ SECRET_ACCESSOR = "roles/secretmanager.secretAccessor"
 # Project-wide, these let an identity call every Cloud Run service or fill every queue.
 RESOURCE_LEVEL_ROLES: tuple[str, ...] = ("roles/cloudtasks.enqueuer", "roles/run.invoker")
 
-# The condition must compare an identity claim for equality: repository owner alone (or a
-# startsWith on it) still admits every repository of the organisation.
-_PINNING_CLAUSE = re.compile(r"(assertion|attribute)\.(repository|repository_id|sub)\s*==\s*")
+# Roles that administer a service, act as any service account or own the project: on the
+# whole project each reaches every resource of its kind, including other workloads'.
+_ADMIN_ROLE = re.compile(r"^roles/(owner|editor|[A-Za-z0-9]+\.([A-Za-z]*[Aa]dmin|owner))$")
+IMPERSONATION_ROLES: frozenset[str] = frozenset(
+    {
+        "roles/iam.serviceAccountUser",
+        "roles/iam.serviceAccountTokenCreator",
+        "roles/iam.workloadIdentityUser",
+        "roles/iam.serviceAccountKeyAdmin",
+    }
+)
+
+
+def is_powerful_role(role: str) -> bool:
+    """Whether a role administers, owns or impersonates (judged by what the role grants)."""
+    return bool(_ADMIN_ROLE.match(role)) or role in IMPERSONATION_ROLES
 
 
 @applies_to(WIF_PROVIDER)
 def validate_attribute_condition(
     args: ResourceValidationArgs, report_violation: ReportViolation
 ) -> None:
-    """Report an OIDC provider that lets any GitHub repository exchange tokens."""
+    """Report an OIDC provider whose condition admits tokens of other repositories."""
     condition = str(get_path(args.props, "attributeCondition", default="")).strip()
     if not condition:
         report_violation("attributeCondition is empty; any repository could authenticate.", None)
-    elif not _PINNING_CLAUSE.search(condition):
+        return
+    problem = admits_any_repository(condition)
+    if problem is not None:
         report_violation(
-            f"attributeCondition {condition!r} does not pin assertion.repository (or its id).",
-            None,
+            f"attributeCondition {condition!r} admits other repositories: {problem}.", None
         )
 
 
-def _project_roles(args: ResourceValidationArgs) -> list[str]:
+def _project_grants(args: ResourceValidationArgs) -> Iterator[tuple[str, str]]:
+    """``(role, condition expression)`` of each project-level grant (``""``: unconditional)."""
     if args.resource_type == PROJECT_POLICY:
         document = as_document(get_path(args.props, "policyData")) or {}
-        return [str(get_path(b, "role", default="")) for b in as_list(document.get("bindings"))]
-    return [str(get_path(args.props, "role", default=""))]
+        for binding in as_list(document.get("bindings")):
+            yield (
+                str(get_path(binding, "role", default="")),
+                str(get_path(binding, "condition", "expression", default="")),
+            )
+        return
+    yield (
+        str(get_path(args.props, "role", default="")),
+        str(get_path(args.props, "condition", "expression", default="")),
+    )
+
+
+def _project_roles(args: ResourceValidationArgs) -> list[str]:
+    return [role for role, _ in _project_grants(args)]
+
+
+@applies_to(PROJECT_MEMBER, PROJECT_BINDING, PROJECT_POLICY)
+def validate_no_project_admin(
+    args: ResourceValidationArgs, report_violation: ReportViolation
+) -> None:
+    """Report an admin, owner or act-as role on the whole project.
+
+    Such a grant is acceptable only with a condition confining it to resources named for the
+    deployment (and the project itself, where an API checks creation); a condition that is
+    always true confines nothing.
+    """
+    allowed = set(args.get_config().get("allowedRoles") or ())
+    for role, condition in _project_grants(args):
+        if role in allowed or not is_powerful_role(role):
+            continue
+        problem = confines_to_resources(condition)
+        if problem is not None:
+            report_violation(
+                f"{role} on the whole project ({problem}); grant it on the resources it "
+                "deploys, or confine it with a resource.name condition.",
+                None,
+            )
 
 
 def _forbidden_project_roles(
@@ -105,4 +158,17 @@ resource_level_invokers = resource_rule(
     config={"resourceLevelRoles": string_list(default=RESOURCE_LEVEL_ROLES)},
 )
 
-POLICIES = (wif_attribute_condition, no_project_secret_accessor, resource_level_invokers)
+no_project_admin = resource_rule(
+    name="syncbot-gcp-iam-no-project-admin",
+    description="Admin, owner and act-as roles must not apply to the whole project.",
+    validate=validate_no_project_admin,
+    severity=Severity.CRITICAL,
+    config={"allowedRoles": string_list(description="Roles exempted (break-glass only).")},
+)
+
+POLICIES = (
+    wif_attribute_condition,
+    no_project_secret_accessor,
+    resource_level_invokers,
+    no_project_admin,
+)

@@ -42,7 +42,9 @@ def validate_bootstrap_outputs(
         required = tuple(configured)
     else:
         required = APP_REQUIRED if app_workloads(args.resources) else BOOTSTRAP_REQUIRED
-    missing = [name for name in required if name not in root.props]
+    # Keys only: a preview knows which outputs exist before it knows their values.
+    exported = set(iter(root.props))
+    missing = [name for name in required if name not in exported]
     if missing:
         report_violation(f"missing stack outputs: {', '.join(missing)}.", root.urn)
 

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pulumi_policy import PolicyResource, ReportViolation, Severity, StackValidationArgs
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from infra.contract import AWS_SECRET_ARNS_ENV, ENV_BY_NAME, ROUTES, route_key
-from policies.common import get_path, stack_rule, string_list
+from policies.common import UNKNOWN, get_path, read_known, stack_rule, string_list
 from policies.gcp.cloudrun import SERVICE_V2, iter_env
 
 LAMBDA = "aws:lambda/function:Function"
@@ -50,9 +51,14 @@ def _lambda_workload(resource: PolicyResource) -> Workload | None:
     variables = get_path(resource.props, "environment", "variables", default={})
     if not isinstance(variables, Mapping):
         return None
-    plain = {str(k): variables[k] for k in variables}
+    plain = {str(k): read_known(variables, k) for k in variables}
     wired = set(plain)
     raw_arns = plain.get(AWS_SECRET_ARNS_ENV)
+    if raw_arns is UNKNOWN:
+        # Which secrets the function reads is in this one computed value: unknown until up.
+        raise UnknownValueError(
+            UNKNOWN_STRING_VALUE, ["environment", "variables", AWS_SECRET_ARNS_ENV]
+        )
     if isinstance(raw_arns, str) and raw_arns:
         try:
             arns = json.loads(raw_arns)
@@ -72,7 +78,8 @@ def _cloud_run_workload(resource: PolicyResource) -> Workload | None:
         name = str(get_path(env, "name", default=""))
         wired.add(name)
         if get_path(env, "valueSource") is None:
-            plain[name] = get_path(env, "value", default="")
+            value = read_known(env, "value")
+            plain[name] = "" if value is None else value
     if not wired & ENV_BY_NAME.keys():
         return None
     return Workload(resource, plain, frozenset(wired))

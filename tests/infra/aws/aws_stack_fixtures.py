@@ -31,12 +31,15 @@ def fake_bundle(directory: Path) -> Path:
     return path
 
 
-def run_stack(stack_config: dict[str, Any], *, bundle: Path | None = None) -> MockRun:
-    """Runs ``stacks.program.main`` with a stack file's config."""
+def run_stack(
+    stack_config: dict[str, Any], *, bundle: Path | None = None, preview: bool = False
+) -> MockRun:
+    """Runs ``stacks.program.main`` with a stack file's config (as ``up``, or as a first
+    ``preview`` where provider outputs are unknown)."""
     config, secret_keys = engine_config(stack_config)
     if bundle is not None:
         config["syncbot:awsBundlePath"] = str(bundle)
-    return run_program(main, config=config, secret_keys=secret_keys)
+    return run_program(main, config=config, secret_keys=secret_keys, preview=preview)
 
 
 def with_dev_secrets(stack_config: dict[str, Any]) -> dict[str, Any]:

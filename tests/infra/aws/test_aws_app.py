@@ -243,7 +243,7 @@ def test_function_shape(dev: MockRun, prod: MockRun, bundle: Path) -> None:
     # Production uploads the bundle to the artifact store under its content hash.
     obj = prod.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs
     assert obj["key"] == f"bundles/{file_sha256(bundle)}.zip"
-    assert obj["bucket"] == "syncbot-prod-artifacts-bucket-4f1c2ab"
+    assert obj["bucket"] == "syncbot-prod-artifacts-123456789012-eu-central-1"
     prod_fn = prod.one("aws:lambda/function:Function").inputs
     assert (prod_fn["s3Bucket"], prod_fn["s3Key"]) == (obj["bucket"], obj["key"])
     alarm = prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")[0].inputs
@@ -324,7 +324,7 @@ def test_outputs_use_the_contract_names(dev: MockRun, prod: MockRun) -> None:
     assert dev.outputs["service_url"].endswith(".execute-api.eu-west-1.amazonaws.com")
     assert dev.outputs["region"] == "eu-west-1"
     assert api.name.startswith("syncbot-dev-app")
-    assert prod.outputs["artifact_bucket"] == "syncbot-prod-artifacts-bucket-4f1c2ab"
+    assert prod.outputs["artifact_bucket"] == "syncbot-prod-artifacts-123456789012-eu-central-1"
     assert prod.outputs["region"] == "eu-central-1"
 
 

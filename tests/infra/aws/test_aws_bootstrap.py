@@ -9,9 +9,10 @@ import pytest
 from infra.aws.deploy_policy import LOG_DELIVERY_ACTIONS, deploy_policy
 from infra.aws.iam import github_trust_policy
 from infra.contract import BOOTSTRAP_OUTPUTS
+from policies.aws.permissions import writes
 from tests.infra.aws.aws_stack_fixtures import policy_of, run_stack
 from tests.infra.aws.conftest import BOOTSTRAP
-from tests.infra.conftest import ACCOUNT_ID, MockRun
+from tests.infra.conftest import ACCOUNT_ID, MockRun, evaluate_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -170,6 +171,41 @@ def test_artifact_store_is_private_versioned_encrypted_and_expires(bootstrap: Mo
 def test_bootstrap_exports_the_contract_outputs(bootstrap: MockRun) -> None:
     assert set(BOOTSTRAP_OUTPUTS) <= set(bootstrap.outputs)
     assert bootstrap.outputs["deploy_role"].startswith(f"arn:aws:iam::{ACCOUNT_ID}:role/")
-    assert bootstrap.outputs["artifact_bucket"].startswith("syncbot-prod-artifacts-bucket")
+    # A fixed name, known at preview: the deploy policy naming it is judged on the PR.
+    assert bootstrap.outputs["artifact_bucket"] == f"syncbot-prod-artifacts-{ACCOUNT_ID}-eu-west-1"
     assert bootstrap.outputs["region"] == "eu-west-1"
     assert not bootstrap.secret_outputs
+
+
+def test_pull_requests_preview_through_their_own_read_only_role(bootstrap: MockRun) -> None:
+    # A preview job has no environment: its subject is `repo:O/R:pull_request`, which the
+    # deploy role does not trust; a role of its own can read and change nothing.
+    (role,) = [
+        r for r in bootstrap.of_type("aws:iam/role:Role") if r.name.endswith("-preview-role")
+    ]
+    (statement,) = policy_of(role.inputs, "assumeRolePolicy")["Statement"]
+    assert statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+        "repo:example/syncbot:pull_request"
+    )
+    deploy_trust = json.dumps(policy_of(_deploy_role(bootstrap), "assumeRolePolicy"))
+    assert "pull_request" not in deploy_trust
+    (preview_policy,) = [
+        r
+        for r in bootstrap.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name.endswith("-preview-policy")
+    ]
+    statements = policy_of(preview_policy.inputs)["Statement"]
+    assert [w for s in statements for w in writes(s)] == []
+    assert bootstrap.outputs["preview_role"] == role.outputs["arn"]
+
+
+def test_the_trust_policy_is_known_at_preview() -> None:
+    # Built from the account id (an invoke, answered in a preview), not from the provider's
+    # ARN output, so the OIDC pinning rule judges it on the pull request.
+    run = run_stack(dict(BOOTSTRAP), preview=True)
+    role = next(r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-deploy-role"))
+    trust = policy_of(role.inputs, "assumeRolePolicy")
+    assert trust["Statement"][0]["Principal"]["Federated"] == (
+        f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/token.actions.githubusercontent.com"
+    )
+    assert [v for v in evaluate_run(run) if v.blind] == []

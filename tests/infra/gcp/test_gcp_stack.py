@@ -57,14 +57,13 @@ def test_bootstrap_kind_creates_only_bootstrap_resources(bootstrap_run: Run) -> 
     types = {r.typ for r in bootstrap_run.resources}
     assert "gcp:cloudrunv2/service:Service" not in types
     assert "gcp:sql/databaseInstance:DatabaseInstance" not in types
-    provider = bootstrap_run.one(
-        "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider"
-    ).inputs
+    provider = bootstrap_run.named(f"{PREFIX}-deploy-provider").inputs
     assert provider["attributeCondition"] == (
         "assertion.repository == 'my-org/syncbot' && assertion.environment == 'production'"
     )
     pool = bootstrap_run.one("gcp:iam/workloadIdentityPool:WorkloadIdentityPool").inputs
-    assert pool["workloadIdentityPoolId"] == "github"
+    # Named for the deployment: a dev and a prod bootstrap in one project do not collide.
+    assert pool["workloadIdentityPoolId"] == f"{PREFIX}-gh"
     assert bootstrap_run.outputs["image_repository"] == (
         f"{REGION}-docker.pkg.dev/{PROJECT}/{PREFIX}"
     )

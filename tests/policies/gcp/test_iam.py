@@ -38,8 +38,24 @@ def test_owner_only_condition_is_reported() -> None:
     condition = "assertion.repository_owner == 'acme'"
     props = {**PROVIDER, "attributeCondition": condition}
     assert check_resource(iam.wif_attribute_condition, iam.WIF_PROVIDER, props) == [
-        f"attributeCondition {condition!r} does not pin assertion.repository (or its id)."
+        f"attributeCondition {condition!r} admits other repositories: the branch "
+        f"{condition!r} does not pin assertion.repository."
     ]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "assertion.repository == 'acme/syncbot' || true",
+        "assertion.repository == 'acme/syncbot' && assertion.ref == 'refs/heads/main' || true",
+        "(assertion.repository == 'acme/syncbot') || ('x' == 'x')",
+        "assertion.repository == 'acme/syncbot' || assertion.repository_owner == 'acme'",
+        "assertion.repository != 'acme/syncbot'",
+    ],
+)
+def test_a_branch_that_admits_anything_defeats_the_pin(condition: str) -> None:
+    props = {**PROVIDER, "attributeCondition": condition}
+    assert check_resource(iam.wif_attribute_condition, iam.WIF_PROVIDER, props) != []
 
 
 MEMBER = "serviceAccount:run@p.iam.gserviceaccount.com"
@@ -98,3 +114,61 @@ def test_project_policy_bindings_are_read_for_invokers() -> None:
     policy = {"bindings": [{"role": "roles/run.invoker", "members": [MEMBER]}]}
     props = {"project": "p", "policyData": json.dumps(policy)}
     assert check_resource(iam.resource_level_invokers, iam.PROJECT_POLICY, props) != []
+
+
+CONFINED = (
+    'resource.type == "cloudresourcemanager.googleapis.com/Project" || '
+    'resource.name.startsWith("projects/p/instances/syncbot-prod")'
+)
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        "roles/owner",
+        "roles/editor",
+        "roles/run.admin",
+        "roles/iam.serviceAccountAdmin",
+        "roles/iam.serviceAccountUser",
+        "roles/secretmanager.admin",
+        "roles/cloudsql.admin",
+        "roles/resourcemanager.projectIamAdmin",
+    ],
+)
+def test_admin_and_act_as_roles_on_the_project_are_reported(role: str) -> None:
+    props = {"project": "p", "role": role, "member": MEMBER}
+    (message,) = check_resource(iam.no_project_admin, iam.PROJECT_MEMBER, props)
+    assert message.startswith(f"{role} on the whole project")
+
+
+@pytest.mark.parametrize(
+    ("expression", "ok"),
+    [
+        (CONFINED, True),
+        (CONFINED + " || true", False),
+        ('resource.type == "cloudresourcemanager.googleapis.com/Project"', False),
+        ('resource.name.startsWith("projects/")', False),
+        ('resource.name.startsWith("projects/p/instances/syncbot-prod")', True),
+        ("request.time < timestamp('2030-01-01T00:00:00Z')", False),
+    ],
+)
+def test_a_condition_confines_an_admin_role_only_by_resource_name(
+    expression: str, ok: bool
+) -> None:
+    props = {
+        "project": "p",
+        "role": "roles/cloudsql.admin",
+        "member": MEMBER,
+        "condition": {"title": "t", "expression": expression},
+    }
+    found = check_resource(iam.no_project_admin, iam.PROJECT_MEMBER, props)
+    assert (found == []) is ok, found
+
+
+def test_unprivileged_project_roles_pass_and_policy_documents_are_read() -> None:
+    for role in ("roles/browser", "roles/compute.networkUser", "roles/cloudsql.client"):
+        props = {"project": "p", "role": role, "member": MEMBER}
+        assert check_resource(iam.no_project_admin, iam.PROJECT_MEMBER, props) == []
+    policy = {"bindings": [{"role": "roles/editor", "members": [MEMBER]}]}
+    props = {"project": "p", "policyData": json.dumps(policy)}
+    assert check_resource(iam.no_project_admin, iam.PROJECT_POLICY, props) != []

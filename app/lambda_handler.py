@@ -113,7 +113,11 @@ def _runtime() -> Runtime:
     if "runtime" not in _state:
         resolve_secret_arns(os.environ)
         settings = load_settings()
-        configure_logging(settings.log_level, secrets=settings.secret_values())
+        configure_logging(
+            settings.log_level,
+            secrets=settings.secret_values(),
+            fmt=settings.log_format or "json",
+        )
         settings.require_production_ready()
         _state["runtime"] = build_runtime(settings)
     return _state["runtime"]

@@ -11,6 +11,7 @@ from typing import Any
 from app.assembly import build_runtime
 from app.cli.common import EXIT_FAILED, EXIT_OK, fail
 from app.errors import ConfigError, StoreError
+from app.logs import configure_logging
 from app.rotation import verify_sample
 from app.settings import ENV_NAMES, Settings, load_settings
 from app.store.engine import wait_for_database
@@ -72,6 +73,9 @@ def collect_problems(*, wait: float) -> list[str]:
         settings = load_settings(find_local=True)
     except ConfigError as exc:
         return [f"{p} (fix the variable and run `syncbot check` again)" for p in exc.problems]
+    configure_logging(
+        settings.log_level, secrets=settings.secret_values(), fmt=settings.log_format or "text"
+    )
     problems = [
         f"{p} (set it in the environment or the secret store)"
         for p in settings.production_problems()

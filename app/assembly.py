@@ -182,6 +182,7 @@ def assemble(
             workspaces=workspaces,
             authors=authors,
             connect_socket=sockets.connect if sockets is not None else None,
+            outbox=outbox,
         )
     services = Services(
         settings=settings,

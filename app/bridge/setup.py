@@ -8,17 +8,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mautrix.types import RoomID
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.bridge.members import ChannelMembers
 from app.bridge.workspace_bridge import WorkspaceBridge
 from app.core.authors import AuthorDirectory
-from app.core.endpoints import Endpoint
+from app.core.endpoints import Endpoint, Network
+from app.core.outbox import Outbox
+from app.core.ports import DeliveryTask
 from app.core.workspaces import WorkspaceInfo
+from app.errors import RemoteError
 from app.matrix.commands import LoginRequest
+from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.portals import Portals
 from app.matrix.setup import MatrixAdapter
 from app.settings import Settings
+from app.slack.holds import hold_notice
 from app.slack.workspaces import Workspaces
 
 log = logging.getLogger("syncbot.bridge")
@@ -52,6 +58,31 @@ def archive_hook(portals: Portals) -> EventHook:
     return on_event
 
 
+def held_channel_notice(
+    bridge: WorkspaceBridge, hs: Homeserver
+) -> Callable[[DeliveryTask, RemoteError], Awaitable[None]]:
+    """An ``Outbox.on_hold`` listener: a held Slack channel of a workspace logged in from
+    Matrix is announced in each login's management room (its admins are there)."""
+
+    async def on_hold(task: DeliveryTask, exc: RemoteError) -> None:
+        if task.target.network is not Network.SLACK:
+            return
+        users = await asyncio.to_thread(bridge.users_of, task.target.slack_team)
+        label = f"the Slack channel {task.target.slack_channel} ({task.target.slack_team})"
+        text = hold_notice(task.target, exc, channel=label)
+        for user in users:
+            room = await asyncio.to_thread(bridge.management_room, user)
+            if room is None:
+                continue
+            try:
+                async with matrix_errors("management notice"):
+                    await hs.bot.send_notice(RoomID(room), text)
+            except RemoteError as err:
+                log.warning("could not post a held-channel notice", extra={"error": str(err)})
+
+    return on_hold
+
+
 @dataclass
 class SlackBridge:
     """The whole-workspace bridge (logins, syncs, portal auto-creation) as a runtime worker.
@@ -80,10 +111,13 @@ def build_bridge(
     workspaces: Workspaces,
     authors: AuthorDirectory,
     connect_socket: Callable[[str], Awaitable[object]] | None = None,
+    outbox: Outbox | None = None,
 ) -> SlackBridge:
     """Plug the bridge into the Matrix adapter's login/logout hooks.
 
     Args:
+        outbox: its held Slack channels are announced in the management rooms of the Matrix
+            users who logged their workspace in.
         connect_socket: starts Socket Mode for a team (None without Socket Mode); the first
             thing a ``login app`` does, as in the seed: connect, then sync.
     """
@@ -112,6 +146,8 @@ def build_bridge(
 
     matrix.on_logout.append(forget_logins)
     matrix.on_connected.append(workspace_bridge.start)
+    if outbox is not None:
+        outbox.on_hold.append(held_channel_notice(workspace_bridge, hs))
     return SlackBridge(
         workspace_bridge=workspace_bridge,
         slack_hooks=[archive_hook(matrix.portals), workspace_bridge.on_slack_event],

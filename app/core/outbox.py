@@ -113,8 +113,10 @@ class Outbox:
         self._lanes = lanes
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
-        # Called (never awaited by a lane for long: errors are logged) when a target is held.
+        # Told when a target starts being held, and when a delivery is dead (tell the admins,
+        # the sender); a listener's failure is logged, never the delivery's.
         self.on_hold: list[HoldListener] = []
+        self.on_dead: list[HoldListener] = []
         self.observers: list[DeliveryObserver] = []
 
     def register(self, deliverer: Deliverer) -> None:
@@ -260,6 +262,7 @@ class Outbox:
             report.dead += 1
             report.settled.add(task.uid)
             log.error("delivery dead", extra=facts)
+            await self._tell(self.on_dead, task, exc)
             # A dead delivery is kept for operators; it must not hold up the ones after it.
             return True
         await asyncio.to_thread(
@@ -273,7 +276,7 @@ class Outbox:
         report.retried += 1
         if verdict.newly_held:
             log.error("target held: its deliveries wait", extra=facts)
-            await self._tell_hold(task, exc)
+            await self._tell(self.on_hold, task, exc)
         else:
             log.warning(
                 "delivery failed, will retry", extra=facts | {"delay_s": round(verdict.delay, 2)}
@@ -287,12 +290,14 @@ class Outbox:
             except Exception:
                 log.exception("delivery observer failed", extra={"delivery": task.uid})
 
-    async def _tell_hold(self, task: DeliveryTask, exc: RemoteError) -> None:
-        for listener in self.on_hold:
+    async def _tell(
+        self, listeners: list[HoldListener], task: DeliveryTask, exc: RemoteError
+    ) -> None:
+        for listener in listeners:
             try:
                 await listener(task, exc)
             except Exception:
-                log.exception("could not tell admins of a held target")
+                log.exception("could not tell of a failed delivery", extra={"delivery": task.uid})
 
     async def run_forever(self, *, idle: float = 5.0) -> None:
         """The background worker of long-running processes: drain, then sleep until woken."""

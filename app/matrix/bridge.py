@@ -25,6 +25,7 @@ from app.matrix import inbound
 from app.matrix.commands import ENCRYPTED_REFUSAL, BotCommands
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.invites import PortalInvites
+from app.matrix.notices import SenderNotices, unsupported
 from app.matrix.permissions import Level, Permissions
 from app.store.models import SyncEndpoint
 from app.store.models_matrix import MatrixReaction
@@ -45,6 +46,7 @@ class MatrixBridge:
         commands: BotCommands,
         permissions: Permissions,
         invites: PortalInvites | None = None,
+        notices: SenderNotices | None = None,
     ) -> None:
         self._hs = homeserver
         self._ids = homeserver.ids
@@ -54,6 +56,7 @@ class MatrixBridge:
         self._commands = commands
         self._permissions = permissions
         self._invites = invites
+        self._notices = notices
 
     async def handle(self, event: dict[str, Any]) -> None:
         """Process one event; raises only for failures worth a retry of the transaction."""
@@ -73,7 +76,16 @@ class MatrixBridge:
             dm = not in_sync and await self._commands.is_dm(room)
             if await self._commands.handle(event, dm=dm):
                 return
-        if not in_sync or self._permissions.level(sender) < Level.RELAY:
+        if not in_sync:
+            if etype == "m.room.message":
+                log.info("message in a room that is not bridged", extra={"room": room})
+            return
+        if self._permissions.level(sender) < Level.RELAY:
+            return
+        reason = unsupported(event)
+        if reason is not None:
+            if self._notices is not None:
+                await self._notices.unsupported_event(event, reason)
             return
         await self._relay_event(event, Endpoint.matrix(room))
 

@@ -92,6 +92,9 @@ def translate(
     content = event.get("content") if isinstance(event.get("content"), dict) else {}
     key = dedupe_key(event_id)
     origin = sender.partition(":")[2]
+    if etype == "m.sticker":
+        # A sticker is an image with its description as body: relayed as one.
+        etype, content = "m.room.message", {**content, "msgtype": "m.image"}
     if etype == "m.room.message":
         rel = _relation(content)
         if rel.get("rel_type") == "m.replace" and isinstance(rel.get("event_id"), str):

@@ -36,6 +36,7 @@ from app.matrix.ghosts import AvatarFetcher, Ghosts, http_avatar_fetcher
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.ids import BridgeIds
 from app.matrix.invites import PortalInvites
+from app.matrix.notices import SenderNotices
 from app.matrix.permissions import Permissions
 from app.matrix.portals import ChannelInfoSource, Portals
 from app.matrix.render import MatrixRenderer
@@ -213,6 +214,10 @@ def build_matrix(
         on_logout=on_logout,
         portals=portals,
     )
+    # Senders hear of what could not be bridged or delivered (a notice in their room).
+    notices = SenderNotices(homeserver)
+    outbox.on_dead.append(notices.on_dead)
+    outbox.on_hold.append(notices.on_hold)
     bridge = MatrixBridge(
         homeserver,
         sessions=sessions,
@@ -221,6 +226,7 @@ def build_matrix(
         commands=commands,
         permissions=permissions,
         invites=invites,
+        notices=notices,
     )
 
     async def query_user(user_id: str) -> bool:

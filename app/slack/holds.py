@@ -30,9 +30,10 @@ log = logging.getLogger("syncbot.slack.holds")
 MAX_ADMINS_TOLD = 5
 
 
-def hold_notice(target: Endpoint, exc: RemoteError) -> str:
-    """The admin-facing text for a held channel."""
-    channel = f"<#{target.slack_channel}>"
+def hold_notice(target: Endpoint, exc: RemoteError, *, channel: str | None = None) -> str:
+    """The admin-facing text for a held channel (``channel``: how to name it, a Slack
+    channel mention by default)."""
+    channel = channel or f"<#{target.slack_channel}>"
     if exc.code == "not_in_channel":
         return (
             f":warning: syncbot was removed from {channel} and cannot rejoin it by itself. "

@@ -63,3 +63,49 @@ def test_reactions_use_every_emoji_both_ways_and_come_from_the_reactor(world: Wo
             <= set(w.slack.reactions("T2", "C2", copy.ts))
         )
     )
+
+
+def _notice_to(w: World, event_id: str) -> dict:
+    return room_event(
+        w,
+        lambda e: (
+            e["type"] == "m.room.message"
+            and e["content"].get("msgtype") == "m.notice"
+            and e["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
+            == event_id
+        ),
+    )
+
+
+def test_the_sender_hears_of_what_could_not_be_bridged_or_delivered(world: World) -> None:
+    w, a = world, world.alice
+    # #17 item 7: an unsupported event and a refused delivery each get a notice in the room.
+    encrypted_file = a.send(
+        w.room,
+        {"msgtype": "m.file", "body": "secret.pdf", "file": {"url": "mxc://x/y", "v": "v2"}},
+    )
+    assert "encrypted attachments" in _notice_to(w, encrypted_file)["content"]["body"]
+    poll = a.send(
+        w.room,
+        {"org.matrix.msc3381.poll.start": {"question": {"body": "lunch?"}, "answers": []}},
+        etype="org.matrix.msc3381.poll.start",
+    )
+    assert "polls" in _notice_to(w, poll)["content"]["body"]
+
+    # Beta's channel is archived without the bridge hearing of it: posts there are refused.
+    w.slack.echo(False, "T2")
+    w.slack.archive("T2", "C2", "U2")
+    w.slack.echo(True, "T2")
+    sent = a.text(w.room, "will not reach beta")
+    wait_for(lambda: any(m.text == "will not reach beta" for m in w.slack.messages("T1", "C1")))
+    body = _notice_to(w, sent)["content"]["body"]
+    assert "could not be delivered" in body and "C2" in body and "is_archived" in body
+
+    # A sticker is an image: relayed, not refused.
+    mxc = a.upload(b"\x89PNG-sticker", "image/png", "sticker.png")
+    a.send(
+        w.room,
+        {"body": "a waving cat", "url": mxc, "info": {"mimetype": "image/png", "size": 13}},
+        etype="m.sticker",
+    )
+    wait_for(lambda: [m for m in w.slack.messages("T1", "C1") if m.files])

@@ -44,6 +44,14 @@ async def redact(intent: IntentAPI, room: RoomID, event_id: str, *, txn_id: str)
     await intent.api.request(Method.PUT, path, {})
 
 
+# A part that is the timeline echo of a thread broadcast (edited along with the copy).
+TIMELINE = "timeline:"
+
+
+def _parts(task: DeliveryTask) -> tuple[str, ...]:
+    return task.copy.parts if task.copy is not None else ()
+
+
 class MatrixDeliverer:
     """The core's Deliverer for ``matrix:`` endpoints."""
 
@@ -131,8 +139,18 @@ class MatrixDeliverer:
                     intent, room, source, ref, parent, txn_id=f"{task.uid}.f{index}"
                 )
             )
-        # The first event is the copy; the file events are its parts, which a delete redacts.
-        return Delivered(native_id=events[0], thread_native_id=parent, parts=tuple(events[1:]))
+        parts = events[1:]
+        if parent and payload.get("broadcast") and content["body"].strip():
+            # A reply also sent to the channel: Matrix clients show thread events in the thread
+            # only, so the room's timeline gets it too, as a reply to the thread's root.
+            timeline = {**content, "m.relates_to": {"m.in_reply_to": {"event_id": parent}}}
+            async with matrix_errors("send message"):
+                echo = await intent.send_message_event(
+                    room, EventType.ROOM_MESSAGE, timeline, txn_id=f"{task.uid}.b"
+                )
+            parts.append(f"{TIMELINE}{echo}")
+        # The first event is the copy; the others are its parts, which edits and deletes follow.
+        return Delivered(native_id=events[0], thread_native_id=parent, parts=tuple(parts))
 
     async def _named_mentions(self, body: richtext.Node, source: Endpoint) -> richtext.Node:
         """Give mentions of remote people their display names, which label the pills."""
@@ -213,10 +231,19 @@ class MatrixDeliverer:
         source = Endpoint.parse(task.payload["source"])
         body = await self._named_mentions(richtext.from_json(task.payload.get("body")), source)
         new = self._renderer.message(body, source=source)
+        timeline = [p.removeprefix(TIMELINE) for p in _parts(task) if p.startswith(TIMELINE)]
         async with matrix_errors("send edit"):
-            await self._hs.intent(sender).send_message_event(
+            intent = self._hs.intent(sender)
+            await intent.send_message_event(
                 room, EventType.ROOM_MESSAGE, edit_content(new, copy), txn_id=task.uid
             )
+            for index, event_id in enumerate(timeline):
+                await intent.send_message_event(
+                    room,
+                    EventType.ROOM_MESSAGE,
+                    edit_content(new, event_id),
+                    txn_id=f"{task.uid}.e{index}",
+                )
 
     async def _delete(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
@@ -224,11 +251,12 @@ class MatrixDeliverer:
         # the bot needs power in rooms it did not create.
         sender = await self._sender_of(room, copy)
         intent = self._hs.intent(sender)
-        parts = task.copy.parts if task.copy is not None else ()
         async with matrix_errors("redact"):
-            # Every event of the copy (a text and its files), each under its own txn id.
-            for index, part in enumerate(parts):
-                await redact(intent, room, part, txn_id=f"{task.uid}.p{index}")
+            # Every event of the copy (a text, its files, its timeline echo), each under its
+            # own txn id.
+            for index, part in enumerate(_parts(task)):
+                event_id = part.removeprefix(TIMELINE)
+                await redact(intent, room, event_id, txn_id=f"{task.uid}.p{index}")
             await redact(intent, room, copy, txn_id=task.uid)
 
     async def _reactor(self, task: DeliveryTask) -> str:

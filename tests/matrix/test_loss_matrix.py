@@ -109,3 +109,46 @@ def test_the_sender_hears_of_what_could_not_be_bridged_or_delivered(world: World
         etype="m.sticker",
     )
     wait_for(lambda: [m for m in w.slack.messages("T1", "C1") if m.files])
+
+
+def test_a_thread_broadcast_shows_in_the_thread_and_the_room_timeline(world: World) -> None:
+    w = world
+    # #17 item 9: "also send to channel" reaches Matrix in the thread and in the timeline.
+    root_ts = w.slack.post_message("T1", "C1", "U1", "thread root")
+    root = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "thread root")
+    ts = w.slack.post_message("T1", "C1", "U1", "loud reply", thread_ts=root_ts, broadcast=True)
+
+    def relation(e: dict) -> dict:
+        return e["content"].get("m.relates_to") or {}
+
+    threaded = room_event(
+        w,
+        lambda e: (
+            from_ghost(e)
+            and e["content"].get("body") == "loud reply"
+            and relation(e).get("rel_type") == "m.thread"
+        ),
+    )
+    timeline = room_event(
+        w,
+        lambda e: (
+            from_ghost(e)
+            and e["content"].get("body") == "loud reply"
+            and "rel_type" not in relation(e)
+        ),
+    )
+    assert threaded["content"]["m.relates_to"]["event_id"] == root["event_id"]
+    assert timeline["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == root["event_id"]
+
+    w.slack.edit("T1", "C1", ts, "louder reply")
+    for original in (threaded, timeline):
+        room_event(
+            w,
+            lambda e, o=original: (
+                relation(e).get("rel_type") == "m.replace"
+                and relation(e).get("event_id") == o["event_id"]
+            ),
+        )
+    w.slack.delete("T1", "C1", ts)
+    ids = {threaded["event_id"], timeline["event_id"]}
+    wait_for(lambda: all(not e["content"] for e in w.alice.events(w.room) if e["event_id"] in ids))

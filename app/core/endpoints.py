@@ -16,6 +16,7 @@ class Network(StrEnum):
     PEER = "peer"
 
 
+MAX_LENGTH = 255  # the endpoint column
 _SLACK = re.compile(r"^(T[A-Z0-9]+)/([CGD][A-Z0-9]+)$")
 # Room versions up to 11 have "!opaque:server" ids; version 12 drops the server part.
 _MATRIX = re.compile(r"^![^:\s/]+(?::[^\s/]+)?$")
@@ -49,7 +50,10 @@ class Endpoint:
             net = Network(network)
         except ValueError:
             net = None
-        if not sep or net is None or not checks[net].match(address):
+        # Endpoints are printed by `sync list` and stored in a 255-character column: no control
+        # characters (terminal escapes, line breaks) and nothing longer than the column.
+        printable = address.isprintable() and len(text.strip()) <= MAX_LENGTH
+        if not sep or net is None or not printable or not checks[net].match(address):
             raise EndpointError(
                 f"not an endpoint: {text!r} (expected slack:TEAM_ID/CHANNEL_ID, "
                 "matrix:!room:server or peer:INSTANCE/ENDPOINT)"

@@ -25,9 +25,13 @@ def check_peer_url(url: str, *, allow_private: bool = False) -> str:
         allow_private: accept http and loopback/private addresses (local and test use only;
             ``SYNCBOT_FEDERATION_ALLOW_PRIVATE``).
     """
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port out of range (99999)
+    except ValueError as exc:
+        raise FederationError(f"not a URL: {url[:100]!r} ({exc})") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise FederationError(f"not a URL: {url!r}")
+        raise FederationError(f"not a URL: {url[:100]!r}")
     if parts.scheme != "https" and not allow_private:
         raise FederationError("peer URLs must use https")
     if parts.username or parts.password:

@@ -13,6 +13,7 @@ import asyncio
 import html
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -24,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.settings import Settings
@@ -56,6 +57,40 @@ def authorize_url_base(api_url: str) -> str:
     return f"{slack_web_origin(api_url)}/oauth/v2/authorize"
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+class InstallRateLimit:
+    """A token bucket over ``GET /slack/install`` for the whole process.
+
+    Installs are rare (an admin per workspace, once); a burst of a few dozen covers a busy
+    day, and an anonymous flood is refused instead of writing one state row per request.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int = 30,
+        per_second: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._burst = float(burst)
+        self._rate = per_second
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def take(self) -> float:
+        """Take one token: 0 when allowed, else the seconds until one is available."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self._rate
+
+
 class SlackOAuth:
     """The two OAuth routes, over our state and installation stores.
 
@@ -81,6 +116,13 @@ class SlackOAuth:
         self._client_secret = settings.slack_client_secret
         self._api_url = settings.slack_api_url
         self._public_url = (settings.public_url or "").rstrip("/") or None
+        self._local = settings.local_development
+        self._limit = InstallRateLimit()
+        if not self._public_url and not self._local:
+            log.warning(
+                "OAuth install disabled: SYNCBOT_PUBLIC_URL is not set (the redirect URL is "
+                "never taken from a request's Host header)"
+            )
         self._bot_scopes = list(settings.slack_bot_scopes)
         self._user_scopes = list(settings.slack_user_scopes)
         self._states = state_store
@@ -94,18 +136,39 @@ class SlackOAuth:
             Route(REDIRECT_PATH, self.redirect, methods=["GET"]),
         ]
 
-    def redirect_uri(self, request: Request) -> str:
-        """The redirect URL registered in the manifest: the public URL when configured."""
+    def redirect_uri(self, request: Request) -> str | None:
+        """The redirect URL registered in the manifest: the public URL.
+
+        Never the Host header of a request, which the caller chooses: only a local run without
+        a public URL, reached on a loopback name, uses the address it was reached on. None when
+        there is no URL to use.
+        """
         if self._public_url:
             return f"{self._public_url}{REDIRECT_PATH}"
-        # Local runs without a public URL: the host the admin reached us on.
-        return str(request.url.replace(path=REDIRECT_PATH, query=""))
+        if self._local and (request.url.hostname or "") in LOOPBACK_HOSTS:
+            return str(request.url.replace(path=REDIRECT_PATH, query=""))
+        return None
 
     async def install(self, request: Request) -> Response:
+        redirect_uri = self.redirect_uri(request)
+        if redirect_uri is None:
+            return _failure(
+                "Installation is not configured.",
+                "Set SYNCBOT_PUBLIC_URL to the https address registered with Slack.",
+                status=404,
+            )
+        retry_in = self._limit.take()
+        if retry_in:
+            # Each install writes a state row: anonymous callers cannot make that unbounded.
+            return JSONResponse(
+                {"error": "too many installs started; try again shortly"},
+                status_code=429,
+                headers={"Retry-After": str(max(1, round(retry_in)))},
+            )
         state = await asyncio.to_thread(self._states.issue)
         generator = AuthorizeUrlGenerator(
             client_id=self._client_id,
-            redirect_uri=self.redirect_uri(request),
+            redirect_uri=redirect_uri,
             scopes=self._bot_scopes,
             # Asking for no user scopes keeps user tokens out of the database altogether.
             user_scopes=self._user_scopes or None,
@@ -117,7 +180,8 @@ class SlackOAuth:
             state,
             max_age=int(STATE_TTL.total_seconds()),
             path=REDIRECT_PATH,
-            secure=self.redirect_uri(request).startswith("https://"),
+            # Secure whenever the redirect is https (always outside local development).
+            secure=redirect_uri.startswith("https://"),
             httponly=True,
             samesite="lax",
         )
@@ -146,8 +210,11 @@ class SlackOAuth:
                 "Start again from the install link; each link works once, for 10 minutes.",
                 status=400,
             )
+        redirect_uri = self.redirect_uri(request)
+        if redirect_uri is None:
+            return _failure("Installation is not configured.", None, status=404)
         try:
-            installation = await self._exchange(code, self.redirect_uri(request))
+            installation = await self._exchange(code, redirect_uri)
             await asyncio.to_thread(self._installations.save, installation)
         except SlackApiError as exc:
             log.warning("oauth.v2.access failed", extra={"error": exc.response.get("error")})

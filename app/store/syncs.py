@@ -27,14 +27,32 @@ class SyncView:
     dead: int
 
 
+MAX_SYNC_NAME = 80
+
+
+def check_sync_name(name: str) -> str:
+    """The stripped name, if it can be a sync's name.
+
+    Names are printed in `sync list`, the App Home and bot replies: printable characters only
+    (no line breaks or terminal escapes that could forge other lines), at most 80 of them.
+
+    Raises:
+        SyncAdminError: saying what a name may be.
+    """
+    name = name.strip()
+    if not name or len(name) > MAX_SYNC_NAME or not name.isprintable():
+        raise SyncAdminError(
+            f"a sync name is 1-{MAX_SYNC_NAME} printable characters (no line breaks or escapes)"
+        )
+    return name
+
+
 class SyncAdmin:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
     def create(self, name: str, *, allow_broadcast: bool = False) -> None:
-        name = name.strip()
-        if not name or len(name) > 255:
-            raise SyncAdminError("a sync name must be 1-255 characters")
+        name = check_sync_name(name)
         try:
             with self._sessions() as s, s.begin():
                 s.add(

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from app.core.endpoints import Endpoint
-from app.demo.scenario import SIDES, SYNC_NAME, Scenario, Step, populate, watch
+from app.demo.matrix import Homeserver, MatrixPerson
+from app.demo.scenario import SIDES, SYNC_NAME, Scenario, Side, Step, populate, watch
 from app.demo.service import LocalService
+from app.matrix.registration import registration_yaml
 from app.parts import parts
-from app.settings import load_settings
+from app.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from fakeslack import FakeSlack
@@ -35,8 +37,11 @@ class Screen:
     def __init__(self, out: TextIO, *, live: bool) -> None:
         self.out = out
         self.live = live
-        utf8 = (getattr(out, "encoding", "") or "").lower().replace("-", "") == "utf8"
-        self.ok, self.bad, self.arrow = ("✓", "✗", "→") if utf8 else ("ok", "!!", "->")
+        # In-memory text (no encoding) takes any character; a terminal may not.
+        encoding = getattr(out, "encoding", None)
+        utf8 = encoding is None or encoding.lower().replace("-", "") == "utf8"
+        self.ok, self.bad = ("✓", "✗") if utf8 else ("ok", "!!")
+        self.sides: list[Side] = list(SIDES)
         self._spin = 0
         self._shown = 0
 
@@ -51,15 +56,15 @@ class Screen:
     def progress(self, step: Step, number: int, total: int) -> None:
         """Print new arrivals; on a terminal, redraw the waiting line under them."""
         for arrival in step.arrivals[self._shown :]:
+            side = arrival.side
             self.line(
-                f"      {self.ok} {arrival.side.name:<6} #general  {arrival.shown}"
+                f"      {self.ok} {side.name:<6} {side.where:<9} {arrival.shown}"
                 f"  ({arrival.seconds:.2f} s)"
             )
         self._shown = len(step.arrivals)
         if self.live:
-            waiting = [s.name for s in SIDES if s.team in step.expect]
-            got = {a.side.name for a in step.arrivals}
-            pending = [name for name in waiting if name not in got]
+            got = {a.side.team for a in step.arrivals}
+            pending = [s.name for s in self.sides if s.team in step.expect and s.team not in got]
             self._spin = (self._spin + 1) % len(SPINNER)
             bar = "#" * number + "-" * (total - number)
             self.out.write(
@@ -70,9 +75,10 @@ class Screen:
 
     def start_step(self, step: Step, number: int, total: int) -> None:
         self._shown = 0
+        actor = step.actor
         self.line(
-            f"[{number}/{total}] {step.kind:<8} {step.actor.person} in {step.actor.name} "
-            f"#general: {step.says}"
+            f"[{number}/{total}] {step.kind:<8} {actor.person} in {actor.name} {actor.where}: "
+            f"{step.says}"
         )
 
 
@@ -82,8 +88,13 @@ def run_demo(
     timeout: float = 30.0,
     data_dir: Path | None = None,
     live: bool | None = None,
+    matrix: bool = False,
 ) -> int:
-    """Run the demo, printing to ``out``; 0 when every copy arrived on every side."""
+    """Run the demo, printing to ``out``; 0 when every copy arrived on every side.
+
+    Args:
+        matrix: also bridge a Matrix room on a throwaway Synapse (needs ``matrix-synapse``).
+    """
     from fakeslack import FakeSlack
 
     began = time.monotonic()
@@ -92,33 +103,60 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="syncbot-demo-") as scratch:
         where = data_dir or Path(scratch)
         where.mkdir(parents=True, exist_ok=True)
-        with FakeSlack() as slack:
-            populate(slack)
-            return _run(slack, where, screen, timeout=timeout, began=began)
+        homeserver = Homeserver(where / "synapse") if matrix else None
+        try:
+            with FakeSlack() as slack:
+                populate(slack)
+                return _run(slack, where, screen, homeserver, timeout=timeout, began=began)
+        finally:
+            if homeserver is not None:
+                homeserver.stop()
 
 
-def _run(slack: FakeSlack, where: Path, screen: Screen, *, timeout: float, began: float) -> int:
-    settings = load_settings(
-        {
-            "LOCAL_DEVELOPMENT": "true",
-            "SYNCBOT_DATA_DIR": str(where),
-            "SLACK_API_URL": slack.base_url,
-            "SLACK_SIGNING_SECRET": slack.signing_secret,
-            # A key of its own: stored tokens are encrypted as always, and nothing is kept.
-            "TOKEN_ENCRYPTION_KEY": secrets.token_urlsafe(48),
-            # The fake answers at once; Slack's per-method pacing would only add waiting.
-            "SYNCBOT_SLACK_RATE_SCALE": "1000",
-            "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "text",
+def _run(
+    slack: FakeSlack,
+    where: Path,
+    screen: Screen,
+    homeserver: Homeserver | None,
+    *,
+    timeout: float,
+    began: float,
+) -> int:
+    service = LocalService()
+    env = {
+        "LOCAL_DEVELOPMENT": "true",
+        "SYNCBOT_DATA_DIR": str(where),
+        "SLACK_API_URL": slack.base_url,
+        "SLACK_SIGNING_SECRET": slack.signing_secret,
+        # A key of its own: stored tokens are encrypted as always, and nothing is kept.
+        "TOKEN_ENCRYPTION_KEY": secrets.token_urlsafe(48),
+        # The fake answers at once; Slack's per-method pacing would only add waiting.
+        "SYNCBOT_SLACK_RATE_SCALE": "1000",
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "text",
+    }
+    if homeserver is not None:
+        env |= homeserver.environment() | {
+            "SYNCBOT_PUBLIC_URL": f"http://127.0.0.1:{service.bind()}"
         }
+    settings = load_settings(env)
+    service.settings = settings
+    with_matrix = " and a Matrix room" if homeserver is not None else ""
+    screen.line(
+        f"syncbot demo: the real service against a simulated Slack with three workspaces"
+        f"{with_matrix}"
     )
-    screen.line("syncbot demo: the real service against a simulated Slack with three workspaces")
-    with LocalService(settings) as service:
+    if homeserver is not None:
+        screen.line("  starting a throwaway Synapse for the Matrix side ...")
+        homeserver.start(registration_yaml(settings, url=service.url))
+    with service:
         runtime = service.runtime
         assert runtime is not None
         slack.app_url = f"{service.url}/slack/events"
         screen.line(f"  service     {service.url}  (SQLite in {where})")
         screen.line(f"  Slack       {slack.base_url}  (simulated: events signed, Web API)")
+        if homeserver is not None:
+            screen.line(f"  Matrix      {homeserver.url}  (Synapse, server name localhost)")
         screen.line(
             "  parts       "
             + "\n              ".join(str(p) for p in parts(settings, socket_workspaces=0))
@@ -134,30 +172,58 @@ def _run(slack: FakeSlack, where: Path, screen: Screen, *, timeout: float, began
             services.syncs.add(SYNC_NAME, Endpoint.parse(side.endpoint))
         names = ", ".join(f"{s.name} ({s.team})" for s in SIDES)
         screen.line(f"  installed   {names}")
-        screen.line(
-            f"  sync {SYNC_NAME!r}   #general of each: {', '.join(s.endpoint for s in SIDES)}"
-        )
+        room = None
+        if homeserver is not None:
+            room = _matrix_room(homeserver, settings, timeout=timeout)
+            services.syncs.add(SYNC_NAME, Endpoint.parse(f"matrix:{room[1]}"))
+            screen.line(
+                f"  Matrix      {room[0].user_id} made {room[1]} and invited the bridge bot"
+            )
+        scenario = Scenario(slack, room)
+        screen.sides = scenario.sides
+        endpoints = ", ".join(s.endpoint for s in scenario.sides)
+        screen.line(f"  sync {SYNC_NAME!r}   {endpoints}")
         screen.line()
-        scenario = Scenario(slack)
         builders = scenario.steps()
         done: list[Step] = []
-        for number, build in enumerate(builders, 1):
-            step = build()
-            screen.start_step(step, number, len(builders))
-            watch(
-                step,
-                timeout=timeout,
-                tick=lambda s, n=number: screen.progress(s, n, len(builders)),
-            )
-            screen.progress(step, number, len(builders))
-            for side in step.missing:
-                screen.line(f"      {screen.bad} {side.name:<6} nothing after {timeout:.0f} s")
-            done.append(step)
-            if step.missing:
-                break  # the next steps build on this one's copies
+        try:
+            for number, build in enumerate(builders, 1):
+                step = build()
+                screen.start_step(step, number, len(builders))
+                watch(
+                    step,
+                    scenario.sides,
+                    timeout=timeout,
+                    tick=lambda s, n=number: screen.progress(s, n, len(builders)),
+                )
+                screen.progress(step, number, len(builders))
+                for side in step.missing:
+                    screen.line(f"      {screen.bad} {side.name:<6} nothing after {timeout:.0f} s")
+                done.append(step)
+                if step.missing:
+                    break  # the next steps build on this one's copies
+        finally:
+            if room is not None:
+                room[0].close()
         report = _outbox(runtime)
         screen.line()
         return _summary(screen, done, len(builders), report, time.monotonic() - began)
+
+
+def _matrix_room(
+    homeserver: Homeserver, settings: Settings, *, timeout: float
+) -> tuple[MatrixPerson, str]:
+    """Alice, and a room of hers the bridge bot joined (it joins when invited)."""
+    alice = homeserver.register("alice")
+    room = alice.create_room("demo")
+    bot = f"@{settings.matrix_bot_localpart}:{settings.matrix_server_name}"
+    alice.invite(room, bot)
+    deadline = time.monotonic() + timeout
+    while bot not in alice.members(room):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the bridge bot did not join {room} within {timeout:.0f} s")
+        time.sleep(0.1)
+    return alice, room
 
 
 def _outbox(runtime: object) -> tuple[int, int]:
@@ -171,14 +237,14 @@ def _summary(
     screen: Screen, steps: list[Step], planned: int, outbox: tuple[int, int], elapsed: float
 ) -> int:
     screen.line("Summary")
-    header = f"  {'kind':<9}" + "".join(f"{s.name:<10}" for s in SIDES)
+    header = f"  {'kind':<9}" + "".join(f"{s.name:<10}" for s in screen.sides)
     screen.line(header)
     times: list[float] = []
     expected = arrived = 0
     for step in steps:
         cells = []
         by_team = {a.side.team: a for a in step.arrivals}
-        for side in SIDES:
+        for side in screen.sides:
             if side == step.actor:
                 cells.append("origin")
             elif side.team in by_team:

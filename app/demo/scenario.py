@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from app.demo.matrix import MatrixPerson
     from fakeslack import FakeSlack
 
 CHANNEL_NAME = "general"
@@ -24,7 +25,7 @@ FILE_BODY = b"Agenda: 1. ship the demo 2. celebrate\n"
 
 @dataclass(frozen=True, slots=True)
 class Side:
-    """One workspace of the demo, with its #general and the person who acts there."""
+    """One place of the demo (a workspace's #general, or the Matrix room) and its person."""
 
     team: str
     name: str
@@ -34,7 +35,16 @@ class Side:
 
     @property
     def endpoint(self) -> str:
+        if self.team == MATRIX:
+            return f"matrix:{self.channel}"
         return f"slack:{self.team}/{self.channel}"
+
+    @property
+    def where(self) -> str:
+        return "the room" if self.team == MATRIX else "#general"
+
+
+MATRIX = "MATRIX"
 
 
 SIDES: tuple[Side, ...] = (
@@ -92,14 +102,51 @@ def _shown(message: Any, extra: str = "") -> str:
     return f"{author}: {text}{extra}"
 
 
-class Scenario:
-    """Builds the steps lazily: each needs the copies the previous ones made."""
+def matrix_side(person: MatrixPerson, room: str) -> Side:
+    return Side(MATRIX, "Matrix", room, person.user_id, "Alice")
 
-    def __init__(self, slack: FakeSlack) -> None:
+
+class Scenario:
+    """Builds the steps lazily: each needs the copies the previous ones made.
+
+    With ``matrix`` (Alice and her room), the room is one more side of the sync: every step
+    also waits for its copy there, and Alice posts from Matrix too.
+    """
+
+    def __init__(self, slack: FakeSlack, matrix: tuple[MatrixPerson, str] | None = None) -> None:
         self.slack = slack
         self.acme, self.beta, self.gamma = SIDES
         self.original_ts = ""
         self.copies: dict[str, str] = {}  # team -> ts of the first post's copy there
+        self.alice: MatrixPerson | None = None
+        self.room = ""
+        self.root_event = ""  # the first post's copy in the room
+        self.sides: list[Side] = list(SIDES)
+        if matrix is not None:
+            self.alice, self.room = matrix
+            self.sides.append(matrix_side(self.alice, self.room))
+
+    # -- the Matrix room -----------------------------------------------------------------------
+
+    def _room_event(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        assert self.alice is not None
+        return next((e for e in self.alice.events(self.room) if match(e)), None)
+
+    def _in_room(
+        self, expect: dict[str, Callable[[], str | None]], check: Callable[[], str | None]
+    ) -> dict[str, Callable[[], str | None]]:
+        """``expect`` plus the room's check, when the room is part of the demo."""
+        if self.alice is not None:
+            expect[MATRIX] = check
+        return expect
+
+    def _who(self, event: dict[str, Any]) -> str:
+        assert self.alice is not None
+        return self.alice.display_name(event["sender"])
+
+    @staticmethod
+    def _relation(event: dict[str, Any]) -> dict[str, Any]:
+        return dict(event.get("content", {}).get("m.relates_to") or {})
 
     def _at(self, side: Side, ts: str) -> Any | None:
         return next((m for m in self.slack.messages(side.team, side.channel) if m.ts == ts), None)
@@ -108,14 +155,10 @@ class Scenario:
         return self.slack.find_message(side.team, side.channel, text=needle, where=_by_bot)
 
     def steps(self) -> list[Callable[[], Step]]:
-        return [
-            self._post,
-            self._edit,
-            self._thread,
-            self._react,
-            self._file,
-            self._delete,
-        ]
+        steps = [self._post, self._edit, self._thread, self._react, self._file]
+        if self.alice is not None:
+            steps.append(self._from_matrix)
+        return [*steps, self._delete]
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -136,7 +179,21 @@ class Scenario:
 
             return check
 
-        return Step("post", acme, text, act, {s.team: seen(s) for s in (self.beta, self.gamma)})
+        def in_room() -> str | None:
+            event = self._room_event(
+                lambda e: (
+                    e["type"] == "m.room.message"
+                    and "Hello from Acme" in e["content"].get("body", "")
+                    and not self._relation(e)
+                )
+            )
+            if event is None:
+                return None
+            self.root_event = event["event_id"]
+            return f"{self._who(event)}: {event['content']['body']}"
+
+        expect = {s.team: seen(s) for s in (self.beta, self.gamma)}
+        return Step("post", acme, text, act, self._in_room(expect, in_room))
 
     def _edit(self) -> Step:
         text = "Hello from Acme! :wave: Is everyone *here*? (edited: yes, three workspaces)"
@@ -152,7 +209,19 @@ class Scenario:
 
             return check
 
-        return Step("edit", acme, text, act, {s.team: seen(s) for s in (self.beta, self.gamma)})
+        def in_room() -> str | None:
+            event = self._room_event(
+                lambda e: (
+                    self._relation(e).get("rel_type") == "m.replace"
+                    and self._relation(e).get("event_id") == self.root_event
+                )
+            )
+            if event is None:
+                return None
+            return f"{self._who(event)}: {event['content']['m.new_content']['body']}  (m.replace)"
+
+        expect = {s.team: seen(s) for s in (self.beta, self.gamma)}
+        return Step("edit", acme, text, act, self._in_room(expect, in_room))
 
     def _thread(self) -> Step:
         text = "Welcome, Ada! Bob from Beta, replying in the thread."
@@ -174,16 +243,25 @@ class Scenario:
 
             return check
 
-        return Step(
-            "thread",
-            beta,
-            text,
-            act,
-            {
-                self.acme.team: seen(self.acme, lambda: self.original_ts),
-                self.gamma.team: seen(self.gamma, lambda: self.copies[self.gamma.team]),
-            },
-        )
+        def in_room() -> str | None:
+            event = self._room_event(
+                lambda e: (
+                    self._relation(e).get("rel_type") == "m.thread"
+                    and self._relation(e).get("event_id") == self.root_event
+                    and "Welcome, Ada!" in e["content"].get("body", "")
+                )
+            )
+            return (
+                None
+                if event is None
+                else f"{event['sender']}: {event['content']['body']}  (in the thread)"
+            )
+
+        expect = {
+            self.acme.team: seen(self.acme, lambda: self.original_ts),
+            self.gamma.team: seen(self.gamma, lambda: self.copies[self.gamma.team]),
+        }
+        return Step("thread", beta, text, act, self._in_room(expect, in_room))
 
     def _react(self) -> Step:
         gamma = self.gamma
@@ -200,16 +278,20 @@ class Scenario:
 
             return check
 
-        return Step(
-            "reaction",
-            gamma,
-            ":tada: on Ada's post",
-            act,
-            {
-                self.acme.team: seen(self.acme, lambda: self.original_ts),
-                self.beta.team: seen(self.beta, lambda: self.copies[self.beta.team]),
-            },
-        )
+        def in_room() -> str | None:
+            event = self._room_event(
+                lambda e: (
+                    e["type"] == "m.reaction"
+                    and self._relation(e).get("event_id") == self.root_event
+                )
+            )
+            return None if event is None else f"{self._relation(event)['key']} on the post"
+
+        expect = {
+            self.acme.team: seen(self.acme, lambda: self.original_ts),
+            self.beta.team: seen(self.beta, lambda: self.copies[self.beta.team]),
+        }
+        return Step("reaction", gamma, ":tada: on Ada's post", act, self._in_room(expect, in_room))
 
     def _file(self) -> Step:
         acme = self.acme
@@ -231,13 +313,41 @@ class Scenario:
 
             return check
 
-        return Step(
-            "file",
-            acme,
-            f"{text} + {FILE_NAME}",
-            act,
-            {s.team: seen(s) for s in (self.beta, self.gamma)},
-        )
+        def in_room() -> str | None:
+            event = self._room_event(
+                lambda e: (
+                    e["type"] == "m.room.message"
+                    and e["content"].get("msgtype") == "m.file"
+                    and e["content"].get("body") == FILE_NAME
+                )
+            )
+            if event is None:
+                return None
+            size = event["content"].get("info", {}).get("size")
+            return f"{FILE_NAME} ({size} bytes, m.file)"
+
+        expect = {s.team: seen(s) for s in (self.beta, self.gamma)}
+        return Step("file", acme, f"{text} + {FILE_NAME}", act, self._in_room(expect, in_room))
+
+    def _from_matrix(self) -> Step:
+        assert self.alice is not None
+        alice, room = self.alice, self.room
+        text = "Hi all, Alice here, writing from Matrix"
+
+        def act() -> None:
+            alice.say(room, text)
+
+        def seen(side: Side) -> Callable[[], str | None]:
+            def check() -> str | None:
+                copy = self.slack.find_message(
+                    side.team, side.channel, text="Alice here", where=_by_bot
+                )
+                return None if copy is None else _shown(copy)
+
+            return check
+
+        expect = {s.team: seen(s) for s in SIDES}
+        return Step("matrix", self.sides[-1], text, act, expect)
 
     def _delete(self) -> Step:
         acme = self.acme
@@ -252,29 +362,29 @@ class Scenario:
 
             return check
 
-        return Step(
-            "delete",
-            acme,
-            "deletes the first post",
-            act,
-            {s.team: seen(s) for s in (self.beta, self.gamma)},
-        )
+        def in_room() -> str | None:
+            event = self._room_event(lambda e: e["event_id"] == self.root_event)
+            redacted = event is not None and not event.get("content")
+            return "the copy is redacted" if redacted else None
+
+        expect = {s.team: seen(s) for s in (self.beta, self.gamma)}
+        return Step("delete", acme, "deletes the first post", act, self._in_room(expect, in_room))
 
 
-def watch(step: Step, *, timeout: float, tick: Callable[[Step], None]) -> Step:
+def watch(step: Step, sides: list[Side], *, timeout: float, tick: Callable[[Step], None]) -> Step:
     """Act, then poll every side until each copy is there or ``timeout`` passes."""
     started = time.monotonic()
     step.act()
     waiting = dict(step.expect)
-    sides = {s.team: s for s in SIDES}
+    by_team = {s.team: s for s in sides}
     while waiting and time.monotonic() - started < timeout:
         for team, check in list(waiting.items()):
             shown = check()
             if shown is not None:
                 del waiting[team]
-                step.arrivals.append(Arrival(sides[team], shown, time.monotonic() - started))
+                step.arrivals.append(Arrival(by_team[team], shown, time.monotonic() - started))
         tick(step)
         if waiting:
             time.sleep(0.05)
-    step.missing = [sides[team] for team in waiting]
+    step.missing = [by_team[team] for team in waiting]
     return step

@@ -24,7 +24,7 @@ START_TIMEOUT = 30.0
 class LocalService:
     """``syncbot serve`` on ``127.0.0.1:<ephemeral port>`` in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
         self.runtime: Runtime | None = None
         self._server: uvicorn.Server | None = None
@@ -36,15 +36,23 @@ class LocalService:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def bind(self) -> int:
+        """Take the port now (a homeserver's registration needs our URL before we start)."""
+        if self._socket is None:
+            # Bound here, handed to uvicorn: the port is known before the thread starts.
+            self._socket = socket.socket()
+            self._socket.bind(("127.0.0.1", 0))
+            self.port = self._socket.getsockname()[1]
+        return self.port
+
     def start(self) -> LocalService:
+        if self.settings is None:
+            raise ValueError("LocalService.start needs settings")
         runtime = build_runtime(self.settings)
         self.runtime = runtime
         upgrade(runtime.engine)
         app = create_app(runtime)
-        # Bound here, handed to uvicorn: the port is known before the thread starts.
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = self._socket.getsockname()[1]
+        self.bind()
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

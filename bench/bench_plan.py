@@ -17,10 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import yaml
+
+from stacks.mock_cloud import lambda_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ("Pulumi.dev.yaml", "stacks/examples/aws.yaml", "stacks/examples/gcp.yaml")
@@ -32,9 +33,7 @@ def prepared(config: str, tmp: Path) -> Path:
     document = yaml.safe_load(source.read_text())
     if document["config"].get("syncbot:provider") != "aws":
         return source
-    bundle = tmp / "bundle.zip"
-    with zipfile.ZipFile(bundle, "w") as archive:
-        archive.writestr("app/__init__.py", "")
+    bundle = lambda_bundle(tmp / "bundle.zip")
     document["config"]["syncbot:awsBundlePath"] = str(bundle)
     target = tmp / source.name
     target.write_text(yaml.safe_dump(document))

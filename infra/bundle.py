@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.rds_ca import BUNDLE_MEMBER, CaBundleError, check_bundle
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_VERSION = "3.12"
 # Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34): any manylinux tag up to it runs.
@@ -211,6 +213,7 @@ def build_bundle(
     package: Path = ROOT / "app",
     cache_dir: Path = ROOT / ".bundle-cache",
     out: Path | None = None,
+    rds_ca: Path | None = None,
 ) -> Bundle:
     """Builds (or reuses from the cache) the bundle for an architecture.
 
@@ -220,6 +223,8 @@ def build_bundle(
         package: The app package to include.
         cache_dir: Where built bundles are kept by input hash.
         out: Also copy the bundle here (what the stack's ``awsBundlePath`` points at).
+        rds_ca: The checked RDS CA bundle (:mod:`infra.rds_ca`), shipped as
+            :data:`infra.rds_ca.BUNDLE_MEMBER` for ``DATABASE_SSL_CA_PATH``.
 
     Returns:
         The bundle.
@@ -228,7 +233,16 @@ def build_bundle(
         BundleError: when a wheel is missing for the target or pip fails.
     """
     platforms(arch)  # validate before any work
+    ca_pem = None
+    if rds_ca is not None:
+        ca_pem = rds_ca.read_bytes()
+        try:
+            check_bundle(ca_pem)
+        except CaBundleError as exc:
+            raise BundleError(f"{rds_ca}: {exc}") from exc
     key = input_hash(requirements, package, arch)
+    if ca_pem is not None:
+        key = hashlib.sha256(f"{key}\n".encode() + ca_pem).hexdigest()
     cache_dir.mkdir(parents=True, exist_ok=True)
     cached = cache_dir / f"syncbot-lambda-{arch}-{key[:16]}.zip"
     if not cached.exists():
@@ -240,6 +254,10 @@ def build_bundle(
                 app_root / package.name,
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
             )
+            if ca_pem is not None:
+                member = app_root / BUNDLE_MEMBER
+                member.parent.mkdir(parents=True, exist_ok=True)
+                member.write_bytes(ca_pem)
             partial = Path(tmp) / "bundle.zip"
             write_zip(partial, wheels, app_root)
             # Rename last so an interrupted build never leaves a half-written cache entry.
@@ -266,10 +284,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.bundle", description=__doc__)
     parser.add_argument("--arch", choices=sorted(MACHINES), default="x86_64")
     parser.add_argument("--out", type=Path, help="default build/syncbot-lambda-<arch>.zip")
+    parser.add_argument(
+        "--rds-ca",
+        type=Path,
+        help="RDS CA bundle to ship (python -m infra.rds_ca fetch FILE); needed by stacks "
+        "that create their RDS database",
+    )
     args = parser.parse_args(argv)
     out = args.out or ROOT / "build" / f"syncbot-lambda-{args.arch}.zip"
     try:
-        bundle = build_bundle(args.arch, out=out)
+        bundle = build_bundle(args.arch, out=out, rds_ca=args.rds_ca)
     except BundleError as exc:
         print(f"bundle: {exc}", file=sys.stderr)
         return 1

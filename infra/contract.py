@@ -91,6 +91,12 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
     EnvVar(
         "MATRIX_CONVERSATION_COUNT", Source.CONFIG, "channels bridged on login (-1: all)", "10"
     ),
+    # Operations.
+    EnvVar(
+        "SYNCBOT_METRICS_TOKEN",
+        Source.SECRET,
+        "bearer token a scrape of GET /metrics must carry (unset: /metrics answers 404)",
+    ),
     # Runtime shape.
     EnvVar("SYNCBOT_AUTO_MIGRATE", Source.CONFIG, "upgrade the schema at start", "false"),
     EnvVar(
@@ -119,6 +125,16 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
 
 ENV_BY_NAME: dict[str, EnvVar] = {var.name: var for var in RUNTIME_ENV}
 SECRET_ENV: frozenset[str] = frozenset(v.name for v in RUNTIME_ENV if v.secret)
+# Secrets a cloud stack generates (random, in its secret store) when the stack config has none,
+# with their length: the token key, and the metrics token, so /metrics is never served without
+# authentication (the app answers 404 there without a token, 401 without the right one).
+GENERATED_SECRETS: dict[str, int] = {"TOKEN_ENCRYPTION_KEY": 48, "SYNCBOT_METRICS_TOKEN": 40}
+# Logical name suffix of each generated secret's RandomPassword (kept stable: renaming one
+# would generate a new value).
+GENERATED_SECRET_NAMES: dict[str, str] = {
+    "TOKEN_ENCRYPTION_KEY": "token-key",
+    "SYNCBOT_METRICS_TOKEN": "metrics-token",
+}
 
 # On Lambda the function receives ``SYNCBOT_SECRET_ARNS`` (JSON: env name -> Secrets Manager ARN)
 # instead of secret values; the Lambda entry resolves them at cold start, so no secret value is
@@ -146,7 +162,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", "liveness and keep-warm probe"),
     Route("ANY", "/api/federation/{proxy+}", "peer-instance federation"),
     Route("ANY", "/_matrix/{proxy+}", "Matrix application-service API"),
-    Route("GET", "/metrics", "Prometheus metrics"),
+    Route("GET", "/metrics", "Prometheus metrics (bearer SYNCBOT_METRICS_TOKEN)"),
     Route("GET", "/avatars/{proxy+}", "public avatar proxy for Matrix senders"),
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import zipfile
 from pathlib import Path
 
 import pulumi
@@ -14,6 +15,7 @@ from infra.aws.database import DatabaseSizing
 from infra.aws.deploy_policy import STACK_TAG
 from infra.aws.service import Bundle
 from infra.bundle import file_sha256
+from infra.rds_ca import BUNDLE_MEMBER, LAMBDA_CA_PATH, CaBundleError, check_bundle
 from stacks.config import StackConfig, StackConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +80,10 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[object]]:
                 f"`python -m infra.bundle --arch {config.service.architecture}`"
             ]
         )
+    ca_path = None
+    if config.database.mode == "create":
+        _require_rds_ca(bundle_path, config)
+        ca_path = LAMBDA_CA_PATH
     digest = file_sha256(bundle_path)
     bundle = Bundle(
         path=str(bundle_path),
@@ -117,7 +123,30 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[object]]:
             reserved_concurrency=config.service.reserved_concurrency,
             log_retention_days=aws_config.log_retention_days,
             alarm_email=aws_config.alarm_email,
+            database_ca_path=ca_path,
         ),
         opts=opts,
     )
     return dict(app.outputs)
+
+
+def _require_rds_ca(bundle_path: Path, config: StackConfig) -> None:
+    """The bundle must carry the RDS CAs: the Lambda runtime's trust store lacks them, so the
+    migration and every connection would fail verifying the database certificate."""
+    try:
+        with zipfile.ZipFile(bundle_path) as archive:
+            pem = archive.read(BUNDLE_MEMBER)
+        check_bundle(pem)
+    except KeyError:
+        problem = f"has no {BUNDLE_MEMBER}"
+    except (zipfile.BadZipFile, CaBundleError) as exc:
+        problem = f"has no valid RDS CA bundle ({exc})"
+    else:
+        return
+    raise StackConfigError(
+        [
+            f"syncbot:awsBundlePath: {bundle_path} {problem}; build it with `python -m "
+            f"infra.rds_ca fetch build/rds-ca-bundle.pem && python -m infra.bundle --arch "
+            f"{config.service.architecture} --rds-ca build/rds-ca-bundle.pem`"
+        ]
+    )

@@ -42,6 +42,7 @@ SECRET_KEYS: Mapping[str, str] = {
     "matrixAsToken": "MATRIX_AS_TOKEN",
     "matrixHsToken": "MATRIX_HS_TOKEN",
     "databaseUrl": "DATABASE_URL",
+    "metricsToken": "SYNCBOT_METRICS_TOKEN",
 }
 # Secrets an app stack cannot run without (the token key is generated when absent).
 REQUIRED_APP_SECRETS: tuple[str, ...] = ("slackSigningSecret", "slackClientSecret")

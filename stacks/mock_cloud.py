@@ -20,10 +20,12 @@ Mocks are process-global in Pulumi: run one program at a time through :func:`run
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -672,3 +674,51 @@ def policy_resources(run_: Run) -> list[Any]:
         )
         for r in run_.resources
     ]
+
+
+@functools.cache
+def rds_ca_bundle() -> bytes:
+    """A stand-in for AWS's RDS CA bundle, shaped like it: a self-signed root CA of
+    "Amazon Web Services, Inc." for RDS (what :func:`infra.rds_ca.check_bundle` accepts)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Amazon Web Services, Inc."),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Amazon RDS"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "Amazon RDS mock-region-1 Root CA ECC384 G1"),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def lambda_bundle(path: Path, *, with_rds_ca: bool = True) -> Path:
+    """A tiny stand-in for the Lambda zip (programs hash and upload it, never run it)."""
+    import zipfile
+
+    from infra.rds_ca import BUNDLE_MEMBER
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("app/__init__.py", "")
+        if with_rds_ca:
+            archive.writestr(BUNDLE_MEMBER, rds_ca_bundle())
+    return path

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 
 from policies.evaluate import Resource, Violation, evaluate
 from stacks import plan as planner
+from stacks.mock_cloud import lambda_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {
@@ -34,10 +34,9 @@ def stack_file(tmp: Path, source: Path, **overrides: Any) -> Path:
     document = yaml.safe_load(source.read_text())
     config = document["config"]
     if config.get("syncbot:provider") == "aws" and config.get("syncbot:kind", "app") == "app":
-        # The AWS program hashes the Lambda bundle; the plan never uploads it, so any zip will do.
-        bundle = tmp / "bundle.zip"
-        with zipfile.ZipFile(bundle, "w") as archive:
-            archive.writestr("app/__init__.py", "")
+        # The AWS program hashes the Lambda bundle (and checks its RDS CAs); the plan never
+        # uploads it, so a stand-in zip will do.
+        bundle = lambda_bundle(tmp / "bundle.zip")
         config["syncbot:awsBundlePath"] = str(bundle)
     config.update(overrides)
     target = tmp / source.name

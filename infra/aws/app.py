@@ -55,6 +55,8 @@ class AppArgs:
     account's quota (often 10) cannot reserve any."""
     log_retention_days: int = 30
     alarm_email: str | None = None
+    database_ca_path: str | None = None
+    """``DATABASE_SSL_CA_PATH`` inside the function (the RDS CA bundle shipped in the code)."""
 
 
 class App(pulumi.ComponentResource):
@@ -155,6 +157,7 @@ class App(pulumi.ComponentResource):
                     database=database_env,
                     public_url=args.config.get("SYNCBOT_PUBLIC_URL", self.api.api_endpoint),
                     delivery_queue_url=self.deliveries.queue_url,
+                    database_ca_path=args.database_ca_path if self.database else None,
                 ),
                 secret_arns=list(secret_arns.values()),
                 api=self.api,

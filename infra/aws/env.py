@@ -28,6 +28,7 @@ def lambda_env(
     database: DatabaseEnv | None,
     public_url: pulumi.Input[str],
     delivery_queue_url: pulumi.Input[str] | None = None,
+    database_ca_path: str | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     """Builds the function's environment variables from the contract table.
 
@@ -41,6 +42,8 @@ def lambda_env(
         delivery_queue_url: The SQS delivery queue's URL (``Source.DISPATCH``): with it the app
             dispatches through SQS (``SYNCBOT_DISPATCH=sqs``); without it the dispatch variables
             are left out and the app's in-process default applies.
+        database_ca_path: Where the function finds the RDS CAs (``DATABASE_SSL_CA_PATH``);
+            the system trust store of the Lambda runtime does not have them.
 
     Returns:
         Variable name to value; never a secret value.
@@ -69,6 +72,8 @@ def lambda_env(
     forced = {**FORCED, "DATABASE_BACKEND": backend}
     if database is not None:
         forced["DATABASE_TLS_ENABLED"] = "true"
+        if database_ca_path is not None:
+            forced["DATABASE_SSL_CA_PATH"] = database_ca_path
     env: dict[str, pulumi.Input[str]] = {}
     for var in RUNTIME_ENV:
         match var.source:

@@ -9,9 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.contract import ENV_BY_NAME, SECRET_ENV
-
-TOKEN_KEY_LENGTH = 48
+from infra.contract import ENV_BY_NAME, GENERATED_SECRET_NAMES, GENERATED_SECRETS, SECRET_ENV
 
 
 @dataclass
@@ -21,7 +19,8 @@ class SecretsArgs:
     values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Secret contract variables by env name; pass Pulumi secrets."""
     generate_token_key: bool = True
-    """Generate ``TOKEN_ENCRYPTION_KEY`` when ``values`` lacks it."""
+    """Generate ``TOKEN_ENCRYPTION_KEY`` and ``SYNCBOT_METRICS_TOKEN`` when ``values`` lacks
+    them (:data:`infra.contract.GENERATED_SECRETS`)."""
     recovery_window_days: int = 7
     """How long a deleted secret stays recoverable (0 deletes at once: dev only)."""
     protect: bool = False
@@ -48,12 +47,17 @@ class Secrets(pulumi.ComponentResource):
         if unknown:
             raise ValueError(f"not secret contract variables: {', '.join(unknown)}")
         values = dict(args.values)
-        if args.generate_token_key and "TOKEN_ENCRYPTION_KEY" not in values:
-            # Back this value up: losing it makes every stored workspace token unreadable.
-            self.token_key = random.RandomPassword(
-                f"{name}-token-key", length=TOKEN_KEY_LENGTH, special=False, opts=keep
-            )
-            values["TOKEN_ENCRYPTION_KEY"] = self.token_key.result
+        if args.generate_token_key:
+            # Back the token key up: losing it makes every stored workspace token unreadable.
+            for env_name, length in GENERATED_SECRETS.items():
+                if env_name not in values:
+                    generated = random.RandomPassword(
+                        f"{name}-{GENERATED_SECRET_NAMES[env_name]}",
+                        length=length,
+                        special=False,
+                        opts=keep,
+                    )
+                    values[env_name] = generated.result
         self.secrets: dict[str, aws.secretsmanager.Secret] = {}
         for env_name in sorted(values):
             slug = env_name.lower().replace("_", "-")

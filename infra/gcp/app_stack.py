@@ -9,7 +9,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from infra.contract import SECRET_ENV
+from infra.contract import GENERATED_SECRET_NAMES, GENERATED_SECRETS, SECRET_ENV
 from infra.gcp.database import Backend, Database, DatabaseArgs
 from infra.gcp.env import DatabaseEnv, DeliveryEnv, container_env
 from infra.gcp.image import ContainerImage, ContainerImageArgs
@@ -24,7 +24,6 @@ from infra.gcp.workload import DATABASE_CA_PATH, Workload
 
 # Secret Manager key of the database server CA (a file, not an env var).
 DATABASE_CA_KEY = "DATABASE_CA_CERT"
-TOKEN_KEY_LENGTH = 48
 
 
 @dataclass
@@ -108,17 +107,18 @@ class App(pulumi.ComponentResource):
         secret_values: dict[str, pulumi.Input[str]] = dict(args.secrets)
         if database.password is not None:
             secret_values["DATABASE_PASSWORD"] = database.password
-        if "TOKEN_ENCRYPTION_KEY" not in secret_values:
-            key = random.RandomPassword(
-                f"{name}-token-key",
-                length=TOKEN_KEY_LENGTH,
-                special=False,
-                # Losing it makes every stored token unreadable.
-                opts=pulumi.ResourceOptions(
-                    parent=self, protect=args.production, retain_on_delete=args.production
-                ),
-            )
-            secret_values["TOKEN_ENCRYPTION_KEY"] = key.result
+        for env_name, length in GENERATED_SECRETS.items():
+            if env_name not in secret_values:
+                generated = random.RandomPassword(
+                    f"{name}-{GENERATED_SECRET_NAMES[env_name]}",
+                    length=length,
+                    special=False,
+                    # Losing the token key makes every stored token unreadable.
+                    opts=pulumi.ResourceOptions(
+                        parent=self, protect=args.production, retain_on_delete=args.production
+                    ),
+                )
+                secret_values[env_name] = generated.result
         if database.ca_certificate is not None:
             secret_values[DATABASE_CA_KEY] = database.ca_certificate
         secrets = Secrets(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from stacks.mock_cloud import lambda_bundle
 from stacks.program import main
 from tests.infra.conftest import MockRun, engine_config, run_program
 
@@ -25,10 +25,7 @@ def stack_file_config(name: str) -> dict[str, Any]:
 
 def fake_bundle(directory: Path) -> Path:
     """A tiny stand-in for the Lambda zip (the program only hashes and uploads it)."""
-    path = directory / "bundle.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("app/__init__.py", "")
-    return path
+    return lambda_bundle(directory / "bundle.zip")
 
 
 def run_stack(

@@ -182,11 +182,12 @@ def test_secrets_are_read_by_arn_at_runtime_and_only_those(dev: MockRun) -> None
         "SLACK_SIGNING_SECRET",
         "SLACK_CLIENT_SECRET",
         "TOKEN_ENCRYPTION_KEY",
+        "SYNCBOT_METRICS_TOKEN",
         "DATABASE_PASSWORD",
     }
     assert arns["DATABASE_PASSWORD"].endswith("#password")
     secrets = {r.name: r for r in dev.of_type("aws:secretsmanager/secret:Secret")}
-    assert len(secrets) == 3
+    assert len(secrets) == 4
     assert all(r.inputs["description"] for r in secrets.values())
     role_policy = next(
         r
@@ -306,6 +307,29 @@ def test_a_replaced_bundle_is_left_to_the_lifecycle_rule(prod: MockRun) -> None:
     bucket_arn = f"arn:aws:s3:::{obj.inputs['bucket']}"
     may_delete = allows(role_policy, "s3:DeleteObject", f"{bucket_arn}/{obj.inputs['key']}")
     assert obj.retain_on_delete or may_delete
+
+
+def test_metrics_need_a_generated_token_on_the_public_route(dev: MockRun) -> None:
+    # /metrics is routed publicly like every contract route; the app answers it only to a
+    # scrape carrying SYNCBOT_METRICS_TOKEN, which the stack generates into Secrets Manager.
+    routes = {r.inputs["routeKey"] for r in dev.of_type("aws:apigatewayv2/route:Route")}
+    assert "GET /metrics" in routes
+    arns = json.loads(_function_env(dev)[AWS_SECRET_ARNS_ENV])
+    secret = next(
+        r
+        for r in dev.of_type("aws:secretsmanager/secret:Secret")
+        if r.outputs["arn"] == arns["SYNCBOT_METRICS_TOKEN"]
+    )
+    token = dev.named("syncbot-dev-app-secrets-metrics-token")
+    assert token.inputs["length"] >= 32
+    assert "SYNCBOT_METRICS_TOKEN" not in _function_env(dev)
+    version = next(
+        r
+        for r in dev.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if r.inputs["secretId"] == secret.id
+    )
+    assert version.inputs["secretString"] == token.outputs["result"]
+    assert "secretString" in version.secret_inputs
 
 
 def test_the_live_alias_moves_only_after_the_migration(app_stack: MockRun) -> None:

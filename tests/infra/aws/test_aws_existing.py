@@ -35,9 +35,11 @@ def test_no_vpc_or_database_is_created(run: MockRun) -> None:
         "aws:ec2/vpc:Vpc",
         "aws:ec2/natGateway:NatGateway",
         "aws:rds/instance:Instance",
-        "random:index/randomPassword:RandomPassword",
     ):
         assert not run.of_type(typ), typ
+    # The token key is given; the only generated value is the metrics token.
+    generated = run.of_type("random:index/randomPassword:RandomPassword")
+    assert [r.name.rsplit("-secrets-", 1)[-1] for r in generated] == ["metrics-token"]
     fn = run.one("aws:lambda/function:Function").inputs
     assert fn["vpcConfig"]["subnetIds"] == ["subnet-01", "subnet-02"]
     sg = run.one("aws:ec2/securityGroup:SecurityGroup").inputs
@@ -51,6 +53,7 @@ def test_the_database_url_is_a_secret_read_by_arn(run: MockRun) -> None:
         "SLACK_SIGNING_SECRET",
         "SLACK_CLIENT_SECRET",
         "TOKEN_ENCRYPTION_KEY",
+        "SYNCBOT_METRICS_TOKEN",
     }
     assert not [n for n in env if ENV_BY_NAME.get(n) and ENV_BY_NAME[n].source is Source.DATABASE]
     holders = [r.name for r in run.resources if DATABASE_URL in json.dumps(r.inputs, default=str)]

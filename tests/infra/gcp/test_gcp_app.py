@@ -13,6 +13,7 @@ from app.settings import load_settings
 from infra.contract import (
     CONTAINER_MIGRATE_COMMAND,
     CONTAINER_SERVE_COMMAND,
+    GENERATED_SECRETS,
     HEALTH_PATH,
     MAINTENANCE_PATH,
     RUNTIME_ENV,
@@ -194,7 +195,7 @@ def test_one_secret_per_value_stored_as_pulumi_secret(run: Run) -> None:
     secrets = {r.inputs["secretId"] for r in run.of_type("gcp:secretmanager/secret:Secret")}
     expected = {
         f"syncbot-{name.lower().replace('_', '-')}"
-        for name in [*SECRET_VALUES, "DATABASE_PASSWORD", "TOKEN_ENCRYPTION_KEY"]
+        for name in [*SECRET_VALUES, "DATABASE_PASSWORD", *GENERATED_SECRETS]
     } | {"syncbot-database-ca-cert"}
     assert secrets == expected
     for version in run.of_type("gcp:secretmanager/secretVersion:SecretVersion"):
@@ -223,7 +224,7 @@ def test_every_contract_variable_is_wired(run: Run, typ: str) -> None:
         if var.source is Source.RUNTIME:
             assert var.name not in envs
         elif var.source is Source.SECRET:
-            if var.name in (*SECRET_VALUES, "DATABASE_PASSWORD", "TOKEN_ENCRYPTION_KEY"):
+            if var.name in (*SECRET_VALUES, "DATABASE_PASSWORD", *GENERATED_SECRETS):
                 ref = envs[var.name]["valueSource"]["secretKeyRef"]
                 assert ref == {
                     "secret": f"syncbot-{var.name.lower().replace('_', '-')}",
@@ -260,7 +261,8 @@ def test_no_secret_value_in_workload_inputs(run: Run, typ: str) -> None:
         for r in run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
         if r.name != "syncbot-secrets-database-ca-cert-version"  # a public certificate
     ]
-    assert len(stored) == len(SECRET_VALUES) + 2  # + database password, generated token key
+    # + database password, the generated token key and metrics token
+    assert len(stored) == len(SECRET_VALUES) + 1 + len(GENERATED_SECRETS)
     for value in stored:
         assert value not in dumped
     assert not run.one(typ).secret_inputs  # nothing secret flows into the workload at all

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from app.core.outbox import Outbox
-from app.core.ports import OutboxStore, PendingDelivery
+from app.core.ports import DeliveryTask, Lease, OutboxStore, PendingDelivery
 
 log = logging.getLogger("syncbot.core.dispatch")
 
@@ -61,16 +61,47 @@ class Dispatcher:
         self._store = store
         self.notifier = notifier
 
-    async def after_commit(self, uids: Sequence[str], *, budget: float | None = None) -> None:
-        """Called once the rows ``uids`` are committed; never raises."""
+    def inline_lease(self, budget: float | None) -> Lease | None:
+        """The lease for the relay to write rows with, when they will be delivered inline."""
+        if budget is None or budget <= MIN_INLINE_BUDGET:
+            return None
+        return self.outbox.lease()
+
+    async def after_commit(
+        self,
+        uids: Sequence[str],
+        *,
+        budget: float | None = None,
+        leased: Sequence[DeliveryTask] | None = None,
+    ) -> None:
+        """Called once the rows ``uids`` are committed; never raises.
+
+        ``leased``: when the relay was given :meth:`inline_lease`, the rows it leased to this
+        dispatcher's outbox, as tasks: they are delivered without a claim pass. Its other rows
+        go to targets with earlier deliveries waiting, which the worker is already working
+        on: they go straight to the notifier (a claim now would find them blocked).
+        """
         if not uids:
             return
         settled: set[str] = set()
-        if budget is not None and budget > MIN_INLINE_BUDGET:
+        inline = budget is not None and budget > MIN_INLINE_BUDGET
+        if inline and leased is None:
             try:
                 settled = (await self.outbox.drain(only=uids, budget=budget)).settled
             except Exception:
                 log.exception("inline delivery failed; the outbox keeps it")
+        elif inline and leased:
+            try:
+                settled = (await self.outbox.drain(leased=leased, budget=budget)).settled
+            except Exception:
+                log.exception("inline delivery failed; the outbox keeps it")
+        elif leased:
+            try:
+                # Too late to deliver inline after all: hand the rows to the worker now rather
+                # than when their lease runs out.
+                await asyncio.to_thread(self._store.release, [t.uid for t in leased])
+            except Exception:
+                log.exception("could not hand back leased deliveries; their lease expires")
         rest = [uid for uid in uids if uid not in settled]
         if not rest:
             return

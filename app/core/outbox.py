@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from app.core import holds
 from app.core.endpoints import Network
 from app.core.events import Kind
-from app.core.ports import Copy, Deliverer, DeliveryTask, OutboxStore
+from app.core.ports import Copy, Delivered, Deliverer, DeliveryTask, Lease, OutboxStore
 from app.errors import RemoteError
 
 log = logging.getLogger("syncbot.core.outbox")
@@ -118,6 +118,14 @@ class Outbox:
         self.on_hold: list[HoldListener] = []
         self.on_dead: list[HoldListener] = []
         self.observers: list[DeliveryObserver] = []
+        self._completions = _Completions(store, on_recorded=self._observe_delivered)
+        # The worker sleeps although rows are pending (leased to lanes running here, or queued
+        # behind them): a lane that ends must wake it, or those rows wait for its idle poll.
+        self._waiting_on_lanes = False
+
+    def lease(self) -> Lease:
+        """A lease for rows the relay writes for this outbox's inline drain (no claim pass)."""
+        return Lease(owner=f"{self.worker_id[:40]}:{uuid.uuid4().hex[:12]}", seconds=self._lease)
 
     def register(self, deliverer: Deliverer) -> None:
         self._deliverers[deliverer.network] = deliverer
@@ -132,24 +140,30 @@ class Outbox:
         only: Sequence[str] | None = None,
         targets: Sequence[str] | None = None,
         budget: float | None = None,
+        leased: Sequence[DeliveryTask] | None = None,
     ) -> DrainReport:
-        """Deliver what is due now (or just ``only``, or just to ``targets``), stopping to wait
-        after ``budget`` seconds.
+        """Deliver what is due now (or just ``only``, or just to ``targets``, or just the
+        ``leased`` tasks the relay leased to us at enqueue), stopping to wait after ``budget``
+        seconds.
 
         Deliveries still running when the budget is spent keep running in the background
         (their lease protects them); the report counts them as unfinished.
         """
         report = DrainReport()
-        tasks = await asyncio.to_thread(
-            self._store.claim_due,
-            worker=self.worker_id,
-            limit=self._batch,
-            lease_seconds=self._lease,
-            only=only,
-            targets=targets,
-            # A fresh event's own fan-out goes out at once, to every target together.
-            lanes=self._lanes if only is None else None,
-        )
+        if leased is not None:
+            tasks = list(leased)
+            only = [t.uid for t in tasks]
+        else:
+            tasks = await asyncio.to_thread(
+                self._store.claim_due,
+                worker=self.worker_id,
+                limit=self._batch,
+                lease_seconds=self._lease,
+                only=only,
+                targets=targets,
+                # A fresh event's own fan-out goes out at once, to every target together.
+                lanes=self._lanes if only is None else None,
+            )
         if not tasks:
             return report
         by_target: dict[str, list[DeliveryTask]] = defaultdict(list)
@@ -175,32 +189,55 @@ class Outbox:
         # One target's deliveries strictly in order: a retry scheduled for one blocks the
         # ones after it (claim_due will not hand them out before it either), so their leases
         # are handed back at once rather than left to expire.
+        try:
+            await self._run_lane_rounds(lane, report, refill=refill)
+        finally:
+            if self._waiting_on_lanes:
+                self.wake()
+
+    async def _run_lane_rounds(
+        self, lane: list[DeliveryTask], report: DrainReport, *, refill: bool
+    ) -> None:
         target = str(lane[0].target)
         # Copies this lane made: a post's edit, delete, reaction or thread reply claimed in the
         # same batch was resolved against the message map before the post existed here.
         made: dict[str, Copy] = {}
-        for _round in range(MAX_REFILLS + 1):
-            for i, claimed in enumerate(lane):
-                task = _with_copies(claimed, made)
-                if not await self._attempt(task, report, made):
-                    rest = [t.uid for t in lane[i + 1 :]]
-                    if rest:
-                        await asyncio.to_thread(self._store.release, rest)
+        # Completions of this round still being recorded: the lane goes on with its next
+        # delivery meanwhile (Slack sees them in order either way), and waits for them before
+        # it claims again or ends, so a refill never finds its own rows still pending.
+        recording: list[asyncio.Future[None]] = []
+        try:
+            for _round in range(MAX_REFILLS + 1):
+                for i, claimed in enumerate(lane):
+                    task = _with_copies(claimed, made)
+                    if not await self._attempt(task, report, made, recording):
+                        rest = [t.uid for t in lane[i + 1 :]]
+                        if rest:
+                            await asyncio.to_thread(self._store.release, rest)
+                            # Handed back: the worker takes them when due, not at its next poll.
+                            self.wake()
+                        return
+                if not refill:
                     return
-            if not refill:
-                return
-            lane = await asyncio.to_thread(
-                self._store.claim_due,
-                worker=self.worker_id,
-                limit=self._batch,
-                lease_seconds=self._lease,
-                targets=[target],
-            )
-            if not lane:
-                return
+                await _settle(recording)
+                lane = await asyncio.to_thread(
+                    self._store.claim_due,
+                    worker=self.worker_id,
+                    limit=self._batch,
+                    lease_seconds=self._lease,
+                    targets=[target],
+                )
+                if not lane:
+                    return
+        finally:
+            await _settle(recording)
 
     async def _attempt(
-        self, task: DeliveryTask, report: DrainReport, made: dict[str, Copy]
+        self,
+        task: DeliveryTask,
+        report: DrainReport,
+        made: dict[str, Copy],
+        recording: list[asyncio.Future[None]],
     ) -> bool:
         deliverer = self._deliverers.get(task.target.network)
         if deliverer is None:
@@ -226,8 +263,7 @@ class Outbox:
                 outcome_unknown=True,
             )
             return await self._failed(task, wrapped, report)
-        await asyncio.to_thread(self._store.complete, task, result)
-        self._observe(task, "delivered")
+        recording.append(self._completions.submit(task, result))
         if task.kind is Kind.POST and task.post_id and result.native_id:
             made[task.post_id] = Copy(
                 task.target, result.native_id, result.thread_native_id, result.parts
@@ -273,6 +309,8 @@ class Outbox:
             outcome_unknown=exc.outcome_unknown or task.outcome_unknown,
         )
         self._observe(task, "retried")
+        # The worker's sleep must end when this retry falls due, not at its idle poll.
+        self.wake()
         report.retried += 1
         if verdict.newly_held:
             log.error("target held: its deliveries wait", extra=facts)
@@ -282,6 +320,10 @@ class Outbox:
                 "delivery failed, will retry", extra=facts | {"delay_s": round(verdict.delay, 2)}
             )
         return False
+
+    def _observe_delivered(self, tasks: Sequence[DeliveryTask]) -> None:
+        for task in tasks:
+            self._observe(task, "delivered")
 
     def _observe(self, task: DeliveryTask, outcome: str) -> None:
         for observer in self.observers:
@@ -302,6 +344,8 @@ class Outbox:
     async def run_forever(self, *, idle: float = 5.0) -> None:
         """The background worker of long-running processes: drain, then sleep until woken."""
         while True:
+            # Cleared before looking, so a wake-up that arrives while this pass runs is kept.
+            self._wake.clear()
             try:
                 report = await self.drain()
                 busy = report.delivered or report.retried or report.dead
@@ -315,13 +359,19 @@ class Outbox:
                 due = await asyncio.to_thread(self._store.next_due_in)
                 if due is not None:
                     wait = min(idle, max(0.05, due))
+                    self._waiting_on_lanes = True
             except Exception:
                 log.exception("could not read the next due time")
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
             except TimeoutError:
                 pass
+            finally:
+                self._waiting_on_lanes = False
+
+    async def flush(self) -> None:
+        """Wait until every completion handed over so far is recorded (tests, shutdown)."""
+        await self._completions.flush()
 
     async def wait_idle(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109 - a bound, not a cancel
         """Wait for background lanes started by :meth:`drain` (tests, shutdown)."""
@@ -329,3 +379,60 @@ class Outbox:
         while self._inflight and time.monotonic() < deadline:
             await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - time.monotonic()))
         return not self._inflight
+
+
+async def _settle(recording: list[asyncio.Future[None]]) -> None:
+    """Wait until the completions handed over are recorded; raises the first failure."""
+    if recording:
+        pending, recording[:] = list(recording), []
+        await asyncio.gather(*pending)
+
+
+class _Completions:
+    """Finished deliveries recorded in batches (group commit).
+
+    Lanes hand their finished deliveries over; while one batch is being written, the ones that
+    finish meanwhile, on every lane, gather into the next: one message-map insert and one status
+    update for all of them instead of a transaction each. A lane's later rows take the copies
+    it made from memory (``made``), not from the map, so they need not wait for the write.
+    """
+
+    def __init__(
+        self, store: OutboxStore, *, on_recorded: Callable[[Sequence[DeliveryTask]], None]
+    ) -> None:
+        self._store = store
+        self._on_recorded = on_recorded
+        self._queue: list[tuple[DeliveryTask, Delivered, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def submit(self, task: DeliveryTask, result: Delivered) -> asyncio.Future[None]:
+        """Queue ``task``'s completion; the future is done once it is recorded."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((task, result, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+        return done
+
+    async def flush(self) -> None:
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def _write(self) -> None:
+        # Let every lane that is ready in this turn of the loop join the first batch.
+        await asyncio.sleep(0)
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await asyncio.to_thread(
+                    self._store.complete_many, [(task, result) for task, result, _ in batch]
+                )
+            except Exception as exc:
+                for _task, _result, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            # The one place deliveries become final: delivered and in the message map.
+            self._on_recorded([task for task, _result, _done in batch])
+            for _task, _result, done in batch:
+                if not done.done():
+                    done.set_result(None)

@@ -26,6 +26,25 @@ class SyncTargets:
 
 
 @dataclass(frozen=True, slots=True)
+class PostTargets:
+    """Everything the relay needs to know about a new post, found in one read."""
+
+    # ``(source, native_id)`` is already in the message map: one of our copies coming back.
+    echo: bool
+    syncs: tuple[SyncTargets, ...]
+    # The post the thread parent ``(source, thread_native_id)`` belongs to, if it is mapped.
+    thread_parent: PostRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Rows written already leased to whoever will deliver them inline (no claim pass)."""
+
+    owner: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class PostRef:
     """A canonical post found through the message map."""
 
@@ -117,6 +136,17 @@ class RelayTransaction(Protocol):
     def is_copy(self, endpoint: Endpoint, native_id: str) -> bool:
         """True when ``(endpoint, native_id)`` is a copy we made (an echo of our own post)."""
 
+    def post_targets(
+        self, source: Endpoint, native_id: str, thread_native_id: str | None
+    ) -> PostTargets:
+        """The echo check, :meth:`sync_targets` and the thread parent's :meth:`find_post`,
+        in one read."""
+
+    def copies(
+        self, post_ids: Sequence[str], targets: Sequence[Endpoint]
+    ) -> list[tuple[str, Copy]]:
+        """The copies of ``post_ids`` at ``targets``, as ``(post_id, copy)`` pairs."""
+
     def create_post(
         self,
         *,
@@ -150,7 +180,11 @@ class RelayTransaction(Protocol):
     def set_endpoint_status(self, endpoint: Endpoint, status: str) -> int:
         """Pause/resume an endpoint in every sync; returns how many rows changed."""
 
-    def enqueue(self, deliveries: Sequence[NewDelivery]) -> None: ...
+    def enqueue(
+        self, deliveries: Sequence[NewDelivery], *, lease: Lease | None = None
+    ) -> set[str]:
+        """Write the outbox rows; with ``lease``, those whose target has no earlier delivery
+        waiting are written leased to its owner. Returns the uids so leased."""
 
 
 class RelayStore(Protocol):
@@ -178,7 +212,14 @@ class OutboxStore(Protocol):
         """
 
     def complete(self, task: DeliveryTask, result: Delivered) -> None:
-        """Mark delivered and record the new copy in the message map (one transaction)."""
+        """Mark delivered and record the new copy in the message map."""
+
+    def complete_many(self, done: Sequence[tuple[DeliveryTask, Delivered]]) -> None:
+        """:meth:`complete` for a batch: one message-map insert, one status update.
+
+        The copies are recorded before the rows are marked delivered, so a crash in between
+        leaves rows whose lease expires and whose next attempt finds the copy already made.
+        """
 
     def retry_later(
         self, task: DeliveryTask, *, error: str, delay_seconds: float, outcome_unknown: bool

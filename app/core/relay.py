@@ -24,7 +24,15 @@ from app.core.events import (
     NewPost,
     ReactionChange,
 )
-from app.core.ports import NewDelivery, RelayStore, RelayTransaction
+from app.core.ports import (
+    Copy,
+    DeliveryTask,
+    Lease,
+    NewDelivery,
+    PostTargets,
+    RelayStore,
+    RelayTransaction,
+)
 
 log = logging.getLogger("syncbot.core.relay")
 
@@ -39,6 +47,8 @@ class RelayResult:
 
     duplicate: bool
     deliveries: tuple[str, ...] = ()
+    # With a lease: the deliveries as tasks, leased to its owner and ready to deliver.
+    tasks: tuple[DeliveryTask, ...] = ()
 
 
 def new_id() -> str:
@@ -67,17 +77,37 @@ class Relay:
     def __init__(self, store: RelayStore) -> None:
         self._store = store
 
-    def ingest(self, event: InboundEvent) -> RelayResult:
+    def ingest(self, event: InboundEvent, *, lease: Lease | None = None) -> RelayResult:
         """Claim ``event`` and write its deliveries in one transaction.
 
+        With ``lease``, the rows are written already leased to ``lease.owner`` and returned as
+        tasks, so whoever delivers them inline needs no claim pass (except rows to a target
+        with an earlier delivery waiting: they are left to a claim, which keeps the order).
         Returns a duplicate result (and writes nothing) when the event was already claimed.
         """
+        tasks: tuple[DeliveryTask, ...] = ()
         with self._store.transaction() as tx:
-            if not tx.claim(event.dedupe_key, ttl_seconds=CLAIM_TTL_SECONDS):
+            if isinstance(event, NewPost):
+                # The claim and the post's one read go together (a single statement where the
+                # database can return rows from an insert).
+                found = tx.claim_post(
+                    event.dedupe_key,
+                    ttl_seconds=CLAIM_TTL_SECONDS,
+                    source=event.source,
+                    native_id=event.native_id,
+                    thread_native_id=event.thread_native_id,
+                )
+                if found is None:
+                    return RelayResult(duplicate=True)
+                deliveries = self._post(tx, event, found)
+            elif not tx.claim(event.dedupe_key, ttl_seconds=CLAIM_TTL_SECONDS):
                 return RelayResult(duplicate=True)
-            deliveries = self._plan(tx, event)
+            else:
+                deliveries = self._plan(tx, event)
             if deliveries:
-                tx.enqueue(deliveries)
+                leased = tx.enqueue(deliveries, lease=lease)
+                if leased:
+                    tasks = _tasks(tx, [d for d in deliveries if d.uid in leased])
         if deliveries:
             log.info(
                 "relayed",
@@ -87,12 +117,18 @@ class Relay:
                     "targets": len(deliveries),
                 },
             )
-        return RelayResult(duplicate=False, deliveries=tuple(d.uid for d in deliveries))
+        return RelayResult(
+            duplicate=False, deliveries=tuple(d.uid for d in deliveries), tasks=tasks
+        )
 
     def _plan(self, tx: RelayTransaction, event: InboundEvent) -> list[NewDelivery]:
         match event:
             case NewPost():
-                return self._post(tx, event)
+                return self._post(
+                    tx,
+                    event,
+                    tx.post_targets(event.source, event.native_id, event.thread_native_id),
+                )
             case EditPost():
                 return self._edit_or_delete(tx, event, Kind.EDIT)
             case DeletePost():
@@ -103,18 +139,17 @@ class Relay:
                 self._channel(tx, event)
                 return []
 
-    def _post(self, tx: RelayTransaction, event: NewPost) -> list[NewDelivery]:
+    def _post(self, tx: RelayTransaction, event: NewPost, found: PostTargets) -> list[NewDelivery]:
         # A message the map already knows at this endpoint is one of our own copies coming
         # back (an echo the adapter could not recognise by itself).
-        if tx.is_copy(event.source, event.native_id):
+        if found.echo:
             return []
         out: list[NewDelivery] = []
-        for sync in tx.sync_targets(event.source):
+        parent = found.thread_parent
+        for sync in found.syncs:
             thread_post_id = None
-            if event.thread_native_id:
-                parent = tx.find_post(event.source, event.thread_native_id)
-                if parent is not None and parent.sync_id == sync.sync_id:
-                    thread_post_id = parent.post_id
+            if parent is not None and parent.sync_id == sync.sync_id:
+                thread_post_id = parent.post_id
             post_id = new_id()
             tx.create_post(
                 post_id=post_id,
@@ -230,6 +265,41 @@ class Relay:
                 "channel_name": event.name,
             },
         )
+
+
+def _tasks(tx: RelayTransaction, deliveries: list[NewDelivery]) -> tuple[DeliveryTask, ...]:
+    """The fresh rows as the tasks a claim would have returned (their first attempt)."""
+    wanted: set[str] = set()
+    for d in deliveries:
+        parent = d.payload.get("thread_post_id")
+        if d.kind is not Kind.POST and d.post_id:
+            wanted.add(d.post_id)
+        elif parent:
+            wanted.add(parent)
+    copies: dict[tuple[str, Endpoint], Copy] = {}
+    if wanted:
+        targets = list({d.target: None for d in deliveries})
+        copies = {(post_id, c.endpoint): c for post_id, c in tx.copies(sorted(wanted), targets)}
+    out = []
+    for d in deliveries:
+        parent = d.payload.get("thread_post_id")
+        out.append(
+            DeliveryTask(
+                uid=d.uid,
+                kind=d.kind,
+                target=d.target,
+                post_id=d.post_id,
+                payload=d.payload,
+                attempts=0,
+                outcome_unknown=False,
+                copy=copies.get((d.post_id, d.target))
+                if d.post_id and d.kind is not Kind.POST
+                else None,
+                parent_copy=copies.get((parent, d.target)) if parent else None,
+                source_time=d.source_time,
+            )
+        )
+    return tuple(out)
 
 
 def _remote_count(sources: list[Endpoint], target: Endpoint) -> int:

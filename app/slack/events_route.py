@@ -9,6 +9,7 @@ the rest to the runtime's worker (serve's own loop, SQS on Lambda, Cloud Tasks o
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -115,15 +116,23 @@ class SlackEvents:
         event = self._translator.translate(payload)
         if event is None:
             return Response(status_code=200)
+        # Rows the inline drain will deliver are leased to it as they are written.
+        lease = self._dispatcher.inline_lease(self._budget - (time.monotonic() - started))
         try:
-            result = await asyncio.to_thread(self._relay.ingest, event)
+            result = await asyncio.to_thread(
+                functools.partial(self._relay.ingest, event, lease=lease)
+            )
         except Exception:
             # Nothing was half-recorded (the transaction rolled back): ask Slack to retry.
             log.exception("could not record event; asking Slack to retry")
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
         if result.deliveries:
             remaining = self._budget - (time.monotonic() - started)
-            await self._dispatcher.after_commit(result.deliveries, budget=remaining)
+            await self._dispatcher.after_commit(
+                result.deliveries,
+                budget=remaining,
+                leased=result.tasks if lease is not None else None,
+            )
         return Response(status_code=200)
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -101,10 +101,27 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get(SQLITE_AUTOCOMMIT):
+            return  # see autocommit(): each statement is its own transaction
         # SQLite is single-writer: take the write lock up front so two transactions never
         # read the same state and then race to write it (a deferred transaction would fail
         # with "database is locked" when upgrading its read snapshot).
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+SQLITE_AUTOCOMMIT = "syncbot_autocommit"
+
+
+def autocommit(conn: Connection) -> Connection:
+    """``conn`` with every statement committing on its own: no BEGIN is sent.
+
+    SQLite's driver already runs in autocommit mode (transactions are begun by the hook in
+    :func:`_sqlite_pragmas`), so there the hook is told to stay out; the other backends use
+    SQLAlchemy's AUTOCOMMIT isolation level.
+    """
+    if conn.dialect.name == "sqlite":
+        return conn.execution_options(**{SQLITE_AUTOCOMMIT: True})
+    return conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def make_engine(settings: Settings, *, url: URL | None = None, pool_size: int = 5) -> Engine:

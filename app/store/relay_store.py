@@ -1,12 +1,16 @@
 """SQL implementation of the core's relay and outbox ports.
 
-Statement budget (counted by the benchmark): ingesting a post is claim + targets + post + source
-copy + one multi-row outbox insert; delivering one is its share of a batched claim, then
-complete = status update + copy insert.
+Statement budget (counted by ``tests/store/test_statements.py`` and the benchmark): ingesting a
+post is BEGIN + claim + one read (echo check, targets, thread parent) + post + source copy + one
+multi-row outbox insert, its rows leased at once to the inline drain; completing a batch of
+deliveries is one message-map insert and one status update for all of them, each committing on
+its own (PostgreSQL: both in one statement).
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -14,9 +18,26 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Insert,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.core.endpoints import Endpoint
 from app.core.events import Kind
@@ -24,11 +45,14 @@ from app.core.ports import (
     Copy,
     Delivered,
     DeliveryTask,
+    Lease,
     NewDelivery,
     PendingDelivery,
     PostRef,
+    PostTargets,
     SyncTargets,
 )
+from app.store.engine import autocommit
 from app.store.models import (
     Delivery,
     MessageCopy,
@@ -52,7 +76,10 @@ def _now() -> datetime:
 
 def insert_ignore(session: Session, table: Any) -> Insert:
     """An INSERT that silently skips rows violating a unique key, on every backend."""
-    dialect = session.get_bind().dialect.name
+    return _insert_ignore_dialect(session.get_bind().dialect.name, table)
+
+
+def _insert_ignore_dialect(dialect: str, table: Any) -> Insert:
     if dialect == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     if dialect == "sqlite":
@@ -76,6 +103,9 @@ class SqlRelayTransaction:
 
     def __init__(self, session: Session) -> None:
         self.s = session
+        # Targets known (from the post's read) to have deliveries waiting; None: not read.
+        self._busy: set[str] = set()
+        self._busy_known = False
 
     def claim(self, key: str, *, ttl_seconds: int) -> bool:
         now = _now()
@@ -136,6 +166,65 @@ class SqlRelayTransaction:
             is not None
         )
 
+    def post_targets(
+        self, source: Endpoint, native_id: str, thread_native_id: str | None
+    ) -> PostTargets:
+        row = self.s.execute(
+            _post_read_statement(bool(thread_native_id)),
+            _post_read_params(source, native_id, thread_native_id),
+        ).one()
+        self._busy_known = True
+        return _post_targets(row, self._busy)
+
+    def claim_post(
+        self,
+        key: str,
+        *,
+        ttl_seconds: int,
+        source: Endpoint,
+        native_id: str,
+        thread_native_id: str | None,
+    ) -> PostTargets | None:
+        if self.s.get_bind().dialect.name == "mysql":  # no RETURNING: claim, then read
+            if not self.claim(key, ttl_seconds=ttl_seconds):
+                return None
+            return self.post_targets(source, native_id, thread_native_id)
+        now = _now()
+        dialect = self.s.get_bind().dialect.name
+        # The read rides on the claim's RETURNING: one statement, and none on a duplicate.
+        row = self.s.execute(
+            _claim_post_statement(dialect, bool(thread_native_id)),
+            {
+                "claim_key": key[:255],
+                "claim_at": now,
+                "claim_until": now + timedelta(seconds=ttl_seconds),
+            }
+            | _post_read_params(source, native_id, thread_native_id),
+        ).first()
+        if row is None:
+            return None
+        self._busy_known = True
+        return _post_targets(row, self._busy)
+
+    def copies(
+        self, post_ids: Sequence[str], targets: Sequence[Endpoint]
+    ) -> list[tuple[str, Copy]]:
+        rows = self.s.execute(
+            select(
+                MessageCopy.post_id,
+                MessageCopy.endpoint,
+                MessageCopy.native_id,
+                MessageCopy.thread_native_id,
+                MessageCopy.parts,
+            ).where(
+                MessageCopy.post_id.in_(list(post_ids)),
+                MessageCopy.endpoint.in_([str(t) for t in targets]),
+            )
+        )
+        return [
+            (p, Copy(Endpoint.parse(e), n, t, tuple(parts or ()))) for p, e, n, t, parts in rows
+        ]
+
     def create_post(
         self,
         *,
@@ -149,26 +238,28 @@ class SqlRelayTransaction:
     ) -> None:
         now = _now()
         self.s.execute(
-            insert(Post).values(
-                id=post_id,
-                sync_id=sync_id,
-                source_endpoint=str(source),
-                source_native_id=native_id,
-                thread_post_id=thread_post_id,
-                author_name=author_name[:255],
-                deleted=False,
-                created_at=now,
-            )
+            insert(Post.__table__),
+            {
+                "id": post_id,
+                "sync_id": sync_id,
+                "source_endpoint": str(source),
+                "source_native_id": native_id,
+                "thread_post_id": thread_post_id,
+                "author_name": author_name[:255],
+                "deleted": False,
+                "created_at": now,
+            },
         )
         self.s.execute(
-            insert(MessageCopy).values(
-                post_id=post_id,
-                endpoint=str(source),
-                native_id=native_id,
-                thread_native_id=thread_native_id,
-                is_source=True,
-                created_at=now,
-            )
+            insert(MessageCopy.__table__),
+            {
+                "post_id": post_id,
+                "endpoint": str(source),
+                "native_id": native_id,
+                "thread_native_id": thread_native_id,
+                "is_source": True,
+                "created_at": now,
+            },
         )
 
     def lock_post(self, post_id: str) -> None:
@@ -219,10 +310,28 @@ class SqlRelayTransaction:
         )
         return result.rowcount
 
-    def enqueue(self, deliveries: Sequence[NewDelivery]) -> None:
+    def enqueue(
+        self, deliveries: Sequence[NewDelivery], *, lease: Lease | None = None
+    ) -> set[str]:
         now = _now()
+        owner = lease.owner if lease is not None else None
+        until = now + timedelta(seconds=lease.seconds) if lease is not None else None
+        leased: set[str] = set()
+        if lease is not None:
+            targets = {str(d.target) for d in deliveries}
+            if not self._busy_known:
+                self._busy.update(
+                    self.s.execute(
+                        select(Delivery.target_endpoint)
+                        .where(Delivery.target_endpoint.in_(targets), Delivery.status == "pending")
+                        .distinct()
+                    ).scalars()
+                )
+            # A target with an earlier delivery waiting (backing off, held, leased elsewhere)
+            # gets its new row through a claim, which keeps the target's order.
+            leased = {d.uid for d in deliveries if str(d.target) not in self._busy}
         self.s.execute(
-            insert(Delivery),
+            insert(Delivery.__table__),
             [
                 {
                     "uid": d.uid,
@@ -235,12 +344,15 @@ class SqlRelayTransaction:
                     "attempts": 0,
                     "next_attempt_at": now,
                     "outcome_unknown": False,
+                    "lease_owner": owner if d.uid in leased else None,
+                    "lease_expires_at": until if d.uid in leased else None,
                     "source_time": d.source_time,
                     "created_at": now,
                 }
                 for d in deliveries
             ],
         )
+        return leased
 
 
 class SqlStore:
@@ -248,10 +360,25 @@ class SqlStore:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self._engine: Engine = sessions.kw["bind"]
+        # SQLite has one writer at a time, and a writer that finds the file locked sleeps in
+        # SQLite's busy handler for 1, 2, 5, 10... ms however soon the lock is free: this
+        # process's writers queue on a lock instead, handed over at once.
+        self._write_lock: threading.Lock | None = (
+            threading.Lock() if self._engine.dialect.name == "sqlite" else None
+        )
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            yield
 
     @contextmanager
     def transaction(self) -> Iterator[SqlRelayTransaction]:
-        with self._sessions() as session, session.begin():
+        with self._writing(), self._sessions() as session, session.begin():
             yield SqlRelayTransaction(session)
 
     # -- outbox ---------------------------------------------------------------------------
@@ -271,7 +398,7 @@ class SqlStore:
         # Each claim gets its own lease token: concurrent drains of one process (the inline
         # drain and the background worker) must not both see a row as theirs.
         token = f"{worker[:40]}:{uuid.uuid4().hex[:12]}"
-        with self._sessions() as s, s.begin():
+        with self._writing(), self._sessions() as s, s.begin():
             dialect = s.get_bind().dialect.name
             skip_locked = dialect in SKIP_LOCKED_DIALECTS
             if skip_locked and dialect != "postgresql":
@@ -280,20 +407,17 @@ class SqlStore:
                 # rows SKIP LOCKED stepped over. READ COMMITTED reads a locked row's committed
                 # version to test the WHERE and passes it by (PostgreSQL's default already).
                 s.connection(execution_options={"isolation_level": "READ COMMITTED"})
+            d = Delivery.__table__.c
+            # One target's claim never takes more than ``limit`` rows: no need to read more.
+            one_target = targets is not None and len(targets) == 1
             scan = (
-                select(
-                    Delivery.id,
-                    Delivery.uid,
-                    Delivery.target_endpoint,
-                    Delivery.next_attempt_at,
-                    Delivery.lease_expires_at,
-                )
-                .where(Delivery.status == "pending")
-                .order_by(Delivery.id)
-                .limit(_SCAN)
+                select(d.id, d.uid, d.target_endpoint, d.next_attempt_at, d.lease_expires_at)
+                .where(d.status == "pending")
+                .order_by(d.id)
+                .limit(min(_SCAN, limit + 1) if one_target else _SCAN)
             )
             if targets is not None:
-                scan = scan.where(Delivery.target_endpoint.in_(list(targets)))
+                scan = scan.where(d.target_endpoint.in_(list(targets)))
             # A plain read: it sees rows other claimers hold locks on, so the order of each
             # target is judged on every pending row, not only on the unlocked ones.
             pending = s.execute(scan).all()
@@ -336,15 +460,12 @@ class SqlStore:
                 ),
                 execution_options={"synchronize_session": False},
             )
-            rows = (
-                s.execute(
-                    select(Delivery)
-                    .where(Delivery.id.in_(chosen), Delivery.lease_owner == token)
-                    .order_by(Delivery.id)
-                )
-                .scalars()
-                .all()
-            )
+            table = Delivery.__table__
+            rows = s.execute(
+                select(table)
+                .where(table.c.id.in_(chosen), table.c.lease_owner == token)
+                .order_by(table.c.id)
+            ).all()
             rows = _keep_prefixes(s, candidates, pending, rows)
             return self._tasks(s, rows)
 
@@ -401,7 +522,7 @@ class SqlStore:
             )
         return result
 
-    def _tasks(self, s: Session, rows: Sequence[Delivery]) -> list[DeliveryTask]:
+    def _tasks(self, s: Session, rows: Sequence[Any]) -> list[DeliveryTask]:
         post_ids = {r.post_id for r in rows if r.post_id}
         post_ids |= {
             r.payload.get("thread_post_id") for r in rows if r.payload.get("thread_post_id")
@@ -443,38 +564,45 @@ class SqlStore:
         return tasks
 
     def complete(self, task: DeliveryTask, result: Delivered) -> None:
+        self.complete_many([(task, result)])
+
+    def complete_many(self, done: Sequence[tuple[DeliveryTask, Delivered]]) -> None:
+        if not done:
+            return
         now = _now()
-        with self._sessions() as s, s.begin():
-            s.execute(
-                update(Delivery)
-                .where(Delivery.uid == task.uid)
-                .values(
-                    status="delivered",
-                    delivered_at=now,
-                    attempts=Delivery.attempts + 1,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    last_error=None,
-                ),
-                execution_options={"synchronize_session": False},
+        copies = [
+            {
+                "post_id": task.post_id,
+                "endpoint": str(task.target),
+                "native_id": result.native_id,
+                "thread_native_id": result.thread_native_id,
+                "is_source": False,
+                "created_at": now,
+                "parts": list(result.parts) or None,
+            }
+            for task, result in done
+            if task.kind is Kind.POST and result.native_id and task.post_id
+        ]
+        dialect = self._engine.dialect.name
+        # Each statement commits on its own (no BEGIN): the copies first, so a crash between
+        # the two leaves leased rows whose retry, looking before posting again (Slack
+        # metadata, Matrix txn id), finds the copy already recorded (and skips it here).
+        with self._writing(), self._engine.connect() as raw:
+            conn = autocommit(raw) if dialect != "mysql" else raw
+            if copies:
+                # A list of rows with RETURNING: SQLAlchemy sends one multi-row INSERT (MySQL's
+                # driver rewrites its executemany into one as well).
+                conn.execute(_copies_insert(dialect), copies)
+            conn.execute(
+                _mark_delivered(), {"uids": [task.uid for task, _ in done], "done_at": now}
             )
-            if task.kind is Kind.POST and result.native_id and task.post_id:
-                s.execute(
-                    insert_ignore(s, MessageCopy.__table__).values(
-                        post_id=task.post_id,
-                        endpoint=str(task.target),
-                        native_id=result.native_id,
-                        thread_native_id=result.thread_native_id,
-                        is_source=False,
-                        created_at=now,
-                        parts=list(result.parts) or None,
-                    )
-                )
+            if dialect == "mysql":
+                conn.commit()
 
     def retry_later(
         self, task: DeliveryTask, *, error: str, delay_seconds: float, outcome_unknown: bool
     ) -> None:
-        with self._sessions() as s, s.begin():
+        with self._writing(), self._sessions() as s, s.begin():
             s.execute(
                 update(Delivery)
                 .where(Delivery.uid == task.uid)
@@ -490,7 +618,7 @@ class SqlStore:
             )
 
     def mark_dead(self, task: DeliveryTask, *, error: str) -> None:
-        with self._sessions() as s, s.begin():
+        with self._writing(), self._sessions() as s, s.begin():
             s.execute(
                 update(Delivery)
                 .where(Delivery.uid == task.uid)
@@ -505,7 +633,7 @@ class SqlStore:
             )
 
     def release(self, uids: Sequence[str]) -> None:
-        with self._sessions() as s, s.begin():
+        with self._writing(), self._sessions() as s, s.begin():
             s.execute(
                 update(Delivery)
                 .where(Delivery.uid.in_(list(uids)), Delivery.status == "pending")
@@ -514,15 +642,196 @@ class SqlStore:
             )
 
     def next_due_in(self) -> float | None:
+        # A row leased to a drain that is still at work is not due before its lease ends (the
+        # drain wakes the worker when it hands rows back): no polling meanwhile.
+        ready = case(
+            (
+                and_(
+                    Delivery.lease_expires_at.is_not(None),
+                    Delivery.lease_expires_at > Delivery.next_attempt_at,
+                ),
+                Delivery.lease_expires_at,
+            ),
+            else_=Delivery.next_attempt_at,
+        )
         with self._sessions() as s:
-            due = s.execute(
-                select(func.min(Delivery.next_attempt_at)).where(Delivery.status == "pending")
-            ).scalar()
+            due = s.execute(select(func.min(ready)).where(Delivery.status == "pending")).scalar()
         if due is None:
             return None
         if due.tzinfo is None:
             due = due.replace(tzinfo=UTC)
         return max(0.0, (due - _now()).total_seconds())
+
+
+class _Qualified(ColumnElement[Any]):
+    """A subquery column of a RETURNING clause, its columns qualified by their tables.
+
+    SQLAlchemy renders RETURNING columns unqualified, and passes that down into subqueries,
+    whose joins then name ambiguous columns.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.type = inner.type
+
+
+@compiles(_Qualified)
+def _compile_qualified(element: _Qualified, compiler: Any, **kw: Any) -> str:
+    kw["include_table"] = True
+    return compiler.process(element.inner, **kw)
+
+
+# Separators of the aggregated target list: no endpoint contains a control character.
+_ROW, _COL = "\x1e", "\x1f"
+
+
+@functools.cache
+def _post_read_columns(thread: bool) -> tuple[Any, ...]:
+    """What the relay needs for a new post, as scalar columns of one row: the echo check, the
+    source's syncs with their other active endpoints, and (``thread``) the thread parent's post.
+
+    Built once (with bound parameters, see :func:`_post_read_params`): building it is far
+    dearer than running it.
+    """
+    me, other = SyncEndpoint.__table__.alias("me"), SyncEndpoint.__table__.alias("other")
+    copies, posts, syncs = MessageCopy.__table__, Post.__table__, Sync.__table__
+    src, native = bindparam("read_source"), bindparam("read_native_id")
+    echo = (
+        select(copies.c.id).where(copies.c.endpoint == src, copies.c.native_id == native)
+    ).exists()
+    entry = (
+        func.coalesce(cast(other.c.id, String), "0")
+        + _COL
+        + cast(me.c.sync_id, String)
+        + _COL
+        + case((syncs.c.allow_broadcast, "1"), else_="0")
+        + _COL
+        + case((_has_pending(other.c.endpoint), "1"), else_="0")
+        + _COL
+        + func.coalesce(other.c.endpoint, "")
+    )
+    targets = (
+        select(func.aggregate_strings(entry, _ROW))
+        .select_from(me)
+        .join(syncs, syncs.c.id == me.c.sync_id)
+        .join(other, other.c.sync_id == me.c.sync_id, isouter=True)
+        .where(
+            me.c.endpoint == src,
+            me.c.status == "active",
+            syncs.c.status == "active",
+            or_(other.c.id.is_(None), and_(other.c.status == "active", other.c.id != me.c.id)),
+        )
+        .scalar_subquery()
+    )
+    columns: list[Any] = [echo.label("echo"), targets.label("targets")]
+    if thread:
+        parent = bindparam("read_thread_native_id")
+        for col in (
+            posts.c.id,
+            posts.c.sync_id,
+            posts.c.source_endpoint,
+            posts.c.source_native_id,
+        ):
+            columns.append(
+                select(col)
+                .join(copies, copies.c.post_id == posts.c.id)
+                .where(copies.c.endpoint == src, copies.c.native_id == parent)
+                .limit(1)
+                .scalar_subquery()
+                .label(f"parent_{col.name}")
+            )
+    return tuple(columns)
+
+
+def _post_read_params(
+    source: Endpoint, native_id: str, thread_native_id: str | None
+) -> dict[str, Any]:
+    params = {"read_source": str(source), "read_native_id": native_id}
+    if thread_native_id:
+        params["read_thread_native_id"] = thread_native_id
+    return params
+
+
+@functools.cache
+def _post_read_statement(thread: bool) -> Any:
+    return select(*_post_read_columns(thread))
+
+
+@functools.cache
+def _claim_post_statement(dialect: str, thread: bool) -> Any:
+    return (
+        _insert_ignore_dialect(dialect, ProcessedEvent.__table__)
+        .values(
+            key=bindparam("claim_key"),
+            created_at=bindparam("claim_at"),
+            expires_at=bindparam("claim_until"),
+        )
+        .returning(*(_Qualified(c) for c in _post_read_columns(thread)))
+    )
+
+
+@functools.cache
+def _copies_insert(dialect: str) -> Any:
+    stmt = _insert_ignore_dialect(dialect, MessageCopy.__table__)
+    return stmt if dialect == "mysql" else stmt.returning(MessageCopy.__table__.c.id)
+
+
+@functools.cache
+def _mark_delivered() -> Any:
+    table = Delivery.__table__
+    return (
+        update(table)
+        .where(table.c.uid.in_(bindparam("uids", expanding=True)))
+        .values(
+            status="delivered",
+            delivered_at=bindparam("done_at"),
+            attempts=table.c.attempts + 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error=None,
+        )
+    )
+
+
+def _has_pending(target: Any) -> Any:
+    """Whether ``target`` has a delivery waiting: a new row to it must queue behind that one."""
+    return (
+        select(Delivery.id)
+        .where(Delivery.target_endpoint == target, Delivery.status == "pending")
+        .exists()
+    )
+
+
+def _post_targets(row: Any, busy: set[str]) -> PostTargets:
+    entries = sorted(
+        (int(order), int(sync_id), allow == "1", pending == "1", endpoint)
+        for order, sync_id, allow, pending, endpoint in (
+            item.split(_COL) for item in (row[1] or "").split(_ROW) if item
+        )
+    )
+    grouped: dict[int, tuple[bool, list[Endpoint]]] = {}
+    for _order, sync_id, allow, pending, endpoint in entries:
+        if pending:
+            busy.add(endpoint)
+        targets = grouped.setdefault(sync_id, (allow, []))[1]
+        if endpoint:
+            targets.append(Endpoint.parse(endpoint))
+    parent = None
+    if len(row) > 2 and row[2] is not None:
+        parent = PostRef(
+            post_id=row[2], sync_id=row[3], source=Endpoint.parse(row[4]), native_id=row[5]
+        )
+    return PostTargets(
+        echo=bool(row[0]),
+        syncs=tuple(
+            SyncTargets(sync_id=k, targets=tuple(v[1]), allow_broadcast=v[0])
+            for k, v in grouped.items()
+        ),
+        thread_parent=parent,
+    )
 
 
 def _ready_at(next_at: datetime, lease_until: datetime | None, now: datetime) -> datetime:
@@ -533,8 +842,8 @@ def _ready_at(next_at: datetime, lease_until: datetime | None, now: datetime) ->
 
 
 def _keep_prefixes(
-    s: Session, chosen: list[int], pending: Sequence[Any], rows: Sequence[Delivery]
-) -> list[Delivery]:
+    s: Session, chosen: list[int], pending: Sequence[Any], rows: Sequence[Any]
+) -> list[Any]:
     """Drop rows that another worker's concurrent claim left us out of order.
 
     If a competing claim took row 1 of a target and we got row 2, delivering row 2 now would

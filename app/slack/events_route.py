@@ -81,6 +81,14 @@ class SlackEvents:
         payload = _parse(body, request.headers.get("content-type", ""))
         if payload is None:
             return JSONResponse({"error": "malformed payload"}, status_code=400)
+        return await self.handle_verified(payload, started=started)
+
+    async def handle_verified(self, payload: dict[str, Any], *, started: float) -> Response:
+        """Check a verified payload's shape, then :meth:`process` it (HTTP and Socket Mode).
+
+        A payload of the wrong shape is a 400: acknowledged, so neither the Events API nor a
+        Socket Mode connection redelivers it forever.
+        """
         try:
             payload_schema.check(payload)
         except payload_schema.MalformedPayload as exc:
@@ -89,8 +97,8 @@ class SlackEvents:
         try:
             return await self.process(payload, started=started)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError):
-            # Signed, but of a shape no handler could read: a 400 (Slack does not retry it),
-            # logged with its traceback so a shape Slack really sends gets fixed.
+            # Verified, but of a shape no handler could read: a 400 (not retried), logged with
+            # its traceback so a shape Slack really sends gets fixed.
             log.exception("signed payload could not be read")
             return JSONResponse({"error": "malformed payload"}, status_code=400)
 

@@ -155,4 +155,4 @@ class SocketModeManager:
         # A start time far in the past leaves process() no inline delivery budget: it returns
         # as soon as the relay has recorded the event, so the ack goes out at once and the
         # dispatcher's worker (notified by process) delivers.
-        return await self._events.process(payload, started=float("-inf"))
+        return await self._events.handle_verified(payload, started=float("-inf"))

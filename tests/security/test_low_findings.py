@@ -146,3 +146,31 @@ def test_cli_sync_create_refuses_a_name_with_a_line_break(
     err = capsys.readouterr().err
     assert "printable" in err and "Traceback" not in err
     assert PUBLIC_URL  # the hostile settings stay production-shaped elsewhere
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_actions", "user": {"id": "U1"}, "actions": []},
+        {"type": "event_callback", "event": {"type": "message", "channel": ["C1"]}},
+        {"type": ["event_callback"]},
+    ],
+)
+def test_a_malformed_socket_mode_payload_is_acknowledged_not_redelivered(
+    hostile: Hostile, payload: dict[str, Any]
+) -> None:
+    # Socket Mode acks anything below 500; a 5xx would have Slack redeliver it forever.
+    events = hostile.services.slack.events
+    answer = asyncio.run(events.handle_verified(payload, started=float("-inf")))
+    assert answer.status_code == 400
+
+
+def test_serve_bounds_what_one_client_may_hold() -> None:
+    import uvicorn
+
+    from app.cli.serve import SERVER_LIMITS
+
+    config = uvicorn.Config(lambda *a: None, **SERVER_LIMITS)
+    assert config.timeout_keep_alive <= 5
+    assert config.limit_concurrency and config.limit_concurrency <= 1024
+    assert config.h11_max_incomplete_event_size <= 64 * 1024

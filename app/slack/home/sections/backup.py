@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING
 import aiohttp
 
 from app.errors import SyncbotError
+from app.slack.files import slack_file_host
 from app.slack.home.access import Need
 from app.slack.home.blocks import (
     Block,
@@ -280,6 +281,9 @@ class BackupSection(Section):
         url = info.get("url_private_download") or info.get("url_private")
         if not url:
             raise BackupError("Slack gave no download address for that file")
+        if not slack_file_host(str(url), self.services.slack.workspaces.api_url):
+            # The bot token goes to Slack's own file hosts only (SECURITY.md).
+            raise BackupError("Slack gave a download address outside Slack")
         if int(info.get("size") or 0) > self._max_restore_bytes:
             raise BackupError("that file is larger than any backup syncbot accepts")
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,27 @@ def load(name: str) -> dict[str, Any]:
 
 def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
     return [s for s in job["steps"] if str(s.get("uses", "")).startswith(action + "@")]
+
+
+def test_every_action_is_pinned_by_commit() -> None:
+    # A tag can be moved to other code after review; a full commit SHA cannot.
+    for path in WORKFLOWS:
+        for line in path.read_text().splitlines():
+            if "uses:" not in line:
+                continue
+            ref = line.split("uses:", 1)[1].split("#", 1)[0].strip()
+            if ref.startswith("./"):
+                continue
+            action, _, version = ref.partition("@")
+            assert re.fullmatch(r"[0-9a-f]{40}", version), f"{path.name}: {ref} is not a SHA"
+            assert "# v" in line, f"{path.name}: {action} pin has no tag comment"
+
+
+def test_a_manual_deploy_runs_on_main_only() -> None:
+    workflow = load("deploy.yml")
+    assert "workflow_dispatch" in workflow["on"]
+    for name, job in workflow["jobs"].items():
+        assert job["if"] == "github.ref == 'refs/heads/main'", name
 
 
 def test_expected_workflows_exist() -> None:
@@ -104,15 +126,35 @@ def test_preview_uses_policy_pack_and_oidc_only_for_same_repo_pull_requests() ->
     assert pulumi["with"]["command"] == "preview"
     assert pulumi["with"]["policyPacks"] == "policies"
     assert pulumi["with"]["comment-on-pr"] is True
+    # Pull requests have no environment: they use the read-only preview identities, which
+    # trust `repo:O/R:pull_request`, never the deploy ones.
     (aws,) = steps_using(preview, "aws-actions/configure-aws-credentials")
-    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE }}"
+    assert aws["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE }}"
     assert "aws-access-key-id" not in aws["with"]
     (gcp,) = steps_using(preview, "google-github-actions/auth")
-    assert "workload_identity_provider" in gcp["with"]
+    assert gcp["with"]["workload_identity_provider"] == (
+        "${{ vars.GCP_PREVIEW_WORKLOAD_IDENTITY_PROVIDER }}"
+    )
+    assert gcp["with"]["service_account"] == "${{ vars.GCP_PREVIEW_SERVICE_ACCOUNT }}"
     assert "credentials_json" not in gcp["with"]
+    assert "DEPLOY" not in yaml.safe_dump(preview)
+    # Both clouds are previewed.
+    clouds = {entry["cloud"] for entry in preview["strategy"]["matrix"]["include"]}
+    assert clouds == {"aws", "gcp"}
     # The fork job sees neither secrets nor cloud credentials.
     assert "secrets." not in yaml.safe_dump(offline)
     assert any("stacks.plan" in str(s.get("run", "")) for s in offline["steps"])
+    # ...as `up` and as a first preview, where provider outputs are unknown.
+    assert any("--preview" in str(s.get("run", "")) for s in offline["steps"])
+
+
+@pytest.mark.parametrize(("name", "job_name"), [("preview.yml", "preview"), ("deploy.yml", "up")])
+def test_aws_bundles_ship_the_checked_rds_cas(name: str, job_name: str) -> None:
+    steps = load(name)["jobs"][job_name]["steps"]
+    runs = [str(s.get("run", "")) for s in steps]
+    fetch = next(i for i, run in enumerate(runs) if "infra.rds_ca fetch" in run)
+    build = next(i for i, run in enumerate(runs) if "infra.bundle" in run)
+    assert fetch < build and "--rds-ca build/rds-ca-bundle.pem" in runs[build]
 
 
 def test_deploy_runs_up_on_main_through_environments() -> None:

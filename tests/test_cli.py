@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.keyfile import DEV_KEY_FILE
 from app.store.models import Workspace
+from tests.wait import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 KEY_A = "first-key-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -51,16 +51,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def wait_for_health(proc: subprocess.Popen[str], port: int) -> httpx.Response:
-    # A generous ceiling for a loaded machine; the test asserts the answer, not the time.
-    deadline = time.monotonic() + 45
-    while time.monotonic() < deadline:
+    def answer() -> httpx.Response | None:
         if proc.poll() is not None:
             raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read()}")  # type: ignore[union-attr]
         try:
             return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
         except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError("serve did not answer")
+            return None
+
+    # A generous ceiling for a loaded machine; the test asserts the answer, not the time.
+    return wait_for(answer, timeout=45, interval=0.2)
 
 
 @pytest.fixture

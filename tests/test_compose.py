@@ -24,6 +24,7 @@ from app.matrix.registration import registration_yaml
 from app.parts import parts
 from app.settings import ENV_NAMES, load_settings
 from infra.contract import ENV_BY_NAME
+from tests.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
@@ -210,12 +211,10 @@ def test_the_documented_commands(raw: dict[str, Any]) -> None:
 def _wait(
     url: str, proc: subprocess.Popen[bytes], log: Path, *, headers: dict[str, str] | None = None
 ) -> int:
-    import time
     import urllib.error
     import urllib.request
 
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    def status() -> int | None:
         if proc.poll() is not None:
             raise AssertionError(f"exited {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
@@ -225,8 +224,11 @@ def _wait(
         except urllib.error.HTTPError as exc:
             return exc.code
         except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} never answered:\n{log.read_text()[-3000:]}")
+            return None
+
+    return wait_for(
+        status, timeout=120, interval=0.2, context=lambda: f"{url}:\n{log.read_text()[-3000:]}"
+    )
 
 
 def _free_port() -> int:

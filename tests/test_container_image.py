@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from infra.contract import CONTAINER_SERVE_COMMAND, HEALTH_PATH
+from tests.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
@@ -209,13 +209,12 @@ def test_entry_serves_health_from_runtime_only_install(
         [executable, *command[1:]], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        status = None
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while time.monotonic() < deadline and proc.poll() is None:
-            status = _get(f"http://127.0.0.1:{port}{HEALTH_PATH}")
-            if status == 200:
-                break
-            time.sleep(0.1)
+
+        def healthy_or_exited() -> bool:
+            return proc.poll() is not None or _get(f"http://127.0.0.1:{port}{HEALTH_PATH}") == 200
+
+        wait_for(healthy_or_exited, timeout=STARTUP_DEADLINE, interval=0.1)
+        status = _get(f"http://127.0.0.1:{port}{HEALTH_PATH}") if proc.poll() is None else None
         output = (tmp_path / "serve.log").read_text(errors="replace")
         assert status == 200, f"/health never answered 200 (exit {proc.poll()}):\n{output}"
         # The image's HEALTHCHECK, run as Docker runs it: healthy now, unhealthy elsewhere.

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -23,6 +23,7 @@ from app.demo.service import LocalService
 from app.settings import load_settings
 from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY
+from tests.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
@@ -76,14 +77,11 @@ def world(tmp_path: Path) -> Iterator[tuple[FakeSlack, LocalService]]:
             yield slack, service
 
 
-def wait_until(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError("not reached in time")
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T]) -> T:
+    return wait_for(check, timeout=60.0, interval=0.1)
 
 
 def test_counters_grow_by_exactly_the_deliveries(world: tuple[FakeSlack, LocalService]) -> None:

@@ -83,6 +83,7 @@ class FakeCloudTasks:
         return web.json_response(task)
 
     async def _dispatch(self, task: Task) -> None:
+        # Simulated: Cloud Tasks holds a task until its scheduleTime.
         await asyncio.sleep(max(0.0, task.schedule - time.time()))
         req = task.request
         oidc = req["oidcToken"]
@@ -104,7 +105,7 @@ class FakeCloudTasks:
             task.attempts.append((time.time(), status))
             if 200 <= status < 300:
                 return
-            await asyncio.sleep(self.retry_backoff)
+            await asyncio.sleep(self.retry_backoff)  # simulated: the queue's retry backoff
 
     def start(self) -> FakeCloudTasks:
         ready = threading.Event()

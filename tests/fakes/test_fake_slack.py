@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from fakeslack import FakeSlack, Fault
 from fakeslack.remote import RemoteError, RemoteSlack
+from tests.wait import wait_for, wait_for_async
 
 
 class Receiver:
@@ -41,6 +42,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append((dict(self.headers.items()), body))
                 if outer.stall:
+                    # Simulated: an app slower than Slack's 3 s deadline (not a test wait).
                     time.sleep(outer.stall.pop(0))
                 status = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(status)
@@ -528,11 +530,7 @@ def socket_slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-async def wait_until(predicate: Any, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.01)
+wait_until = wait_for_async
 
 
 async def test_socket_mode_hello_events_and_acks(socket_slack: FakeSlack) -> None:
@@ -706,9 +704,7 @@ def test_own_process_serves_web_api_events_and_control(receiver: Receiver) -> No
         # A person's post goes to the app signed, and so does the echo of the app's own post.
         posted = remote.post_message("T001", "C001", "U001", "hello *there*")
         verifier = SignatureVerifier(remote.signing_secret)
-        deadline = time.monotonic() + 10
-        while len(receiver.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: len(receiver.requests) >= 2)
         events = sorted(receiver.events(), key=lambda e: e["team_id"])
         assert [e["event"]["ts"] for e in events] == [ts, posted]
         assert events[0]["event"]["bot_id"] == "BT000BOT"  # our own post, echoed

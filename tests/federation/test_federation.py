@@ -23,7 +23,7 @@ from app.store.migrate import upgrade
 from app.store.syncs import SyncAdmin
 from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
-from tests.slack.harness import AppServer, free_port, wait_for
+from tests.slack.harness import AppServer, free_port, settled, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,8 @@ def test_every_kind_flows_both_ways_exactly_once_across_restarts(pair) -> None:
 
     b.slack.delete("T3", "C3", back)
     wait_for(lambda: not [m for m in a.slack.messages("T1", "C1") if "hello from gamma" in m.text])
-    time.sleep(0.5)
+    # A delivery on one side can start one on the other: both idle, checked twice over.
+    wait_for(lambda: all(settled(i.slack, i.server) for i in (a, b, a, b)))
     for text in ("hello from acme", "reply over the wire", "with a file"):
         assert len([m for m in b.slack.messages("T3", "C3") if text in m.text]) <= 1
         assert len([m for m in a.slack.messages("T2", "C2") if text in m.text]) <= 1
@@ -196,7 +197,7 @@ def test_bad_requests_are_refused_with_no_side_effect(pair, tmp_path) -> None:
             asyncio.run(c.federation.join(expired, "fed"))
     finally:
         c.close()
-    time.sleep(0.3)
+    wait_for(lambda: settled(a.slack, a.server))  # a second Mallory post would be out by now
     assert not [m for m in a.slack.messages("T1", "C1") if "Mallory" in (m.username or "")][1:]
 
 

@@ -8,7 +8,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import httpx
 from signedjson.key import generate_signing_key, write_signing_keys
+
+from tests.wait import wait_for
 
 SERVER = "test.local"
 _FAST = "{per_second: 10000, burst_count: 100000}"
@@ -80,17 +81,25 @@ rc_invites: {{per_room: {_FAST}, per_user: {_FAST}}}
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        started = time.monotonic()
-        while True:
+        proc = self.proc
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"synapse exited {proc.returncode}:\n{self._log_tail()}")
             try:
                 urllib.request.urlopen(self.url + "/_matrix/client/versions", timeout=1).read()
-                return
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() - started > 60:
-                    self.proc.kill()
-                    tail = (self.work / "stdout.log").read_text()[-3000:]
-                    raise RuntimeError(f"synapse did not start:\n{tail}") from None
-                time.sleep(0.05)
+                return False
+            return True
+
+        try:
+            wait_for(answers, timeout=60, context=self._log_tail)
+        except AssertionError:
+            proc.kill()
+            raise
+
+    def _log_tail(self) -> str:
+        return (self.work / "stdout.log").read_text()[-3000:]
 
     def stop(self) -> None:
         if self.proc is None:

@@ -9,12 +9,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.core.endpoints import Endpoint
+from app.store.models import Delivery
 from app.store.models_matrix import MatrixTransaction
 from tests.matrix.conftest import ROOM_VERSION, World
-from tests.slack.harness import wait_for
+from tests.slack.harness import settled, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ def test_tokens_are_checked(world: World) -> None:
     assert (
         httpx.get(f"{url}/_matrix/app/v1/users/@bob:test.local", headers=token).status_code == 404
     )
-    time.sleep(0.5)
+    wait_for(lambda: settled(w.slack, w.app))  # a relayed "sneaky" would have landed by now
     assert "sneaky" not in " ".join(texts(w))
 
 
@@ -93,7 +94,7 @@ def test_replayed_transaction_is_processed_once(world: World) -> None:
     # The same events inside a new transaction (e.g. after our restart) are claimed already.
     assert push(w, "txn-other", events[:1]).status_code == 200
     wait_for(lambda: texts(w).count("and me") == 1 and texts(w, "T2", "C2").count("and me") == 1)
-    time.sleep(0.5)
+    wait_for(lambda: settled(w.slack, w.app))
     assert texts(w).count("once only") == 1 and texts(w, "T2", "C2").count("once only") == 1
     assert texts(w).index("once only") < texts(w).index("and me")
     with w.app.services.sessions() as s:
@@ -169,6 +170,17 @@ def test_bot_commands(world: World) -> None:
     assert not any("!slack" in t for t in texts(w))
 
 
+def failed_attempts(w: World, target: Endpoint) -> int:
+    """The most attempts a delivery to ``target`` still waiting for another one has had."""
+    with w.app.services.sessions() as s:  # type: ignore[union-attr]
+        most = s.execute(
+            select(func.max(Delivery.attempts)).where(
+                Delivery.target_endpoint == str(target), Delivery.status == "pending"
+            )
+        ).scalar_one()
+    return int(most or 0)
+
+
 def test_synapse_restart_loses_and_duplicates_nothing(world: World) -> None:
     w = world
     w.slack.post_message("T1", "C1", "U1", "before restart")
@@ -179,7 +191,9 @@ def test_synapse_restart_loses_and_duplicates_nothing(world: World) -> None:
     sent = [f"during outage {i}" for i in range(4)]
     for text in sent:
         w.slack.post_message("T1", "C1", "U1", text)
-    time.sleep(1.0)  # deliveries fail against the dead homeserver and are retried
+    # Deliveries fail against the dead homeserver and are retried (in order: the first one
+    # holds the others back).
+    wait_for(lambda: failed_attempts(w, Endpoint.matrix(w.room)) >= 2)
     w.synapse.start()
 
     def arrived() -> list[str]:
@@ -194,7 +208,7 @@ def test_synapse_restart_loses_and_duplicates_nothing(world: World) -> None:
     assert [b for b in bodies if b in sent] == sent  # once each, in order
     w.alice.text(w.room, "after restart")
     wait_for(lambda: "after restart" in texts(w))
-    time.sleep(0.5)
+    wait_for(lambda: settled(w.slack, w.app))
     assert texts(w).count("after restart") == 1
 
 

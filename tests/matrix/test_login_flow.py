@@ -6,7 +6,6 @@ that a new message recreates; a restart re-invites nobody."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from tests.matrix.conftest import ROOM_VERSION, bridge_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import SERVER, MatrixUser, Synapse
 from tests.slack.harness import wait_for
+from tests.wait import wait_for_async
 
 pytestmark = pytest.mark.integration
 
@@ -401,8 +401,8 @@ def test_a_slow_portal_creation_lets_slack_redeliver(
     release = {"go": False}
 
     async def slow(*args: Any) -> str:
-        while not release["go"]:  # noqa: ASYNC110 - the test flips it from another thread
-            await asyncio.sleep(0.01)
+        # Simulated: a portal creation held until the test releases it (from another thread).
+        await wait_for_async(lambda: release["go"])
         return await original(*args)
 
     monkeypatch.setattr(portals, "_create", slow)

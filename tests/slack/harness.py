@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import uvicorn
@@ -21,6 +20,9 @@ from app.settings import Settings
 from app.store.cipher import TokenCipher
 from app.store.engine import session_factory
 from fakeslack import FakeSlack
+from tests.wait import wait_for, wait_for_async
+
+__all__ = ["AppServer", "free_port", "settled", "synced_database", "three_workspaces", "wait_for"]
 
 
 def free_port() -> int:
@@ -103,8 +105,7 @@ class AppServer:
                     worker = asyncio.ensure_future(self.services.outbox.run_forever(idle=0.2))
                 serve = asyncio.ensure_future(self._server.serve())
                 # uvicorn offers no start event to wait on.
-                while not self._server.started:  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
+                await wait_for_async(lambda: self._server.started)
                 ready.set()
                 await serve
                 if worker:
@@ -131,15 +132,17 @@ class AppServer:
         self._thread.join(15)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+def settled(slack: FakeSlack, server: AppServer) -> bool:
+    """Nothing is in flight: the app's outbox holds no pending delivery and the fake has
+    delivered every event (an echo of our own post is emitted before the post is answered, so
+    an empty outbox checked first means no echo can still be on its way)."""
+    assert server.services is not None
+    store = server.services.store
+    return (
+        store.next_due_in() is None
+        and not slack.pending_events()
+        and (store.next_due_in() is None)
+    )
 
 
 def three_workspaces(slack: FakeSlack) -> None:

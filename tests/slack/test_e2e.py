@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.store.models import Delivery, ProcessedEvent
 from fakeslack import FakeSlack, Message
 from tests.databases import throwaway_database
-from tests.slack.harness import AppServer, synced_database, three_workspaces, wait_for
+from tests.slack.harness import AppServer, settled, synced_database, three_workspaces, wait_for
 
 CHANNELS = [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
 
@@ -163,7 +163,7 @@ def test_retries_are_deduplicated_and_forgeries_refused(world) -> None:
             headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
         assert httpx.post(url, content=body, headers=headers).status_code == 200
     copy_in(slack, "T2", "C2", "once only")
-    time.sleep(0.5)
+    wait_for(lambda: settled(slack, server))  # any duplicate would have been posted by now
     assert len([m for m in slack.messages("T2", "C2") if m.text == "once only"]) == 1
 
     forged = json.dumps(
@@ -193,14 +193,14 @@ def test_retries_are_deduplicated_and_forgeries_refused(world) -> None:
 
 
 def test_archive_pauses_and_unarchive_resumes(world) -> None:
-    slack, _server = world
+    slack, server = world
     slack.archive("T3", "C3", "U3")
-    time.sleep(0.3)
+    wait_for(lambda: settled(slack, server))  # the app answers an event once it recorded it
     slack.post_message("T1", "C1", "U1", "while archived")
     copy_in(slack, "T2", "C2", "while archived")
-    time.sleep(0.3)
+    wait_for(lambda: settled(slack, server))
     assert not [m for m in slack.messages("T3", "C3") if "while archived" in m.text]
     slack.unarchive("T3", "C3", "U3")
-    time.sleep(0.3)
+    wait_for(lambda: settled(slack, server))
     slack.post_message("T1", "C1", "U1", "after unarchive")
     copy_in(slack, "T3", "C3", "after unarchive")

@@ -7,11 +7,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from app.store.models import Delivery
 from fakeslack import FakeSlack
 from tests.databases import throwaway_database
 from tests.slack.harness import free_port, synced_database, three_workspaces, wait_for
@@ -45,7 +46,6 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
         _settings, engine = synced_database(
             slack, url, "faults", [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
         )
-        engine.dispose()
         port = free_port()
         env = {
             "SB_DB_URL": url.render_as_string(hide_password=False),
@@ -56,6 +56,19 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
         }
         slack.app_url = f"http://127.0.0.1:{port}/slack/events"
         app = start_app(env)
+
+        def delivered(team: str, channel: str) -> list[str]:
+            return [
+                m.text
+                for m in slack.messages(team, channel)
+                if re.fullmatch(r"message \d{3}", m.text)
+            ]
+
+        def pending_rows() -> int:
+            with engine.connect() as conn:
+                query = select(func.count()).select_from(Delivery)
+                return int(conn.execute(query.where(Delivery.status == "pending")).scalar_one())
+
         try:
             # "timeout": no answer at all, so the app's 1 s Slack timeout fires.
             slack.fail_randomly(
@@ -64,19 +77,13 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
             for i in range(N):
                 slack.post_message("T1", "C1", "U1", f"message {i:03d}")
                 if i == N // 2:
-                    # Kill -9 while deliveries are in flight, then start again.
-                    time.sleep(0.3)
+                    # Kill -9 while deliveries are in flight (some done, more due), then start
+                    # again.
+                    wait_for(lambda: delivered("T2", "C2") and pending_rows())
                     app.send_signal(signal.SIGKILL)
                     app.wait(10)
                     app = start_app(env)
             wanted = [f"message {i:03d}" for i in range(N)]
-
-            def delivered(team: str, channel: str) -> list[str]:
-                return [
-                    m.text
-                    for m in slack.messages(team, channel)
-                    if re.fullmatch(r"message \d{3}", m.text)
-                ]
 
             wait_for(
                 lambda: len(delivered("T2", "C2")) >= N and len(delivered("T3", "C3")) >= N,
@@ -84,7 +91,8 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
                 interval=0.2,
             )
             slack.clear_faults()
-            time.sleep(1.0)  # anything still in flight would show up as a duplicate now
+            # Nothing left in flight: any duplicate would show up by now.
+            wait_for(lambda: not pending_rows() and not slack.pending_events(), timeout=60)
             for team, channel in (("T2", "C2"), ("T3", "C3")):
                 assert delivered(team, channel) == wanted, team
             assert delivered("T1", "C1") == wanted  # nothing echoed back into the source
@@ -95,3 +103,4 @@ def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tm
             except subprocess.TimeoutExpired:
                 app.kill()
             slack.stop()
+            engine.dispose()

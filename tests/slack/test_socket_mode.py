@@ -15,7 +15,7 @@ import json
 import random
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
 from tests.databases import throwaway_database
 from tests.slack.harness import three_workspaces
+from tests.wait import wait_for_async
 
 S = ConnectionState
 FAST = SocketTimings(
@@ -132,6 +133,7 @@ class FakeSocketSlack:
     async def _redeliver_late(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            # Simulated: Slack's own redelivery timer, not a test waiting for a condition.
             await asyncio.sleep(self.redeliver_after / 4)
             for team, frames in self.pending.items():
                 for frame in list(frames.values()):
@@ -203,16 +205,7 @@ class FakeSocketSlack:
         return ws
 
 
-async def until(check: Callable[[], Any], within: float = 20.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last: {value!r})")
-        await asyncio.sleep(0.01)
+until = wait_for_async
 
 
 class Recorder:
@@ -359,9 +352,8 @@ async def test_invalid_app_token_fails_visibly_without_retrying(
     client = make_client(fake, "xapp-1-revoked-0123456789", board, handler)
     await client.start()
     await until(lambda: client.state is S.FAILED)
-    await asyncio.sleep(0.3)  # several backoff periods: nothing may happen in them
+    await until(lambda: not client.running)  # its loop ended: it can open nothing more
     assert fake.opens["?"] == 1
-    assert not client.running
     snap = board.get("T1")
     assert snap is not None and snap.detail == "invalid_auth"
     assert states(board) == [S.DISCONNECTED, S.REQUESTING_URL, S.FAILED]
@@ -408,7 +400,7 @@ async def test_link_disabled_stops_without_reconnecting(fake: FakeSocketSlack) -
     await until(lambda: client.state is S.CONNECTED)
     await fake.disconnect("T1", "link_disabled")
     await until(lambda: client.state is S.FAILED)
-    await asyncio.sleep(0.2)
+    await until(lambda: not client.running)  # its loop ended: it can open nothing more
     assert fake.opens["T1"] == 1
     await client.stop()
 
@@ -600,7 +592,7 @@ async def test_invalid_token_at_run_time_is_reported_by_health(world: World) -> 
     manager = manager_for(world)
     await manager.start()
     await until(lambda: manager.states() == {"T1": S.CONNECTED, "T2": S.FAILED})
-    await asyncio.sleep(0.2)
+    await until(lambda: not manager.clients["T2"].running)  # it gave up: nothing more to open
     assert fake.opens["?"] == 1  # no retry storm
     report = await asyncio.to_thread(gather, services.sessions, board=manager.board)
     assert report.status == "degraded" and report.failed_connections == ["T2"]

@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -104,8 +103,9 @@ def test_outage_kill_and_removed_bot_lose_and_duplicate_nothing(
             if i == 20:
                 synapse.stop()  # the homeserver is down from here ...
             if i == 30:
-                time.sleep(0.3)
-                app.send_signal(signal.SIGKILL)  # ... and the app is killed meanwhile
+                # ... and the app is killed meanwhile, with deliveries in flight.
+                wait_for(lambda: _pending(sessions) > 0)
+                app.send_signal(signal.SIGKILL)
                 app.wait(10)
                 app = start_app(env)
             if i == 40:
@@ -139,7 +139,8 @@ def test_outage_kill_and_removed_bot_lose_and_duplicate_nothing(
             interval=0.5,
         )
         slack.clear_faults()
-        time.sleep(1.0)  # anything still in flight would show up as a duplicate now
+        # Nothing left in flight: any duplicate would show up by now.
+        wait_for(lambda: not _pending(sessions) and not slack.pending_events(), timeout=60)
         for team, channel in SLACK[1:]:
             got = slack_side(team, channel)
             assert [t for t in got if t.startswith("message")] == wanted, team
@@ -162,6 +163,12 @@ def test_outage_kill_and_removed_bot_lose_and_duplicate_nothing(
         alice.close()
         slack.stop()
         engine.dispose()
+
+
+def _pending(sessions) -> int:
+    with sessions() as s:
+        query = select(func.count()).select_from(Delivery)
+        return int(s.execute(query.where(Delivery.status == "pending")).scalar_one())
 
 
 def _held(sessions, target: str) -> bool:

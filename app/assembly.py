@@ -44,6 +44,7 @@ from app.slack.stray_channels import StrayChannels
 from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.keyfile import token_key
+from app.store.login_dialogues import LoginDialogues
 from app.store.relay_store import SqlStore
 from app.store.syncs import SyncAdmin
 from app.tick_route import tick_route
@@ -174,6 +175,7 @@ def assemble(
             channel_info=slack_channel_info(workspaces),
             fetch_avatar=fetch_avatar,
             timeout=matrix_timeout,
+            cipher=cipher,
         )
         bridge = build_bridge(
             settings=settings,
@@ -314,5 +316,9 @@ def _maintenance(parts: Assembly) -> list[MaintenanceTask]:
         def purge_matrix_transactions(runtime: Runtime) -> int:
             return appservice.purge_matrix_transactions(runtime.sessions)
 
-        tasks.append(purge_matrix_transactions)
+        def purge_login_dialogues(runtime: Runtime) -> int:
+            # An abandoned `login app` keeps no token past its expiry.
+            return LoginDialogues(runtime.sessions, services.cipher).purge_expired()
+
+        tasks += [purge_matrix_transactions, purge_login_dialogues]
     return tasks

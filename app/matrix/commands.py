@@ -27,6 +27,7 @@ from app.errors import RemoteError, SyncbotError
 from app.matrix.homeserver import Homeserver, is_missing, matrix_errors
 from app.matrix.permissions import Level, Permissions
 from app.matrix.portals import Portals
+from app.store.login_dialogues import Dialogue, LoginDialogues
 from app.store.models import Workspace
 from app.store.rows import affected
 from app.store.syncs import SyncAdmin
@@ -47,6 +48,18 @@ LoginHook = Callable[[WorkspaceInfo, LoginRequest], Awaitable[str | None]]
 LogoutHook = Callable[[str], Awaitable[None]]
 _BOT_TOKEN = re.compile(r"^xoxb-[A-Za-z0-9-]+$")
 _APP_TOKEN = re.compile(r"^xapp-[A-Za-z0-9-]+$")
+# Anything shaped like a Slack token (bot, user, app, refresh, config): never echoed or relayed.
+_TOKEN_SHAPED = re.compile(r"\bx(?:ox[abprse]|app)-[A-Za-z0-9-]{6,}", re.IGNORECASE)
+TOKEN_REMOVED = (
+    "That looked like a Slack token, so I removed it. To log a workspace in, send "
+    "`login app` in a DM with me first."
+)
+
+
+def looks_like_token(text: str) -> bool:
+    """True when ``text`` contains something shaped like a Slack token."""
+    return _TOKEN_SHAPED.search(text) is not None
+
 
 HELP = """\
 Commands (prefix {prefix} in rooms, none in a DM with me):
@@ -69,11 +82,6 @@ _NEEDS = {
 }
 
 
-@dataclass
-class _Login:
-    bot_token: str | None = None
-
-
 class BotCommands:
     """Parses and runs bot commands; replies as notices from the bot."""
 
@@ -89,6 +97,7 @@ class BotCommands:
         on_login: list[LoginHook],
         on_logout: list[LogoutHook] | None = None,
         portals: Portals | None = None,
+        dialogues: LoginDialogues,
     ) -> None:
         self._hs = homeserver
         self._prefix = prefix
@@ -99,9 +108,9 @@ class BotCommands:
         self._on_login = on_login
         self._on_logout = on_logout if on_logout is not None else []
         self._portals = portals
-        # Pending `login app` dialogues by (room, user). Kept in memory on purpose: a half
-        # finished login holding a token is not worth persisting; it is simply asked again.
-        self._logins: dict[tuple[str, str], _Login] = {}
+        # Pending `login app` dialogues by (room, user), in the database (the token encrypted):
+        # the next answer is understood after a restart and by any instance.
+        self._dialogues = dialogues
 
     async def is_dm(self, room_id: str) -> bool:
         async with matrix_errors("room members"):
@@ -115,9 +124,15 @@ class BotCommands:
             return False
         body = str(content.get("body") or "").strip()
         room, sender = str(event["room_id"]), str(event["sender"])
-        pending = self._logins.get((room, sender))
-        if pending is not None and dm and not body.startswith(self._prefix):
+        pending = await asyncio.to_thread(self._dialogues.get, room, sender) if dm else None
+        if pending is not None and not body.startswith(self._prefix):
             await self._login_step(event, pending, body)
+            return True
+        if looks_like_token(body):
+            # Outside a login a token must go nowhere: not echoed, not relayed to Slack.
+            await self._redact(event)
+            await self._reply(room, TOKEN_REMOVED)
+            log.warning("a message shaped like a token was removed", extra={"room": room})
             return True
         if body.startswith(self._prefix):
             body = body[len(self._prefix) :].strip()
@@ -129,7 +144,7 @@ class BotCommands:
         name, args = words[0].lower(), words[1:]
         needed = _NEEDS.get(name)
         if needed is None:
-            await self._reply(room, f"Unknown command {name!r}. Try `{self._prefix} help`.")
+            await self._reply(room, f"Unknown command {name[:40]!r}. Try `{self._prefix} help`.")
             return True
         if self._permissions.level(sender) < needed:
             await self._reply(room, f"You are not allowed to use {name!r}.")
@@ -168,21 +183,21 @@ class BotCommands:
         if not await self.is_dm(room):
             await self._reply(room, "Tokens are secrets: send `login app` in a DM with me.")
             return
-        self._logins[(room, sender)] = _Login()
+        await asyncio.to_thread(self._dialogues.start, room, sender)
         await self._reply(room, "Send the bot token (xoxb-...). I will redact it right away.")
 
-    async def _login_step(self, event: dict[str, Any], login: _Login, body: str) -> None:
+    async def _login_step(self, event: dict[str, Any], login: Dialogue, body: str) -> None:
         room, sender = str(event["room_id"]), str(event["sender"])
         await self._redact(event)
         if login.bot_token is None:
             if not _BOT_TOKEN.match(body):
                 await self._reply(room, "That is not a bot token (xoxb-...). Login cancelled.")
-                del self._logins[(room, sender)]
+                await asyncio.to_thread(self._dialogues.end, room, sender)
                 return
-            login.bot_token = body
+            await asyncio.to_thread(self._dialogues.give_bot_token, room, sender, body)
             await self._reply(room, "Now the app-level token (xapp-...) for Socket Mode.")
             return
-        del self._logins[(room, sender)]
+        await asyncio.to_thread(self._dialogues.end, room, sender)
         if not _APP_TOKEN.match(body):
             await self._reply(room, "That is not an app token (xapp-...). Login cancelled.")
             return

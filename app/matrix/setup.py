@@ -41,6 +41,8 @@ from app.matrix.permissions import Permissions
 from app.matrix.portals import ChannelInfoSource, Portals
 from app.matrix.render import MatrixRenderer
 from app.settings import Settings
+from app.store.cipher import TokenCipher
+from app.store.login_dialogues import LoginDialogues
 from app.store.syncs import SyncAdmin
 
 log = logging.getLogger("syncbot.matrix")
@@ -153,6 +155,7 @@ def build_matrix(
     channel_info: ChannelInfoSource | None = None,
     fetch_avatar: AvatarFetcher | None = None,
     timeout: float = 30.0,
+    cipher: TokenCipher,
 ) -> MatrixAdapter:
     """Wire the Matrix adapter and register its deliverer, author resolver and file source.
 
@@ -163,6 +166,7 @@ def build_matrix(
             Slack side, the bot says so).
         channel_info: how portals learn their channel's name and topic.
         fetch_avatar: how ghost avatars are downloaded (tests inject one).
+        cipher: encrypts the bot token of a ``login app`` dialogue while it waits.
 
     Raises:
         ConfigError: the Matrix settings are incomplete.
@@ -213,6 +217,7 @@ def build_matrix(
         on_login=on_login,
         on_logout=on_logout,
         portals=portals,
+        dialogues=LoginDialogues(sessions, cipher),
     )
     # Senders hear of what could not be bridged or delivered (a notice in their room).
     notices = SenderNotices(homeserver)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.store.models import MYSQL_TABLE, Base, utcnow
@@ -124,4 +124,23 @@ class MatrixReaction(Base):
     key: Mapped[str] = mapped_column(String(128))
     sender: Mapped[str] = mapped_column(String(255))
     ours: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MatrixLoginDialogue(Base):
+    """A ``login app`` dialogue in progress: who, in which DM, and the bot token so far.
+
+    Kept in the database (the token encrypted, bound to its column) so that the answer to the
+    next question is understood after a restart or by another instance; it expires after a
+    few minutes and is deleted when the login ends either way.
+    """
+
+    __tablename__ = "matrix_login_dialogues"
+    __table_args__ = (MYSQL_TABLE,)
+
+    room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Encrypted with TokenCipher (context "matrix_login.bot_token"); None until it is given.
+    bot_token_enc: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -428,3 +428,44 @@ def test_a_slow_portal_creation_lets_slack_redeliver(
     room = f.room_of("C3")
     wait_for(lambda: "worth the wait" in f.bodies_as_bot(room))
     assert f.bodies_as_bot(room).count("worth the wait") == 1
+
+
+def test_the_login_dialogue_survives_a_restart_and_tokens_are_never_echoed(flow: Flow) -> None:
+    # #17 item 11: the dialogue is in the database (token encrypted), so the answer after a
+    # restart is understood; a token-shaped message is never echoed back or relayed.
+    from sqlalchemy import text
+
+    f, a = flow, flow.alice
+    dm = a.call(
+        "POST",
+        "/createRoom",
+        json={
+            "preset": "trusted_private_chat",
+            "is_direct": True,
+            "room_version": ROOM_VERSION,
+            "invite": [BOT],
+        },
+    )["room_id"]
+    wait_for(lambda: BOT in a.call("GET", f"/rooms/{dm}/joined_members")["joined"])
+    stray = a.text(dm, f.slack.bot_token(f.team))  # no login started: removed, not echoed
+    wait_for(lambda: any("looked like a Slack token" in n for n in f.notices(dm)))
+    wait_for(lambda: not next(e for e in a.events(dm) if e["event_id"] == stray)["content"])
+
+    a.text(dm, "login app")
+    wait_for(lambda: any("bot token" in n for n in f.notices(dm)))
+    f.app.stop()
+    f.app = f.start_app()  # a restart (or another instance) between the two answers
+    a.text(dm, f.slack.bot_token(f.team))
+    wait_for(lambda: any("app-level token" in n for n in f.notices(dm)))
+    with f.engine.connect() as c:
+        stored = c.execute(text("SELECT bot_token_enc FROM matrix_login_dialogues")).scalar()
+    assert stored and "xoxb" not in stored  # encrypted at rest
+    f.app.stop()
+    f.app = f.start_app()
+    a.text(dm, f.slack.app_token)
+    wait_for(lambda: any(f"Logged in to Acme ({f.team})" in n for n in f.notices(dm)))
+    secrets = (f.slack.bot_token(f.team), f.slack.app_token)
+    assert not any(secret in n for n in f.notices(dm) for secret in secrets)
+    assert not any("Unknown command" in n for n in f.notices(dm))
+    with f.engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM matrix_login_dialogues")).scalar() == 0

@@ -11,6 +11,7 @@ from typing import Any
 from app.assembly import build_runtime
 from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, settings_or_exit
 from app.errors import ConfigError
+from app.http_guard import GuardedH11Protocol
 from app.parts import parts, summary
 from app.runtime import Runtime
 from app.store.migrate import current_revisions, head_revisions, upgrade
@@ -19,10 +20,11 @@ log = logging.getLogger("syncbot.serve")
 
 DEFAULT_HOST = "127.0.0.1"
 TICK_SECONDS = 300.0
-# What one client may hold: idle keep-alive connections close after 5 s, header blocks are
-# capped at 64 KiB, and past 512 concurrent connections/requests uvicorn answers 503 instead
-# of queueing without bound. Bodies are capped and timed per chunk by app.bodylimit.
+# What one client may hold: headers must arrive within 10 s, idle keep-alive connections close
+# after 5 s, header blocks are capped at 64 KiB, and past 512 concurrent connections/requests
+# uvicorn answers 503 instead of queueing without bound. Bodies: app.bodylimit.
 SERVER_LIMITS: dict[str, Any] = {
+    "http": GuardedH11Protocol,  # request headers within 10 s of connecting (app.http_guard)
     "timeout_keep_alive": 5,
     "limit_concurrency": 512,
     "h11_max_incomplete_event_size": 64 * 1024,
@@ -43,7 +45,7 @@ def register(sub: Any) -> None:
         default=DEFAULT_HOST,
         help="address to bind (default: 127.0.0.1; use 0.0.0.0 in a container)",
     )
-    parser.add_argument("--port", type=int, help="port to bind (default: PORT, 3000)")
+    parser.add_argument("--port", type=_port, help="port to bind (default: PORT, 3000)")
     parser.add_argument(
         "--wait-db",
         type=float,
@@ -52,6 +54,16 @@ def register(sub: Any) -> None:
         help="how long to wait for a cold database (default: 20)",
     )
     parser.set_defaults(func=run)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, not {port}")
+    return port
 
 
 class MaintenanceTicker:

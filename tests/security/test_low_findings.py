@@ -6,10 +6,13 @@ import asyncio
 import base64
 import json
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from sqlalchemy import func, select
 
 import app.store.migrate as migrate
@@ -21,6 +24,7 @@ from app.federation.urls import check_peer_url
 from app.store.models import OAuthState, Sync
 from app.store.syncs import SyncAdmin, SyncAdminError
 from tests.security.hostile import PUBLIC_URL, Hostile, dumps, hostile_app
+from tests.slack.harness import free_port
 
 
 def test_the_oauth_redirect_never_comes_from_the_host_header(hostile: Hostile) -> None:
@@ -174,3 +178,71 @@ def test_serve_bounds_what_one_client_may_hold() -> None:
     assert config.timeout_keep_alive <= 5
     assert config.limit_concurrency and config.limit_concurrency <= 1024
     assert config.h11_max_incomplete_event_size <= 64 * 1024
+
+
+def _serve(app: Any, header_timeout: float) -> tuple[Any, int, threading.Thread]:
+    from app.cli.serve import SERVER_LIMITS
+    from app.http_guard import GuardedH11Protocol
+
+    class Quick(GuardedH11Protocol):
+        pass
+
+    Quick.header_timeout = header_timeout
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, **(SERVER_LIMITS | {"http": Quick})
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return server, port, thread
+
+
+def _closed_by_server(sock: socket.socket, deadline: float) -> bool:
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            if sock.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_serve_closes_connections_that_never_finish_their_headers() -> None:
+    async def ok(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server, port, thread = _serve(ok, header_timeout=0.3)
+    try:
+        silent = socket.create_connection(("127.0.0.1", port))
+        partial = socket.create_connection(("127.0.0.1", port))
+        partial.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        deadline = time.monotonic() + 30
+        assert _closed_by_server(silent, deadline)
+        assert _closed_by_server(partial, deadline)
+        # A complete request is answered as usual.
+        with socket.create_connection(("127.0.0.1", port)) as good:
+            good.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            good.settimeout(10)
+            assert good.recv(1024).startswith(b"HTTP/1.1 200")
+        silent.close()
+        partial.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_serve_refuses_a_port_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", "99999"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "1-65535" in err and "Traceback" not in err

@@ -14,7 +14,7 @@ from app.core.endpoints import Endpoint
 from app.services import Services
 from app.slack.home import app as shell
 from app.slack.home import blocks as bk
-from app.slack.home.access import REFUSED, REFUSED_OPERATOR
+from app.slack.home.access import REFUSED, REFUSED_OPERATOR, refusal_answer
 from app.slack.home.kit import OnClick, Route, Section
 from app.slack.home.section import Viewer
 from app.slack.home.sections.backup import BackupSection
@@ -318,3 +318,15 @@ async def test_sections_render_long_names_within_slacks_limits(
         e for b in blocks if b["type"] == "actions" for e in b["elements"] if "confirm" in e
     )
     assert leave["confirm"]["title"]["text"] == f"Leave {long_name}?"[:100]
+
+
+def test_a_refused_submission_is_answered_on_its_form_or_with_a_notice() -> None:
+    form = bk.modal("c", "F", [bk.section("s"), bk.text_input("a", "A", max_length=5)])
+    assert refusal_answer(form, REFUSED) == {"response_action": "errors", "errors": {"a": REFUSED}}
+    assert refusal_answer(form, REFUSED, "b")["errors"] == {"b": REFUSED}
+    # No input to show it on (Slack accepts errors only for input blocks): the modal becomes
+    # the refusal.
+    answer = refusal_answer(bk.modal("c", "F", [bk.section("s")]), REFUSED_OPERATOR)
+    assert answer["response_action"] == "update"
+    assert texts(answer["view"]["blocks"]) == REFUSED_OPERATOR
+    assert slack_limit_violations(answer["view"]) == []

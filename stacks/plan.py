@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+try:
+    import pulumi  # noqa: F401  (imported here only to say clearly when it is missing)
+    import yaml
+except ModuleNotFoundError as _missing:  # the venv of `make run` has the app's packages only
+    raise SystemExit(
+        f"stacks.plan needs the Pulumi packages ({_missing.name} is not installed): run "
+        "`make infra`, then `.venv/bin/python -m stacks.plan Pulumi.dev.yaml`"
+    ) from None
 
 from stacks.mock_cloud import MASK, Registration
 

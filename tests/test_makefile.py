@@ -96,3 +96,25 @@ def test_the_fallback_really_builds_a_venv_with_pip(tmp_path: Path) -> None:
         [str(venv / "bin" / "python"), "-m", "pip", "--version"], capture_output=True, text=True
     )
     assert pip.returncode == 0, pip.stderr
+
+
+def test_the_offline_plan_without_the_pulumi_packages_says_make_infra(tmp_path: Path) -> None:
+    # The venv of `make run` has no Pulumi (nor PyYAML): the README's plan command says what
+    # to do instead of ending in "No module named 'pulumi'".
+    script = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('pulumi', 'yaml'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import runpy\n"
+        "sys.argv = ['stacks.plan', 'Pulumi.dev.yaml']\n"
+        "runpy.run_module('stacks.plan', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "run `make infra`" in done.stderr and "pulumi is not installed" in done.stderr

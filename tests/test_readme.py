@@ -23,7 +23,6 @@ APP_ONLY = {
     "SYNCBOT_DELIVERY_MAX_AGE_HOURS": "how long deliveries to a failing target are kept "
     "(held, retried) before they are dead",
     "LOG_FORMAT": "json or text (default: json for serve, text for the other commands)",
-    "SYNCBOT_METRICS_TOKEN": "bearer token GET /metrics requires (open only in local development)",
 }
 
 

@@ -169,6 +169,8 @@ class GcpConfig:
     cloud_sql_edition: Edition = "ENTERPRISE"
     """Always explicit: PostgreSQL 16 would default to ENTERPRISE_PLUS, which refuses the
     shared-core tiers (see :mod:`infra.gcp.sql_tiers`)."""
+    alert_email: str | None = None
+    """Where the uptime check's and the 5xx alert policies' notifications go."""
     wif_pool_id: str | None = None
     """Workload Identity pool id; default one per deployment (``<prefix>-gh``), since ids are
     unique per project and a fixed one would collide between environments."""
@@ -365,6 +367,11 @@ def parse_stack_config(
     aws = _aws(read, service) if provider == "aws" else None
     gcp = _gcp(read, database) if provider == "gcp" else None
 
+    if production and kind == "app":
+        email = (aws.alarm_email if aws else None) or (gcp.alert_email if gcp else None)
+        if email is None:
+            key = _k("awsAlarmEmail") if provider == "aws" else _k("gcpAlertEmail")
+            read.problems.append(f"{key}: required in production, so alarms reach someone")
     unknown = sorted(
         key for key in raw if key.startswith(f"{NAMESPACE}:") and key not in read.used
     )
@@ -544,6 +551,7 @@ def _gcp(read: _Reader, database: DatabaseConfig) -> GcpConfig:
         image_tag=read.text(_k("gcpImageTag")) or "latest",
         cloud_sql_tier=tier,
         cloud_sql_edition=edition,
+        alert_email=read.text(_k("gcpAlertEmail"), pattern=re.compile(r"^[^@\s]+@[^@\s]+$")),
         wif_pool_id=read.text(
             _k("gcpWifPoolId"),
             pattern=re.compile(r"^(?!gcp-)[a-z0-9-]{4,32}$"),

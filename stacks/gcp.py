@@ -92,6 +92,7 @@ def _app(config: StackConfig, gcp: GcpConfig, prefix: str) -> dict[str, pulumi.O
             database_edition=gcp.cloud_sql_edition,
             database_backup_days=config.database.backup_days,
             service_name=prefix,
+            alert_email=gcp.alert_email,
             scaling=Scaling(
                 min_instances=service.min_instances,
                 max_instances=service.max_instances,

@@ -437,6 +437,8 @@ class Run:
     secret_outputs: frozenset[str]
     stack_urn: str
     preview: bool = False
+    component_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What each component passed to ``register_outputs``, by URN (kept in state)."""
 
     def of_type(self, typ: str) -> list[Registration]:
         """Every resource of a type token (``aws:s3/bucket:Bucket``)."""
@@ -520,6 +522,14 @@ class _Monitor(pulumi_mocks.MockMonitor):
         self.preview = mocks.preview
         self.recorded: list[Registration] = []
         self.stack_urns: list[str] = []
+        self.component_outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        # What a component registers as its outputs: part of its state in the engine.
+        self.component_outputs[request.urn] = plain(
+            json_format.MessageToDict(request.outputs), mask=False
+        )
+        return super().RegisterResourceOutputs(request)
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -653,6 +663,7 @@ def run(
         secret_outputs=frozenset(secret),
         stack_urn=stack_urn,
         preview=preview,
+        component_outputs=dict(monitor.component_outputs),
     )
 
 

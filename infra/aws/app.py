@@ -118,9 +118,11 @@ class App(pulumi.ComponentResource):
             secret_arns["DATABASE_PASSWORD"] = self.database.password_secret_arn.apply(
                 lambda arn: f"{arn}{AWS_SECRET_JSON_KEY_SEPARATOR}password"
             )
-        self.alarm_topic: aws.sns.Topic | None = None
+        # Every alarm notifies this topic, in every stack: an alarm with no action only
+        # changes colour in a console nobody watches. The e-mail subscription is the stack's
+        # choice (required in production by the config); others can subscribe to the topic.
+        self.alarm_topic: aws.sns.Topic | None = aws.sns.Topic(f"{name}-alarms", opts=child)
         if args.alarm_email is not None:
-            self.alarm_topic = aws.sns.Topic(f"{name}-alarms", opts=child)
             aws.sns.TopicSubscription(
                 f"{name}-alarms-email",
                 topic=self.alarm_topic.arn,
@@ -205,6 +207,7 @@ class App(pulumi.ComponentResource):
             "function_name": self.service.function_name,
             "delivery_queue_url": self.deliveries.queue_url,
             "bundle_sha256": pulumi.Output.from_input(args.bundle.sha256),
+            "alarm_topic": self.alarm_topic.arn,
         }
         if args.bundle.artifact_bucket is not None:
             self.outputs[OUTPUT_ARTIFACT_BUCKET] = pulumi.Output.from_input(

@@ -14,6 +14,7 @@ from infra.gcp.database import Backend, Database, DatabaseArgs
 from infra.gcp.env import DatabaseEnv, DeliveryEnv, container_env
 from infra.gcp.image import ContainerImage, ContainerImageArgs
 from infra.gcp.migrations import Migrations, MigrationsArgs
+from infra.gcp.monitoring import Monitoring, MonitoringArgs
 from infra.gcp.naming import account_email, account_id, account_member, network_id, subnet_id
 from infra.gcp.queue import DeliveryQueue, DeliveryQueueArgs, delivery_queue_id, queue_path
 from infra.gcp.scheduler import Scheduler, SchedulerArgs
@@ -50,6 +51,8 @@ class AppArgs:
     public_url: str | None = None
     """Override of ``SYNCBOT_PUBLIC_URL`` (a custom domain); default the ``run.app`` URL."""
     scaling: Scaling = field(default_factory=Scaling)
+    alert_email: str | None = None
+    """Where the uptime and 5xx alerts go (required by the config in production)."""
 
 
 class App(pulumi.ComponentResource):
@@ -224,6 +227,16 @@ class App(pulumi.ComponentResource):
                 service_name=service.name,
                 service_url=public_url,
                 account_email=account_email(scheduler_id, args.project),
+            ),
+            child,
+        )
+        Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                project=args.project,
+                service_name=service.name,
+                public_url=public_url,
+                alert_email=args.alert_email,
             ),
             child,
         )

@@ -75,15 +75,10 @@ class Database(pulumi.ComponentResource):
             self.url = pulumi.Output.secret(args.existing_url)
         else:
             self._create_instance(name, args)
+        # The password and the URL stay attributes for wiring into Secret Manager; registered
+        # outputs would put them in the component's state and the stack's resource outputs.
         self.register_outputs(
-            {
-                "host": self.host,
-                "port": self.port,
-                "user": self.user,
-                "schema": self.schema,
-                "password": self.password,
-                "url": self.url,
-            }
+            {"host": self.host, "port": self.port, "user": self.user, "schema": self.schema}
         )
 
     def _create_instance(self, name: str, args: DatabaseArgs) -> None:

@@ -10,11 +10,13 @@ import pulumi_gcp as gcp
 
 REQUIRED_SERVICES: tuple[str, ...] = (
     "artifactregistry.googleapis.com",
+    "cloudresourcemanager.googleapis.com",  # project lookups and IAM grants by the providers
     "cloudtasks.googleapis.com",
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
+    "monitoring.googleapis.com",  # the uptime check and alert policies
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "servicenetworking.googleapis.com",

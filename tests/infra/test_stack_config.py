@@ -57,6 +57,7 @@ def test_engine_strings_are_typed() -> None:
     raw = {
         **APP,
         "syncbot:production": "true",
+        "syncbot:awsAlarmEmail": "oncall@example.org",
         "syncbot:databaseBackupDays": "14",
         "syncbot:settings": '{"SLACK_CLIENT_ID": "1.2", "SLACK_BOT_SCOPES": "a"}',
         "syncbot:slackSigningSecret": "plain-but-decrypted",
@@ -69,6 +70,16 @@ def test_engine_strings_are_typed() -> None:
     assert config.database.backup_days == 14
     assert config.database.multi_az is True  # production default
     assert config.secrets["slackSigningSecret"].value == "plain-but-decrypted"
+
+
+def test_production_alarms_must_reach_someone() -> None:
+    raw = {**APP, "syncbot:production": "true"}
+    for key in ("syncbot:slackSigningSecret", "syncbot:slackClientSecret"):
+        raw[key] = {"secure": "x"}
+    raw["syncbot:settings"] = {"SLACK_CLIENT_ID": "1.2", "SLACK_BOT_SCOPES": "a"}
+    assert "syncbot:awsAlarmEmail: required in production, so alarms reach someone" in (
+        _problems(raw)
+    )
 
 
 def test_unknown_backend_is_named() -> None:

@@ -361,3 +361,12 @@ def test_every_resource_carries_the_stack_tag(dev: MockRun) -> None:
     )
     assert tags["syncbot:stack"] == "syncbot-dev-app"
     assert provider.inputs["region"] == "eu-west-1"
+
+
+def test_every_alarm_notifies_a_topic_even_in_dev(dev: MockRun) -> None:
+    topic = dev.one("aws:sns/topic:Topic")
+    alarms = dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarms
+    for alarm in alarms:
+        assert alarm.inputs["alarmActions"] == [topic.outputs["arn"]], alarm.name
+    assert dev.outputs["alarm_topic"] == topic.outputs["arn"]

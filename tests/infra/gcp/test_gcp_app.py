@@ -418,6 +418,7 @@ def test_children_are_named_from_and_parented_to_their_component(run: Run) -> No
     tokens = {r.typ for r in run.resources if r.typ.startswith("syncbot:")}
     assert tokens == {
         "syncbot:gcp:App",
+        "syncbot:gcp:Monitoring",
         "syncbot:gcp:Database",
         "syncbot:gcp:Secrets",
         "syncbot:gcp:ContainerImage",
@@ -536,3 +537,26 @@ def test_the_queue_exists_before_the_first_revision(run: Run) -> None:
     assert component.urn in service.dependencies or any(
         r.urn in service.dependencies for r in run.children_of(component.name)
     )
+
+
+def test_no_component_registers_a_password_or_secret_value(run: Run) -> None:
+    # Registered outputs live in the component's state: the database password and every secret
+    # value stay attributes used for wiring, never outputs.
+    database = run.one("syncbot:gcp:Database")
+    assert set(run.component_outputs[database.urn]) == {"host", "port", "user", "schema"}
+    secrets = [
+        r.inputs["secretData"]
+        for r in run.of_type("gcp:secretmanager/secretVersion:SecretVersion")
+    ]
+    text = json.dumps(run.component_outputs, default=str)
+    assert not [value for value in secrets if value in text and not value.startswith("-----")]
+
+
+def test_an_uptime_check_and_alerts_watch_the_service(run: Run) -> None:
+    uptime = run.one("gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig").inputs
+    assert uptime["httpCheck"]["path"] == "/health" and uptime["httpCheck"]["useSsl"] is True
+    assert uptime["monitoredResource"]["labels"]["host"] == URL.removeprefix("https://")
+    policies = run.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
+    filters = [p.inputs["conditions"][0]["conditionThreshold"]["filter"] for p in policies]
+    assert any("uptime_check/check_passed" in f for f in filters)
+    assert any('response_code_class="5xx"' in f for f in filters)

@@ -86,6 +86,15 @@ def sync(sessions: sessionmaker[Session], name: str, *endpoints: Endpoint) -> No
         admin.add(name, endpoint)
 
 
+# A post payload as the outbox stores it (the rows below are counted and claimed, never sent).
+STORED_POST: dict[str, Any] = {
+    "source": "slack:T1/C1",
+    "source_native_id": "1.0",
+    "author": {"name": "Ada"},
+    "body": None,
+}
+
+
 def outbox_row(status: str, *, delay: float | None = None, at: datetime | None = None) -> Delivery:
     """An outbox row to slack:T2/C2; ``delay`` makes it a delivery that took that long."""
     at = at or datetime.now(UTC)
@@ -93,7 +102,7 @@ def outbox_row(status: str, *, delay: float | None = None, at: datetime | None =
         uid=uuid.uuid4().hex,
         target_endpoint="slack:T2/C2",
         kind="post",
-        payload={},
+        payload=STORED_POST,
         status=status,
         next_attempt_at=at,
         created_at=at,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from app.core import holds
 from app.core.endpoints import Network
 from app.core.events import Kind
+from app.core.payloads import thread_post_id
 from app.core.ports import Copy, Delivered, Deliverer, DeliveryTask, Lease, OutboxStore
 from app.errors import RemoteError
 
@@ -80,7 +81,7 @@ def _with_copies(task: DeliveryTask, made: Mapping[str, Copy]) -> DeliveryTask:
     if copy is None and task.kind is not Kind.POST and task.post_id in made:
         copy = made[task.post_id]
     parent = task.parent_copy
-    parent_id = task.payload.get("thread_post_id")
+    parent_id = thread_post_id(task.payload)
     if parent is None and parent_id in made:
         parent = made[parent_id]
     if copy is task.copy and parent is task.parent_copy:

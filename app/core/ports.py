@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Kind
+from app.core.payloads import Payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class NewDelivery:
     post_id: str | None
     target: Endpoint
     kind: Kind
-    payload: dict[str, Any]
+    payload: Payload
     source_time: datetime | None = None
 
 
@@ -97,7 +98,7 @@ class DeliveryTask:
     kind: Kind
     target: Endpoint
     post_id: str | None
-    payload: dict[str, Any]
+    payload: Payload
     attempts: int
     # The previous attempt may have taken effect: check the target before repeating it.
     outcome_unknown: bool

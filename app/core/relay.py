@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-from app.core import richtext
 from app.core.endpoints import Endpoint
 from app.core.events import (
     ChannelChange,
@@ -23,6 +21,13 @@ from app.core.events import (
     Kind,
     NewPost,
     ReactionChange,
+)
+from app.core.payloads import (
+    DeletePayload,
+    EditPayload,
+    PostPayload,
+    ReactionPayload,
+    thread_post_id,
 )
 from app.core.ports import (
     Copy,
@@ -57,18 +62,18 @@ def new_id() -> str:
 
 def post_payload(
     event: NewPost, *, thread_post_id: str | None, allow_broadcast: bool
-) -> dict[str, Any]:
-    return {
-        "source": str(event.source),
-        "source_native_id": event.native_id,
-        "author": event.author.to_json(),
-        "body": richtext.to_json(event.body),
-        "files": [f.to_json() for f in event.files],
-        "thread_post_id": thread_post_id,
-        "broadcast": event.broadcast,
-        "parent_link": event.parent_link,
-        "allow_broadcast": allow_broadcast,
-    }
+) -> PostPayload:
+    return PostPayload(
+        source=event.source,
+        source_native_id=event.native_id,
+        author=event.author,
+        body=event.body,
+        files=event.files,
+        thread_post_id=thread_post_id,
+        broadcast=event.broadcast,
+        parent_link=event.parent_link,
+        allow_broadcast=allow_broadcast,
+    )
 
 
 class Relay:
@@ -183,10 +188,11 @@ class Relay:
         post = tx.find_post(event.source, event.native_id)
         if post is None or post.deleted:
             return []
-        payload: dict[str, Any] = {"source": str(event.source)}
+        payload: EditPayload | DeletePayload
         if isinstance(event, EditPost):
-            payload["body"] = richtext.to_json(event.body)
+            payload = EditPayload(source=event.source, body=event.body)
         else:
+            payload = DeletePayload(source=event.source)
             tx.mark_deleted(post.post_id)
         return [
             NewDelivery(
@@ -241,12 +247,12 @@ class Relay:
                     post_id=post.post_id,
                     target=target,
                     kind=kind,
-                    payload={
-                        "source": str(event.source),
-                        "emoji": event.emoji,
-                        "actor": event.actor,
-                        "actor_name": event.actor_name,
-                    },
+                    payload=ReactionPayload(
+                        source=event.source,
+                        emoji=event.emoji,
+                        actor=event.actor,
+                        actor_name=event.actor_name,
+                    ),
                     source_time=event.occurred_at,
                 )
             )
@@ -271,7 +277,7 @@ def _tasks(tx: RelayTransaction, deliveries: list[NewDelivery]) -> tuple[Deliver
     """The fresh rows as the tasks a claim would have returned (their first attempt)."""
     wanted: set[str] = set()
     for d in deliveries:
-        parent = d.payload.get("thread_post_id")
+        parent = thread_post_id(d.payload)
         if d.kind is not Kind.POST and d.post_id:
             wanted.add(d.post_id)
         elif parent:
@@ -282,7 +288,7 @@ def _tasks(tx: RelayTransaction, deliveries: list[NewDelivery]) -> tuple[Deliver
         copies = {(post_id, c.endpoint): c for post_id, c in tx.copies(sorted(wanted), targets)}
     out = []
     for d in deliveries:
-        parent = d.payload.get("thread_post_id")
+        parent = thread_post_id(d.payload)
         out.append(
             DeliveryTask(
                 uid=d.uid,

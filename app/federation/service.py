@@ -31,6 +31,7 @@ from app.core.authors import AuthorDirectory
 from app.core.endpoints import Endpoint, EndpointError, Network
 from app.core.events import Author, DeletePost, EditPost, FileRef, Kind, NewPost, ReactionChange
 from app.core.files import FileSources, FileTooLarge
+from app.core.payloads import EditPayload, PostPayload, ReactionPayload
 from app.core.ports import Delivered, DeliveryTask
 from app.core.relay import Relay
 from app.egress import EgressPolicy, EgressRefused, refusal
@@ -523,16 +524,16 @@ class Federation:
             raise RemoteError(f"peer {instance} is not paired", network="peer", retryable=False)
         payload = task.payload
         data: dict[str, Any] = {"kind": str(task.kind), "uid": task.uid, "anchor": anchor}
-        if task.kind is Kind.POST:
-            source = Endpoint.parse(payload["source"])
-            author = await self._authors.resolve(source, Author.from_json(payload["author"]))
+        if isinstance(payload, PostPayload):
+            source = payload.source
+            author = await self._authors.resolve(source, payload.author)
             data |= {
                 "native_id": task.post_id,
                 "author": author.to_json(),
-                "body": await self._named_mentions(source, payload.get("body")),
+                "body": await self._named_mentions(source, payload.body),
                 "thread_native_id": task.parent_copy.native_id if task.parent_copy else None,
-                "broadcast": bool(payload.get("broadcast")),
-                "files": await self._inline_files(source, payload.get("files") or []),
+                "broadcast": payload.broadcast,
+                "files": await self._inline_files(source, payload.files),
             }
         else:
             if task.copy is None:
@@ -543,12 +544,10 @@ class Federation:
                     retryable=False,
                 )
             data["native_id"] = task.copy.native_id
-            if task.kind is Kind.EDIT:
-                data["body"] = await self._named_mentions(
-                    Endpoint.parse(payload["source"]), payload.get("body")
-                )
-            if task.kind in (Kind.REACT, Kind.UNREACT):
-                data |= {"emoji": payload["emoji"], "actor_name": payload.get("actor_name", "")}
+            if isinstance(payload, EditPayload):
+                data["body"] = await self._named_mentions(payload.source, payload.body)
+            if isinstance(payload, ReactionPayload):
+                data |= {"emoji": payload.emoji, "actor_name": payload.actor_name}
         body = json.dumps(data).encode()
         status, answer, _h = await self._post(peer.url, EVENTS_PATH, body)
         if status == 200:
@@ -562,9 +561,8 @@ class Federation:
             outcome_unknown=status >= 500,
         )
 
-    async def _named_mentions(self, source: Endpoint, body: Any) -> dict[str, Any]:
+    async def _named_mentions(self, source: Endpoint, tree: richtext.Node) -> dict[str, Any]:
         # Ids mean nothing on the other side: send names, the receiver maps them locally.
-        tree = richtext.from_json(body)
         names: dict[str, str] = {}
         for mention in richtext.mentions(tree):
             if not mention.name and source.network is Network.SLACK:
@@ -584,11 +582,10 @@ class Federation:
         return richtext.to_json(tree)
 
     async def _inline_files(
-        self, source: Endpoint, files: list[dict[str, Any]]
+        self, source: Endpoint, files: tuple[FileRef, ...]
     ) -> list[dict[str, Any]]:
         out = []
-        for raw in files:
-            ref = FileRef.from_json(raw)
+        for ref in files:
             if ref.size > MAX_INLINE_FILE:
                 continue
             fetch = self._files.get(source.network)

@@ -22,6 +22,7 @@ from app.core.authors import AuthorDirectory, reactor
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Author, FileRef, Kind
 from app.core.files import MAX_FILE_BYTES, FileSources
+from app.core.payloads import EditPayload, PostPayload, ReactionPayload, expect
 from app.core.ports import Delivered, DeliveryTask
 from app.errors import RemoteError
 from app.matrix.emoji import to_matrix_key
@@ -102,10 +103,10 @@ class MatrixDeliverer:
 
     async def _post(self, task: DeliveryTask) -> Delivered:
         room = RoomID(task.target.matrix_room)
-        payload = task.payload
-        source = Endpoint.parse(payload["source"])
-        author = await self._authors.resolve(source, Author.from_json(payload["author"]))
-        body = await self._named_mentions(richtext.from_json(payload.get("body")), source)
+        payload = expect(task.payload, PostPayload)
+        source = payload.source
+        author = await self._authors.resolve(source, payload.author)
+        body = await self._named_mentions(payload.body, source)
         try:
             sender = await self._ghosts.ensure(source, author)
         except RemoteError as exc:
@@ -121,15 +122,15 @@ class MatrixDeliverer:
         async with matrix_errors("join room"):
             await intent.ensure_joined(room, bot=self._hs.bot)
         parent = task.parent_copy.native_id if task.parent_copy else None
-        if payload.get("thread_post_id") and parent is None and payload.get("parent_link"):
+        if payload.thread_post_id and parent is None and payload.parent_link:
             # The parent never reached this room: say where the reply belongs.
-            link = richtext.Link(payload["parent_link"], (richtext.Text("a thread"),))
+            link = richtext.Link(payload.parent_link, (richtext.Text("a thread"),))
             note = richtext.Italic((richtext.Text("in reply to "), link))
             body = richtext.doc(note, richtext.LineBreak(), body)
         content = self._renderer.message(
-            body, source=source, allow_broadcast=bool(payload.get("allow_broadcast"))
+            body, source=source, allow_broadcast=payload.allow_broadcast
         )
-        files = [FileRef.from_json(f) for f in payload.get("files") or []]
+        files = list(payload.files)
         events: list[str] = []
         if content["body"].strip() or not files:
             events.append(await self._send(intent, room, content, parent, txn_id=task.uid))
@@ -228,8 +229,9 @@ class MatrixDeliverer:
     async def _edit(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
         sender = await self._sender_of(room, copy)
-        source = Endpoint.parse(task.payload["source"])
-        body = await self._named_mentions(richtext.from_json(task.payload.get("body")), source)
+        edited = expect(task.payload, EditPayload)
+        source = edited.source
+        body = await self._named_mentions(edited.body, source)
         new = self._renderer.message(body, source=source)
         timeline = [p.removeprefix(TIMELINE) for p in _parts(task) if p.startswith(TIMELINE)]
         async with matrix_errors("send edit"):
@@ -261,11 +263,11 @@ class MatrixDeliverer:
 
     async def _reactor(self, task: DeliveryTask) -> str:
         """The ghost of the person who reacted (the bot when the homeserver refuses it)."""
-        source = Endpoint.parse(task.payload["source"])
+        reaction = expect(task.payload, ReactionPayload)
+        source = reaction.source
         if source.network is Network.MATRIX:
             return self._hs.ids.bot
-        payload = task.payload
-        who = reactor(source, payload.get("actor") or "", payload.get("actor_name") or "")
+        who = reactor(source, reaction.actor, reaction.actor_name)
         try:
             return await self._ghosts.ensure(source, await self._authors.resolve(source, who))
         except RemoteError as exc:
@@ -276,7 +278,7 @@ class MatrixDeliverer:
 
     async def _react(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
-        key = to_matrix_key(task.payload["emoji"])
+        key = to_matrix_key(expect(task.payload, ReactionPayload).emoji)
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": copy, "key": key}}
         sender = await self._reactor(task)
         intent = self._hs.intent(sender)
@@ -290,7 +292,7 @@ class MatrixDeliverer:
 
     async def _unreact(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
-        key = to_matrix_key(task.payload["emoji"])
+        key = to_matrix_key(expect(task.payload, ReactionPayload).emoji)
         found = await asyncio.to_thread(self._ours, room, copy, key)
         if found is None:
             return

@@ -16,6 +16,7 @@ from typing import Any
 from app.core.authors import AuthorDirectory, reactor
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Author, FileRef, Kind
+from app.core.payloads import EditPayload, PostPayload, ReactionPayload, expect
 from app.core.ports import Delivered, DeliveryTask
 from app.errors import RemoteError, SyncbotError
 from app.slack.files import FileCopier
@@ -95,9 +96,10 @@ class SlackDeliverer:
                 return await self._post(api, team, channel, task)
             case Kind.EDIT:
                 copy = self._require_copy(task)
+                edited = expect(task.payload, EditPayload)
                 text = await self._renderer.render(
-                    task.payload.get("body"),
-                    source=_source(task),
+                    edited.body,
+                    source=edited.source,
                     target_team=team,
                     target_channel=channel,
                     allow_broadcast=False,
@@ -113,7 +115,7 @@ class SlackDeliverer:
                         "reactions.remove",
                         channel=channel,
                         timestamp=self._require_copy(task),
-                        name=task.payload["emoji"],
+                        name=expect(task.payload, ReactionPayload).emoji,
                     )
                 except RemoteError as exc:
                     if exc.code != "invalid_name":
@@ -132,10 +134,10 @@ class SlackDeliverer:
         return task.copy.native_id
 
     async def _post(self, api: SlackApi, team: str, channel: str, task: DeliveryTask) -> Delivered:
-        payload = task.payload
+        payload = expect(task.payload, PostPayload)
         thread_ts = task.parent_copy.native_id if task.parent_copy else None
-        source = _source(task)
-        files = [FileRef.from_json(f) for f in payload.get("files") or []]
+        source = payload.source
+        files = list(payload.files)
         if task.outcome_unknown:
             found = await self._find_existing(api, channel, task, thread_ts)
             if found:
@@ -153,19 +155,19 @@ class SlackDeliverer:
                     thread_native_id=thread_ts,
                     parts=tuple(f"file:{p}" for p in parts),
                 )
-        author = await self._authors.resolve(source, Author.from_json(payload["author"]))
+        author = await self._authors.resolve(source, payload.author)
         text = await self._renderer.render(
-            payload.get("body"),
+            payload.body,
             source=source,
             target_team=team,
             target_channel=channel,
-            allow_broadcast=bool(payload.get("allow_broadcast")),
+            allow_broadcast=payload.allow_broadcast,
         )
-        replying = payload.get("thread_post_id") or payload.get("parent_link")
+        replying = payload.thread_post_id or payload.parent_link
         if replying and thread_ts is None:
             # The parent never reached this channel: post the reply on its own, linked to
             # the original thread, rather than dropping it.
-            link = payload.get("parent_link")
+            link = payload.parent_link
             prefix = (
                 f"> _in reply to <{link}|a thread>_\n" if link else "> _in reply to a thread_\n"
             )
@@ -178,7 +180,7 @@ class SlackDeliverer:
             "username": display_name(author),
             "icon_url": author.avatar_url,
             "thread_ts": thread_ts,
-            "reply_broadcast": "true" if thread_ts and payload.get("broadcast") else None,
+            "reply_broadcast": "true" if thread_ts and payload.broadcast else None,
             "unfurl_links": "false",
             "metadata": {
                 "event_type": METADATA_EVENT,
@@ -268,24 +270,21 @@ class SlackDeliverer:
 
     async def _react(self, api: SlackApi, channel: str, task: DeliveryTask) -> None:
         ts = self._require_copy(task)
-        emoji = task.payload["emoji"]
+        reaction = expect(task.payload, ReactionPayload)
+        emoji = reaction.emoji
         try:
             await api.call("reactions.add", channel=channel, timestamp=ts, name=emoji)
         except RemoteError as exc:
             if exc.code != "invalid_name":
                 raise
             # The emoji does not exist in this workspace (a custom one): say it in the thread.
-            source = _source(task)
+            source = reaction.source
             origin = ""
             if source.network is Network.SLACK:
                 with contextlib.suppress(SyncbotError):
                     origin = self._workspaces.info(source.slack_team).name
-            payload = task.payload
             who = await self._authors.resolve(
-                source,
-                reactor(
-                    source, payload.get("actor") or "", payload.get("actor_name") or "", origin
-                ),
+                source, reactor(source, reaction.actor, reaction.actor_name, origin)
             )
             await api.call(
                 "chat.postMessage",
@@ -295,7 +294,3 @@ class SlackDeliverer:
                 username=display_name(who),
                 icon_url=who.avatar_url,
             )
-
-
-def _source(task: DeliveryTask) -> Endpoint:
-    return Endpoint.parse(task.payload["source"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,14 +27,13 @@ class SlackRenderer:
 
     async def render(
         self,
-        body: dict[str, Any] | None,
+        tree: richtext.Node,
         *,
         source: Endpoint,
         target_team: str,
         target_channel: str,
         allow_broadcast: bool,
     ) -> str:
-        tree = richtext.from_json(body)
         users: dict[str, str] = {}
         for mention in richtext.mentions(tree)[:MAX_MENTIONS]:
             if mention.user_id in users:

@@ -41,6 +41,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.core.endpoints import Endpoint
 from app.core.events import Kind
+from app.core.payloads import payload_from_json
 from app.core.ports import (
     Copy,
     Delivered,
@@ -339,7 +340,7 @@ class SqlRelayTransaction:
                     "post_id": d.post_id,
                     "target_endpoint": str(d.target),
                     "kind": str(d.kind),
-                    "payload": d.payload,
+                    "payload": d.payload.to_json(),
                     "status": "pending",
                     "attempts": 0,
                     "next_attempt_at": now,
@@ -551,7 +552,7 @@ class SqlStore:
                     kind=Kind(r.kind),
                     target=Endpoint.parse(r.target_endpoint),
                     post_id=r.post_id,
-                    payload=r.payload,
+                    payload=payload_from_json(Kind(r.kind), r.payload),
                     attempts=r.attempts,
                     outcome_unknown=r.outcome_unknown,
                     copy=copies.get((r.post_id, r.target_endpoint)) if r.post_id else None,

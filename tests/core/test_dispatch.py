@@ -82,7 +82,7 @@ async def test_a_notice_moves_its_whole_target_in_order(world) -> None:
     second = relay.ingest(builders.post(A, "1.2")).deliveries
     to_b_second = next(uid for uid in second if uid not in first and _target(sessions, uid) == B)
     assert await dispatcher.work(to_b_second) is None
-    to_b = [c.payload["source_native_id"] for c in deliverer.calls if c.target == B]
+    to_b = [c.payload.source_native_id for c in deliverer.calls if c.target == B]
     assert to_b == ["1.1", "1.2"]
 
 

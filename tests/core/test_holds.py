@@ -66,7 +66,7 @@ async def test_an_outage_longer_than_the_retry_budget_holds_the_backlog_in_order
             .all()
         )
     assert "dead" not in statuses
-    delivered_to_c = [t.payload["source_native_id"] for t in deliverer.calls if t.target == C]
+    delivered_to_c = [t.payload.source_native_id for t in deliverer.calls if t.target == C]
     # Nothing overtook the held post, and every post arrived once, in order.
     assert [n for i, n in enumerate(delivered_to_c) if n not in delivered_to_c[:i]] == [
         "100.1",

@@ -111,8 +111,8 @@ async def test_failures_retry_then_die_visibly_and_keep_order(world) -> None:
     deliverer.failures[(to_c, 1)] = RemoteError("nope", network="slack", code="channel_not_found")
     relay.ingest(builders.post(A, "1.2", "two"))
     await drain_all(outbox)
-    b_calls = [c.payload["source_native_id"] for c in deliverer.calls if c.target == B]
-    c_calls = [c.payload["source_native_id"] for c in deliverer.calls if c.target == C]
+    b_calls = [c.payload.source_native_id for c in deliverer.calls if c.target == B]
+    c_calls = [c.payload.source_native_id for c in deliverer.calls if c.target == C]
     assert b_calls == ["1.1", "1.1", "1.2"]  # the retry went first; order kept
     assert c_calls == ["1.1", "1.2"]  # a dead delivery does not hold up the next one
     with sessions() as s:

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from app.store.engine import session_factory
 from app.store.models import Delivery
 from app.store.relay_store import SKIP_LOCKED_DIALECTS, SqlStore
+from tests.builders import STORED_POST
 
 TARGETS = [f"slack:T{i}/C{i}" for i in range(8)]
 
@@ -33,7 +34,7 @@ def fill(engine, per_target: int) -> dict[str, list[str]]:
                         uid=uid,
                         target_endpoint=target,
                         kind="post",
-                        payload={},
+                        payload=STORED_POST,
                         status="pending",
                         next_attempt_at=past,
                         created_at=past,

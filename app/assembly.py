@@ -21,6 +21,7 @@ from app.bridge.setup import SlackBridge, build_bridge
 from app.core.authors import AuthorDirectory
 from app.core.dispatch import Dispatcher, Notifier
 from app.core.files import FileSources
+from app.core.ingest import Ingest
 from app.core.outbox import Outbox, RetryPolicy
 from app.core.relay import Relay
 from app.federation.setup import build_federation
@@ -121,6 +122,8 @@ def assemble(
     policy = retry or RetryPolicy(max_age=settings.delivery_max_age_hours * 3600)
     outbox = Outbox(store, {}, policy=policy, worker_id=worker_id, lease_seconds=lease_seconds)
     dispatcher = Dispatcher(outbox, store, notifier or build_notifier(settings, outbox))
+    # The one way inbound events enter the sync, on every path (Slack, Matrix, peers).
+    ingest = Ingest(relay, dispatcher)
     authors = AuthorDirectory()
     files = FileSources()
     syncs = SyncAdmin(sessions)
@@ -129,8 +132,8 @@ def assemble(
         settings=settings,
         sessions=sessions,
         cipher=cipher,
-        relay=relay,
         outbox=outbox,
+        ingest=ingest,
         dispatcher=dispatcher,
         authors=authors,
         files=files,
@@ -144,9 +147,8 @@ def assemble(
             settings=settings,
             sessions=sessions,
             cipher=cipher,
-            relay=relay,
             outbox=outbox,
-            dispatcher=dispatcher,
+            ingest=ingest,
             authors=authors,
             files=files,
         )
@@ -166,9 +168,8 @@ def assemble(
         matrix_adapter = build_matrix(
             settings=settings,
             sessions=sessions,
-            relay=relay,
             outbox=outbox,
-            dispatcher=dispatcher,
+            ingest=ingest,
             authors=authors,
             files=files,
             workspaces=workspaces,

@@ -31,9 +31,9 @@ from app.core.authors import AuthorDirectory
 from app.core.endpoints import Endpoint, EndpointError, Network
 from app.core.events import Author, DeletePost, EditPost, FileRef, Kind, NewPost, ReactionChange
 from app.core.files import FileSources, FileTooLarge
+from app.core.ingest import Ingest
 from app.core.payloads import EditPayload, PostPayload, ReactionPayload
 from app.core.ports import Delivered, DeliveryTask
-from app.core.relay import Relay
 from app.egress import EgressPolicy, EgressRefused, refusal
 from app.errors import FederationError, RemoteError
 from app.federation import signing
@@ -87,7 +87,7 @@ class Federation:
         *,
         sessions: sessionmaker[Session],
         identity: Identity,
-        relay: Relay,
+        ingest: Ingest,
         authors: AuthorDirectory,
         public_url: str | None,
         allow_private: bool,
@@ -100,7 +100,7 @@ class Federation:
         # How to read a file at its source network, to inline it for the peer.
         self._files = files if files is not None else FileSources()
         self.identity = identity
-        self._relay = relay
+        self._ingest = ingest
         self._authors = authors
         self.public_url = public_url
         self.allow_private = allow_private
@@ -110,7 +110,6 @@ class Federation:
         # connect time), widened to every network when private peers are allowed (labs, tests).
         egress = egress or EgressPolicy()
         self._egress = egress.widened(["0.0.0.0/0", "::/0"]) if allow_private else egress
-        self.on_ingested: list[Any] = []  # async callbacks given the new deliveries (dispatch)
 
     # -- pairing --------------------------------------------------------------------------
 
@@ -448,9 +447,7 @@ class Federation:
             richtext.RichTextError,
         ) as exc:
             return _error(400, f"malformed event: {exc}")
-        result = await asyncio.to_thread(self._relay.ingest, event)
-        for callback in self.on_ingested:
-            await callback(result.deliveries)
+        result = await self._ingest(event)
         return JSONResponse({"ok": True, "duplicate": result.duplicate})
 
     def _to_core(self, sender: str, data: dict[str, Any]) -> Any:

@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.authors import AuthorDirectory
-from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint, Network
 from app.core.events import FileRef
 from app.core.files import FileSources
+from app.core.ingest import Ingest
 from app.core.outbox import Outbox
-from app.core.relay import Relay
 from app.egress import EgressPolicy
 from app.errors import RemoteError
 from app.federation.identity import Identity
@@ -35,9 +34,8 @@ def build_federation(
     settings: Settings,
     sessions: sessionmaker[Session],
     cipher: TokenCipher,
-    relay: Relay,
     outbox: Outbox,
-    dispatcher: Dispatcher,
+    ingest: Ingest,
     authors: AuthorDirectory,
     files: FileSources,
 ) -> Federation:
@@ -45,7 +43,7 @@ def build_federation(
     federation = Federation(
         sessions=sessions,
         identity=Identity(sessions, cipher, settings.instance_id),
-        relay=relay,
+        ingest=ingest,
         authors=authors,
         public_url=settings.public_url,
         allow_private=settings.federation_allow_private,
@@ -55,5 +53,4 @@ def build_federation(
     )
     files.register(Network.PEER, inline_file)
     outbox.register(federation)
-    federation.on_ingested.append(dispatcher.after_commit)
     return federation

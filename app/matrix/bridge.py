@@ -17,9 +17,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint
-from app.core.relay import Relay
+from app.core.ingest import Ingest
 from app.errors import RemoteError
 from app.matrix import inbound
 from app.matrix.commands import ENCRYPTED_REFUSAL, BotCommands
@@ -41,8 +40,7 @@ class MatrixBridge:
         homeserver: Homeserver,
         *,
         sessions: sessionmaker[Session],
-        relay: Relay,
-        dispatcher: Dispatcher,
+        ingest: Ingest,
         commands: BotCommands,
         permissions: Permissions,
         invites: PortalInvites | None = None,
@@ -51,8 +49,7 @@ class MatrixBridge:
         self._hs = homeserver
         self._ids = homeserver.ids
         self._sessions = sessions
-        self._relay = relay
-        self._dispatcher = dispatcher
+        self._ingest = ingest
         self._commands = commands
         self._permissions = permissions
         self._invites = invites
@@ -98,13 +95,11 @@ class MatrixBridge:
             return
         if event.get("type") == "m.reaction":
             await asyncio.to_thread(self._record_reaction, event)
-        result = await asyncio.to_thread(self._relay.ingest, core)
+        # No inline delivery: the homeserver waits for this transaction's answer.
+        await self._ingest(core)
         if redacted is not None:
             # Only once the unreact is durable: a retried transaction must find the row again.
             await asyncio.to_thread(self._forget_reaction, str(event.get("redacts")))
-        if result.deliveries:
-            # No inline delivery: the homeserver waits for this transaction's answer.
-            await self._dispatcher.after_commit(result.deliveries)
 
     async def _member(self, event: dict[str, Any]) -> None:
         content = event.get("content") or {}

@@ -17,12 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import Route
 
 from app.core.authors import AuthorDirectory
-from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint, Network
 from app.core.events import FileRef
 from app.core.files import FileSource, FileSources
+from app.core.ingest import Ingest
 from app.core.outbox import Outbox
-from app.core.relay import Relay
 from app.core.workspaces import WorkspaceDirectory
 from app.egress import EgressPolicy
 from app.errors import ConfigError
@@ -146,9 +145,8 @@ def build_matrix(
     *,
     settings: Settings,
     sessions: sessionmaker[Session],
-    relay: Relay,
     outbox: Outbox,
-    dispatcher: Dispatcher,
+    ingest: Ingest,
     authors: AuthorDirectory,
     files: FileSources,
     workspaces: WorkspaceDirectory | None = None,
@@ -226,8 +224,7 @@ def build_matrix(
     bridge = MatrixBridge(
         homeserver,
         sessions=sessions,
-        relay=relay,
-        dispatcher=dispatcher,
+        ingest=ingest,
         commands=commands,
         permissions=permissions,
         invites=invites,

@@ -8,8 +8,6 @@ the rest to the runtime's worker (serve's own loop, SQS on Lambda, Cloud Tasks o
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import logging
 import time
@@ -21,8 +19,7 @@ from slack_sdk.signature import SignatureVerifier
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from app.core.dispatch import Dispatcher
-from app.core.relay import Relay
+from app.core.ingest import Ingest
 from app.errors import RedeliveryRequested
 from app.jsonbody import MAX_DEPTH, depth
 from app.slack import payload_schema
@@ -44,14 +41,12 @@ class SlackEvents:
         *,
         signing_secret: str,
         translator: EventTranslator,
-        relay: Relay,
-        dispatcher: Dispatcher,
+        ingest: Ingest,
         inline_budget: float = ACK_BUDGET,
     ) -> None:
         self._verifier = SignatureVerifier(signing_secret)
         self._translator = translator
-        self._relay = relay
-        self._dispatcher = dispatcher
+        self._ingest = ingest
         self._budget = inline_budget
         self.event_hooks: list[Handler] = []
         self.interaction_hooks: list[Handler] = []
@@ -124,23 +119,13 @@ class SlackEvents:
         event = self._translator.translate(payload)
         if event is None:
             return Response(status_code=200)
-        # Rows the inline drain will deliver are leased to it as they are written.
-        lease = self._dispatcher.inline_lease(self._budget - (time.monotonic() - started))
         try:
-            result = await asyncio.to_thread(
-                functools.partial(self._relay.ingest, event, lease=lease)
-            )
+            # Deliveries run inline for what is left of the ack budget.
+            await self._ingest(event, deadline=started + self._budget)
         except Exception:
             # Nothing was half-recorded (the transaction rolled back): ask Slack to retry.
             log.exception("could not record event; asking Slack to retry")
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
-        if result.deliveries:
-            remaining = self._budget - (time.monotonic() - started)
-            await self._dispatcher.after_commit(
-                result.deliveries,
-                budget=remaining,
-                leased=result.tasks if lease is not None else None,
-            )
         return Response(status_code=200)
 
 

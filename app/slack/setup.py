@@ -12,8 +12,8 @@ from app.core.authors import AuthorDirectory
 from app.core.dispatch import Dispatcher
 from app.core.endpoints import Network
 from app.core.files import FileSources
+from app.core.ingest import Ingest
 from app.core.outbox import Outbox
-from app.core.relay import Relay
 from app.egress import EgressPolicy
 from app.settings import Settings
 from app.slack.deliver import SlackDeliverer
@@ -56,8 +56,8 @@ def build_slack(
     settings: Settings,
     sessions: sessionmaker[Session],
     cipher: TokenCipher,
-    relay: Relay,
     outbox: Outbox,
+    ingest: Ingest,
     dispatcher: Dispatcher,
     authors: AuthorDirectory,
     files: FileSources,
@@ -88,8 +88,7 @@ def build_slack(
         # arrive authenticated by the app token and the verifier is never consulted.
         signing_secret=settings.slack_signing_secret or secrets.token_hex(32),
         translator=EventTranslator(workspaces.info),
-        relay=relay,
-        dispatcher=dispatcher,
+        ingest=ingest,
     )
     # Held channels: their admins are told, and the bot's return resumes them.
     holds = SlackHolds(sessions, workspaces, dispatcher)

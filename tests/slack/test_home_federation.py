@@ -95,7 +95,7 @@ class Peer:
         self.federation = Federation(
             sessions=sessions,
             identity=Identity(sessions, TokenCipher(TEST_KEY), "peer-instance"),
-            relay=None,  # type: ignore[arg-type]  # pairing relays nothing
+            ingest=None,  # type: ignore[arg-type]  # pairing relays nothing
             authors=None,  # type: ignore[arg-type]
             public_url=url,
             allow_private=True,

@@ -11,10 +11,10 @@ from app.cli.admin_common import admin_runtime
 from app.cli.common import EXIT_FAILED, EXIT_OK, fail
 from app.cli.errors import remote_problem
 from app.core.endpoints import Endpoint, EndpointError, Network
+from app.core.workspaces import UnknownWorkspace
 from app.errors import RemoteError
 from app.federation.admin import DISABLED, ENABLE_HINT
 from app.settings import Settings
-from app.slack.workspaces import UnknownWorkspace
 from app.store.syncs import SyncAdminError
 
 MATRIX_HINT = (

@@ -108,14 +108,14 @@ def _redact_match(match: re.Match[str]) -> str:
 def _extras(record: logging.LogRecord, taken: Iterable[str]) -> dict[str, Any]:
     """The ``extra=`` fields of ``record`` that may be logged at its level."""
     skip = set(taken)
-    extras: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     for key, value in vars(record).items():
         if key in _STANDARD or key in skip or key in DROPPED_FIELDS or key.startswith("_"):
             continue
         if key in BODY_FIELDS and record.levelno > logging.DEBUG:
             continue
-        extras[key] = value
-    return extras
+        fields[key] = value
+    return fields
 
 
 class JsonFormatter(logging.Formatter):

@@ -10,6 +10,7 @@ its own (PostgreSQL: both in one statement).
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import uuid
 from collections import defaultdict
@@ -41,7 +42,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.core.endpoints import Endpoint
 from app.core.events import Kind
-from app.core.payloads import payload_from_json
+from app.core.payloads import Payload, PayloadError, PostPayload, payload_from_json
 from app.core.ports import (
     Copy,
     Delivered,
@@ -69,6 +70,8 @@ _SCAN = 2000
 # Backends whose row locks can be skipped (PostgreSQL 9.5+, MySQL 8+, MariaDB 10.6+). SQLite
 # has one writer at a time anyway: its claims are serialized by BEGIN IMMEDIATE.
 SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
+
+log = logging.getLogger("syncbot.store.relay")
 
 
 def _now() -> datetime:
@@ -524,10 +527,29 @@ class SqlStore:
         return result
 
     def _tasks(self, s: Session, rows: Sequence[Any]) -> list[DeliveryTask]:
+        payloads: dict[str, Payload] = {}
+        for r in rows:
+            try:
+                payloads[r.uid] = payload_from_json(Kind(r.kind), r.payload)
+            except PayloadError as exc:
+                # No deliverer could read it: dead and visible at once, rather than a claim
+                # that fails for every worker on every pass.
+                log.error("unreadable delivery payload", extra={"delivery": r.uid})
+                s.execute(
+                    update(Delivery)
+                    .where(Delivery.uid == r.uid)
+                    .values(
+                        status="dead",
+                        last_error=f"unreadable payload: {exc}"[:500],
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    ),
+                    execution_options={"synchronize_session": False},
+                )
+        rows = [r for r in rows if r.uid in payloads]
         post_ids = {r.post_id for r in rows if r.post_id}
-        post_ids |= {
-            r.payload.get("thread_post_id") for r in rows if r.payload.get("thread_post_id")
-        }
+        parents = {uid: _thread_post_id(p) for uid, p in payloads.items()}
+        post_ids |= {parent for parent in parents.values() if parent}
         targets = {r.target_endpoint for r in rows}
         copies: dict[tuple[str, str], Copy] = {}
         if post_ids:
@@ -545,14 +567,14 @@ class SqlStore:
                 )
         tasks = []
         for r in rows:
-            parent_id = r.payload.get("thread_post_id")
+            parent_id = parents[r.uid]
             tasks.append(
                 DeliveryTask(
                     uid=r.uid,
                     kind=Kind(r.kind),
                     target=Endpoint.parse(r.target_endpoint),
                     post_id=r.post_id,
-                    payload=payload_from_json(Kind(r.kind), r.payload),
+                    payload=payloads[r.uid],
                     attempts=r.attempts,
                     outcome_unknown=r.outcome_unknown,
                     copy=copies.get((r.post_id, r.target_endpoint)) if r.post_id else None,
@@ -902,3 +924,8 @@ def _due_prefixes(
         if len(chosen) >= limit:
             break
     return chosen
+
+
+def _thread_post_id(payload: Payload) -> str | None:
+    """The canonical post a post replies to (its parent's copies are resolved with it)."""
+    return payload.thread_post_id if isinstance(payload, PostPayload) else None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app.core import richtext
 from app.core.endpoints import Endpoint
@@ -19,7 +22,9 @@ from app.core.payloads import (
     payload_from_json,
 )
 from app.core.relay import post_payload
+from app.store.models import Delivery
 from tests import builders
+from tests.core.conftest import B
 
 A = Endpoint.slack("T1", "C1")
 BODY = {"v": 1, "doc": ["hi ", {"t": "b", "c": ["there"]}]}
@@ -127,3 +132,28 @@ def test_a_deliverer_expecting_another_kind_is_told_so() -> None:
         expect(DeletePayload(A), PostPayload)
     edit = EditPayload(A, richtext.doc(richtext.Text("x")))
     assert expect(edit, EditPayload) is edit
+
+
+async def test_an_unreadable_stored_row_goes_dead_and_the_rest_is_delivered(world) -> None:
+    sessions, relay, outbox, deliverer = world
+    bad = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    with sessions() as s, s.begin():
+        s.add(
+            Delivery(
+                uid=bad,
+                target_endpoint=str(B),
+                kind="react",
+                payload={"source": "slack:T1/C1"},  # no emoji: no deliverer could apply it
+                status="pending",
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    result = relay.ingest(builders.post(A, "1.1"))
+    await outbox.drain()
+    assert sorted(c.uid for c in deliverer.calls) == sorted(result.deliveries)
+    with sessions() as s:
+        row = s.execute(select(Delivery).where(Delivery.uid == bad)).scalar_one()
+        assert row.status == "dead"
+        assert row.last_error is not None and "unreadable payload" in row.last_error

@@ -1,6 +1,6 @@
 """The service as ``syncbot serve`` runs it, but in this process: on a loopback port, in a thread.
 
-Same assembly (:func:`~app.runtime.build_runtime`), same ASGI app with its lifespan (the outbox
+Same assembly (:func:`~app.assembly.build_runtime`), same ASGI app with its lifespan (the outbox
 worker, Socket Mode), same uvicorn; only where it listens and that it stops when asked differ.
 """
 

@@ -16,6 +16,7 @@ from mautrix.types import EventType, RoomID
 
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Kind
+from app.core.payloads import PostPayload
 from app.core.ports import DeliveryTask
 from app.errors import RemoteError
 from app.matrix.homeserver import Homeserver, matrix_errors
@@ -102,9 +103,9 @@ class SenderNotices:
         await self._about(task, exc, delayed=True)
 
     async def _about(self, task: DeliveryTask, exc: RemoteError, *, delayed: bool) -> None:
-        source = Endpoint.parse(str(task.payload.get("source") or ""))
+        source = task.payload.source
         # Posts carry the event they came from; a notice answers that message.
-        event_id = task.payload.get("source_native_id")
+        event_id = task.payload.source_native_id if isinstance(task.payload, PostPayload) else None
         if source.network is not Network.MATRIX or not event_id:
             return
         what, where = _WHAT.get(task.kind, "Your message"), _where(task.target)

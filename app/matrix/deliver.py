@@ -141,7 +141,7 @@ class MatrixDeliverer:
                 )
             )
         parts = events[1:]
-        if parent and payload.get("broadcast") and content["body"].strip():
+        if parent and payload.broadcast and content["body"].strip():
             # A reply also sent to the channel: Matrix clients show thread events in the thread
             # only, so the room's timeline gets it too, as a reply to the thread's root.
             timeline = {**content, "m.relates_to": {"m.in_reply_to": {"event_id": parent}}}

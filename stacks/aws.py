@@ -89,7 +89,12 @@ def build(config: StackConfig) -> dict[str, pulumi.Output[object]]:
         path=str(bundle_path),
         sha256=digest,
         base64_sha256=base64.b64encode(bytes.fromhex(digest)).decode(),
-        artifact_bucket=aws_config.artifact_bucket,
+        artifact_bucket=aws_config.artifact_bucket
+        or (
+            pulumi.StackReference(config.bootstrap_stack).require_output("artifact_bucket")
+            if config.bootstrap_stack
+            else None
+        ),
     )
     database = config.database
     backend = database.backend

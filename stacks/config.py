@@ -9,6 +9,7 @@ once in one :class:`StackConfigError` naming each bad key, never as a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -86,9 +87,13 @@ class SecretValue:
     """
 
     value: str = field(repr=False)
+    source: Any = field(default=None, repr=False, compare=False)
+    """In the program: ``pulumi.Config(...).require_secret(key)``, the SDK's own secret."""
 
     def output(self) -> Any:
         """Returns the value as a Pulumi secret output (``pulumi.Output[str]``)."""
+        if self.source is not None:
+            return self.source
         import pulumi  # Deferred: parsing stays usable without the Pulumi runtime.
 
         return pulumi.Output.secret(self.value)
@@ -191,6 +196,9 @@ class StackConfig:
     secrets: Mapping[str, SecretValue]
     aws: AwsConfig | None = None
     gcp: GcpConfig | None = None
+    bootstrap_stack: str | None = None
+    """The bootstrap stack (``org/project/stack``) an app stack reads its artifact store from,
+    instead of copying the bootstrap outputs into its own config by hand."""
 
     @property
     def name_prefix(self) -> str:
@@ -364,6 +372,11 @@ def parse_stack_config(
         if database.mode == "existing" and "databaseUrl" not in secrets:
             read.problems.append(f"{_k('databaseUrl')}: required when databaseMode is existing")
 
+    bootstrap_stack = read.text(
+        _k("bootstrapStack"),
+        pattern=re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$"),
+        hint=" (stack, project/stack or org/project/stack)",
+    )
     aws = _aws(read, service) if provider == "aws" else None
     gcp = _gcp(read, database) if provider == "gcp" else None
 
@@ -390,6 +403,7 @@ def parse_stack_config(
         secrets=secrets,
         aws=aws,
         gcp=gcp,
+        bootstrap_stack=bootstrap_stack,
     )
 
 
@@ -575,4 +589,14 @@ def load_stack_config() -> StackConfig:
     raw: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_keys = set(runtime_config.get_config_secret_keys_env())
     secret_keys.update(key for key in raw if runtime_config.is_config_secret(key))
-    return parse_stack_config(raw, secret_keys=secret_keys)
+    parsed = parse_stack_config(raw, secret_keys=secret_keys)
+    # Secret values reach resources through the SDK's require_secret (a secret Output from the
+    # engine's decrypted config), not as strings copied out of the raw config mapping.
+    import pulumi
+
+    stack_config = pulumi.Config(NAMESPACE)
+    secrets = {
+        key: SecretValue(value.value, source=stack_config.require_secret(key))
+        for key, value in parsed.secrets.items()
+    }
+    return dataclasses.replace(parsed, secrets=secrets)

@@ -83,7 +83,11 @@ def _app(config: StackConfig, gcp: GcpConfig, prefix: str) -> dict[str, pulumi.O
             production=config.production,
             database_backend=backend,
             image_repository=gcp.image_repository
-            or image_repository_url(gcp.region, gcp.project, prefix),
+            or (
+                pulumi.StackReference(config.bootstrap_stack).require_output("image_repository")
+                if config.bootstrap_stack
+                else image_repository_url(gcp.region, gcp.project, prefix)
+            ),
             image_tag=gcp.image_tag,
             config=dict(config.settings),
             secrets=config.secret_outputs(),

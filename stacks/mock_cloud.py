@@ -341,6 +341,18 @@ def computed_outputs(
             image_digest = f"sha256:{_digest('image', name)}"
             tags = inputs.get("tags") or [f"{name}:latest"]
             out |= {"digest": image_digest, "ref": f"{tags[0]}@{image_digest}"}
+        case "pulumi:pulumi:StackReference":
+            # A bootstrap stack's exports, named the way the bootstrap names things.
+            stack = str(inputs.get("name", name)).rsplit("/", 1)[-1]
+            out["outputs"] = {
+                "artifact_bucket": f"{stack}-artifacts-{ACCOUNT_ID}-{aws_region}",
+                "image_repository": (
+                    f"{DEFAULT_GCP_REGION}-docker.pkg.dev/{DEFAULT_GCP_PROJECT}/{stack}"
+                ),
+                "region": aws_region,
+                "deploy_role": f"arn:aws:iam::{ACCOUNT_ID}:role/{stack}-deploy-role",
+            }
+            out["secretOutputNames"] = []
         case "random:index/randomPassword:RandomPassword":
             length = int(inputs.get("length", 32))
             out["result"] = (_digest("password", name) * 4)[:length]
@@ -530,6 +542,27 @@ class _Monitor(pulumi_mocks.MockMonitor):
             json_format.MessageToDict(request.outputs), mask=False
         )
         return super().RegisterResourceOutputs(request)
+
+    def ReadResource(self, request: Any) -> Any:
+        # Reads of existing resources (a StackReference is one) are recorded like creations.
+        response = super().ReadResource(request)
+        inputs = drop_nulls(plain(json_format.MessageToDict(request.properties), mask=False))
+        self.recorded.append(
+            Registration(
+                typ=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent or None,
+                custom=True,
+                inputs=inputs,
+                masked_inputs=inputs,
+                secret_inputs=frozenset(),
+                id=request.id,
+                outputs=plain(dict(self.resources[response.urn].state), mask=False),
+                dependencies=tuple(request.dependencies),
+            )
+        )
+        return response
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)

@@ -41,7 +41,8 @@ class Bundle:
     sha256: str
     """Hex digest of the zip; names the S3 object and triggers code updates."""
     base64_sha256: str
-    artifact_bucket: str | None = None
+    artifact_bucket: pulumi.Input[str] | None = None
+    """Configured, or read from the bootstrap stack by a stack reference."""
 
 
 @dataclass

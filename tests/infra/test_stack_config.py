@@ -207,3 +207,34 @@ def test_a_missing_bundle_is_a_config_error(tmp_path: Path) -> None:
             },
             secret_keys={"syncbot:slackSigningSecret", "syncbot:slackClientSecret"},
         )
+
+
+def test_the_program_reads_secrets_with_require_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pulumi
+
+    from stacks.config import load_stack_config
+
+    asked: list[str] = []
+    real = pulumi.Config.require_secret
+
+    def spy(self: pulumi.Config, key: str) -> pulumi.Output[str]:
+        asked.append(f"{self.name}:{key}")
+        return real(self, key)
+
+    monkeypatch.setattr(pulumi.Config, "require_secret", spy)
+    raw = {
+        **APP,
+        "syncbot:settings": '{"SLACK_CLIENT_ID": "1.2", "SLACK_BOT_SCOPES": "a"}',
+        "syncbot:slackSigningSecret": "s1",
+        "syncbot:slackClientSecret": "s2",
+    }
+    secret = ["syncbot:slackSigningSecret", "syncbot:slackClientSecret"]
+    try:
+        pulumi.runtime.set_all_config(raw, secret)
+        config = load_stack_config()
+    finally:
+        pulumi.runtime.set_all_config({}, [])
+    assert sorted(asked) == sorted(secret)
+    assert all(value.source is not None for value in config.secrets.values())

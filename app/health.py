@@ -186,6 +186,9 @@ class HomeserverState(Protocol):
     @property
     def last_error(self) -> str | None: ...
 
+    @property
+    def malformed_events(self) -> int: ...
+
 
 class Monitored(Protocol):
     """What a report is gathered for (:class:`app.runtime.Runtime`)."""
@@ -231,9 +234,16 @@ def _matrix_part(runtime: Monitored) -> dict[str, Any] | None:
     adapter = runtime.matrix
     if adapter is None:
         return None
+    # Events a user sent in a shape the bridge cannot read: skipped, so they are counted here.
+    skipped = adapter.malformed_events
     if adapter.connected:
-        return {"status": "ok"}
-    return {"status": "degraded", "homeserver": "unreachable", "error": adapter.last_error}
+        return {"status": "ok", "malformed_events": skipped}
+    return {
+        "status": "degraded",
+        "homeserver": "unreachable",
+        "error": adapter.last_error,
+        "malformed_events": skipped,
+    }
 
 
 def format_report(report: HealthReport) -> str:

@@ -82,6 +82,11 @@ class MatrixAdapter:
     on_connected: list[Callable[[], None]] = field(default_factory=list)
 
     @property
+    def malformed_events(self) -> int:
+        """Pushed events skipped as malformed since start (their transactions acknowledged)."""
+        return self.appservice.malformed_events
+
+    @property
     def routes(self) -> list[Route]:
         return [
             *self.appservice.routes,

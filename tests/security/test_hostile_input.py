@@ -183,6 +183,7 @@ def test_a_malformed_matrix_event_is_skipped_and_the_transaction_acknowledged(
     assert h.runtime.matrix is not None
     appservice = h.runtime.matrix.appservice
     assert appservice.malformed_events == 4
+    assert h.client.get("/health").json()["matrix"]["malformed_events"] == 4
     with h.runtime.sessions() as s:
         keys = set(s.execute(select(ProcessedEvent.key)).scalars())
     assert "matrix:$good" in keys  # the event behind the poison was relayed

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from app.assembly import build_runtime
 from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, settings_or_exit
 from app.errors import ConfigError
 from app.runtime import Runtime
@@ -14,6 +13,10 @@ from app.store.migrate import is_at_head
 
 @contextmanager
 def admin_runtime(*, wait: float = 10.0) -> Iterator[Runtime]:
+    # The composition root imports every adapter: only commands that build a runtime
+    # pay for that.
+    from app.assembly import build_runtime
+
     settings = settings_or_exit()
     try:
         runtime = build_runtime(settings)

@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from app.assembly import build_runtime
 from app.cli.common import EXIT_FAILED, EXIT_OK, fail
 from app.errors import ConfigError, StoreError
 from app.logs import configure_logging
@@ -69,6 +68,10 @@ def dependency_problems(settings: Settings) -> list[str]:
 
 def collect_problems(*, wait: float) -> list[str]:
     """Every problem found, each ending with how to fix it; stops early only when it must."""
+    # The composition root imports every adapter: only commands that build a runtime
+    # pay for that.
+    from app.assembly import build_runtime
+
     try:
         settings = load_settings(find_local=True)
     except ConfigError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.assembly import build_runtime
 from app.cli.common import EXIT_FAILED, EXIT_OK, connect_or_exit, fail, settings_or_exit
 from app.errors import CipherError, ConfigError
 from app.rotation import rotate_all
@@ -31,6 +30,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The composition root imports every adapter: only commands that build a runtime
+    # pay for that.
+    from app.assembly import build_runtime
+
     settings = settings_or_exit()
     try:
         runtime = build_runtime(settings)

@@ -8,7 +8,6 @@ import contextlib
 import logging
 from typing import Any
 
-from app.assembly import build_runtime
 from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, settings_or_exit
 from app.errors import ConfigError
 from app.http_guard import GuardedH11Protocol
@@ -109,6 +108,9 @@ def socket_mode_workspaces(runtime: Runtime) -> int:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    # The composition root imports every adapter: only commands that build a runtime
+    # pay for that.
+    from app.assembly import build_runtime
     from app.web import create_app
 
     settings = settings_or_exit(log_format="json")

@@ -210,8 +210,8 @@ def assemble(
     # install lifecycle, stray channels, the App Home, then the bridge's (the workspace
     # bridge's last: it may ask Slack to redeliver an event whose portal is being created).
     events = slack.events
-    events.event_hooks.append(installs.lifecycle.on_event)
-    events.event_hooks.append(strays.on_event)
+    events.on({"app_uninstalled", "tokens_revoked"}, installs.lifecycle.on_event)
+    events.on({"member_joined_channel", "member_left_channel"}, strays.on_event)
     home.hook(events)
     if bridge is not None:
         events.event_hooks.extend(bridge.slack_hooks)

@@ -6,6 +6,8 @@ manifest, these defaults and the settings in agreement.
 
 from __future__ import annotations
 
+from app.slack.subscriptions import BOT_EVENTS as _SUBSCRIBED
+
 DEFAULT_BOT_SCOPES: tuple[str, ...] = (
     "channels:history",  # message events in public channels
     "channels:join",  # join a channel when it is added to a sync
@@ -30,21 +32,5 @@ DEFAULT_BOT_SCOPES: tuple[str, ...] = (
 # No user token is needed: everything is done as the bot.
 DEFAULT_USER_SCOPES: tuple[str, ...] = ()
 
-BOT_EVENTS: tuple[str, ...] = (
-    "app_home_opened",
-    "app_uninstalled",
-    "channel_archive",
-    "channel_rename",
-    "channel_unarchive",
-    "group_archive",
-    "group_rename",
-    "group_unarchive",
-    "member_joined_channel",
-    "message.channels",
-    "message.groups",
-    "reaction_added",
-    "reaction_removed",
-    "team_join",
-    "tokens_revoked",
-    "user_profile_changed",
-)
+# The manifest's event subscriptions come from the one table that also types the handlers.
+BOT_EVENTS: tuple[str, ...] = _SUBSCRIBED

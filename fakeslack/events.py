@@ -69,6 +69,27 @@ class EventSettings:
     # Per-workspace Request URLs (several app processes, one per workspace); else ``app_url``.
     team_urls: dict[str, str] = field(default_factory=dict)
     ordered: bool = True
+    # The app's ``bot_events`` subscriptions (its manifest); None delivers every event. Slack
+    # sends an app only the events it subscribed to: https://api.slack.com/events-api
+    # (``message.channels``/``.groups``/``.im``/``.mpim`` by the message's ``channel_type``).
+    bot_events: tuple[str, ...] | None = None
+
+
+_MESSAGE_SUBSCRIPTION = {
+    "channel": "message.channels",
+    "group": "message.groups",
+    "im": "message.im",
+    "mpim": "message.mpim",
+}
+
+
+def subscribed(event: dict[str, Any], bot_events: tuple[str, ...] | None) -> bool:
+    """Whether an app subscribed to ``bot_events`` receives ``event``."""
+    if bot_events is None:
+        return True
+    if event.get("type") == "message":
+        return _MESSAGE_SUBSCRIPTION.get(str(event.get("channel_type"))) in bot_events
+    return event.get("type") in bot_events
 
 
 class EventBus:
@@ -128,6 +149,8 @@ class EventBus:
         ):
             return None
         if not self.settings.enabled or inst.team_id in self.settings.disabled_teams:
+            return None
+        if not subscribed(event, self.settings.bot_events):
             return None
         env = self.envelope(inst, event)
         self.emitted.append(env)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,7 +23,8 @@ from app.core.ingest import Ingest
 from app.errors import RedeliveryRequested
 from app.jsonbody import MAX_DEPTH, depth
 from app.slack import payload_schema
-from app.slack.inbound import EventTranslator
+from app.slack.inbound import RELAYED, EventTranslator
+from app.slack.subscriptions import DELIVERED
 
 log = logging.getLogger("syncbot.slack.events")
 
@@ -50,6 +51,25 @@ class SlackEvents:
         self._budget = inline_budget
         self.event_hooks: list[Handler] = []
         self.interaction_hooks: list[Handler] = []
+        # Hooks by the event types they handle, checked against the subscriptions table.
+        self._typed: list[tuple[frozenset[str], Handler]] = []
+
+    def on(self, event_types: Iterable[str], hook: Handler) -> None:
+        """Run ``hook`` for events of ``event_types`` (before the relay records them).
+
+        Raises:
+            ValueError: a type no subscription delivers (see :mod:`app.slack.subscriptions`).
+        """
+        types = frozenset(event_types)
+        unknown = types - DELIVERED
+        if unknown:
+            raise ValueError(f"not subscribed in the manifest: {', '.join(sorted(unknown))}")
+        self._typed.append((types, hook))
+
+    def handled_types(self) -> frozenset[str]:
+        """Every event type some hook or the relay handles."""
+        typed = frozenset(t for types, _ in self._typed for t in types)
+        return typed | RELAYED
 
     async def endpoint(self, request: Request) -> Response:
         started = time.monotonic()
@@ -109,7 +129,11 @@ class SlackEvents:
                 if response is not None:
                     return response
             return Response(status_code=200)
+        etype = str((payload.get("event") or {}).get("type") or "")
         try:
+            for types, typed in self._typed:
+                if etype in types:
+                    await typed(payload)
             for hook in self.event_hooks:
                 await hook(payload)
         except RedeliveryRequested as exc:

@@ -40,6 +40,12 @@ CHANNEL_EVENTS = {
 }
 
 
+# Event types the translator turns into core events (the relay handles them).
+RELAYED = frozenset(
+    {"message", "reaction_added", "reaction_removed", *CHANNEL_EVENTS},
+)
+
+
 def body_of(message: dict[str, Any]) -> richtext.Node:
     """The message body: every block (``rich_text`` is what a person typed; other apps post
     sections, headers, context) and legacy attachment, else the mrkdwn ``text``."""
@@ -94,9 +100,11 @@ class EventTranslator:
         if not team or not event_id:
             return None
         key = f"slack:{event_id}"
-        if self._is_echo(envelope, event):
-            return None
         etype = event.get("type")
+        # Other events are the hooks' (profiles, membership, lifecycle): nothing to relay, and
+        # their fields (``user`` is an object in user_profile_changed) are not a message's.
+        if etype not in RELAYED or self._is_echo(envelope, event):
+            return None
         channel = event.get("channel") or (event.get("item") or {}).get("channel")
         if etype in CHANNEL_EVENTS:
             ch = event.get("channel")

@@ -8,6 +8,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint
 from app.core.events import Author
-from app.errors import RemoteError
+from app.errors import RemoteError, SyncbotError
 from app.slack.workspaces import Workspaces
 from app.store.models import DirectoryUser
 
@@ -118,6 +119,21 @@ class Profiles:
             row.avatar_url = p.avatar_url
             row.is_bot = p.is_bot
             row.updated_at = datetime.now(UTC)
+
+    async def on_event(self, payload: dict[str, Any]) -> None:
+        """``user_profile_changed``: the event carries the whole user; cache it at once."""
+        event = payload.get("event") or {}
+        user = event.get("user")
+        team = str(payload.get("team_id") or "")
+        if not isinstance(user, dict) or not user.get("id") or not team:
+            return
+        try:
+            info = self._workspaces.info(team)
+        except SyncbotError:
+            return
+        profile = _profile(user)
+        await asyncio.to_thread(self._save, info.id, profile)
+        self._memo[(team, profile.user_id)] = (time.monotonic() + 300, profile)
 
     async def resolve(self, source: Endpoint, author: Author) -> Author:
         """The core's AuthorResolver: fill a Slack author's name and avatar."""

@@ -93,7 +93,9 @@ def build_slack(
     # Held channels: their admins are told, and the bot's return resumes them.
     holds = SlackHolds(sessions, workspaces, dispatcher)
     outbox.on_hold.append(holds.on_hold)
-    events.event_hooks.append(holds.on_event)
+    events.on({"member_joined_channel"}, holds.on_event)
+    # A changed name or avatar is used at once, not after the profile cache's hours.
+    events.on({"user_profile_changed"}, profiles.on_event)
     return SlackAdapter(
         workspaces=workspaces,
         profiles=profiles,

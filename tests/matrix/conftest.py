@@ -23,7 +23,7 @@ from fakeslack import FakeSlack
 from tests.conftest import TEST_KEY, local_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import SERVER, MatrixUser, Synapse
-from tests.slack.harness import wait_for
+from tests.slack.harness import subscribe_as_manifest, wait_for
 
 _names = itertools.count(1)
 # Room version 12 ids have no server part ("!opaque"), which Endpoint does not parse yet.
@@ -68,6 +68,7 @@ class World:
 
 
 def two_workspaces(slack: FakeSlack) -> None:
+    subscribe_as_manifest(slack)
     for team, name, channel, user, person in (
         ("T1", "Acme", "C1", "U1", "Ada"),
         ("T2", "Beta", "C2", "U2", "Bob"),

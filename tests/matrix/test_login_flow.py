@@ -27,7 +27,7 @@ from fakeslack import FakeSlack
 from tests.matrix.conftest import ROOM_VERSION, bridge_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import SERVER, MatrixUser, Synapse
-from tests.slack.harness import wait_for
+from tests.slack.harness import subscribe_as_manifest, wait_for
 from tests.wait import wait_for_async
 
 pytestmark = pytest.mark.integration
@@ -131,6 +131,7 @@ class Flow:
 
 def acme(slack: FakeSlack, team: str) -> None:
     """One Socket Mode workspace; channels C1..C3 recently active, C4 quiet, C5 without us."""
+    subscribe_as_manifest(slack)
     slack.add_workspace(team, "Acme", icon=ICON, socket_mode=True)
     for user, name in (("U1", "Ada"), ("U2", "Bob"), ("U3", "Cy")):
         slack.add_user(team, user, name)
@@ -315,6 +316,7 @@ def set_topic(slack: FakeSlack, team: str, channel: str, topic: str) -> None:
             "type": "message",
             "subtype": "channel_topic",
             "channel": channel,
+            "channel_type": "channel",  # as Slack sends it: it selects the subscription
             "user": "U1",
             "topic": topic,
             "text": f"set the channel topic: {topic}",

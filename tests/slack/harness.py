@@ -145,7 +145,15 @@ def settled(slack: FakeSlack, server: AppServer) -> bool:
     )
 
 
+def subscribe_as_manifest(slack: FakeSlack) -> None:
+    """The fake delivers only the events the app's manifest subscribes to, as Slack does."""
+    from app.slack.subscriptions import BOT_EVENTS
+
+    slack.event_settings.bot_events = BOT_EVENTS
+
+
 def three_workspaces(slack: FakeSlack) -> None:
+    subscribe_as_manifest(slack)
     for team, name in (("T1", "Acme"), ("T2", "Beta"), ("T3", "Gamma")):
         slack.add_workspace(team, name)
     for team, user, name, email in (

@@ -119,7 +119,7 @@ class HomeApp:
     def hook(self, events: SlackEvents) -> None:
         """Receive interactions and ``app_home_opened`` from this events path."""
         events.interaction_hooks.append(self.on_interaction)
-        events.event_hooks.append(self.on_event)
+        events.on({"app_home_opened"}, self.on_event)
 
     # --- entry points from SlackEvents ---------------------------------------------------------
 

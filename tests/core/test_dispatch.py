@@ -1,15 +1,12 @@
-"""The dispatcher on every backend: inline first, the rest to the notifier, and a queue
+"""The dispatcher: inline first, the rest to the notifier, and a queue
 worker's view of one notice (settled, or when to look again)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint
 from app.errors import RemoteError
-from app.store.models import Delivery
-from app.store.relay_store import SqlStore
+from app.store.memory import MemoryStore
 from tests import builders
 from tests.builders import RecordingNotifier
 from tests.core.conftest import A, B, C
@@ -21,9 +18,9 @@ def slow_down(seconds: float) -> RemoteError:
 
 
 async def test_inline_delivery_then_only_the_rest_is_notified(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    store, relay, outbox, deliverer = world
     notifier = RecordingNotifier()
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), notifier)
+    dispatcher = Dispatcher(outbox, store, notifier)
     result = relay.ingest(builders.post(A, "1.1"))
     to_b, to_c = result.deliveries
     deliverer.failures[(to_c, 1)] = slow_down(30)
@@ -36,9 +33,9 @@ async def test_inline_delivery_then_only_the_rest_is_notified(world) -> None:
 
 
 async def test_without_budget_everything_goes_to_the_notifier(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    store, relay, outbox, deliverer = world
     notifier = RecordingNotifier()
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), notifier)
+    dispatcher = Dispatcher(outbox, store, notifier)
     result = relay.ingest(builders.post(A, "1.1"))
     await dispatcher.after_commit(result.deliveries, budget=None)
     assert sorted(n.uid for n in notifier.notices) == sorted(result.deliveries)
@@ -47,20 +44,19 @@ async def test_without_budget_everything_goes_to_the_notifier(world) -> None:
 
 
 async def test_a_broken_queue_loses_nothing(world) -> None:
-    sessions, relay, outbox, deliverer = world
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), RecordingNotifier(broken=True))
+    store, relay, outbox, deliverer = world
+    dispatcher = Dispatcher(outbox, store, RecordingNotifier(broken=True))
     result = relay.ingest(builders.post(A, "1.1"))
     await dispatcher.after_commit(result.deliveries, budget=None)  # does not raise
-    with sessions() as s:
-        pending = s.execute(select(Delivery.uid).where(Delivery.status == "pending")).scalars()
-        assert sorted(pending) == sorted(result.deliveries)
+    pending = [r.uid for r in store.rows() if r.status == "pending"]
+    assert sorted(pending) == sorted(result.deliveries)
     await outbox.drain()  # what the maintenance tick runs
     assert sorted(c.uid for c in deliverer.calls) == sorted(result.deliveries)
 
 
 async def test_work_reports_when_to_look_again_then_settles(world) -> None:
-    sessions, relay, outbox, deliverer = world
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), RecordingNotifier())
+    store, relay, outbox, deliverer = world
+    dispatcher = Dispatcher(outbox, store, RecordingNotifier())
     result = relay.ingest(builders.post(A, "1.1"))
     to_b, _to_c = result.deliveries
     deliverer.failures[(to_b, 1)] = slow_down(0.5)
@@ -68,7 +64,7 @@ async def test_work_reports_when_to_look_again_then_settles(world) -> None:
     assert waiting is not None and waiting.uid == to_b and 0 < waiting.due_in <= 0.5
     early = await dispatcher.work(to_b)  # a notice that comes back too soon changes nothing
     assert early is not None and early.attempts == 1
-    wait_for(lambda: SqlStore(sessions).pending([to_b])[0].due_in == 0, timeout=5)
+    wait_for(lambda: store.pending([to_b])[0].due_in == 0, timeout=5)
     assert await dispatcher.work(to_b) is None
     assert await dispatcher.work(to_b) is None  # a duplicate notice of a settled row
     assert [c.uid for c in deliverer.calls] == [to_b, to_b]
@@ -76,29 +72,28 @@ async def test_work_reports_when_to_look_again_then_settles(world) -> None:
 
 async def test_a_notice_moves_its_whole_target_in_order(world) -> None:
     # The notice of the first row was lost: the second row's notice delivers both, in order.
-    sessions, relay, outbox, deliverer = world
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), RecordingNotifier())
+    store, relay, outbox, deliverer = world
+    dispatcher = Dispatcher(outbox, store, RecordingNotifier())
     first = relay.ingest(builders.post(A, "1.1")).deliveries
     second = relay.ingest(builders.post(A, "1.2")).deliveries
-    to_b_second = next(uid for uid in second if uid not in first and _target(sessions, uid) == B)
+    to_b_second = next(uid for uid in second if uid not in first and _target(store, uid) == B)
     assert await dispatcher.work(to_b_second) is None
     to_b = [c.payload.source_native_id for c in deliverer.calls if c.target == B]
     assert to_b == ["1.1", "1.2"]
 
 
 async def test_a_row_behind_a_waiting_one_waits_as_long(world) -> None:
-    sessions, relay, outbox, deliverer = world
-    dispatcher = Dispatcher(outbox, SqlStore(sessions), RecordingNotifier())
+    store, relay, outbox, deliverer = world
+    dispatcher = Dispatcher(outbox, store, RecordingNotifier())
     first = relay.ingest(builders.post(A, "1.1")).deliveries
     second = relay.ingest(builders.post(A, "1.2")).deliveries
-    first_b = next(uid for uid in first if _target(sessions, uid) == B)
-    second_b = next(uid for uid in second if _target(sessions, uid) == B)
+    first_b = next(uid for uid in first if _target(store, uid) == B)
+    second_b = next(uid for uid in second if _target(store, uid) == B)
     deliverer.failures[(first_b, 1)] = slow_down(20)
     waiting = await dispatcher.work(second_b)
     assert waiting is not None and waiting.uid == second_b and 15 < waiting.due_in <= 20
 
 
-def _target(sessions, uid: str) -> Endpoint:
-    with sessions() as s:
-        raw = s.execute(select(Delivery.target_endpoint).where(Delivery.uid == uid)).scalar_one()
-    return Endpoint.parse(raw)
+def _target(store: MemoryStore, uid: str) -> Endpoint:
+    (row,) = [r for r in store.rows() if r.uid == uid]
+    return Endpoint.parse(row.target_endpoint)

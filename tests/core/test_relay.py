@@ -1,18 +1,14 @@
-"""The relay and outbox against the real store on every backend, with a scripted deliverer."""
+"""The relay and outbox against the in-memory store, with a scripted deliverer."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
 
-from sqlalchemy import func, select
-
 from app.core.endpoints import Endpoint
 from app.core.events import ChannelChange, ChannelEvent, Kind
 from app.core.outbox import Outbox
 from app.errors import RemoteError
-from app.store.models import Delivery, MessageCopy, ProcessedEvent
-from app.store.relay_store import SqlStore
 from tests import builders
 
 A = Endpoint.slack("T1", "C1")
@@ -28,28 +24,26 @@ async def drain_all(outbox: Outbox) -> None:
 
 
 async def test_post_fans_out_to_every_other_endpoint_once(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    store, relay, outbox, deliverer = world
     result = relay.ingest(builders.post(A, "100.1", "hi"))
     assert len(result.deliveries) == 2
     await drain_all(outbox)
     assert sorted(str(c.target) for c in deliverer.calls) == [str(B), str(C)]
-    with sessions() as s:
-        copies = s.execute(select(MessageCopy.endpoint, MessageCopy.is_source)).all()
+    copies = [(c.endpoint, c.is_source) for c in store.copies()]
     assert sorted(copies) == sorted([(str(A), True), (str(B), False), (str(C), False)])
 
 
 async def test_duplicate_event_is_claimed_once(world) -> None:
-    sessions, relay, _outbox, _deliverer = world
+    store, relay, _outbox, _deliverer = world
     event = builders.post(A, "100.1", dedupe_key="slack:Ev1")
     assert not relay.ingest(event).duplicate
     assert relay.ingest(event).duplicate
-    with sessions() as s:
-        assert s.execute(select(func.count()).select_from(Delivery)).scalar() == 2
-        assert s.execute(select(func.count()).select_from(ProcessedEvent)).scalar() == 1
+    assert len(store.rows()) == 2
+    assert store.claims() == ["slack:Ev1"]
 
 
 async def test_echo_of_a_copy_is_not_relayed(world) -> None:
-    _sessions, relay, outbox, deliverer = world
+    _store, relay, outbox, deliverer = world
     relay.ingest(builders.post(A, "100.1"))
     await drain_all(outbox)
     copy_ts = next(c for c in deliverer.calls if c.target == B)
@@ -59,7 +53,7 @@ async def test_echo_of_a_copy_is_not_relayed(world) -> None:
 
 
 async def test_edit_delete_and_thread_resolve_through_the_message_map(world) -> None:
-    _sessions, relay, outbox, deliverer = world
+    _store, relay, outbox, deliverer = world
     relay.ingest(builders.post(A, "100.1", "parent"))
     await drain_all(outbox)
     relay.ingest(builders.post(A, "100.2", "reply", thread_native_id="100.1"))
@@ -81,13 +75,10 @@ async def test_edit_delete_and_thread_resolve_through_the_message_map(world) -> 
 
 
 async def test_reactions_aggregate_per_emoji_per_target(world) -> None:
-    _sessions, relay, outbox, _deliverer = world
+    store, relay, outbox, _deliverer = world
     relay.ingest(builders.post(A, "100.1"))
     await drain_all(outbox)
-    with _sessions() as s:
-        b_ts = s.execute(
-            select(MessageCopy.native_id).where(MessageCopy.endpoint == str(B))
-        ).scalar_one()
+    (b_ts,) = [c.native_id for c in store.copies() if c.endpoint == str(B)]
     first = relay.ingest(builders.react(A, "100.1", "tada", "U1"))
     second = relay.ingest(builders.react(A, "100.1", "tada", "U2"))
     # B reacts on its own copy: A and C get the native reaction; B already shows U1's.
@@ -102,7 +93,7 @@ async def test_reactions_aggregate_per_emoji_per_target(world) -> None:
 
 
 async def test_failures_retry_then_die_visibly_and_keep_order(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    store, relay, outbox, deliverer = world
     first = relay.ingest(builders.post(A, "1.1", "one"))
     to_b, to_c = first.deliveries
     deliverer.failures[(to_b, 1)] = RemoteError(
@@ -115,18 +106,14 @@ async def test_failures_retry_then_die_visibly_and_keep_order(world) -> None:
     c_calls = [c.payload.source_native_id for c in deliverer.calls if c.target == C]
     assert b_calls == ["1.1", "1.1", "1.2"]  # the retry went first; order kept
     assert c_calls == ["1.1", "1.2"]  # a dead delivery does not hold up the next one
-    with sessions() as s:
-        dead = s.execute(
-            select(Delivery.uid, Delivery.last_error).where(Delivery.status == "dead")
-        ).all()
-    assert [d[0] for d in dead] == [to_c]
-    assert "channel_not_found" in dead[0][1]
+    dead = [r for r in store.rows() if r.status == "dead"]
+    assert [d.uid for d in dead] == [to_c]
+    assert "channel_not_found" in (dead[0].last_error or "")
 
 
 async def test_expired_lease_marks_outcome_unknown(world) -> None:
-    sessions, relay, _outbox, _deliverer = world
+    store, relay, _outbox, _deliverer = world
     relay.ingest(builders.post(A, "1.1"))
-    store = SqlStore(sessions)
     claimed = store.claim_due(worker="dead-worker", limit=10, lease_seconds=-1)
     assert claimed and not any(t.outcome_unknown for t in claimed)
     again = store.claim_due(worker="new-worker", limit=10, lease_seconds=60)
@@ -134,7 +121,7 @@ async def test_expired_lease_marks_outcome_unknown(world) -> None:
 
 
 async def test_archive_pauses_the_endpoint(world) -> None:
-    _sessions, relay, _outbox, _deliverer = world
+    _store, relay, _outbox, _deliverer = world
     relay.ingest(ChannelEvent(source=B, dedupe_key="k-arch", change=ChannelChange.ARCHIVE))
     assert len(relay.ingest(builders.post(A, "2.1")).deliveries) == 1
     assert relay.ingest(builders.post(B, "2.2")).deliveries == ()
@@ -143,7 +130,7 @@ async def test_archive_pauses_the_endpoint(world) -> None:
 
 
 async def test_concurrent_drains_deliver_each_once(world) -> None:
-    _sessions, relay, outbox, deliverer = world
+    _store, relay, outbox, deliverer = world
     for i in range(20):
         relay.ingest(builders.post(A, f"3.{i}"))
     await asyncio.gather(*(outbox.drain() for _ in range(4)))
@@ -155,7 +142,7 @@ async def test_concurrent_drains_deliver_each_once(world) -> None:
 async def test_an_edit_and_a_reply_claimed_with_their_post_find_its_new_copy(world) -> None:
     # A backlog (after an outage, say): post, edit and thread reply reach the worker together,
     # in one lane; the copy the post makes must reach the two deliveries behind it.
-    _sessions, relay, outbox, deliverer = world
+    _store, relay, outbox, deliverer = world
     relay.ingest(builders.post(A, "5.1", "first"))
     relay.ingest(builders.edit(A, "5.1", "first, edited"))
     relay.ingest(builders.post(A, "5.2", "a reply", thread_native_id="5.1"))

@@ -25,6 +25,7 @@ from app.store.models import OAuthState, Sync
 from app.store.syncs import SyncAdmin, SyncAdminError
 from tests.security.hostile import PUBLIC_URL, Hostile, dumps, hostile_app
 from tests.slack.harness import free_port
+from tests.wait import wait_for
 
 
 def test_the_oauth_redirect_never_comes_from_the_host_header(hostile: Hostile) -> None:
@@ -195,10 +196,7 @@ def _serve(app: Any, header_timeout: float) -> tuple[Any, int, threading.Thread]
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(lambda: server.started, timeout=30, interval=0.02)
     return server, port, thread
 
 

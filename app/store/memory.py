@@ -25,6 +25,7 @@ from typing import Any
 
 from app.core.endpoints import Endpoint
 from app.core.events import Kind
+from app.core.payloads import Payload, PayloadError, payload_from_json, thread_post_id
 from app.core.ports import (
     Copy,
     Delivered,
@@ -322,7 +323,8 @@ class MemoryRelayTransaction:
                 post_id=d.post_id,
                 target_endpoint=str(d.target),
                 kind=str(d.kind),
-                payload=d.payload,
+                # Stored in its JSON form and read back on claim, as the SQL store does.
+                payload=d.payload.to_json(),
                 created_at=self._now,
                 next_attempt_at=self._now,
                 source_time=d.source_time,
@@ -433,23 +435,36 @@ class MemoryStore:
             return self._tasks(claimed)
 
     def _tasks(self, rows: Sequence[DeliveryRow]) -> list[DeliveryTask]:
+        payloads: dict[str, Payload] = {}
+        for r in rows:
+            try:
+                payloads[r.uid] = payload_from_json(Kind(r.kind), r.payload)
+            except PayloadError as exc:
+                # As the SQL store: no deliverer could read it, so it is dead and visible.
+                self._tables.deliveries[r.id] = replace(
+                    r,
+                    status="dead",
+                    last_error=f"unreadable payload: {exc}"[:500],
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
         by_post = {(c.post_id, c.endpoint): _copy(c) for c in self._tables.copies.values()}
         tasks = []
         for r in rows:
-            parent_id = r.payload.get("thread_post_id")
+            if r.uid not in payloads:
+                continue
+            parent_id = thread_post_id(payloads[r.uid])
             tasks.append(
                 DeliveryTask(
                     uid=r.uid,
                     kind=Kind(r.kind),
                     target=Endpoint.parse(r.target_endpoint),
                     post_id=r.post_id,
-                    payload=r.payload,
+                    payload=payloads[r.uid],
                     attempts=r.attempts,
                     outcome_unknown=r.outcome_unknown,
                     copy=by_post.get((r.post_id, r.target_endpoint)) if r.post_id else None,
-                    parent_copy=(
-                        by_post.get((str(parent_id), r.target_endpoint)) if parent_id else None
-                    ),
+                    parent_copy=by_post.get((parent_id, r.target_endpoint)) if parent_id else None,
                     source_time=r.source_time,
                     queued_at=r.created_at,
                     last_error=r.last_error,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from app.core.dispatch import Dispatcher
 from app.core.ingest import Ingest
-from app.store.relay_store import SqlStore
 from tests import builders
 from tests.builders import RecordingNotifier
 from tests.core.conftest import A, B, C
@@ -17,9 +16,9 @@ APP = Path(__file__).resolve().parents[2] / "app"
 
 
 async def test_ingest_relays_then_delivers_inline_until_the_deadline(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    store, relay, outbox, deliverer = world
     notifier = RecordingNotifier()
-    ingest = Ingest(relay, Dispatcher(outbox, SqlStore(sessions), notifier))
+    ingest = Ingest(relay, Dispatcher(outbox, store, notifier))
     result = await ingest(builders.post(A, "1.1"), deadline=time.monotonic() + 30.0)
     assert not result.duplicate and len(result.deliveries) == 2
     assert sorted(c.target for c in deliverer.calls) == sorted([B, C])
@@ -27,27 +26,27 @@ async def test_ingest_relays_then_delivers_inline_until_the_deadline(world) -> N
 
 
 async def test_without_a_deadline_the_notifier_delivers(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    store, relay, outbox, deliverer = world
     notifier = RecordingNotifier()
-    ingest = Ingest(relay, Dispatcher(outbox, SqlStore(sessions), notifier))
+    ingest = Ingest(relay, Dispatcher(outbox, store, notifier))
     result = await ingest(builders.post(A, "1.1"))
     assert sorted(n.uid for n in notifier.notices) == sorted(result.deliveries)
     assert deliverer.calls == []
 
 
 async def test_a_past_deadline_delivers_nothing_inline(world) -> None:
-    sessions, relay, outbox, deliverer = world
+    store, relay, outbox, deliverer = world
     notifier = RecordingNotifier()
-    ingest = Ingest(relay, Dispatcher(outbox, SqlStore(sessions), notifier))
+    ingest = Ingest(relay, Dispatcher(outbox, store, notifier))
     result = await ingest(builders.post(A, "1.1"), deadline=float("-inf"))
     assert deliverer.calls == []
     assert sorted(n.uid for n in notifier.notices) == sorted(result.deliveries)
 
 
 async def test_a_duplicate_dispatches_nothing(world) -> None:
-    sessions, relay, outbox, _deliverer = world
+    store, relay, outbox, _deliverer = world
     notifier = RecordingNotifier()
-    ingest = Ingest(relay, Dispatcher(outbox, SqlStore(sessions), notifier))
+    ingest = Ingest(relay, Dispatcher(outbox, store, notifier))
     event = builders.post(A, "1.1")
     await ingest(event)
     notifier.notices.clear()

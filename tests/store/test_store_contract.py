@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from app.core.endpoints import Endpoint
-from app.core.events import Kind
+from app.core.events import Author, Kind
+from app.core.payloads import EditPayload, PostPayload
 from app.core.ports import Delivered, DeliveryTask, Lease, NewDelivery, PostRef, SyncTargets
 from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
@@ -79,15 +80,17 @@ def _sync_id(c: Contract, source: Endpoint) -> int:
     return found.sync_id
 
 
-def _new(sync_id: int, target: Endpoint, post_id: str | None = None) -> NewDelivery:
-    return NewDelivery(
-        uid=uuid.uuid4().hex,
-        sync_id=sync_id,
-        post_id=post_id,
-        target=target,
-        kind=Kind.POST,
-        payload={"source_native_id": "1.1"},
+def _new(
+    sync_id: int, target: Endpoint, post_id: str | None = None, thread_post_id: str | None = None
+) -> NewDelivery:
+    payload = PostPayload(
+        source=A,
+        source_native_id="1.1",
+        author=Author("Ada", "T1/U1", None, "Acme"),
+        body=builders.body("hello *there*"),
+        thread_post_id=thread_post_id,
     )
+    return NewDelivery(uuid.uuid4().hex, sync_id, post_id, target, Kind.POST, payload)
 
 
 def _enqueue(c: Contract, *deliveries: NewDelivery, lease: Lease | None = None) -> set[str]:
@@ -284,11 +287,19 @@ def test_completions_record_copies_and_settle_rows(c: Contract) -> None:
         assert found[0][1].parts == ("file:F1",) and found[1][1].thread_native_id == "C-0"
         assert tx.find_post(B, "B-1") == PostRef("p1", sync_id, A, "1.1")
         assert tx.is_copy(C, "C-1")
-    # An edit claimed later finds the copy at its target.
-    edit = NewDelivery(uuid.uuid4().hex, sync_id, "p1", B, Kind.EDIT, {})
-    _enqueue(c, edit)
-    (task,) = _claim(c)
-    assert task.copy is not None and task.copy.native_id == "B-1"
+    # An edit claimed later finds the copy at its target, and a reply its parent's copy; the
+    # payloads come back as they were written.
+    edit = NewDelivery(
+        uuid.uuid4().hex, sync_id, "p1", B, Kind.EDIT, EditPayload(A, builders.body("new"))
+    )
+    reply = _new(sync_id, C, None, thread_post_id="p1")
+    _enqueue(c, edit, reply)
+    tasks = {t.uid: t for t in _claim(c)}
+    assert tasks[edit.uid].copy is not None and tasks[edit.uid].copy.native_id == "B-1"
+    assert tasks[edit.uid].payload == edit.payload
+    parent = tasks[reply.uid].parent_copy
+    assert parent is not None and parent.native_id == "C-1"
+    assert tasks[reply.uid].payload == reply.payload
 
 
 def test_rows_written_leased_skip_the_claim_unless_their_target_is_busy(c: Contract) -> None:

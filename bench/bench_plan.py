@@ -4,7 +4,7 @@ Each run is a fresh interpreter, as in a pre-commit hook. ``--cold`` disables by
 (every import compiles from source, like a first run); the default lets Python cache bytecode
 under a private prefix so repeat runs measure the steady state.
 
-    .venv/bin/python -m bench.bench_plan [--runs 3] [--cold]
+    .venv/bin/python -m bench.bench_plan [--runs 3] [--cold] [--preview]
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ def prepared(config: str, tmp: Path) -> Path:
     return target
 
 
-def run_once(path: Path, env: dict[str, str]) -> tuple[float, float, int]:
+def run_once(path: Path, env: dict[str, str], *extra: str) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (user + system; less sensitive to a busy machine), status."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "stacks.plan", str(path), "--json"],
+        [sys.executable, "-m", "stacks.plan", str(path), "--json", *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -61,7 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cold", action="store_true")
+    parser.add_argument("--preview", action="store_true", help="plan as a first preview")
     args = parser.parse_args()
+    extra = ("--preview",) if args.preview else ()
     with tempfile.TemporaryDirectory() as scratch:
         env = dict(os.environ)
         if args.cold:
@@ -75,10 +77,10 @@ def main() -> None:
             tmp.mkdir()
             path = prepared(config, tmp)
             if not args.cold:
-                run_once(path, env)  # fills the bytecode cache
+                run_once(path, env, *extra)  # fills the bytecode cache
             walls, cpus, status = [], [], 0
             for _ in range(args.runs):
-                wall, cpu, status = run_once(path, env)
+                wall, cpu, status = run_once(path, env, *extra)
                 walls.append(wall)
                 cpus.append(cpu)
             print(

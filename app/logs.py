@@ -205,6 +205,9 @@ def configure_logging(
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+        # uvicorn.Config(log_level=…) pins a level on these loggers for the whole process;
+        # LOG_LEVEL decides, so they inherit the root's.
+        lg.setLevel(logging.NOTSET)
     # Alembic announces its context on every schema check, i.e. on every /health probe;
     # our own "schema migrated" line says what matters.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -73,7 +73,7 @@ def test_registration_needs_tokens_and_url() -> None:
 
 def test_cli_prints_registration(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setattr(matrix_cli, "settings_or_exit", settings)
-    parser_args = type("Args", (), {"url": "http://bridge:3000"})()
+    parser_args = type("Args", (), {"url": "http://bridge:3000", "generate": False})()
     assert matrix_cli.run(parser_args) == 0  # type: ignore[arg-type]
     assert yaml.safe_load(capsys.readouterr().out)["url"] == "http://bridge:3000"
     monkeypatch.setattr(matrix_cli, "settings_or_exit", lambda: local_settings())

@@ -92,10 +92,14 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
         "MATRIX_CONVERSATION_COUNT", Source.CONFIG, "channels bridged on login (-1: all)", "10"
     ),
     # Operations.
+    # Required: the contract routes /metrics publicly, so a deployment always has a token
+    # (generated when the stack gives none) and the app never serves it unauthenticated.
     EnvVar(
         "SYNCBOT_METRICS_TOKEN",
         Source.SECRET,
         "bearer token a scrape of GET /metrics must carry (unset: /metrics answers 404)",
+        None,
+        True,
     ),
     # Runtime shape.
     EnvVar("SYNCBOT_AUTO_MIGRATE", Source.CONFIG, "upgrade the schema at start", "false"),

@@ -13,6 +13,7 @@ ARNS = {
         "SLACK_SIGNING_SECRET",
         "SLACK_CLIENT_SECRET",
         "TOKEN_ENCRYPTION_KEY",
+        "SYNCBOT_METRICS_TOKEN",
         "DATABASE_PASSWORD",
     )
 }
@@ -123,6 +124,7 @@ CLOUD_RUN_ENV = [
     secret_ref("SLACK_SIGNING_SECRET"),
     secret_ref("SLACK_CLIENT_SECRET"),
     secret_ref("TOKEN_ENCRYPTION_KEY"),
+    secret_ref("SYNCBOT_METRICS_TOKEN"),
     secret_ref("DATABASE_URL"),
 ]
 
@@ -170,3 +172,12 @@ def test_cloud_tasks_dispatch_needs_queue_invoker_and_public_url() -> None:
     ]
     # Cloud Run may also run serve's own worker (in-process, the default).
     assert check_stack(wiring.variables_wired, [cloud_run(CLOUD_RUN_ENV)]) == []
+
+
+def test_metrics_are_never_routed_without_a_token() -> None:
+    # /metrics is a public contract route: the app must have a token to demand of scrapers.
+    arns = {k: v for k, v in ARNS.items() if k != "SYNCBOT_METRICS_TOKEN"}
+    env = {**LAMBDA_ENV, "SYNCBOT_SECRET_ARNS": json.dumps(arns)}
+    assert check_stack(wiring.variables_wired, [function(env), *http_api(ALL_KEYS)]) == [
+        "app does not receive: SYNCBOT_METRICS_TOKEN."
+    ]

@@ -2,7 +2,8 @@
 
 A Matrix user who logs a workspace in gets its ``MATRIX_CONVERSATION_COUNT`` most recent
 channels (those the app's bot is in) as portals and is invited to each; a later message in a
-channel of that workspace with no portal creates one before the message is relayed. Every
+channel of that workspace with no portal creates one (a message that cannot wait for it is
+recorded at once and its Matrix copy waits in the outbox for the room). Every
 portal is an endpoint of a sync (:class:`~app.store.syncs.SyncAdmin`, through
 :class:`~app.matrix.portals.Portals`), so messages take the one relay/outbox path.
 
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.bridge.members import ChannelMembers
 from app.core.endpoints import Endpoint
 from app.core.workspaces import WorkspaceInfo
-from app.errors import RedeliveryRequested, RemoteError
+from app.errors import RemoteError
 from app.matrix.commands import LoginRequest
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.invites import PortalInvites
@@ -44,10 +45,6 @@ MEMBERSHIP_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
 # Socket Mode and HTTP both want an answer within 3 seconds.
 PORTAL_WAIT = 2.0
 LIST_PAGES = 50  # conversations.list pages (200 each) read at most per sync
-
-
-class PortalPending(RedeliveryRequested):
-    """The portal for an event's channel is still being created: ask Slack to redeliver."""
 
 
 class WorkspaceBridge:
@@ -256,9 +253,9 @@ class WorkspaceBridge:
     async def on_slack_event(self, envelope: dict[str, Any]) -> None:
         """A Slack event hook (HTTP and Socket Mode), run before the relay records the event.
 
-        Raises:
-            PortalPending: the event's new portal took longer than an ack can wait; Slack
-                redelivers the event, and by then the portal exists.
+        A portal that cannot be made within the ack's budget (slow, or the homeserver down)
+        does not hold the event back: a placeholder takes its place in the sync, the event is
+        recorded, and its Matrix copy waits in the outbox until the room exists.
         """
         event = envelope.get("event") or {}
         team = envelope.get("team_id") or event.get("team")
@@ -307,12 +304,20 @@ class WorkspaceBridge:
         try:
             await asyncio.wait_for(asyncio.shield(task), self._portal_wait)
         except TimeoutError:
-            raise PortalPending(f"portal of {key} still being created") from None
+            # Slow, or the homeserver down: the event is recorded now (whatever else it goes
+            # to is delivered at once) and its Matrix copy waits in the outbox for the room.
+            log.info("portal not ready; its messages wait for it", extra={"endpoint": key})
+            await asyncio.to_thread(self._portals.reserve, endpoint)
         except PortalError:
             return
         except RemoteError as exc:
             if exc.retryable:
-                raise
+                log.warning(
+                    "portal not created yet; its messages wait for it",
+                    extra={"endpoint": key, "error": str(exc)},
+                )
+                await asyncio.to_thread(self._portals.reserve, endpoint)
+                return
             log.warning("portal not created", extra={"endpoint": key, "error": str(exc)})
 
     @staticmethod

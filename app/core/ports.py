@@ -120,6 +120,9 @@ class Delivered:
     native_id: str | None = None
     thread_native_id: str | None = None
     parts: tuple[str, ...] = ()
+    # Where the copy was made when it is not the task's target: a message that waited for a
+    # Matrix portal under a placeholder endpoint lands in the portal's room.
+    endpoint: Endpoint | None = None
 
 
 class RelayTransaction(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from mautrix.api import Method, Path
@@ -28,6 +29,7 @@ from app.errors import RemoteError
 from app.matrix.emoji import to_matrix_key
 from app.matrix.ghosts import Ghosts, ghost_display_name
 from app.matrix.homeserver import Homeserver, matrix_errors
+from app.matrix.portals import PortalError, Portals
 from app.matrix.render import (
     MatrixRenderer,
     edit_content,
@@ -76,8 +78,31 @@ class MatrixDeliverer:
         self._sessions = sessions
         self._files = files
         self._max_file_bytes = max_file_bytes
+        # Set once the portals exist (they are built after the deliverer).
+        self.portals: Portals | None = None
 
     async def deliver(self, task: DeliveryTask) -> Delivered:
+        channel = Portals.channel_waiting_at(task.target)
+        if channel is not None:
+            return await self._deliver_waiting(task, channel)
+        return await self._deliver(task)
+
+    async def _deliver_waiting(self, task: DeliveryTask, channel: Endpoint) -> Delivered:
+        """A message that waited for its channel's portal: make the portal, then deliver there
+        (a homeserver still down raises a retryable error: the message keeps waiting)."""
+        if self.portals is None:
+            raise RemoteError("no portals on this bridge", network="matrix", retryable=True)
+        try:
+            room = await self.portals.ensure(channel)
+        except PortalError as exc:
+            raise RemoteError(str(exc), network="matrix", code="no_portal") from exc
+        target = Endpoint.matrix(room)
+        copy = task.copy and replace(task.copy, endpoint=target)
+        parent = task.parent_copy and replace(task.parent_copy, endpoint=target)
+        result = await self._deliver(replace(task, target=target, copy=copy, parent_copy=parent))
+        return replace(result, endpoint=target)
+
+    async def _deliver(self, task: DeliveryTask) -> Delivered:
         match task.kind:
             case Kind.POST:
                 return await self._post(task)

@@ -27,6 +27,7 @@ from app.errors import RemoteError, SyncbotError
 from app.matrix.ghosts import AvatarFetcher
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.permissions import Level, Permissions
+from app.store import outbox_admin
 from app.store.models import Workspace
 from app.store.models_matrix import MatrixPortal
 from app.store.syncs import SyncAdmin, SyncAdminError
@@ -46,6 +47,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # The seed's failure recovery for portal creation: "room creation fails -> retry up to 3 times".
 CREATE_ATTEMPTS = 3
+# Localpart prefix of the placeholder room id a channel's messages wait under for its portal.
+WAITING = "syncbot-waiting-portal."
 CREATE_RETRY_DELAY = 0.25  # seconds, doubled per attempt
 # Called with (channel endpoint, room id) once a portal has just become active.
 CreatedHook = Callable[[Endpoint, str], Awaitable[None]]
@@ -400,10 +403,50 @@ class Portals:
             )
         return str(RoomID(room))
 
+    def _adopt_waiting(self, endpoint: Endpoint, room: Endpoint, waiting: Endpoint) -> None:
+        """The room exists: it takes the placeholder's place in the sync, and the messages
+        that waited for it (and the copies made meanwhile) are addressed to it."""
+        sync = _placeholder_sync(self._syncs, waiting)
+        if sync is None:
+            return
+        if self._syncs.sync_of(room) is None:
+            self._syncs.add(sync, room)
+        moved = outbox_admin.retarget(self._sessions, str(waiting), str(room))
+        self._syncs.remove(sync, waiting)
+        log.info(
+            "portal took over its waiting messages",
+            extra={"endpoint": str(endpoint), "room": str(room), "count": moved},
+        )
+
+    def waiting_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        """The placeholder a channel's messages are addressed to while its portal is made."""
+        team, channel = endpoint.slack_team.lower(), endpoint.slack_channel.lower()
+        return Endpoint.matrix(f"!{WAITING}{team}.{channel}:{self._hs.ids.server_name}")
+
+    @staticmethod
+    def channel_waiting_at(target: Endpoint) -> Endpoint | None:
+        """The Slack channel whose portal ``target`` (a placeholder) stands for, else None."""
+        if target.network is not Network.MATRIX or not target.matrix_room.startswith(
+            f"!{WAITING}"
+        ):
+            return None
+        local = target.matrix_room[1 + len(WAITING) :].split(":", 1)[0]
+        team, _, channel = local.partition(".")
+        return Endpoint.slack(team.upper(), channel.upper()) if team and channel else None
+
+    def reserve(self, endpoint: Endpoint) -> None:
+        """The portal of ``endpoint`` is not there yet (the homeserver slow or down): put a
+        placeholder for it in the channel's sync, so a message relayed now is kept in the
+        outbox for the room and everything else it goes to is delivered at once."""
+        self._join_sync(endpoint, self.waiting_endpoint(endpoint).matrix_room)
+
     def _join_sync(self, endpoint: Endpoint, room: str) -> None:
         # The portal is one more endpoint of a sync: the channel's own (curated) sync if it has
         # one, else a sync made for the portal — never a second code path for messages.
         room_endpoint = Endpoint.matrix(room)
+        waiting = self.waiting_endpoint(endpoint)
+        if room_endpoint != waiting:
+            self._adopt_waiting(endpoint, room_endpoint, waiting)
         if self._syncs.sync_of(room_endpoint) is not None:
             return
         sync = self._syncs.sync_of(endpoint)
@@ -417,6 +460,10 @@ class Portals:
             pass  # left over from an earlier portal of this channel
         self._syncs.add(name, endpoint)
         self._syncs.add(name, room_endpoint)
+
+
+def _placeholder_sync(syncs: SyncAdmin, waiting: Endpoint) -> str | None:
+    return syncs.sync_of(waiting)
 
 
 def _view(row: MatrixPortal) -> PortalView:

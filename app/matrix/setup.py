@@ -209,6 +209,7 @@ def build_matrix(
         invite=invite,
         fetch_avatar=ghosts.fetch_avatar,
     )
+    deliverer.portals = portals
     invites = PortalInvites(homeserver, sessions)
     commands = BotCommands(
         homeserver,

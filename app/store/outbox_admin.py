@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.store.models import Delivery
+from app.store.models import Delivery, MessageCopy
+from app.store.rows import affected
 
 __all__ = ["HeldTarget", "dead_by_target", "held_targets", "requeue_dead", "resume"]
 
@@ -56,6 +57,27 @@ def resume(sessions: sessionmaker[Session], target: str) -> list[str]:
                 .order_by(Delivery.id)
             ).scalars()
         )
+
+
+def retarget(sessions: sessionmaker[Session], old: str, new: str) -> int:
+    """Move everything addressed to endpoint ``old`` to ``new`` (a placeholder replaced by the
+    real endpoint): outbox rows, made due now, and message-map copies.
+
+    Returns:
+        How many outbox rows moved.
+    """
+    with sessions() as s, s.begin():
+        moved = s.execute(
+            update(Delivery)
+            .where(Delivery.target_endpoint == old)
+            .values(target_endpoint=new, next_attempt_at=_now()),
+            execution_options={"synchronize_session": False},
+        )
+        s.execute(
+            update(MessageCopy).where(MessageCopy.endpoint == old).values(endpoint=new),
+            execution_options={"synchronize_session": False},
+        )
+    return affected(moved)
 
 
 def requeue_dead(

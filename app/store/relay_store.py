@@ -596,7 +596,7 @@ class SqlStore:
         copies = [
             {
                 "post_id": task.post_id,
-                "endpoint": str(task.target),
+                "endpoint": str(result.endpoint or task.target),
                 "native_id": result.native_id,
                 "thread_native_id": result.thread_native_id,
                 "is_source": False,

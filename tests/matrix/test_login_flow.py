@@ -17,7 +17,6 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine, make_url
 
-from app.bridge.workspace_bridge import PortalPending
 from app.core.endpoints import Endpoint
 from app.errors import RemoteError
 from app.slack.socket_state import ConnectionState
@@ -28,7 +27,6 @@ from tests.matrix.conftest import ROOM_VERSION, bridge_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import SERVER, MatrixUser, Synapse
 from tests.slack.harness import subscribe_as_manifest, wait_for
-from tests.wait import wait_for_async
 
 pytestmark = pytest.mark.integration
 
@@ -390,45 +388,52 @@ def test_a_ghost_that_cannot_be_created_is_skipped(
     wait_for(lambda: "Bob (Acme): me too" in f.bodies_as_bot(room))
 
 
-def test_a_slow_portal_creation_lets_slack_redeliver(
+def test_the_first_message_of_a_new_portal_is_never_lost(
     flow: Flow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # #17 item 6: a portal that cannot be made yet (the homeserver down, or slow) no longer
+    # holds the event back: it is recorded at once, its Slack copies go out, and the Matrix
+    # copy waits in the outbox for the room — then arrives, once, in order.
     f = flow
     add_acme(f)
     bridge = f.app.bridge.workspace_bridge
     portals = f.app.matrix.portals
     bridge.record_login(f.alice.user_id, f.team, "!dm:test.local")
     monkeypatch.setattr(bridge, "_portal_wait", 0.05)
+    monkeypatch.setattr(portals, "_retry_delay", 0.01)
+    syncs = f.app.services.syncs
+    syncs.create("curated")
+    syncs.add("curated", Endpoint.slack(f.team, "C3"))
+    syncs.add("curated", Endpoint.slack(f.team, "C2"))
     original = portals._create
-    release = {"go": False}
+    state = {"down": True}
 
-    async def slow(*args: Any) -> str:
-        # Simulated: a portal creation held until the test releases it (from another thread).
-        await wait_for_async(lambda: release["go"])
+    async def flaky(*args: Any) -> str:
+        # Simulated: the homeserver refuses room creation until it is back.
+        if state["down"]:
+            raise RemoteError("homeserver unavailable", network="matrix", retryable=True)
         return await original(*args)
 
-    monkeypatch.setattr(portals, "_create", slow)
-    envelope = {
-        "team_id": f.team,
-        "event": {"type": "message", "channel": "C4", "user": "U1", "text": "hi", "ts": "1.0"},
-    }
-    with pytest.raises(PortalPending):
-        f.app.run(bridge.on_slack_event(envelope))
-    assert f.portal("C4").state == "creating"
-    release["go"] = True
-    f.room_of("C4")  # the creation went on in the background
-    f.app.run(bridge.on_slack_event(envelope))  # the redelivery passes straight through
-
-    # Over Socket Mode: the envelope stays unacknowledged, Slack sends it again, and the
-    # message arrives once the portal exists — once.
-    f.slack.socket_settings.ack_deadline = 1.0  # three resends, a second apart
-    release["go"] = False
+    monkeypatch.setattr(portals, "_create", flaky)
     f.slack.post_message(f.team, "C3", "U2", "worth the wait")
-    wait_for(lambda: any(fr.get("retry_attempt", 0) >= 1 for fr in f.slack.socket_frames))
-    assert f.portal("C3").state == "creating"
-    release["go"] = True
+    f.slack.post_message(f.team, "C3", "U2", "and this too")
+    # The Slack copies did not wait for the portal: the events were recorded at once.
+    for text in ("worth the wait", "and this too"):
+        wait_for(lambda t=text: f.slack.find_message(f.team, "C2", text=t) is not None)
+    assert f.portal("C3") is None or f.portal("C3").state != "active"
+    assert not any(fr.get("retry_attempt", 0) >= 1 for fr in f.slack.socket_frames)
+
+    state["down"] = False  # the homeserver is back: the waiting copies go to the new room
     room = f.room_of("C3")
-    wait_for(lambda: "worth the wait" in f.bodies_as_bot(room))
+    wait_for(lambda: "and this too" in f.bodies_as_bot(room))
+    bodies = [b for b in f.bodies_as_bot(room) if b in ("worth the wait", "and this too")]
+    assert list(reversed(bodies)) == ["worth the wait", "and this too"]  # newest first
+    # The placeholder is gone; later messages go straight to the room.
+    assert str(portals.waiting_endpoint(Endpoint.slack(f.team, "C3"))) not in {
+        e for v in syncs.list() for e, _ in v.endpoints
+    }
+    f.slack.post_message(f.team, "C3", "U2", "straight in")
+    wait_for(lambda: "straight in" in f.bodies_as_bot(room))
     assert f.bodies_as_bot(room).count("worth the wait") == 1
 
 

@@ -262,6 +262,35 @@ class FakeSlack(SlackServer):
 
         return self.call(build)
 
+    def change_profile(
+        self, team_id: str, user_id: str, *, display_name: str | None = None, avatar: str = ""
+    ) -> str | None:
+        """Change a member's display name (and avatar, as a new image URL suffix) and send
+        ``user_profile_changed`` with the whole user, as Slack does:
+        https://api.slack.com/events/user_profile_changed. Returns the event id."""
+
+        def change() -> str | None:
+            user = self.state.workspaces[team_id].users[user_id]
+            if display_name is not None:
+                user.display_name = display_name
+            if avatar:
+                user.avatar_version = avatar
+            return self.state.emit(team_id, {"type": "user_profile_changed", "user": user.wire()})
+
+        return self.call(change)
+
+    def deactivate_user(self, team_id: str, user_id: str) -> str | None:
+        """Deactivate a member: Slack sends ``user_change`` with ``deleted: true`` (there is no
+        separate "left" event for a deactivated account):
+        https://api.slack.com/events/user_change. Returns the event id."""
+
+        def deactivate() -> str | None:
+            user = self.state.workspaces[team_id].users[user_id]
+            user.deleted = True
+            return self.state.emit(team_id, {"type": "user_change", "user": user.wire()})
+
+        return self.call(deactivate)
+
     def add_channel(
         self,
         team_id: str,

@@ -28,10 +28,12 @@ class User:
     is_bot: bool = False
     deleted: bool = False
     bot_id: str | None = None
+    # A changed avatar gets a new URL, as Slack's image URLs carry the image's hash.
+    avatar_version: str = ""
 
     def images(self) -> dict[str, str]:
         """Avatar URLs keyed as in Slack's profile (``image_24`` .. ``image_512``)."""
-        base = f"https://avatars.slack-edge.test/{self.team_id}/{self.id}"
+        base = f"https://avatars.slack-edge.test/{self.team_id}/{self.id}{self.avatar_version}"
         return {f"image_{n}": f"{base}_{n}.png" for n in (24, 32, 48, 72, 192, 512)}
 
     def profile(self) -> dict[str, Any]:

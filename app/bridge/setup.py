@@ -11,6 +11,7 @@ from typing import Any
 from mautrix.types import RoomID
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.bridge.ghost_profiles import ghost_profile_hook
 from app.bridge.members import ChannelMembers
 from app.bridge.workspace_bridge import WorkspaceBridge
 from app.core.authors import AuthorDirectory
@@ -150,5 +151,9 @@ def build_bridge(
         outbox.on_hold.append(held_channel_notice(workspace_bridge, hs))
     return SlackBridge(
         workspace_bridge=workspace_bridge,
-        slack_hooks=[archive_hook(matrix.portals), workspace_bridge.on_slack_event],
+        slack_hooks=[
+            archive_hook(matrix.portals),
+            ghost_profile_hook(matrix.ghosts, hs.ids, workspaces),
+            workspace_bridge.on_slack_event,
+        ],
     )

@@ -61,8 +61,11 @@ def _image_type(data: bytes) -> str:
     raise RemoteError("avatar is not a PNG, JPEG, GIF or WebP image", network="http")
 
 
-def ghost_display_name(author: Author) -> str:
+def ghost_display_name(author: Author, *, left: bool = False) -> str:
+    """``Ada (Acme)``; ``Ada (left Acme)`` once their account left the workspace."""
     name = author.name or "someone"
+    if left:
+        return f"{name} (left {author.origin})" if author.origin else f"{name} (left)"
     return f"{name} ({author.origin})" if author.origin else name
 
 
@@ -90,6 +93,11 @@ class Ghosts:
     def mxid_for(self, source: Endpoint, author: Author) -> str:
         return self._hs.ids.ghost_for(source, author.native_id)
 
+    async def known(self, mxid: str) -> bool:
+        """Whether the ghost ``mxid`` was ever registered (it stands in some room)."""
+        row = await asyncio.to_thread(self._load, mxid)
+        return bool(row and row.registered)
+
     async def ensure(self, source: Endpoint, author: Author) -> str:
         """Make sure the ghost for ``author`` exists with their current name and avatar.
 
@@ -100,6 +108,16 @@ class Ghosts:
             RemoteError: the homeserver refused or failed registration or the profile update.
         """
         mxid = self.mxid_for(source, author)
+        await self.update(mxid, f"{source.network}:{author.native_id or ''}", author)
+        return mxid
+
+    async def update(self, mxid: str, ref: str, author: Author, *, left: bool = False) -> None:
+        """Register ``mxid`` if needed and apply ``author``'s name and avatar to it.
+
+        Args:
+            ref: the remote account it stands for (``slack:T1/U1``), remembered with it.
+            left: that account left (was deactivated in) its workspace; the name says so.
+        """
         lock = self._locks.setdefault(mxid, asyncio.Lock())
         async with lock:
             row = await asyncio.to_thread(self._load, mxid)
@@ -108,7 +126,7 @@ class Ghosts:
             if not registered:
                 async with matrix_errors("ghost registration"):
                     await intent.ensure_registered()
-            name = ghost_display_name(author)
+            name = ghost_display_name(author, left=left)
             name_changed = row is None or row.display_name != name
             if name_changed:
                 async with matrix_errors("ghost display name"):
@@ -123,12 +141,11 @@ class Ghosts:
                 await asyncio.to_thread(
                     self._save,
                     mxid,
-                    f"{source.network}:{author.native_id or ''}",
+                    ref,
                     name,
                     avatar_url,
                     avatar_mxc,
                 )
-        return mxid
 
     async def _upload_avatar(self, mxid: str, url: str) -> str | None:
         try:

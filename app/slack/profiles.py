@@ -69,7 +69,7 @@ class Profiles:
                     return None
                 profile = row[0]  # stale beats nothing when Slack is struggling
             else:
-                profile = _profile(data.get("user") or {})
+                profile = profile_of(data.get("user") or {})
                 await asyncio.to_thread(self._save, info.id, profile)
         self._memo[(team_id, user_id)] = (time.monotonic() + 300, profile)
         return profile
@@ -121,7 +121,8 @@ class Profiles:
             row.updated_at = datetime.now(UTC)
 
     async def on_event(self, payload: dict[str, Any]) -> None:
-        """``user_profile_changed``: the event carries the whole user; cache it at once."""
+        """``user_profile_changed`` and ``user_change``: the event carries the whole user;
+        cache it at once."""
         event = payload.get("event") or {}
         user = event.get("user")
         team = str(payload.get("team_id") or "")
@@ -131,7 +132,7 @@ class Profiles:
             info = self._workspaces.info(team)
         except SyncbotError:
             return
-        profile = _profile(user)
+        profile = profile_of(user)
         await asyncio.to_thread(self._save, info.id, profile)
         self._memo[(team, profile.user_id)] = (time.monotonic() + 300, profile)
 
@@ -151,7 +152,8 @@ class Profiles:
         )
 
 
-def _profile(user: dict) -> Profile:
+def profile_of(user: dict) -> Profile:
+    """The profile a Slack user object (users.info, ``user_change``) describes."""
     prof = user.get("profile") or {}
     avatar = next(
         (prof.get(k) for k in ("image_192", "image_512", "image_72", "image_48") if prof.get(k)),

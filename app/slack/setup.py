@@ -95,7 +95,7 @@ def build_slack(
     outbox.on_hold.append(holds.on_hold)
     events.on({"member_joined_channel"}, holds.on_event)
     # A changed name or avatar is used at once, not after the profile cache's hours.
-    events.on({"user_profile_changed"}, profiles.on_event)
+    events.on({"user_profile_changed", "user_change"}, profiles.on_event)
     return SlackAdapter(
         workspaces=workspaces,
         profiles=profiles,

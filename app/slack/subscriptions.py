@@ -49,7 +49,11 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("message.groups", "message", "relay, portals", channel_type="group"),
     Subscription("reaction_added", "reaction_added", "relay"),
     Subscription("reaction_removed", "reaction_removed", "relay"),
-    Subscription("user_profile_changed", "user_profile_changed", "profiles (author cache)"),
+    Subscription(
+        "user_profile_changed", "user_profile_changed", "profiles (author cache), ghost profiles"
+    ),
+    # A deactivated account arrives only as a user_change with ``deleted`` set.
+    Subscription("user_change", "user_change", "profiles (author cache), ghost profiles"),
 )
 
 BOT_EVENTS: tuple[str, ...] = tuple(sorted(s.name for s in SUBSCRIPTIONS))

@@ -325,6 +325,8 @@ def computed_outputs(
                 f"{inputs.get('workloadIdentityPoolId')}/providers/"
                 f"{inputs.get('workloadIdentityPoolProviderId')}"
             )
+        case "gcp:projects/iAMCustomRole:IAMCustomRole":
+            out["name"] = f"projects/{project}/roles/{inputs.get('roleId')}"
         case "gcp:artifactregistry/repository:Repository":
             out |= {"name": inputs.get("repositoryId", name), "project": project}
         case "gcp:storage/bucket:Bucket":

@@ -13,10 +13,16 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.gcp.artifact_store import ArtifactStore, ArtifactStoreArgs
-from infra.gcp.deploy_role import DEPLOY_CONFINED_ROLES, DeployRole, DeployRoleArgs
+from infra.gcp.deploy_role import (
+    DEPLOY_CONFINED_ROLES,
+    DEPLOY_CUSTOM_PERMISSIONS,
+    DeployRole,
+    DeployRoleArgs,
+)
 from infra.gcp.naming import (
     account_id,
     artifact_bucket_name,
+    custom_role_id,
     network_name,
     subnet_name,
     wif_pool_id,
@@ -121,6 +127,8 @@ class Bootstrap(pulumi.ComponentResource):
                 artifact_repository_location=args.region,
                 artifact_bucket=self.artifacts.bucket_name,
                 confined_roles=confined,
+                custom_permissions=DEPLOY_CUSTOM_PERMISSIONS,
+                custom_role_id=custom_role_id(args.prefix),
                 acts_as=[a.name for a in self.workloads.accounts.values()],
             ),
             opts=after_apis,

@@ -27,18 +27,46 @@ DEPLOY_PROJECT_ROLES: tuple[str, ...] = (
     "roles/monitoring.notificationChannelEditor",
 )
 # Admin roles the app stack needs, each confined by an IAM condition to the resources named
-# for the deployment (plus the project itself, where the API checks creation):
+# for the deployment (plus the project itself, where the API checks creation). Only services
+# that recognize resource attributes in conditions can be confined this way
+# (https://cloud.google.com/iam/docs/conditions-resource-attributes lists Secret Manager and
+# Cloud SQL, not Cloud Run, Cloud Tasks or Cloud Scheduler, whose conditions would deny).
 # role -> resource name prefixes, as format strings over project, number, region and prefix.
 DEPLOY_CONFINED_ROLES: dict[str, tuple[str, ...]] = {
-    "roles/run.admin": (
-        "projects/{project}/locations/{region}/services/{prefix}",
-        "projects/{project}/locations/{region}/jobs/{prefix}",
-    ),
     "roles/cloudsql.admin": ("projects/{project}/instances/{prefix}",),
     "roles/secretmanager.admin": ("projects/{number}/secrets/{prefix}-",),
-    "roles/cloudtasks.admin": ("projects/{project}/locations/{region}/queues/{prefix}-",),
-    "roles/cloudscheduler.admin": ("projects/{project}/locations/{region}/jobs/{prefix}-",),
 }
+# For the services that cannot be confined, a custom role with exactly what the app stack calls
+# instead of their admin roles: no `*` permissions, no tasks or job runs beyond the migration,
+# no deleting other workloads' executions. Project-wide, because these APIs offer nothing finer.
+DEPLOY_CUSTOM_PERMISSIONS: tuple[str, ...] = (
+    "run.services.create",
+    "run.services.get",
+    "run.services.update",
+    "run.services.delete",
+    "run.services.getIamPolicy",
+    "run.services.setIamPolicy",
+    "run.jobs.create",
+    "run.jobs.get",
+    "run.jobs.update",
+    "run.jobs.delete",
+    "run.jobs.run",
+    "run.executions.get",
+    "run.operations.get",
+    "run.revisions.get",
+    "cloudtasks.queues.create",
+    "cloudtasks.queues.get",
+    "cloudtasks.queues.update",
+    "cloudtasks.queues.delete",
+    "cloudtasks.queues.getIamPolicy",
+    "cloudtasks.queues.setIamPolicy",
+    "cloudscheduler.jobs.create",
+    "cloudscheduler.jobs.get",
+    "cloudscheduler.jobs.update",
+    "cloudscheduler.jobs.delete",
+    "cloudscheduler.jobs.enable",
+    "cloudscheduler.jobs.pause",
+)
 # A pull request's preview reads the project and nothing else: it plans, it never applies.
 PREVIEW_PROJECT_ROLES: tuple[str, ...] = ("roles/browser",)
 
@@ -113,6 +141,9 @@ class DeployRoleArgs:
     project_roles: Sequence[str] = field(default_factory=lambda: list(DEPLOY_PROJECT_ROLES))
     confined_roles: dict[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
     """Admin roles on the project, each with the resource name prefixes that confine it."""
+    custom_permissions: Sequence[str] = ()
+    """Permissions of a custom role granted on the project (empty: no custom role)."""
+    custom_role_id: str = "syncbotDeployer"
     acts_as: Sequence[pulumi.Input[str]] = field(default_factory=list)
     """Full names (``projects/P/serviceAccounts/E``) of the workload accounts the deploy may
     run Cloud Run and Scheduler as: ``serviceAccountUser`` on each, never on the project."""
@@ -211,6 +242,27 @@ class DeployRole(pulumi.ComponentResource):
                     "expression": pulumi.Output.all(*prefixes).apply(names_starting_with),
                 },
                 opts=child,
+            )
+        if args.custom_permissions:
+            custom = gcp.projects.IAMCustomRole(
+                f"{name}-custom-role",
+                project=args.project,
+                role_id=args.custom_role_id,
+                title="syncbot deployer (Cloud Run, Cloud Tasks, Cloud Scheduler)",
+                permissions=sorted(args.custom_permissions),
+                stage="GA",
+                opts=child,
+            )
+            # The role's name follows from project and id: known at preview, so the pack judges
+            # this grant on the pull request.
+            gcp.projects.IAMMember(
+                f"{name}-custom",
+                project=args.project,
+                role=pulumi.Output.concat(
+                    "projects/", args.project, "/roles/", args.custom_role_id
+                ),
+                member=member,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[custom]),
             )
         for index, target in enumerate(args.acts_as):
             gcp.serviceaccount.IAMMember(

@@ -99,3 +99,10 @@ def wif_pool_id(prefix: str) -> str:
     """
     stem = _slug(prefix).removeprefix("gcp-")[: 32 - len("-gh")].rstrip("-")
     return f"{stem}-gh"
+
+
+def custom_role_id(prefix: str) -> str:
+    """A custom role id for the deployment (letters, digits, underscores and periods only)."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", prefix) if w]
+    camel = words[0].lower() + "".join(w.capitalize() for w in words[1:]) if words else "syncbot"
+    return f"{camel}Deployer"[:64]

@@ -10,6 +10,7 @@ import pytest
 from infra.gcp.bootstrap import Bootstrap, BootstrapArgs
 from infra.gcp.deploy_role import (
     DEPLOY_CONFINED_ROLES,
+    DEPLOY_CUSTOM_PERMISSIONS,
     DEPLOY_PROJECT_ROLES,
     github_attribute_condition,
 )
@@ -165,8 +166,18 @@ def test_deploy_account_is_least_privilege(run: Run) -> None:
         if g.inputs["member"] == DEPLOYER
     ]
     plain = {g["role"] for g in grants if not g.get("condition")}
-    assert plain == set(DEPLOY_PROJECT_ROLES)
+    custom = run.one("gcp:projects/iAMCustomRole:IAMCustomRole")
+    assert plain == set(DEPLOY_PROJECT_ROLES) | {custom.outputs["name"]}
     assert not any(is_powerful_role(role) for role in plain)
+    # Cloud Run, Cloud Tasks and Cloud Scheduler cannot be confined by resource name: a custom
+    # role with exactly the calls the app stack makes replaces their admin roles.
+    assert custom.inputs["permissions"] == sorted(DEPLOY_CUSTOM_PERMISSIONS)
+    assert not [p for p in custom.inputs["permissions"] if "*" in p]
+    assert {p.split(".")[0] for p in custom.inputs["permissions"]} == {
+        "run",
+        "cloudtasks",
+        "cloudscheduler",
+    }
     confined = {g["role"]: g["condition"]["expression"] for g in grants if g.get("condition")}
     assert set(confined) == set(DEPLOY_CONFINED_ROLES)
     for role, expression in confined.items():
@@ -189,6 +200,9 @@ def test_deploy_account_is_least_privilege(run: Run) -> None:
         "roles/artifactregistry.admin",
         "roles/compute.networkAdmin",
         "roles/servicenetworking.networksAdmin",
+        "roles/run.admin",
+        "roles/cloudtasks.admin",
+        "roles/cloudscheduler.admin",
     }
     assert not {g["role"] for g in grants} & forbidden
     # Acting as a service account is granted on the three workload accounts, one by one.
@@ -275,7 +289,9 @@ def test_the_delivery_queue_can_be_deployed(run: Run) -> None:
     services = {s.inputs["service"] for s in run.of_type("gcp:projects/service:Service")}
     assert "cloudtasks.googleapis.com" in services
     roles = {g.inputs["role"] for g in run.of_type("gcp:projects/iAMMember:IAMMember")}
-    # Queue admin (confined to the deployment's queues) covers the queue-level enqueuer
-    # binding; enqueue/invoke are never granted to the deployer on the project.
-    assert "roles/cloudtasks.admin" in roles
+    # The custom role covers the queue and its queue-level enqueuer binding; enqueue/invoke
+    # are never granted to the deployer on the project.
+    permissions = run.one("gcp:projects/iAMCustomRole:IAMCustomRole").inputs["permissions"]
+    assert {"cloudtasks.queues.create", "cloudtasks.queues.setIamPolicy"} <= set(permissions)
+    assert not {p for p in permissions if p.startswith("cloudtasks.tasks.")}
     assert not roles & {"roles/cloudtasks.enqueuer", "roles/run.invoker"}

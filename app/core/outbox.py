@@ -56,7 +56,7 @@ class RetryPolicy:
     def delay(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return max(0.0, retry_after)
-        backoff = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** max(0, attempts - 1))
         return backoff * (1 + random.uniform(-self.jitter, self.jitter))
 
 
@@ -78,12 +78,12 @@ def _with_copies(task: DeliveryTask, made: Mapping[str, Copy]) -> DeliveryTask:
     if not made:
         return task
     copy = task.copy
-    if copy is None and task.kind is not Kind.POST and task.post_id in made:
-        copy = made[task.post_id]
+    if copy is None and task.kind is not Kind.POST and task.post_id is not None:
+        copy = made.get(task.post_id)
     parent = task.parent_copy
     parent_id = thread_post_id(task.payload)
-    if parent is None and parent_id in made:
-        parent = made[parent_id]
+    if parent is None and parent_id is not None:
+        parent = made.get(parent_id)
     if copy is task.copy and parent is task.parent_copy:
         return task
     return replace(task, copy=copy, parent_copy=parent)

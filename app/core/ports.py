@@ -146,6 +146,18 @@ class RelayTransaction(Protocol):
         """The echo check, :meth:`sync_targets` and the thread parent's :meth:`find_post`,
         in one read."""
 
+    def claim_post(
+        self,
+        key: str,
+        *,
+        ttl_seconds: int,
+        source: Endpoint,
+        native_id: str,
+        thread_native_id: str | None,
+    ) -> PostTargets | None:
+        """:meth:`claim` and :meth:`post_targets` together (one statement where the database
+        returns rows from an insert); ``None`` when the key was claimed already."""
+
     def copies(
         self, post_ids: Sequence[str], targets: Sequence[Endpoint]
     ) -> list[tuple[str, Copy]]:

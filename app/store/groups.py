@@ -31,6 +31,7 @@ from app.store.models_groups import (
     HomeVersion,
     WorkspaceGroup,
 )
+from app.store.rows import affected
 
 # No 0/O, 1/I: codes are read aloud and typed by hand. 32**8 codes; with 5 tries per
 # workspace per 15 minutes a guess is hopeless.
@@ -359,7 +360,7 @@ class Groups:
                     GroupMember.status == "invited",
                 )
             )
-            if result.rowcount == 0:
+            if affected(result) == 0:
                 raise GroupError("there is no invitation to that group")
 
     def leave(self, group_id: int, team_id: str) -> set[str]:
@@ -694,7 +695,7 @@ class HomeVersions:
                             .where(HomeVersion.team_id == team_id)
                             .values(version=HomeVersion.version + 1, updated_at=datetime.now(UTC))
                         )
-                        if result.rowcount == 0:
+                        if affected(result) == 0:
                             s.add(HomeVersion(team_id=team_id, version=1))
                             s.flush()
                 break

@@ -14,7 +14,7 @@ Foreign keys say on purpose what happens on delete:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -84,6 +85,9 @@ ID = 32  # uuid4 hex
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+    # Every model here is mapped to one Table (DeclarativeBase types it as any FromClause):
+    # what Core statements over ``Model.__table__`` need.
+    __table__: ClassVar[Table]
 
 
 class Workspace(Base):

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.expression import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.core.endpoints import Endpoint
@@ -64,6 +64,7 @@ from app.store.models import (
     Sync,
     SyncEndpoint,
 )
+from app.store.rows import affected
 
 # How many pending rows one claim pass looks at to find the next due ones of each target.
 _SCAN = 2000
@@ -98,7 +99,7 @@ def inserted(session: Session, stmt: Insert, key_column: Any) -> bool:
     row back there and on SQLite; MySQL has no ``RETURNING`` but an exact rowcount.
     """
     if session.get_bind().dialect.name == "mysql":
-        return session.execute(stmt).rowcount == 1
+        return affected(session.execute(stmt)) == 1
     return session.execute(stmt.returning(key_column)).first() is not None
 
 
@@ -296,7 +297,7 @@ class SqlRelayTransaction:
                 Reaction.post_id == post_id, Reaction.emoji == emoji, Reaction.actor == actor
             )
         )
-        return result.rowcount == 1
+        return affected(result) == 1
 
     def reaction_sources(self, *, post_id: str, emoji: str) -> list[Endpoint]:
         rows = self.s.execute(
@@ -312,7 +313,7 @@ class SqlRelayTransaction:
             .where(SyncEndpoint.endpoint == str(endpoint))
             .values(status=status)
         )
-        return result.rowcount
+        return affected(result)
 
     def enqueue(
         self, deliveries: Sequence[NewDelivery], *, lease: Lease | None = None
@@ -678,7 +679,9 @@ class SqlStore:
             else_=Delivery.next_attempt_at,
         )
         with self._sessions() as s:
-            due = s.execute(select(func.min(ready)).where(Delivery.status == "pending")).scalar()
+            due: datetime | None = s.execute(
+                select(func.min(ready)).where(Delivery.status == "pending")
+            ).scalar()
         if due is None:
             return None
         if due.tzinfo is None:
@@ -704,7 +707,7 @@ class _Qualified(ColumnElement[Any]):
 @compiles(_Qualified)
 def _compile_qualified(element: _Qualified, compiler: Any, **kw: Any) -> str:
     kw["include_table"] = True
-    return compiler.process(element.inner, **kw)
+    return str(compiler.process(element.inner, **kw))
 
 
 # Separators of the aggregated target list: no endpoint contains a control character.
@@ -721,7 +724,8 @@ def _post_read_columns(thread: bool) -> tuple[Any, ...]:
     """
     me, other = SyncEndpoint.__table__.alias("me"), SyncEndpoint.__table__.alias("other")
     copies, posts, syncs = MessageCopy.__table__, Post.__table__, Sync.__table__
-    src, native = bindparam("read_source"), bindparam("read_native_id")
+    src: BindParameter[str] = bindparam("read_source", type_=String)
+    native: BindParameter[str] = bindparam("read_native_id", type_=String)
     echo = (
         select(copies.c.id).where(copies.c.endpoint == src, copies.c.native_id == native)
     ).exists()
@@ -751,7 +755,7 @@ def _post_read_columns(thread: bool) -> tuple[Any, ...]:
     )
     columns: list[Any] = [echo.label("echo"), targets.label("targets")]
     if thread:
-        parent = bindparam("read_thread_native_id")
+        parent: BindParameter[str] = bindparam("read_thread_native_id", type_=String)
         for col in (
             posts.c.id,
             posts.c.sync_id,

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.endpoints import Endpoint, Network
 from app.errors import SyncbotError
 from app.store.models import Delivery, Sync, SyncEndpoint, Workspace
+from app.store.rows import affected
 
 
 class SyncAdminError(SyncbotError):
@@ -124,7 +125,7 @@ class SyncAdmin:
                     SyncEndpoint.sync_id == sync.id, SyncEndpoint.endpoint == str(endpoint)
                 )
             )
-            if result.rowcount == 0:
+            if affected(result) == 0:
                 raise SyncAdminError(f"{endpoint} is not in sync {name!r}")
 
     def set_status(self, name: str, status: str) -> None:

@@ -36,6 +36,7 @@ from app.runtime import MaintenanceTask, Runtime, Worker, purge_expired_claims
 from app.services import OutboxWorker, Services
 from app.settings import Settings
 from app.slack.home.app import HomeApp, build_home
+from app.slack.home.sections.held import stale_on_bot_return, stale_on_hold
 from app.slack.oauth import SlackInstalls, build_installs
 from app.slack.setup import build_slack
 from app.slack.socket_manager import SocketModeManager
@@ -213,6 +214,9 @@ def assemble(
     events.on({"app_uninstalled", "tokens_revoked"}, installs.lifecycle.on_event)
     events.on({"member_joined_channel", "member_left_channel"}, strays.on_event)
     home.hook(events)
+    # The App Home lists held channels: a hold or the bot's return makes it stale.
+    services.outbox.on_hold.append(stale_on_hold(home))
+    events.on({"member_joined_channel"}, stale_on_bot_return(home, workspaces))
     if bridge is not None:
         events.event_hooks.extend(bridge.slack_hooks)
     return Assembly(

@@ -18,7 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.store.models import Delivery, MessageCopy
 from app.store.rows import affected
 
-__all__ = ["HeldTarget", "dead_by_target", "held_targets", "requeue_dead", "resume"]
+__all__ = [
+    "HeldTarget",
+    "dead_by_target",
+    "held_targets",
+    "held_targets_of",
+    "requeue_dead",
+    "resume",
+    "retarget",
+]
 
 
 def _now() -> datetime:
@@ -156,6 +164,12 @@ def held_targets(session: Session) -> list[HeldTarget]:
         )
         for r in rows
     ]
+
+
+def held_targets_of(sessions: sessionmaker[Session], prefix: str) -> list[HeldTarget]:
+    """The held targets whose endpoint starts with ``prefix`` (``slack:T123/``)."""
+    with sessions() as s:
+        return [h for h in held_targets(s) if h.target.startswith(prefix)]
 
 
 def dead_by_target(session: Session) -> dict[str, int]:

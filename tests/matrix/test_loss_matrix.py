@@ -152,3 +152,26 @@ def test_a_thread_broadcast_shows_in_the_thread_and_the_room_timeline(world: Wor
     w.slack.delete("T1", "C1", ts)
     ids = {threaded["event_id"], timeline["event_id"]}
     wait_for(lambda: all(not e["content"] for e in w.alice.events(w.room) if e["event_id"] in ids))
+
+
+def test_other_apps_blocks_and_attachments_reach_the_room_formatted(world: World) -> None:
+    # #17 item 1 on Matrix: a bot message with only blocks and attachments arrives with its
+    # content as HTML (header bold, links, the attachment quoted), not as an empty message.
+    from tests.slack.test_blocks import GITHUB_LIKE, JIRA_LIKE
+
+    w = world
+    w.slack.bot_message(
+        "T1",
+        "C1",
+        "BJIRA",
+        "",
+        username="Jira",
+        attachments=JIRA_LIKE["attachments"],
+    )
+    w.slack.bot_message("T1", "C1", "BGITHUB", "", username="GitHub", blocks=GITHUB_LIKE["blocks"])
+    jira = room_event(w, lambda e: "PROJ-1 Broken login" in e["content"].get("body", ""))
+    assert "<blockquote>" in jira["content"]["formatted_body"]
+    assert 'href="https://jira.example/PROJ-1"' in jira["content"]["formatted_body"]
+    github = room_event(w, lambda e: "Deploy finished" in e["content"].get("body", ""))
+    assert "<strong>Deploy finished</strong>" in github["content"]["formatted_body"]
+    assert "[Approve]" in github["content"]["body"]

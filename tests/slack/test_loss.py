@@ -99,6 +99,15 @@ def test_bot_removed_from_channels_rejoins_or_holds_then_delivers_the_backlog(wo
         ).all()
     assert rows and {r.status for r in rows} == {"pending"}
     assert _texts(slack, "T3", "C3") == []
+    # The workspace's App Home says so too (to its admins).
+    from app.slack.home.section import Viewer
+
+    assert server.parts is not None
+    held = next(s for s in server.parts.home.sections if s.key == "held")
+    admin = Viewer("T3", "U3A", is_admin=True)
+    shown = str(server.run(held.blocks(admin)))
+    assert "<#C3>" in shown and "/invite" in shown and "3 messages waiting" in shown
+    assert server.run(held.blocks(Viewer("T3", "U3", is_admin=False))) == []
 
     # Invited back: the backlog arrives in order, each message once.
     slack.invite_bot("T3", "C3", by="U3A")
@@ -107,6 +116,7 @@ def test_bot_removed_from_channels_rejoins_or_holds_then_delivers_the_backlog(wo
     slack.post_message("T1", "C1", "U1", "after return")
     wait_for(lambda: "after return" in _texts(slack, "T3", "C3"))
     assert len(slack.messages("T3", admin_dm)) == 1
+    assert server.run(held.blocks(admin)) == []
 
 
 def _file_shares(slack: FakeSlack, team: str, channel: str, thread_ts: str) -> list:

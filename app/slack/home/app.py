@@ -43,6 +43,7 @@ from app.slack.home.sections.backup import BackupSection
 from app.slack.home.sections.channels import ChannelsSection
 from app.slack.home.sections.federation import FederationSection
 from app.slack.home.sections.groups import GroupsSection
+from app.slack.home.sections.held import HeldChannelsSection
 from app.slack.home.sections.mappings import MappingsSection
 from app.slack.home.sections.matrix_link import MatrixLinkSection
 from app.slack.workspaces import UnknownWorkspace, Workspaces
@@ -252,6 +253,7 @@ def _starlette(response: BoltResponse) -> Response:
 def build_sections(services: Services) -> Iterable[HomeSection]:
     """Every section of the home tab, in the order they are shown."""
     return [
+        HeldChannelsSection(services),
         GroupsSection(services),
         ChannelsSection(services),
         MappingsSection(services),

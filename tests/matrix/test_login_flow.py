@@ -476,3 +476,23 @@ def test_the_login_dialogue_survives_a_restart_and_tokens_are_never_echoed(flow:
     assert not any("Unknown command" in n for n in f.notices(dm))
     with f.engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM matrix_login_dialogues")).scalar() == 0
+
+
+def test_a_held_channel_is_announced_in_the_management_room(flow: Flow) -> None:
+    # #17 item 2 on Matrix: the bot removed from a private channel of a workspace logged in
+    # from Matrix; the login's management room hears of it, the sender is told their message
+    # waits, and the bot's return delivers it.
+    f, a = flow, flow.alice
+    dm = login(f)
+    wait_for(lambda: any("Bridged 3" in n for n in f.notices(dm)))
+    room = f.room_of("C2")
+    a.call("POST", f"/join/{room}", json={})
+    f.slack.convert_to_private(f.team, "C2")
+    f.slack.remove_bot(f.team, "C2", by="U1")
+    sent = a.text(room, "kept for later")
+    wait_for(lambda: any("C2" in n and "removed" in n for n in f.notices(dm)))
+    wait_for(lambda: any("waiting to reach" in n for n in f.notices(room)))
+    assert f.slack.find_message(f.team, "C2", text="kept for later") is None
+    f.slack.invite_bot(f.team, "C2", by="U1")
+    wait_for(lambda: f.slack.find_message(f.team, "C2", text="kept for later") is not None)
+    assert sent

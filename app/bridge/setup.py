@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.bridge.ghost_profiles import ghost_profile_hook
 from app.bridge.members import ChannelMembers
+from app.bridge.spaces import WorkspaceSpaces
 from app.bridge.workspace_bridge import WorkspaceBridge
 from app.core.authors import AuthorDirectory
 from app.core.endpoints import Endpoint, Network
@@ -131,6 +132,7 @@ def build_bridge(
         members=ChannelMembers(hs, matrix.ghosts, authors, workspaces),
         workspaces=workspaces,
         conversation_count=settings.matrix_conversation_count,
+        spaces=WorkspaceSpaces(hs, sessions, workspaces, fetch_avatar=matrix.ghosts.fetch_avatar),
     )
     if connect_socket is not None:
         connect = connect_socket

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.bridge.members import ChannelMembers
+from app.bridge.spaces import WorkspaceSpaces
 from app.core.endpoints import Endpoint
 from app.core.workspaces import WorkspaceInfo
 from app.errors import RemoteError
@@ -61,6 +62,7 @@ class WorkspaceBridge:
         workspaces: Workspaces,
         conversation_count: int,
         portal_wait: float = PORTAL_WAIT,
+        spaces: WorkspaceSpaces | None = None,
     ) -> None:
         self._hs = homeserver
         self._sessions = sessions
@@ -70,11 +72,14 @@ class WorkspaceBridge:
         self._workspaces = workspaces
         self._count = conversation_count
         self._portal_wait = portal_wait
+        self._spaces = spaces
         self._tasks: set[asyncio.Task[Any]] = set()
         self._creating: dict[str, asyncio.Task[str]] = {}
         # Completed workspace syncs (login and restart); tests and `status` read it.
         self.completed_syncs = 0
         portals.on_created.append(self.portal_created)
+        if spaces is not None:
+            portals.on_deleted.append(spaces.remove)
 
     # --- who is logged in -------------------------------------------------------------------
 
@@ -126,6 +131,8 @@ class WorkspaceBridge:
         return f"Bridging {count} channels of {info.name} that the app is in…"
 
     async def _login_sync(self, info: WorkspaceInfo, request: LoginRequest) -> None:
+        if self._spaces is not None:
+            await self._quietly(self._spaces.invite(info.team_id, request.user_id), "space invite")
         try:
             bridged = await self.sync_workspace(info.team_id)
         except Exception as exc:
@@ -194,6 +201,8 @@ class WorkspaceBridge:
             (channel name, room id) of every portal of the synced channels.
         """
         users = await asyncio.to_thread(self.users_of, team_id)
+        if self._spaces is not None:
+            await self._quietly(self._spaces.ensure(team_id, users), "workspace space")
         bridged: list[tuple[str, str]] = []
         for channel in await self.recent_channels(team_id):
             endpoint = Endpoint.slack(team_id, str(channel["id"]))
@@ -212,6 +221,8 @@ class WorkspaceBridge:
                 )
                 continue
             bridged.append((str(channel.get("name") or channel["id"]), room))
+            if self._spaces is not None:
+                await self._quietly(self._spaces.add(endpoint, room), "space child")
         self.completed_syncs += 1
         log.info("workspace synced", extra={"team_id": team_id, "portals": len(bridged)})
         return bridged
@@ -243,6 +254,8 @@ class WorkspaceBridge:
         """Portals hook: invite the workspace's users, then fill the room with its members."""
         users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
         await self._invites.invite(endpoint, room, users)
+        if self._spaces is not None and users:
+            await self._quietly(self._spaces.add(endpoint, room), "space child")
         self._spawn(
             self._quietly(self._members.sync(endpoint, room), "portal member sync"),
             name=f"matrix-members-{endpoint}",

@@ -115,6 +115,8 @@ class Portals:
         self._background: set[asyncio.Task[bool]] = set()
         # Run, in order, after a portal became active: invites, member sync (workspace bridge).
         self.on_created: list[CreatedHook] = []
+        # Run after a portal was deleted, with its former room (the workspace's space).
+        self.on_deleted: list[CreatedHook] = []
 
     def get(self, endpoint: Endpoint) -> PortalView | None:
         with self._sessions() as s:
@@ -332,6 +334,12 @@ class Portals:
             await asyncio.to_thread(self._leave_sync, view.room_id)
         await asyncio.to_thread(self._forget, endpoint)
         log.info("portal deleted", extra={"endpoint": str(endpoint), "room": view.room_id})
+        if view.room_id:
+            for hook in self.on_deleted:
+                try:
+                    await hook(endpoint, view.room_id)
+                except Exception as exc:
+                    log.warning("portal deletion hook failed", extra={"error": str(exc)})
         return True
 
     async def _empty_room(self, room_id: str, alias: str | None) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 
 from mautrix.errors import MRoomInUse
 from mautrix.types import (
-    ContentURI,
     EventType,
     RoomAlias,
     RoomCreatePreset,
@@ -104,13 +103,15 @@ class WorkspaceSpaces:
         space = await self.ensure(team)
         if portal_room in self._children.get(team, set()):
             return
-        via = {"via": [self._hs.ids.server_name]}
+        server = self._hs.ids.server_name
+        child: dict[str, Any] = {"via": [server]}
+        parent: dict[str, Any] = {"via": [server], "canonical": True}
         async with matrix_errors("space child"):
             await self._hs.bot.send_state_event(
-                RoomID(space), SPACE_CHILD, via, state_key=portal_room
+                RoomID(space), SPACE_CHILD, child, state_key=portal_room
             )
             await self._hs.bot.send_state_event(
-                RoomID(portal_room), SPACE_PARENT, {**via, "canonical": True}, state_key=space
+                RoomID(portal_room), SPACE_PARENT, parent, state_key=space
             )
         self._children.setdefault(team, set()).add(portal_room)
         log.info("portal added to its space", extra={"endpoint": str(endpoint)})
@@ -196,11 +197,8 @@ class WorkspaceSpaces:
                 async with matrix_errors("space avatar"):
                     mxc = await bot.upload_media(data, mime_type=mime, filename="avatar")
                     # The source URL rides along, so a restart knows the picture is current.
-                    await bot.send_state_event(
-                        RoomID(room),
-                        EventType.ROOM_AVATAR,
-                        {"url": ContentURI(mxc), "syncbot.source": icon},
-                    )
+                    content: dict[str, Any] = {"url": str(mxc), "syncbot.source": icon}
+                    await bot.send_state_event(RoomID(room), EventType.ROOM_AVATAR, content)
         except Exception as exc:
             # A space without its picture still holds the portals; the next sync retries.
             log.warning("space profile not updated", extra={"room": room, "error": str(exc)})

@@ -178,7 +178,6 @@ async def one_call(slack: RemoteSlack, repeats: int = 7) -> float:
 
 
 async def fan_out(services: Services, repeats: int) -> list[float]:
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
     await services.slack.workspaces.http.open()
     times = []
     try:
@@ -195,7 +194,6 @@ async def fan_out(services: Services, repeats: int) -> list[float]:
 
 async def throughput(services: Services, messages: int) -> tuple[float, float]:
     """Messages per second, and the app's CPU seconds per delivery."""
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
     await services.slack.workspaces.http.open()
     worker = asyncio.ensure_future(services.outbox.run_forever(idle=0.5))
     await relay_inline(services, message("warm-up"))
@@ -221,28 +219,25 @@ async def throughput(services: Services, messages: int) -> tuple[float, float]:
     return messages / elapsed, cpu / (messages * 3)
 
 
-def count_statements(services: Services) -> tuple[int, int]:
-    async def one() -> tuple[int, int]:
-        await services.slack.workspaces.http.open()
-        try:
-            await relay_inline(services, message("warm"))  # profile caches, connections
-            dispatcher = services.dispatcher
-            with counting(services.engine) as seen:
-                lease = dispatcher.inline_lease(ACK_BUDGET)
-                result = await asyncio.to_thread(
-                    functools.partial(services.relay.ingest, message("count me"), lease=lease)
-                )
-                ingest = len(seen)
-                await dispatcher.after_commit(
-                    result.deliveries, budget=ACK_BUDGET, leased=result.tasks
-                )
-                await services.outbox.wait_idle()
-            assert result.deliveries
-            return ingest, len(seen)
-        finally:
-            await services.slack.workspaces.http.close()
-
-    return asyncio.run(one())
+async def count_statements(services: Services) -> tuple[int, int]:
+    await services.slack.workspaces.http.open()
+    try:
+        await relay_inline(services, message("warm"))  # profile caches, connections
+        dispatcher = services.dispatcher
+        with counting(services.engine) as seen:
+            lease = dispatcher.inline_lease(ACK_BUDGET)
+            result = await asyncio.to_thread(
+                functools.partial(services.relay.ingest, message("count me"), lease=lease)
+            )
+            ingest = len(seen)
+            await dispatcher.after_commit(
+                result.deliveries, budget=ACK_BUDGET, leased=result.tasks
+            )
+            await services.outbox.wait_idle()
+        assert result.deliveries
+        return ingest, len(seen)
+    finally:
+        await services.slack.workspaces.http.close()
 
 
 def run(backend: str, quick: bool, profile: bool) -> list[str]:
@@ -253,41 +248,56 @@ def run(backend: str, quick: bool, profile: bool) -> list[str]:
         spawn_slack(26) as slack,
     ):
         services = setup(slack, url, 25)
-        slack.latency(LATENCY)
-        single = asyncio.run(one_call(slack))
-        lines.append(f"- one Slack call at 50 ms latency (round trip): {single * 1000:.0f} ms")
-        lines.append("- fan-out of one message (median, event to last copy recorded):")
-        for n in (1, 5, 10, 25):
-            times = asyncio.run(fan_out(targets(services, n), 3 if quick else 7))
-            med = statistics.median(times)
-            goal = f"   goal ≤ {GOALS['fan_out_10']}x" if n == 10 else ""
-            lines.append(f"  - N={n:>2}: {med * 1000:.0f} ms ({med / single:.2f}x one call){goal}")
-        lines.append(f"  ({load()})")
-        slack.latency(0.0)
-        targets(services, 3)
         prof = cProfile.Profile() if profile else None
-        if prof:
-            prof.enable()
-        rate, cpu = asyncio.run(throughput(services, 300 if quick else 1000))
-        if prof:
-            prof.disable()
-        lines.append(
-            f"- sustained throughput, 3 targets, Slack answering at once, {IN_FLIGHT} events in "
-            f"flight: {rate:.0f} messages/s (goal ≥ {GOALS['rate'][backend]}); "
-            f"app CPU {cpu * 1000:.2f} ms per delivery ({load()})"
-        )
-        for n in (3, 10):
-            ingest, total = count_statements(targets(services, n))
-            lines.append(
-                f"- statements for one message to {n} targets: {ingest} to ingest, "
-                f"{total} in all, BEGINs counted (goal ≤ N + 4 = {n + 4})"
-            )
+        # One event loop for all of it: the services' locks and events belong to one loop.
+        lines.extend(asyncio.run(in_process(services, slack, backend, quick, prof)))
         services.engine.dispose()
     lines.extend(serve_tail(backend, 50 if not quick else 20))
     if prof:
         stats = pstats.Stats(prof).sort_stats("tottime")
         print(f"--- profile of the throughput run ({backend}), by own time ---")
         stats.print_stats(30)
+    return lines
+
+
+async def in_process(
+    services: Services,
+    slack: RemoteSlack,
+    backend: str,
+    quick: bool,
+    prof: cProfile.Profile | None,
+) -> list[str]:
+    """Fan-out, throughput and statements, the app in this process, the fake in its own."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
+    lines = []
+    slack.latency(LATENCY)
+    single = await one_call(slack)
+    lines.append(f"- one Slack call at 50 ms latency (round trip): {single * 1000:.0f} ms")
+    lines.append("- fan-out of one message (median, event to last copy recorded):")
+    for n in (1, 5, 10, 25):
+        times = await fan_out(targets(services, n), 3 if quick else 7)
+        med = statistics.median(times)
+        goal = f"   goal ≤ {GOALS['fan_out_10']}x" if n == 10 else ""
+        lines.append(f"  - N={n:>2}: {med * 1000:.0f} ms ({med / single:.2f}x one call){goal}")
+    lines.append(f"  ({load()})")
+    slack.latency(0.0)
+    targets(services, 3)
+    if prof:
+        prof.enable()
+    rate, cpu = await throughput(services, 300 if quick else 1000)
+    if prof:
+        prof.disable()
+    lines.append(
+        f"- sustained throughput, 3 targets, Slack answering at once, {IN_FLIGHT} events in "
+        f"flight: {rate:.0f} messages/s (goal ≥ {GOALS['rate'][backend]}); "
+        f"app CPU {cpu * 1000:.2f} ms per delivery ({load()})"
+    )
+    for n in (3, 10):
+        ingest, total = await count_statements(targets(services, n))
+        lines.append(
+            f"- statements for one message to {n} targets: {ingest} to ingest, "
+            f"{total} in all, BEGINs counted (goal ≤ N + 4 = {n + 4})"
+        )
     return lines
 
 

@@ -8,12 +8,13 @@ A failed attempt is rescheduled (``Retry-After`` honoured, exponential backoff w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from app.core import holds
@@ -24,6 +25,9 @@ from app.core.ports import Copy, Delivered, Deliverer, DeliveryTask, Lease, Outb
 from app.errors import RemoteError
 
 log = logging.getLogger("syncbot.core.outbox")
+
+# How long a batch of completions waits for deliveries still under way to join it.
+LINGER = 0.02
 
 # How many times a background lane fetches more rows of its target before the pass ends and
 # other targets get their turn.
@@ -252,7 +256,8 @@ class Outbox:
             report.retried += 1
             return False
         try:
-            result = await deliverer.deliver(task)
+            with self._completions.delivering():
+                result = await deliverer.deliver(task)
         except RemoteError as exc:
             return await self._failed(task, exc, report)
         except Exception as exc:  # a bug in an adapter must not lose the delivery
@@ -403,6 +408,9 @@ class _Completions:
     ) -> None:
         self._store = store
         self._on_recorded = on_recorded
+        # Deliveries under way right now, and a signal each time one ends.
+        self._running = 0
+        self._ended = asyncio.Event()
         self._queue: list[tuple[DeliveryTask, Delivered, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -418,10 +426,30 @@ class _Completions:
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
 
+    @contextlib.contextmanager
+    def delivering(self) -> Iterator[None]:
+        """Around one deliverer call: a batch waits (briefly) for the calls under way."""
+        self._running += 1
+        try:
+            yield
+        finally:
+            self._running -= 1
+            self._ended.set()
+
     async def _write(self) -> None:
         # Let every lane that is ready in this turn of the loop join the first batch.
         await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
         while self._queue:
+            # Calls still under way, as those of one event's fan-out, answer within moments of
+            # each other: wait that long for them so one write records them all.
+            deadline = loop.time() + LINGER
+            while self._running and loop.time() < deadline:
+                self._ended.clear()
+                try:
+                    await asyncio.wait_for(self._ended.wait(), deadline - loop.time())
+                except TimeoutError:
+                    break
             batch, self._queue = self._queue, []
             try:
                 await asyncio.to_thread(

@@ -408,8 +408,9 @@ class _Completions:
     ) -> None:
         self._store = store
         self._on_recorded = on_recorded
-        # Deliveries under way right now, and a signal each time one ends.
-        self._running = 0
+        # Deliveries under way right now (by start number), and a signal each time one ends.
+        self._running: set[int] = set()
+        self._started = 0
         self._ended = asyncio.Event()
         self._queue: list[tuple[DeliveryTask, Delivered, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -429,11 +430,13 @@ class _Completions:
     @contextlib.contextmanager
     def delivering(self) -> Iterator[None]:
         """Around one deliverer call: a batch waits (briefly) for the calls under way."""
-        self._running += 1
+        self._started += 1
+        number = self._started
+        self._running.add(number)
         try:
             yield
         finally:
-            self._running -= 1
+            self._running.discard(number)
             self._ended.set()
 
     async def _write(self) -> None:
@@ -441,10 +444,12 @@ class _Completions:
         await asyncio.sleep(0)
         loop = asyncio.get_running_loop()
         while self._queue:
-            # Calls still under way, as those of one event's fan-out, answer within moments of
-            # each other: wait that long for them so one write records them all.
+            # Calls under way when the batch opened, as those of one event's fan-out, answer
+            # within moments of each other: wait that long for them (not for calls started
+            # since, or a busy worker would always wait) so one write records them all.
             deadline = loop.time() + LINGER
-            while self._running and loop.time() < deadline:
+            cohort = set(self._running)
+            while cohort & self._running and loop.time() < deadline:
                 self._ended.clear()
                 try:
                     await asyncio.wait_for(self._ended.wait(), deadline - loop.time())

@@ -50,11 +50,27 @@ class Profiles:
         self._sessions = sessions
         self._workspaces = workspaces
         self._memo: dict[tuple[str, str], tuple[float, Profile]] = {}
+        # Lookups under way: one event fanned out to N channels resolves its author N times
+        # at once; they share one users.info call instead of spending N of the method's burst.
+        self._asking: dict[tuple[str, str], asyncio.Future[Profile | None]] = {}
 
     async def get(self, team_id: str, user_id: str) -> Profile | None:
-        memo = self._memo.get((team_id, user_id))
+        key = (team_id, user_id)
+        memo = self._memo.get(key)
         if memo and memo[0] > time.monotonic():
             return memo[1]
+        asking = self._asking.get(key)
+        if asking is None or asking.done() or asking.get_loop() is not _loop():
+            asking = self._asking[key] = asyncio.ensure_future(self._lookup(team_id, user_id))
+            asking.add_done_callback(lambda done: self._forget(key, done))
+        # Shielded: one caller giving up (its delivery cancelled) leaves the others' answer.
+        return await asyncio.shield(asking)
+
+    def _forget(self, key: tuple[str, str], done: asyncio.Future[Profile | None]) -> None:
+        if self._asking.get(key) is done:
+            del self._asking[key]
+
+    async def _lookup(self, team_id: str, user_id: str) -> Profile | None:
         info = self._workspaces.info(team_id)
         row = await asyncio.to_thread(self._load, info.id, user_id)
         if row is not None and row[1] > datetime.now(UTC) - PROFILE_TTL:
@@ -167,3 +183,7 @@ def profile_of(user: dict) -> Profile:
         avatar_url=avatar,
         is_bot=bool(user.get("is_bot")),
     )
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()

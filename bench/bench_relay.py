@@ -45,6 +45,7 @@ from sqlalchemy import func, select, update
 from app.assembly import assemble
 from app.core.endpoints import Endpoint
 from app.core.events import Author, NewPost
+from app.core.ingest import Ingest
 from app.core.outbox import RetryPolicy
 from app.core.relay import RelayResult
 from app.services import Services
@@ -132,14 +133,10 @@ def message(text: str) -> NewPost:
 
 async def relay_inline(services: Services, event: NewPost) -> RelayResult:
     """What the Slack events route does with an event: relay (rows leased to the inline
-    drain), then deliver inline within the ack budget."""
-    dispatcher = services.dispatcher
-    lease = dispatcher.inline_lease(ACK_BUDGET)
-    result = await asyncio.to_thread(functools.partial(services.relay.ingest, event, lease=lease))
-    await dispatcher.after_commit(
-        result.deliveries, budget=ACK_BUDGET, leased=result.tasks if lease else None
+    drain), then deliver inline within the ack budget (:class:`app.core.ingest.Ingest`)."""
+    return await Ingest(services.relay, services.dispatcher)(
+        event, deadline=time.monotonic() + ACK_BUDGET
     )
-    return result
 
 
 def targets(services: Services, n: int) -> Services:
@@ -225,6 +222,7 @@ async def count_statements(services: Services) -> tuple[int, int]:
         await relay_inline(services, message("warm"))  # profile caches, connections
         dispatcher = services.dispatcher
         with counting(services.engine) as seen:
+            # Ingest's two steps, apart, to count the relay's transaction on its own.
             lease = dispatcher.inline_lease(ACK_BUDGET)
             result = await asyncio.to_thread(
                 functools.partial(services.relay.ingest, message("count me"), lease=lease)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, event, select
 from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Kind
+from app.core.ingest import Ingest
 from app.core.outbox import Outbox
 from app.core.ports import Delivered, DeliveryTask
 from app.core.relay import Relay
@@ -109,8 +110,7 @@ async def test_one_message_to_n_targets_costs_at_most_n_plus_4_statements(
     route = SlackEvents(
         signing_secret="unused",
         translator=EventTranslator(info),
-        relay=Relay(store),
-        dispatcher=Dispatcher(outbox, store, RecordingNotifier()),
+        ingest=Ingest(Relay(store), Dispatcher(outbox, store, RecordingNotifier())),
     )
     envelope = {
         "type": "event_callback",

@@ -120,7 +120,8 @@ def _runtime() -> Runtime:
         )
         settings.require_production_ready()
         _state["runtime"] = build_runtime(settings)
-    return _state["runtime"]
+    runtime: Runtime = _state["runtime"]
+    return runtime
 
 
 def _asgi_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -133,7 +134,8 @@ def _asgi_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         # does their periodic part.
         app = create_app(_runtime(), lifespan=False)
         _state["asgi"] = Mangum(app, lifespan="off")
-    return _state["asgi"]
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = _state["asgi"]
+    return handler
 
 
 def run_task(runtime: Runtime, task: str) -> dict[str, Any]:
@@ -166,7 +168,9 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 def is_sqs_batch(event: Any) -> bool:
     records = event.get("Records") if isinstance(event, dict) else None
-    return bool(records) and all(r.get("eventSource") == "aws:sqs" for r in records)
+    if not isinstance(records, list) or not records:
+        return False
+    return all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
 
 
 def run_sqs_batch(runtime: Runtime, records: list[dict[str, Any]]) -> dict[str, Any]:

@@ -34,7 +34,10 @@ def _b64(part: str) -> bytes:
 
 
 def fetch_google_keys() -> dict[str, Any]:
-    return httpx.get(GOOGLE_CERTS, timeout=5.0).json()
+    keys = httpx.get(GOOGLE_CERTS, timeout=5.0).json()
+    if not isinstance(keys, dict):
+        raise ValueError("Google's certificate list is not a JSON object")
+    return keys
 
 
 def _rsa_keys(jwks: Any) -> dict[str, rsa.RSAPublicKey]:

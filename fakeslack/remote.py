@@ -105,7 +105,9 @@ class RemoteSlack:
         """Re-read the workspaces (after seeding more)."""
         self.info = self._request("GET", "state")
 
-    def populate(self, workspaces: int, *, channels: int = 1, users: int = 1) -> list[dict]:
+    def populate(
+        self, workspaces: int, *, channels: int = 1, users: int = 1
+    ) -> list[dict[str, Any]]:
         body = {"workspaces": workspaces, "channels": channels, "users": users}
         made = self._request("POST", "workspaces", body)["workspaces"]
         self.refresh()

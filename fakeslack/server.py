@@ -57,7 +57,7 @@ class SlackServer:
     def _add_routes(self, app: web.Application) -> None:
         """Hook: more routes on the same server (the control API)."""
 
-    def start(self, port: int = 0) -> None:
+    def start(self, port: int = 0) -> SlackServer:
         """Start the server thread and wait until it listens on ``127.0.0.1:port`` (0: any)."""
         ready = threading.Event()
         failure: list[BaseException] = []
@@ -80,6 +80,7 @@ class SlackServer:
         ready.wait(10)
         if failure:
             raise failure[0]
+        return self
 
     async def _serve(self, port: int) -> None:
         self._closing = asyncio.Event()
@@ -96,9 +97,10 @@ class SlackServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
-        server = site._server  # aiohttp exposes the bound ephemeral port nowhere else
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]
+        # aiohttp exposes the bound ephemeral port nowhere else than its asyncio server.
+        server = site._server
+        assert isinstance(server, asyncio.Server)
+        self.port = int(server.sockets[0].getsockname()[1])
         self.state.base_url = f"http://127.0.0.1:{self.port}/"
 
     def stop(self) -> None:
@@ -166,7 +168,8 @@ class SlackServer:
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             return auth[7:].strip()
-        return params.pop("token", None)
+        token = params.pop("token", None)
+        return str(token) if token is not None else None
 
     @staticmethod
     def _basic(request: web.Request) -> tuple[str, str] | None:

@@ -128,15 +128,16 @@ class SocketHub:
         Returns:
             The ``envelope_id``.
         """
-        frame = {
-            "envelope_id": str(uuid.uuid4()),
+        envelope_id = str(uuid.uuid4())
+        frame: dict[str, Any] = {
+            "envelope_id": envelope_id,
             "type": envelope_type,
             "payload": payload,
             "accepts_response_payload": accepts_response_payload,
             "retry_attempt": 0,
             "retry_reason": "",
         }
-        self._acked[frame["envelope_id"]] = asyncio.Event()
+        self._acked[envelope_id] = asyncio.Event()
         if not self.connections:
             self._backlog.append(frame)
         else:

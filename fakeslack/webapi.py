@@ -87,7 +87,9 @@ def _require_member(ch: Channel, inst: Installation) -> None:
 
 
 @method("auth.test")
-def auth_test(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def auth_test(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     bot = ws.users[inst.bot_user_id]
     return {
         "url": f"https://{ws.domain}.slack.test/",
@@ -101,7 +103,9 @@ def auth_test(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
 
 
 @method("team.info")
-def team_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def team_info(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     team = st.workspaces.get(p.get("team") or ws.id)
     if team is None:
         raise SlackError("team_not_found")
@@ -109,7 +113,9 @@ def team_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
 
 
 @method("bots.info")
-def bots_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def bots_info(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     for user in ws.users.values():
         if user.bot_id and user.bot_id == p.get("bot"):
             return {
@@ -127,18 +133,24 @@ def bots_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
 
 
 @method("users.info")
-def users_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def users_info(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     return {"user": st.user(ws, p.get("user")).wire()}
 
 
 @method("users.list")
-def users_list(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def users_list(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     page, meta = paginate([u.wire() for u in ws.users.values()], p, default=200)
     return {"members": page, "cache_ts": 1700000000, "response_metadata": meta}
 
 
 @method("users.lookupByEmail")
-def users_lookup(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def users_lookup(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     email = (p.get("email") or "").lower()
     for user in ws.users.values():
         if user.email and user.email.lower() == email and not user.deleted:
@@ -147,12 +159,16 @@ def users_lookup(st: SlackState, ws: Workspace, inst: Installation, p: dict[str,
 
 
 @method("users.profile.get")
-def users_profile(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def users_profile(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     return {"profile": st.user(ws, p.get("user") or inst.bot_user_id).profile()}
 
 
 @method("emoji.list")
-def emoji_list(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def emoji_list(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     return {"emoji": dict(ws.emoji), "cache_ts": "1700000000.000000"}
 
 
@@ -160,12 +176,16 @@ def emoji_list(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, A
 
 
 @method("conversations.info")
-def conv_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_info(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     return {"channel": st.channel(ws, p.get("channel")).wire(inst.bot_user_id)}
 
 
 @method("conversations.list")
-def conv_list(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_list(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     types = set((p.get("types") or "public_channel").split(","))
     skip_archived = as_bool(p.get("exclude_archived", False))
     chans = [
@@ -188,14 +208,18 @@ def conv_list(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
 
 
 @method("conversations.members")
-def conv_members(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_members(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     page, meta = paginate(list(ch.members), p)
     return {"members": page, "response_metadata": meta}
 
 
 @method("conversations.join")
-def conv_join(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_join(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     if ch.is_private or ch.is_im:
         raise SlackError("method_not_supported_for_channel_type")
@@ -223,7 +247,9 @@ def conv_join(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
 
 
 @method("conversations.leave")
-def conv_leave(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_leave(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     if inst.bot_user_id not in ch.members:
         return {"not_in_channel": True}
@@ -234,7 +260,9 @@ def conv_leave(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, A
     return {}
 
 
-def _history_page(st: SlackState, ws: Workspace, msgs: list[Message], p: dict[str, Any]) -> dict:
+def _history_page(
+    st: SlackState, ws: Workspace, msgs: list[Message], p: dict[str, Any]
+) -> dict[str, Any]:
     oldest, latest = float(p.get("oldest") or 0), float(p.get("latest") or "inf")
     inclusive = as_bool(p.get("inclusive", False))
     picked = [
@@ -254,14 +282,18 @@ def _history_page(st: SlackState, ws: Workspace, msgs: list[Message], p: dict[st
 
 
 @method("conversations.history")
-def conv_history(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_history(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     _require_member(ch, inst)
     return _history_page(st, ws, st.history(ch), p)
 
 
 @method("conversations.replies")
-def conv_replies(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_replies(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     _require_member(ch, inst)
     ts = p.get("ts") or ""
@@ -272,7 +304,9 @@ def conv_replies(st: SlackState, ws: Workspace, inst: Installation, p: dict[str,
 
 
 @method("conversations.open")
-def conv_open(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_open(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     users = [u for u in (p.get("users") or "").split(",") if u]
     if not users:
         raise SlackError("users_list_not_supplied")
@@ -299,7 +333,9 @@ def _check_name(ws: Workspace, name: str) -> None:
 
 
 @method("conversations.create")
-def conv_create(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_create(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     name = p.get("name") or ""
     _check_name(ws, name)
     ch = Channel(
@@ -326,7 +362,9 @@ def conv_create(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, 
 
 
 @method("conversations.archive")
-def conv_archive(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_archive(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     if ch.is_archived:
         raise SlackError("already_archived")
@@ -339,7 +377,9 @@ def conv_archive(st: SlackState, ws: Workspace, inst: Installation, p: dict[str,
 
 
 @method("conversations.unarchive")
-def conv_unarchive(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_unarchive(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     if not ch.is_archived:
         raise SlackError("not_archived")
@@ -349,7 +389,9 @@ def conv_unarchive(st: SlackState, ws: Workspace, inst: Installation, p: dict[st
 
 
 @method("conversations.rename")
-def conv_rename(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_rename(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     _require_member(ch, inst)
     name = p.get("name") or ""
@@ -366,7 +408,9 @@ def conv_rename(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, 
 
 
 @method("conversations.setTopic")
-def conv_topic(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def conv_topic(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     _require_member(ch, inst)
     topic = p.get("topic") or ""
@@ -425,7 +469,9 @@ def _writable(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
 
 
 @method("chat.postMessage")
-def chat_post(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def chat_post(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = _writable(st, ws, inst, p)
     if not (p.get("text") or p.get("blocks") or p.get("attachments")):
         raise SlackError("no_text")
@@ -440,7 +486,9 @@ def chat_post(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, An
 
 
 @method("chat.postEphemeral")
-def chat_ephemeral(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def chat_ephemeral(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = _writable(st, ws, inst, p)
     user = st.user(ws, p.get("user"))
     if user.id not in ch.members:
@@ -454,7 +502,9 @@ def _own(msg: Message, inst: Installation, error: str) -> None:
 
 
 @method("chat.update")
-def chat_update(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def chat_update(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     msg = st.message(ch, p.get("ts"))
     _own(msg, inst, "cant_update_message")
@@ -488,7 +538,9 @@ def chat_update(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, 
 
 
 @method("chat.delete")
-def chat_delete(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def chat_delete(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     msg = st.message(ch, p.get("ts"))
     _own(msg, inst, "cant_delete_message")
@@ -513,7 +565,9 @@ def chat_delete(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, 
 
 
 @method("chat.getPermalink")
-def chat_permalink(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def chat_permalink(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     msg = st.message(ch, p.get("message_ts"))
     link = f"https://{ws.domain}.slack.test/archives/{ch.id}/p{msg.ts.replace('.', '')}"
@@ -525,7 +579,7 @@ def chat_permalink(st: SlackState, ws: Workspace, inst: Installation, p: dict[st
 # --- reactions -----------------------------------------------------------------------------
 
 
-def reaction_event(kind: str, user: str, name: str, ch: Channel, msg: Message) -> dict:
+def reaction_event(kind: str, user: str, name: str, ch: Channel, msg: Message) -> dict[str, Any]:
     """A ``reaction_added`` / ``reaction_removed`` event on a message."""
     return {
         "type": kind,
@@ -548,7 +602,9 @@ def _reaction_target(
 
 
 @method("reactions.add")
-def reactions_add(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def reactions_add(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch, msg, name = _reaction_target(st, ws, p)
     users = msg.reactions.setdefault(name, [])
     if inst.bot_user_id in users:
@@ -561,7 +617,9 @@ def reactions_add(st: SlackState, ws: Workspace, inst: Installation, p: dict[str
 
 
 @method("reactions.remove")
-def reactions_remove(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def reactions_remove(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch, msg, name = _reaction_target(st, ws, p)
     users = msg.reactions.get(name, [])
     if inst.bot_user_id not in users:
@@ -574,7 +632,9 @@ def reactions_remove(st: SlackState, ws: Workspace, inst: Installation, p: dict[
 
 
 @method("reactions.get")
-def reactions_get(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def reactions_get(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     ch = st.channel(ws, p.get("channel"))
     msg = st.message(ch, p.get("timestamp"))
     return {"type": "message", "channel": ch.id, "message": msg.wire(ws.files)}
@@ -583,7 +643,9 @@ def reactions_get(st: SlackState, ws: Workspace, inst: Installation, p: dict[str
 # --- views ---------------------------------------------------------------------------------
 
 
-def _store_view(st: SlackState, ws: Workspace, view: Any, view_id: str | None = None) -> dict:
+def _store_view(
+    st: SlackState, ws: Workspace, view: Any, view_id: str | None = None
+) -> dict[str, Any]:
     spec = as_json(view)
     if not isinstance(spec, dict) or "type" not in spec:
         raise SlackError("invalid_arguments")
@@ -601,25 +663,33 @@ def _store_view(st: SlackState, ws: Workspace, view: Any, view_id: str | None = 
 
 
 @method("views.publish")
-def views_publish(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def views_publish(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     st.user(ws, p.get("user_id"))
     return {"view": _store_view(st, ws, p.get("view"))}
 
 
 @method("views.open")
-def views_open(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def views_open(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     if not p.get("trigger_id"):
         raise SlackError("invalid_trigger_id")
     return {"view": _store_view(st, ws, p.get("view"))}
 
 
 @method("views.push")
-def views_push(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def views_push(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     return views_open(st, ws, inst, p)
 
 
 @method("views.update")
-def views_update(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def views_update(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     vid = p.get("view_id")
     if not vid and p.get("external_id"):
         vid = next(
@@ -634,7 +704,9 @@ def views_update(st: SlackState, ws: Workspace, inst: Installation, p: dict[str,
 
 
 @method("files.info")
-def files_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def files_info(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     f = ws.files.get(p.get("file") or "")
     if f is None or not f.uploaded:
         raise SlackError("file_not_found")
@@ -642,7 +714,9 @@ def files_info(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, A
 
 
 @method("files.getUploadURLExternal")
-def files_get_url(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def files_get_url(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     name, length = p.get("filename"), p.get("length")
     if not name or not length:
         raise SlackError("invalid_arguments")
@@ -660,7 +734,9 @@ def files_get_url(st: SlackState, ws: Workspace, inst: Installation, p: dict[str
 
 
 @method("files.completeUploadExternal")
-def files_complete(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def files_complete(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     specs = as_json(p.get("files") or "[]")
     if not specs:
         raise SlackError("invalid_arguments")
@@ -706,7 +782,9 @@ def files_complete(st: SlackState, ws: Workspace, inst: Installation, p: dict[st
 
 
 @method("files.delete")
-def files_delete(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> dict:
+def files_delete(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
     """https://docs.slack.dev/reference/methods/files.delete: an app deletes files it uploaded;
     an unknown id is ``file_not_found``, an already deleted one ``file_deleted``, another's
     file ``cant_delete_file``. The file leaves every channel; a share message left with no
@@ -724,7 +802,9 @@ def files_delete(st: SlackState, ws: Workspace, inst: Installation, p: dict[str,
     st.emit(ws.id, {"type": "file_deleted", "file_id": file_id, "channel_ids": list(f.channels)})
     for ch_id in f.channels:
         ch = ws.channels.get(ch_id)
-        for msg in list(ch.messages.values()) if ch else []:
+        if ch is None:
+            continue
+        for msg in list(ch.messages.values()):
             if file_id not in msg.files or msg.deleted:
                 continue
             msg.files.remove(file_id)

@@ -28,6 +28,7 @@ from app.core.endpoints import Endpoint
 from app.core.workspaces import WorkspaceInfo
 from app.errors import RemoteError
 from app.matrix.commands import LoginRequest
+from app.matrix.event_content import as_content
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.invites import PortalInvites
 from app.matrix.portals import PortalError, Portals
@@ -151,7 +152,7 @@ class WorkspaceBridge:
         try:
             async with matrix_errors("login report"):
                 await self._hs.bot.send_message_event(
-                    RoomID(request.room_id), EventType.ROOM_MESSAGE, content
+                    RoomID(request.room_id), EventType.ROOM_MESSAGE, as_content(content)
                 )
         except RemoteError:
             log.warning("login report not sent", extra={"room": request.room_id})

@@ -139,7 +139,7 @@ def run_remove(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     with admin_runtime() as runtime:
         views = runtime.services.syncs.list()
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "name": v.name,
             "status": v.status,

@@ -190,12 +190,11 @@ def _run(
             for number, build in enumerate(builders, 1):
                 step = build()
                 screen.start_step(step, number, len(builders))
-                watch(
-                    step,
-                    scenario.sides,
-                    timeout=timeout,
-                    tick=lambda s, n=number: screen.progress(s, n, len(builders)),
-                )
+
+                def tick(s: Step, n: int = number) -> None:
+                    screen.progress(s, n, len(builders))
+
+                watch(step, scenario.sides, timeout=timeout, tick=tick)
                 screen.progress(step, number, len(builders))
                 for side in step.missing:
                     screen.line(f"      {screen.bad} {side.name:<6} nothing after {timeout:.0f} s")

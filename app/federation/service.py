@@ -247,9 +247,12 @@ class Federation:
             return _error(413, "request body too large")
         try:
             data = json_object(body)
-            fields = {k: data.get(k) for k in ("public_key", "instance", "url", "anchor", "code")}
-            if not all(isinstance(v, str) and v for v in fields.values()):
-                raise MalformedJson("public_key, instance, url, anchor and code are required")
+            fields: dict[str, str] = {}
+            for name in ("public_key", "instance", "url", "anchor", "code"):
+                value = data.get(name)
+                if not isinstance(value, str) or not value:
+                    raise MalformedJson("public_key, instance, url, anchor and code are required")
+                fields[name] = value
             anchor = str(Endpoint.parse(fields["anchor"]))
             instance = check_instance_id(fields["instance"])
         except (MalformedJson, EndpointError, FederationError) as exc:

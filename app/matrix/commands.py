@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.endpoints import Endpoint
 from app.core.workspaces import WorkspaceDirectory, WorkspaceInfo
 from app.errors import RemoteError, SyncbotError
+from app.matrix.event_content import as_content
 from app.matrix.homeserver import Homeserver, is_missing, matrix_errors
 from app.matrix.permissions import Level, Permissions
 from app.matrix.portals import Portals
@@ -158,7 +159,9 @@ class BotCommands:
     async def _reply(self, room: str, text: str) -> None:
         content = {"msgtype": "m.notice", "body": text, "m.mentions": {}}
         async with matrix_errors("reply"):
-            await self._hs.bot.send_message_event(RoomID(room), EventType.ROOM_MESSAGE, content)
+            await self._hs.bot.send_message_event(
+                RoomID(room), EventType.ROOM_MESSAGE, as_content(content)
+            )
 
     async def _redact(self, event: dict[str, Any]) -> None:
         try:

@@ -27,6 +27,7 @@ from app.core.payloads import EditPayload, PostPayload, ReactionPayload, expect
 from app.core.ports import Delivered, DeliveryTask
 from app.errors import RemoteError
 from app.matrix.emoji import to_matrix_key
+from app.matrix.event_content import as_content
 from app.matrix.ghosts import Ghosts, ghost_display_name
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.portals import PortalError, Portals
@@ -172,7 +173,7 @@ class MatrixDeliverer:
             timeline = {**content, "m.relates_to": {"m.in_reply_to": {"event_id": parent}}}
             async with matrix_errors("send message"):
                 echo = await intent.send_message_event(
-                    room, EventType.ROOM_MESSAGE, timeline, txn_id=f"{task.uid}.b"
+                    room, EventType.ROOM_MESSAGE, as_content(timeline), txn_id=f"{task.uid}.b"
                 )
             parts.append(f"{TIMELINE}{echo}")
         # The first event is the copy; the others are its parts, which edits and deletes follow.
@@ -209,7 +210,7 @@ class MatrixDeliverer:
             content = {**content, "m.relates_to": thread_relation(parent)}
         async with matrix_errors("send message"):
             event_id = await intent.send_message_event(
-                room, EventType.ROOM_MESSAGE, content, txn_id=txn_id
+                room, EventType.ROOM_MESSAGE, as_content(content), txn_id=txn_id
             )
         return str(event_id)
 
@@ -262,13 +263,13 @@ class MatrixDeliverer:
         async with matrix_errors("send edit"):
             intent = self._hs.intent(sender)
             await intent.send_message_event(
-                room, EventType.ROOM_MESSAGE, edit_content(new, copy), txn_id=task.uid
+                room, EventType.ROOM_MESSAGE, as_content(edit_content(new, copy)), txn_id=task.uid
             )
             for index, event_id in enumerate(timeline):
                 await intent.send_message_event(
                     room,
                     EventType.ROOM_MESSAGE,
-                    edit_content(new, event_id),
+                    as_content(edit_content(new, event_id)),
                     txn_id=f"{task.uid}.e{index}",
                 )
 
@@ -311,7 +312,7 @@ class MatrixDeliverer:
             if sender != self._hs.ids.bot:
                 await intent.ensure_joined(room, bot=self._hs.bot)
             event_id = await intent.send_message_event(
-                room, EventType.REACTION, content, txn_id=task.uid
+                room, EventType.REACTION, as_content(content), txn_id=task.uid
             )
         await asyncio.to_thread(self._remember, str(event_id), room, copy, key, sender)
 

@@ -46,7 +46,14 @@ MATRIX_TO = "https://matrix.to/#/"
 # Schemes the spec allows in <a href>; anything else (javascript:, data:) is not a link.
 LINK_SCHEMES = frozenset({"http", "https", "ftp", "mailto", "magnet"})
 
-_INLINE = {"b": Bold, "strong": Bold, "i": Italic, "em": Italic, "del": Strike, "s": Strike}
+_INLINE: dict[str, type[Bold | Italic | Strike]] = {
+    "b": Bold,
+    "strong": Bold,
+    "i": Italic,
+    "em": Italic,
+    "del": Strike,
+    "s": Strike,
+}
 _LINE_TAGS = frozenset(
     {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "caption", "details"}
 )

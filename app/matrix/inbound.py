@@ -64,7 +64,8 @@ def _file(event_id: str, content: dict[str, Any]) -> FileRef | None:
     url = content.get("url")
     if not isinstance(url, str) or not url.startswith("mxc://"):
         return None  # encrypted attachments are not supported
-    info = content.get("info") if isinstance(content.get("info"), dict) else {}
+    raw_info = content.get("info")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     name = str(content.get("filename") or content.get("body") or "file")
     return FileRef(
         native_id=event_id,
@@ -89,7 +90,8 @@ def translate(
     etype = event.get("type")
     event_id = str(event.get("event_id") or "")
     sender = str(event.get("sender") or "")
-    content = event.get("content") if isinstance(event.get("content"), dict) else {}
+    raw = event.get("content")
+    content: dict[str, Any] = raw if isinstance(raw, dict) else {}
     key = dedupe_key(event_id)
     origin = sender.partition(":")[2]
     if etype == "m.sticker":

@@ -19,6 +19,7 @@ from app.core.events import Kind
 from app.core.payloads import PostPayload
 from app.core.ports import DeliveryTask
 from app.errors import RemoteError
+from app.matrix.event_content import as_content
 from app.matrix.homeserver import Homeserver, matrix_errors
 
 log = logging.getLogger("syncbot.matrix.notices")
@@ -44,7 +45,8 @@ def unsupported(event: dict[str, Any]) -> str | None:
     etype = str(event.get("type") or "")
     if etype in UNSUPPORTED:
         return UNSUPPORTED[etype]
-    content = event.get("content") if isinstance(event.get("content"), dict) else {}
+    raw = event.get("content")
+    content: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if etype == "m.room.message" and content.get("msgtype") in (
         "m.image",
         "m.file",
@@ -83,7 +85,10 @@ class SenderNotices:
         }
         async with matrix_errors("send notice"):
             await self._hs.bot.send_message_event(
-                RoomID(room), EventType.ROOM_MESSAGE, content, txn_id=_txn(event_id, text)
+                RoomID(room),
+                EventType.ROOM_MESSAGE,
+                as_content(content),
+                txn_id=_txn(event_id, text),
             )
 
     async def unsupported_event(self, event: dict[str, Any], reason: str) -> None:

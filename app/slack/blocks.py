@@ -132,8 +132,8 @@ def _block(block: dict[str, Any]) -> list[Node]:
         return [Text(DIVIDER)]
     if kind == "image":
         title = block.get("title")
-        label = plain_text(Doc(tuple(_text_object(title)))) if title else block.get("alt_text")
-        return _image(block.get("image_url") or block.get("slack_file", {}).get("url"), label)
+        caption = plain_text(Doc(tuple(_text_object(title)))) if title else block.get("alt_text")
+        return _image(block.get("image_url") or block.get("slack_file", {}).get("url"), caption)
     if kind == "actions":
         return _joined([_element(e) for e in block.get("elements") or []], Text(" "))
     if kind == "video":

@@ -157,7 +157,8 @@ def _parse(body: bytes, content_type: str) -> dict[str, Any] | None:
     try:
         if "application/x-www-form-urlencoded" in content_type:
             form = parse_qs(body.decode())
-            raw = (form.get("payload") or [None])[0]
+            values = form.get("payload") or []
+            raw = values[0] if values else None
             data = json.loads(raw) if raw else None
         else:
             data = json.loads(body)

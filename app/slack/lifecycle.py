@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.store.models import SyncEndpoint, Workspace
+from app.store.rows import affected
 
 log = logging.getLogger("syncbot.slack.lifecycle")
 
@@ -68,22 +69,26 @@ class WorkspaceLifecycle:
             row.bot_token_expires_at = None
             row.app_token_enc = None
             row.updated_at = now
-            suspended = s.execute(
-                update(SyncEndpoint)
-                .where(SyncEndpoint.workspace_id == row.id, SyncEndpoint.status == ACTIVE)
-                .values(status=SUSPENDED)
-            ).rowcount
+            suspended = affected(
+                s.execute(
+                    update(SyncEndpoint)
+                    .where(SyncEndpoint.workspace_id == row.id, SyncEndpoint.status == ACTIVE)
+                    .values(status=SUSPENDED)
+                )
+            )
         self._forget(team_id)
         log.info("workspace uninstalled", extra={"team_id": team_id, "suspended": suspended})
         return True
 
     def restore_endpoints(self, session: Session, workspace_id: int) -> int:
         """Resume the endpoints suspended by an uninstall, inside the caller's transaction."""
-        return session.execute(
-            update(SyncEndpoint)
-            .where(SyncEndpoint.workspace_id == workspace_id, SyncEndpoint.status == SUSPENDED)
-            .values(status=ACTIVE)
-        ).rowcount
+        return affected(
+            session.execute(
+                update(SyncEndpoint)
+                .where(SyncEndpoint.workspace_id == workspace_id, SyncEndpoint.status == SUSPENDED)
+                .values(status=ACTIVE)
+            )
+        )
 
     def within_retention(
         self, deleted_at: datetime | None, *, now: datetime | None = None

@@ -19,6 +19,7 @@ from app.slack.lifecycle import UNINSTALLED, WorkspaceLifecycle
 from app.slack.workspaces import BOT_TOKEN_CONTEXT, REFRESH_TOKEN_CONTEXT
 from app.store.cipher import TokenCipher
 from app.store.models import OAuthState, Workspace
+from app.store.rows import affected
 
 log = logging.getLogger("syncbot.slack.oauth")
 
@@ -47,11 +48,13 @@ class SqlStateStore(OAuthStateStore):
             return False
         with self._sessions() as s, s.begin():
             # Deleting is the claim: of two concurrent redirects with one state only one wins.
-            deleted = s.execute(
-                delete(OAuthState).where(
-                    OAuthState.state == state, OAuthState.expires_at > datetime.now(UTC)
+            deleted = affected(
+                s.execute(
+                    delete(OAuthState).where(
+                        OAuthState.state == state, OAuthState.expires_at > datetime.now(UTC)
+                    )
                 )
-            ).rowcount
+            )
         return deleted == 1
 
 
@@ -85,7 +88,11 @@ class SqlInstallationStore(InstallationStore):
                 .with_for_update()
             ).scalar_one_or_none()
             restoring = row is not None and row.status == UNINSTALLED
-            if restoring and not self._lifecycle.within_retention(row.deleted_at, now=now):
+            if (
+                row is not None
+                and restoring
+                and not self._lifecycle.within_retention(row.deleted_at, now=now)
+            ):
                 # Purge first (as the tick would) so stale mappings do not come back to life.
                 s.delete(row)
                 s.flush()

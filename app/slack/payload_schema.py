@@ -10,6 +10,7 @@ refused with a 400 instead of reaching the event translator, the App Home or the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -23,7 +24,7 @@ def _check(value: Any, kinds: tuple[type, ...], name: str) -> None:
         raise MalformedPayload(f"{name} must be {expected}")
 
 
-def _fields(data: dict[str, Any], where: str, spec: dict[str, tuple[type, ...]]) -> None:
+def _fields(data: dict[str, Any], where: str, spec: Mapping[str, tuple[type, ...]]) -> None:
     for name, kinds in spec.items():
         _check(data.get(name), kinds, f"{where}.{name}")
 

@@ -168,7 +168,7 @@ class Profiles:
         )
 
 
-def profile_of(user: dict) -> Profile:
+def profile_of(user: dict[str, Any]) -> Profile:
     """The profile a Slack user object (users.info, ``user_change``) describes."""
     prof = user.get("profile") or {}
     avatar = next(

@@ -9,6 +9,7 @@ Slack sends user mentions without names; the relay looks names up when it needs 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +125,8 @@ def _add_list(out: list[Node | _List], el: dict[str, Any]) -> None:
     items = [
         list[Node | _List](_section(i)) for i in el.get("elements") or [] if isinstance(i, dict)
     ]
-    indent = el.get("indent") if isinstance(el.get("indent"), int) else 0
-    indent = max(0, min(indent, MAX_DEPTH // 2))
+    raw_indent = el.get("indent")
+    indent = max(0, min(raw_indent, MAX_DEPTH // 2)) if isinstance(raw_indent, int) else 0
     # Walk down the previous list's last items to the level this element is indented to.
     siblings = out
     for _ in range(indent):
@@ -140,7 +141,7 @@ def _add_list(out: list[Node | _List], el: dict[str, Any]) -> None:
         siblings.append(_List(ordered, items))
 
 
-def from_blocks(blocks: list[dict[str, Any]]) -> Doc:
+def from_blocks(blocks: Sequence[Any]) -> Doc:
     """Convert the ``rich_text`` blocks of a message into one tree.
 
     Args:

@@ -420,7 +420,7 @@ class SocketModeClient:
                 return
             if frame.get("accepts_response_payload") and response.body:
                 with contextlib.suppress(ValueError):
-                    parsed = json.loads(response.body)
+                    parsed = json.loads(bytes(response.body))
                     reply = parsed if isinstance(parsed, dict) else None
         self._done[envelope_id] = None
         while len(self._done) > DONE_MEMORY:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -206,7 +206,7 @@ def _snapshot(engine: Engine) -> Connection:
 
 def write_backup(
     engine: Engine,
-    out: BinaryIO,
+    out: IO[bytes],
     *,
     mac_key: bytes,
     progress: Progress | None = None,
@@ -279,7 +279,7 @@ def write_backup(
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _verified_body(inp: BinaryIO, mac_key: bytes) -> IO[bytes]:
+def _verified_body(inp: IO[bytes], mac_key: bytes) -> IO[bytes]:
     """Check the MAC over the whole input; return the gzip body in a temporary file.
 
     Reads ``inp`` once; nothing after this trusts a byte that was not authenticated.
@@ -448,7 +448,7 @@ def _reset_sequences(conn: Connection, tables: list[Table]) -> None:
 
 def restore_backup(
     engine: Engine,
-    inp: BinaryIO,
+    inp: IO[bytes],
     *,
     mac_key: bytes,
     cipher: TokenCipher,

@@ -111,8 +111,11 @@ class EventBus:
         self._tasks: set[asyncio.Task[None]] = set()
         self._team_locks: dict[str, asyncio.Lock] = {}
 
-    def envelope(self, inst: Installation, event: dict[str, Any]) -> dict[str, Any]:
-        """Wrap ``event`` in an ``event_callback`` envelope for the workspace of ``inst``."""
+    def envelope(
+        self, inst: Installation, event: dict[str, Any], *, ext_shared: bool = False
+    ) -> dict[str, Any]:
+        """Wrap ``event`` in an ``event_callback`` envelope for the workspace of ``inst``
+        (``ext_shared``: the event happened in a Slack Connect channel)."""
         n = next(self._ids)
         return {
             "token": self.settings.verification_token,
@@ -133,11 +136,13 @@ class EventBus:
                     "is_enterprise_install": False,
                 }
             ],
-            "is_ext_shared_channel": False,
+            "is_ext_shared_channel": ext_shared,
             "event_context": f"4-fake-{inst.team_id}-{n}",
         }
 
-    def emit(self, inst: Installation | None, event: dict[str, Any]) -> str | None:
+    def emit(
+        self, inst: Installation | None, event: dict[str, Any], *, ext_shared: bool = False
+    ) -> str | None:
         """Deliver ``event`` to the app installed by ``inst`` (must run on the fake's loop).
 
         Returns:
@@ -152,7 +157,7 @@ class EventBus:
             return None
         if not subscribed(event, self.settings.bot_events):
             return None
-        env = self.envelope(inst, event)
+        env = self.envelope(inst, event, ext_shared=ext_shared)
         self.emitted.append(env)
         task = asyncio.get_running_loop().create_task(self._deliver(inst, env))
         self._tasks.add(task)

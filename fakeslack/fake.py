@@ -262,6 +262,20 @@ class FakeSlack(SlackServer):
 
         return self.call(build)
 
+    def share_channel(self, team_id: str, channel_id: str, other_team: str) -> None:
+        """Slack Connect: share ``team_id``'s channel with ``other_team`` (accepted at once).
+        The channel keeps its id and its history in both, and events in it reach every
+        installation of the app among them (see :meth:`SlackServer._emit`)."""
+
+        def share() -> None:
+            ch = self.state.workspaces[team_id].channels[channel_id]
+            self.state.workspaces[other_team].channels[channel_id] = ch
+            for team in (team_id, other_team):
+                if team not in ch.shared_teams:
+                    ch.shared_teams.append(team)
+
+        self.call(share)
+
     def change_profile(
         self, team_id: str, user_id: str, *, display_name: str | None = None, avatar: str = ""
     ) -> str | None:

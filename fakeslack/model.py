@@ -206,6 +206,9 @@ class Channel:
     is_archived: bool = False
     creator: str = ""
     messages: dict[str, Message] = field(default_factory=dict)
+    # Slack Connect: the other workspaces this channel is shared with (the same object, with
+    # the same id, sits in each of their channel maps).
+    shared_teams: list[str] = field(default_factory=list)
 
     def wire(self, bot_user: str | None) -> dict[str, Any]:
         """Render as in ``conversations.info``."""
@@ -220,8 +223,8 @@ class Channel:
             "is_private": self.is_private or self.is_im,
             "is_archived": self.is_archived,
             "is_general": self.name == "general",
-            "is_shared": False,
-            "is_ext_shared": False,
+            "is_shared": bool(self.shared_teams),
+            "is_ext_shared": bool(self.shared_teams),
             "is_org_shared": False,
             "created": 1700000000,
             "creator": self.creator,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import json
 import math
 import threading
@@ -141,7 +142,41 @@ class SlackServer:
 
     def _emit(self, team_id: str, event: dict[str, Any]) -> str | None:
         ws = self.state.workspaces.get(team_id)
-        return self.events.emit(ws.installation if ws else None, event)
+        shared = self._shared_views(team_id, event)
+        if not shared:
+            return self.events.emit(ws.installation if ws else None, event)
+        # A Slack Connect channel: every workspace it is shared with that installed the app
+        # hears of the event through its own installation, with its own event id, the
+        # envelope marked is_ext_shared_channel and its authorizations naming that
+        # installation only (https://docs.slack.dev/apis/slack-connect,
+        # https://api.slack.com/methods/apps.event.authorizations.list). Messages carry the
+        # author's workspace as user_team/source_team.
+        if event.get("type") == "message" and event.get("team"):
+            event.setdefault("user_team", event["team"])
+            event.setdefault("source_team", event["team"])
+        first: str | None = None
+        for team in shared:
+            view = self.state.workspaces[team]
+            event_id = self.events.emit(view.installation, copy.deepcopy(event), ext_shared=True)
+            first = first or event_id
+        return first
+
+    def _shared_views(self, team_id: str, event: dict[str, Any]) -> list[str]:
+        """The teams sharing the event's channel (the reporting one first), or [] if the
+        channel is not shared."""
+        ws = self.state.workspaces.get(team_id)
+        channel = event.get("channel") or (event.get("item") or {}).get("channel")
+        if isinstance(channel, dict):
+            channel = channel.get("id")
+        ch = ws.channels.get(channel) if ws is not None and isinstance(channel, str) else None
+        if ch is None or not ch.shared_teams:
+            return []
+        others = sorted(
+            t
+            for t, other in self.state.workspaces.items()
+            if t != team_id and other.channels.get(ch.id) is ch
+        )
+        return [team_id, *others]
 
     async def _socket_send(self, team_id: str, envelope: dict[str, Any], kind: str) -> bool:
         await self.hub.send(kind, envelope)

@@ -68,6 +68,17 @@ class Endpoint:
     def matrix(cls, room_id: str) -> Endpoint:
         return cls.parse(f"matrix:{room_id}")
 
+    def same_conversation(self, other: Endpoint) -> bool:
+        """The same place: equal, or two workspaces' views of one Slack Connect channel (a
+        shared channel keeps its one id in every workspace it is shared with)."""
+        if self == other:
+            return True
+        return (
+            self.network is Network.SLACK
+            and other.network is Network.SLACK
+            and self.slack_channel == other.slack_channel
+        )
+
     @property
     def slack_team(self) -> str:
         self._require(Network.SLACK)

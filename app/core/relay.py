@@ -179,6 +179,8 @@ class Relay:
                     source_time=event.occurred_at,
                 )
                 for target in sync.targets
+                # A Slack Connect channel in the sync twice is still one place.
+                if not target.same_conversation(event.source)
             )
         return out
 
@@ -205,7 +207,7 @@ class Relay:
                 source_time=event.occurred_at,
             )
             for target in tx.endpoints_of_sync(post.sync_id)
-            if target != event.source
+            if not target.same_conversation(event.source)
         ]
 
     def _reaction(self, tx: RelayTransaction, event: ReactionChange) -> list[NewDelivery]:
@@ -228,7 +230,7 @@ class Relay:
         after = tx.reaction_sources(post_id=post.post_id, emoji=event.emoji)
         out = []
         for target in tx.endpoints_of_sync(post.sync_id):
-            if target == event.source:
+            if target.same_conversation(event.source):
                 continue
             # Each target shows one native reaction per emoji standing for every reactor
             # elsewhere: add it with the first such reactor, remove it with the last.

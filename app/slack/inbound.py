@@ -24,7 +24,9 @@ from app.core.events import (
     NewPost,
     ReactionChange,
 )
+from app.errors import SyncbotError
 from app.slack import blocks
+from app.slack.shared_channels import SharedHome, shared_event_key
 
 log = logging.getLogger("syncbot.slack.inbound")
 
@@ -89,9 +91,13 @@ class EventTranslator:
     """Turns one ``event_callback`` envelope into a core event, or None when it is not ours
     to relay (an echo, an unsupported subtype, a bot user of ours reacting)."""
 
-    def __init__(self, workspace_lookup: Callable[[str], Any]) -> None:
+    def __init__(
+        self, workspace_lookup: Callable[[str], Any], shared_home: SharedHome | None = None
+    ) -> None:
         # workspace_lookup(team_id) -> WorkspaceInfo (name, domain, bot ids)
         self._lookup = workspace_lookup
+        # Which workspace's view of a Slack Connect channel is its source (shared_channels).
+        self._shared_home = shared_home
 
     def translate(self, envelope: dict[str, Any]) -> InboundEvent | None:
         event = envelope.get("event") or {}
@@ -100,12 +106,21 @@ class EventTranslator:
         if not team or not event_id:
             return None
         key = f"slack:{event_id}"
+        shared = envelope.get("is_ext_shared_channel") is True
+        if shared:
+            # Each installation in the shared channel reports the event with its own id.
+            key = shared_event_key(event)
         etype = event.get("type")
         # Other events are the hooks' (profiles, membership, lifecycle): nothing to relay, and
         # their fields (``user`` is an object in user_profile_changed) are not a message's.
         if etype not in RELAYED or self._is_echo(envelope, event):
             return None
         channel = event.get("channel") or (event.get("item") or {}).get("channel")
+        if shared and self._shared_home is not None:
+            ch = event.get("channel")
+            shared_id = ch.get("id") if isinstance(ch, dict) else channel
+            if isinstance(shared_id, str) and shared_id:
+                team = self._shared_home(team, shared_id)
         if etype in CHANNEL_EVENTS:
             ch = event.get("channel")
             channel_id = ch.get("id") if isinstance(ch, dict) else ch
@@ -212,7 +227,19 @@ class EventTranslator:
                 origin=origin,
             )
         else:
-            author = Author(name="", native_id=f"{team}/{event.get('user')}", origin=origin)
+            author_team, author_origin = team, origin
+            # Slack Connect: a person of another installed workspace is theirs, not the
+            # channel's (their name, avatar and ghost come from their own workspace).
+            their_team = event.get("user_team")
+            if isinstance(their_team, str) and their_team and their_team != team:
+                try:
+                    author_team, author_origin = their_team, self._lookup(their_team).name
+                except SyncbotError:
+                    # An organisation that did not install the app: the channel's view.
+                    log.debug("author of another organisation", extra={"team_id": their_team})
+            author = Author(
+                name="", native_id=f"{author_team}/{event.get('user')}", origin=author_origin
+            )
         return NewPost(
             source=source,
             native_id=ts,

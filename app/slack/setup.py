@@ -25,6 +25,7 @@ from app.slack.mentions import MentionMapper
 from app.slack.profiles import Profiles
 from app.slack.ratelimit import RateLimiter
 from app.slack.render import SlackRenderer
+from app.slack.shared_channels import sync_home
 from app.slack.workspaces import Workspaces
 from app.store.cipher import TokenCipher
 
@@ -87,7 +88,7 @@ def build_slack(
         # A Socket-Mode-only install has no signing secret and serves no HTTP route: envelopes
         # arrive authenticated by the app token and the verifier is never consulted.
         signing_secret=settings.slack_signing_secret or secrets.token_hex(32),
-        translator=EventTranslator(workspaces.info),
+        translator=EventTranslator(workspaces.info, shared_home=sync_home(sessions)),
         ingest=ingest,
     )
     # Held channels: their admins are told, and the bot's return resumes them.

@@ -9,12 +9,13 @@ verifier looks it up late), so nothing leaves the machine.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,53 @@ class Hostile:
         headers = signing.sign_headers(key or self.peer_key, instance, "POST", path, body)
         headers["Content-Type"] = "application/json"
         return headers
+
+    def stream_chunked(
+        self,
+        method: str,
+        path: str,
+        chunk: bytes,
+        chunks: int,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> tuple[int, int]:
+        """Offer up to ``chunks`` copies of ``chunk`` as one chunked body (no Content-Length)
+        straight to the ASGI app, so the test never holds it whole.
+
+        Returns the response status and how many chunks the app pulled.
+        """
+        pulled = 0
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal pulled
+            pulled += 1
+            return {"type": "http.request", "body": chunk, "more_body": pulled < chunks}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "https",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"syncbot.example"),
+                (b"transfer-encoding", b"chunked"),
+                *headers,
+            ],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 443),
+            "state": {},
+        }
+        asyncio.run(self.client.app(scope, receive, send))
+        status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+        return status, pulled
 
     def add_peer(self) -> None:
         """A paired peer ``peer-a`` whose endpoint is in the sync ``fed``."""

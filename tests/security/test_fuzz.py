@@ -9,7 +9,6 @@ homeserver is a loopback stand-in that answers everything; Slack's API is a clos
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -388,34 +387,8 @@ def _send(h: Hostile, req: dict[str, Any]) -> Any:
 def _stream_oversized(h: Hostile, method: str, path: str, total: int) -> int:
     """Offer ``total`` bytes in 256 KiB chunks without a Content-Length; the status."""
     chunk = b"{" * (256 * 1024)
-    offered = 0
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal offered
-        offered += len(chunk)
-        return {"type": "http.request", "body": chunk, "more_body": offered < total}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "https",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"syncbot.example"), (b"transfer-encoding", b"chunked")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 443),
-        "state": {},
-    }
-    asyncio.run(h.client.app(scope, receive, send))
-    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+    status, _ = h.stream_chunked(method, path, chunk, chunks=-(-total // len(chunk)))
+    return status
 
 
 class PeakRss:

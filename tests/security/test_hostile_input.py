@@ -51,13 +51,14 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 class Loopback:
     """A loopback HTTP server recording what it was sent (the SSRF target)."""
 
-    def __init__(self, body: bytes = PNG, status: int = 200) -> None:
+    def __init__(self, body: bytes = PNG, status: int = 200, port: int = 0) -> None:
         self.requests: list[dict[str, str]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 outer.requests.append({k.lower(): v for k, v in self.headers.items()})
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(status)
                 self.send_header(
                     "Content-Type", "application/json" if body[:1] == b"{" else "image/png"
@@ -71,7 +72,7 @@ class Loopback:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -340,40 +341,17 @@ def test_bodies_are_capped_while_streaming(
     """A chunked body (no Content-Length) is cut off at the route's cap, not read whole."""
     chunk = b"x" * (64 * 1024)
     total_chunks = 400  # 25 MiB offered, more than any route accepts
-    pulled = 0
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal pulled
-        pulled += 1
-        return {"type": "http.request", "body": chunk, "more_body": pulled < total_chunks}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "https",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"syncbot.example"),
-            (b"transfer-encoding", b"chunked"),
+    status, pulled = hostile.stream_chunked(
+        method,
+        path,
+        chunk,
+        total_chunks,
+        headers=[
             (b"authorization", f"Bearer {HS_TOKEN}".encode()),
             (b"x-slack-request-timestamp", str(int(time.time())).encode()),
             (b"x-slack-signature", b"v0=00"),
         ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 443),
-        "state": {},
-    }
-    asyncio.run(hostile.client.app(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    )
     assert status == expected
     assert pulled * len(chunk) <= 17 * 1024 * 1024 + len(chunk)
     assert pulled < total_chunks
@@ -388,21 +366,8 @@ def test_a_declared_oversized_body_is_refused_unread(hostile: Hostile) -> None:
 # -- Medium 6: homeserver down at start -----------------------------------------------------
 
 
-class _Homeserver(BaseHTTPRequestHandler):
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        body = b'{"user_id": "@slackbot:hs.example", "access_token": "x"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = _answer
-
-    def log_message(self, *args: Any) -> None:
-        pass
+# What the homeserver answers every call with: enough for the bridge's whoami.
+WHOAMI = b'{"user_id": "@slackbot:hs.example", "access_token": "x"}'
 
 
 def test_serve_starts_with_the_homeserver_down_and_connects_later(
@@ -418,8 +383,7 @@ def test_serve_starts_with_the_homeserver_down_and_connects_later(
         assert h.client.get("/api/federation/ping").status_code == 200
         # The homeserver comes up on its configured port; the bridge connects by itself.
         port = urlsplit(h.runtime.settings.matrix_homeserver_url).port
-        server = ThreadingHTTPServer(("127.0.0.1", port), _Homeserver)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        homeserver = Loopback(WHOAMI, port=port)
         try:
             # The bridge reconnects by itself.
             wait_for(
@@ -428,8 +392,7 @@ def test_serve_starts_with_the_homeserver_down_and_connects_later(
                 interval=0.1,
             )
         finally:
-            server.shutdown()
-            server.server_close()
+            homeserver.close()
 
 
 def test_peer_endpoints_are_listed_and_removed_by_exact_instance(hostile: Hostile) -> None:

@@ -38,6 +38,85 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def homeserver_yaml(
+    work: Path, *, server_name: str, port: int, shared_secret: str, signing_key: Path
+) -> str:
+    """A loopback-only Synapse config: SQLite in ``work``, no federation, no rate limits.
+
+    Registration is by the shared-secret admin API only, and the appservice of
+    ``work/registration.yaml`` is loaded.
+    """
+    return f"""\
+server_name: "{server_name}"
+public_baseurl: "http://127.0.0.1:{port}/"
+pid_file: "{work}/homeserver.pid"
+report_stats: false
+listeners:
+  - {{port: {port}, bind_addresses: ["127.0.0.1"], type: http, tls: false,
+     resources: [{{names: [client], compress: false}}]}}
+database: {{name: sqlite3, args: {{database: "{work}/homeserver.db"}}}}
+media_store_path: "{work}/media"
+signing_key_path: "{signing_key}"
+registration_shared_secret: "{shared_secret}"
+macaroon_secret_key: "{secrets.token_hex(16)}"
+form_secret: "{secrets.token_hex(16)}"
+enable_registration: false
+trusted_key_servers: []
+suppress_key_server_warning: true
+federation_domain_whitelist: []
+app_service_config_files: ["{work}/registration.yaml"]
+rc_message: {_UNLIMITED}
+rc_registration: {_UNLIMITED}
+rc_login: {{address: {_UNLIMITED}, account: {_UNLIMITED}, failed_attempts: {_UNLIMITED}}}
+rc_joins: {{local: {_UNLIMITED}, remote: {_UNLIMITED}}}
+rc_invites: {{per_room: {_UNLIMITED}, per_user: {_UNLIMITED}}}
+"""
+
+
+def register_user(url: str, shared_secret: str, username: str, password: str) -> tuple[str, str]:
+    """A (non-admin) user made with Synapse's shared-secret admin API, as
+    ``register_new_matrix_user`` does; its user id and access token."""
+    with httpx.Client(base_url=url, timeout=10) as http:
+        nonce = http.get("/_synapse/admin/v1/register").json()["nonce"]
+        message = b"\x00".join([nonce.encode(), username.encode(), password.encode(), b"notadmin"])
+        mac = hmac.new(shared_secret.encode(), message, hashlib.sha1).hexdigest()
+        response = http.post(
+            "/_synapse/admin/v1/register",
+            json={
+                "nonce": nonce,
+                "username": username,
+                "password": password,
+                "admin": False,
+                "mac": mac,
+            },
+        )
+        response.raise_for_status()
+        data = response.json()
+    return str(data["user_id"]), str(data["access_token"])
+
+
+def spawn_homeserver(work: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Synapse run from ``work/homeserver.yaml`` (see :func:`homeserver_yaml`), its output
+    appended to ``log``."""
+    with log.open("ab") as out:  # the child holds its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(work / "homeserver.yaml")],
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, grace: float) -> None:
+    """Ask ``proc`` to end, and kill it if it has not within ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class Homeserver:
     """Synapse in a subprocess, configured in ``work``, with our registration loaded."""
 
@@ -68,40 +147,16 @@ class Homeserver:
         work.mkdir(parents=True, exist_ok=True)
         (work / "registration.yaml").write_text(registration)
         (work / "homeserver.yaml").write_text(
-            f"""\
-server_name: "{SERVER_NAME}"
-public_baseurl: "{self.url}/"
-pid_file: "{work}/homeserver.pid"
-report_stats: false
-listeners:
-  - {{port: {self.port}, bind_addresses: ["127.0.0.1"], type: http, tls: false,
-     resources: [{{names: [client], compress: false}}]}}
-database: {{name: sqlite3, args: {{database: "{work}/homeserver.db"}}}}
-media_store_path: "{work}/media"
-signing_key_path: "{work}/signing.key"
-registration_shared_secret: "{self._shared_secret}"
-macaroon_secret_key: "{secrets.token_hex(16)}"
-form_secret: "{secrets.token_hex(16)}"
-enable_registration: false
-trusted_key_servers: []
-suppress_key_server_warning: true
-federation_domain_whitelist: []
-app_service_config_files: ["{work}/registration.yaml"]
-rc_message: {_UNLIMITED}
-rc_registration: {_UNLIMITED}
-rc_login: {{address: {_UNLIMITED}, account: {_UNLIMITED}, failed_attempts: {_UNLIMITED}}}
-rc_joins: {{local: {_UNLIMITED}, remote: {_UNLIMITED}}}
-rc_invites: {{per_room: {_UNLIMITED}, per_user: {_UNLIMITED}}}
-"""
+            homeserver_yaml(
+                work,
+                server_name=SERVER_NAME,
+                port=self.port,
+                shared_secret=self._shared_secret,
+                signing_key=work / "signing.key",
+            )
         )
-        log = (work / "synapse.log").open("ab")
         # Synapse makes its missing signing key itself before it runs.
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(work / "homeserver.yaml")],
-            cwd=work,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self._proc = spawn_homeserver(work, work / "synapse.log")
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -118,35 +173,13 @@ rc_invites: {{per_room: {_UNLIMITED}, per_user: {_UNLIMITED}}}
     def register(self, username: str) -> MatrixPerson:
         """A user made with the shared-secret admin API (what `register_new_matrix_user` does)."""
         password = secrets.token_urlsafe(16)
-        with httpx.Client(base_url=self.url, timeout=10) as http:
-            nonce = http.get("/_synapse/admin/v1/register").json()["nonce"]
-            message = b"\x00".join([nonce.encode(), username.encode(), password.encode()])
-            mac = hmac.new(
-                self._shared_secret.encode(), message + b"\x00notadmin", hashlib.sha1
-            ).hexdigest()
-            response = http.post(
-                "/_synapse/admin/v1/register",
-                json={
-                    "nonce": nonce,
-                    "username": username,
-                    "password": password,
-                    "admin": False,
-                    "mac": mac,
-                },
-            )
-            response.raise_for_status()
-            data = response.json()
-        return MatrixPerson(self.url, data["user_id"], data["access_token"])
+        user_id, token = register_user(self.url, self._shared_secret, username, password)
+        return MatrixPerson(self.url, user_id, token)
 
     def stop(self) -> None:
         if self._proc is None:
             return
-        self._proc.terminate()
-        try:
-            self._proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
+        stop_process(self._proc, grace=20)
         self._proc = None
 
 

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-import socket
 import subprocess
-import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,16 +12,16 @@ from typing import Any
 import httpx
 from signedjson.key import generate_signing_key, write_signing_keys
 
+from app.demo.matrix import (
+    free_port,
+    homeserver_yaml,
+    register_user,
+    spawn_homeserver,
+    stop_process,
+)
 from tests.wait import wait_for
 
 SERVER = "test.local"
-_FAST = "{per_second: 10000, burst_count: 100000}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -47,40 +43,18 @@ class Synapse:
         (work / "registration.yaml").write_text(registration)
         with open(work / f"{SERVER}.signing.key", "w") as f:
             write_signing_keys(f, [generate_signing_key("a_test")])
-        (work / "homeserver.yaml").write_text(f"""\
-server_name: "{SERVER}"
-public_baseurl: "http://127.0.0.1:{self.hs_port}/"
-pid_file: "{work}/homeserver.pid"
-report_stats: false
-listeners:
-  - {{port: {self.hs_port}, bind_addresses: ["127.0.0.1"], type: http, tls: false,
-     resources: [{{names: [client], compress: false}}]}}
-database: {{name: sqlite3, args: {{database: "{work}/homeserver.db"}}}}
-media_store_path: "{work}/media"
-signing_key_path: "{work}/{SERVER}.signing.key"
-registration_shared_secret: "{self.shared_secret}"
-macaroon_secret_key: "{secrets.token_hex(16)}"
-form_secret: "{secrets.token_hex(16)}"
-enable_registration: false
-trusted_key_servers: []
-suppress_key_server_warning: true
-federation_domain_whitelist: []
-app_service_config_files: ["{work}/registration.yaml"]
-rc_message: {_FAST}
-rc_registration: {_FAST}
-rc_login: {{address: {_FAST}, account: {_FAST}, failed_attempts: {_FAST}}}
-rc_joins: {{local: {_FAST}, remote: {_FAST}}}
-rc_invites: {{per_room: {_FAST}, per_user: {_FAST}}}
-""")
+        (work / "homeserver.yaml").write_text(
+            homeserver_yaml(
+                work,
+                server_name=SERVER,
+                port=self.hs_port,
+                shared_secret=self.shared_secret,
+                signing_key=work / f"{SERVER}.signing.key",
+            )
+        )
 
     def start(self) -> None:
-        log = open(self.work / "stdout.log", "a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", "homeserver.yaml"],
-            cwd=self.work,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = spawn_homeserver(self.work, self.work / "stdout.log")
         proc = self.proc
 
         def answers() -> bool:
@@ -104,32 +78,12 @@ rc_invites: {{per_room: {_FAST}, per_user: {_FAST}}}
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc, grace=15)
         self.proc = None
 
     def register_user(self, username: str, password: str = "pw-0123456789") -> MatrixUser:
-        with httpx.Client(base_url=self.url, timeout=10) as http:
-            nonce = http.get("/_synapse/admin/v1/register").json()["nonce"]
-            msg = b"\x00".join([nonce.encode(), username.encode(), password.encode(), b"notadmin"])
-            mac = hmac.new(self.shared_secret.encode(), msg, hashlib.sha1).hexdigest()
-            resp = http.post(
-                "/_synapse/admin/v1/register",
-                json={
-                    "nonce": nonce,
-                    "username": username,
-                    "password": password,
-                    "admin": False,
-                    "mac": mac,
-                },
-            )
-            resp.raise_for_status()
-            data = resp.json()
-        return MatrixUser(self.url, data["user_id"], data["access_token"])
+        user_id, token = register_user(self.url, self.shared_secret, username, password)
+        return MatrixUser(self.url, user_id, token)
 
 
 class MatrixUser:

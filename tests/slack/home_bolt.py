@@ -195,20 +195,20 @@ def opened_views(slack: FakeSlack, team: str, method: str = "views.open") -> lis
     return out
 
 
-def _objects(node: Any) -> Iterator[dict[str, Any]]:
+def block_objects(node: Any) -> Iterator[dict[str, Any]]:
     """Every object in a Block Kit tree of objects and lists, each before what it holds."""
     if isinstance(node, dict):
         yield node
         for value in node.values():
-            yield from _objects(value)
+            yield from block_objects(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _objects(item)
+            yield from block_objects(item)
 
 
 def texts(blocks: list[dict[str, Any]]) -> str:
     """Every text in ``blocks`` joined, for asserting what a person would read."""
-    return "\n".join(n["text"] for n in _objects(blocks) if isinstance(n.get("text"), str))
+    return "\n".join(n["text"] for n in block_objects(blocks) if isinstance(n.get("text"), str))
 
 
 def block_kit_problems(view_or_blocks: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
@@ -227,7 +227,7 @@ def block_kit_problems(view_or_blocks: dict[str, Any] | list[dict[str, Any]]) ->
     if len(ids) != len(set(ids)):
         problems.append(f"duplicate block ids: {ids}")
 
-    for node in _objects(blocks):
+    for node in block_objects(blocks):
         kind = node.get("type")
         if kind == "overflow" and not 2 <= len(node.get("options") or []) <= 5:
             problems.append(f"overflow with {len(node.get('options') or [])} options")

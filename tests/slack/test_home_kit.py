@@ -29,6 +29,7 @@ from tests.slack.home_bolt import (
     RecordingHome,
     ack_body,
     block_action,
+    block_objects,
     bolt_app,
     dispatch,
     home_services,
@@ -173,16 +174,6 @@ async def test_an_admin_passes_the_check(services: Services, slack: FakeSlack) -
 # private_metadata 3000; callback_id 255; 100 blocks).
 
 
-def _objects(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _objects(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _objects(item)
-
-
 def _text(obj: Any) -> str:
     return str((obj or {}).get("text", ""))
 
@@ -194,7 +185,7 @@ def slack_limit_violations(tree: Any) -> list[str]:
         if len(text) > limit:
             bad.append(f"{what}: {len(text)} > {limit}")
 
-    for node in _objects(tree):
+    for node in block_objects(tree):
         for key in ("block_id", "action_id", "callback_id"):
             if key in node and not 1 <= len(node[key]) <= 255:
                 bad.append(f"{key} {node[key][:20]!r}")

@@ -74,4 +74,4 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 
 clean:
-	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .ruff_cache .mypy_cache

@@ -186,6 +186,9 @@ _VARS: tuple[_Var, ...] = (
     _Var("MATRIX_COMMAND_PREFIX", "matrix_command_prefix", _str, "!slack"),
     _Var("MATRIX_PERMISSIONS", "matrix_permissions", _permissions, {}),
     _Var("MATRIX_CONVERSATION_COUNT", "matrix_conversation_count", _int_range(-1, 10000), 10),
+    _Var("MATRIX_BACKFILL_MESSAGES", "matrix_backfill_messages", _int_range(0, 1000), 10),
+    _Var("SLACK_HISTORY_LIMIT", "slack_history_limit", _int_range(1, 999), 15),
+    _Var("SLACK_HISTORY_INTERVAL", "slack_history_interval", _float_range(0.0, 3600.0), 60.0),
     _Var("SYNCBOT_AUTO_MIGRATE", "auto_migrate", _bool, None),
     _Var("SYNCBOT_DATA_DIR", "data_dir", _str, "."),
     _Var("SYNCBOT_TICK_INVOKERS", "tick_invokers", _keys, ()),
@@ -254,6 +257,12 @@ class Settings:
     matrix_permissions: Mapping[str, str] = field(default_factory=dict)
     # Recent channels bridged on `login app` (-1: all), the seed's conversation_count.
     matrix_conversation_count: int = 10
+    # Messages of a channel's history copied into its new portal (0: none).
+    matrix_backfill_messages: int = 10
+    # conversations.history page size and pause between requests: Slack allows 15 messages
+    # and 1 request a minute to commercially distributed apps outside the Marketplace.
+    slack_history_limit: int = 15
+    slack_history_interval: float = 60.0
     auto_migrate: bool | None = None
     data_dir: str = "."
     # Service accounts whose OIDC tokens may call POST /internal/tick (Cloud Scheduler).

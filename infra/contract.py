@@ -91,6 +91,24 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
     EnvVar(
         "MATRIX_CONVERSATION_COUNT", Source.CONFIG, "channels bridged on login (-1: all)", "10"
     ),
+    EnvVar(
+        "MATRIX_BACKFILL_MESSAGES",
+        Source.CONFIG,
+        "history messages copied into a new portal (0: none)",
+        "10",
+    ),
+    EnvVar(
+        "SLACK_HISTORY_LIMIT",
+        Source.CONFIG,
+        "conversations.history page size (15 for non-Marketplace commercial apps)",
+        "15",
+    ),
+    EnvVar(
+        "SLACK_HISTORY_INTERVAL",
+        Source.CONFIG,
+        "seconds between conversations.history requests (60 for non-Marketplace apps)",
+        "60",
+    ),
     # Operations.
     # Required: the contract routes /metrics publicly, so a deployment always has a token
     # (generated when the stack gives none) and the app never serves it unauthenticated.

@@ -44,6 +44,9 @@ def attr_of(name: str) -> str:
         "MATRIX_COMMAND_PREFIX": "matrix_command_prefix",
         "SYNCBOT_DISPATCH": "dispatch",
         "MATRIX_CONVERSATION_COUNT": "matrix_conversation_count",
+        "MATRIX_BACKFILL_MESSAGES": "matrix_backfill_messages",
+        "SLACK_HISTORY_LIMIT": "slack_history_limit",
+        "SLACK_HISTORY_INTERVAL": "slack_history_interval",
     }[name]
 
 

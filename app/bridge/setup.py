@@ -11,6 +11,7 @@ from typing import Any
 from mautrix.types import RoomID
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.bridge.backfill import PortalBackfill
 from app.bridge.ghost_profiles import ghost_profile_hook
 from app.bridge.members import ChannelMembers
 from app.bridge.spaces import WorkspaceSpaces
@@ -97,12 +98,16 @@ class SlackBridge:
     # Slack event hooks, in order; the workspace bridge's comes last, as it may ask Slack to
     # redeliver an event whose portal is still being created.
     slack_hooks: list[EventHook]
+    # History copied into new portals (resumed at start).
+    backfill: PortalBackfill | None = None
 
     async def start(self) -> None:
         """Nothing to do yet: the resync waits for the homeserver (see the class)."""
 
     async def stop(self) -> None:
         await self.workspace_bridge.stop()
+        if self.backfill is not None:
+            await self.backfill.stop()
 
 
 def build_bridge(
@@ -134,6 +139,18 @@ def build_bridge(
         conversation_count=settings.matrix_conversation_count,
         spaces=WorkspaceSpaces(hs, sessions, workspaces, fetch_avatar=matrix.ghosts.fetch_avatar),
     )
+    backfill = PortalBackfill(
+        hs,
+        sessions,
+        ghosts=matrix.ghosts,
+        authors=authors,
+        workspaces=workspaces,
+        count=settings.matrix_backfill_messages,
+        page_limit=settings.slack_history_limit,
+        interval=settings.slack_history_interval,
+    )
+    # After the workspace bridge's hook: the user is invited before history arrives.
+    matrix.portals.on_created.append(backfill.portal_created)
     if connect_socket is not None:
         connect = connect_socket
 
@@ -149,6 +166,7 @@ def build_bridge(
 
     matrix.on_logout.append(forget_logins)
     matrix.on_connected.append(workspace_bridge.start)
+    matrix.on_connected.append(backfill.start)
     if outbox is not None:
         outbox.on_hold.append(held_channel_notice(workspace_bridge, hs))
     return SlackBridge(
@@ -158,4 +176,5 @@ def build_bridge(
             ghost_profile_hook(matrix.ghosts, hs.ids, workspaces),
             workspace_bridge.on_slack_event,
         ],
+        backfill=backfill,
     )

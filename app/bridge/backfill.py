@@ -33,6 +33,7 @@ from app.core.endpoints import Endpoint
 from app.core.events import Author
 from app.errors import RemoteError, SyncbotError
 from app.matrix.emoji import to_matrix_key
+from app.matrix.event_content import as_content
 from app.matrix.ghosts import Ghosts
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.render import MatrixRenderer
@@ -216,7 +217,7 @@ class PortalBackfill:
         async with matrix_errors("backfill message"):
             await intent.ensure_joined(RoomID(room), bot=self._hs.bot)
             event_id = await intent.send_message_event(
-                RoomID(room), EventType.ROOM_MESSAGE, content, timestamp=ts
+                RoomID(room), EventType.ROOM_MESSAGE, as_content(content), timestamp=ts
             )
         for reaction in message.get("reactions") or []:
             key = to_matrix_key(str(reaction.get("name") or ""))
@@ -232,14 +233,16 @@ class PortalBackfill:
                     await self._hs.intent(reactor).send_message_event(
                         RoomID(room),
                         EventType.REACTION,
-                        {
-                            "m.relates_to": {
-                                "rel_type": "m.annotation",
-                                "event_id": str(event_id),
-                                "key": key,
-                            },
-                            MARK: True,
-                        },
+                        as_content(
+                            {
+                                "m.relates_to": {
+                                    "rel_type": "m.annotation",
+                                    "event_id": str(event_id),
+                                    "key": key,
+                                },
+                                MARK: True,
+                            }
+                        ),
                         timestamp=ts,
                     )
         return str(event_id)

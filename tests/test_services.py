@@ -15,7 +15,7 @@ def test_socket_mode_only_installs_still_hear_about_uninstalls(tmp_path: Path) -
     services = runtime.services
     assert not services.slack.routes  # no signing secret: no HTTP events route
     assert runtime.socket_mode is not None
-    hooks = runtime.socket_mode.events.event_hooks
+    hooks = runtime.socket_mode.events.hooks_for("app_uninstalled")
     assert runtime.installs.lifecycle.on_event in hooks
     runtime.close()
 
@@ -25,5 +25,6 @@ def test_http_and_socket_mode_share_one_event_path(tmp_path: Path) -> None:
     services = runtime.services
     assert runtime.socket_mode is not None
     assert runtime.socket_mode.events is services.slack.events
-    assert services.slack.events.event_hooks.count(runtime.installs.lifecycle.on_event) == 1
+    hooks = services.slack.events.hooks_for("app_uninstalled")
+    assert hooks.count(runtime.installs.lifecycle.on_event) == 1
     runtime.close()

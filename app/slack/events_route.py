@@ -66,6 +66,10 @@ class SlackEvents:
             raise ValueError(f"not subscribed in the manifest: {', '.join(sorted(unknown))}")
         self._typed.append((types, hook))
 
+    def hooks_for(self, event_type: str) -> list[Handler]:
+        """The hooks an event of ``event_type`` runs, in the order they run."""
+        return [hook for types, hook in self._typed if event_type in types] + self.event_hooks
+
     def handled_types(self) -> frozenset[str]:
         """Every event type some hook or the relay handles."""
         typed = frozenset(t for types, _ in self._typed for t in types)

@@ -1,4 +1,9 @@
-"""Files v2 byte transfer: the ``upload_url`` endpoint and ``url_private`` downloads."""
+"""Files v2 byte transfer: the ``upload_url`` endpoint and ``url_private`` downloads.
+
+The upload URL takes the raw bytes (or a multipart form) and answers ``OK - <size>``; a
+``url_private`` answers only with the workspace's bearer token, otherwise Slack's sign-in page
+(https://docs.slack.dev/messaging/working-with-files).
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """OAuth v2: the authorize page (redirects at once) and ``oauth.v2.access`` (code and refresh).
 
 Token rotation follows Slack: a refresh grant returns a new ``xoxe.xoxb-`` access token, a new
-``xoxe-`` refresh token and ``expires_in``; the previous access token stops working.
+``xoxe-`` refresh token and ``expires_in``; the previous access token stops working
+(https://docs.slack.dev/authentication/installing-with-oauth,
+https://docs.slack.dev/authentication/using-token-rotation,
+https://docs.slack.dev/reference/methods/oauth.v2.access).
 """
 
 from __future__ import annotations

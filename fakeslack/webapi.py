@@ -2,7 +2,12 @@
 
 Each handler takes the state, the caller's workspace and installation and the request params and
 returns the JSON body of a successful answer, or raises :class:`SlackError` for ``ok:false``.
-Every write produces the echo event Slack sends to the app.
+Every write produces the echo event Slack sends to the app (the message, ``message_changed``,
+``message_deleted`` and reaction events of https://docs.slack.dev/reference/events/message and
+https://docs.slack.dev/reference/events/reaction_added). Arguments and error strings follow each
+method's page, https://docs.slack.dev/reference/methods/<method> (e.g. ``chat.postMessage``:
+``not_in_channel``, ``is_archived``, ``no_text``, ``msg_too_long``; ``chat.update``:
+``cant_update_message``; ``reactions.add``: ``already_reacted``, ``invalid_name``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -20,9 +21,19 @@ from app.settings import Settings
 from app.store.cipher import TokenCipher
 from app.store.engine import session_factory
 from fakeslack import FakeSlack
+from tests.databases import throwaway_database
 from tests.wait import wait_for, wait_for_async
 
-__all__ = ["AppServer", "free_port", "settled", "synced_database", "three_workspaces", "wait_for"]
+__all__ = [
+    "CHANNELS",
+    "AppServer",
+    "free_port",
+    "settled",
+    "synced_app",
+    "synced_database",
+    "three_workspaces",
+    "wait_for",
+]
 
 
 def free_port() -> int:
@@ -200,3 +211,25 @@ def synced_database(slack: FakeSlack, url, sync_name: str, endpoints: list[tuple
     for team, channel in endpoints:
         admin.add(sync_name, Endpoint.slack(team, channel))
     return settings, engine
+
+
+# The one sync of three workspaces that ``three_workspaces`` makes, a channel each.
+CHANNELS = [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
+
+
+@contextlib.contextmanager
+def synced_app(backend: str, tmp_path: Path) -> Iterator[tuple[FakeSlack, AppServer]]:
+    """The fake Slack with ``three_workspaces`` in one sync ``general``, and the app serving it
+    over HTTP on a throwaway ``backend`` database; all stopped afterwards."""
+    slack = FakeSlack().start()
+    three_workspaces(slack)
+    with throwaway_database(backend, tmp_path) as url:
+        settings, engine = synced_database(slack, url, "general", CHANNELS)
+        server = AppServer(settings, engine).start()
+        slack.app_url = f"{server.url}/slack/events"
+        try:
+            yield slack, server
+        finally:
+            server.stop()
+            slack.stop()
+            engine.dispose()

@@ -13,28 +13,15 @@ from sqlalchemy import func, select
 
 from app.store.models import Delivery, ProcessedEvent
 from fakeslack import FakeSlack, Message
-from tests.databases import throwaway_database
-from tests.slack.harness import AppServer, settled, synced_database, three_workspaces, wait_for
-
-CHANNELS = [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
+from tests.slack.harness import AppServer, settled, synced_app, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def world(request, tmp_path) -> Iterator[tuple[FakeSlack, AppServer]]:
-    slack = FakeSlack().start()
-    three_workspaces(slack)
-    with throwaway_database(request.param, tmp_path) as url:
-        settings, engine = synced_database(slack, url, "general", CHANNELS)
-        server = AppServer(settings, engine).start()
-        slack.app_url = f"{server.url}/slack/events"
-        try:
-            yield slack, server
-        finally:
-            server.stop()
-            slack.stop()
-            engine.dispose()
+    with synced_app(request.param, tmp_path) as world:
+        yield world
 
 
 def copies(slack: FakeSlack, text: str) -> dict[str, list]:

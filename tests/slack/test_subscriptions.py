@@ -10,28 +10,15 @@ import pytest
 from app.cli.manifest import build_manifest
 from app.slack.subscriptions import BOT_EVENTS, DELIVERED
 from fakeslack import FakeSlack
-from tests.databases import throwaway_database
-from tests.slack.harness import AppServer, synced_database, three_workspaces, wait_for
+from tests.slack.harness import AppServer, synced_app, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def world(tmp_path) -> Iterator[tuple[FakeSlack, AppServer]]:
-    slack = FakeSlack().start()
-    three_workspaces(slack)
-    with throwaway_database("sqlite", tmp_path) as url:
-        settings, engine = synced_database(
-            slack, url, "general", [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
-        )
-        server = AppServer(settings, engine).start()
-        slack.app_url = f"{server.url}/slack/events"
-        try:
-            yield slack, server
-        finally:
-            server.stop()
-            slack.stop()
-            engine.dispose()
+    with synced_app("sqlite", tmp_path) as world:
+        yield world
 
 
 def test_the_manifest_subscribes_exactly_what_is_handled(world) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 def db_url(backend: str, tmp_path: Path) -> Iterator[URL]:
     with throwaway_database(backend, tmp_path) as url:
         yield url
+
+
+# The prefixes of syncbot's own settings (app/settings.py): a child process gets none of the
+# developer's, only the test's.
+OUR_SETTINGS = ("DATABASE_", "SLACK_", "SYNCBOT_")
+
+
+def syncbot_env(settings: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a syncbot child process: this one's without syncbot's settings,
+    plus ``settings``."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(OUR_SETTINGS)}
+    return inherited | dict(settings)
 
 
 def local_settings(**overrides: object) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fakeslack import FakeSlack
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, syncbot_env
 from tests.slack.harness import free_port, three_workspaces, wait_for
 
 ROOT = Path(__file__).parents[1]
@@ -32,19 +31,17 @@ def syncbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 def test_workspace_and_sync_commands_then_serve_relays(tmp_path) -> None:
     slack = FakeSlack().start()
     three_workspaces(slack)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "SLACK_", "SYNCBOT_"))
-    } | {
-        "LOCAL_DEVELOPMENT": "true",
-        "DATABASE_BACKEND": "sqlite",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "SLACK_API_URL": slack.base_url,
-        "SLACK_SIGNING_SECRET": slack.signing_secret,
-        "TOKEN_ENCRYPTION_KEY": TEST_KEY,
-        "LOG_LEVEL": "WARNING",
-    }
+    env = syncbot_env(
+        {
+            "LOCAL_DEVELOPMENT": "true",
+            "DATABASE_BACKEND": "sqlite",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+            "SLACK_API_URL": slack.base_url,
+            "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "TOKEN_ENCRYPTION_KEY": TEST_KEY,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     try:
         assert syncbot(env, "migrate").returncode == 0
         for team in ("T1", "T2"):

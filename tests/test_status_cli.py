@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from app.slack.socket_state import ConnectionBoard, ConnectionState
 from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
 from tests.builders import outbox_row
-from tests.conftest import TEST_KEY, local_settings
+from tests.conftest import TEST_KEY, local_settings, syncbot_env
 from tests.databases import throwaway_database
 
 ROOT = Path(__file__).parents[1]
@@ -28,19 +27,24 @@ RUNNER = (
 )
 
 
+def cli_env(db: Path) -> dict[str, str]:
+    """A local syncbot on the SQLite file ``db``."""
+    return syncbot_env(
+        {
+            "LOCAL_DEVELOPMENT": "true",
+            "DATABASE_BACKEND": "sqlite",
+            "DATABASE_URL": f"sqlite:///{db}",
+            "TOKEN_ENCRYPTION_KEY": TEST_KEY,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+
+
 def syncbot_status(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    ours = ("DATABASE_", "SLACK_", "SYNCBOT_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)} | {
-        "LOCAL_DEVELOPMENT": "true",
-        "DATABASE_BACKEND": "sqlite",
-        "DATABASE_URL": f"sqlite:///{db}",
-        "TOKEN_ENCRYPTION_KEY": TEST_KEY,
-        "LOG_LEVEL": "WARNING",
-    }
     return subprocess.run(
         [sys.executable, "-c", RUNNER, "status", *args],
         cwd=ROOT,
-        env=env,
+        env=cli_env(db),
         capture_output=True,
         text=True,
         timeout=60,
@@ -113,14 +117,7 @@ def test_status_shows_held_targets_and_dead_rows_and_retry_requeues_them(tmp_pat
         assert data["dead_by_target"] == {"slack:T2/C2": 2}
         assert [h["target"] for h in data["held_targets"]] == ["matrix:!room:hs"]
 
-        ours = ("DATABASE_", "SLACK_", "SYNCBOT_")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(ours)} | {
-            "LOCAL_DEVELOPMENT": "true",
-            "DATABASE_BACKEND": "sqlite",
-            "DATABASE_URL": f"sqlite:///{db}",
-            "TOKEN_ENCRYPTION_KEY": TEST_KEY,
-            "LOG_LEVEL": "WARNING",
-        }
+        env = cli_env(db)
         run = [sys.executable, "-c", RETRY_RUNNER, "deliveries", "retry"]
         unknown = subprocess.run(
             [*run, "--sync", "nope"], cwd=ROOT, env=env, capture_output=True, text=True

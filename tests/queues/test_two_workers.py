@@ -8,7 +8,6 @@ own outbox worker and inline delivery, so rows are claimed from both sides all t
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from fakeslack import FakeSlack
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, syncbot_env
 from tests.databases import throwaway_database
 from tests.slack.harness import free_port, synced_database, three_workspaces, wait_for
 
@@ -30,22 +29,20 @@ SYNCBOT = Path(sys.executable).parent / "syncbot"
 
 
 def serve(url: str, backend: str, slack: FakeSlack, port: int, log: Path) -> subprocess.Popen:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "SLACK_", "SYNCBOT_"))
-    } | {
-        "LOCAL_DEVELOPMENT": "true",
-        "DATABASE_BACKEND": backend,
-        "DATABASE_URL": url,
-        "DATABASE_TLS_ENABLED": "false",
-        "SYNCBOT_AUTO_MIGRATE": "false",
-        "TOKEN_ENCRYPTION_KEY": TEST_KEY,
-        "SLACK_SIGNING_SECRET": slack.signing_secret,
-        "SLACK_API_URL": slack.base_url,
-        "SYNCBOT_SLACK_RATE_SCALE": "1000",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = syncbot_env(
+        {
+            "LOCAL_DEVELOPMENT": "true",
+            "DATABASE_BACKEND": backend,
+            "DATABASE_URL": url,
+            "DATABASE_TLS_ENABLED": "false",
+            "SYNCBOT_AUTO_MIGRATE": "false",
+            "TOKEN_ENCRYPTION_KEY": TEST_KEY,
+            "SLACK_SIGNING_SECRET": slack.signing_secret,
+            "SLACK_API_URL": slack.base_url,
+            "SYNCBOT_SLACK_RATE_SCALE": "1000",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     with log.open("wb") as out:
         return subprocess.Popen(
             [str(SYNCBOT), "serve", "--host", "127.0.0.1", "--port", str(port)],

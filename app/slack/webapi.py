@@ -112,8 +112,10 @@ class SlackApi:
         }
         write = method in WRITE_METHODS
         try:
+            # This bound is the call's timeout: slack-sdk applies its own ``timeout`` only to
+            # sessions it makes, not to the pooled session serve's loop shares.
             response = await asyncio.wait_for(
-                self._client_now().api_call(method, data=data), timeout=self._timeout + 1
+                self._client_now().api_call(method, data=data), timeout=self._timeout
             )
             return dict(response.data) if isinstance(response.data, dict) else {}
         except SlackApiError as exc:

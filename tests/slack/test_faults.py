@@ -40,8 +40,10 @@ def start_app(env: dict[str, str]) -> subprocess.Popen[str]:
 def test_flaky_slack_and_a_killed_process_lose_and_duplicate_nothing(backend, tmp_path) -> None:
     slack = FakeSlack().start()
     three_workspaces(slack)
-    # Slack retries an event it could not deliver; here fast enough to span our restart.
-    slack.event_settings.retry_delays = (0.5, 1.0, 2.0, 4.0, 8.0)
+    # Slack retries an event it could not deliver; here fast enough to span our restart. Each
+    # second up to 7.5 s, so the restarted app gets it as soon as it is up (every retry time
+    # of a plain doubling, 0.5/1.5/3.5/7.5/15.5 s, is still among these).
+    slack.event_settings.retry_delays = (0.5, *[1.0] * 7, 2.0, 2.0, 4.0, 8.0)
     with throwaway_database(backend, tmp_path) as url:
         _settings, engine = synced_database(
             slack, url, "faults", [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]

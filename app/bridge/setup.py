@@ -12,6 +12,7 @@ from mautrix.types import RoomID
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.bridge.backfill import PortalBackfill
+from app.bridge.custom_emoji import SlackCustomEmoji
 from app.bridge.ghost_profiles import ghost_profile_hook
 from app.bridge.members import ChannelMembers
 from app.bridge.spaces import WorkspaceSpaces
@@ -149,6 +150,10 @@ def build_bridge(
         page_limit=settings.slack_history_limit,
         interval=settings.slack_history_interval,
     )
+    # Custom Slack emoji reach Matrix as images (fetched under the avatar egress policy).
+    matrix.deliverer.custom_emoji = SlackCustomEmoji(
+        hs, sessions, workspaces, matrix.ghosts.fetch_avatar
+    ).mxc
     # After the workspace bridge's hook: the user is invited before history arrives.
     matrix.portals.on_created.append(backfill.portal_created)
     if connect_socket is not None:

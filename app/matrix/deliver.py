@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -38,6 +39,9 @@ from app.matrix.render import (
     thread_relation,
 )
 from app.store.models_matrix import MatrixReaction
+
+# (team, custom emoji name) -> its image on the media repository (app.bridge.custom_emoji).
+CustomEmoji = Callable[[str, str], Awaitable[str | None]]
 
 log = logging.getLogger("syncbot.matrix.deliver")
 
@@ -81,6 +85,8 @@ class MatrixDeliverer:
         self._max_file_bytes = max_file_bytes
         # Set once the portals exist (they are built after the deliverer).
         self.portals: Portals | None = None
+        # (team, name) -> mxc:// image of a Slack custom emoji; set by the Slack bridge.
+        self.custom_emoji: CustomEmoji | None = None
 
     async def deliver(self, task: DeliveryTask) -> Delivered:
         channel = Portals.channel_waiting_at(task.target)
@@ -154,7 +160,10 @@ class MatrixDeliverer:
             note = richtext.Italic((richtext.Text("in reply to "), link))
             body = richtext.doc(note, richtext.LineBreak(), body)
         content = self._renderer.message(
-            body, source=source, allow_broadcast=payload.allow_broadcast
+            body,
+            source=source,
+            allow_broadcast=payload.allow_broadcast,
+            emoticons=await self._emoticons(source, body),
         )
         files = list(payload.files)
         events: list[str] = []
@@ -302,10 +311,46 @@ class MatrixDeliverer:
             log.warning("ghost unavailable; reacting as the bot", extra={"error": str(exc)})
             return self._hs.ids.bot
 
+    async def _emoticons(self, source: Endpoint, body: richtext.Node) -> dict[str, str]:
+        """The images of the Slack custom emoji ``body`` names (none from other networks)."""
+        if self.custom_emoji is None or source.network is not Network.SLACK:
+            return {}
+        names: set[str] = set()
+
+        def collect(node: richtext.Node) -> richtext.Node:
+            if isinstance(node, richtext.Emoji) and not node.unicode:
+                if to_matrix_key(node.name).startswith(":"):
+                    names.add(node.name)
+            return node
+
+        richtext.transform(body, collect)
+        found = {}
+        for name in sorted(names):
+            mxc = await self.custom_emoji(source.slack_team, name)
+            if mxc:
+                found[name] = mxc
+        return found
+
+    async def _reaction_key(self, task: DeliveryTask) -> tuple[str, str | None]:
+        """The Matrix key of a reaction, and the shortcode when it is a custom emoji's image."""
+        reaction = expect(task.payload, ReactionPayload)
+        key = to_matrix_key(reaction.emoji)
+        source = reaction.source
+        if key.startswith(":") and self.custom_emoji and source.network is Network.SLACK:
+            mxc = await self.custom_emoji(source.slack_team, reaction.emoji)
+            if mxc:
+                return mxc, f":{reaction.emoji}:"
+        return key, None
+
     async def _react(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
-        key = to_matrix_key(expect(task.payload, ReactionPayload).emoji)
-        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": copy, "key": key}}
+        key, shortcode = await self._reaction_key(task)
+        content: dict[str, Any] = {
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": copy, "key": key}
+        }
+        if shortcode:
+            # What clients show for an image reaction (mautrix bridges' field).
+            content["com.beeper.reaction.shortcode"] = shortcode
         sender = await self._reactor(task)
         intent = self._hs.intent(sender)
         async with matrix_errors("send reaction"):
@@ -318,7 +363,7 @@ class MatrixDeliverer:
 
     async def _unreact(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
-        key = to_matrix_key(expect(task.payload, ReactionPayload).emoji)
+        key, _shortcode = await self._reaction_key(task)
         found = await asyncio.to_thread(self._ours, room, copy, key)
         if found is None:
             return

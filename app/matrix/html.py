@@ -324,6 +324,13 @@ class Pills:
     user: Callable[[UserMention], Pill | None] = _default_user
     channel: Callable[[ChannelMention], Pill | None] = _default_channel
     room: Callable[[Broadcast], bool] = lambda _b: False
+    # The mxc:// image of a custom emoji, rendered as <img data-mx-emoticon>; None: :name:.
+    emoticon: Callable[[Emoji], str | None] = lambda _e: None
+
+
+# A link to this pseudo-URL is an emoticon image inside the renderer only: the tree has no node
+# for it, and no Slack or Matrix link can carry a NUL character.
+_EMOTICON = "\x00emoticon:"
 
 
 DEFAULT = Pills()
@@ -375,6 +382,10 @@ class _Resolver:
             pill = self.pill(node)
             if pill is not None:
                 return Link(_href(pill.target), (Text(pill.label),))
+        if isinstance(node, Emoji) and not node.unicode:
+            mxc = self.pills.emoticon(node)
+            if mxc and mxc.startswith("mxc://"):
+                return Link(_EMOTICON + mxc, (Text(f":{node.name}:"),))
         return self.text_node(node)
 
     def text_node(self, node: Node) -> Node:
@@ -410,6 +421,9 @@ def _html(node: Node) -> str:
         case Pre(text=t, language=lang):
             cls = f' class="language-{_SAFE_LANGUAGE.sub("", lang)}"' if lang else ""
             return f"<pre><code{cls}>{escape(t)}\n</code></pre>"
+        case Link(url=url, children=c) if url.startswith(_EMOTICON):
+            src, alt = escape(url.removeprefix(_EMOTICON)), _join(c)
+            return f'<img data-mx-emoticon src="{src}" alt="{alt}" title="{alt}" height="32">'
         case Link(url=url, children=c):
             label = _join(c) if c else escape(url)
             if urlsplit(url).scheme.lower() not in LINK_SCHEMES:

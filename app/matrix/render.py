@@ -7,6 +7,8 @@ the rendering and owns escaping.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from html import escape
 from typing import Any
 
@@ -42,9 +44,17 @@ class MatrixRenderer:
         return html.Pills(user=user, channel=channel, room=lambda _b: allow_broadcast)
 
     def message(
-        self, body: richtext.Node, *, source: Endpoint, allow_broadcast: bool = False
+        self,
+        body: richtext.Node,
+        *,
+        source: Endpoint,
+        allow_broadcast: bool = False,
+        emoticons: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Content for ``body`` written at ``source``.
+
+        Args:
+            emoticons: custom emoji name -> ``mxc://`` image, shown inline as images.
 
         Returns:
             ``msgtype``/``body``/``format``/``formatted_body`` plus ``m.mentions``.
@@ -57,7 +67,11 @@ class MatrixRenderer:
             return node
 
         tree = richtext.transform(body, emoji)
-        out = html.render(tree, self._pills(source, allow_broadcast))
+        pills = self._pills(source, allow_broadcast)
+        if emoticons:
+            images = dict(emoticons)
+            pills = replace(pills, emoticon=lambda e: images.get(e.name))
+        out = html.render(tree, pills)
         content: dict[str, Any] = {"msgtype": "m.text", "body": out.body}
         if out.formatted_body and out.formatted_body != escape(out.body):
             content["format"] = "org.matrix.custom.html"

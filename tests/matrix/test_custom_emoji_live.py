@@ -1,0 +1,71 @@
+"""Custom Slack emoji reach Matrix as images, uploaded once, in messages and as reactions,
+through a real Synapse and the fake Slack (#21 item 3)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.matrix.conftest import World
+from tests.slack.harness import wait_for
+
+pytestmark = pytest.mark.integration
+
+IMG = re.compile(r'<img data-mx-emoticon src="(mxc://[^"]+)" alt=":(\w+):"')
+
+
+def message(w: World, text: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: next(
+            (
+                e
+                for e in w.alice.events(w.room)
+                if e["type"] == "m.room.message" and text in e["content"].get("body", "")
+            ),
+            None,
+        )
+    )
+
+
+def test_custom_emoji_are_images_uploaded_once(world: World) -> None:
+    w = world
+    w.slack.add_emoji("T1", "partyparrot", "https://emoji.slack-edge.test/T1/partyparrot.gif")
+    w.slack.add_emoji("T1", "parrot2", "alias:partyparrot")
+    ts = w.slack.post_message("T1", "C1", "U1", "hello :partyparrot: and :parrot2: :smile:")
+    first = message(w, "hello")["content"]
+    assert first["body"] == "hello :partyparrot: and :parrot2: 😄"
+    images = IMG.findall(first["formatted_body"])
+    assert [name for _, name in images] == ["partyparrot", "parrot2"]
+    mxc = images[0][0]
+    assert images[1][0] == mxc  # an alias is the same image
+
+    # Used again: the same upload, not a new one.
+    w.slack.post_message("T1", "C1", "U1", "again :partyparrot:")
+    again = message(w, "again")["content"]
+    assert IMG.findall(again["formatted_body"]) == [(mxc, "partyparrot")]
+
+    # As a reaction: the image is the key, the shortcode alongside.
+    w.slack.react("T1", "C1", ts, "U1", "partyparrot")
+    reaction = wait_for(
+        lambda: next((e for e in w.alice.events(w.room) if e["type"] == "m.reaction"), None)
+    )
+    assert reaction["content"]["m.relates_to"]["key"] == mxc
+    assert reaction["content"]["com.beeper.reaction.shortcode"] == ":partyparrot:"
+    w.slack.unreact("T1", "C1", ts, "U1", "partyparrot")
+    wait_for(
+        lambda: any(
+            e["type"] == "m.room.redaction" and e.get("redacts") == reaction["event_id"]
+            or e["content"].get("redacts") == reaction["event_id"]
+            for e in w.alice.events(w.room)
+        )
+    )
+
+
+def test_an_unknown_name_stays_text(world: World) -> None:
+    w = world
+    w.slack.post_message("T1", "C1", "U1", "what is :nosuchemoji:")
+    content = message(w, "what is")["content"]
+    assert content["body"] == "what is :nosuchemoji:"
+    assert "data-mx-emoticon" not in content.get("formatted_body", "")

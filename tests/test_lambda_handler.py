@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from app import lambda_handler
 from app.errors import ConfigError
 from app.store.models import OAuthState, ProcessedEvent
 from tests.conftest import TEST_KEY
+from tests.missing_packages import run_without
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -193,20 +193,11 @@ def test_entries_import_without_infra_or_dev_packages(tmp_path: Path) -> None:
         "infra",
     ]
     script = (
-        "import importlib.abc, sys\n"
-        f"BLOCKED = {blocked!r}\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name.split('.')[0] in BLOCKED:\n"
-        "            raise ImportError('blocked ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
         "import app.lambda_handler, app.web, app.cli, app.cli.serve\n"
         "from app.cli import build_parser\n"
         "build_parser()\n"
         "print('ok')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    done = run_without(blocked, script, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"

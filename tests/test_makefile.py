@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.missing_packages import run_without
+
 REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -102,19 +104,11 @@ def test_the_offline_plan_without_the_pulumi_packages_says_make_infra(tmp_path: 
     # The venv of `make run` has no Pulumi (nor PyYAML): the README's plan command says what
     # to do instead of ending in "No module named 'pulumi'".
     script = (
-        "import importlib.abc, sys\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name.split('.')[0] in ('pulumi', 'yaml'):\n"
-        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "import runpy\n"
+        "import runpy, sys\n"
         "sys.argv = ['stacks.plan', 'Pulumi.dev.yaml']\n"
         "runpy.run_module('stacks.plan', run_name='__main__')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    done = run_without(["pulumi", "yaml"], script, cwd=REPO)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "run `make infra`" in done.stderr and "pulumi is not installed" in done.stderr

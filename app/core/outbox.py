@@ -222,7 +222,9 @@ class Outbox:
                             # Handed back: the worker takes them when due, not at its next poll.
                             self.wake()
                         return
-                if not refill:
+                # Claim again only for a round that will run: rows claimed after the last one
+                # stayed leased to nobody until their lease ran out.
+                if not refill or _round == MAX_REFILLS:
                     return
                 await _settle(recording)
                 lane = await asyncio.to_thread(

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
 from app.cli import main
 from fakeslack import FakeSlack
+from tests.cli_run import run_cli
 from tests.conftest import TEST_KEY, syncbot_env
 from tests.slack.harness import free_port, three_workspaces, wait_for
 
@@ -25,39 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def syncbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``syncbot ARGS`` with exactly ``env`` as its environment, run through the console
-    script's :func:`app.cli.main` in this process: a fresh interpreter per command would cost
-    seconds of imports each, and `serve` below still runs as its own process."""
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        mock.patch.dict(os.environ, env, clear=True),
-        _logging_restored(),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # how a command exits early, as the script would
-            code = exc.code if isinstance(exc.code, int) else 1
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-
-
-@contextlib.contextmanager
-def _logging_restored() -> Iterator[None]:
-    """A command configures logging for its process; give the test process its own back."""
-    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
-    saved = {
-        name: (lg.handlers[:], lg.level, lg.propagate)
-        for name, lg in ((n, logging.getLogger(n)) for n in names)
-    }
-    try:
-        yield
-    finally:
-        for name, (handlers, level, propagate) in saved.items():
-            lg = logging.getLogger(name)
-            lg.handlers[:] = handlers
-            lg.setLevel(level)
-            lg.propagate = propagate
+    # In this process (tests/cli_run.py); `serve` below runs as its own process.
+    return run_cli(main, env, *args)
 
 
 def test_workspace_and_sync_commands_then_serve_relays(tmp_path) -> None:

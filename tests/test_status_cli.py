@@ -1,30 +1,37 @@
-"""``syncbot status [--json]`` against a real database, in a fresh process like an operator's."""
+"""``syncbot status [--json]`` against a real database, with nothing of the test process's
+environment (tests/cli_run.py)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
-import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
+from app.cli import deliveries, status
 from app.slack.socket_state import ConnectionBoard, ConnectionState
 from app.store.engine import make_engine, session_factory
 from app.store.migrate import upgrade
 from tests.builders import outbox_row
+from tests.cli_run import run_cli
 from tests.conftest import TEST_KEY, local_settings, syncbot_env
 from tests.databases import throwaway_database
 
-ROOT = Path(__file__).parents[1]
-# Runs the command group on its own parser, so the test does not depend on the registry.
-RUNNER = (
-    "import argparse, sys\n"
-    "from app.cli import status\n"
-    "parser = argparse.ArgumentParser(prog='syncbot')\n"
-    "status.register(parser.add_subparsers(dest='command', required=True))\n"
-    "args = parser.parse_args(sys.argv[1:])\n"
-    "raise SystemExit(args.func(args))\n"
-)
+
+def group(module: ModuleType) -> Callable[[Sequence[str]], int]:
+    """The command group of ``module`` on its own parser, so the test does not depend on the
+    registry."""
+
+    def main(argv: Sequence[str]) -> int:
+        parser = argparse.ArgumentParser(prog="syncbot")
+        module.register(parser.add_subparsers(dest="command", required=True))
+        args = parser.parse_args(argv)
+        return int(args.func(args))
+
+    return main
 
 
 def cli_env(db: Path) -> dict[str, str]:
@@ -41,14 +48,7 @@ def cli_env(db: Path) -> dict[str, str]:
 
 
 def syncbot_status(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", RUNNER, "status", *args],
-        cwd=ROOT,
-        env=cli_env(db),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(group(status), cli_env(db), "status", *args)
 
 
 def test_status_table_and_json_show_what_the_service_recorded(tmp_path: Path) -> None:
@@ -87,10 +87,6 @@ def test_status_table_and_json_show_what_the_service_recorded(tmp_path: Path) ->
         engine.dispose()
 
 
-RETRY_RUNNER = RUNNER.replace("from app.cli import status", "from app.cli import deliveries")
-RETRY_RUNNER = RETRY_RUNNER.replace("status.register", "deliveries.register")
-
-
 def test_status_shows_held_targets_and_dead_rows_and_retry_requeues_them(tmp_path: Path) -> None:
     # #17 item 3: an operator sees what is stuck and where, and requeues dead rows in order.
     from sqlalchemy import select
@@ -118,12 +114,10 @@ def test_status_shows_held_targets_and_dead_rows_and_retry_requeues_them(tmp_pat
         assert [h["target"] for h in data["held_targets"]] == ["matrix:!room:hs"]
 
         env = cli_env(db)
-        run = [sys.executable, "-c", RETRY_RUNNER, "deliveries", "retry"]
-        unknown = subprocess.run(
-            [*run, "--sync", "nope"], cwd=ROOT, env=env, capture_output=True, text=True
-        )
+        run = (group(deliveries), env, "deliveries", "retry")
+        unknown = run_cli(*run, "--sync", "nope")
         assert unknown.returncode != 0 and "no sync named 'nope'" in unknown.stderr
-        done = subprocess.run([*run, "--dead"], cwd=ROOT, env=env, capture_output=True, text=True)
+        done = run_cli(*run, "--dead")
         assert done.returncode == 0, done.stderr
         assert "requeued 2 dead deliveries" in done.stdout
         with sessions() as session:

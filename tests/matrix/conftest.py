@@ -30,6 +30,22 @@ _names = itertools.count(1)
 ROOM_VERSION = "11"
 
 
+def direct_chat(user: MatrixUser, bot: str) -> str:
+    """A direct chat ``user`` opens with ``bot`` (as Element does), once the bot has joined."""
+    dm = user.call(
+        "POST",
+        "/createRoom",
+        json={
+            "preset": "trusted_private_chat",
+            "is_direct": True,
+            "room_version": ROOM_VERSION,
+            "invite": [bot],
+        },
+    )["room_id"]
+    wait_for(lambda: bot in user.call("GET", f"/rooms/{dm}/joined_members")["joined"])
+    return dm
+
+
 def bridge_settings(synapse: Synapse, **overrides: object) -> Settings:
     values: dict[str, object] = dict(
         matrix_homeserver_url=synapse.url,

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.core.endpoints import Endpoint
 from app.store.models import Delivery
 from app.store.models_matrix import MatrixTransaction
-from tests.matrix.conftest import ROOM_VERSION, World
+from tests.matrix.conftest import ROOM_VERSION, World, direct_chat
 from tests.slack.harness import settled, wait_for
 
 pytestmark = pytest.mark.integration
@@ -124,19 +124,7 @@ def test_bot_commands(world: World) -> None:
     w = world
     w.slack.add_workspace("T3", "Gamma")
     a = w.alice
-    dm = a.call(
-        "POST",
-        "/createRoom",
-        json={
-            "preset": "trusted_private_chat",
-            "is_direct": True,
-            "room_version": ROOM_VERSION,
-            "invite": ["@slackbot:test.local"],
-        },
-    )["room_id"]
-    wait_for(
-        lambda: "@slackbot:test.local" in a.call("GET", f"/rooms/{dm}/joined_members")["joined"]
-    )
+    dm = direct_chat(a, "@slackbot:test.local")
     logged_in: list[str] = []
 
     async def hook(info: Any, request: Any) -> None:

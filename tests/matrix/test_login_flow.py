@@ -23,7 +23,7 @@ from app.slack.socket_state import ConnectionState
 from app.store.engine import make_engine
 from app.store.migrate import upgrade
 from fakeslack import FakeSlack
-from tests.matrix.conftest import ROOM_VERSION, bridge_settings
+from tests.matrix.conftest import bridge_settings, direct_chat
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import SERVER, MatrixUser, Synapse
 from tests.slack.harness import subscribe_as_manifest, wait_for
@@ -171,17 +171,7 @@ def flow(synapse: Synapse, tmp_path: Path) -> Iterator[Flow]:
 def login(f: Flow) -> str:
     """Alice DMs the bot and logs Acme in; returns the DM (her management room)."""
     a = f.alice
-    dm = a.call(
-        "POST",
-        "/createRoom",
-        json={
-            "preset": "trusted_private_chat",
-            "is_direct": True,
-            "room_version": ROOM_VERSION,
-            "invite": [BOT],
-        },
-    )["room_id"]
-    wait_for(lambda: BOT in a.call("GET", f"/rooms/{dm}/joined_members")["joined"])
+    dm = direct_chat(a, BOT)
     a.text(dm, "login app")
     wait_for(lambda: any("bot token" in n for n in f.notices(dm)))
     a.text(dm, f.slack.bot_token(f.team))
@@ -443,17 +433,7 @@ def test_the_login_dialogue_survives_a_restart_and_tokens_are_never_echoed(flow:
     from sqlalchemy import text
 
     f, a = flow, flow.alice
-    dm = a.call(
-        "POST",
-        "/createRoom",
-        json={
-            "preset": "trusted_private_chat",
-            "is_direct": True,
-            "room_version": ROOM_VERSION,
-            "invite": [BOT],
-        },
-    )["room_id"]
-    wait_for(lambda: BOT in a.call("GET", f"/rooms/{dm}/joined_members")["joined"])
+    dm = direct_chat(a, BOT)
     stray = a.text(dm, f.slack.bot_token(f.team))  # no login started: removed, not echoed
     wait_for(lambda: any("looked like a Slack token" in n for n in f.notices(dm)))
     wait_for(lambda: not next(e for e in a.events(dm) if e["event_id"] == stray)["content"])

@@ -22,6 +22,7 @@ from app.core.ingest import Ingest
 from app.errors import RemoteError
 from app.matrix import inbound
 from app.matrix.commands import ENCRYPTED_REFUSAL, BotCommands
+from app.matrix.emoji import reaction_key
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.invites import PortalInvites
 from app.matrix.notices import SenderNotices, unsupported
@@ -141,7 +142,8 @@ class MatrixBridge:
         return found is not None
 
     def _record_reaction(self, event: dict[str, Any]) -> None:
-        rel = (event.get("content") or {}).get("m.relates_to") or {}
+        content = event.get("content") or {}
+        rel = content.get("m.relates_to") or {}
         try:
             with self._sessions() as s, s.begin():
                 if s.get(MatrixReaction, event["event_id"]) is None:
@@ -150,7 +152,8 @@ class MatrixBridge:
                             event_id=event["event_id"],
                             room_id=event["room_id"],
                             target_event_id=str(rel.get("event_id")),
-                            key=str(rel.get("key"))[:128],
+                            # An image-pack emoji as its :shortcode:, as its addition went.
+                            key=reaction_key(content)[:128],
                             sender=event["sender"],
                             ours=False,
                         )

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any
 
 import emoji as emoji_data
 
-__all__ = ["to_matrix_key", "to_slack_name"]
+__all__ = ["reaction_key", "to_matrix_key", "to_slack_name"]
 
 # Slack's skin-tone suffix number -> the Fitzpatrick modifier (Slack's tones start at 2).
 _TONES = {str(n): chr(0x1F3FB + n - 2) for n in range(2, 7)}
@@ -95,3 +96,19 @@ def to_slack_name(key: str) -> str | None:
         return name
     text = re.sub(r"[^a-z0-9_+\-]+", "_", key.lower()).strip("_")[:MAX_NAME]
     return text or None
+
+
+def reaction_key(content: dict[str, Any]) -> str:
+    """The key of an ``m.reaction``'s content, with an image-pack emoji as ``:shortcode:``.
+
+    A custom emoji reaction is keyed by its ``mxc://`` image, which means nothing to Slack; its
+    shortcode rides along (``com.beeper.reaction.shortcode``, MSC4027's ``shortcode``) and is
+    what reaches Slack as ``:name:``.
+    """
+    relation = content.get("m.relates_to")
+    key = str((relation.get("key") if isinstance(relation, dict) else None) or "")
+    if key.startswith("mxc://"):
+        short = content.get("com.beeper.reaction.shortcode") or content.get("shortcode")
+        if isinstance(short, str) and short.strip(":").strip():
+            return f":{short.strip(':').strip()}:"
+    return key

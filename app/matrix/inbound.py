@@ -20,7 +20,7 @@ from app.core.events import (
     NewPost,
     ReactionChange,
 )
-from app.matrix import html
+from app.matrix import emoji, html
 from app.matrix.emoji import to_slack_name
 
 MEDIA_TYPES = ("m.image", "m.file", "m.video", "m.audio")
@@ -129,7 +129,7 @@ def translate(
         )
     if etype == "m.reaction":
         rel = _relation(content)
-        name = to_slack_name(str(rel.get("key") or ""))
+        name = to_slack_name(emoji.reaction_key(content))
         target = rel.get("event_id")
         if rel.get("rel_type") != "m.annotation" or not name or not isinstance(target, str):
             return None

@@ -69,3 +69,29 @@ def test_an_unknown_name_stays_text(world: World) -> None:
     content = message(w, "what is")["content"]
     assert content["body"] == "what is :nosuchemoji:"
     assert "data-mx-emoticon" not in content.get("formatted_body", "")
+
+
+def test_image_pack_emoji_reach_slack_by_name(world: World) -> None:
+    """Matrix custom emoji (image packs) reach Slack as ``:name:``, in text and reactions."""
+    w = world
+    a = w.alice
+    for team in ("T1", "T2"):
+        w.slack.add_emoji(team, "blobcat", f"https://emoji.slack-edge.test/{team}/blobcat.png")
+    image = a.upload(b"\x89PNG-blobcat", "image/png", "blobcat.png")
+    html = f'hi <img data-mx-emoticon src="{image}" alt=":blobcat:" title=":blobcat:" height="32">'
+    root = a.text(w.room, "hi :blobcat:", html)
+    copy = wait_for(lambda: w.slack.find_message("T1", "C1", text="hi :blobcat:"))
+    reaction = a.send(
+        w.room,
+        {
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": image},
+            "com.beeper.reaction.shortcode": ":blobcat:",
+        },
+        "m.reaction",
+    )
+    wait_for(
+        lambda: "blobcat" in w.slack.message("T1", "C1", copy.ts).reactions,
+    )
+    # Its removal finds the same name.
+    a.redact(w.room, reaction)
+    wait_for(lambda: not w.slack.message("T1", "C1", copy.ts).reactions.get("blobcat"))

@@ -33,8 +33,9 @@ def test_a_delete_redacts_every_event_of_a_text_and_file_post(world: World) -> N
 
 def test_reactions_use_every_emoji_both_ways_and_come_from_the_reactor(world: World) -> None:
     w = world
-    # #17 item 5: complete emoji data both ways, skin tones included; custom emoji are kept
-    # as :name: text; a reaction from Slack is sent by the reactor's ghost.
+    # #17 item 5: complete emoji data both ways, skin tones included; a reaction from Slack
+    # is sent by the reactor's ghost. A custom emoji is its image (#21 item 3): the mxc://
+    # key, with its :name: as the shortcode.
     ts = w.slack.post_message("T1", "C1", "U1", "react to me")
     root = room_event(w, lambda e: from_ghost(e) and e["content"].get("body") == "react to me")
     w.slack.add_emoji("T1", "custom_party", "https://emoji.slack-edge.test/party.gif")
@@ -45,9 +46,16 @@ def test_reactions_use_every_emoji_both_ways_and_come_from_the_reactor(world: Wo
         event = room_event(
             w,
             lambda e, k=key: (
-                e["type"] == "m.reaction" and e["content"].get("m.relates_to", {}).get("key") == k
+                e["type"] == "m.reaction"
+                and k
+                in (
+                    e["content"].get("m.relates_to", {}).get("key"),
+                    e["content"].get("com.beeper.reaction.shortcode"),
+                )
             ),
         )
+        if key.startswith(":"):
+            assert event["content"]["m.relates_to"]["key"].startswith("mxc://")
         keys[key] = event["sender"]
     assert set(keys.values()) == {"@slack_t1_u1:test.local"}
     w.slack.unreact("T1", "C1", ts, "U1", "sweat_smile")

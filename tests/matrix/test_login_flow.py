@@ -9,9 +9,10 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -145,27 +146,41 @@ def acme(slack: FakeSlack, team: str) -> None:
     slack.echo(True)
 
 
-@pytest.fixture
-def flow(synapse: Synapse, tmp_path: Path) -> Iterator[Flow]:
+F = TypeVar("F", bound=Flow)
+
+
+@contextmanager
+def running(
+    kind: type[F], synapse: Synapse, tmp_path: Path, team: str, person: str
+) -> Iterator[F]:
+    """A ``kind`` of flow: Acme (as ``team``) on a fresh fake Slack, a migrated SQLite
+    database, the Matrix user ``person`` and the app started; all closed afterwards."""
     if synapse.proc is None:
         synapse.start()
     slack = FakeSlack().start()
-    team = f"TL{next(_names)}"
     acme(slack, team)
     engine = make_engine(
         bridge_settings(synapse), url=make_url(f"sqlite:///{tmp_path}/syncbot.db")
     )
     upgrade(engine)
-    alice = synapse.register_user(f"alice{next(_names)}f{tmp_path.name[-6:].lower()}")
-    f = Flow(synapse, slack, engine, None, alice, team)  # type: ignore[arg-type]
+    user = synapse.register_user(person)
+    f = kind(synapse, slack, engine, None, user, team)  # type: ignore[arg-type]
     f.app = f.start_app()
     try:
         yield f
     finally:
-        alice.close()
+        user.close()
         f.app.stop()
         slack.stop()
         engine.dispose()
+
+
+@pytest.fixture
+def flow(synapse: Synapse, tmp_path: Path) -> Iterator[Flow]:
+    team = f"TL{next(_names)}"
+    person = f"alice{next(_names)}f{tmp_path.name[-6:].lower()}"
+    with running(Flow, synapse, tmp_path, team, person) as f:
+        yield f
 
 
 def login(f: Flow) -> str:

@@ -21,6 +21,8 @@ DEFAULT_BOT_SCOPES: tuple[str, ...] = (
     "groups:history",  # private channels
     "groups:read",
     "groups:write",
+    "im:history",  # direct messages to the bot (message.im), bridged as portals
+    "im:read",  # conversations.info of those DMs (whom the portal is with)
     "im:write",  # DM admins (invite codes, notices)
     "reactions:read",
     "reactions:write",

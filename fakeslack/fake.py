@@ -686,6 +686,24 @@ class FakeSlack(SlackServer):
 
         self.call(apply)
 
+    def open_dm(self, team_id: str, user: str) -> str:
+        """``user`` opens a direct message with the app's bot (its Messages tab); returns the
+        IM's id (the same one ``conversations.open`` would give the app)."""
+
+        def open_() -> str:
+            ws = self.state.workspaces[team_id]
+            inst = ws.installation
+            assert inst is not None
+            members = sorted({inst.bot_user_id, user})
+            for ch in ws.channels.values():
+                if ch.is_im and sorted(ch.members) == members:
+                    return ch.id
+            ch = Channel(self.state.new_id("D"), name=user, is_im=True, members=members)
+            ws.channels[ch.id] = ch
+            return ch.id
+
+        return self.call(open_)
+
     def dm(self, team_id: str, user: str) -> str | None:
         """The id of the app's direct-message channel with ``user``, once the app opened it."""
 

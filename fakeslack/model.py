@@ -233,6 +233,9 @@ class Channel:
             "purpose": {"value": self.purpose, "creator": self.creator, "last_set": 0},
             "num_members": len(self.members),
         }
+        if self.is_im:
+            # An IM names the other person: https://api.slack.com/types/im
+            out["user"] = next((m for m in self.members if m != bot_user), "")
         return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.core.endpoints import Endpoint
 from app.matrix.portals import ChannelInfo, ChannelInfoSource
+from app.slack.profiles import profile_of
 from app.slack.workspaces import Workspaces
 
 
@@ -28,6 +29,12 @@ def slack_channel_info(workspaces: Workspaces) -> ChannelInfoSource:
     async def info_of(endpoint: Endpoint) -> ChannelInfo:
         api = workspaces.api(endpoint.slack_team)
         info = await api.call("conversations.info", channel=endpoint.slack_channel)
-        return channel_info(info.get("channel") or {}, endpoint.slack_channel)
+        channel = info.get("channel") or {}
+        if channel.get("is_im") and channel.get("user"):
+            # A direct message with the bot has no name: the room names the person.
+            person = await api.call("users.info", user=str(channel["user"]))
+            profile = profile_of(person.get("user") or {})
+            return ChannelInfo(name=f"DM with {profile.name}", topic=None)
+        return channel_info(channel, endpoint.slack_channel)
 
     return info_of

@@ -278,8 +278,8 @@ class WorkspaceBridge:
             channel = channel.get("id")
         if not isinstance(team, str) or not isinstance(channel, str):
             return
-        if not channel.startswith(("C", "G")):
-            return  # direct messages get no portal
+        if not channel.startswith(("C", "G", "D")):
+            return  # D: a direct message with the bot, bridged like a channel
         kind = event.get("type")
         subtype = event.get("subtype")
         metadata = kind in RENAME_EVENTS or (kind == "message" and subtype in METADATA_SUBTYPES)

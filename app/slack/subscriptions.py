@@ -47,6 +47,8 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("member_left_channel", "member_left_channel", "strays, portal members"),
     Subscription("message.channels", "message", "relay, portals", channel_type="channel"),
     Subscription("message.groups", "message", "relay, portals", channel_type="group"),
+    # Direct messages to the bot: portals for the workspace's logged-in Matrix users.
+    Subscription("message.im", "message", "relay, DM portals", channel_type="im"),
     Subscription("reaction_added", "reaction_added", "relay"),
     Subscription("reaction_removed", "reaction_removed", "relay"),
     Subscription(

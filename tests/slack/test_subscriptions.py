@@ -41,7 +41,8 @@ def test_the_fake_delivers_only_subscribed_events(world) -> None:
     before = len(slack.emitted)
     slack.send_event("T1", {"type": "team_join", "user": {"id": "U9"}})
     slack.send_event(
-        "T1", {"type": "message", "channel": "D1", "channel_type": "im", "text": "dm", "ts": "1.1"}
+        "T1",
+        {"type": "message", "channel": "G9", "channel_type": "mpim", "text": "mpim", "ts": "1.1"},
     )
     assert len(slack.emitted) == before
     slack.send_event("T1", {"type": "user_profile_changed", "user": {"id": "U1"}})

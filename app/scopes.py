@@ -24,6 +24,8 @@ DEFAULT_BOT_SCOPES: tuple[str, ...] = (
     "im:history",  # direct messages to the bot (message.im), bridged as portals
     "im:read",  # conversations.info of those DMs (whom the portal is with)
     "im:write",  # DM admins (invite codes, notices)
+    "mpim:history",  # group DMs that include the bot (message.mpim), bridged as portals
+    "mpim:read",  # conversations.info of those group DMs
     "reactions:read",
     "reactions:write",
     "team:read",  # workspace name and icon for attribution

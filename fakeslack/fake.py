@@ -704,6 +704,27 @@ class FakeSlack(SlackServer):
 
         return self.call(open_)
 
+    def open_group_dm(self, team_id: str, channel_id: str, users: Iterable[str]) -> str:
+        """People open a group DM that includes the app's bot (channel_type ``mpim``, a private
+        conversation named ``mpdm-a--b--c-1``): https://api.slack.com/types/mpim."""
+
+        def open_() -> str:
+            ws = self.state.workspaces[team_id]
+            assert ws.installation is not None
+            people = sorted({*users, ws.installation.bot_user_id})
+            names = "--".join(ws.users[u].name for u in people if u in ws.users)
+            ch = Channel(
+                channel_id,
+                f"mpdm-{names}-1",
+                is_private=True,
+                is_mpim=True,
+                members=people,
+            )
+            ws.channels[channel_id] = ch
+            return ch.id
+
+        return self.call(open_)
+
     def dm(self, team_id: str, user: str) -> str | None:
         """The id of the app's direct-message channel with ``user``, once the app opened it."""
 

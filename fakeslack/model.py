@@ -200,6 +200,8 @@ class Channel:
     name: str
     is_private: bool = False
     is_im: bool = False
+    # A group DM (multi-person IM): private, named mpdm-a--b--c-1 by Slack.
+    is_mpim: bool = False
     topic: str = ""
     purpose: str = ""
     members: list[str] = field(default_factory=list)
@@ -219,7 +221,7 @@ class Channel:
             "is_channel": not self.is_private and not self.is_im,
             "is_group": self.is_private,
             "is_im": self.is_im,
-            "is_mpim": False,
+            "is_mpim": self.is_mpim,
             "is_private": self.is_private or self.is_im,
             "is_archived": self.is_archived,
             "is_general": self.name == "general",

@@ -73,6 +73,8 @@ def paginate(
 
 def channel_type(ch: Channel) -> str:
     """``channel_type`` of message events."""
+    if ch.is_mpim:
+        return "mpim"
     return "im" if ch.is_im else "group" if ch.is_private else "channel"
 
 

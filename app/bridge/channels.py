@@ -35,6 +35,11 @@ def slack_channel_info(workspaces: Workspaces) -> ChannelInfoSource:
             person = await api.call("users.info", user=str(channel["user"]))
             profile = profile_of(person.get("user") or {})
             return ChannelInfo(name=f"DM with {profile.name}", topic=None)
+        name = str(channel.get("name") or "")
+        if channel.get("is_mpim") and name.startswith("mpdm-"):
+            # Slack names a group DM after its members' handles: mpdm-ada--bob--cy-1.
+            people = name.removeprefix("mpdm-").rsplit("-", 1)[0].split("--")
+            return ChannelInfo(name=f"Group DM: {', '.join(people)}", topic=None)
         return channel_info(channel, endpoint.slack_channel)
 
     return info_of

@@ -49,6 +49,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("message.groups", "message", "relay, portals", channel_type="group"),
     # Direct messages to the bot: portals for the workspace's logged-in Matrix users.
     Subscription("message.im", "message", "relay, DM portals", channel_type="im"),
+    Subscription("message.mpim", "message", "relay, group DM portals", channel_type="mpim"),
     Subscription("reaction_added", "reaction_added", "relay"),
     Subscription("reaction_removed", "reaction_removed", "relay"),
     Subscription(

@@ -40,10 +40,7 @@ def test_the_fake_delivers_only_subscribed_events(world) -> None:
     slack, _server = world
     before = len(slack.emitted)
     slack.send_event("T1", {"type": "team_join", "user": {"id": "U9"}})
-    slack.send_event(
-        "T1",
-        {"type": "message", "channel": "G9", "channel_type": "mpim", "text": "mpim", "ts": "1.1"},
-    )
+    slack.send_event("T1", {"type": "channel_created", "channel": {"id": "C9", "name": "new"}})
     assert len(slack.emitted) == before
     slack.send_event("T1", {"type": "user_profile_changed", "user": {"id": "U1"}})
     assert len(slack.emitted) == before + 1

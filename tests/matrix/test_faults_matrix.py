@@ -36,15 +36,17 @@ N = 60
 SLACK = (("T1", "C1"), ("T2", "C2"), ("T3", "C3"))
 
 
-def start_app(env: dict[str, str]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.matrix.app_process"],
-        cwd=ROOT,
-        env=os.environ | env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+def start_app(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+    """The app as its own process (so it can be killed), its log appended to ``log``."""
+    with log.open("a") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.matrix.app_process"],
+            cwd=ROOT,
+            env=os.environ | env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     return proc
@@ -81,8 +83,13 @@ def test_outage_kill_and_removed_bot_lose_and_duplicate_nothing(
         "SB_LEASE": "2",
     }
     slack.app_url = f"http://127.0.0.1:{synapse.as_port}/slack/events"
+    app_log = tmp_path / "app.log"
+
+    def app_log_tail() -> str:
+        return "\n".join(app_log.read_text(errors="replace").splitlines()[-40:])
+
     alice = synapse.register_user(f"alicefault{tmp_path.name[-6:].lower()}")
-    app = start_app(env)
+    app = start_app(env, app_log)
     bot = "@slackbot:test.local"
     try:
         spec = {"preset": "private_chat", "name": "faults", "room_version": ROOM_VERSION}
@@ -107,7 +114,7 @@ def test_outage_kill_and_removed_bot_lose_and_duplicate_nothing(
                 wait_for(lambda: _pending(sessions) > 0)
                 app.send_signal(signal.SIGKILL)
                 app.wait(10)
-                app = start_app(env)
+                app = start_app(env, app_log)
             if i == 40:
                 # Down for many times the retry budget: the room is held, nothing dead.
                 wait_for(lambda: _held(sessions, f"matrix:{room}"), timeout=60, interval=0.2)
@@ -137,6 +144,10 @@ def test_outage_kill_and_removed_bot_lose_and_duplicate_nothing(
             ),
             timeout=240,
             interval=0.5,
+            context=lambda: (
+                f"slack: {[len(slack_side(t, c)) for t, c in SLACK[1:]]}, "
+                f"matrix: {len(matrix_side())}, app log:\n{app_log_tail()}"
+            ),
         )
         slack.clear_faults()
         # Nothing left in flight: any duplicate would show up by now.

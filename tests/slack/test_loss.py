@@ -7,29 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from fakeslack import FakeSlack, Upload
-from tests.databases import throwaway_database
-from tests.slack.harness import AppServer, synced_database, three_workspaces, wait_for
+from tests.slack.harness import AppServer, synced_app, wait_for
 from tests.slack.test_blocks import GITHUB_LIKE, JIRA_LIKE
-
-CHANNELS = [("T1", "C1"), ("T2", "C2"), ("T3", "C3")]
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def world(tmp_path) -> Iterator[tuple[FakeSlack, AppServer]]:
-    slack = FakeSlack().start()
-    three_workspaces(slack)
-    with throwaway_database("sqlite", tmp_path) as url:
-        settings, engine = synced_database(slack, url, "general", CHANNELS)
-        server = AppServer(settings, engine).start()
-        slack.app_url = f"{server.url}/slack/events"
-        try:
-            yield slack, server
-        finally:
-            server.stop()
-            slack.stop()
-            engine.dispose()
+    with synced_app("sqlite", tmp_path) as world:
+        yield world
 
 
 def _other_app_posts(slack: FakeSlack, message: dict) -> None:

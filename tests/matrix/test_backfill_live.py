@@ -10,15 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from app.store.engine import make_engine
-from app.store.migrate import upgrade
 from fakeslack import FakeSlack
 from tests.matrix.conftest import bridge_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import Synapse
-from tests.matrix.test_login_flow import Flow, acme, login
+from tests.matrix.test_login_flow import Flow, login, running
 from tests.slack.harness import wait_for
 
 pytestmark = pytest.mark.integration
@@ -62,25 +59,10 @@ def history(slack: FakeSlack, team: str) -> dict[str, str]:
 
 @pytest.fixture
 def bflow(synapse: Synapse, tmp_path: Path) -> Iterator[BackfillFlow]:
-    if synapse.proc is None:
-        synapse.start()
-    slack = FakeSlack().start()
     team = f"TB{next(_names)}"
-    acme(slack, team)
-    engine = make_engine(
-        bridge_settings(synapse), url=make_url(f"sqlite:///{tmp_path}/syncbot.db")
-    )
-    upgrade(engine)
-    alice = synapse.register_user(f"bob{next(_names)}b{tmp_path.name[-6:].lower()}")
-    f = BackfillFlow(synapse, slack, engine, None, alice, team)  # type: ignore[arg-type]
-    f.app = f.start_app()
-    try:
+    person = f"bob{next(_names)}b{tmp_path.name[-6:].lower()}"
+    with running(BackfillFlow, synapse, tmp_path, team, person) as f:
         yield f
-    finally:
-        alice.close()
-        f.app.stop()
-        slack.stop()
-        engine.dispose()
 
 
 def timeline(f: Flow, room: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.dispatch import Dispatcher
 from app.core.endpoints import Endpoint, Network
 from app.core.ports import DeliveryTask
-from app.errors import RemoteError, SyncbotError
+from app.errors import RemoteError
 from app.slack.workspaces import Workspaces
 from app.store import outbox_admin
 from app.store.models import Workspace
@@ -100,18 +100,10 @@ class SlackHolds:
 
     async def on_event(self, payload: dict[str, Any]) -> None:
         """``SlackEvents.event_hooks`` entry: the bot is back in a channel -> its backlog goes."""
-        event = payload.get("event") or {}
-        team = str(payload.get("team_id") or event.get("team") or "")
-        channel = event.get("channel")
-        if event.get("type") != "member_joined_channel" or not team or not channel:
+        joined = self._workspaces.bot_membership(payload)
+        if joined is None or joined.kind != "member_joined_channel":
             return
-        try:
-            bot = self._workspaces.info(team).bot_user_id
-        except SyncbotError:
-            return
-        if not bot or event.get("user") != bot:
-            return
-        target = str(Endpoint.slack(team, str(channel)))
+        target = str(Endpoint.slack(joined.team, joined.channel))
         uids = await asyncio.to_thread(outbox_admin.resume, self._sessions, target)
         if uids:
             log.info("bot back in channel: resuming", extra={"target": target, "count": len(uids)})

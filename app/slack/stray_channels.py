@@ -55,18 +55,10 @@ class StrayChannels:
 
     async def on_event(self, payload: dict[str, Any]) -> None:
         """``SlackEvents.event_hooks`` entry: notice the bot joining or leaving a channel."""
-        event = payload.get("event") or {}
-        kind = event.get("type")
-        team = str(payload.get("team_id") or event.get("team") or "")
-        channel = str(event.get("channel") or "")
-        if kind not in ("member_joined_channel", "member_left_channel") or not team or not channel:
+        membership = self._workspaces.bot_membership(payload)
+        if membership is None:
             return
-        try:
-            bot = self._workspaces.info(team).bot_user_id
-        except SyncbotError:
-            return
-        if not bot or event.get("user") != bot:
-            return
+        kind, team, channel = membership
         if kind == "member_left_channel":
             await asyncio.to_thread(self._forget, team, channel)
             return

@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.workspaces import UnknownWorkspace, WorkspaceInfo
-from app.errors import RemoteError
+from app.errors import RemoteError, SyncbotError
 from app.slack.http_pool import HttpPool
 from app.slack.ratelimit import RateLimiter
 from app.slack.webapi import SlackApi
@@ -23,14 +24,25 @@ BOT_TOKEN_CONTEXT = "workspace.bot_token"
 APP_TOKEN_CONTEXT = "workspace.app_token"
 REFRESH_TOKEN_CONTEXT = "workspace.bot_refresh_token"
 
+MEMBERSHIP_EVENTS = ("member_joined_channel", "member_left_channel")
+
 __all__ = [
     "APP_TOKEN_CONTEXT",
     "BOT_TOKEN_CONTEXT",
     "REFRESH_TOKEN_CONTEXT",
+    "BotMembership",
     "UnknownWorkspace",
     "WorkspaceInfo",
     "Workspaces",
 ]
+
+
+class BotMembership(NamedTuple):
+    """A workspace's own bot joined (``member_joined_channel``) or left a channel."""
+
+    kind: str
+    team: str
+    channel: str
 
 
 def _info(row: Workspace) -> WorkspaceInfo:
@@ -82,6 +94,23 @@ class Workspaces:
             info = _info(row)
         self._infos[team_id] = info
         return info
+
+    def bot_membership(self, payload: dict[str, Any]) -> BotMembership | None:
+        """What an Events API callback says of an installed workspace's own bot joining or
+        leaving a channel; ``None`` for any other event, member or workspace."""
+        event = payload.get("event") or {}
+        kind = event.get("type")
+        team = str(payload.get("team_id") or event.get("team") or "")
+        channel = str(event.get("channel") or "")
+        if kind not in MEMBERSHIP_EVENTS or not team or not channel:
+            return None
+        try:
+            bot = self.info(team).bot_user_id
+        except SyncbotError:
+            return None
+        if not bot or event.get("user") != bot:
+            return None
+        return BotMembership(str(kind), team, channel)
 
     def all(self) -> list[WorkspaceInfo]:
         with self._sessions() as s:

@@ -118,6 +118,8 @@ _ACTION = {
     "selected_channel": S,
     "selected_user": S,
 }
+# https://docs.slack.dev/reference/interaction-payloads/view-interactions-payload
+_VIEW_PAYLOADS = frozenset({"view_submission", "view_closed"})
 _VIEW = {
     "id": S,
     "type": S,
@@ -175,6 +177,11 @@ def check(payload: dict[str, Any]) -> dict[str, Any]:
             _fields(option, "action.selected_option", {"value": S})
         _objects(action.get("selected_options"), "action.selected_options")
     view = payload.get("view")
+    if payload["type"] in _VIEW_PAYLOADS and not (
+        isinstance(view, dict) and isinstance(view.get("type"), str)
+    ):
+        # Slack always sends the view with its type; Bolt reads it unguarded.
+        raise MalformedPayload(f"{payload['type']} carries a view with its type")
     if isinstance(view, dict):
         _fields(view, "view", _VIEW)
         _objects(view.get("blocks"), "view.blocks")

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import uvicorn
@@ -244,3 +245,21 @@ def test_serve_refuses_a_port_out_of_range(capsys: pytest.CaptureFixture[str]) -
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "1-65535" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # Found by the fuzz: Bolt reads view.type of every view payload (KeyError -> 500).
+        {"type": "view_submission", "team": {"id": "T0LOCAL"}, "view": {"callback_id": "x"}},
+        {"type": "view_closed", "team": {"id": "T0LOCAL"}},
+    ],
+)
+def test_a_signed_view_payload_without_its_view_type_is_400(
+    hostile: Hostile, payload: dict[str, Any]
+) -> None:
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = hostile.slack_headers(body)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    answer = hostile.client.post("/slack/events", content=body, headers=headers)
+    assert answer.status_code == 400

@@ -51,7 +51,14 @@ thread_ts=, broadcast=, files=[(name, bytes)], blocks=)``, ``edit``, ``delete``,
 Socket Mode: ``hello`` per connection, envelopes to one of the open connections (round robin),
 acks in ``acks``, re-sent with ``retry_attempt`` + 1 after ``socket_settings.ack_deadline``;
 ``send_socket(type, payload)``, ``socket_disconnect(reason)`` (closes after
-``socket_settings.disconnect_grace`` unless ``link_disabled``), ``socket_drop()``.
+``socket_settings.disconnect_grace`` unless ``link_disabled``), ``socket_drop()``. A workspace
+with its own app: ``add_app_token(team)`` gives it an ``xapp-`` token and its own hub; the
+methods above take ``team_id=`` (and a ``connection`` id, e.g. ``socket_current(team)``).
+Inspection: ``socket_hellos``, ``socket_overlaps`` (sockets still open at each ``hello``),
+``socket_pending``, ``socket_acks``, ``socket_closed``, ``connection_opens(app_token)``. Test
+knobs: ``silence_sockets(n)`` (the next ``n`` sockets are never greeted) and a short
+``socket_settings.ack_deadline``. ``apps.connections.open`` takes faults like any method; a
+``"429:1"`` answers with whole-second ``Retry-After`` as Slack does.
 
 Routing: ``app_url`` for every workspace, ``route_events(team, url)`` for one (an app process
 per workspace).

@@ -17,6 +17,7 @@ from .faults import Fault
 from .model import APP_ID, Channel, FileObj, Installation, Message, Upload, User, Workspace
 from .rich_text import rich_text_blocks
 from .server import SlackServer
+from .socket_mode import SocketHub
 from .state import Call
 from .webapi import channel_type, message_event, reaction_event
 
@@ -759,19 +760,93 @@ class FakeSlack(SlackServer):
         """Deliver an arbitrary Events API ``event`` to the app; returns its event id."""
         return self.call(lambda: self.state.emit(team_id, dict(event)))
 
+    def add_app_token(self, team_id: str) -> str:
+        """A new app-level (``xapp-``) token of ``team_id``'s own app, with its own Socket Mode
+        hub (SyncBot installs may run one app per workspace); a second token for the same
+        workspace belongs to the same app, so it shares the hub."""
+        token = f"xapp-1-{team_id}-{secrets.token_hex(8)}"
+
+        def add() -> None:
+            hub = self.team_hubs.get(team_id)
+            if hub is None:
+                hub = self.team_hubs[team_id] = SocketHub(self.socket_settings, team_id)
+            self.hubs[token] = hub
+            self.state.app_tokens.add(token)
+
+        self.call(add)
+        return token
+
+    def socket_hub(self, team_id: str | None = None) -> SocketHub:
+        """The Socket Mode hub of ``team_id``'s own app (``None``: the default app's)."""
+        return self.hub if team_id is None else self.team_hubs[team_id]
+
     def send_socket(
-        self, envelope_type: str, payload: dict[str, Any], accepts_response_payload: bool = False
+        self,
+        envelope_type: str,
+        payload: dict[str, Any],
+        accepts_response_payload: bool = False,
+        *,
+        team_id: str | None = None,
     ) -> str:
-        """Send an ``interactive``/``slash_commands``/... envelope over Socket Mode."""
-        return str(self.run_coro(self.hub.send(envelope_type, payload, accepts_response_payload)))
+        """Send an ``interactive``/``slash_commands``/... envelope over Socket Mode (to
+        ``team_id``'s own app, or the default app)."""
+        hub = self.socket_hub(team_id)
+        return str(self.run_coro(hub.send(envelope_type, payload, accepts_response_payload)))
 
-    def socket_disconnect(self, reason: str, connection: int | None = None) -> None:
+    def socket_disconnect(
+        self, reason: str, connection: int | None = None, *, team_id: str | None = None
+    ) -> None:
         """Send a ``disconnect`` frame (then close as Slack would after the grace)."""
-        self.run_coro(self.hub.disconnect(reason, connection))
+        self.run_coro(self.socket_hub(team_id).disconnect(reason, connection))
 
-    def socket_drop(self, connection: int | None = None) -> None:
+    def socket_drop(self, connection: int | None = None, *, team_id: str | None = None) -> None:
         """Abort Socket Mode connections without a close frame."""
-        self.run_coro(self.hub.drop(connection))
+        self.run_coro(self.socket_hub(team_id).drop(connection))
+
+    def socket_current(self, team_id: str | None = None) -> int | None:
+        """Id of the app's newest open Socket Mode connection (``None``: none open)."""
+        hub = self.socket_hub(team_id)
+        return self.call(hub.current)
+
+    def socket_closed(self, connection: int, team_id: str | None = None) -> bool:
+        """Whether connection ``connection`` (greeted or not) has closed."""
+        hub = self.socket_hub(team_id)
+        return self.call(lambda: hub.history[connection - 1].closed.is_set())
+
+    def socket_hellos(self, team_id: str | None = None) -> int:
+        """How many of the app's sockets were greeted with ``hello``."""
+        hub = self.socket_hub(team_id)
+        return self.call(lambda: hub.hellos)
+
+    def socket_overlaps(self, team_id: str | None = None) -> list[int]:
+        """For each greeted socket, how many of the app's sockets were open at its ``hello``."""
+        hub = self.socket_hub(team_id)
+        return self.call(lambda: list(hub.overlaps))
+
+    def socket_pending(self, team_id: str | None = None) -> set[str]:
+        """Envelope ids sent but neither acknowledged nor given up on."""
+        hub = self.socket_hub(team_id)
+        return self.call(lambda: set(hub.pending))
+
+    def socket_acks(self, team_id: str | None = None) -> list[dict[str, Any]]:
+        """Acks the app's Socket Mode connections sent."""
+        hub = self.socket_hub(team_id)
+        return self.call(lambda: list(hub.acks))
+
+    def silence_sockets(self, count: int, team_id: str | None = None) -> None:
+        """Test knob: accept the app's next ``count`` sockets but never greet them."""
+        hub = self.socket_hub(team_id)
+
+        def apply() -> None:
+            hub.silent = count
+
+        self.call(apply)
+
+    def connection_opens(self, app_token: str) -> int:
+        """How many ``apps.connections.open`` calls ``app_token`` made (failed ones too)."""
+        return sum(
+            1 for c in self.calls if c.method == "apps.connections.open" and c.token == app_token
+        )
 
     # --- inspection --------------------------------------------------------------------------
 

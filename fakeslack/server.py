@@ -45,6 +45,9 @@ class SlackServer:
         self._runner: web.AppRunner | None = None
         self._closing: asyncio.Event | None = None
         self.hub = SocketHub(self.socket_settings)
+        # App-level token -> its app's hub; tokens of the default app map to ``hub``.
+        self.hubs: dict[str, SocketHub] = {}
+        self.team_hubs: dict[str, SocketHub] = {}
         self.events = EventBus(signing_secret, self.event_settings, self._socket_send)
         self.state.emit = self._emit
 
@@ -87,7 +90,7 @@ class SlackServer:
         self._closing = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
-        app.router.add_get("/link/", self.hub.handle)
+        app.router.add_get("/link/", self._link)
         app.router.add_get("/oauth/v2/authorize", self._authorize)
         app.router.add_post("/upload/v1/{team}/{file}", self._upload)
         app.router.add_get("/files-pri/{key}/{name}", self._download)
@@ -112,7 +115,8 @@ class SlackServer:
         async def shutdown() -> None:
             assert self._closing is not None and self._runner is not None
             self._closing.set()
-            await self.hub.close()
+            for hub in {id(h): h for h in [self.hub, *self.hubs.values()]}.values():
+                await hub.close()
             await self.events.close()
             await self._runner.cleanup()
 
@@ -179,8 +183,16 @@ class SlackServer:
         return [team_id, *others]
 
     async def _socket_send(self, team_id: str, envelope: dict[str, Any], kind: str) -> bool:
-        await self.hub.send(kind, envelope)
+        await self.team_hubs.get(team_id, self.hub).send(kind, envelope)
         return True
+
+    async def _link(self, request: web.Request) -> web.StreamResponse:
+        """``GET /link/?ticket=...``: the hub of the app whose token got the ticket answers."""
+        ticket = request.query.get("ticket", "")
+        for hub in [self.hub, *self.hubs.values()]:
+            if hub.has_ticket(ticket):
+                return await hub.handle(request)
+        return web.Response(status=401, text="invalid ticket")
 
     # --- HTTP pipeline -----------------------------------------------------------------------
 
@@ -272,7 +284,7 @@ class SlackServer:
             raise SlackError("not_allowed_token_type")
         if token not in self.state.app_tokens:
             raise SlackError("invalid_auth")
-        ticket = self.hub.new_ticket()
+        ticket = self.hubs.get(token, self.hub).new_ticket()
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}"}
 
     def _rate_limited(self, key: str, method: str) -> web.Response | None:

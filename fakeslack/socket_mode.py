@@ -5,6 +5,9 @@ Slack greets each connection with ``hello``, sends envelopes to one of the app's
 ``retry_attempt`` + 1. ``disconnect`` frames warn of a close (``warning``/``refresh_requested``:
 about 10 s of grace; ``link_disabled``: closes at once).
 (https://docs.slack.dev/apis/events-api/using-socket-mode)
+
+Each app-level token belongs to one app, and each app has its own hub: a SyncBot install where
+every workspace brings its own app (and ``xapp-`` token) has one hub per workspace.
 """
 
 from __future__ import annotations
@@ -39,14 +42,24 @@ class Connection:
     id: int
     ws: web.WebSocketResponse
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    said_hello: bool = False
 
 
 class SocketHub:
     """All Socket Mode connections of the app, envelope delivery and ack bookkeeping."""
 
-    def __init__(self, settings: SocketSettings) -> None:
+    def __init__(self, settings: SocketSettings, team_id: str = "") -> None:
         self.settings = settings
+        self.team_id = team_id
         self.connections: list[Connection] = []
+        # Every socket ever accepted, greeted or not (tests check that abandoned ones closed).
+        self.history: list[Connection] = []
+        # For each greeted socket: how many of the app's sockets were still open at its hello.
+        self.overlaps: list[int] = []
+        # Test knob: this many next sockets are accepted but never greeted (a stuck Slack edge).
+        self.silent = 0
+        # Envelopes sent and neither acknowledged nor given up on.
+        self.pending: set[str] = set()
         self.sent: list[dict[str, Any]] = []
         self.acks: list[dict[str, Any]] = []
         self._tickets: set[str] = set()
@@ -63,6 +76,10 @@ class SocketHub:
         self._tickets.add(ticket)
         return ticket
 
+    def has_ticket(self, ticket: str) -> bool:
+        """Whether ``ticket`` is one of this hub's unused tickets."""
+        return ticket in self._tickets
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The ``GET /link/`` WebSocket endpoint."""
         ticket = request.query.get("ticket", "")
@@ -72,7 +89,18 @@ class SocketHub:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = Connection(next(self._ids), ws)
+        self.history.append(conn)
+        if self.silent:
+            self.silent -= 1
+            try:
+                async for _msg in ws:
+                    pass
+            finally:
+                conn.closed.set()
+            return ws
+        self.overlaps.append(len(self.connections))
         self.connections.append(conn)
+        conn.said_hello = True
         await ws.send_json(
             {
                 "type": "hello",
@@ -104,6 +132,7 @@ class SocketHub:
             return
         if isinstance(frame, dict) and "envelope_id" in frame:
             self.acks.append(frame)
+            self.pending.discard(frame["envelope_id"])
             event = self._acked.get(frame["envelope_id"])
             if event is not None:
                 event.set()
@@ -138,6 +167,7 @@ class SocketHub:
             "retry_reason": "",
         }
         self._acked[envelope_id] = asyncio.Event()
+        self.pending.add(envelope_id)
         if not self.connections:
             self._backlog.append(frame)
         else:
@@ -162,6 +192,7 @@ class SocketHub:
                 return
             except TimeoutError:
                 continue
+        self.pending.discard(frame["envelope_id"])
 
     async def disconnect(self, reason: str, connection: int | None = None) -> None:
         """Send ``{"type":"disconnect","reason":...}`` and close as Slack would."""
@@ -188,6 +219,15 @@ class SocketHub:
             if transport is not None:
                 transport.abort()
             self._forget(conn)
+
+    @property
+    def hellos(self) -> int:
+        """How many sockets were greeted with ``hello``."""
+        return sum(1 for c in self.history if c.said_hello)
+
+    def current(self) -> int | None:
+        """Id of the newest open connection (the one a refreshing client just opened)."""
+        return self.connections[-1].id if self.connections else None
 
     def _select(self, connection: int | None) -> list[Connection]:
         if connection is None:

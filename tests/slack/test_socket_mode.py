@@ -1,11 +1,11 @@
 """Socket Mode against a fake Slack endpoint: the seed's state machine, acks, refreshes, drops,
 rate limits and auth failures; then the whole relay with Socket Mode and HTTP workspaces mixed.
 
-The fake (:class:`FakeSocketSlack`) behaves like Slack where the client depends on it: ``hello``
-first, unacknowledged envelopes redelivered (on the next connection, or after a timeout) with
+The fake is the repository's one fake Slack (:mod:`fakeslack`), each workspace with its own app
+and ``xapp-`` token: ``hello`` first, unacknowledged envelopes re-sent after the ack deadline with
 ``retry_attempt`` counting up, ``disconnect`` frames that leave the old socket open until the
-client closes it, abrupt drops (transport aborted), HTTP 429 with ``Retry-After`` and
-``invalid_auth``.
+client closes it, abrupt drops (transport aborted), HTTP 429 with whole-second ``Retry-After``
+and ``invalid_auth``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import uuid
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
@@ -52,159 +50,6 @@ FAST = SocketTimings(
 )
 
 
-class FakeSocketSlack:
-    """``apps.connections.open`` and the Socket Mode WebSocket, on 127.0.0.1."""
-
-    def __init__(self, redeliver_after: float = 1.0) -> None:
-        self.redeliver_after = redeliver_after
-        self.tokens: dict[str, str] = {}  # app token -> team
-        self.open_faults: dict[str, deque[str]] = defaultdict(deque)
-        self.opens: dict[str, int] = defaultdict(int)
-        self.sockets: dict[str, list[web.WebSocketResponse]] = defaultdict(list)
-        self.transports: dict[int, Any] = {}
-        self.pending: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self.acks: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.redelivered = 0
-        self.silent_sockets = 0  # this many next sockets never say hello
-        # For each new socket: how many of the team's sockets were still open at its hello.
-        self.overlaps: dict[str, list[int]] = defaultdict(list)
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._redelivery: asyncio.Task[None] | None = None
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/"
-
-    def add_app_token(self, team: str) -> str:
-        token = f"xapp-1-{team}-{uuid.uuid4().hex}"
-        self.tokens[token] = team
-        return token
-
-    def hellos(self, team: str) -> int:
-        return len(self.sockets[team])
-
-    async def start(self) -> FakeSocketSlack:
-        app = web.Application()
-        app.router.add_post("/api/apps.connections.open", self._open)
-        app.router.add_get("/link", self._link)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._redelivery = asyncio.create_task(self._redeliver_late())
-        return self
-
-    async def stop(self) -> None:
-        if self._redelivery is not None:
-            self._redelivery.cancel()
-            await asyncio.gather(self._redelivery, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def current(self, team: str) -> web.WebSocketResponse | None:
-        live = [ws for ws in self.sockets[team] if not ws.closed]
-        return live[-1] if live else None
-
-    async def send(self, team: str, payload: dict[str, Any], kind: str = "events_api") -> str:
-        envelope_id = uuid.uuid4().hex
-        frame = {
-            "type": kind,
-            "envelope_id": envelope_id,
-            "payload": payload,
-            "accepts_response_payload": kind != "events_api",
-            "retry_attempt": 0,
-            "retry_reason": "",
-        }
-        self.pending[team][envelope_id] = frame
-        await self._push(team, frame)
-        return envelope_id
-
-    async def _push(self, team: str, frame: dict[str, Any]) -> None:
-        frame["sent_at"] = asyncio.get_running_loop().time()
-        ws = self.current(team)
-        if ws is not None:
-            try:
-                await ws.send_str(json.dumps(frame))
-            except ConnectionError:
-                pass  # redelivered later, as Slack does
-
-    async def _redeliver_late(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            # Simulated: Slack's own redelivery timer, not a test waiting for a condition.
-            await asyncio.sleep(self.redeliver_after / 4)
-            for team, frames in self.pending.items():
-                for frame in list(frames.values()):
-                    if loop.time() - frame["sent_at"] > self.redeliver_after:
-                        frame["retry_attempt"] += 1
-                        frame["retry_reason"] = "timeout"
-                        self.redelivered += 1
-                        await self._push(team, frame)
-
-    async def disconnect(self, team: str, reason: str) -> None:
-        ws = self.current(team)
-        assert ws is not None, "no open socket"
-        await ws.send_str(json.dumps({"type": "disconnect", "reason": reason}))
-
-    async def drop(self, team: str) -> None:
-        ws = self.current(team)
-        assert ws is not None, "no open socket"
-        self.transports[id(ws)].abort()
-
-    async def _open(self, request: web.Request) -> web.Response:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        team = self.tokens.get(token, "?")
-        self.opens[team] += 1
-        if self.open_faults[team]:
-            fault = self.open_faults[team].popleft()
-            if fault == "429":
-                return web.json_response(
-                    {"ok": False, "error": "ratelimited"},
-                    status=429,
-                    headers={"Retry-After": "0.2"},
-                )
-            return web.json_response({"ok": False, "error": "internal_error"}, status=500)
-        if team == "?":
-            return web.json_response({"ok": False, "error": "invalid_auth"})
-        url = f"ws://127.0.0.1:{self.port}/link?team={team}&ticket={uuid.uuid4().hex}"
-        return web.json_response({"ok": True, "url": url})
-
-    async def _link(self, request: web.Request) -> web.WebSocketResponse:
-        team = request.query["team"]
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self.transports[id(ws)] = request.transport
-        self.overlaps[team].append(sum(1 for s in self.sockets[team] if not s.closed))
-        self.sockets[team].append(ws)
-        if self.silent_sockets:
-            self.silent_sockets -= 1
-            async for _msg in ws:
-                pass
-            return ws
-        hello = {
-            "type": "hello",
-            "num_connections": len(self.sockets[team]),
-            "debug_info": {"host": "fake", "approximate_connection_time": 18060},
-            "connection_info": {"app_id": "A0SYNCBOT"},
-        }
-        await ws.send_str(json.dumps(hello))
-        for frame in list(self.pending[team].values()):
-            frame["retry_attempt"] += 1
-            frame["retry_reason"] = "timeout"
-            self.redelivered += 1
-            await self._push(team, frame)
-        try:
-            async for msg in ws:
-                ack = json.loads(msg.data)
-                if self.pending[team].pop(ack.get("envelope_id"), None) is not None:
-                    self.acks[team].append(ack)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        return ws
-
-
 until = wait_for_async
 
 
@@ -226,22 +71,29 @@ class Recorder:
         return [p.get("event_id", "") for p in self.payloads]
 
 
+def socket_fake() -> FakeSlack:
+    slack = FakeSlack()
+    # Slack re-sends an unacked envelope after 3 s; a shorter deadline keeps redelivery fast.
+    slack.socket_settings.ack_deadline = 1.0
+    return slack.start()
+
+
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeSocketSlack]:
-    server = await FakeSocketSlack().start()
-    yield server
-    await server.stop()
+def fake() -> Iterator[FakeSlack]:
+    slack = socket_fake()
+    yield slack
+    slack.stop()
 
 
 def make_client(
-    fake: FakeSocketSlack, token: str, board: ConnectionBoard, handler: Recorder
+    fake: FakeSlack, token: str, board: ConnectionBoard, handler: Recorder
 ) -> SocketModeClient:
     return SocketModeClient(
         team_id="T1",
         app_token=token,
         handler=handler,
         board=board,
-        api_url=fake.api_url,
+        api_url=fake.base_url,
         limiter=RateLimiter(scale=1000),
         timings=FAST,
         rng=random.Random(7),
@@ -256,41 +108,44 @@ def states(board: ConnectionBoard) -> list[ConnectionState]:
     return [state for _team, state in board.transitions]
 
 
-async def test_hello_then_envelopes_acked_in_order_and_stop(fake: FakeSocketSlack) -> None:
+async def test_hello_then_envelopes_acked_in_order_and_stop(fake: FakeSlack) -> None:
     board, handler = ConnectionBoard(), Recorder()
     client = make_client(fake, fake.add_app_token("T1"), board, handler)
     await client.start()
     await until(lambda: client.state is S.CONNECTED)
     assert states(board) == [S.DISCONNECTED, S.REQUESTING_URL, S.CONNECTING, S.CONNECTED]
     for n in range(5):
-        await fake.send("T1", event(n))
-    await fake.send("T1", {"type": "block_actions"}, kind="interactive")
-    await until(lambda: len(fake.acks["T1"]) == 6)
+        fake.send_socket("events_api", team_id="T1", payload=event(n))
+    fake.send_socket("interactive", {"type": "block_actions"}, True, team_id="T1")
+    await until(lambda: len(fake.socket_acks("T1")) == 6)
     assert handler.ids()[:5] == [f"Ev{n:04d}" for n in range(5)]
     # An interactive envelope that accepts a response payload gets the handler's answer.
-    assert fake.acks["T1"][5]["payload"] == {"text": "done"}
+    assert fake.socket_acks("T1")[5]["payload"] == {"text": "done"}
     assert client.late_acks == 0 and client.acked == 6
     assert board.get("T1").last_event_at is not None  # type: ignore[union-attr]
     await client.stop()
     assert client.state is S.STOPPED
-    await until(lambda: fake.current("T1") is None)
+    await until(lambda: fake.socket_current("T1") is None)
 
 
 @pytest.mark.parametrize("reason", ["warning", "refresh_requested"])
 async def test_refresh_opens_the_new_socket_before_closing_the_old(
-    fake: FakeSocketSlack, reason: str
+    fake: FakeSlack, reason: str
 ) -> None:
     board, handler = ConnectionBoard(), Recorder()
     client = make_client(fake, fake.add_app_token("T1"), board, handler)
     await client.start()
     await until(lambda: client.state is S.CONNECTED)
-    old = fake.current("T1")
-    await fake.disconnect("T1", reason)
+    old = fake.socket_current("T1")
+    fake.socket_disconnect(reason, fake.socket_current("T1"), team_id="T1")
     # Still served by the old socket while the new one is being opened.
-    await fake.send("T1", event(1))
-    await until(lambda: fake.hellos("T1") == 2 and client.state is S.CONNECTED)
-    await until(lambda: old is not None and old.closed)
-    assert fake.overlaps["T1"] == [0, 1]  # the old socket was open when the new one said hello
+    fake.send_socket("events_api", team_id="T1", payload=event(1))
+    await until(lambda: fake.socket_hellos("T1") == 2 and client.state is S.CONNECTED)
+    await until(lambda: old is not None and fake.socket_closed(old, "T1"))
+    assert fake.socket_overlaps("T1") == [
+        0,
+        1,
+    ]  # the old socket was open when the new one said hello
     assert states(board)[-5:] == [
         S.CONNECTED,
         S.REFRESHING,
@@ -299,22 +154,22 @@ async def test_refresh_opens_the_new_socket_before_closing_the_old(
         S.CONNECTED,
     ]
     assert S.DISCONNECTED not in states(board)[1:]
-    await until(lambda: not fake.pending["T1"])
+    await until(lambda: not fake.socket_pending("T1"))
     assert handler.ids() == ["Ev0001"]
     await client.stop()
 
 
-async def test_abrupt_drop_reconnects_and_redelivers(fake: FakeSocketSlack) -> None:
+async def test_abrupt_drop_reconnects_and_redelivers(fake: FakeSlack) -> None:
     board, handler = ConnectionBoard(), Recorder()
     client = make_client(fake, fake.add_app_token("T1"), board, handler)
     await client.start()
     await until(lambda: client.state is S.CONNECTED)
     handler.statuses.append(503)  # the first envelope cannot be recorded: no ack
-    await fake.send("T1", event(1))
+    fake.send_socket("events_api", team_id="T1", payload=event(1))
     await until(lambda: len(handler.payloads) == 1)
-    await fake.drop("T1")
-    await until(lambda: fake.hellos("T1") == 2 and client.state is S.CONNECTED)
-    await until(lambda: not fake.pending["T1"])
+    fake.socket_drop(fake.socket_current("T1"), team_id="T1")
+    await until(lambda: fake.socket_hellos("T1") == 2 and client.state is S.CONNECTED)
+    await until(lambda: not fake.socket_pending("T1"))
     assert handler.ids() == ["Ev0001", "Ev0001"]  # redelivered on the new socket, then acked
     assert S.DISCONNECTED in states(board)[1:]
     snap = board.get("T1")
@@ -323,15 +178,16 @@ async def test_abrupt_drop_reconnects_and_redelivers(fake: FakeSocketSlack) -> N
 
 
 async def test_rate_limited_and_failing_open_waits_then_connects(
-    fake: FakeSocketSlack, caplog: pytest.LogCaptureFixture
+    fake: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     board, handler = ConnectionBoard(), Recorder()
     token = fake.add_app_token("T1")
-    fake.open_faults["T1"].extend(["429", "500", "429"])
+    # Retry-After is whole seconds in real Slack (https://docs.slack.dev/apis/web-api/rate-limits).
+    fake.fail("apps.connections.open", "429:1", "error:internal_error", "429:1")
     client = make_client(fake, token, board, handler)
     await client.start()
     await until(lambda: client.state is S.CONNECTED)
-    assert fake.opens["T1"] == 4
+    assert fake.connection_opens(token) == 4
     retries = [r for r in caplog.records if r.getMessage().startswith("socket mode connection")]
     assert [getattr(r, "error", None) for r in retries] == [
         "ratelimited",
@@ -339,21 +195,22 @@ async def test_rate_limited_and_failing_open_waits_then_connects(
         "ratelimited",
     ]
     # A 429 waits Retry-After; other failures back off.
-    assert getattr(retries[0], "delay_s", None) == 0.2
+    assert getattr(retries[0], "delay_s", None) == 1.0
     assert [getattr(r, "attempt", None) for r in retries] == [1, 2, 3]
     assert token not in caplog.text
     await client.stop()
 
 
 async def test_invalid_app_token_fails_visibly_without_retrying(
-    fake: FakeSocketSlack, caplog: pytest.LogCaptureFixture
+    fake: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     board, handler = ConnectionBoard(), Recorder()
-    client = make_client(fake, "xapp-1-revoked-0123456789", board, handler)
+    revoked = "xapp-1-revoked-0123456789"
+    client = make_client(fake, revoked, board, handler)
     await client.start()
     await until(lambda: client.state is S.FAILED)
     await until(lambda: not client.running)  # its loop ended: it can open nothing more
-    assert fake.opens["?"] == 1
+    assert fake.connection_opens(revoked) == 1
     snap = board.get("T1")
     assert snap is not None and snap.detail == "invalid_auth"
     assert states(board) == [S.DISCONNECTED, S.REQUESTING_URL, S.FAILED]
@@ -365,16 +222,17 @@ async def test_invalid_app_token_fails_visibly_without_retrying(
 
 
 async def test_a_socket_that_never_says_hello_is_abandoned_and_retried(
-    fake: FakeSocketSlack,
+    fake: FakeSlack,
 ) -> None:
     board, handler = ConnectionBoard(), Recorder()
-    fake.silent_sockets = 1
+    token = fake.add_app_token("T1")
+    fake.silence_sockets(1, "T1")
     client = SocketModeClient(
         team_id="T1",
-        app_token=fake.add_app_token("T1"),
+        app_token=token,
         handler=handler,
         board=board,
-        api_url=fake.api_url,
+        api_url=fake.base_url,
         limiter=RateLimiter(scale=1000),
         timings=SocketTimings(backoff=FAST.backoff, hello_timeout=0.3, heartbeat=10.0),
     )
@@ -389,19 +247,20 @@ async def test_a_socket_that_never_says_hello_is_abandoned_and_retried(
         S.CONNECTING,
         S.CONNECTED,
     ]
-    await until(lambda: fake.sockets["T1"][0].closed)  # closed, not leaked
+    await until(lambda: fake.socket_closed(1, "T1"))  # closed, not leaked
     await client.stop()
 
 
-async def test_link_disabled_stops_without_reconnecting(fake: FakeSocketSlack) -> None:
+async def test_link_disabled_stops_without_reconnecting(fake: FakeSlack) -> None:
     board, handler = ConnectionBoard(), Recorder()
-    client = make_client(fake, fake.add_app_token("T1"), board, handler)
+    token = fake.add_app_token("T1")
+    client = make_client(fake, token, board, handler)
     await client.start()
     await until(lambda: client.state is S.CONNECTED)
-    await fake.disconnect("T1", "link_disabled")
+    fake.socket_disconnect("link_disabled", fake.socket_current("T1"), team_id="T1")
     await until(lambda: client.state is S.FAILED)
     await until(lambda: not client.running)  # its loop ended: it can open nothing more
-    assert fake.opens["T1"] == 1
+    assert fake.connection_opens(token) == 1
     await client.stop()
 
 
@@ -420,9 +279,10 @@ def test_backoff_is_capped_jittered_and_never_zero() -> None:
 
 
 class World:
-    def __init__(self, slack: FakeSlack, fake: FakeSocketSlack, parts: Assembly) -> None:
+    def __init__(self, slack: FakeSlack, parts: Assembly) -> None:
+        # One fake Slack serves the bot's Web API and every workspace's Socket Mode app.
         self.slack = slack
-        self.fake = fake
+        self.fake = slack
         self.parts = parts
         self.services = parts.services
 
@@ -449,8 +309,8 @@ class World:
 
 
 @pytest.fixture
-async def world(fake: FakeSocketSlack, tmp_path: Path) -> AsyncIterator[World]:
-    slack = FakeSlack().start()  # no app_url: tests hand its events to the app themselves
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    slack = socket_fake()  # no app_url: tests hand its events to the app themselves
     three_workspaces(slack)
     with throwaway_database("sqlite", tmp_path) as url:
         settings = local_settings(
@@ -471,7 +331,7 @@ async def world(fake: FakeSocketSlack, tmp_path: Path) -> AsyncIterator[World]:
         )
         worker = asyncio.create_task(parts.services.outbox.run_forever(idle=0.1))
         try:
-            yield World(slack, fake, parts)
+            yield World(slack, parts)
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
@@ -486,7 +346,7 @@ def manager_for(world: World) -> SocketModeManager:
         board=ConnectionBoard(world.services.sessions),
         timings=FAST,
         rng=random.Random(11),
-        api_url=world.fake.api_url,
+        api_url=world.slack.base_url,
     )
 
 
@@ -509,20 +369,22 @@ async def test_500_events_across_10_forced_reconnects_arrive_exactly_once(world:
     for n in range(500):
         envelope = world.post("T1", "C1", "U1", f"message {n:03d}")
         sent.append(envelope)
-        await fake.send("T1", envelope)
+        fake.send_socket("events_api", team_id="T1", payload=envelope)
         if n % 50 == 49:
             # Slack's own retries of recent events, with the same event_id, on this socket.
             for old in sent[-3:]:
-                await fake.send("T1", old)
+                fake.send_socket("events_api", team_id="T1", payload=old)
             kind = forced[(n // 50) % 3]
-            hellos = fake.hellos("T1")
+            hellos = fake.socket_hellos("T1")
             if kind == "drop":
-                await fake.drop("T1")
+                fake.socket_drop(fake.socket_current("T1"), team_id="T1")
             else:
-                await fake.disconnect("T1", kind)
-            await until(lambda h=hellos: fake.hellos("T1") > h and client.state is S.CONNECTED)
-    assert fake.hellos("T1") == 11  # the first connection and 10 forced reconnects
-    await until(lambda: not fake.pending["T1"])
+                fake.socket_disconnect(kind, fake.socket_current("T1"), team_id="T1")
+            await until(
+                lambda h=hellos: fake.socket_hellos("T1") > h and client.state is S.CONNECTED
+            )
+    assert fake.socket_hellos("T1") == 11  # the first connection and 10 forced reconnects
+    await until(lambda: not fake.socket_pending("T1"))
     expected = sorted(f"message {n:03d}" for n in range(500))
     await until(lambda: len(world.texts("T2", "C2")) >= 500, within=40)
     await services.outbox.wait_idle(10)
@@ -530,7 +392,7 @@ async def test_500_events_across_10_forced_reconnects_arrive_exactly_once(world:
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Post)) == 500
     # Every envelope, duplicates included, was acknowledged; only 500 posts were recorded.
-    assert len(fake.acks["T1"]) >= 530
+    assert len(fake.socket_acks("T1")) >= 530
     await manager.stop()
 
 
@@ -552,8 +414,10 @@ async def test_two_socket_mode_workspaces_and_one_http_in_one_sync(world: World)
     await until(lambda: manager.states() == {"T1": S.CONNECTED, "T2": S.CONNECTED})
 
     from_t1 = world.post("T1", "C1", "U1", "hello from one")
-    await fake.send("T1", from_t1)
-    await fake.send("T2", world.post("T2", "C2", "U2", "hello from two"))
+    fake.send_socket("events_api", team_id="T1", payload=from_t1)
+    fake.send_socket(
+        "events_api", team_id="T2", payload=world.post("T2", "C2", "U2", "hello from two")
+    )
     assert await world.post_http(world.post("T3", "C3", "U3", "hello from three")) == 200
     # The same event over the other transport is recognised by its event_id.
     assert await world.post_http(from_t1) == 200
@@ -588,12 +452,13 @@ async def test_invalid_token_at_run_time_is_reported_by_health(world: World) -> 
     slack, fake, services = world.slack, world.fake, world.services
     workspaces = services.slack.workspaces
     await workspaces.add(slack.bot_token("T1"), fake.add_app_token("T1"))
-    await workspaces.add(slack.bot_token("T2"), "xapp-1-T2-revoked")
+    revoked = "xapp-1-T2-revoked"
+    await workspaces.add(slack.bot_token("T2"), revoked)
     manager = manager_for(world)
     await manager.start()
     await until(lambda: manager.states() == {"T1": S.CONNECTED, "T2": S.FAILED})
     await until(lambda: not manager.clients["T2"].running)  # it gave up: nothing more to open
-    assert fake.opens["?"] == 1  # no retry storm
+    assert fake.connection_opens(revoked) == 1  # no retry storm
     report = await asyncio.to_thread(gather, services.sessions, board=manager.board)
     assert report.status == "degraded" and report.failed_connections == ["T2"]
     assert report.connections["T2"].detail == "invalid_auth"
@@ -631,8 +496,9 @@ def test_the_runtime_runs_socket_mode_as_a_worker_even_without_a_signing_secret(
 
 async def test_a_manager_that_is_not_running_opens_no_socket(world: World) -> None:
     slack, fake, services = world.slack, world.fake, world.services
-    await services.slack.workspaces.add(slack.bot_token("T1"), fake.add_app_token("T1"))
+    token = fake.add_app_token("T1")
+    await services.slack.workspaces.add(slack.bot_token("T1"), token)
     manager = manager_for(world)
     # Lambda: the worker never starts, so a login in a request must not open a socket.
     assert await manager.connect("T1") is None
-    assert fake.opens["T1"] == 0 and not manager.clients
+    assert fake.connection_opens(token) == 0 and not manager.clients

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
+import aiohttp
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -734,3 +735,67 @@ def test_control_api_refuses_bad_input_with_400() -> None:
             assert '"ok": false' in str(info.value)
         remote.fail("*", "500", probability=0.0)  # valid: accepted, never fires
         assert fake.populate(1)[0].id == "T000"
+
+
+async def test_each_workspace_app_has_its_own_socket_mode_connections(
+    socket_slack: FakeSlack,
+) -> None:
+    socket_slack.add_workspace("T2", socket_mode=True)
+    socket_slack.add_channel("T2", "C2", "general")
+    own_token = socket_slack.add_app_token("T2")
+    got: dict[str, list[dict[str, Any]]] = {"default": [], "T2": []}
+    clients = []
+    for name, token in (("default", socket_slack.app_token), ("T2", own_token)):
+        sm = SocketModeClient(
+            app_token=token,
+            web_client=AsyncWebClient(base_url=socket_slack.base_url),
+            auto_reconnect_enabled=False,
+        )
+
+        async def on_request(
+            c: SocketModeClient, req: SocketModeRequest, into: str = name
+        ) -> None:
+            got[into].append({"type": req.type, "payload": req.payload})
+            await c.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+
+        sm.socket_mode_request_listeners.append(on_request)
+        await sm.connect()
+        clients.append(sm)
+    try:
+        await wait_until(lambda: socket_slack.socket_hellos("T2") == 1)
+        await asyncio.to_thread(
+            socket_slack.send_socket, "slash_commands", {"command": "/sync"}, team_id="T2"
+        )
+        await asyncio.to_thread(
+            client(socket_slack, "T2").chat_postMessage, channel="C2", text="x"
+        )
+        await wait_until(lambda: len(got["T2"]) == 2)
+        assert sorted(g["type"] for g in got["T2"]) == ["events_api", "slash_commands"]
+        await wait_until(lambda: len(socket_slack.socket_acks("T2")) == 2)
+        assert not socket_slack.socket_pending("T2")
+        assert got["default"] == []  # the other app's connection saw none of it
+    finally:
+        for sm in clients:
+            await sm.close()
+
+
+async def test_a_silenced_socket_is_never_greeted(socket_slack: FakeSlack) -> None:
+    token = socket_slack.add_app_token("T1")
+    socket_slack.silence_sockets(1, "T1")
+    app = AsyncWebClient(token=token, base_url=socket_slack.base_url)
+    async with aiohttp.ClientSession() as session:
+        silent = await session.ws_connect(
+            (await app.apps_connections_open(app_token=token))["url"]
+        )
+        async with session.ws_connect(
+            (await app.apps_connections_open(app_token=token))["url"]
+        ) as greeted:
+            hello = await greeted.receive_json()
+        # The hub decides at accept time: once the later socket is greeted, the silenced one
+        # has been passed over for good.
+        assert hello["type"] == "hello"
+        assert socket_slack.socket_hellos("T1") == 1
+        assert not socket_slack.socket_closed(1, "T1")  # held open, just never greeted
+        await silent.close()
+    await wait_until(lambda: socket_slack.socket_closed(1, "T1"))
+    assert socket_slack.connection_opens(token) == 2

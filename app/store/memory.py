@@ -25,7 +25,7 @@ from typing import Any
 
 from app.core.endpoints import Endpoint
 from app.core.events import Kind
-from app.core.payloads import Payload, PayloadError, payload_from_json, thread_post_id
+from app.core.payloads import Payload, PayloadError, payload_from_json
 from app.core.ports import (
     Copy,
     Delivered,
@@ -37,6 +37,7 @@ from app.core.ports import (
     PostTargets,
     SyncTargets,
 )
+from app.store.delivery_tasks import delivery_task
 
 __all__ = ["MemoryRelayTransaction", "MemoryStore"]
 
@@ -449,28 +450,7 @@ class MemoryStore:
                     lease_expires_at=None,
                 )
         by_post = {(c.post_id, c.endpoint): _copy(c) for c in self._tables.copies.values()}
-        tasks = []
-        for r in rows:
-            if r.uid not in payloads:
-                continue
-            parent_id = thread_post_id(payloads[r.uid])
-            tasks.append(
-                DeliveryTask(
-                    uid=r.uid,
-                    kind=Kind(r.kind),
-                    target=Endpoint.parse(r.target_endpoint),
-                    post_id=r.post_id,
-                    payload=payloads[r.uid],
-                    attempts=r.attempts,
-                    outcome_unknown=r.outcome_unknown,
-                    copy=by_post.get((r.post_id, r.target_endpoint)) if r.post_id else None,
-                    parent_copy=by_post.get((parent_id, r.target_endpoint)) if parent_id else None,
-                    source_time=r.source_time,
-                    queued_at=r.created_at,
-                    last_error=r.last_error,
-                )
-            )
-        return tasks
+        return [delivery_task(r, payloads[r.uid], by_post) for r in rows if r.uid in payloads]
 
     def _update(self, uid: str, change: Callable[[DeliveryRow], DeliveryRow]) -> None:
         with self._lock:

@@ -42,7 +42,12 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.core.endpoints import Endpoint
 from app.core.events import Kind
-from app.core.payloads import Payload, PayloadError, PostPayload, payload_from_json
+from app.core.payloads import (
+    Payload,
+    PayloadError,
+    payload_from_json,
+    thread_post_id,
+)
 from app.core.ports import (
     Copy,
     Delivered,
@@ -54,6 +59,7 @@ from app.core.ports import (
     PostTargets,
     SyncTargets,
 )
+from app.store.delivery_tasks import delivery_task
 from app.store.engine import autocommit
 from app.store.models import (
     Delivery,
@@ -549,8 +555,7 @@ class SqlStore:
                 )
         rows = [r for r in rows if r.uid in payloads]
         post_ids = {r.post_id for r in rows if r.post_id}
-        parents = {uid: _thread_post_id(p) for uid, p in payloads.items()}
-        post_ids |= {parent for parent in parents.values() if parent}
+        post_ids |= {parent for p in payloads.values() if (parent := thread_post_id(p))}
         targets = {r.target_endpoint for r in rows}
         copies: dict[tuple[str, str], Copy] = {}
         if post_ids:
@@ -566,26 +571,7 @@ class SqlStore:
                 copies[(post_id, endpoint)] = Copy(
                     Endpoint.parse(endpoint), native_id, thread, tuple(parts or ())
                 )
-        tasks = []
-        for r in rows:
-            parent_id = parents[r.uid]
-            tasks.append(
-                DeliveryTask(
-                    uid=r.uid,
-                    kind=Kind(r.kind),
-                    target=Endpoint.parse(r.target_endpoint),
-                    post_id=r.post_id,
-                    payload=payloads[r.uid],
-                    attempts=r.attempts,
-                    outcome_unknown=r.outcome_unknown,
-                    copy=copies.get((r.post_id, r.target_endpoint)) if r.post_id else None,
-                    parent_copy=copies.get((parent_id, r.target_endpoint)) if parent_id else None,
-                    source_time=r.source_time,
-                    queued_at=r.created_at,
-                    last_error=r.last_error,
-                )
-            )
-        return tasks
+        return [delivery_task(r, payloads[r.uid], copies) for r in rows]
 
     def complete(self, task: DeliveryTask, result: Delivered) -> None:
         self.complete_many([(task, result)])
@@ -928,8 +914,3 @@ def _due_prefixes(
         if len(chosen) >= limit:
             break
     return chosen
-
-
-def _thread_post_id(payload: Payload) -> str | None:
-    """The canonical post a post replies to (its parent's copies are resolved with it)."""
-    return payload.thread_post_id if isinstance(payload, PostPayload) else None

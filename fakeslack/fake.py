@@ -19,7 +19,7 @@ from .rich_text import rich_text_blocks
 from .server import SlackServer
 from .socket_mode import SocketHub
 from .state import Call
-from .webapi import channel_type, message_event, reaction_event
+from .webapi import channel_type, delete_message, message_event, reaction_event
 
 DEFAULT_SCOPES = [
     "channels:history",
@@ -486,25 +486,7 @@ class FakeSlack(SlackServer):
         def act() -> str:
             ws = self.state.workspaces[team_id]
             ch = self.state.channel(ws, channel_id)
-            msg = self.state.message(ch, ts)
-            before = msg.wire(ws.files)
-            msg.deleted = True
-            event_ts = self.state.clock.next()
-            self.state.emit(
-                team_id,
-                {
-                    "type": "message",
-                    "subtype": "message_deleted",
-                    "hidden": True,
-                    "channel": ch.id,
-                    "channel_type": channel_type(ch),
-                    "ts": event_ts,
-                    "event_ts": event_ts,
-                    "deleted_ts": ts,
-                    "previous_message": before,
-                },
-            )
-            return event_ts
+            return delete_message(self.state, ws, ch, self.state.message(ch, ts))
 
         return self.call(act)
 

@@ -71,6 +71,31 @@ def paginate(
     return page, {"next_cursor": nxt}
 
 
+def delete_message(st: SlackState, ws: Workspace, ch: Channel, msg: Message) -> str:
+    """Mark ``msg`` deleted and emit Slack's ``message_deleted`` event; returns its ts.
+
+    https://docs.slack.dev/reference/events/message/message_deleted
+    """
+    before = msg.wire(ws.files)
+    msg.deleted = True
+    event_ts = st.clock.next()
+    st.emit(
+        ws.id,
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "hidden": True,
+            "channel": ch.id,
+            "channel_type": channel_type(ch),
+            "ts": event_ts,
+            "event_ts": event_ts,
+            "deleted_ts": msg.ts,
+            "previous_message": before,
+        },
+    )
+    return event_ts
+
+
 def channel_type(ch: Channel) -> str:
     """``channel_type`` of message events."""
     if ch.is_mpim:
@@ -551,23 +576,7 @@ def chat_delete(
     ch = st.channel(ws, p.get("channel"))
     msg = st.message(ch, p.get("ts"))
     _own(msg, inst, "cant_delete_message")
-    before = msg.wire(ws.files)
-    msg.deleted = True
-    event_ts = st.clock.next()
-    st.emit(
-        ws.id,
-        {
-            "type": "message",
-            "subtype": "message_deleted",
-            "hidden": True,
-            "channel": ch.id,
-            "channel_type": channel_type(ch),
-            "ts": event_ts,
-            "event_ts": event_ts,
-            "deleted_ts": msg.ts,
-            "previous_message": before,
-        },
-    )
+    delete_message(st, ws, ch, msg)
     return {"channel": ch.id, "ts": msg.ts}
 
 
@@ -816,21 +825,5 @@ def files_delete(
                 continue
             msg.files.remove(file_id)
             if not msg.files and not msg.text:
-                before = msg.wire(ws.files)
-                msg.deleted = True
-                event_ts = st.clock.next()
-                st.emit(
-                    ws.id,
-                    {
-                        "type": "message",
-                        "subtype": "message_deleted",
-                        "hidden": True,
-                        "channel": ch.id,
-                        "channel_type": channel_type(ch),
-                        "ts": event_ts,
-                        "event_ts": event_ts,
-                        "deleted_ts": msg.ts,
-                        "previous_message": before,
-                    },
-                )
+                delete_message(st, ws, ch, msg)
     return {}

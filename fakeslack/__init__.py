@@ -17,6 +17,11 @@ token), ``add_user(team, id, name, real_name=, display_name=, email=, is_admin=,
 is_bot=, deleted=)``, ``add_channel(team, id, name, private=, members=, bot_member=True, topic=,
 purpose=, archived=)``, ``add_emoji(team, name, url)``. ``installation(team)``,
 ``bot_token(team)``, ``app_token`` (``xapp-``), ``revoke(team)`` (``token_revoked``).
+User tokens: ``add_user_token(team, user, scopes=)`` (``xoxp-``: acts as that member, posts as
+them with no ``bot_id``, its user scopes enforced with ``missing_scope``; see
+``user_scopes``), ``revoke_user_token(token)``, ``open_private_dm(team, users)`` (a DM or group
+DM without the bot: its events reach the app only as ``event_settings.user_events`` with the
+member's authorization).
 
 Web API (``/api/<method>``, form or JSON bodies, ``Authorization: Bearer`` or ``token``):
 auth.test, team.info, bots.info, users.info/list/lookupByEmail/profile.get,

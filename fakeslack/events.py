@@ -73,6 +73,12 @@ class EventSettings:
     # sends an app only the events it subscribed to: https://api.slack.com/events-api
     # (``message.channels``/``.groups``/``.im``/``.mpim`` by the message's ``channel_type``).
     bot_events: tuple[str, ...] | None = None
+    # Its ``user_events``: events in conversations of members who authorized the app (a user
+    # token) reach it only through these, with that member in ``authorizations``
+    # (https://docs.slack.dev/apis/events-api/#event-type-structure,
+    # https://docs.slack.dev/reference/events/message.im: "user" and "bot" event). None
+    # subscribed unless the manifest says so.
+    user_events: tuple[str, ...] = ()
 
 
 _MESSAGE_SUBSCRIPTION = {
@@ -112,10 +118,16 @@ class EventBus:
         self._team_locks: dict[str, asyncio.Lock] = {}
 
     def envelope(
-        self, inst: Installation, event: dict[str, Any], *, ext_shared: bool = False
+        self,
+        inst: Installation,
+        event: dict[str, Any],
+        *,
+        ext_shared: bool = False,
+        as_user: str | None = None,
     ) -> dict[str, Any]:
         """Wrap ``event`` in an ``event_callback`` envelope for the workspace of ``inst``
-        (``ext_shared``: the event happened in a Slack Connect channel)."""
+        (``ext_shared``: the event happened in a Slack Connect channel; ``as_user``: it
+        reaches the app through that member's authorization, not its bot's)."""
         n = next(self._ids)
         return {
             "token": self.settings.verification_token,
@@ -131,8 +143,8 @@ class EventBus:
                 {
                     "enterprise_id": None,
                     "team_id": inst.team_id,
-                    "user_id": inst.bot_user_id,
-                    "is_bot": True,
+                    "user_id": as_user or inst.bot_user_id,
+                    "is_bot": as_user is None,
                     "is_enterprise_install": False,
                 }
             ],
@@ -141,7 +153,12 @@ class EventBus:
         }
 
     def emit(
-        self, inst: Installation | None, event: dict[str, Any], *, ext_shared: bool = False
+        self,
+        inst: Installation | None,
+        event: dict[str, Any],
+        *,
+        ext_shared: bool = False,
+        as_user: str | None = None,
     ) -> str | None:
         """Deliver ``event`` to the app installed by ``inst`` (must run on the fake's loop).
 
@@ -155,9 +172,10 @@ class EventBus:
             return None
         if not self.settings.enabled or inst.team_id in self.settings.disabled_teams:
             return None
-        if not subscribed(event, self.settings.bot_events):
+        events = self.settings.user_events if as_user else self.settings.bot_events
+        if not subscribed(event, events):
             return None
-        env = self.envelope(inst, event, ext_shared=ext_shared)
+        env = self.envelope(inst, event, ext_shared=ext_shared, as_user=as_user)
         self.emitted.append(env)
         task = asyncio.get_running_loop().create_task(self._deliver(inst, env))
         self._tasks.add(task)

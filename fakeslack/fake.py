@@ -14,7 +14,17 @@ from aiohttp import web
 from . import control
 from .events import Delivery, sign
 from .faults import Fault
-from .model import APP_ID, Channel, FileObj, Installation, Message, Upload, User, Workspace
+from .model import (
+    APP_ID,
+    Channel,
+    FileObj,
+    Installation,
+    Message,
+    Upload,
+    User,
+    UserGrant,
+    Workspace,
+)
 from .rich_text import rich_text_blocks
 from .server import SlackServer
 from .socket_mode import SocketHub
@@ -38,6 +48,9 @@ DEFAULT_SCOPES = [
     "users:read",
     "users:read.email",
 ]
+
+# What a member grants when authorizing the app for their own DMs and posts.
+DEFAULT_USER_SCOPES = ["chat:write", "im:history", "im:read", "mpim:history", "mpim:read"]
 
 
 class FakeSlack(SlackServer):
@@ -365,6 +378,52 @@ class FakeSlack(SlackServer):
             self.state.revoked_tokens[inst.bot_token] = team_id
 
         self.call(apply)
+
+    def add_user_token(
+        self, team_id: str, user_id: str, scopes: Iterable[str] = DEFAULT_USER_SCOPES
+    ) -> str:
+        """``user_id`` authorizes the app with ``scopes`` (OAuth ``user_scope``): returns the
+        user token (``xoxp-``) the app gets for them."""
+        token = f"xoxp-{team_id}-{user_id}-{secrets.token_hex(12)}"
+
+        def add() -> None:
+            self.state.user_tokens[token] = UserGrant(team_id, user_id, token, list(scopes))
+
+        self.call(add)
+        return token
+
+    def revoke_user_token(self, token: str) -> None:
+        """The member revokes the app's access: the token answers ``token_revoked``."""
+
+        def apply() -> None:
+            grant = self.state.user_tokens.pop(token)
+            grant.revoked = True
+            self.state.revoked_tokens[token] = grant.team_id
+
+        self.call(apply)
+
+    def open_private_dm(self, team_id: str, users: Iterable[str], channel_id: str = "") -> str:
+        """People open a DM (two of them) or group DM (more) without the app's bot; only a
+        member's user token lets the app see it. Returns its id."""
+
+        def open_() -> str:
+            ws = self.state.workspaces[team_id]
+            people = sorted(set(users))
+            if len(people) == 2:
+                ch = Channel(channel_id or self.state.new_id("D"), people[0], is_im=True)
+            else:
+                names = "--".join(ws.users[u].name for u in people if u in ws.users)
+                ch = Channel(
+                    channel_id or self.state.new_id("G"),
+                    f"mpdm-{names}-1",
+                    is_private=True,
+                    is_mpim=True,
+                )
+            ch.members = people
+            ws.channels[ch.id] = ch
+            return ch.id
+
+        return self.call(open_)
 
     # --- user actions ------------------------------------------------------------------------
 

@@ -243,7 +243,12 @@ class Channel:
 
 @dataclass
 class Installation:
-    """The app installed into one workspace: its bot user and tokens."""
+    """The app installed into one workspace: its bot user and tokens.
+
+    A user token acts through a view of the installation with ``as_user`` set: then
+    ``bot_user_id`` is the member the token belongs to, ``bot_id`` is empty and ``scopes`` are
+    the user scopes that member granted.
+    """
 
     team_id: str
     bot_user_id: str
@@ -253,6 +258,19 @@ class Installation:
     refresh_token: str | None = None
     revoked: bool = False
     socket_mode: bool = False
+    as_user: bool = False
+
+
+@dataclass
+class UserGrant:
+    """A member's authorization of the app: a user token (``xoxp-``) and the user scopes it
+    carries (https://docs.slack.dev/authentication/tokens#user)."""
+
+    team_id: str
+    user_id: str
+    token: str
+    scopes: list[str] = field(default_factory=list)
+    revoked: bool = False
 
 
 @dataclass

@@ -17,9 +17,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from . import files, oauth
+from . import files, oauth, user_scopes
 from .events import EventBus, EventSettings
 from .faults import Fault, FaultPlan
+from .model import Workspace
 from .socket_mode import SocketHub, SocketSettings
 from .state import Call, SlackError, SlackState
 from .webapi import HANDLERS
@@ -148,6 +149,12 @@ class SlackServer:
         ws = self.state.workspaces.get(team_id)
         shared = self._shared_views(team_id, event)
         if not shared:
+            if ws is not None and ws.installation is not None:
+                member = self._private_audience(ws, event)
+                if member is not None:
+                    if not member:
+                        return None
+                    return self.events.emit(ws.installation, event, as_user=member)
             return self.events.emit(ws.installation if ws else None, event)
         # A Slack Connect channel: every workspace it is shared with that installed the app
         # hears of the event through its own installation, with its own event id, the
@@ -164,6 +171,27 @@ class SlackServer:
             event_id = self.events.emit(view.installation, copy.deepcopy(event), ext_shared=True)
             first = first or event_id
         return first
+
+    def _private_audience(self, ws: Workspace, event: dict[str, Any]) -> str | None:
+        """For an event in a DM or group DM without the app's bot: the member whose user token
+        lets the app hear of it ("" when nobody's does); None for any other event.
+
+        Bot events come only from conversations the bot is in; a DM between people reaches
+        the app as a user event of a member who granted the conversation's ``:history``
+        scope (https://docs.slack.dev/reference/events/message.im).
+        """
+        channel = event.get("channel") or (event.get("item") or {}).get("channel")
+        ch = ws.channels.get(channel) if isinstance(channel, str) else None
+        assert ws.installation is not None
+        if ch is None or not (ch.is_im or ch.is_mpim):
+            return None
+        if ws.installation.bot_user_id in ch.members:
+            return None
+        scope = f"{user_scopes.family(ch)}:history"
+        for grant in self.state.grants(ws):
+            if grant.user_id in ch.members and scope in grant.scopes:
+                return grant.user_id
+        return ""
 
     def _shared_views(self, team_id: str, event: dict[str, Any]) -> list[str]:
         """The teams sharing the event's channel (the reporting one first), or [] if the
@@ -230,7 +258,8 @@ class SlackServer:
         method = request.match_info["method"]
         params = await self._params(request)
         token = self._token(request, params) if not self._basic(request) else None
-        team_id = self.state.tokens.get(token or "")
+        grant = self.state.user_tokens.get(token or "")
+        team_id = self.state.tokens.get(token or "") or (grant.team_id if grant else None)
         peer = request.transport.get_extra_info("peername") if request.transport else None
         record = Call(
             method,
@@ -273,6 +302,8 @@ class SlackServer:
             if token and token.startswith("xapp-"):
                 raise SlackError("not_allowed_token_type")
             ws, inst = self.state.auth(token)
+            if inst.as_user:
+                user_scopes.check(method, ws, params, inst.scopes)
             return 200, {"ok": True, **handler(self.state, ws, inst, params)}
         except SlackError as err:
             return 200, {"ok": False, "error": err.error, **err.extra}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .faults import Fault
-from .model import APP_ID, Channel, Installation, Message, TsClock, User, Workspace
+from .model import APP_ID, Channel, Installation, Message, TsClock, User, UserGrant, Workspace
 
 
 class SlackError(Exception):
@@ -43,6 +43,8 @@ class SlackState:
     revoked_tokens: dict[str, str] = field(default_factory=dict)
     app_tokens: set[str] = field(default_factory=set)
     refresh_tokens: dict[str, str] = field(default_factory=dict)
+    # User tokens (``xoxp-``) by token.
+    user_tokens: dict[str, UserGrant] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     clock: TsClock = field(default_factory=TsClock)
     emit: Callable[[str, dict[str, Any]], str | None] = lambda team, event: None
@@ -63,6 +65,9 @@ class SlackState:
             raise SlackError("not_authed")
         if token in self.revoked_tokens:
             raise SlackError("token_revoked")
+        grant = self.user_tokens.get(token)
+        if grant is not None:
+            return self._user_auth(grant)
         team_id = self.tokens.get(token)
         if team_id is None:
             raise SlackError("invalid_auth")
@@ -70,6 +75,24 @@ class SlackState:
         if ws.installation is None or ws.installation.revoked:
             raise SlackError("token_revoked")
         return ws, ws.installation
+
+    def _user_auth(self, grant: UserGrant) -> tuple[Workspace, Installation]:
+        ws = self.workspaces[grant.team_id]
+        # Uninstalling the app revokes every token it was granted, the users' too.
+        if grant.revoked or ws.installation is None or ws.installation.revoked:
+            raise SlackError("token_revoked")
+        member = ws.users.get(grant.user_id)
+        if member is None or member.deleted:
+            raise SlackError("account_inactive")
+        view = Installation(
+            ws.id, grant.user_id, "", grant.token, scopes=list(grant.scopes), as_user=True
+        )
+        return ws, view
+
+    def grants(self, ws: Workspace) -> list[UserGrant]:
+        """The live user tokens of ``ws``, by member id."""
+        live = [g for g in self.user_tokens.values() if g.team_id == ws.id and not g.revoked]
+        return sorted(live, key=lambda g: g.user_id)
 
     def channel(self, ws: Workspace, channel_id: str | None) -> Channel:
         """The channel or ``channel_not_found``."""

@@ -123,15 +123,16 @@ def auth_test(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> dict[str, Any]:
     bot = ws.users[inst.bot_user_id]
-    return {
+    out = {
         "url": f"https://{ws.domain}.slack.test/",
         "team": ws.name,
         "user": bot.name,
         "team_id": ws.id,
         "user_id": bot.id,
-        "bot_id": inst.bot_id,
         "is_enterprise_install": False,
     }
+    # A user token names its member and no bot: https://docs.slack.dev/reference/methods/auth.test
+    return out if inst.as_user else {**out, "bot_id": inst.bot_id}
 
 
 @method("team.info")
@@ -220,16 +221,21 @@ def conv_list(
 ) -> dict[str, Any]:
     types = set((p.get("types") or "public_channel").split(","))
     skip_archived = as_bool(p.get("exclude_archived", False))
+    me = inst.bot_user_id
+    # IMs, group DMs and private channels are listed only to their members; group DMs only
+    # under ``mpim`` (https://docs.slack.dev/reference/methods/conversations.list).
     chans = [
-        c.wire(inst.bot_user_id)
+        c.wire(me)
         for c in ws.channels.values()
         if (
-            (c.is_im and "im" in types)
+            (c.is_im and "im" in types and me in c.members)
+            or (c.is_mpim and "mpim" in types and me in c.members)
             or (
                 c.is_private
                 and not c.is_im
+                and not c.is_mpim
                 and "private_channel" in types
-                and inst.bot_user_id in c.members
+                and me in c.members
             )
             or (not c.is_private and not c.is_im and "public_channel" in types)
         )
@@ -490,11 +496,42 @@ def bot_message(
     )
 
 
+def user_message(
+    ws: Workspace, inst: Installation, ch: Channel, p: dict[str, Any], ts: str
+) -> Message:
+    """The message a user token posts: the member's own, as if typed in Slack.
+
+    With a user token ``chat.postMessage`` posts as that user and ignores ``username`` and
+    ``icon_*`` (https://docs.slack.dev/reference/methods/chat.postMessage#authorship); the
+    message has the member as ``user`` and no ``bot_id``, so the app cannot tell its echo by
+    its bot. ``metadata`` is kept (message events carry it:
+    https://docs.slack.dev/messaging/message-metadata).
+    """
+    thread_ts = p.get("thread_ts") or None
+    broadcast = bool(thread_ts) and as_bool(p.get("reply_broadcast", False))
+    return Message(
+        ts=ts,
+        channel=ch.id,
+        text=p.get("text") or "",
+        user=inst.bot_user_id,
+        thread_ts=thread_ts,
+        reply_broadcast=broadcast,
+        subtype="thread_broadcast" if broadcast else None,
+        blocks=as_json(p["blocks"]) if p.get("blocks") else None,
+        attachments=as_json(p["attachments"]) if p.get("attachments") else None,
+        metadata=as_json(p["metadata"]) if p.get("metadata") else None,
+        team=ws.id,
+    )
+
+
 def _writable(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> Channel:
     ch = st.channel(ws, p.get("channel"))
+    if (ch.is_im or ch.is_mpim) and inst.bot_user_id not in ch.members:
+        # Someone else's direct messages are invisible to the caller.
+        raise SlackError("channel_not_found")
     if ch.is_archived:
         raise SlackError("is_archived")
-    public_ok = not ch.is_private and "chat:write.public" in inst.scopes
+    public_ok = not ch.is_private and not inst.as_user and "chat:write.public" in inst.scopes
     if inst.bot_user_id not in ch.members and not public_ok and not ch.is_im:
         raise SlackError("not_in_channel")
     return ch
@@ -509,7 +546,10 @@ def chat_post(
         raise SlackError("no_text")
     if p.get("text") and len(p["text"]) > 40000:
         raise SlackError("msg_too_long")
-    msg = bot_message(st, ws, inst, ch, p, st.clock.next())
+    if inst.as_user:
+        msg = user_message(ws, inst, ch, p, st.clock.next())
+    else:
+        msg = bot_message(st, ws, inst, ch, p, st.clock.next())
     if msg.thread_ts and msg.thread_ts not in ch.messages:
         raise SlackError("thread_not_found")
     st.add_message(ch, msg)
@@ -529,7 +569,12 @@ def chat_ephemeral(
 
 
 def _own(msg: Message, inst: Installation, error: str) -> None:
-    if msg.bot_id != inst.bot_id:
+    # A bot changes what its bot posted; a user token what its member wrote.
+    if inst.as_user:
+        mine = msg.user == inst.bot_user_id and not msg.bot_id
+    else:
+        mine = msg.bot_id == inst.bot_id
+    if not mine:
         raise SlackError(error)
 
 

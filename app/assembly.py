@@ -178,6 +178,7 @@ def assemble(
             fetch_avatar=fetch_avatar,
             timeout=matrix_timeout,
             cipher=cipher,
+            puppets=slack.puppets,
         )
         bridge = build_bridge(
             settings=settings,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from app.errors import CipherError
 from app.store.cipher import TokenCipher
 from app.store.models import InstanceKey, Workspace
-from app.store.models_matrix import MatrixLoginDialogue
+from app.store.models_matrix import MatrixLoginDialogue, MatrixPuppet
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn(Workspace.app_token_enc, "workspace.app_token"),
     EncryptedColumn(InstanceKey.private_key_enc, "instance_key.private_key"),
     EncryptedColumn(MatrixLoginDialogue.bot_token_enc, "matrix_login.bot_token"),
+    EncryptedColumn(MatrixPuppet.token_enc, "matrix_puppet.user_token"),
 ]
 
 

@@ -5,6 +5,9 @@ a token; the tokens are verified and stored encrypted by the workspace directory
 adapter's :class:`~app.slack.workspaces.Workspaces`, behind the core port), and every
 callback in ``on_login`` (Socket Mode start-up, the workspace bridge's sync) is then called with
 the new workspace and who logged it in where (that DM becomes their management room).
+``login token`` asks for the user's own Slack user token (``xoxp-``), redacts it and hands it to
+the puppet port (:class:`~app.core.puppets.PuppetLogins`): their DMs are bridged and their
+messages reach Slack as themselves; ``logout`` (no workspace) forgets it.
 ``delete-portal`` removes a portal (seed §3.3: kick, unlink, forget; recreatable later).
 """
 
@@ -22,6 +25,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint
+from app.core.puppets import PuppetLogins
 from app.core.workspaces import WorkspaceDirectory, WorkspaceInfo
 from app.errors import RemoteError, SyncbotError
 from app.matrix.event_content import as_content
@@ -66,6 +70,9 @@ HELP = """\
 Commands (prefix {prefix} in rooms, none in a DM with me):
   help               this text
   login app          log a Slack workspace in with a bot token (xoxb-) and an app token (xapp-)
+  login token        log in as yourself with your Slack user token (xoxp-): your DMs are
+                     bridged and your messages reach Slack as you
+  logout             forget your user token(s)
   logout TEAM_ID     stop bridging a workspace
   status             logged-in workspaces and this room's sync
   link SYNC          add this room to the sync named SYNC
@@ -99,6 +106,7 @@ class BotCommands:
         on_logout: list[LogoutHook] | None = None,
         portals: Portals | None = None,
         dialogues: LoginDialogues,
+        puppets: PuppetLogins | None = None,
     ) -> None:
         self._hs = homeserver
         self._prefix = prefix
@@ -112,6 +120,7 @@ class BotCommands:
         # Pending `login app` dialogues by (room, user), in the database (the token encrypted):
         # the next answer is understood after a restart and by any instance.
         self._dialogues = dialogues
+        self._puppets = puppets
 
     async def is_dm(self, room_id: str) -> bool:
         async with matrix_errors("room members"):
@@ -144,6 +153,9 @@ class BotCommands:
             words = ["help"]
         name, args = words[0].lower(), words[1:]
         needed = _NEEDS.get(name)
+        if name in ("login", "logout") and _own_login(args):
+            # Logging oneself in or out is no admin's business.
+            needed = Level.USER
         if needed is None:
             await self._reply(room, f"Unknown command {name[:40]!r}. Try `{self._prefix} help`.")
             return True
@@ -177,8 +189,12 @@ class BotCommands:
 
     async def _cmd_login(self, event: dict[str, Any], args: list[str]) -> None:
         room, sender = str(event["room_id"]), str(event["sender"])
-        if not args or args[0].lower() != "app":
-            await self._reply(room, "Usage: login app")
+        kind = args[0].lower() if args else ""
+        if kind not in ("app", "token"):
+            await self._reply(room, "Usage: login app | login token")
+            return
+        if kind == "token":
+            await self._start_token_login(room, sender)
             return
         if self._workspaces is None:
             await self._reply(room, "Slack is not configured on this bridge.")
@@ -189,9 +205,42 @@ class BotCommands:
         await asyncio.to_thread(self._dialogues.start, room, sender)
         await self._reply(room, "Send the bot token (xoxb-...). I will redact it right away.")
 
+    async def _start_token_login(self, room: str, sender: str) -> None:
+        if self._puppets is None:
+            await self._reply(room, "Slack is not configured on this bridge.")
+            return
+        if not await self.is_dm(room):
+            await self._reply(room, "Tokens are secrets: send `login token` in a DM with me.")
+            return
+        await asyncio.to_thread(self._dialogues.start, room, sender, "token")
+        await self._reply(
+            room, "Send your Slack user token (xoxp-...). I will redact it right away."
+        )
+
+    async def _token_step(self, room: str, sender: str, body: str) -> None:
+        await asyncio.to_thread(self._dialogues.end, room, sender)
+        assert self._puppets is not None
+        try:
+            who = await self._puppets.login(sender, body, management_room=room)
+        except RemoteError as exc:
+            # Slack's error code only: the message never quotes the token.
+            await self._reply(room, f"Slack refused the token: {exc.code or 'unreachable'}.")
+            return
+        except SyncbotError as exc:
+            await self._reply(room, f"Login cancelled: {exc}.")
+            return
+        await self._reply(
+            room,
+            f"Logged in to {who.team_name} ({who.team_id}) as {who.user_name}. Your direct "
+            "messages are bridged, and what you write in bridged rooms reaches Slack as you.",
+        )
+
     async def _login_step(self, event: dict[str, Any], login: Dialogue, body: str) -> None:
         room, sender = str(event["room_id"]), str(event["sender"])
         await self._redact(event)
+        if login.kind == "token":
+            await self._token_step(room, sender, body)
+            return
         if login.bot_token is None:
             if not _BOT_TOKEN.match(body):
                 await self._reply(room, "That is not a bot token (xoxb-...). Login cancelled.")
@@ -225,6 +274,9 @@ class BotCommands:
 
     async def _cmd_logout(self, event: dict[str, Any], args: list[str]) -> None:
         room = event["room_id"]
+        if _own_login(args):
+            await self._forget_token(room, str(event["sender"]), args)
+            return
         if len(args) != 1 or self._workspaces is None:
             await self._reply(room, "Usage: logout TEAM_ID")
             return
@@ -244,6 +296,14 @@ class BotCommands:
         for hook in self._on_logout:
             await hook(team)
         await self._reply(room, f"Logged out of {team}." if changed else f"No workspace {team}.")
+
+    async def _forget_token(self, room: str, sender: str, args: list[str]) -> None:
+        team = args[1].upper() if len(args) > 1 else None
+        forgotten = await self._puppets.logout(sender, team) if self._puppets else []
+        if forgotten:
+            await self._reply(room, f"Forgot your user token for {', '.join(forgotten)}.")
+        else:
+            await self._reply(room, "You are not logged in with a user token.")
 
     def _sync_of(self, room: str) -> str | None:
         return sync_of_room(self._syncs, room)
@@ -305,6 +365,11 @@ class BotCommands:
         await self._portals.delete(Endpoint.parse(portal.endpoint))
         if target != room:
             await self._reply(room, f"Deleted the portal of {portal.endpoint} ({target}).")
+
+
+def _own_login(args: list[str]) -> bool:
+    """``login token``, ``logout`` and ``logout token [TEAM]``: a user's own token."""
+    return (not args) or args[0].lower() == "token"
 
 
 ENCRYPTED_REFUSAL = (

@@ -22,6 +22,7 @@ from app.core.events import FileRef
 from app.core.files import FileSource, FileSources
 from app.core.ingest import Ingest
 from app.core.outbox import Outbox
+from app.core.puppets import PuppetLogins
 from app.core.workspaces import WorkspaceDirectory
 from app.egress import EgressPolicy
 from app.errors import ConfigError
@@ -159,6 +160,7 @@ def build_matrix(
     fetch_avatar: AvatarFetcher | None = None,
     timeout: float = 30.0,
     cipher: TokenCipher,
+    puppets: PuppetLogins | None = None,
 ) -> MatrixAdapter:
     """Wire the Matrix adapter and register its deliverer, author resolver and file source.
 
@@ -170,6 +172,7 @@ def build_matrix(
         channel_info: how portals learn their channel's name and topic.
         fetch_avatar: how ghost avatars are downloaded (tests inject one).
         cipher: encrypts the bot token of a ``login app`` dialogue while it waits.
+        puppets: where ``login token`` stores a user's own token (None: no Slack side).
 
     Raises:
         ConfigError: the Matrix settings are incomplete.
@@ -222,6 +225,7 @@ def build_matrix(
         on_logout=on_logout,
         portals=portals,
         dialogues=LoginDialogues(sessions, cipher),
+        puppets=puppets,
     )
     # Senders hear of what could not be bridged or delivered (a notice in their room).
     notices = SenderNotices(homeserver)

@@ -23,11 +23,13 @@ from app.slack.holds import SlackHolds
 from app.slack.inbound import EventTranslator
 from app.slack.mentions import MentionMapper
 from app.slack.profiles import Profiles
+from app.slack.puppets import SlackPuppets
 from app.slack.ratelimit import RateLimiter
 from app.slack.render import SlackRenderer
 from app.slack.shared_channels import sync_home
 from app.slack.workspaces import Workspaces
 from app.store.cipher import TokenCipher
+from app.store.puppets import PuppetStore
 
 
 @dataclass
@@ -44,6 +46,8 @@ class SlackAdapter:
     # Whether POST /slack/events is served (only with a signing secret to verify it).
     http_events: bool
     files: FileCopier
+    # Matrix users' own Slack user tokens (``login token``): posting as them, their DMs.
+    puppets: SlackPuppets
 
     @property
     def routes(self) -> list[Route]:
@@ -81,6 +85,7 @@ def build_slack(
     )
     copier = FileCopier(files)
     renderer = SlackRenderer(workspaces, mentions, sessions)
+    puppets = SlackPuppets(PuppetStore(sessions, cipher), workspaces)
     deliverer = SlackDeliverer(workspaces, authors, renderer, copier)
     authors.register(Network.SLACK, profiles)
     outbox.register(deliverer)
@@ -105,4 +110,5 @@ def build_slack(
         events=events,
         http_events=bool(settings.slack_signing_secret),
         files=copier,
+        puppets=puppets,
     )

@@ -1,4 +1,5 @@
-"""``login app`` dialogues in the database, so a restart or another instance can continue them.
+"""``login app`` and ``login token`` dialogues in the database, so a restart or another
+instance can continue them.
 
 The bot token given in the first step is stored encrypted (bound to its column) until the app
 token completes the login, the user cancels, or the dialogue expires.
@@ -26,9 +27,13 @@ TTL = timedelta(minutes=15)
 
 @dataclass(frozen=True, slots=True)
 class Dialogue:
-    """A login in progress; ``bot_token`` is None until the first answer."""
+    """A login in progress; ``bot_token`` is None until the first answer of ``login app``.
+
+    ``kind`` is ``app`` (bot token, then app token) or ``token`` (one user token).
+    """
 
     bot_token: str | None = None
+    kind: str = "app"
 
 
 class LoginDialogues:
@@ -38,7 +43,7 @@ class LoginDialogues:
         self._sessions = sessions
         self._cipher = cipher
 
-    def start(self, room: str, user: str) -> None:
+    def start(self, room: str, user: str, kind: str = "app") -> None:
         now = datetime.now(UTC)
         with self._sessions() as s, s.begin():
             s.execute(
@@ -48,7 +53,7 @@ class LoginDialogues:
             )
             s.add(
                 MatrixLoginDialogue(
-                    room_id=room, user_id=user, expires_at=now + TTL, created_at=now
+                    room_id=room, user_id=user, kind=kind, expires_at=now + TTL, created_at=now
                 )
             )
 
@@ -65,9 +70,10 @@ class LoginDialogues:
             if row is None:
                 return None
             if row.bot_token_enc is None:
-                return Dialogue()
+                return Dialogue(kind=row.kind)
             try:
-                return Dialogue(self._cipher.decrypt(row.bot_token_enc, context=CONTEXT))
+                token = self._cipher.decrypt(row.bot_token_enc, context=CONTEXT)
+                return Dialogue(token, kind=row.kind)
             except CipherError:
                 return None
 

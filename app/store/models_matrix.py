@@ -140,7 +140,34 @@ class MatrixLoginDialogue(Base):
 
     room_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # What is being logged in: "app" (bot + app token) or "token" (a user token).
+    kind: Mapped[str] = mapped_column(String(16), default="app", server_default="app")
     # Encrypted with TokenCipher (context "matrix_login.bot_token"); None until it is given.
     bot_token_enc: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MatrixPuppet(Base):
+    """A Matrix user's Slack user token, from ``login token``: the Slack user they are.
+
+    With it their own DMs and group DMs are bridged and what they write on Matrix reaches
+    Slack as themselves (double puppeting). One Slack user is one Matrix user per workspace.
+    Deleting the Matrix user (ON DELETE CASCADE) or ``logout`` forgets the token.
+    """
+
+    __tablename__ = "matrix_puppets"
+    __table_args__ = (
+        UniqueConstraint("team_id", "slack_user_id", name="uq_matrix_puppet_slack_user"),
+        MYSQL_TABLE,
+    )
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("matrix_users.mxid", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    # Encrypted with TokenCipher (context "matrix_puppet.user_token").
+    token_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,8 +1,13 @@
-"""The Web API wrapper against the fake Slack: every failure becomes the right RemoteError."""
+"""The Web API wrapper against the fake Slack: every failure becomes the right RemoteError.
+
+Every failure test runs twice: through slack_sdk (a loop without a pooled session) and through
+the direct JSON request ``chat.postMessage`` takes on a pooled session (serve's worker).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -22,20 +27,30 @@ def slack():
     fake.stop()
 
 
-def api(slack: FakeSlack, limiter: RateLimiter | None = None) -> SlackApi:
+@pytest.fixture(params=["per-call", "pooled"])
+async def pool(request) -> AsyncIterator[HttpPool]:
+    pool = HttpPool()
+    if request.param == "pooled":
+        await pool.open()
+    yield pool
+    await pool.close()
+
+
+def api(slack: FakeSlack, pool: HttpPool, limiter: RateLimiter | None = None) -> SlackApi:
     return SlackApi(
         token=slack.bot_token("T1"),
         team_id="T1",
         base_url=slack.base_url,
         limiter=limiter or RateLimiter(scale=1000),
         timeout=1.0,
+        pool=pool,
     )
 
 
-async def test_429_carries_retry_after_and_pauses_the_method(slack) -> None:
+async def test_429_carries_retry_after_and_pauses_the_method(slack, pool) -> None:
     slack.fail("chat.postMessage", "429:2")
     limiter = RateLimiter(scale=1000)
-    client = api(slack, limiter)
+    client = api(slack, pool, limiter)
     with pytest.raises(RemoteError) as err:
         await client.call("chat.postMessage", channel="C1", text="x")
     assert err.value.status == 429 and err.value.retry_after == 2 and err.value.retryable
@@ -46,28 +61,30 @@ async def test_429_carries_retry_after_and_pauses_the_method(slack) -> None:
     ("fault", "unknown"),
     [("500", True), ("timeout", True), ("drop", True), ("500_after", True)],
 )
-async def test_write_failures_are_retryable_with_unknown_outcome(slack, fault, unknown) -> None:
+async def test_write_failures_are_retryable_with_unknown_outcome(
+    slack, pool, fault, unknown
+) -> None:
     slack.fail("chat.postMessage", fault)
     with pytest.raises(RemoteError) as err:
-        await api(slack).call("chat.postMessage", channel="C1", text="x")
+        await api(slack, pool).call("chat.postMessage", channel="C1", text="x")
     assert err.value.retryable and err.value.outcome_unknown is unknown
 
 
-async def test_read_failures_are_retryable_but_never_unknown(slack) -> None:
+async def test_read_failures_are_retryable_but_never_unknown(slack, pool) -> None:
     slack.fail("conversations.history", "timeout")
     with pytest.raises(RemoteError) as err:
-        await api(slack).call("conversations.history", channel="C1")
+        await api(slack, pool).call("conversations.history", channel="C1")
     assert err.value.retryable and not err.value.outcome_unknown
 
 
-async def test_slack_errors_are_final_unless_transient(slack) -> None:
+async def test_slack_errors_are_final_unless_transient(slack, pool) -> None:
     with pytest.raises(RemoteError) as err:
-        await api(slack).call("chat.postMessage", channel="CNOPE", text="x")
+        await api(slack, pool).call("chat.postMessage", channel="CNOPE", text="x")
     assert err.value.code == "channel_not_found" and not err.value.retryable
 
 
-async def test_already_done_answers_count_as_success(slack) -> None:
-    client = api(slack)
+async def test_already_done_answers_count_as_success(slack, pool) -> None:
+    client = api(slack, pool)
     posted = await client.call("chat.postMessage", channel="C1", text="x")
     await client.call("reactions.add", channel="C1", timestamp=posted["ts"], name="tada")
     again = await client.call("reactions.add", channel="C1", timestamp=posted["ts"], name="tada")
@@ -75,6 +92,29 @@ async def test_already_done_answers_count_as_success(slack) -> None:
     await client.call("chat.delete", channel="C1", ts=posted["ts"])
     gone = await client.call("chat.delete", channel="C1", ts=posted["ts"])
     assert gone["already"] == "message_not_found"
+
+
+async def test_a_post_carries_its_metadata_and_options_either_way(slack, pool) -> None:
+    client = api(slack, pool)
+    parent = await client.call("chat.postMessage", channel="C1", text="parent")
+    meta = {"event_type": "syncbot_delivery", "event_payload": {"delivery": "d-1", "post": "p"}}
+    posted = await client.call(
+        "chat.postMessage",
+        channel="C1",
+        text="reply",
+        thread_ts=parent["ts"],
+        reply_broadcast="true",
+        unfurl_links="false",
+        icon_url=None,
+        metadata=meta,
+    )
+    assert posted["ok"] and posted["message"]["metadata"] == meta
+    assert "icon_url" not in slack.called("chat.postMessage")[-1]  # None: not sent, either way
+    history = await client.call(
+        "conversations.replies", channel="C1", ts=parent["ts"], include_all_metadata="true"
+    )
+    reply = history["messages"][-1]
+    assert reply["metadata"] == meta and reply.get("subtype") == "thread_broadcast"
 
 
 async def test_limiter_paces_posts_per_channel() -> None:

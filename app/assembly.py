@@ -188,6 +188,7 @@ def assemble(
             authors=authors,
             connect_socket=sockets.connect if sockets is not None else None,
             outbox=outbox,
+            slack_deliverer=slack.deliverer,
         )
     services = Services(
         settings=settings,

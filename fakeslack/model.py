@@ -6,7 +6,7 @@ objects exactly as Slack's Web API returns them.
 
 from __future__ import annotations
 
-import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,13 +304,19 @@ class Workspace:
 
 
 class TsClock:
-    """Slack-format message timestamps: unique and strictly increasing across the fake."""
+    """Slack-format message timestamps: unique and strictly increasing across the fake.
 
-    def __init__(self, start: int = 1700000000) -> None:
-        self._counter = itertools.count(1)
-        self._start = start
+    Slack's ``ts`` is the message's time (https://docs.slack.dev/messaging/retrieving-messages):
+    it follows the wall clock, so an app may look a message up by ``oldest`` = a time it knows
+    (when a post's answer was lost) and find it. A fixed ``start`` counts from there instead.
+    """
+
+    def __init__(self, start: int | None = None) -> None:
+        self._fixed = start is not None
+        self._last = (start or 0) * 1_000_000
 
     def next(self) -> str:
         """Return the next ``"1700000000.000100"``-style timestamp."""
-        n = next(self._counter)
-        return f"{self._start + n // 1_000_000}.{n % 1_000_000:06d}"
+        now = 0 if self._fixed else int(time.time() * 1_000_000)
+        self._last = max(self._last + 1, now)
+        return f"{self._last // 1_000_000}.{self._last % 1_000_000:06d}"

@@ -20,14 +20,17 @@ from app.bridge.workspace_bridge import WorkspaceBridge
 from app.core.authors import AuthorDirectory
 from app.core.endpoints import Endpoint, Network
 from app.core.outbox import Outbox
+from app.core.payloads import PostPayload
 from app.core.ports import DeliveryTask
 from app.core.workspaces import WorkspaceInfo
 from app.errors import RemoteError
 from app.matrix.commands import LoginRequest
 from app.matrix.homeserver import Homeserver, matrix_errors
+from app.matrix.notices import SenderNotices
 from app.matrix.portals import Portals
 from app.matrix.setup import MatrixAdapter
 from app.settings import Settings
+from app.slack.deliver import PuppetLost, SlackDeliverer
 from app.slack.holds import hold_notice
 from app.slack.workspaces import Workspaces
 
@@ -87,6 +90,34 @@ def held_channel_notice(
     return on_hold
 
 
+def puppet_lost_notice(hs: Homeserver) -> PuppetLost:
+    """A ``SlackDeliverer.on_puppet_lost`` listener: the author hears in the room that their
+    Slack token stopped working, was forgotten, and their message went out through the bot."""
+    notices = SenderNotices(hs)
+
+    async def on_lost(task: DeliveryTask, code: str) -> None:
+        source = task.payload.source
+        if source.network is not Network.MATRIX:
+            return
+        team = task.target.slack_team
+        text = (
+            f"⚠️ Slack no longer accepts your user token for {team} ({code}), so I forgot it: "
+            "this was sent by the bridge bot under your name instead. Send `login token` in "
+            "a DM with me to post as yourself again."
+        )
+        event_id = task.payload.source_native_id if isinstance(task.payload, PostPayload) else ""
+        try:
+            if event_id:
+                await notices.tell(source.matrix_room, event_id, text)
+            else:
+                async with matrix_errors("puppet notice"):
+                    await hs.bot.send_notice(RoomID(source.matrix_room), text)
+        except RemoteError as exc:
+            log.warning("could not tell of a lost user token", extra={"error": str(exc)})
+
+    return on_lost
+
+
 @dataclass
 class SlackBridge:
     """The whole-workspace bridge (logins, syncs, portal auto-creation) as a runtime worker.
@@ -120,6 +151,7 @@ def build_bridge(
     authors: AuthorDirectory,
     connect_socket: Callable[[str], Awaitable[object]] | None = None,
     outbox: Outbox | None = None,
+    slack_deliverer: SlackDeliverer | None = None,
 ) -> SlackBridge:
     """Plug the bridge into the Matrix adapter's login/logout hooks.
 
@@ -128,6 +160,8 @@ def build_bridge(
             users who logged their workspace in.
         connect_socket: starts Socket Mode for a team (None without Socket Mode); the first
             thing a ``login app`` does, as in the seed: connect, then sync.
+        slack_deliverer: posts with the Matrix users' own Slack tokens (``login token``); a
+            token Slack stops accepting is announced to its owner in the room.
     """
     hs = matrix.homeserver
     workspace_bridge = WorkspaceBridge(
@@ -174,6 +208,8 @@ def build_bridge(
     matrix.on_connected.append(backfill.start)
     if outbox is not None:
         outbox.on_hold.append(held_channel_notice(workspace_bridge, hs))
+    if slack_deliverer is not None:
+        slack_deliverer.on_puppet_lost.append(puppet_lost_notice(hs))
     return SlackBridge(
         workspace_bridge=workspace_bridge,
         slack_hooks=[

@@ -3,12 +3,20 @@
 Slack has no idempotency key, so every post carries its delivery id in message ``metadata``;
 when an earlier attempt's outcome is unknown (timeout, dropped connection, 5xx, a crashed
 worker) we look for that id in the channel before posting again.
+
+Double puppeting: a Matrix author who logged in with their own Slack user token
+(:mod:`app.slack.puppets`) is posted with it, so the message is theirs in Slack, not the bot's
+under their name; its copy is marked ``puppet:<slack user>`` so edits and deletes use the same
+token. A token Slack no longer accepts is forgotten, the message goes out through the bot as
+for anyone else, and the ``on_puppet_lost`` listeners tell the author.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -20,6 +28,7 @@ from app.core.payloads import EditPayload, PostPayload, ReactionPayload, expect
 from app.core.ports import Delivered, DeliveryTask
 from app.errors import RemoteError, SyncbotError
 from app.slack.files import FileCopier
+from app.slack.puppets import PuppetClient, SlackPuppets
 from app.slack.render import SlackRenderer
 from app.slack.webapi import SlackApi
 from app.slack.workspaces import Workspaces
@@ -28,6 +37,19 @@ log = logging.getLogger("syncbot.slack.deliver")
 
 METADATA_EVENT = "syncbot_delivery"
 USERNAME_MAX = 80
+# A copy posted with its author's own user token: ``puppet:<slack user id>``.
+PUPPET_PART = "puppet"
+# Told when an author's user token stopped working (with Slack's error code); their message
+# went out through the bot instead.
+PuppetLost = Callable[[DeliveryTask, str], Awaitable[None]]
+
+
+def _puppet_mark(message: dict[str, Any], puppet: PuppetClient | None) -> tuple[str, ...]:
+    """The copy's puppet part when ``message`` was posted with the author's own token."""
+    if puppet is None or message.get("bot_id"):
+        return ()
+    user = puppet.puppet.slack_user_id
+    return (f"{PUPPET_PART}:{user}",) if message.get("user") == user else ()
 
 
 def display_name(author: Author) -> str:
@@ -47,11 +69,15 @@ class SlackDeliverer:
         authors: AuthorDirectory,
         renderer: SlackRenderer,
         files: FileCopier,
+        *,
+        puppets: SlackPuppets | None = None,
     ) -> None:
         self._workspaces = workspaces
         self._authors = authors
         self._renderer = renderer
         self._files = files
+        self._puppets = puppets
+        self.on_puppet_lost: list[PuppetLost] = []
 
     async def deliver(self, task: DeliveryTask) -> Delivered:
         team, channel = task.target.slack_team, task.target.slack_channel
@@ -104,9 +130,11 @@ class SlackDeliverer:
                     target_channel=channel,
                     allow_broadcast=False,
                 )
-                await api.call("chat.update", channel=channel, ts=copy, text=text or " ")
+                owner = await self._copy_owner(team, task)
+                params = {"channel": channel, "ts": copy, "text": text or " "}
+                await self._as_owner(owner, api, task, "chat.update", params)
             case Kind.DELETE:
-                await self._delete(api, channel, task)
+                await self._delete(api, channel, task, await self._copy_owner(team, task))
             case Kind.REACT:
                 await self._react(api, channel, task)
             case Kind.UNREACT:
@@ -138,9 +166,11 @@ class SlackDeliverer:
         thread_ts = task.parent_copy.native_id if task.parent_copy else None
         source = payload.source
         files = list(payload.files)
+        puppet = await self._author_puppet(team, payload)
         if task.outcome_unknown:
-            found = await self._find_existing(api, channel, task, thread_ts)
-            if found:
+            landed = await self._find_existing(api, channel, task, thread_ts, puppet)
+            if landed:
+                found = str(landed["ts"])
                 log.info("earlier attempt had landed", extra={"delivery": task.uid})
                 parts: list[str] = []
                 if files:
@@ -153,7 +183,7 @@ class SlackDeliverer:
                 return Delivered(
                     native_id=found,
                     thread_native_id=thread_ts,
-                    parts=tuple(f"file:{p}" for p in parts),
+                    parts=_puppet_mark(landed, puppet) + tuple(f"file:{p}" for p in parts),
                 )
         author = await self._authors.resolve(source, payload.author)
         text = await self._renderer.render(
@@ -177,8 +207,6 @@ class SlackDeliverer:
         params: dict[str, Any] = {
             "channel": channel,
             "text": text,
-            "username": display_name(author),
-            "icon_url": author.avatar_url,
             "thread_ts": thread_ts,
             "reply_broadcast": "true" if thread_ts and payload.broadcast else None,
             "unfurl_links": "false",
@@ -187,12 +215,91 @@ class SlackDeliverer:
                 "event_payload": {"delivery": task.uid, "post": task.post_id or ""},
             },
         }
-        response = await api.call("chat.postMessage", **params)
+        marks: tuple[str, ...] = ()
+        response = None
+        if puppet is not None:
+            response = await self._post_as_author(puppet, task, params)
+            if response is not None:
+                marks = (f"{PUPPET_PART}:{puppet.puppet.slack_user_id}",)
+        if response is None:
+            bot = {**params, "username": display_name(author), "icon_url": author.avatar_url}
+            response = await api.call("chat.postMessage", **bot)
         ts = str(response["ts"])
         copied = await self._copy_files(files, source, api, channel, thread_ts or ts)
         return Delivered(
-            native_id=ts, thread_native_id=thread_ts, parts=tuple(f"file:{f}" for f in copied)
+            native_id=ts,
+            thread_native_id=thread_ts,
+            parts=marks + tuple(f"file:{f}" for f in copied),
         )
+
+    # --- double puppeting ------------------------------------------------------------------
+
+    async def _author_puppet(self, team: str, payload: PostPayload) -> PuppetClient | None:
+        """The author's own Slack client in ``team``, when they are a Matrix user who logged
+        in with a user token there."""
+        mxid = payload.author.native_id
+        if self._puppets is None or payload.source.network is not Network.MATRIX or not mxid:
+            return None
+        return await asyncio.to_thread(self._puppets.client, mxid, team)
+
+    async def _post_as_author(
+        self, puppet: PuppetClient, task: DeliveryTask, params: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Post as the author; None when their token cannot (the bot posts instead)."""
+        try:
+            return await puppet.api.call("chat.postMessage", **params)
+        except RemoteError as exc:
+            if exc.retryable or exc.outcome_unknown:
+                raise  # the outbox retries (and looks for the post first)
+            await self._puppet_refused(puppet, task, exc)
+            return None
+
+    async def _puppet_refused(
+        self, puppet: PuppetClient, task: DeliveryTask, exc: RemoteError
+    ) -> None:
+        assert self._puppets is not None
+        if await self._puppets.dead(puppet.puppet, exc):
+            for listener in self.on_puppet_lost:
+                try:
+                    await listener(task, exc.code or "refused")
+                except Exception:
+                    log.warning("puppet-lost listener failed", exc_info=True)
+        else:
+            # Not theirs to post there (a channel they are not in, a scope they did not
+            # grant): the bot relays it under their name, as for anyone.
+            log.info(
+                "posted through the bot instead of the author's token",
+                extra={"delivery": task.uid, "error": exc.code},
+            )
+
+    async def _copy_owner(self, team: str, task: DeliveryTask) -> PuppetClient | None:
+        """The author's client when the copy was posted with their token."""
+        if self._puppets is None or task.copy is None:
+            return None
+        for part in task.copy.parts:
+            kind, _, user = part.partition(":")
+            if kind == PUPPET_PART:
+                return await asyncio.to_thread(self._puppets.client_of, team, user)
+        return None
+
+    async def _as_owner(
+        self,
+        owner: PuppetClient | None,
+        api: SlackApi,
+        task: DeliveryTask,
+        method: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Change a copy as whoever posted it: its author's token, else the bot (which can
+        change only its own posts, so a copy whose author's token is gone stays as it is)."""
+        if owner is None:
+            return await api.call(method, **params)
+        try:
+            return await owner.api.call(method, **params)
+        except RemoteError as exc:
+            if not exc.retryable and not exc.outcome_unknown:
+                await self._puppet_refused(owner, task, exc)
+            raise
 
     async def _copy_files(
         self,
@@ -231,7 +338,9 @@ class SlackDeliverer:
                     shares.setdefault(str(f["name"]), str(f["id"]))
         return shares
 
-    async def _delete(self, api: SlackApi, channel: str, task: DeliveryTask) -> None:
+    async def _delete(
+        self, api: SlackApi, channel: str, task: DeliveryTask, owner: PuppetClient | None
+    ) -> None:
         ts = self._require_copy(task)
         # Every part of the copy: its file shares (thread replies of their own) first, so a
         # retry after a partial delete still finds the message to delete.
@@ -241,11 +350,28 @@ class SlackDeliverer:
             if kind != "file":
                 continue
             await api.call("files.delete", file=native)
-        await api.call("chat.delete", channel=channel, ts=ts)
+        await self._as_owner(owner, api, task, "chat.delete", {"channel": channel, "ts": ts})
 
     async def _find_existing(
+        self,
+        api: SlackApi,
+        channel: str,
+        task: DeliveryTask,
+        thread_ts: str | None,
+        puppet: PuppetClient | None,
+    ) -> dict[str, Any] | None:
+        """The message an earlier attempt of ``task`` posted, if it landed."""
+        try:
+            return await self._find_with(api, channel, task, thread_ts)
+        except RemoteError as exc:
+            if puppet is None or exc.retryable:
+                raise
+            # A conversation the bot is not in (the author's own DM): only they can look.
+            return await self._find_with(puppet.api, channel, task, thread_ts)
+
+    async def _find_with(
         self, api: SlackApi, channel: str, task: DeliveryTask, thread_ts: str | None
-    ) -> str | None:
+    ) -> dict[str, Any] | None:
         oldest = None
         if task.source_time is not None:
             oldest = f"{(task.source_time - timedelta(seconds=5)).timestamp():.6f}"
@@ -265,7 +391,7 @@ class SlackDeliverer:
                 meta.get("event_type") == METADATA_EVENT
                 and (meta.get("event_payload") or {}).get("delivery") == task.uid
             ):
-                return str(message["ts"])
+                return dict(message)
         return None
 
     async def _react(self, api: SlackApi, channel: str, task: DeliveryTask) -> None:

@@ -26,6 +26,7 @@ from app.core.events import (
 )
 from app.errors import SyncbotError
 from app.slack import blocks
+from app.slack.deliver import METADATA_EVENT
 from app.slack.shared_channels import SharedHome, shared_event_key
 
 log = logging.getLogger("syncbot.slack.inbound")
@@ -85,6 +86,19 @@ def archive_link(domain: str | None, channel: str, ts: str, thread_ts: str | Non
     host = f"https://{domain}.slack.com" if domain else "https://slack.com"
     link = f"{host}/archives/{channel}/p{ts.replace('.', '')}"
     return f"{link}?thread_ts={thread_ts}&cid={channel}" if thread_ts else link
+
+
+def _ours_as_a_person(event: dict[str, Any]) -> bool:
+    """A post (or our edit of one) we made with a person's own token: no bot id tells it, but
+    every post of ours carries our metadata, whose ``event_type`` message events keep
+    (https://docs.slack.dev/messaging/message-metadata). Caught here it is dropped whether it
+    arrives before or after ``chat.postMessage`` answered. A deletion is let through: the
+    relay ignores a post already deleted, and a person deleting their copy in Slack counts."""
+    if event.get("type") != "message" or event.get("subtype") == "message_deleted":
+        return False
+    message = event.get("message") if event.get("subtype") == "message_changed" else event
+    metadata = message.get("metadata") if isinstance(message, dict) else None
+    return isinstance(metadata, dict) and metadata.get("event_type") == METADATA_EVENT
 
 
 class EventTranslator:
@@ -158,6 +172,8 @@ class EventTranslator:
         # Our own posts carry our app id; our reactions and edits come from our bot user.
         app_id = envelope.get("api_app_id")
         inner = event.get("message") or event.get("previous_message") or {}
+        if _ours_as_a_person(event):
+            return True
         if app_id and (event.get("app_id") == app_id or inner.get("app_id") == app_id):
             return True
         bot_users = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 
 from app.core.puppets import PuppetLogin
 from app.errors import RemoteError, SyncbotError
@@ -26,6 +27,14 @@ log = logging.getLogger("syncbot.slack.puppets")
 USER_TOKEN = re.compile(r"^xoxp-[A-Za-z0-9-]+$")
 # Answers that mean the token itself is dead (revoked, or the person left): forget it.
 DEAD_TOKEN_CODES = frozenset({"token_revoked", "invalid_auth", "account_inactive", "not_authed"})
+
+
+@dataclass(frozen=True, slots=True)
+class PuppetClient:
+    """A Matrix user's Slack identity and an API client acting as it."""
+
+    puppet: Puppet
+    api: SlackApi
 
 
 class NotAUserToken(SyncbotError):
@@ -74,27 +83,35 @@ class SlackPuppets:
             self._clients.pop((mxid, team), None)
         return teams
 
-    def api(self, mxid: str, team_id: str) -> SlackApi | None:
+    def client(self, mxid: str, team_id: str) -> PuppetClient | None:
         """A client acting as ``mxid``'s Slack user in ``team_id``, or None without a token.
-        Blocking (reads the database on first use)."""
-        client = self._clients.get((mxid, team_id))
-        if client is not None:
-            return client
-        token = self.store.token(mxid, team_id)
-        if token is None:
-            return None
-        client = SlackApi(
-            token=token,
-            team_id=team_id,
-            base_url=self._workspaces.api_url,
-            limiter=self._workspaces.limiter,
-            pool=self._workspaces.http,
-        )
-        self._clients[(mxid, team_id)] = client
-        return client
 
-    def of_slack_user(self, team_id: str, slack_user_id: str) -> Puppet | None:
-        return self.store.by_slack_user(team_id, slack_user_id)
+        Blocking: the token is read from the database each time, so a login or logout made
+        by another process counts at once (the client itself is kept).
+        """
+        rows = [p for p in self.store.of_user(mxid) if p.team_id == team_id]
+        if not rows:
+            self._clients.pop((mxid, team_id), None)
+            return None
+        api = self._clients.get((mxid, team_id))
+        if api is None:
+            token = self.store.token(mxid, team_id)
+            if token is None:
+                return None
+            api = SlackApi(
+                token=token,
+                team_id=team_id,
+                base_url=self._workspaces.api_url,
+                limiter=self._workspaces.limiter,
+                pool=self._workspaces.http,
+            )
+            self._clients[(mxid, team_id)] = api
+        return PuppetClient(rows[0], api)
+
+    def client_of(self, team_id: str, slack_user_id: str) -> PuppetClient | None:
+        """The client of whichever Matrix user is ``slack_user_id`` of ``team_id``. Blocking."""
+        puppet = self.store.by_slack_user(team_id, slack_user_id)
+        return self.client(puppet.mxid, team_id) if puppet is not None else None
 
     def of_team(self, team_id: str) -> list[Puppet]:
         return self.store.of_team(team_id)

@@ -86,7 +86,7 @@ def build_slack(
     copier = FileCopier(files)
     renderer = SlackRenderer(workspaces, mentions, sessions)
     puppets = SlackPuppets(PuppetStore(sessions, cipher), workspaces)
-    deliverer = SlackDeliverer(workspaces, authors, renderer, copier)
+    deliverer = SlackDeliverer(workspaces, authors, renderer, copier, puppets=puppets)
     authors.register(Network.SLACK, profiles)
     outbox.register(deliverer)
     events = SlackEvents(

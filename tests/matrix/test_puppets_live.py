@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from fakeslack import Fault
 from tests.matrix.conftest import direct_chat
 from tests.matrix.test_login_flow import BOT, Flow, flow, login  # noqa: F401 (the fixture)
 from tests.slack.harness import wait_for
@@ -69,3 +70,107 @@ def test_a_workspace_the_app_is_not_in_is_refused(flow: Flow) -> None:  # noqa: 
     login_token(f, dm, f.slack.add_user_token(f.team, "U1"))
     wait_for(lambda: any("not installed in workspace" in n for n in f.notices(dm)))
     assert stored_tokens(f) == []
+
+
+def as_ada(f: Flow) -> tuple[str, str, str]:
+    """Alice logs Acme in, then herself in as Ada (U1), and joins #general's portal; returns
+    her DM with the bot, her user token and the portal."""
+    dm = login(f)
+    wait_for(lambda: any("Bridged 3" in n for n in f.notices(dm)))
+    token = f.slack.add_user_token(f.team, "U1")
+    login_token(f, dm, token)
+    wait_for(lambda: any("as Ada" in n for n in f.notices(dm)))
+    room = f.room_of("C1")
+    f.alice.call("POST", f"/join/{room}", json={})
+    return dm, token, room
+
+
+def settle_after(f: Flow, room: str, marker: str) -> None:
+    """Everything Slack sent before now has been relayed: Slack delivers a workspace's events
+    in order and the room's deliveries keep it, so once ``marker`` is in the room, an echo
+    sent before it would be too."""
+    f.slack.post_message(f.team, "C1", "U2", marker)
+    wait_for(lambda: marker in f.bodies(room))
+
+
+def test_a_logged_in_users_message_reaches_slack_as_them_once(flow: Flow) -> None:  # noqa: F811
+    f, a = flow, flow.alice
+    _dm, _token, room = as_ada(f)
+    a.text(room, "as myself")
+    msg = wait_for(lambda: f.slack.find_message(f.team, "C1", text="as myself"))
+    assert (msg.user, msg.bot_id, msg.username) == ("U1", None, None)
+    settle_after(f, room, "marker one")
+    assert f.bodies(room).count("as myself") == 1  # her own event; the echo came back to no one
+
+
+def test_the_echo_arriving_before_the_answer_is_no_duplicate(flow: Flow) -> None:  # noqa: F811
+    f, a = flow, flow.alice
+    _dm, _token, room = as_ada(f)
+    # The post lands (and Slack sends its event) but the answer never comes: the echo is
+    # relayed before any answer, and the retry finds the post instead of posting again.
+    f.slack.fail("chat.postMessage", Fault.hang(after=True))
+    a.text(room, "answer lost")
+    wait_for(lambda: f.slack.find_message(f.team, "C1", text="answer lost") is not None)
+    settle_after(f, room, "marker two")  # its echo has been handled by now
+    store = f.app.services.store  # type: ignore[union-attr]
+    wait_for(lambda: store.next_due_in() is None, timeout=20)  # the retry found the post
+    assert f.bodies(room).count("answer lost") == 1
+    assert [m.text for m in f.slack.messages(f.team, "C1")].count("answer lost") == 1
+
+
+def test_the_echo_arriving_after_the_answer_is_no_duplicate(flow: Flow) -> None:  # noqa: F811
+    # The message map knows the copy from chat.postMessage's answer: an echo arriving later
+    # is recognised by it even without our metadata.
+    f, a = flow, flow.alice
+    _dm, _token, room = as_ada(f)
+    f.slack.echo(False)
+    a.text(room, "late echo")
+    msg = wait_for(lambda: f.slack.find_message(f.team, "C1", text="late echo"))
+    wait_for(lambda: f.app.services.store.next_due_in() is None)  # type: ignore[union-attr]
+    f.slack.echo(True)
+    event = {**msg.wire(), "channel": "C1", "channel_type": "channel", "event_ts": msg.ts}
+    del event["metadata"]
+    f.slack.send_event(f.team, event)
+    settle_after(f, room, "marker three")
+    assert f.bodies(room).count("late echo") == 1
+
+
+def test_edits_and_deletes_use_the_users_token(flow: Flow) -> None:  # noqa: F811
+    f, a = flow, flow.alice
+    _dm, _token, room = as_ada(f)
+    sent = a.text(room, "tpyo")
+    msg = wait_for(lambda: f.slack.find_message(f.team, "C1", text="tpyo"))
+    a.send(
+        room,
+        {
+            "msgtype": "m.text",
+            "body": "* typo fixed",
+            "m.new_content": {"msgtype": "m.text", "body": "typo fixed"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": sent},
+        },
+    )
+    wait_for(lambda: f.slack.message(f.team, "C1", msg.ts).text == "typo fixed")
+    assert f.slack.message(f.team, "C1", msg.ts).edited["user"] == "U1"  # type: ignore[index]
+    settle_after(f, room, "marker four")
+    # The edit's echo is not relayed back as a second edit by Ada's ghost.
+    ghost = f.ghost("U1")
+    assert not any(
+        e["sender"] == ghost and "m.new_content" in e["content"] for e in a.events(room)
+    )
+    a.redact(room, sent)
+    wait_for(lambda: f.slack.message(f.team, "C1", msg.ts).deleted)
+
+
+def test_a_revoked_token_falls_back_to_the_bot_and_says_so(flow: Flow) -> None:  # noqa: F811
+    f, a = flow, flow.alice
+    _dm, token, room = as_ada(f)
+    f.slack.revoke_user_token(token)
+    a.text(room, "still delivered")
+    msg = wait_for(lambda: f.slack.find_message(f.team, "C1", text="still delivered"))
+    assert msg.bot_id and msg.username and msg.username.startswith("alice")
+    wait_for(lambda: any("no longer accepts your user token" in n for n in f.notices(room)))
+    assert stored_tokens(f) == []
+    # And the next message goes through the bot without another try of the dead token.
+    a.text(room, "next one")
+    wait_for(lambda: f.slack.find_message(f.team, "C1", text="next one") is not None)
+    assert sum("no longer accepts" in n for n in f.notices(room)) == 1

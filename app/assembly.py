@@ -174,7 +174,7 @@ def assemble(
             authors=authors,
             files=files,
             workspaces=workspaces,
-            channel_info=slack_channel_info(workspaces),
+            channel_info=slack_channel_info(workspaces, slack.puppets),
             fetch_avatar=fetch_avatar,
             timeout=matrix_timeout,
             cipher=cipher,
@@ -189,6 +189,7 @@ def assemble(
             connect_socket=sockets.connect if sockets is not None else None,
             outbox=outbox,
             slack_deliverer=slack.deliverer,
+            puppets=slack.puppets,
         )
     services = Services(
         settings=settings,

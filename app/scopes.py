@@ -1,12 +1,14 @@
 """The Slack scopes and events syncbot needs: one source for settings defaults and the manifest.
 
 Every scope here is used by code (SyncBot asked for 14 user scopes it never used); a test keeps the
-manifest, these defaults and the settings in agreement.
+manifest, these defaults and the settings in agreement. User scopes serve ``login token`` only:
+a workspace installed without them still works, with no one logged in as themselves.
 """
 
 from __future__ import annotations
 
 from app.slack.subscriptions import BOT_EVENTS as _SUBSCRIBED
+from app.slack.subscriptions import USER_EVENTS as _USER_SUBSCRIBED
 
 DEFAULT_BOT_SCOPES: tuple[str, ...] = (
     "channels:history",  # message events in public channels
@@ -33,8 +35,15 @@ DEFAULT_BOT_SCOPES: tuple[str, ...] = (
     "users:read.email",  # map mentions across workspaces by e-mail
 )
 
-# No user token is needed: everything is done as the bot.
-DEFAULT_USER_SCOPES: tuple[str, ...] = ()
+# What a person's own token (``login token``) is used for: their DMs and posting as them.
+DEFAULT_USER_SCOPES: tuple[str, ...] = (
+    "chat:write",  # post, edit and delete as themselves (double puppeting)
+    "im:history",  # their DMs' messages (message.im user events), finding a post again
+    "im:read",  # conversations.info of those DMs (whom the portal is with)
+    "mpim:history",  # their group DMs' messages (message.mpim user events)
+    "mpim:read",  # conversations.info of those group DMs
+)
 
 # The manifest's event subscriptions come from the one table that also types the handlers.
 BOT_EVENTS: tuple[str, ...] = _SUBSCRIBED
+USER_EVENTS: tuple[str, ...] = _USER_SUBSCRIBED

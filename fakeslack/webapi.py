@@ -110,6 +110,16 @@ def message_event(ws: Workspace, ch: Channel, msg: Message) -> dict[str, Any]:
     return event
 
 
+def _conversation(st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]) -> Channel:
+    """The conversation named by ``p["channel"]``, as the caller may see it: someone else's
+    DM or group DM does not exist for them (``channel_not_found``,
+    https://docs.slack.dev/reference/methods/conversations.info)."""
+    ch = st.channel(ws, p.get("channel"))
+    if (ch.is_im or ch.is_mpim) and inst.bot_user_id not in ch.members:
+        raise SlackError("channel_not_found")
+    return ch
+
+
 def _require_member(ch: Channel, inst: Installation) -> None:
     if inst.bot_user_id not in ch.members:
         raise SlackError("not_in_channel")
@@ -212,7 +222,7 @@ def emoji_list(
 def conv_info(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> dict[str, Any]:
-    return {"channel": st.channel(ws, p.get("channel")).wire(inst.bot_user_id)}
+    return {"channel": _conversation(st, ws, inst, p).wire(inst.bot_user_id)}
 
 
 @method("conversations.list")
@@ -249,7 +259,7 @@ def conv_list(
 def conv_members(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> dict[str, Any]:
-    ch = st.channel(ws, p.get("channel"))
+    ch = _conversation(st, ws, inst, p)
     page, meta = paginate(list(ch.members), p)
     return {"members": page, "response_metadata": meta}
 
@@ -323,7 +333,7 @@ def _history_page(
 def conv_history(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> dict[str, Any]:
-    ch = st.channel(ws, p.get("channel"))
+    ch = _conversation(st, ws, inst, p)
     _require_member(ch, inst)
     return _history_page(st, ws, st.history(ch), p)
 
@@ -332,7 +342,7 @@ def conv_history(
 def conv_replies(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> dict[str, Any]:
-    ch = st.channel(ws, p.get("channel"))
+    ch = _conversation(st, ws, inst, p)
     _require_member(ch, inst)
     ts = p.get("ts") or ""
     if ts not in ch.messages or ch.messages[ts].deleted:

@@ -68,3 +68,14 @@ def test_non_https_urls_are_refused(capsys: pytest.CaptureFixture[str], url: str
 
 def test_user_scopes_appear_only_when_there_are_some() -> None:
     assert ("user" in build_manifest(URL)["oauth_config"]["scopes"]) == bool(DEFAULT_USER_SCOPES)
+
+
+def test_user_events_are_the_dms_a_user_token_reads() -> None:
+    # `login token` (#21 item 4): a person's own DMs arrive as user events, read with exactly
+    # the user scopes the manifest asks for.
+    manifest = build_manifest(URL)
+    user_events = manifest["settings"]["event_subscriptions"]["user_events"]
+    assert user_events == ["message.im", "message.mpim"]
+    user_scopes = set(manifest["oauth_config"]["scopes"]["user"])
+    assert {"im:history", "mpim:history"} <= user_scopes  # what those events need
+    assert user_scopes == {"chat:write", "im:history", "im:read", "mpim:history", "mpim:read"}

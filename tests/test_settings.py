@@ -85,7 +85,14 @@ def test_defaults_of_an_empty_environment() -> None:
     assert s.local_development is False and s.federation_enabled is False
     assert s.slack_api_url == "https://slack.com/api/"
     assert s.slack_bot_scopes and "chat:write" in s.slack_bot_scopes
-    assert s.slack_user_scopes == ()
+    # The user scopes `login token` uses, no more (#21 item 4).
+    assert s.slack_user_scopes == (
+        "chat:write",
+        "im:history",
+        "im:read",
+        "mpim:history",
+        "mpim:read",
+    )
     assert s.token_encryption_key is None and s.token_previous_keys == ()
     assert s.tls_enabled is True  # on by default outside local development
     assert s.matrix_enabled is False

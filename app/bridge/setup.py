@@ -32,6 +32,7 @@ from app.matrix.setup import MatrixAdapter
 from app.settings import Settings
 from app.slack.deliver import PuppetLost, SlackDeliverer
 from app.slack.holds import hold_notice
+from app.slack.puppets import SlackPuppets
 from app.slack.workspaces import Workspaces
 
 log = logging.getLogger("syncbot.bridge")
@@ -152,6 +153,7 @@ def build_bridge(
     connect_socket: Callable[[str], Awaitable[object]] | None = None,
     outbox: Outbox | None = None,
     slack_deliverer: SlackDeliverer | None = None,
+    puppets: SlackPuppets | None = None,
 ) -> SlackBridge:
     """Plug the bridge into the Matrix adapter's login/logout hooks.
 
@@ -162,6 +164,8 @@ def build_bridge(
             thing a ``login app`` does, as in the seed: connect, then sync.
         slack_deliverer: posts with the Matrix users' own Slack tokens (``login token``); a
             token Slack stops accepting is announced to its owner in the room.
+        puppets: those tokens: their owners' own DMs become their portals, and a workspace
+            logged out forgets them.
     """
     hs = matrix.homeserver
     workspace_bridge = WorkspaceBridge(
@@ -173,6 +177,7 @@ def build_bridge(
         workspaces=workspaces,
         conversation_count=settings.matrix_conversation_count,
         spaces=WorkspaceSpaces(hs, sessions, workspaces, fetch_avatar=matrix.ghosts.fetch_avatar),
+        puppets=puppets,
     )
     backfill = PortalBackfill(
         hs,
@@ -202,6 +207,8 @@ def build_bridge(
 
     async def forget_logins(team_id: str) -> None:
         await asyncio.to_thread(forget, team_id)
+        if puppets is not None:
+            await asyncio.to_thread(puppets.store.forget_team, team_id)
 
     matrix.on_logout.append(forget_logins)
     matrix.on_connected.append(workspace_bridge.start)

@@ -7,6 +7,11 @@ recorded at once and its Matrix copy waits in the outbox for the room). Every
 portal is an endpoint of a sync (:class:`~app.store.syncs.SyncAdmin`, through
 :class:`~app.matrix.portals.Portals`), so messages take the one relay/outbox path.
 
+A person logged in with their own token (``login token``) also gets their own DMs and group
+DMs as portals: Slack sends their messages as user events (``authorizations`` naming that
+person, not the bot), the portal is created the same way, and only that person is invited
+(nobody else, not even the users every portal invites; it is not added to the space).
+
 Invites go out once per (portal, user) (:class:`~app.matrix.invites.PortalInvites`): the
 resync on every start re-invites nobody, least of all someone who left or declined.
 """
@@ -22,6 +27,7 @@ from mautrix.types import EventType, RoomID
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.bridge.channels import private_owner
 from app.bridge.members import ChannelMembers
 from app.bridge.spaces import WorkspaceSpaces
 from app.core.endpoints import Endpoint
@@ -32,6 +38,7 @@ from app.matrix.event_content import as_content
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.invites import PortalInvites
 from app.matrix.portals import PortalError, Portals
+from app.slack.puppets import SlackPuppets
 from app.slack.workspaces import Workspaces
 from app.store.models_matrix import MatrixLogin, MatrixUser
 
@@ -64,6 +71,7 @@ class WorkspaceBridge:
         conversation_count: int,
         portal_wait: float = PORTAL_WAIT,
         spaces: WorkspaceSpaces | None = None,
+        puppets: SlackPuppets | None = None,
     ) -> None:
         self._hs = homeserver
         self._sessions = sessions
@@ -74,6 +82,7 @@ class WorkspaceBridge:
         self._count = conversation_count
         self._portal_wait = portal_wait
         self._spaces = spaces
+        self._puppets = puppets
         self._tasks: set[asyncio.Task[Any]] = set()
         self._creating: dict[str, asyncio.Task[str]] = {}
         # Completed workspace syncs (login and restart); tests and `status` read it.
@@ -252,7 +261,17 @@ class WorkspaceBridge:
         return task
 
     async def portal_created(self, endpoint: Endpoint, room: str) -> None:
-        """Portals hook: invite the workspace's users, then fill the room with its members."""
+        """Portals hook: invite the workspace's users, then fill the room with its members;
+        a person's own DM invites that person alone."""
+        try:
+            owner = await private_owner(self._workspaces, self._puppets, endpoint)
+        except Exception as exc:
+            # Whose it is unknown: inviting everyone could show someone's DM to others.
+            log.warning("portal owner unknown; nobody invited", extra={"error": str(exc)})
+            return
+        if owner is not None:
+            await self._invites.invite(endpoint, room, [owner])
+            return
         users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
         await self._invites.invite(endpoint, room, users)
         if self._spaces is not None and users:
@@ -288,6 +307,11 @@ class WorkspaceBridge:
         if not (metadata or post or membership):
             return  # an event portals ignore: no database query on this hot path
         endpoint = Endpoint.slack(team, channel)
+        if _through_a_person(envelope):
+            # Someone's own DM (a user event): a message makes its portal, nothing else does.
+            if post:
+                await self._ensure_for_message(endpoint)
+            return
         # Asked each time, not cached: a login made by another process counts at once.
         if not await asyncio.to_thread(self.users_of, team):
             return  # not a logged-in workspace: only curated syncs
@@ -340,3 +364,9 @@ class WorkspaceBridge:
             await coro
         except Exception as exc:
             log.warning(f"{what} failed", extra={"error": str(exc)})
+
+
+def _through_a_person(envelope: dict[str, Any]) -> bool:
+    """Whether Slack sent the event for a person's user token rather than for the bot."""
+    auths = envelope.get("authorizations") or []
+    return bool(auths) and isinstance(auths[0], dict) and auths[0].get("is_bot") is False

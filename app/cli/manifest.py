@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.cli.common import EXIT_CONFIG, EXIT_OK, fail
-from app.scopes import BOT_EVENTS, DEFAULT_BOT_SCOPES, DEFAULT_USER_SCOPES
+from app.scopes import BOT_EVENTS, DEFAULT_BOT_SCOPES, DEFAULT_USER_SCOPES, USER_EVENTS
 from app.slack.oauth import REDIRECT_PATH
 
 EVENTS_PATH = "/slack/events"
@@ -43,6 +43,8 @@ def build_manifest(
     if DEFAULT_USER_SCOPES:
         scopes["user"] = list(DEFAULT_USER_SCOPES)
     events: dict[str, Any] = {"bot_events": list(BOT_EVENTS)}
+    if USER_EVENTS:
+        events["user_events"] = list(USER_EVENTS)
     interactivity: dict[str, Any] = {"is_enabled": True}
     if not socket_mode:
         events["request_url"] = f"{base}{EVENTS_PATH}"

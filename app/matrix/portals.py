@@ -82,6 +82,8 @@ class ChannelInfo:
     name: str
     topic: str | None
     archived: bool = False
+    # A person's own conversation (seen only through their token): nobody else is invited.
+    private: bool = False
 
 
 # How a portal learns its channel's name and topic (the Slack side provides it: app.bridge).
@@ -206,7 +208,9 @@ class Portals:
             try:
                 info = await self._channel_info(endpoint)
                 alias = self._hs.ids.portal_alias(endpoint)
-                room = await self._create_with_retries(alias, info.name, info.topic)
+                room = await self._create_with_retries(
+                    alias, info.name, info.topic, private=info.private
+                )
                 await asyncio.to_thread(self._join_sync, endpoint, room)
             except BaseException:
                 # Back to pending: the next message (or alias query) starts over, adopting
@@ -240,10 +244,12 @@ class Portals:
         task.add_done_callback(self._background.discard)
         return room
 
-    async def _create_with_retries(self, alias: str, name: str, topic: str | None) -> str:
+    async def _create_with_retries(
+        self, alias: str, name: str, topic: str | None, *, private: bool = False
+    ) -> str:
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
-                return await self._create_or_adopt(alias, name, topic)
+                return await self._create_or_adopt(alias, name, topic, private)
             except RemoteError as exc:
                 if attempt == CREATE_ATTEMPTS or not exc.retryable:
                     raise
@@ -378,12 +384,14 @@ class Portals:
             # Its invite records go with it: their foreign key cascades on delete.
             s.execute(delete(MatrixPortal).where(MatrixPortal.endpoint == str(endpoint)))
 
-    async def _create_or_adopt(self, alias: str, name: str, topic: str | None) -> str:
+    async def _create_or_adopt(
+        self, alias: str, name: str, topic: str | None, private: bool = False
+    ) -> str:
         # Resolving the alias first would make the homeserver ask us about it again (it is in
         # our namespace) while we hold the lock; an alias taken by an earlier, interrupted
         # creation shows up as M_ROOM_IN_USE instead, and then it resolves without a query.
         try:
-            return await self._create(alias, name, topic)
+            return await self._create(alias, name, topic, private)
         except RemoteError as exc:
             if not isinstance(exc.__cause__, MRoomInUse):
                 raise
@@ -392,11 +400,14 @@ class Portals:
         log.info("adopted an existing portal room", extra={"alias": alias})
         return str(found.room_id)
 
-    async def _create(self, alias: str, name: str, topic: str | None) -> str:
+    async def _create(
+        self, alias: str, name: str, topic: str | None, private: bool = False
+    ) -> str:
+        # A person's own DM is theirs: the users every portal invites are left out.
         invitees = [
             UserID(user)
             for user in self._invite
-            if user.startswith("@") and self._permissions.level(user) >= Level.USER
+            if user.startswith("@") and self._permissions.level(user) >= Level.USER and not private
         ]
         async with matrix_errors("create room"):
             room = await self._hs.bot.create_room(

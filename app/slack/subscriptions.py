@@ -1,10 +1,10 @@
 """The one table of Slack events syncbot subscribes to, and who handles each.
 
-The manifest's ``bot_events`` and the event dispatch both come from :data:`SUBSCRIPTIONS`: a
-handler can only be registered for an event type listed here (:meth:`SlackEvents.on` refuses
-others), and a test assembles the app and checks that every listed type has a handler — so
-nothing is subscribed that nobody reads (``team_join`` was), and nothing is handled that
-Slack never sends (``member_left_channel`` was).
+The manifest's ``bot_events`` and ``user_events`` and the event dispatch all come from
+:data:`SUBSCRIPTIONS`: a handler can only be registered for an event type listed here
+(:meth:`SlackEvents.on` refuses others), and a test assembles the app and checks that every
+listed type has a handler — so nothing is subscribed that nobody reads (``team_join`` was), and
+nothing is handled that Slack never sends (``member_left_channel`` was).
 
 Subscription names and the event types they deliver:
 https://api.slack.com/events (``message.channels`` delivers ``message`` events of public
@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BOT_EVENTS", "DELIVERED", "SUBSCRIPTIONS", "Subscription", "subscription_of"]
+__all__ = [
+    "BOT_EVENTS",
+    "DELIVERED",
+    "SUBSCRIPTIONS",
+    "USER_EVENTS",
+    "Subscription",
+    "subscription_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,9 @@ class Subscription:
     handled_by: str
     # ``channel_type`` of the message events it delivers (``message.*`` only).
     channel_type: str | None = None
+    # Also a ``user_events`` entry: delivered for the conversations of members who gave the
+    # app a user token (``login token``), with that member in ``authorizations``.
+    user: bool = False
 
 
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
@@ -47,9 +57,12 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("member_left_channel", "member_left_channel", "strays, portal members"),
     Subscription("message.channels", "message", "relay, portals", channel_type="channel"),
     Subscription("message.groups", "message", "relay, portals", channel_type="group"),
-    # Direct messages to the bot: portals for the workspace's logged-in Matrix users.
-    Subscription("message.im", "message", "relay, DM portals", channel_type="im"),
-    Subscription("message.mpim", "message", "relay, group DM portals", channel_type="mpim"),
+    # Direct messages to the bot: portals for the workspace's logged-in Matrix users; as user
+    # events, the DMs of a person logged in with their own token: portals for them alone.
+    Subscription("message.im", "message", "relay, DM portals", channel_type="im", user=True),
+    Subscription(
+        "message.mpim", "message", "relay, group DM portals", channel_type="mpim", user=True
+    ),
     Subscription("reaction_added", "reaction_added", "relay"),
     Subscription("reaction_removed", "reaction_removed", "relay"),
     Subscription(
@@ -60,6 +73,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
 )
 
 BOT_EVENTS: tuple[str, ...] = tuple(sorted(s.name for s in SUBSCRIPTIONS))
+USER_EVENTS: tuple[str, ...] = tuple(sorted(s.name for s in SUBSCRIPTIONS if s.user))
 # Every event type a subscription delivers.
 DELIVERED: frozenset[str] = frozenset(s.event for s in SUBSCRIPTIONS)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.errors import CipherError
 from app.store.cipher import TokenCipher
 from app.store.models_matrix import MatrixPuppet, MatrixUser
+from app.store.rows import affected
 
 __all__ = ["CONTEXT", "Puppet", "PuppetStore"]
 
@@ -75,6 +76,12 @@ class PuppetStore:
             for row in rows:
                 s.delete(row)
             return sorted(r.team_id for r in rows)
+
+    def forget_team(self, team_id: str) -> int:
+        """Drop every token of ``team_id`` (the workspace was logged out or uninstalled)."""
+        with self._sessions() as s, s.begin():
+            result = s.execute(delete(MatrixPuppet).where(MatrixPuppet.team_id == team_id))
+        return affected(result)
 
     def of_user(self, mxid: str) -> list[Puppet]:
         with self._sessions() as s:

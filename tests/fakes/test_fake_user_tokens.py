@@ -90,6 +90,8 @@ def test_a_user_lists_only_their_own_dms(slack: FakeSlack) -> None:
     # The bot sees none of them; nobody posts into a DM they are not in.
     bot = client(slack, slack.bot_token("T1"))
     assert bot.conversations_list(types="im,mpim")["channels"] == []
+    assert error_of(lambda: bot.conversations_info(channel=mine))["error"] == "channel_not_found"
+    assert web.conversations_info(channel=mine)["channel"]["user"] == "U2"
     assert error_of(lambda: web.chat_postMessage(channel=others, text="x"))["error"] == (
         "channel_not_found"
     )

@@ -174,3 +174,37 @@ def test_a_revoked_token_falls_back_to_the_bot_and_says_so(flow: Flow) -> None: 
     a.text(room, "next one")
     wait_for(lambda: f.slack.find_message(f.team, "C1", text="next one") is not None)
     assert sum("no longer accepts" in n for n in f.notices(room)) == 1
+
+
+def test_a_users_own_dms_are_portals_for_them_alone(flow: Flow) -> None:  # noqa: F811
+    f, a = flow, flow.alice
+    dm, _token, _room = as_ada(f)
+    # Another Matrix user of the workspace: invited to its channels, never to Ada's DMs.
+    carol = f"@carol-{f.team.lower()}:test.local"
+    f.app.bridge.workspace_bridge.record_login(carol, f.team, dm)
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    f.slack.post_message(f.team, with_bob, "U2", "psst, Ada")
+    room = f.room_of(with_bob)
+    assert f.state(room, "m.room.name")["name"] == "#DM with Bob"
+    wait_for(lambda: f.membership(room, a.user_id) == "invite")
+    a.call("POST", f"/join/{room}", json={})
+    wait_for(lambda: "psst, Ada" in f.bodies(room))
+    assert f.membership(room, carol) is None
+    # Her answer is hers in Slack, and its echo comes back to no one.
+    a.text(room, "hi Bob")
+    msg = wait_for(lambda: f.slack.find_message(f.team, with_bob, text="hi Bob"))
+    assert (msg.user, msg.bot_id) == ("U1", None)
+    f.slack.post_message(f.team, with_bob, "U2", "and a marker")
+    wait_for(lambda: "and a marker" in f.bodies(room))
+    assert f.bodies(room).count("hi Bob") == 1
+
+    group = f.slack.open_private_dm(f.team, ["U1", "U2", "U3"])
+    f.slack.post_message(f.team, group, "U3", "all three of us")
+    groom = f.room_of(group)
+    assert f.state(groom, "m.room.name")["name"].startswith("#Group DM: ")
+    wait_for(lambda: f.membership(groom, a.user_id) == "invite")
+    a.call("POST", f"/join/{groom}", json={})
+    wait_for(lambda: "all three of us" in f.bodies(groom))
+    a.text(groom, "hello both")
+    wait_for(lambda: f.slack.find_message(f.team, group, text="hello both") is not None)
+    assert f.membership(groom, carol) is None

@@ -158,9 +158,10 @@ def settled(slack: FakeSlack, server: AppServer) -> bool:
 
 def subscribe_as_manifest(slack: FakeSlack) -> None:
     """The fake delivers only the events the app's manifest subscribes to, as Slack does."""
-    from app.slack.subscriptions import BOT_EVENTS
+    from app.slack.subscriptions import BOT_EVENTS, USER_EVENTS
 
     slack.event_settings.bot_events = BOT_EVENTS
+    slack.event_settings.user_events = USER_EVENTS
 
 
 def three_workspaces(slack: FakeSlack) -> None:

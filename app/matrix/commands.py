@@ -57,7 +57,7 @@ _APP_TOKEN = re.compile(r"^xapp-[A-Za-z0-9-]+$")
 _TOKEN_SHAPED = re.compile(r"\bx(?:ox[abprse]|app)-[A-Za-z0-9-]{6,}", re.IGNORECASE)
 TOKEN_REMOVED = (
     "That looked like a Slack token, so I removed it. To log a workspace in, send "
-    "`login app` in a DM with me first."
+    "`login app` in a DM with me first (`login token` to log in as yourself)."
 )
 
 

@@ -10,36 +10,39 @@ parameter). Edits are in place already (history holds the current text); reactio
 stand are sent by the reactors' ghosts. Every backfilled event carries ``syncbot.backfill`` and
 is sent by a ghost, whose events the bridge never relays: nothing echoes back to Slack.
 
-Progress (phase, cursor, messages read, last message sent) is kept in ``instance_settings``
+Each message takes the live path's Matrix side (:class:`~app.matrix.deliver.MatrixDeliverer`:
+the same rendering, custom emoji, files and parts) and lands in the message map like a relayed
+post (:mod:`app.store.history_map`), so a later edit, delete or reaction of it on Slack follows
+on Matrix, and a Matrix reply, edit or reaction on its event reaches the Slack original.
+
+Progress (phase, cursor, messages read, messages sent) is kept in ``instance_settings``
 under ``backfill:<endpoint>``, so a restart resumes a backfill where it stopped instead of
-starting over or sending a message twice.
+starting over; a message sent but not yet saved as sent is found in the map (or, when the stop
+fell between the send and the record, sent again under the same transaction ids, which the
+homeserver answers with the first event), so none is sent or mapped twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Coroutine
 from typing import Any
 
-from mautrix.types import EventType, RoomID
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.authors import AuthorDirectory
 from app.core.endpoints import Endpoint
-from app.core.events import Author
+from app.core.payloads import PostPayload, ReactionPayload
 from app.errors import RemoteError, SyncbotError
-from app.matrix.emoji import to_matrix_key
-from app.matrix.event_content import as_content
-from app.matrix.ghosts import Ghosts
-from app.matrix.homeserver import Homeserver, matrix_errors
-from app.matrix.render import MatrixRenderer
-from app.slack.inbound import POST_SUBTYPES, body_of
+from app.matrix.deliver import History, MatrixDeliverer
+from app.slack.inbound import POST_SUBTYPES, EventTranslator
 from app.slack.workspaces import Workspaces
-from app.store.models import InstanceSetting, MessageCopy
+from app.store.history_map import HistoryCopy, HistoryMap
+from app.store.models import InstanceSetting
 
 log = logging.getLogger("syncbot.bridge.backfill")
 
@@ -52,22 +55,20 @@ class PortalBackfill:
 
     def __init__(
         self,
-        homeserver: Homeserver,
         sessions: sessionmaker[Session],
         *,
-        ghosts: Ghosts,
-        authors: AuthorDirectory,
+        deliverer: MatrixDeliverer,
+        translator: EventTranslator,
         workspaces: Workspaces,
         count: int,
         page_limit: int,
         interval: float,
     ) -> None:
-        self._hs = homeserver
         self._sessions = sessions
-        self._ghosts = ghosts
-        self._authors = authors
+        self._deliverer = deliverer
+        self._translator = translator
+        self._map = HistoryMap(sessions)
         self._workspaces = workspaces
-        self._renderer = MatrixRenderer(homeserver.ids)
         self._count = count
         self._limit = page_limit
         self._interval = interval
@@ -144,14 +145,13 @@ class PortalBackfill:
             page = await self._call(
                 endpoint, "conversations.history", limit=want, cursor=state.get("cursor")
             )
-            known = await asyncio.to_thread(self._known, endpoint)
+            posts = [m for m in page.get("messages") or [] if _bridgeable(m)]
+            known = await asyncio.to_thread(
+                self._map.mapped, endpoint, [str(m["ts"]) for m in posts]
+            )
             # Messages the relay already carries (the one that made the portal, our copies)
             # are left to it.
-            found = [
-                m
-                for m in page.get("messages") or []
-                if _bridgeable(m) and str(m["ts"]) not in known
-            ]
+            found = [m for m in posts if str(m["ts"]) not in known]
             messages += found[:want]
             state["cursor"] = (page.get("response_metadata") or {}).get("next_cursor") or None
             await asyncio.to_thread(self._save, endpoint, state)
@@ -190,77 +190,89 @@ class PortalBackfill:
         sent: dict[str, str] = state.setdefault("sent", {})
         room = str(state["room"])
         for root in roots:
-            root_event = sent.get(root["ts"]) or await self._send(endpoint, room, root, None)
+            root_event = sent.get(root["ts"]) or await self._copy(endpoint, room, root, None)
             sent[root["ts"]] = root_event
             await asyncio.to_thread(self._save, endpoint, state)
             for reply in sorted(root.get("replies") or [], key=lambda m: float(m["ts"])):
                 if reply["ts"] not in sent:
-                    sent[reply["ts"]] = await self._send(endpoint, room, reply, root_event)
+                    sent[reply["ts"]] = await self._copy(endpoint, room, reply, root)
                     await asyncio.to_thread(self._save, endpoint, state)
 
-    async def _send(
-        self, endpoint: Endpoint, room: str, message: dict[str, Any], thread_root: str | None
+    async def _copy(
+        self,
+        endpoint: Endpoint,
+        room: str,
+        message: dict[str, Any],
+        root: dict[str, Any] | None,
     ) -> str:
-        author = await self._authors.resolve(endpoint, self._author(endpoint, message))
-        sender = await self._ghosts.ensure(endpoint, author)
-        intent = self._hs.intent(sender)
-        ts = int(float(message["ts"]) * 1000)
-        content = self._renderer.message(body_of(message), source=endpoint)
-        content[MARK] = True
-        if thread_root is not None:
-            content["m.relates_to"] = {
-                "rel_type": "m.thread",
-                "event_id": thread_root,
-                "is_falling_back": True,
-                "m.in_reply_to": {"event_id": thread_root},
-            }
-        async with matrix_errors("backfill message"):
-            await intent.ensure_joined(RoomID(room), bot=self._hs.bot)
-            event_id = await intent.send_message_event(
-                RoomID(room), EventType.ROOM_MESSAGE, as_content(content), timestamp=ts
-            )
-        for reaction in message.get("reactions") or []:
-            key = to_matrix_key(str(reaction.get("name") or ""))
-            for user in reaction.get("users") or []:
-                who = Author(
-                    name="", native_id=f"{endpoint.slack_team}/{user}", origin=author.origin
-                )
-                reactor = await self._ghosts.ensure(
-                    endpoint, await self._authors.resolve(endpoint, who)
-                )
-                async with matrix_errors("backfill reaction"):
-                    await self._hs.intent(reactor).ensure_joined(RoomID(room), bot=self._hs.bot)
-                    await self._hs.intent(reactor).send_message_event(
-                        RoomID(room),
-                        EventType.REACTION,
-                        as_content(
-                            {
-                                "m.relates_to": {
-                                    "rel_type": "m.annotation",
-                                    "event_id": str(event_id),
-                                    "key": key,
-                                },
-                                MARK: True,
-                            }
-                        ),
-                        timestamp=ts,
-                    )
-        return str(event_id)
+        """Copy one past message (and its reactions) into the room and map it; its event id.
 
-    def _author(self, endpoint: Endpoint, message: dict[str, Any]) -> Author:
-        team = endpoint.slack_team
-        try:
-            origin = self._workspaces.info(team).name
-        except SyncbotError:
-            origin = team
-        if message.get("user"):
-            return Author(name="", native_id=f"{team}/{message['user']}", origin=origin)
-        profile = message.get("bot_profile") or {}
-        return Author(
-            name=str(message.get("username") or profile.get("name") or "bot"),
-            native_id=f"{team}/{message.get('bot_id') or 'bot'}",
-            origin=origin,
+        The message goes through the Matrix deliverer like a live one (the same rendering,
+        ghosts, files and parts), and into the message map like a relayed one, so a later
+        edit, delete or reaction on either side follows it. A message the map holds already
+        (the relay carried it, or a resumed backfill sent it before its progress was saved)
+        is not sent again.
+        """
+        target = Endpoint.matrix(room)
+        ts = str(message["ts"])
+        found = await asyncio.to_thread(self._map.copy_at, endpoint, ts, target)
+        if found is not None:
+            return found
+        post = self._translator.history_post(endpoint, message)
+        if post is None:
+            return ""
+        thread_root = (
+            await asyncio.to_thread(self._map.copy_at, endpoint, str(root["ts"]), target)
+            if root is not None
+            else None
         )
+        payload = PostPayload(
+            source=endpoint,
+            source_native_id=ts,
+            author=post.author,
+            body=post.body,
+            files=post.files,
+            broadcast=post.broadcast,
+        )
+        # The transaction ids are fixed by the message: sending again after a crash between
+        # the send and the record makes no second event on the homeserver.
+        uid = "backfill." + hashlib.sha256(f"{target}|{endpoint}|{ts}".encode()).hexdigest()[:32]
+        history = History(timestamp_ms=int(float(ts) * 1000), mark=MARK)
+        delivered = await self._deliverer.post_history(
+            room, payload, thread_root, uid=uid, history=history
+        )
+        event_id = str(delivered.native_id)
+        reactions = [
+            (str(reaction.get("name") or ""), str(user))
+            for reaction in message.get("reactions") or []
+            for user in reaction.get("users") or []
+            if reaction.get("name")
+        ]
+        for index, (emoji, user) in enumerate(reactions):
+            await self._deliverer.react_history(
+                room,
+                event_id,
+                ReactionPayload(
+                    source=endpoint, emoji=emoji, actor=f"{endpoint}|{user}", actor_name=user
+                ),
+                uid=f"{uid}.r{index}",
+                history=history,
+            )
+        await asyncio.to_thread(
+            self._map.record,
+            HistoryCopy(
+                source=endpoint,
+                native_id=ts,
+                thread_native_id=str(root["ts"]) if root is not None else None,
+                author_name=post.author.name,
+                target=target,
+                event_id=event_id,
+                thread_event_id=delivered.thread_native_id,
+                parts=delivered.parts,
+                reactions=tuple(reactions),
+            ),
+        )
+        return event_id
 
     # --- progress -----------------------------------------------------------------------------
 
@@ -277,14 +289,6 @@ class PortalBackfill:
                 s.add(InstanceSetting(key=key, value=json.dumps(state)))
             else:
                 row.value = json.dumps(state)
-
-    def _known(self, endpoint: Endpoint) -> set[str]:
-        with self._sessions() as s:
-            return set(
-                s.execute(
-                    select(MessageCopy.native_id).where(MessageCopy.endpoint == str(endpoint))
-                ).scalars()
-            )
 
     def _unfinished(self) -> list[Endpoint]:
         with self._sessions() as s:

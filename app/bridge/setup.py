@@ -32,6 +32,7 @@ from app.matrix.setup import MatrixAdapter
 from app.settings import Settings
 from app.slack.deliver import PuppetLost, SlackDeliverer
 from app.slack.holds import hold_notice
+from app.slack.inbound import EventTranslator
 from app.slack.puppets import SlackPuppets
 from app.slack.workspaces import Workspaces
 
@@ -180,10 +181,9 @@ def build_bridge(
         puppets=puppets,
     )
     backfill = PortalBackfill(
-        hs,
         sessions,
-        ghosts=matrix.ghosts,
-        authors=authors,
+        deliverer=matrix.deliverer,
+        translator=EventTranslator(workspaces.info),
         workspaces=workspaces,
         count=settings.matrix_backfill_messages,
         page_limit=settings.slack_history_limit,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mautrix.api import Method, Path
@@ -50,6 +50,34 @@ async def redact(intent: IntentAPI, room: RoomID, event_id: str, *, txn_id: str)
     """Redact with our own transaction id (mautrix's ``redact`` always makes a new one)."""
     path = Path.v3.rooms[room].redact[EventID(event_id)][txn_id]
     await intent.api.request(Method.PUT, path, {})
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """How a backfilled event differs from a live one: the appservice ``ts`` massaging (its
+    Slack time, in ms) and a marker field in its content."""
+
+    timestamp_ms: int
+    mark: str
+
+
+async def _send_event(
+    intent: IntentAPI,
+    room: RoomID,
+    kind: EventType,
+    content: dict[str, Any],
+    txn_id: str,
+    history: History | None,
+) -> str:
+    """Send one event; a backfilled one at its own time (``ts``) and marked."""
+    if history is None:
+        return str(await intent.send_message_event(room, kind, as_content(content), txn_id=txn_id))
+    marked = as_content({**content, history.mark: True})
+    return str(
+        await intent.send_message_event(
+            room, kind, marked, txn_id=txn_id, timestamp=history.timestamp_ms
+        )
+    )
 
 
 # A part that is the timeline echo of a thread broadcast (edited along with the copy).
@@ -134,8 +162,27 @@ class MatrixDeliverer:
         return task.copy.native_id
 
     async def _post(self, task: DeliveryTask) -> Delivered:
-        room = RoomID(task.target.matrix_room)
+        parent = task.parent_copy.native_id if task.parent_copy else None
         payload = expect(task.payload, PostPayload)
+        return await self._post_to(RoomID(task.target.matrix_room), payload, parent, task.uid)
+
+    async def post_history(
+        self, room: str, payload: PostPayload, parent: str | None, *, uid: str, history: History
+    ) -> Delivered:
+        """A past post copied into ``room`` (backfill): the live post's events, rendering
+        and parts, sent at the post's own time and marked. ``uid`` plays the delivery id
+        (the transaction ids), so sending it again after a crash makes no second event."""
+        return await self._post_to(RoomID(room), payload, parent, uid, history=history)
+
+    async def _post_to(
+        self,
+        room: RoomID,
+        payload: PostPayload,
+        parent: str | None,
+        uid: str,
+        *,
+        history: History | None = None,
+    ) -> Delivered:
         source = payload.source
         author = await self._authors.resolve(source, payload.author)
         body = await self._named_mentions(payload.body, source)
@@ -153,26 +200,20 @@ class MatrixDeliverer:
         intent = self._hs.intent(sender)
         async with matrix_errors("join room"):
             await intent.ensure_joined(room, bot=self._hs.bot)
-        parent = task.parent_copy.native_id if task.parent_copy else None
         if payload.thread_post_id and parent is None and payload.parent_link:
             # The parent never reached this room: say where the reply belongs.
             link = richtext.Link(payload.parent_link, (richtext.Text("a thread"),))
             note = richtext.Italic((richtext.Text("in reply to "), link))
             body = richtext.doc(note, richtext.LineBreak(), body)
-        content = self._renderer.message(
-            body,
-            source=source,
-            allow_broadcast=payload.allow_broadcast,
-            emoticons=await self._emoticons(source, body),
-        )
+        content = await self.render(body, source, allow_broadcast=payload.allow_broadcast)
         files = list(payload.files)
         events: list[str] = []
         if content["body"].strip() or not files:
-            events.append(await self._send(intent, room, content, parent, txn_id=task.uid))
+            events.append(await self._send(intent, room, content, parent, uid, history))
         for index, ref in enumerate(files):
             events.append(
                 await self._send_file(
-                    intent, room, source, ref, parent, txn_id=f"{task.uid}.f{index}"
+                    intent, room, source, ref, parent, f"{uid}.f{index}", history
                 )
             )
         parts = events[1:]
@@ -181,8 +222,8 @@ class MatrixDeliverer:
             # only, so the room's timeline gets it too, as a reply to the thread's root.
             timeline = {**content, "m.relates_to": {"m.in_reply_to": {"event_id": parent}}}
             async with matrix_errors("send message"):
-                echo = await intent.send_message_event(
-                    room, EventType.ROOM_MESSAGE, as_content(timeline), txn_id=f"{task.uid}.b"
+                echo = await _send_event(
+                    intent, room, EventType.ROOM_MESSAGE, timeline, f"{uid}.b", history
                 )
             parts.append(f"{TIMELINE}{echo}")
         # The first event is the copy; the others are its parts, which edits and deletes follow.
@@ -206,22 +247,33 @@ class MatrixDeliverer:
 
         return richtext.transform(body, named) if names else body
 
+    async def render(
+        self, body: richtext.Node, source: Endpoint, *, allow_broadcast: bool = False
+    ) -> dict[str, Any]:
+        """A body as Matrix message content: the one rendering of posts, edits and backfilled
+        history alike (a Slack workspace's custom emoji as their images included)."""
+        return self._renderer.message(
+            body,
+            source=source,
+            allow_broadcast=allow_broadcast,
+            emoticons=await self._emoticons(source, body),
+        )
+
     async def _send(
         self,
         intent: IntentAPI,
         room: RoomID,
         content: dict[str, Any],
         parent: str | None,
-        *,
         txn_id: str,
+        history: History | None = None,
     ) -> str:
         if parent:
             content = {**content, "m.relates_to": thread_relation(parent)}
         async with matrix_errors("send message"):
-            event_id = await intent.send_message_event(
-                room, EventType.ROOM_MESSAGE, as_content(content), txn_id=txn_id
+            return await _send_event(
+                intent, room, EventType.ROOM_MESSAGE, content, txn_id, history
             )
-        return str(event_id)
 
     async def _send_file(
         self,
@@ -230,13 +282,13 @@ class MatrixDeliverer:
         source: Endpoint,
         ref: FileRef,
         parent: str | None,
-        *,
         txn_id: str,
+        history: History | None = None,
     ) -> str:
         fetch = self._files.get(source.network)
         if fetch is None or (ref.size and ref.size > self._max_file_bytes):
             notice = {"msgtype": "m.notice", "body": f"(file {ref.name} could not be copied)"}
-            return await self._send(intent, room, notice, parent, txn_id=txn_id)
+            return await self._send(intent, room, notice, parent, txn_id, history)
         chunks: list[bytes] = []
         size = 0
         async for chunk in fetch(source, ref):
@@ -254,7 +306,7 @@ class MatrixDeliverer:
             "url": str(mxc),
             "info": {"mimetype": ref.mimetype, "size": len(data)},
         }
-        return await self._send(intent, room, content, parent, txn_id=txn_id)
+        return await self._send(intent, room, content, parent, txn_id, history)
 
     async def _sender_of(self, room: RoomID, event_id: str) -> str:
         async with matrix_errors("fetch event"):
@@ -296,9 +348,8 @@ class MatrixDeliverer:
                 await redact(intent, room, event_id, txn_id=f"{task.uid}.p{index}")
             await redact(intent, room, copy, txn_id=task.uid)
 
-    async def _reactor(self, task: DeliveryTask) -> str:
+    async def _reactor(self, reaction: ReactionPayload) -> str:
         """The ghost of the person who reacted (the bot when the homeserver refuses it)."""
-        reaction = expect(task.payload, ReactionPayload)
         source = reaction.source
         if source.network is Network.MATRIX:
             return self._hs.ids.bot
@@ -331,9 +382,8 @@ class MatrixDeliverer:
                 found[name] = mxc
         return found
 
-    async def _reaction_key(self, task: DeliveryTask) -> tuple[str, str | None]:
+    async def _reaction_key(self, reaction: ReactionPayload) -> tuple[str, str | None]:
         """The Matrix key of a reaction, and the shortcode when it is a custom emoji's image."""
-        reaction = expect(task.payload, ReactionPayload)
         key = to_matrix_key(reaction.emoji)
         source = reaction.source
         if key.startswith(":") and self.custom_emoji and source.network is Network.SLACK:
@@ -343,34 +393,53 @@ class MatrixDeliverer:
         return key, None
 
     async def _react(self, task: DeliveryTask, copy: str) -> None:
-        room = RoomID(task.target.matrix_room)
-        key, shortcode = await self._reaction_key(task)
+        reaction = expect(task.payload, ReactionPayload)
+        await self._annotate(RoomID(task.target.matrix_room), copy, reaction, task.uid)
+
+    async def react_history(
+        self, room: str, event_id: str, reaction: ReactionPayload, *, uid: str, history: History
+    ) -> None:
+        """A past reaction on a backfilled post: the live reaction's key and reactor, at its
+        post's time and marked (``uid`` is its transaction id)."""
+        await self._annotate(RoomID(room), event_id, reaction, uid, history)
+
+    async def _annotate(
+        self,
+        room: RoomID,
+        copy: str,
+        reaction: ReactionPayload,
+        txn_id: str,
+        history: History | None = None,
+    ) -> None:
+        key, shortcode = await self._reaction_key(reaction)
         content: dict[str, Any] = {
             "m.relates_to": {"rel_type": "m.annotation", "event_id": copy, "key": key}
         }
         if shortcode:
             # What clients show for an image reaction (mautrix bridges' field).
             content["com.beeper.reaction.shortcode"] = shortcode
-        sender = await self._reactor(task)
+        sender = await self._reactor(reaction)
         intent = self._hs.intent(sender)
         async with matrix_errors("send reaction"):
             if sender != self._hs.ids.bot:
                 await intent.ensure_joined(room, bot=self._hs.bot)
-            event_id = await intent.send_message_event(
-                room, EventType.REACTION, as_content(content), txn_id=task.uid
+            event_id = await _send_event(
+                intent, room, EventType.REACTION, content, txn_id, history
             )
         await asyncio.to_thread(self._remember, str(event_id), room, copy, key, sender)
 
     async def _unreact(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
-        key, _shortcode = await self._reaction_key(task)
-        found = await asyncio.to_thread(self._ours, room, copy, key)
-        if found is None:
-            return
-        event_id, sender = found
-        async with matrix_errors("redact reaction"):
-            await redact(self._hs.intent(sender), room, event_id, txn_id=task.uid)
-        await asyncio.to_thread(self._forget, event_id)
+        key, _shortcode = await self._reaction_key(expect(task.payload, ReactionPayload))
+        # The last reactor elsewhere is gone: every reaction of ours with that key goes (one
+        # from a live reaction; one per past reactor on a backfilled post).
+        for index, (event_id, sender) in enumerate(
+            await asyncio.to_thread(self._ours, room, copy, key)
+        ):
+            txn_id = task.uid if index == 0 else f"{task.uid}.{index}"
+            async with matrix_errors("redact reaction"):
+                await redact(self._hs.intent(sender), room, event_id, txn_id=txn_id)
+            await asyncio.to_thread(self._forget, event_id)
 
     def _remember(self, event_id: str, room: str, target: str, key: str, sender: str) -> None:
         try:
@@ -390,17 +459,19 @@ class MatrixDeliverer:
             # The same reaction recorded by an earlier attempt under the txn id's event.
             pass
 
-    def _ours(self, room: str, target: str, key: str) -> tuple[str, str] | None:
+    def _ours(self, room: str, target: str, key: str) -> list[tuple[str, str]]:
         with self._sessions() as s:
-            row = s.execute(
-                select(MatrixReaction.event_id, MatrixReaction.sender).where(
+            rows = s.execute(
+                select(MatrixReaction.event_id, MatrixReaction.sender)
+                .where(
                     MatrixReaction.room_id == room,
                     MatrixReaction.target_event_id == target,
                     MatrixReaction.key == key,
                     MatrixReaction.ours.is_(True),
                 )
-            ).first()
-        return (str(row.event_id), str(row.sender)) if row is not None else None
+                .order_by(MatrixReaction.event_id)
+            ).all()
+        return [(str(r.event_id), str(r.sender)) for r in rows]
 
     def _forget(self, event_id: str) -> None:
         with self._sessions() as s, s.begin():

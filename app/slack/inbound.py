@@ -168,6 +168,14 @@ class EventTranslator:
             )
         return None
 
+    def history_post(self, source: Endpoint, message: dict[str, Any]) -> NewPost | None:
+        """A message read from ``conversations.history``/``replies`` as the post its live
+        event made (same author, body and files); None when it is not a post."""
+        event = {"type": "message", "channel": source.slack_channel, **message}
+        key = f"slack-history:{source}:{message.get('ts')}"
+        post = self._message(source.slack_team, source, key, event)
+        return post if isinstance(post, NewPost) else None
+
     def _is_echo(self, envelope: dict[str, Any], event: dict[str, Any]) -> bool:
         # Our own posts carry our app id; our reactions and edits come from our bot user.
         app_id = envelope.get("api_app_id")

@@ -5,12 +5,16 @@ their Slack times, never echoed to Slack, paced in pages, resumed after a stop."
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from app.core.endpoints import Endpoint
+from app.store.models import MessageCopy
 from fakeslack import FakeSlack
 from tests.matrix.conftest import bridge_settings
 from tests.matrix.harness import BridgeApp
@@ -134,3 +138,148 @@ def test_a_stopped_backfill_resumes_after_a_restart(bflow: BackfillFlow) -> None
     # Resumed, not restarted: each message went to the room once.
     bodies = [e["content"].get("body") for e in timeline(f, room)]
     assert bodies.count("thread root") == 1 and bodies.count("the last one") == 1
+
+
+def all_events(f: Flow, room: str) -> list[dict[str, Any]]:
+    chunk = f.as_bot("GET", f"/rooms/{room}/messages", params={"dir": "f", "limit": 500})
+    return list(chunk["chunk"])
+
+
+def redacted(f: Flow, room: str) -> set[str]:
+    return {
+        str(e.get("redacts") or e["content"].get("redacts"))
+        for e in all_events(f, room)
+        if e["type"] == "m.room.redaction"
+    }
+
+
+def relations(f: Flow, room: str, rel_type: str, event_id: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in all_events(f, room)
+        if e["content"].get("m.relates_to", {}).get("rel_type") == rel_type
+        and e["content"]["m.relates_to"].get("event_id") == event_id
+        and not e["content"].get("syncbot.backfill")
+    ]
+
+
+def test_backfilled_posts_follow_later_changes_both_ways(bflow: BackfillFlow) -> None:
+    """A backfilled post is in the message map like a relayed one: a later edit, delete or
+    reaction on Slack follows on its Matrix event, and a Matrix reaction or thread reply on
+    that event reaches the Slack original."""
+    f = bflow
+    ts = history(f.slack, f.team)
+    f.slack.echo(False)
+    picture = f.slack.post_message(
+        f.team, "C2", "U1", "a picture", files=[("pic.png", b"\x89PNG\r\n\x1a\nbackfilled")]
+    )
+    f.slack.echo(True)
+    login(f)
+    backfill = f.app.bridge.backfill
+    assert backfill is not None
+    wait_for(lambda: backfill.completed >= 3)
+    room = f.room_of("C1")
+    event = {
+        e["content"]["body"]: e["event_id"]
+        for e in backfilled(f, room)
+        if e["type"] == "m.room.message"
+    }
+    past_reactions = [e["event_id"] for e in backfilled(f, room) if e["type"] == "m.reaction"]
+    assert len(past_reactions) == 2
+
+    # Slack -> Matrix: an edit replaces the backfilled event.
+    f.slack.edit(f.team, "C1", ts["plain"], "plain words, edited")
+    edit = wait_for(lambda: relations(f, room, "m.replace", event["plain words"]))
+    assert edit[0]["content"]["m.new_content"]["body"] == "plain words, edited"
+    assert edit[0]["sender"] == f.ghost("U3")
+
+    # A new reaction lands on the backfilled event.
+    f.slack.react(f.team, "C1", ts["last"], "U2", "heart")
+    reaction = wait_for(lambda: relations(f, room, "m.annotation", event["the last one"]))
+    assert reaction[0]["sender"] == f.ghost("U2")
+    assert reaction[0]["content"]["m.relates_to"]["key"] == "❤️"
+
+    # The reactions it had go when the last of their reactors removes theirs.
+    f.slack.unreact(f.team, "C1", ts["root"], "U2", "thumbsup")
+    f.slack.unreact(f.team, "C1", ts["root"], "U3", "thumbsup")
+    wait_for(lambda: set(past_reactions) <= redacted(f, room))
+
+    # A delete redacts every event of the copy: its text and its file.
+    c2 = f.room_of("C2")
+    copy = [e for e in backfilled(f, c2) if e["type"] == "m.room.message"]
+    file_events = [e["event_id"] for e in copy if e["content"].get("msgtype") == "m.image"]
+    text_events = [e["event_id"] for e in copy if e["content"].get("body") == "a picture"]
+    assert len(file_events) == 1 and len(text_events) == 1
+    f.slack.delete(f.team, "C2", picture)
+    wait_for(lambda: {*file_events, *text_events} <= redacted(f, c2))
+
+    # Matrix -> Slack: a reaction and a thread reply on the backfilled root reach the original.
+    a = f.alice
+    a.call("POST", f"/join/{room}", json={})
+    root = event["thread root"]
+    a.send(
+        room,
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "🎉"}},
+        "m.reaction",
+    )
+    wait_for(lambda: "tada" in f.slack.reactions(f.team, "C1", ts["root"]))
+    a.send(
+        room,
+        {
+            "msgtype": "m.text",
+            "body": "answered from Matrix",
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": root,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": root},
+            },
+        },
+    )
+    reply = wait_for(lambda: f.slack.find_message(f.team, "C1", text="answered from Matrix"))
+    assert reply.thread_ts == ts["root"]
+
+
+def test_a_resumed_backfill_maps_and_sends_nothing_twice(bflow: BackfillFlow) -> None:
+    """Progress lost after the sends (a stop before "sent" was saved): the backfill resumes
+    from its read messages, finds them in the map, and neither sends nor maps any twice."""
+    f = bflow
+    history(f.slack, f.team)
+    backfill = f.app.bridge.backfill
+    assert backfill is not None
+    endpoint = Endpoint.slack(f.team, "C1")
+    # The progress as saved when reading ended and nothing was sent yet.
+    read: list[dict[str, Any]] = []
+    save = backfill._save
+
+    def keep(where: Endpoint, state: dict[str, Any]) -> None:
+        if where == endpoint and state.get("phase") == "sending" and not state.get("sent"):
+            read.append(json.loads(json.dumps(state)))
+        save(where, state)
+
+    backfill._save = keep  # type: ignore[method-assign]
+    login(f)
+    wait_for(lambda: backfill.completed >= 3)
+    room = f.room_of("C1")
+    before = backfilled(f, room)
+    mapped = map_rows(f, endpoint)
+    assert len(mapped) == 6  # four posts, two replies
+    assert read
+    save(endpoint, read[0])
+    f.app.run(backfill.run(endpoint))
+    state = backfill._load(endpoint)
+    assert state is not None and state["phase"] == "done"
+    assert [e["event_id"] for e in backfilled(f, room)] == [e["event_id"] for e in before]
+    assert map_rows(f, endpoint) == mapped
+
+
+def map_rows(f: Flow, endpoint: Endpoint) -> list[tuple[str, str]]:
+    with f.engine.connect() as conn:
+        return sorted(
+            (str(row.native_id), str(row.post_id))
+            for row in conn.execute(
+                select(MessageCopy.native_id, MessageCopy.post_id).where(
+                    MessageCopy.endpoint == str(endpoint)
+                )
+            )
+        )

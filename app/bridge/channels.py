@@ -87,20 +87,33 @@ async def _as_a_member(
     return None
 
 
-async def private_owner(
+async def private_owners(
     workspaces: Workspaces, puppets: SlackPuppets | None, endpoint: Endpoint
-) -> str | None:
-    """The Matrix user whose own conversation ``endpoint`` is (the bot cannot see it, their
-    token can), or None for a conversation of the bot's. Asks Slack only in a workspace where
+) -> list[str] | None:
+    """The Matrix users whose own conversation ``endpoint`` is (the bot cannot see it, their
+    tokens can), or None for a conversation of the bot's. Asks Slack only in a workspace where
     someone logged in with ``login token``."""
-    if puppets is None or not await asyncio.to_thread(puppets.of_team, endpoint.slack_team):
+    team = endpoint.slack_team
+    people = await asyncio.to_thread(puppets.of_team, team) if puppets is not None else []
+    if puppets is None or not people:
         return None
-    api = workspaces.api(endpoint.slack_team)
     try:
-        await api.call("conversations.info", channel=endpoint.slack_channel)
+        await workspaces.api(team).call("conversations.info", channel=endpoint.slack_channel)
     except RemoteError as exc:
         if exc.code not in UNSEEN:
             raise
-        seen = await _as_a_member(puppets, endpoint)
-        return seen[0] if seen is not None else None
-    return None
+    else:
+        return None
+    owners = []
+    for puppet in people:
+        client = await asyncio.to_thread(puppets.client, puppet.mxid, team)
+        if client is None:
+            continue
+        try:
+            await client.api.call("conversations.info", channel=endpoint.slack_channel)
+        except RemoteError as exc:
+            if exc.retryable:
+                raise
+            continue
+        owners.append(puppet.mxid)
+    return owners

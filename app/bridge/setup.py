@@ -203,6 +203,7 @@ def build_bridge(
 
         matrix.on_login.append(start_socket_mode)
     matrix.on_login.append(workspace_bridge.on_login)
+    matrix.on_puppet_login.append(workspace_bridge.on_puppet_login)
     forget = workspace_bridge.forget_workspace
 
     async def forget_logins(team_id: str) -> None:

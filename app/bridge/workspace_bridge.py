@@ -27,10 +27,11 @@ from mautrix.types import EventType, RoomID
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.bridge.channels import private_owner
+from app.bridge.channels import private_owners
 from app.bridge.members import ChannelMembers
 from app.bridge.spaces import WorkspaceSpaces
 from app.core.endpoints import Endpoint
+from app.core.puppets import PuppetLogin
 from app.core.workspaces import WorkspaceInfo
 from app.errors import RemoteError
 from app.matrix.commands import LoginRequest
@@ -264,13 +265,13 @@ class WorkspaceBridge:
         """Portals hook: invite the workspace's users, then fill the room with its members;
         a person's own DM invites that person alone."""
         try:
-            owner = await private_owner(self._workspaces, self._puppets, endpoint)
+            owners = await private_owners(self._workspaces, self._puppets, endpoint)
         except Exception as exc:
             # Whose it is unknown: inviting everyone could show someone's DM to others.
             log.warning("portal owner unknown; nobody invited", extra={"error": str(exc)})
             return
-        if owner is not None:
-            await self._invites.invite(endpoint, room, [owner])
+        if owners is not None:
+            await self._invites.invite(endpoint, room, owners)
             return
         users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
         await self._invites.invite(endpoint, room, users)
@@ -280,6 +281,98 @@ class WorkspaceBridge:
             self._quietly(self._members.sync(endpoint, room), "portal member sync"),
             name=f"matrix-members-{endpoint}",
         )
+
+    # --- a person's own DMs (login token) ----------------------------------------------------
+
+    async def on_puppet_login(self, who: PuppetLogin, request: LoginRequest) -> str:
+        """The ``login token`` hook: their recent DMs become portals, in the background (the
+        result is told in the management room)."""
+        self._spawn(self._own_dms_sync(who, request), name=f"matrix-own-dms-{who.team_id}")
+        count = "all" if self._count < 0 else f"the {self._count} most recent"
+        return f"Bridging {count} of your direct messages…"
+
+    async def _own_dms_sync(self, who: PuppetLogin, request: LoginRequest) -> None:
+        try:
+            bridged = await self.sync_own_dms(request.user_id, who.team_id)
+            text = (
+                f"Bridged {len(bridged)} of your direct message(s) in {who.team_name}. "
+                "You are invited to their rooms."
+                if bridged
+                else f"You have no direct messages in {who.team_name} to bridge yet."
+            )
+        except Exception as exc:
+            log.warning("own DMs sync failed", exc_info=True)
+            text = f"Bridging your direct messages failed: {exc}. A new message still bridges."
+        content = {"msgtype": "m.notice", "body": text, "m.mentions": {}}
+        try:
+            async with matrix_errors("own DMs report"):
+                await self._hs.bot.send_message_event(
+                    RoomID(request.room_id), EventType.ROOM_MESSAGE, as_content(content)
+                )
+        except RemoteError:
+            log.warning("own DMs report not sent", extra={"room": request.room_id})
+
+    async def own_dms(self, mxid: str, team_id: str) -> list[dict[str, Any]]:
+        """The person's DMs and group DMs without the app's bot (``conversations.list`` with
+        their token), most recently active first, cut at the count."""
+        if self._puppets is None:
+            return []
+        client = await asyncio.to_thread(self._puppets.client, mxid, team_id)
+        if client is None:
+            return []
+        bot = (await asyncio.to_thread(self._workspaces.info, team_id)).bot_user_id
+        api = client.api
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(LIST_PAGES):
+            page = await api.call(
+                "conversations.list",
+                types="im,mpim",
+                exclude_archived="true",
+                limit=200,
+                cursor=cursor,
+            )
+            found += page.get("channels") or []
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        own = []
+        for conv in found:
+            if conv.get("is_im"):
+                if conv.get("user") == bot:
+                    continue  # the DM with the bot has its shared portal
+            else:
+                members = await api.call("conversations.members", channel=conv["id"], limit=200)
+                if bot in (members.get("members") or []):
+                    continue  # a group DM with the bot: a bot event, the shared portal
+            own.append(conv)
+        if 0 <= self._count < len(own):
+            latest = {c["id"]: await self._latest(api, c) for c in own}
+            own.sort(key=lambda c: latest[c["id"]], reverse=True)
+            own = own[: self._count]
+        return own
+
+    async def sync_own_dms(self, mxid: str, team_id: str) -> list[str]:
+        """Portals for the person's recent DMs, that person invited (never anyone else).
+
+        Returns:
+            The room ids of the DMs' portals.
+        """
+        rooms = []
+        for conv in await self.own_dms(mxid, team_id):
+            endpoint = Endpoint.slack(team_id, str(conv["id"]))
+            try:
+                room = await self._portals.ensure(endpoint)
+                # A portal made earlier (by a message) invites them now, once.
+                await self._invites.invite(endpoint, room, [mxid])
+            except (PortalError, RemoteError) as exc:
+                log.warning(
+                    "direct message not bridged",
+                    extra={"endpoint": str(endpoint), "error": str(exc)},
+                )
+                continue
+            rooms.append(room)
+        return rooms
 
     # --- Slack events -------------------------------------------------------------------------
 

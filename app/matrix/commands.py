@@ -25,7 +25,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint
-from app.core.puppets import PuppetLogins
+from app.core.puppets import PuppetLogin, PuppetLogins
 from app.core.workspaces import WorkspaceDirectory, WorkspaceInfo
 from app.errors import RemoteError, SyncbotError
 from app.matrix.event_content import as_content
@@ -50,6 +50,8 @@ class LoginRequest:
 
 # Called after a successful ``login app``; may return a line for the reply.
 LoginHook = Callable[[WorkspaceInfo, LoginRequest], Awaitable[str | None]]
+# Called after a successful ``login token``; may return a line for the reply.
+PuppetLoginHook = Callable[[PuppetLogin, LoginRequest], Awaitable[str | None]]
 LogoutHook = Callable[[str], Awaitable[None]]
 _BOT_TOKEN = re.compile(r"^xoxb-[A-Za-z0-9-]+$")
 _APP_TOKEN = re.compile(r"^xapp-[A-Za-z0-9-]+$")
@@ -107,6 +109,7 @@ class BotCommands:
         portals: Portals | None = None,
         dialogues: LoginDialogues,
         puppets: PuppetLogins | None = None,
+        on_puppet_login: list[PuppetLoginHook] | None = None,
     ) -> None:
         self._hs = homeserver
         self._prefix = prefix
@@ -121,6 +124,7 @@ class BotCommands:
         # the next answer is understood after a restart and by any instance.
         self._dialogues = dialogues
         self._puppets = puppets
+        self._on_puppet_login = on_puppet_login if on_puppet_login is not None else []
 
     async def is_dm(self, room_id: str) -> bool:
         async with matrix_errors("room members"):
@@ -229,11 +233,20 @@ class BotCommands:
         except SyncbotError as exc:
             await self._reply(room, f"Login cancelled: {exc}.")
             return
-        await self._reply(
-            room,
+        lines = [
             f"Logged in to {who.team_name} ({who.team_id}) as {who.user_name}. Your direct "
-            "messages are bridged, and what you write in bridged rooms reaches Slack as you.",
-        )
+            "messages are bridged, and what you write in bridged rooms reaches Slack as you."
+        ]
+        request = LoginRequest(user_id=sender, room_id=room)
+        for hook in self._on_puppet_login:
+            try:
+                extra = await hook(who, request)
+            except Exception:
+                log.warning("login token hook failed", exc_info=True)
+                extra = None
+            if extra:
+                lines.append(extra)
+        await self._reply(room, "\n".join(lines))
 
     async def _login_step(self, event: dict[str, Any], login: Dialogue, body: str) -> None:
         room, sender = str(event["room_id"]), str(event["sender"])
@@ -492,6 +505,7 @@ __all__ = [
     "LinkRefused",
     "LoginHook",
     "MatrixRoomLinks",
+    "PuppetLoginHook",
     "link_room",
     "resolve_room",
     "room_is_encrypted",

@@ -30,7 +30,13 @@ from app.matrix import avatars
 from app.matrix.appservice import AppserviceApi
 from app.matrix.avatars import AvatarProxy, MatrixAuthors
 from app.matrix.bridge import MatrixBridge
-from app.matrix.commands import BotCommands, LoginHook, LogoutHook, MatrixRoomLinks
+from app.matrix.commands import (
+    BotCommands,
+    LoginHook,
+    LogoutHook,
+    MatrixRoomLinks,
+    PuppetLoginHook,
+)
 from app.matrix.deliver import MatrixDeliverer
 from app.matrix.ghosts import AvatarFetcher, Ghosts, http_avatar_fetcher
 from app.matrix.homeserver import Homeserver, matrix_errors
@@ -77,6 +83,8 @@ class MatrixAdapter:
     links: MatrixRoomLinks
     # Called with each workspace logged in through `login app` (Socket Mode start, the sync).
     on_login: list[LoginHook] = field(default_factory=list)
+    # Called with each Matrix user logged in as themselves (`login token`): their DMs' sync.
+    on_puppet_login: list[PuppetLoginHook] = field(default_factory=list)
     # Called with the team id of each workspace logged out.
     on_logout: list[LogoutHook] = field(default_factory=list)
     # Called once the homeserver has answered (the bridge's resync of logged-in workspaces).
@@ -201,6 +209,7 @@ def build_matrix(
     authors.register(Network.MATRIX, MatrixAuthors(homeserver, proxy))
     outbox.register(deliverer)
     on_login: list[LoginHook] = []
+    on_puppet_login: list[PuppetLoginHook] = []
     on_logout: list[LogoutHook] = []
     invite = tuple(u for u in settings.matrix_permissions if u.startswith("@"))
     portals = Portals(
@@ -226,6 +235,7 @@ def build_matrix(
         portals=portals,
         dialogues=LoginDialogues(sessions, cipher),
         puppets=puppets,
+        on_puppet_login=on_puppet_login,
     )
     # Senders hear of what could not be bridged or delivered (a notice in their room).
     notices = SenderNotices(homeserver)
@@ -275,4 +285,5 @@ def build_matrix(
         links=MatrixRoomLinks(homeserver, syncs),
         on_login=on_login,
         on_logout=on_logout,
+        on_puppet_login=on_puppet_login,
     )

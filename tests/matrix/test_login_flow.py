@@ -108,9 +108,14 @@ class Flow:
         return resp.json() if resp.status_code == 200 else {}
 
     def notices(self, room: str) -> list[str]:
+        return self.notices_of(self.alice, room)
+
+    @staticmethod
+    def notices_of(user: MatrixUser, room: str) -> list[str]:
+        """What the bot said in ``room``, as ``user`` sees it."""
         return [
             e["content"].get("body", "")
-            for e in self.alice.events(room)
+            for e in user.events(room)
             if e["type"] == "m.room.message" and e["sender"] == BOT
         ]
 

@@ -208,3 +208,45 @@ def test_a_users_own_dms_are_portals_for_them_alone(flow: Flow) -> None:  # noqa
     a.text(groom, "hello both")
     wait_for(lambda: f.slack.find_message(f.team, group, text="hello both") is not None)
     assert f.membership(groom, carol) is None
+
+
+def test_login_token_bridges_their_recent_dms(flow: Flow) -> None:  # noqa: F811
+    # As mautrix-slack does on login: the person's recent DMs and group DMs get portals at
+    # once (`conversations.list types=im,mpim` with their token), not only on the next message.
+    f, a = flow, flow.alice
+    dm = login(f)
+    wait_for(lambda: any("Bridged 3" in n for n in f.notices(dm)))
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    group = f.slack.open_private_dm(f.team, ["U1", "U2", "U3"])
+    not_hers = f.slack.open_private_dm(f.team, ["U2", "U3"])
+    with_bot = f.slack.open_dm(f.team, "U1")
+    token = f.slack.add_user_token(f.team, "U1")
+    login_token(f, dm, token)
+    wait_for(
+        lambda: any("Bridged 2 of your direct message(s) in Acme" in n for n in f.notices(dm))
+    )
+    for conversation in (with_bob, group):
+        room = f.room_of(conversation)
+        wait_for(lambda room=room: f.membership(room, a.user_id) == "invite")
+    assert f.portal(not_hers) is None and f.portal(with_bot) is None
+    listed = f.slack.called("conversations.list", f.team)
+    assert any(p.get("types") == "im,mpim" for p in listed)
+
+
+def test_a_dm_between_two_logged_in_people_is_one_portal_for_both(flow: Flow) -> None:  # noqa: F811
+    f, a = flow, flow.alice
+    _dm, _token, _room = as_ada(f)
+    bob = f.synapse.register_user(f"bob{f.team.lower()}")
+    try:
+        bobs_dm = direct_chat(bob, BOT)
+        bob.text(bobs_dm, "login token")
+        wait_for(lambda: any("user token (xoxp-" in n for n in f.notices_of(bob, bobs_dm)))
+        bob.text(bobs_dm, f.slack.add_user_token(f.team, "U2"))
+        wait_for(lambda: any("as Bob" in n for n in f.notices_of(bob, bobs_dm)))
+        theirs = f.slack.open_private_dm(f.team, ["U1", "U2"])
+        f.slack.post_message(f.team, theirs, "U2", "just us two")
+        room = f.room_of(theirs)
+        wait_for(lambda: f.membership(room, a.user_id) == "invite")
+        wait_for(lambda: f.membership(room, bob.user_id) == "invite")
+    finally:
+        bob.close()

@@ -47,6 +47,12 @@ def test_login_token_stores_the_users_token_encrypted(flow: Flow) -> None:  # no
     a.text(dm, "logout")
     wait_for(lambda: any(f"Forgot your user token for {f.team}" in n for n in f.notices(dm)))
     assert stored_tokens(f) == []
+    # An admin logging the whole workspace out forgets its users' tokens too.
+    login_token(f, dm, token)
+    wait_for(lambda: len(stored_tokens(f)) == 1)
+    a.text(dm, f"logout {f.team}")
+    wait_for(lambda: any(f"Logged out of {f.team}" in n for n in f.notices(dm)))
+    assert stored_tokens(f) == []
 
 
 def test_a_token_slack_refuses_or_a_bot_token_is_not_stored(flow: Flow) -> None:  # noqa: F811
@@ -250,3 +256,20 @@ def test_a_dm_between_two_logged_in_people_is_one_portal_for_both(flow: Flow) ->
         wait_for(lambda: f.membership(room, bob.user_id) == "invite")
     finally:
         bob.close()
+
+
+def test_a_revoked_token_in_an_own_dm_is_reported_not_lost(flow: Flow) -> None:  # noqa: F811
+    # The bot cannot post in someone's own DM: without their token the message is said to be
+    # undelivered, not silently dropped.
+    f, a = flow, flow.alice
+    _dm, token, _room = as_ada(f)
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    f.slack.post_message(f.team, with_bob, "U2", "are you there?")
+    room = f.room_of(with_bob)
+    wait_for(lambda: f.membership(room, a.user_id) == "invite")
+    a.call("POST", f"/join/{room}", json={})
+    f.slack.revoke_user_token(token)
+    a.text(room, "yes, but")
+    wait_for(lambda: any("no longer accepts your user token" in n for n in f.notices(room)))
+    wait_for(lambda: any("could not be delivered" in n for n in f.notices(room)), timeout=20)
+    assert f.slack.find_message(f.team, with_bob, text="yes, but") is None

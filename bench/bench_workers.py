@@ -1,6 +1,6 @@
 """Outbox delivery throughput with 1 and 2 worker processes on one PostgreSQL (not a test).
 
-    .venv/bin/python -m bench.bench_workers [--posts 60] [--targets 20] [--runs 3]
+    .venv/bin/python -m bench.bench_workers [--posts 19] [--targets 64] [--runs 3]
 
 Each run fills a fresh database with ``posts`` messages from one channel to ``targets`` other
 channels (``posts x targets`` deliveries, all due), then starts N worker processes that share
@@ -9,6 +9,13 @@ the fake Slack (``python -m fakeslack``, its own process) answering every call a
 Timed from the moment the workers are released (after every one has started up and said so)
 until the last row is delivered. Slack's client-side pacing is scaled up: this measures our
 workers, not Slack's limits. CPU per delivery is reported for the workers and the fake.
+
+The default shape is chosen so the benchmark can show a second worker's worth. Deliveries to one
+target go in order, one 50 ms call after another, and a worker runs 16 targets at once (its
+lanes): the run is a sequence of waves of 16 (or, with two workers, 32) targets, each as long as
+one target's posts. With the former 40 targets, one worker needed 3 waves (16 + 16 + 8) and two
+needed 2 (32 + 8): 1.5x at most, whatever the workers did. 64 targets fill 4 waves for one worker
+and 2 for two (2x at most); 19 posts keep the run at about 1,200 deliveries.
 
 A worker process is ``python -m bench.bench_workers --worker URL SLACK``.
 """
@@ -143,8 +150,8 @@ def one_run(processes: int, posts: int, targets: int) -> tuple[float, float, flo
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--worker", nargs=2, metavar=("URL", "SLACK"))
-    parser.add_argument("--posts", type=int, default=30)
-    parser.add_argument("--targets", type=int, default=40)
+    parser.add_argument("--posts", type=int, default=19)
+    parser.add_argument("--targets", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     if args.worker:

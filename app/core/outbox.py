@@ -159,10 +159,14 @@ class Outbox:
             tasks = list(leased)
             only = [t.uid for t in tasks]
         else:
+            # A background pass may take up to a refill's worth of rows for each of its lanes:
+            # with one batch for all of them, each lane got a few rows and then paid for a
+            # round of its own (record, claim again) before going on with its target.
+            limit = self._batch * self._lanes if only is None else self._batch
             tasks = await asyncio.to_thread(
                 self._store.claim_due,
                 worker=self.worker_id,
-                limit=self._batch,
+                limit=limit,
                 lease_seconds=self._lease,
                 only=only,
                 targets=targets,
@@ -236,6 +240,10 @@ class Outbox:
                 )
                 if not lane:
                     return
+                if len(lane) < self._batch:
+                    # All its target had due and free: deliver them and end, rather than
+                    # claim once more for nothing; rows written since go to the next pass.
+                    refill = False
         finally:
             await _settle(recording)
 

@@ -4,10 +4,11 @@ Slack names custom emoji (``:partyparrot:``) in text and reactions; ``emoji.list
 name to an image URL (or ``alias:other``): https://api.slack.com/methods/emoji.list. An image is
 downloaded under the egress policy (the same fetcher as avatars: size cap, no internal
 addresses, image types only), uploaded to the media repository once, and its ``mxc://`` URI
-kept in ``instance_settings`` under a hash of the URL, so no restart uploads it again. Messages
-show it as an ``<img data-mx-emoticon>`` (the spec's custom emoji form; the body keeps
-``:name:``), reactions use the ``mxc://`` URI as their key with the shortcode alongside, as
-mautrix-slack does.
+kept in ``instance_settings`` under a hash of the URL, so no restart uploads it again.
+Messages (new, edited and backfilled alike, through
+:meth:`app.matrix.deliver.MatrixDeliverer.render`) show it as an ``<img data-mx-emoticon>`` (the
+spec's custom emoji form; the body keeps ``:name:``), reactions use the ``mxc://`` URI as their
+key with the shortcode alongside, as mautrix-slack does.
 """
 
 from __future__ import annotations

@@ -319,7 +319,7 @@ class MatrixDeliverer:
         edited = expect(task.payload, EditPayload)
         source = edited.source
         body = await self._named_mentions(edited.body, source)
-        new = self._renderer.message(body, source=source)
+        new = await self.render(body, source)
         timeline = [p.removeprefix(TIMELINE) for p in _parts(task) if p.startswith(TIMELINE)]
         async with matrix_errors("send edit"):
             intent = self._hs.intent(sender)

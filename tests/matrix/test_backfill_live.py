@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,30 @@ def map_rows(f: Flow, endpoint: Endpoint) -> list[tuple[str, str]]:
                 )
             )
         )
+
+
+EMOTICON = re.compile(r'<img data-mx-emoticon src="(mxc://[^"]+)" alt=":(\w+):"')
+
+
+def test_backfilled_custom_emoji_are_images(bflow: BackfillFlow) -> None:
+    """History renders like live messages: a workspace's custom emoji in a backfilled message
+    is its image, and a backfilled reaction with one is keyed by that image."""
+    f = bflow
+    f.slack.add_emoji(f.team, "partyparrot", "https://emoji.slack-edge.test/partyparrot.gif")
+    f.slack.echo(False)
+    ts = f.slack.post_message(f.team, "C1", "U1", "party :partyparrot:")
+    f.slack.react(f.team, "C1", ts, "U2", "partyparrot")
+    f.slack.echo(True)
+    login(f)
+    backfill = f.app.bridge.backfill
+    assert backfill is not None
+    wait_for(lambda: backfill.completed >= 3)
+    room = f.room_of("C1")
+    posts = [e for e in backfilled(f, room) if e["content"].get("body") == "party :partyparrot:"]
+    assert len(posts) == 1
+    images = EMOTICON.findall(posts[0]["content"].get("formatted_body", ""))
+    assert [name for _, name in images] == ["partyparrot"]
+    reactions = [e for e in backfilled(f, room) if e["type"] == "m.reaction"]
+    assert len(reactions) == 1 and reactions[0]["sender"] == f.ghost("U2")
+    assert reactions[0]["content"]["m.relates_to"]["key"] == images[0][0]
+    assert reactions[0]["content"]["com.beeper.reaction.shortcode"] == ":partyparrot:"

@@ -95,3 +95,28 @@ def test_image_pack_emoji_reach_slack_by_name(world: World) -> None:
     # Its removal finds the same name.
     a.redact(w.room, reaction)
     wait_for(lambda: not w.slack.message("T1", "C1", copy.ts).reactions.get("blobcat"))
+
+
+def test_an_edit_shows_custom_emoji_as_images(world: World) -> None:
+    """An edit renders like a new message: the new content's custom emoji are images."""
+    w = world
+    w.slack.add_emoji("T1", "partyparrot", "https://emoji.slack-edge.test/T1/partyparrot.gif")
+    ts = w.slack.post_message("T1", "C1", "U1", "before the edit")
+    original = message(w, "before the edit")
+    w.slack.edit("T1", "C1", ts, "after the edit :partyparrot:")
+    edit = wait_for(
+        lambda: next(
+            (
+                e
+                for e in w.alice.events(w.room)
+                if e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
+            ),
+            None,
+        )
+    )
+    assert edit["content"]["m.relates_to"]["event_id"] == original["event_id"]
+    new = edit["content"]["m.new_content"]
+    assert new["body"] == "after the edit :partyparrot:"
+    assert [name for _, name in IMG.findall(new["formatted_body"])] == ["partyparrot"]
+    # The fallback for clients without edits shows the image too.
+    assert [name for _, name in IMG.findall(edit["content"]["formatted_body"])] == ["partyparrot"]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.cli.manifest import build_manifest
-from app.slack.subscriptions import BOT_EVENTS, DELIVERED
+from app.slack.subscriptions import BOT_EVENTS, DELIVERED, USER_EVENTS
 from fakeslack import FakeSlack
 from tests.slack.harness import AppServer, synced_app, wait_for
 
@@ -28,6 +28,11 @@ def test_the_manifest_subscribes_exactly_what_is_handled(world) -> None:
     assert subscribed == list(BOT_EVENTS)
     assert "member_left_channel" in subscribed and "user_profile_changed" in subscribed
     assert "team_join" not in subscribed  # nothing reads it
+    # User events (a person's own DMs, `login token`) come from the same table: each is also a
+    # bot event, so the handler check below covers them.
+    user_events = manifest["settings"]["event_subscriptions"]["user_events"]
+    assert user_events == list(USER_EVENTS) == ["message.im", "message.mpim"]
+    assert set(user_events) <= set(subscribed)
     events = server.services.slack.events  # type: ignore[union-attr]
     # Every subscribed event type has a handler (the relay or a hook), and no hook waits for
     # an event Slack is never asked to send.

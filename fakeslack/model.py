@@ -6,6 +6,7 @@ objects exactly as Slack's Web API returns them.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -314,9 +315,12 @@ class TsClock:
     def __init__(self, start: int | None = None) -> None:
         self._fixed = start is not None
         self._last = (start or 0) * 1_000_000
+        # The test thread and the fake's own loop both post: no two messages share a ts.
+        self._lock = threading.Lock()
 
     def next(self) -> str:
         """Return the next ``"1700000000.000100"``-style timestamp."""
-        now = 0 if self._fixed else int(time.time() * 1_000_000)
-        self._last = max(self._last + 1, now)
-        return f"{self._last // 1_000_000}.{self._last % 1_000_000:06d}"
+        now = 0 if self._fixed else time.time_ns() // 1000
+        with self._lock:
+            self._last = last = max(self._last + 1, now)
+        return f"{last // 1_000_000}.{last % 1_000_000:06d}"

@@ -7,7 +7,7 @@ import pytest
 from fakeslack import Upload
 from tests.matrix.conftest import World
 from tests.matrix.test_bridge_e2e import from_ghost, room_event
-from tests.slack.harness import wait_for
+from tests.slack.harness import settled, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +183,18 @@ def test_other_apps_blocks_and_attachments_reach_the_room_formatted(world: World
     github = room_event(w, lambda e: "Deploy finished" in e["content"].get("body", ""))
     assert "<strong>Deploy finished</strong>" in github["content"]["formatted_body"]
     assert "[Approve]" in github["content"]["body"]
+
+
+def test_a_matrix_message_whose_slack_answer_was_lost_is_posted_once(world: World) -> None:
+    w = world
+    # Slack stores the post but the answer never arrives (a 500 after the write): the retry
+    # looks for the copy by its delivery id in history from just before the message was sent
+    # (`oldest`), which Slack compares with its own clock. A fake whose timestamps were not
+    # wall-clock times hid that this lookup must use one clock with Slack's.
+    w.slack.fail("chat.postMessage", "500_after", "500_after")
+    w.alice.text(w.room, "said once")
+    for team, channel in (("T1", "C1"), ("T2", "C2")):
+        wait_for(lambda t=team, c=channel: "said once" in [m.text for m in w.slack.messages(t, c)])
+    wait_for(lambda: settled(w.slack, w.app))
+    for team, channel in (("T1", "C1"), ("T2", "C2")):
+        assert [m.text for m in w.slack.messages(team, channel)].count("said once") == 1, team

@@ -187,6 +187,7 @@ _VARS: tuple[_Var, ...] = (
     _Var("MATRIX_PERMISSIONS", "matrix_permissions", _permissions, {}),
     _Var("MATRIX_CONVERSATION_COUNT", "matrix_conversation_count", _int_range(-1, 10000), 10),
     _Var("MATRIX_BACKFILL_MESSAGES", "matrix_backfill_messages", _int_range(0, 1000), 10),
+    _Var("MATRIX_CATCHUP_INTERVAL", "matrix_catchup_interval", _float_range(0.0, 3600.0), 30.0),
     _Var("SLACK_HISTORY_LIMIT", "slack_history_limit", _int_range(1, 999), 15),
     _Var("SLACK_HISTORY_INTERVAL", "slack_history_interval", _float_range(0.0, 3600.0), 60.0),
     _Var("SYNCBOT_AUTO_MIGRATE", "auto_migrate", _bool, None),
@@ -259,6 +260,9 @@ class Settings:
     matrix_conversation_count: int = 10
     # Messages of a channel's history copied into its new portal (0: none).
     matrix_backfill_messages: int = 10
+    # Seconds between reads of the bot's timeline for events a homeserver restart never
+    # pushed (0: never; app.matrix.catchup).
+    matrix_catchup_interval: float = 30.0
     # conversations.history page size and pause between requests: Slack allows 15 messages
     # and 1 request a minute to commercially distributed apps outside the Marketplace.
     slack_history_limit: int = 15

@@ -98,6 +98,12 @@ RUNTIME_ENV: tuple[EnvVar, ...] = (
         "10",
     ),
     EnvVar(
+        "MATRIX_CATCHUP_INTERVAL",
+        Source.CONFIG,
+        "seconds between reads of the timeline for events the homeserver never pushed (0: never)",
+        "30",
+    ),
+    EnvVar(
         "SLACK_HISTORY_LIMIT",
         Source.CONFIG,
         "conversations.history page size (15 for non-Marketplace commercial apps)",

@@ -45,6 +45,7 @@ def attr_of(name: str) -> str:
         "SYNCBOT_DISPATCH": "dispatch",
         "MATRIX_CONVERSATION_COUNT": "matrix_conversation_count",
         "MATRIX_BACKFILL_MESSAGES": "matrix_backfill_messages",
+        "MATRIX_CATCHUP_INTERVAL": "matrix_catchup_interval",
         "SLACK_HISTORY_LIMIT": "slack_history_limit",
         "SLACK_HISTORY_INTERVAL": "slack_history_interval",
     }[name]

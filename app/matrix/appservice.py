@@ -131,33 +131,59 @@ class AppserviceApi:
         async with self._lock:
             if await asyncio.to_thread(self._seen, txn_id):
                 return JSONResponse({})
-            for raw in events:
-                try:
-                    event = validate(raw)
-                except MalformedEvent as exc:
-                    self._skip(raw, str(exc))
-                    continue
-                try:
-                    await self._bridge.handle(event)
-                except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-                    # A shape the validating layer let through and the bridge could not read:
-                    # skipping it is what keeps one user's event from stalling every room.
-                    log.exception("event could not be read", extra={"txn": txn_id})
-                    self._skip(raw, f"{type(exc).__name__}: {exc}")
-                    continue
-                except RemoteError as exc:
-                    if not exc.retryable:
-                        log.warning("event dropped", extra={"error": str(exc)})
-                        continue
-                    log.warning("transaction deferred", extra={"error": str(exc)})
-                    return _error(503, "M_UNKNOWN", "temporarily unavailable, retry")
-                except Exception:
-                    # Unanswered, the homeserver replays the transaction; claims skip what
-                    # was already relayed.
-                    log.exception("transaction failed", extra={"txn": txn_id})
-                    return _error(500, "M_UNKNOWN", "internal error")
+            failed = await self._handle_all(events, self._bridge.handle, txn_id)
+            if failed is not None:
+                return failed
             await asyncio.to_thread(self._record, txn_id, len(events))
         return JSONResponse({})
+
+    async def handle_missed(self, events: list[dict[str, Any]]) -> int | None:
+        """Process events the homeserver never pushed (the catch-up sweep), serially with the
+        pushed transactions; how many were relayed, None when one failed in a way worth
+        retrying."""
+        relayed = 0
+
+        async def one(event: dict[str, Any]) -> None:
+            nonlocal relayed
+            relayed += await self._bridge.handle_missed(event)
+
+        async with self._lock:
+            failed = await self._handle_all(events, one, "catch-up")
+        return None if failed is not None else relayed
+
+    async def _handle_all(
+        self,
+        events: list[Any],
+        handler: Callable[[dict[str, Any]], Awaitable[None]],
+        txn_id: str,
+    ) -> Response | None:
+        """Hand each event to ``handler`` in order; the error answer to give, or None."""
+        for raw in events:
+            try:
+                event = validate(raw)
+            except MalformedEvent as exc:
+                self._skip(raw, str(exc))
+                continue
+            try:
+                await handler(event)
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                # A shape the validating layer let through and the bridge could not read:
+                # skipping it is what keeps one user's event from stalling every room.
+                log.exception("event could not be read", extra={"txn": txn_id})
+                self._skip(raw, f"{type(exc).__name__}: {exc}")
+                continue
+            except RemoteError as exc:
+                if not exc.retryable:
+                    log.warning("event dropped", extra={"error": str(exc)})
+                    continue
+                log.warning("transaction deferred", extra={"error": str(exc)})
+                return _error(503, "M_UNKNOWN", "temporarily unavailable, retry")
+            except Exception:
+                # Unanswered, the homeserver replays the transaction; claims skip what
+                # was already relayed.
+                log.exception("transaction failed", extra={"txn": txn_id})
+                return _error(500, "M_UNKNOWN", "internal error")
+        return None
 
     def _skip(self, raw: Any, reason: str) -> None:
         self.malformed_events += 1

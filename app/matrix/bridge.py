@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from mautrix.types import RoomID
@@ -87,6 +88,37 @@ class MatrixBridge:
             return
         await self._relay_event(event, Endpoint.matrix(room))
 
+    async def handle_missed(self, event: dict[str, Any]) -> bool:
+        """Process an event the homeserver never pushed (found by the catch-up sweep).
+
+        Relayed as a pushed one would have been, with three differences: only in rooms that
+        were in a sync when it was sent (a sweep reads events from before a link too),
+        commands are not replayed late (their sender saw no answer and can send them again),
+        and nobody gets a notice about it. True when it was relayed.
+        """
+        sender = str(event.get("sender") or "")
+        room = event.get("room_id")
+        if not isinstance(room, str) or self._ids.is_ours(sender):
+            return False
+        linked_at = await asyncio.to_thread(self._linked_at, room)
+        sent = event.get("origin_server_ts")
+        if linked_at is None or not isinstance(sent, int):
+            return False
+        if datetime.fromtimestamp(sent / 1000, UTC) < linked_at.replace(tzinfo=UTC):
+            return False
+        if event.get("type") == "m.room.message" and self._commands.is_command(event):
+            if self._commands.carries_token(event):
+                await self._commands.handle(event, dm=False)  # removed, never relayed
+            return False
+        if self._permissions.level(sender) < Level.RELAY or unsupported(event) is not None:
+            return False
+        log.warning(
+            "relaying an event found in the timeline before any push of it",
+            extra={"room": room, "event_type": event.get("type")},
+        )
+        await self._relay_event(event, Endpoint.matrix(room))
+        return True
+
     async def _relay_event(self, event: dict[str, Any], source: Endpoint) -> None:
         redacted = None
         if event.get("type") == "m.room.redaction":
@@ -130,6 +162,16 @@ class MatrixBridge:
         async with matrix_errors("refuse encrypted room"):
             await self._hs.bot.send_notice(RoomID(room), ENCRYPTED_REFUSAL)
             await self._hs.bot.leave_room(RoomID(room))
+
+    def _linked_at(self, room: str) -> datetime | None:
+        """When ``room`` joined its sync (None: it is in none)."""
+        with self._sessions() as s:
+            return s.execute(
+                select(SyncEndpoint.created_at).where(
+                    SyncEndpoint.endpoint == str(Endpoint.matrix(room)),
+                    SyncEndpoint.status == "active",
+                )
+            ).scalar()
 
     def _in_sync(self, room: str) -> bool:
         with self._sessions() as s:

@@ -63,6 +63,14 @@ TOKEN_REMOVED = (
 )
 
 
+def _body(event: dict[str, Any]) -> str:
+    """The text of a text or notice message (commands are never anything else), else ""."""
+    content = event.get("content") or {}
+    if content.get("msgtype") not in ("m.text", "m.notice"):
+        return ""
+    return str(content.get("body") or "").strip()
+
+
 def looks_like_token(text: str) -> bool:
     """True when ``text`` contains something shaped like a Slack token."""
     return _TOKEN_SHAPED.search(text) is not None
@@ -130,6 +138,13 @@ class BotCommands:
         async with matrix_errors("room members"):
             members = await self._hs.bot.get_joined_members(RoomID(room_id))
         return len(members) <= 2
+
+    def is_command(self, event: dict[str, Any]) -> bool:
+        """True for a message outside a DM that :meth:`handle` would consume."""
+        return self.carries_token(event) or _body(event).startswith(self._prefix)
+
+    def carries_token(self, event: dict[str, Any]) -> bool:
+        return looks_like_token(_body(event))
 
     async def handle(self, event: dict[str, Any], *, dm: bool) -> bool:
         """Run the command in ``event`` if it is one; True when the event was consumed."""

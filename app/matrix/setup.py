@@ -30,6 +30,7 @@ from app.matrix import avatars
 from app.matrix.appservice import AppserviceApi
 from app.matrix.avatars import AvatarProxy, MatrixAuthors
 from app.matrix.bridge import MatrixBridge
+from app.matrix.catchup import CatchUpLoop, MatrixCatchUp
 from app.matrix.commands import (
     BotCommands,
     LoginHook,
@@ -81,6 +82,8 @@ class MatrixAdapter:
     avatars: AvatarProxy
     # Linking rooms into syncs from elsewhere (the Slack App Home, through the core port).
     links: MatrixRoomLinks
+    # Reads back the events a homeserver restart kept from being pushed (app.matrix.catchup).
+    catchup: CatchUpLoop
     # Called with each workspace logged in through `login app` (Socket Mode start, the sync).
     on_login: list[LoginHook] = field(default_factory=list)
     # Called with each Matrix user logged in as themselves (`login token`): their DMs' sync.
@@ -142,6 +145,7 @@ class MatrixAdapter:
     def _connected(self) -> None:
         self.connected, self.last_error = True, None
         log.info("homeserver connected")
+        self.catchup.start()
         for hook in self.on_connected:
             hook()
 
@@ -151,6 +155,7 @@ class MatrixAdapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connecting
             self._connecting = None
+        await self.catchup.stop()
         await self.portals.stop()
         await self.homeserver.close()
 
@@ -283,6 +288,10 @@ def build_matrix(
         invites=invites,
         avatars=proxy,
         links=MatrixRoomLinks(homeserver, syncs),
+        catchup=CatchUpLoop(
+            MatrixCatchUp(homeserver, sessions, appservice.handle_missed),
+            settings.matrix_catchup_interval,
+        ),
         on_login=on_login,
         on_logout=on_logout,
         on_puppet_login=on_puppet_login,

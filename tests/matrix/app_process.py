@@ -36,6 +36,8 @@ def main() -> None:
         matrix_hs_token=os.environ["SB_HS_TOKEN"],
         matrix_permissions={"*": "relay", SERVER: "admin"},
         public_url=f"http://127.0.0.1:{port}",
+        # The homeserver is restarted with events queued for us: read them back soon.
+        matrix_catchup_interval=1.0,
     )
     engine = make_engine(settings, url=make_url(os.environ["SB_DB_URL"]))
     app = BridgeApp(settings, engine, port=port)

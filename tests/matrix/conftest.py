@@ -98,13 +98,17 @@ def two_workspaces(slack: FakeSlack) -> None:
 
 
 @pytest.fixture
-def world(synapse: Synapse, tmp_path: Path) -> Iterator[World]:
+def world(synapse: Synapse, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
     if synapse.proc is None:
         synapse.start()  # a previous test stopped it and failed before restarting
     slack = FakeSlack().start()
     two_workspaces(slack)
+    marker = request.node.get_closest_marker("bridge_settings")
     settings = bridge_settings(
-        synapse, slack_signing_secret=slack.signing_secret, slack_api_url=slack.base_url
+        synapse,
+        slack_signing_secret=slack.signing_secret,
+        slack_api_url=slack.base_url,
+        **(marker.kwargs if marker else {}),
     )
     engine = make_engine(settings, url=make_url(f"sqlite:///{tmp_path}/syncbot.db"))
     upgrade(engine)

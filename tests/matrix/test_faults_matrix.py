@@ -52,12 +52,6 @@ def start_app(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     return proc
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known intermittent loss (issue 17 stays open): in some runs one message is missing "
-    "on each Slack side (62 of 63) after the outage + kill -9 + removed-bot sequence; "
-    "not yet diagnosed",
-)
 def test_outage_kill_and_removed_bot_lose_and_duplicate_nothing(
     synapse: Synapse, tmp_path: Path
 ) -> None:

@@ -138,10 +138,20 @@ def _replay_build(stage: Stage, root: Path) -> Path:
                     shutil.copy2(origin, into)
             continue
         argv = shlex.split(rest)
+        # uv when this machine has it (seconds); the image's own venv + pip otherwise, so the
+        # test runs on a fresh machine too.
+        uv = shutil.which("uv")
         if argv == ["python", "-m", "venv", VENV_IN_IMAGE]:
-            command = ["uv", "venv", "--quiet", "--python", python, str(venv)]
+            if uv:
+                command = [uv, "venv", "--quiet", "--python", python, str(venv)]
+            else:
+                command = [python, "-m", "venv", str(venv)]
         elif argv[:2] == [f"{VENV_IN_IMAGE}/bin/pip", "install"]:
-            command = ["uv", "pip", "install", "--quiet", "--python", str(venv / "bin/python")]
+            if uv:
+                command = [uv, "pip", "install", "--quiet", "--python", str(venv / "bin/python")]
+            else:
+                command = [str(venv / "bin/pip"), "install", "--quiet"]
+                command += ["--disable-pip-version-check"]
             command += argv[2:]
         else:
             pytest.fail(f"build step the test cannot replay: RUN {rest}")

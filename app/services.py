@@ -7,7 +7,6 @@ Lambda entry read it. Every field is typed: there is no bag of extras looked up 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from app.core.links import RoomLinks
 from app.core.outbox import Outbox
 from app.core.relay import Relay
 from app.federation.service import Federation
+from app.periodic import cancel
 from app.settings import Settings
 from app.slack.http_pool import HttpPool
 from app.slack.setup import SlackAdapter
@@ -71,11 +71,8 @@ class OutboxWorker:
         )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
         await self._outbox.wait_idle(10.0)
         if self._http is not None:
             await self._http.close()

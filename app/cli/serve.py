@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -12,6 +11,7 @@ from app.cli.common import EXIT_CONFIG, EXIT_FAILED, connect_or_exit, fail, sett
 from app.errors import ConfigError
 from app.http_guard import GuardedH11Protocol
 from app.parts import parts, summary
+from app.periodic import Periodic
 from app.runtime import Runtime
 from app.store.migrate import current_revisions, head_revisions, upgrade
 
@@ -70,23 +70,19 @@ class MaintenanceTicker:
 
     def __init__(self, runtime: Runtime, interval: float = TICK_SECONDS) -> None:
         self.runtime = runtime
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            "maintenance", lambda: asyncio.to_thread(runtime.run_maintenance), interval
+        )
+
+    @property
+    def interval(self) -> float:
+        return self._periodic.interval
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="syncbot-maintenance")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.to_thread(self.runtime.run_maintenance)
-            await asyncio.sleep(self.interval)
+        await self._periodic.stop()
 
 
 def socket_mode_workspaces(runtime: Runtime) -> int:

@@ -19,7 +19,6 @@ time is kept in ``instance_settings``, so a restart resumes where the last sweep
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +34,7 @@ from app.core.relay import CLAIM_TTL_SECONDS
 from app.errors import RemoteError
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.inbound import dedupe_key
+from app.periodic import Periodic
 from app.store.instance_settings import read_setting, write_setting
 from app.store.models import ProcessedEvent, SyncEndpoint
 
@@ -173,30 +173,21 @@ class CatchUpLoop:
 
     def __init__(self, catchup: MatrixCatchUp, interval: float) -> None:
         self._catchup = catchup
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("matrix-catchup", self._sweep, interval)
 
     async def sweep_now(self) -> int:
         """One sweep at once (operators' and tests' way to not wait for the interval)."""
         return await self._catchup.sweep()
 
     def start(self) -> None:
-        if self._interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="syncbot-matrix-catchup")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self._catchup.sweep()
-            except RemoteError as exc:
-                log.info("catch-up sweep deferred", extra={"error": str(exc)})
-            except Exception:
-                log.exception("catch-up sweep failed")
-            await asyncio.sleep(self._interval)
+    async def _sweep(self) -> None:
+        try:
+            await self._catchup.sweep()
+        except RemoteError as exc:
+            # The homeserver is away: the next sweep reads the same stretch again.
+            log.info("catch-up sweep deferred", extra={"error": str(exc)})

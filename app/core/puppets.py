@@ -37,3 +37,7 @@ class PuppetLogins(Protocol):
     async def logout(self, mxid: str, team_id: str | None = None) -> list[str]:
         """Forget ``mxid``'s tokens (of one workspace, or all); returns the teams forgotten."""
         ...
+
+    async def logins(self, mxid: str) -> list[PuppetLogin]:
+        """Where ``mxid`` is logged in as themselves (``user_name`` is the user id)."""
+        ...

@@ -84,7 +84,7 @@ Commands (prefix {prefix} in rooms, none in a DM with me):
                      bridged and your messages reach Slack as you
   logout             forget your user token(s)
   logout TEAM_ID     stop bridging a workspace
-  status             logged-in workspaces and this room's sync
+  status             logged-in workspaces, your own logins and this room's sync
   link SYNC          add this room to the sync named SYNC
   unlink             remove this room from its sync
   delete-portal [ROOM]  delete this (or that) portal room; a new message recreates it"""
@@ -342,6 +342,9 @@ class BotCommands:
         if self._workspaces is not None:
             infos = await asyncio.to_thread(self._workspaces.all)
             lines += [f"Workspace {i.name} ({i.team_id})" for i in infos] or ["No workspaces."]
+        if self._puppets is not None:
+            mine = await self._puppets.logins(str(event["sender"]))
+            lines += [f"You are {p.user_id} in {p.team_name} ({p.team_id})." for p in mine]
         sync = await asyncio.to_thread(self._sync_of, room)
         lines.append(f"This room is in sync {sync!r}." if sync else "This room is not linked.")
         if self._portals is not None:

@@ -83,6 +83,18 @@ class SlackPuppets:
             self._clients.pop((mxid, team), None)
         return teams
 
+    async def logins(self, mxid: str) -> list[PuppetLogin]:
+        out = []
+        for puppet in await asyncio.to_thread(self.store.of_user, mxid):
+            try:
+                name = (await asyncio.to_thread(self._workspaces.info, puppet.team_id)).name
+            except SyncbotError:
+                name = puppet.team_id
+            out.append(
+                PuppetLogin(puppet.team_id, name, puppet.slack_user_id, puppet.slack_user_id)
+            )
+        return out
+
     def client(self, mxid: str, team_id: str) -> PuppetClient | None:
         """A client acting as ``mxid``'s Slack user in ``team_id``, or None without a token.
 

@@ -43,6 +43,8 @@ def test_login_token_stores_the_users_token_encrypted(flow: Flow) -> None:  # no
     assert (user, team, slack_user) == (a.user_id, f.team, "U1")
     assert token not in sealed and "xoxp" not in sealed  # encrypted at rest
     assert f.app.services.slack.puppets.store.token(a.user_id, f.team) == token  # type: ignore[union-attr]
+    a.text(dm, "status")
+    wait_for(lambda: any(f"You are U1 in Acme ({f.team})." in n for n in f.notices(dm)))
 
     a.text(dm, "logout")
     wait_for(lambda: any(f"Forgot your user token for {f.team}" in n for n in f.notices(dm)))

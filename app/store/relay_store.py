@@ -74,6 +74,8 @@ from app.store.rows import affected
 
 # How many pending rows one claim pass looks at to find the next due ones of each target.
 _SCAN = 2000
+# Rounds of a claim that lost the race for its targets to another worker's (``_lock_free``).
+_LOCK_ROUNDS = 3
 # Backends whose row locks can be skipped (PostgreSQL 9.5+, MySQL 8+, MariaDB 10.6+). SQLite
 # has one writer at a time anyway: its claims are serialized by BEGIN IMMEDIATE.
 SKIP_LOCKED_DIALECTS = frozenset({"postgresql", "mysql", "mariadb"})
@@ -442,17 +444,7 @@ class SqlStore:
                 or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
             )
             if skip_locked:
-                # Lock what nobody else is claiming right now and skip the rest instead of
-                # queueing behind another worker's claim; the locking read re-checks the
-                # lease on the latest committed row, so a lease taken since the scan counts.
-                chosen = list(
-                    s.execute(
-                        select(Delivery.id)
-                        .where(free)
-                        .order_by(Delivery.id)
-                        .with_for_update(skip_locked=True)
-                    ).scalars()
-                )
+                chosen, candidates = _lock_free(s, pending, candidates, now, wanted, limit, lanes)
                 if not chosen:
                     return []
                 free = Delivery.id.in_(chosen)
@@ -883,6 +875,61 @@ def _keep_prefixes(
             execution_options={"synchronize_session": False},
         )
     return [r for r in rows if r.id in keep_ids]
+
+
+def _lock_free(
+    s: Session,
+    pending: Sequence[Any],
+    candidates: list[int],
+    now: datetime,
+    wanted: set[str] | None,
+    limit: int,
+    lanes: int | None,
+) -> tuple[list[int], list[int]]:
+    """Lock the ``candidates`` nobody else is claiming right now, skipping the rest instead of
+    queueing behind another worker's claim; the locking read re-checks the lease on the latest
+    committed row, so a lease taken since the scan counts.
+
+    A target whose rows were skipped is another worker's. Two workers that scan at the same
+    moment choose the same targets, and the one that loses the race would come back with
+    nothing and sleep: a pass with lanes to fill tries other targets in their place (a few
+    rounds at most). Returns the locked ids, and every candidate tried, in order per target.
+    """
+    target_of = {row[0]: row[2] for row in pending}
+    locked: list[int] = []
+    tried: list[int] = []
+    seen: set[str] = set()
+    for _round in range(_LOCK_ROUNDS):
+        tried += candidates
+        seen |= {target_of[i] for i in candidates}
+        got = set(
+            s.execute(
+                select(Delivery.id)
+                .where(
+                    Delivery.id.in_(candidates),
+                    Delivery.status == "pending",
+                    or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+                )
+                .order_by(Delivery.id)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        locked += [i for i in candidates if i in got]
+        if lanes is None or len(got) == len(candidates):
+            break
+        # Targets whose first row is ours (a target whose first row was skipped is not).
+        heads: dict[str, int] = {}
+        for i in tried:
+            heads.setdefault(target_of[i], i)
+        mine = set(locked)
+        room = lanes - sum(1 for first in heads.values() if first in mine)
+        if room <= 0 or len(locked) >= limit:
+            break
+        rest = [row for row in pending if row[2] not in seen]
+        candidates = _due_prefixes(rest, now, wanted, limit - len(locked), room)
+        if not candidates:
+            break
+    return sorted(locked), tried
 
 
 def _due_prefixes(

@@ -93,3 +93,30 @@ def test_a_locked_row_is_skipped_not_waited_for(engine, backend) -> None:
         got[str(t.target)].append(t.uid)
     assert busy not in got  # neither its locked row nor the row behind it
     assert got == {target: order[target] for target in free}
+
+
+def test_a_claim_that_loses_the_race_for_its_targets_takes_others(engine) -> None:
+    if engine.dialect.name not in SKIP_LOCKED_DIALECTS:
+        pytest.skip("SQLite has a single writer: claims are serialized, no race to lose")
+    order = fill(engine, per_target=2)
+    taken = TARGETS[:2]
+    with engine.connect() as other:
+        tx = other.begin()
+        # Another worker scanned at the same moment, chose the same two targets first and is
+        # locking them: this claim's plain scan still sees them as free.
+        other.execute(
+            select(Delivery.id)
+            .where(Delivery.uid.in_([order[t][0] for t in taken]))
+            .with_for_update()
+        )
+        store = SqlStore(session_factory(engine))
+        with ThreadPoolExecutor(1) as pool:
+            tasks = pool.submit(
+                store.claim_due, worker="w", limit=100, lease_seconds=60, lanes=2
+            ).result(timeout=8)
+        tx.rollback()
+    got: dict[str, list[str]] = defaultdict(list)
+    for t in tasks:
+        got[str(t.target)].append(t.uid)
+    # Not nothing (and a sleep before the next pass): two other targets, whole and in order.
+    assert got == {target: order[target] for target in TARGETS[2:4]}

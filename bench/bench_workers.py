@@ -171,8 +171,10 @@ def main() -> None:
                 flush=True,
             )
     one, two = statistics.median(results[1]), statistics.median(results[2])
+    pairs = sorted(b / a for a, b in zip(results[1], results[2], strict=True))
     print(
-        f"median: 1 -> {one:.0f}/s, 2 -> {two:.0f}/s, speed-up {two / one:.2f}x (goal ≥ {GOAL}x)"
+        f"median: 1 -> {one:.0f}/s, 2 -> {two:.0f}/s, speed-up {two / one:.2f}x (goal ≥ {GOAL}x); "
+        f"per interleaved pair: {', '.join(f'{r:.2f}x' for r in pairs)}"
     )
 
 

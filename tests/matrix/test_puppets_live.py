@@ -205,6 +205,16 @@ def test_a_users_own_dms_are_portals_for_them_alone(flow: Flow) -> None:  # noqa
     f.slack.post_message(f.team, with_bob, "U2", "and a marker")
     wait_for(lambda: "and a marker" in f.bodies(room))
     assert f.bodies(room).count("hi Bob") == 1
+    # Bob's edit in their DM arrives too (message_changed is a message.im user event).
+    first = f.slack.find_message(f.team, with_bob, text="psst, Ada")
+    assert first is not None
+    f.slack.edit(f.team, with_bob, first.ts, "psst, Ada, edited")
+    wait_for(
+        lambda: any(
+            (e["content"].get("m.new_content") or {}).get("body") == "psst, Ada, edited"
+            for e in a.events(room)
+        )
+    )
 
     group = f.slack.open_private_dm(f.team, ["U1", "U2", "U3"])
     f.slack.post_message(f.team, group, "U3", "all three of us")

@@ -117,6 +117,9 @@ class Outbox:
         # other workers sharing the outbox find targets of their own (and the pool suffices).
         self._lanes = lanes
         self._wake = asyncio.Event()
+        # The loop run_forever waits in: a wake-up from any other thread (a maintenance round
+        # in a loop of its own) must be handed to it, since an asyncio.Event is not thread-safe.
+        self._worker_loop: asyncio.AbstractEventLoop | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         # Told when a target starts being held, and when a delivery is dead (tell the admins,
         # the sender); a listener's failure is logged, never the delivery's.
@@ -136,8 +139,16 @@ class Outbox:
         self._deliverers[deliverer.network] = deliverer
 
     def wake(self) -> None:
-        """Tell the background worker new deliveries are waiting."""
-        self._wake.set()
+        """Tell the background worker new deliveries are waiting (from any thread)."""
+        worker = self._worker_loop
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if worker is None or worker is here or worker.is_closed():
+            self._wake.set()
+        else:
+            worker.call_soon_threadsafe(self._wake.set)
 
     async def drain(
         self,
@@ -359,6 +370,7 @@ class Outbox:
 
     async def run_forever(self, *, idle: float = 5.0) -> None:
         """The background worker of long-running processes: drain, then sleep until woken."""
+        self._worker_loop = asyncio.get_running_loop()
         while True:
             # Cleared before looking, so a wake-up that arrives while this pass runs is kept.
             self._wake.clear()

@@ -8,10 +8,13 @@ the homeserver and retrying 429s, 5xx and connection failures never duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import aiohttp
@@ -127,6 +130,13 @@ def is_forbidden(exc: BaseException) -> bool:
     return isinstance(cause, MForbidden)
 
 
+@dataclass(frozen=True)
+class _Client:
+    session: aiohttp.ClientSession
+    api: AppServiceAPI
+    bot: IntentAPI
+
+
 class Homeserver:
     """The bridge's connection to its homeserver: the bot intent and ghost intents.
 
@@ -140,44 +150,46 @@ class Homeserver:
         self._as_token = as_token
         self._timeout = timeout
         self._state = _StateStore()
-        self._session: aiohttp.ClientSession | None = None
-        self._api: AppServiceAPI | None = None
-        self._bot: IntentAPI | None = None
+        # One client per event loop: `serve` runs on one, but Lambda's tick (and `serve`'s
+        # maintenance thread) run rounds in loops of their own, and an aiohttp session only
+        # works in the loop it was made in. A loop that is gone takes its client with it.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Client] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def as_token(self) -> str:
         return self._as_token
 
-    def _ensure(self) -> AppServiceAPI:
-        if self._api is None or self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
+    def _client(self) -> _Client:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.session.closed:
+            session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 trace_configs=[_trace_config()],
             )
-            self._api = AppServiceAPI(
+            api = AppServiceAPI(
                 base_url=self.url,
                 bot_mxid=UserID(self.ids.bot),
                 token=self._as_token,
                 state_store=self._state,
-                client_session=self._session,
+                client_session=session,
                 default_retry_count=0,
                 # mautrix installs its TraceLogger class on import; its requests log here.
                 log=logging.getLogger("syncbot.matrix.client"),  # type: ignore[arg-type]
             )
-            self._bot = IntentAPI(UserID(self.ids.bot), self._api, state_store=self._state)
-        return self._api
+            bot = IntentAPI(UserID(self.ids.bot), api, state_store=self._state)
+            client = self._clients[loop] = _Client(session, api, bot)
+        return client
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        self._ensure()
-        assert self._session is not None
-        return self._session
+        return self._client().session
 
     @property
     def bot(self) -> IntentAPI:
-        self._ensure()
-        assert self._bot is not None
-        return self._bot
+        return self._client().bot
 
     def intent(self, user_id: str) -> IntentAPI:
         """The intent acting as ``user_id`` (the bot, or a ghost in our namespace)."""
@@ -205,5 +217,7 @@ class Homeserver:
                 return await resp.read(), resp.content_type
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        """Close the running loop's client (each loop closes its own)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None and not client.session.closed:
+            await client.session.close()

@@ -10,7 +10,9 @@ entry and the tests all assemble through here, so there is exactly one way the p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +52,8 @@ from app.store.login_dialogues import LoginDialogues
 from app.store.relay_store import SqlStore
 from app.store.syncs import SyncAdmin
 from app.tick_route import tick_route
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -287,18 +291,31 @@ def build_runtime(settings: Settings, *, engine: Engine | None = None) -> Runtim
     for worker in parts.workers:
         runtime.add_worker(worker)
     # Maintenance, run by the scheduler's tick (or the ticker of `syncbot serve`).
-    for task in _maintenance(parts):
+    for task in maintenance_tasks(parts):
         runtime.add_maintenance(task)
     return runtime
 
 
-def _maintenance(parts: Assembly) -> list[MaintenanceTask]:
-    services, installs, strays = parts.services, parts.installs, parts.strays
+def maintenance_tasks(parts: Assembly) -> list[MaintenanceTask]:
+    """What the scheduler's tick (or `serve`'s ticker thread) runs, each round in a loop of its
+    own."""
+    services, installs, strays, matrix = parts.services, parts.installs, parts.strays, parts.matrix
+
+    def in_own_loop(work: Coroutine[Any, Any, T]) -> T:
+        async def run() -> T:
+            try:
+                return await work
+            finally:
+                # This loop ends with the round: its homeserver connections go with it.
+                if matrix is not None:
+                    await matrix.homeserver.close()
+
+        return asyncio.run(run())
 
     def outbox_catch_up(_runtime: Runtime) -> int:
         # The tick of runtimes with no worker between requests (Lambda, Cloud Run): deliver
         # whatever is due, within a budget well under the scheduler's timeout.
-        report = asyncio.run(services.outbox.drain(budget=50.0))
+        report = in_own_loop(services.outbox.drain(budget=50.0))
         return report.delivered
 
     def purge_uninstalled_workspaces(_runtime: Runtime) -> int:
@@ -320,6 +337,7 @@ def _maintenance(parts: Assembly) -> list[MaintenanceTask]:
         tasks.append(purge_federation_nonces)
     tasks += [purge_uninstalled_workspaces, refresh_rotating_tokens, leave_stray_channels]
     if parts.matrix is not None:
+        catchup = parts.matrix.catchup
 
         def purge_matrix_transactions(runtime: Runtime) -> int:
             return appservice.purge_matrix_transactions(runtime.sessions)
@@ -328,5 +346,12 @@ def _maintenance(parts: Assembly) -> list[MaintenanceTask]:
             # An abandoned `login app` keeps no token past its expiry.
             return LoginDialogues(runtime.sessions, services.cipher).purge_expired()
 
-        tasks += [purge_matrix_transactions, purge_login_dialogues]
+        def matrix_catch_up(_runtime: Runtime) -> int | None:
+            # Where the serving loop sweeps on its own (`serve`), the tick leaves it alone;
+            # a runtime with no loop between requests (Lambda) sweeps here.
+            if catchup.running:
+                return None
+            return in_own_loop(catchup.sweep_now())
+
+        tasks += [purge_matrix_transactions, purge_login_dialogues, matrix_catch_up]
     return tasks

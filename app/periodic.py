@@ -32,6 +32,10 @@ class Periodic:
         self._step = step
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
     def start(self) -> None:
         if self.interval > 0 and self._task is None:
             self._task = asyncio.create_task(self._loop(), name=f"syncbot-{self.name}")

@@ -179,6 +179,10 @@ class CatchUpLoop:
         """One sweep at once (operators' and tests' way to not wait for the interval)."""
         return await self._catchup.sweep()
 
+    @property
+    def running(self) -> bool:
+        return self._periodic.running
+
     def start(self) -> None:
         self._periodic.start()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from app.assembly import maintenance_tasks
 from app.core.endpoints import Endpoint
 from tests.matrix.conftest import World
 from tests.wait import wait_for
@@ -144,3 +145,38 @@ def test_sweep_relays_nothing_pushed_already_nor_what_must_not_be_relayed(world:
         if e["type"] == "m.room.message" and e["content"].get("msgtype") == "m.notice"
     ]
     assert len(notices) == 1, "the command was answered again"
+
+
+def test_the_tick_sweeps_in_a_loop_of_its_own_where_no_loop_runs(world: World) -> None:
+    # The Lambda shape: no background loop between requests, the scheduler's tick runs each
+    # maintenance round in a fresh event loop (here: the test's thread, not the app's loop).
+    w = world
+    assert w.app.parts is not None
+    task = next(t for t in maintenance_tasks(w.app.parts) if t.__name__ == "matrix_catch_up")
+
+    def tick() -> int | None:
+        return task(None)  # type: ignore[arg-type]  # the task reads nothing of the runtime
+
+    assert not w.app.matrix.catchup.running
+    assert tick() == 0  # the starting position
+    seen = threading.Event()
+    bridge = w.app.matrix.bridge
+    original = bridge.handle
+
+    async def drop(event: dict[str, Any]) -> None:
+        # The push arrives and is answered, but its event never gets further: a lost push.
+        if (event.get("content") or {}).get("body") == "lost on the way":
+            seen.set()
+            return
+        await original(event)
+
+    bridge.handle = drop  # type: ignore[method-assign]
+    try:
+        w.alice.text(w.room, "lost on the way")
+        assert seen.wait(10)
+    finally:
+        bridge.handle = original  # type: ignore[method-assign]
+    assert tick() == 1
+    for team, channel in (("T1", "C1"), ("T2", "C2")):
+        wait_for(lambda t=team, c=channel: "lost on the way" in slack_texts(w, t, c))
+    assert tick() == 0

@@ -208,6 +208,8 @@ def build_bridge(
 
     async def forget_logins(team_id: str) -> None:
         await asyncio.to_thread(forget, team_id)
+        # Its Slack Connect portals go on through another logged-in workspace sharing them.
+        await workspace_bridge.workspace_removed(team_id)
         if puppets is not None:
             await asyncio.to_thread(puppets.store.forget_team, team_id)
 

@@ -12,6 +12,10 @@ DMs as portals: Slack sends their messages as user events (``authorizations`` na
 person, not the bot), the portal is created the same way, and only that person is invited
 (nobody else, not even the users every portal invites; it is not added to the space).
 
+A Slack Connect channel seen by several logged-in workspaces is one portal, kept under the
+view that made it first (its other workspaces' users are invited to it); when that workspace
+leaves, the portal moves to another logged-in workspace's view of the channel.
+
 Invites go out once per (portal, user) (:class:`~app.matrix.invites.PortalInvites`): the
 resync on every start re-invites nobody, least of all someone who left or declined.
 """
@@ -33,7 +37,7 @@ from app.bridge.spaces import WorkspaceSpaces
 from app.core.endpoints import Endpoint
 from app.core.puppets import PuppetLogin
 from app.core.workspaces import WorkspaceInfo
-from app.errors import RemoteError
+from app.errors import RemoteError, SyncbotError
 from app.matrix.commands import LoginRequest
 from app.matrix.event_content import as_content
 from app.matrix.homeserver import Homeserver, matrix_errors
@@ -86,6 +90,7 @@ class WorkspaceBridge:
         self._puppets = puppets
         self._tasks: set[asyncio.Task[Any]] = set()
         self._creating: dict[str, asyncio.Task[str]] = {}
+        self._shared_locks: dict[str, asyncio.Lock] = {}
         # Completed workspace syncs (login and restart); tests and `status` read it.
         self.completed_syncs = 0
         portals.on_created.append(self.portal_created)
@@ -217,10 +222,12 @@ class WorkspaceBridge:
         bridged: list[tuple[str, str]] = []
         for channel in await self.recent_channels(team_id):
             endpoint = Endpoint.slack(team_id, str(channel["id"]))
+            # Slack Connect (conversation object: https://docs.slack.dev/apis/slack-connect).
+            shared = bool(channel.get("is_ext_shared") or channel.get("is_shared"))
             try:
                 before = await asyncio.to_thread(self._portals.get, endpoint)
-                room = await self._portals.ensure(endpoint)
-                if before is not None and before.state == "active":
+                key, room = await self._portal_of(endpoint, shared)
+                if key == endpoint and before is not None and before.state == "active":
                     # Renames and topic changes made while we were not listening.
                     await self._quietly(self._portals.refresh(endpoint), "portal refresh")
                     # A new portal's users were invited by its on_created hook already.
@@ -385,6 +392,9 @@ class WorkspaceBridge:
         """
         event = envelope.get("event") or {}
         team = envelope.get("team_id") or event.get("team")
+        if event.get("type") == "app_uninstalled" and isinstance(team, str):
+            await self._quietly(self.workspace_removed(team), "shared portals move")
+            return
         channel = event.get("channel")
         if isinstance(channel, dict):  # channel_rename carries the channel object
             channel = channel.get("id")
@@ -411,7 +421,7 @@ class WorkspaceBridge:
         if metadata:
             await self._quietly(self._portals.refresh(endpoint), "portal refresh")
         elif post:
-            await self._ensure_for_message(endpoint)
+            await self._ensure_for_message(endpoint, envelope.get("is_ext_shared_channel") is True)
         else:
             view = await asyncio.to_thread(self._portals.get, endpoint)
             if view is None or view.state != "active" or not view.room_id:
@@ -421,24 +431,81 @@ class WorkspaceBridge:
             else:
                 await self._members.leave(endpoint, view.room_id, str(event["user"]))
 
-    async def _ensure_for_message(self, endpoint: Endpoint) -> None:
+    # --- Slack Connect: one portal per shared channel ----------------------------------------
+
+    async def _portal_of(self, endpoint: Endpoint, shared: bool) -> tuple[Endpoint, str]:
+        """The portal of a channel, made when missing: (the endpoint it is kept under, room).
+
+        A Slack Connect channel keeps its one id in every workspace it is shared with, and each
+        logged-in workspace sees it: it gets one portal, kept under the view that had it first
+        (the others' users are invited to it), never one per workspace.
+        """
+        if not shared:
+            return endpoint, await self._portals.ensure(endpoint)
+        # One at a time per channel id: two installations report the same first message.
+        async with self._shared_locks.setdefault(endpoint.slack_channel, asyncio.Lock()):
+            key = await asyncio.to_thread(self._shared_key, endpoint)
+            room = await self._portals.ensure(key)
+        if key != endpoint:
+            users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
+            await self._invites.invite(key, room, users)
+        return key, room
+
+    def _shared_key(self, endpoint: Endpoint) -> Endpoint:
+        own = self._portals.get(endpoint)
+        if own is not None and own.state in ("creating", "active", "archived"):
+            return endpoint
+        others = self._portals.other_views(endpoint)
+        return others[0] if others else endpoint
+
+    async def workspace_removed(self, team: str) -> None:
+        """A workspace left (``logout``, uninstall): each portal it kept for a Slack Connect
+        channel moves to the view of another logged-in workspace sharing the channel, so the
+        conversation goes on through that installation."""
+        others = [t for t in await asyncio.to_thread(self.teams) if t != team]
+        if not others:
+            return
+        for endpoint in await asyncio.to_thread(self._portals.of_team, team):
+            for other in others:
+                view = Endpoint.slack(other, endpoint.slack_channel)
+                if await self._shared_with(view):
+                    await asyncio.to_thread(self._portals.move, endpoint, view)
+                    break
+
+    async def _shared_with(self, view: Endpoint) -> bool:
+        """Whether ``view``'s workspace sees the channel as a Slack Connect channel."""
+        try:
+            info = await self._workspaces.api(view.slack_team).call(
+                "conversations.info", channel=view.slack_channel
+            )
+        except (RemoteError, SyncbotError):
+            return False
+        channel = info.get("channel") or {}
+        return bool(channel.get("is_ext_shared") or channel.get("is_shared"))
+
+    async def _ensure_for_message(self, endpoint: Endpoint, shared: bool = False) -> None:
         view = await asyncio.to_thread(self._portals.get, endpoint)
         if view is not None and view.state in ("active", "archived", "deleting"):
             return
-        key = str(endpoint)
+        if shared and await self._invited_to_shared(endpoint):
+            return  # the channel's one portal is another workspace's view's
+        key = f"shared:{endpoint.slack_channel}" if shared else str(endpoint)
         task = self._creating.get(key)
         if task is None:
-            task = self._spawn(self._portals.ensure(endpoint), name=f"matrix-portal-{key}")
+            task = self._spawn(self._room_of(endpoint, shared), name=f"matrix-portal-{key}")
             self._creating[key] = task
             task.add_done_callback(lambda _: self._creating.pop(key, None))
             log.info("creating a portal for a message", extra={"endpoint": key})
         try:
             await asyncio.wait_for(asyncio.shield(task), self._portal_wait)
+            if shared:
+                # Made for another workspace's report of the same message, maybe.
+                await self._invited_to_shared(endpoint)
         except TimeoutError:
             # Slow, or the homeserver down: the event is recorded now (whatever else it goes
             # to is delivered at once) and its Matrix copy waits in the outbox for the room.
             log.info("portal not ready; its messages wait for it", extra={"endpoint": key})
-            await asyncio.to_thread(self._portals.reserve, endpoint)
+            await asyncio.to_thread(self._reserve, endpoint, shared)
         except PortalError:
             return
         except RemoteError as exc:
@@ -447,9 +514,28 @@ class WorkspaceBridge:
                     "portal not created yet; its messages wait for it",
                     extra={"endpoint": key, "error": str(exc)},
                 )
-                await asyncio.to_thread(self._portals.reserve, endpoint)
+                await asyncio.to_thread(self._reserve, endpoint, shared)
                 return
             log.warning("portal not created", extra={"endpoint": key, "error": str(exc)})
+
+    async def _invited_to_shared(self, endpoint: Endpoint) -> bool:
+        """Invite ``endpoint``'s workspace users to the portal its shared channel has under
+        another workspace's view; False when there is none."""
+        key = await asyncio.to_thread(self._shared_key, endpoint)
+        view = await asyncio.to_thread(self._portals.get, key)
+        if key == endpoint or view is None or not view.room_id:
+            return False
+        if view.state == "active":
+            users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
+            await self._quietly(self._invites.invite(key, view.room_id, users), "portal invite")
+        return True
+
+    async def _room_of(self, endpoint: Endpoint, shared: bool) -> str:
+        return (await self._portal_of(endpoint, shared))[1]
+
+    def _reserve(self, endpoint: Endpoint, shared: bool) -> None:
+        # A shared channel's messages wait under the view its one portal is being made for.
+        self._portals.reserve(self._shared_key(endpoint) if shared else endpoint)
 
     @staticmethod
     async def _quietly(coro: Coroutine[Any, Any, Any], what: str) -> None:

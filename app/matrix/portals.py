@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from mautrix.errors import MRoomInUse
 from mautrix.types import ContentURI, RoomAlias, RoomCreatePreset, RoomID, UserID
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.endpoints import Endpoint, Network
@@ -29,7 +29,7 @@ from app.matrix.homeserver import Homeserver, matrix_errors
 from app.matrix.permissions import Level, Permissions
 from app.store import outbox_admin
 from app.store.models import Workspace
-from app.store.models_matrix import MatrixPortal
+from app.store.models_matrix import MatrixPortal, MatrixPortalInvite
 from app.store.syncs import SyncAdmin, SyncAdminError
 
 log = logging.getLogger("syncbot.matrix.portals")
@@ -148,6 +148,81 @@ class Portals:
                 select(MatrixPortal).where(MatrixPortal.room_id == room_id)
             ).scalar_one_or_none()
             return _view(row) if row is not None else None
+
+    def other_views(self, endpoint: Endpoint) -> list[Endpoint]:
+        """Other workspaces' views of ``endpoint``'s channel id that have a live portal (for a
+        Slack Connect channel, whose id is the same in every workspace it is shared with)."""
+        channel = endpoint.slack_channel
+        with self._sessions() as s:
+            rows = s.execute(
+                select(MatrixPortal.endpoint).where(
+                    MatrixPortal.endpoint.like(f"slack:%/{channel}"),
+                    MatrixPortal.endpoint != str(endpoint),
+                    MatrixPortal.state.in_(("creating", "active", "archived")),
+                )
+            ).scalars()
+            return sorted(Endpoint.parse(e) for e in rows if e.endswith(f"/{channel}"))
+
+    def of_team(self, team: str) -> list[Endpoint]:
+        """The channels of workspace ``team`` that have a live portal."""
+        with self._sessions() as s:
+            rows = s.execute(
+                select(MatrixPortal.endpoint).where(
+                    MatrixPortal.endpoint.like(f"slack:{team}/%"),
+                    MatrixPortal.state.in_(("active", "archived")),
+                )
+            ).scalars()
+            return [Endpoint.parse(e) for e in rows]
+
+    def move(self, old: Endpoint, new: Endpoint) -> bool:
+        """Key a portal by another workspace's view of its Slack Connect channel (the view it
+        had was removed): the portal row and its invite records, its place in the sync, the
+        message map and the deliveries waiting for the old view all follow, so messages keep
+        going both ways through the remaining installation.
+
+        Returns:
+            False when ``old`` has no portal or ``new`` has one already.
+        """
+        with self._sessions() as s, s.begin():
+            row = s.get(MatrixPortal, str(old))
+            if row is None or s.get(MatrixPortal, str(new)) is not None:
+                return False
+            s.add(
+                MatrixPortal(
+                    endpoint=str(new),
+                    room_id=None,
+                    alias=row.alias,
+                    state=row.state,
+                    name=row.name,
+                    topic=row.topic,
+                    avatar_source=row.avatar_source,
+                    avatar_mxc=row.avatar_mxc,
+                )
+            )
+            room_id = row.room_id
+            s.flush()
+            s.execute(
+                update(MatrixPortalInvite)
+                .where(MatrixPortalInvite.endpoint == str(old))
+                .values(endpoint=str(new)),
+                execution_options={"synchronize_session": False},
+            )
+            s.delete(row)
+            s.flush()  # the room id is unique: free it before the new row takes it
+            s.execute(
+                update(MatrixPortal)
+                .where(MatrixPortal.endpoint == str(new))
+                .values(room_id=room_id),
+                execution_options={"synchronize_session": False},
+            )
+        sync = self._syncs.sync_of(old)
+        if sync is not None:
+            if self._syncs.sync_of(new) is None:
+                self._syncs.add(sync, new)
+            self._syncs.remove(sync, old)
+        outbox_admin.retarget(self._sessions, str(old), str(new))
+        log.info("portal moved to another view", extra={"old": str(old), "new": str(new)})
+        return True
 
     def _set(self, endpoint: Endpoint, state: str, **values: str | None) -> None:
         with self._sessions() as s, s.begin():

@@ -11,6 +11,9 @@ https://docs.slack.dev/apis/slack-connect). So:
 * its source is one workspace's view of the channel, chosen the same way for every delivery
   (the first team, in id order, whose view of the channel is in a sync), so edits, deletes and
   reactions find the post whichever installation reports them.
+
+A shared channel logged in from Matrix by several of its workspaces has one portal, kept under
+one view: :class:`app.bridge.workspace_bridge.WorkspaceBridge` (``_portal_of``).
 """
 
 from __future__ import annotations

@@ -173,7 +173,11 @@ class SlackApi:
             # One bound for connect, send and answer, as the slack_sdk path has.
             async with asyncio.timeout(self._timeout):
                 async with session.post(
-                    self._url(method), data=body, headers=self._json_headers
+                    self._url(method),
+                    data=body,
+                    headers=self._json_headers,
+                    # The proxy slack_sdk found in HTTPS_PROXY/HTTP_PROXY, as its calls use.
+                    proxy=self._client.proxy or None,
                 ) as res:
                     status, headers, raw = res.status, res.headers, await res.read()
         except TimeoutError as exc:

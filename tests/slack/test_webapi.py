@@ -16,6 +16,7 @@ from app.slack.http_pool import HttpPool
 from app.slack.ratelimit import RateLimiter
 from app.slack.webapi import SlackApi
 from fakeslack import FakeSlack
+from tests.slack.harness import free_port
 
 
 @pytest.fixture
@@ -115,6 +116,15 @@ async def test_a_post_carries_its_metadata_and_options_either_way(slack, pool) -
     )
     reply = history["messages"][-1]
     assert reply["metadata"] == meta and reply.get("subtype") == "thread_broadcast"
+
+
+async def test_a_post_goes_through_the_proxy_slack_sdk_uses(slack, pool, monkeypatch) -> None:
+    # Nothing listens on this port: a call that went through the proxy fails to connect.
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RemoteError) as err:
+        await api(slack, pool).call("chat.postMessage", channel="C1", text="x")
+    assert err.value.retryable and "connection failed" in str(err.value)
+    assert slack.called("chat.postMessage") == []
 
 
 async def test_limiter_paces_posts_per_channel() -> None:

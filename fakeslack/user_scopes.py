@@ -19,6 +19,7 @@ from .state import SlackError
 # Methods whose scope does not depend on a conversation.
 _FIXED = {
     "auth.test": None,
+    "auth.revoke": None,
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
     "chat.delete": "chat:write",

@@ -145,6 +145,22 @@ def auth_test(
     return out if inst.as_user else {**out, "bot_id": inst.bot_id}
 
 
+@method("auth.revoke")
+def auth_revoke(
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
+) -> dict[str, Any]:
+    """https://docs.slack.dev/reference/methods/auth.revoke: the calling token stops working
+    (``test=true`` only checks). Modelled for user tokens, which a person hands back."""
+    if not inst.as_user:
+        raise SlackError("not_allowed_token_type")
+    if as_bool(p.get("test", False)):
+        return {"revoked": False}
+    grant = st.user_tokens.pop(inst.bot_token)
+    grant.revoked = True
+    st.revoked_tokens[inst.bot_token] = grant.team_id
+    return {"revoked": True}
+
+
 @method("team.info")
 def team_info(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]

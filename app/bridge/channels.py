@@ -91,12 +91,11 @@ async def private_owners(
     workspaces: Workspaces, puppets: SlackPuppets | None, endpoint: Endpoint
 ) -> list[str] | None:
     """The Matrix users whose own conversation ``endpoint`` is (the bot cannot see it, their
-    tokens can), or None for a conversation of the bot's. Asks Slack only in a workspace where
-    someone logged in with ``login token``."""
-    team = endpoint.slack_team
-    people = await asyncio.to_thread(puppets.of_team, team) if puppets is not None else []
-    if puppets is None or not people:
+    tokens can; possibly nobody, once they logged out), or None for a conversation of the
+    bot's."""
+    if puppets is None:
         return None
+    team = endpoint.slack_team
     try:
         await workspaces.api(team).call("conversations.info", channel=endpoint.slack_channel)
     except RemoteError as exc:
@@ -105,7 +104,7 @@ async def private_owners(
     else:
         return None
     owners = []
-    for puppet in people:
+    for puppet in await asyncio.to_thread(puppets.of_team, team):
         client = await asyncio.to_thread(puppets.client, puppet.mxid, team)
         if client is None:
             continue

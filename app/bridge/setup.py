@@ -211,7 +211,7 @@ def build_bridge(
         # Its Slack Connect portals go on through another logged-in workspace sharing them.
         await workspace_bridge.workspace_removed(team_id)
         if puppets is not None:
-            await asyncio.to_thread(puppets.store.forget_team, team_id)
+            await puppets.forget_team(team_id)
 
     matrix.on_logout.append(forget_logins)
     matrix.on_connected.append(workspace_bridge.start)

@@ -278,6 +278,7 @@ class WorkspaceBridge:
             log.warning("portal owner unknown; nobody invited", extra={"error": str(exc)})
             return
         if owners is not None:
+            # Someone's own conversation: theirs alone (nobody, if they logged out meanwhile).
             await self._invites.invite(endpoint, room, owners)
             return
         users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
@@ -290,6 +291,12 @@ class WorkspaceBridge:
         )
 
     # --- a person's own DMs (login token) ----------------------------------------------------
+
+    async def _logged_in_as(self, team_id: str, slack_user: str) -> bool:
+        if self._puppets is None:
+            return False
+        puppet = await asyncio.to_thread(self._puppets.of_slack_user, team_id, slack_user)
+        return puppet is not None
 
     async def on_puppet_login(self, who: PuppetLogin, request: LoginRequest) -> str:
         """The ``login token`` hook: their recent DMs become portals, in the background (the
@@ -410,9 +417,11 @@ class WorkspaceBridge:
         if not (metadata or post or membership):
             return  # an event portals ignore: no database query on this hot path
         endpoint = Endpoint.slack(team, channel)
-        if _through_a_person(envelope):
-            # Someone's own DM (a user event): a message makes its portal, nothing else does.
-            if post:
+        person = _through_a_person(envelope)
+        if person is not None:
+            # Someone's own DM (a user event): a message makes its portal, nothing else does,
+            # and only while they are logged in here.
+            if post and await self._logged_in_as(team, person):
                 await self._ensure_for_message(endpoint)
             return
         # Asked each time, not cached: a login made by another process counts at once.
@@ -545,7 +554,9 @@ class WorkspaceBridge:
             log.warning(f"{what} failed", extra={"error": str(exc)})
 
 
-def _through_a_person(envelope: dict[str, Any]) -> bool:
-    """Whether Slack sent the event for a person's user token rather than for the bot."""
+def _through_a_person(envelope: dict[str, Any]) -> str | None:
+    """The Slack user whose token Slack sent the event for (rather than for the bot)."""
     auths = envelope.get("authorizations") or []
-    return bool(auths) and isinstance(auths[0], dict) and auths[0].get("is_bot") is False
+    first = auths[0] if auths and isinstance(auths[0], dict) else {}
+    user = first.get("user_id")
+    return str(user) if first.get("is_bot") is False and user else None

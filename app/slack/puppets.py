@@ -78,6 +78,30 @@ class SlackPuppets:
         )
 
     async def logout(self, mxid: str, team_id: str | None = None) -> list[str]:
+        """Hand the tokens back to Slack (``auth.revoke``: it then stops sending the person's
+        DMs as user events), then forget them."""
+        for puppet in await asyncio.to_thread(self.store.of_user, mxid):
+            if team_id is None or puppet.team_id == team_id:
+                await self._revoke(puppet)
+        return await self._forget(mxid, team_id)
+
+    async def forget_team(self, team_id: str) -> None:
+        """A workspace logged out: every token of it is handed back and forgotten."""
+        for puppet in await asyncio.to_thread(self.store.of_team, team_id):
+            await self._revoke(puppet)
+            await self._forget(puppet.mxid, team_id)
+
+    async def _revoke(self, puppet: Puppet) -> None:
+        client = await asyncio.to_thread(self.client, puppet.mxid, puppet.team_id)
+        if client is None:
+            return
+        try:
+            await client.api.call("auth.revoke")
+        except RemoteError as exc:
+            # Already dead, or Slack unreachable: forgetting it is what matters here.
+            log.info("user token not revoked", extra={"error": exc.code or str(exc)})
+
+    async def _forget(self, mxid: str, team_id: str | None) -> list[str]:
         teams = await asyncio.to_thread(self.store.forget, mxid, team_id)
         for team in teams:
             self._clients.pop((mxid, team), None)
@@ -125,6 +149,9 @@ class SlackPuppets:
         puppet = self.store.by_slack_user(team_id, slack_user_id)
         return self.client(puppet.mxid, team_id) if puppet is not None else None
 
+    def of_slack_user(self, team_id: str, slack_user_id: str) -> Puppet | None:
+        return self.store.by_slack_user(team_id, slack_user_id)
+
     def of_team(self, team_id: str) -> list[Puppet]:
         return self.store.of_team(team_id)
 
@@ -132,7 +159,7 @@ class SlackPuppets:
         """Forget ``puppet``'s token when ``exc`` says it no longer works; True if forgotten."""
         if exc.code not in DEAD_TOKEN_CODES:
             return False
-        await self.logout(puppet.mxid, puppet.team_id)
+        await self._forget(puppet.mxid, puppet.team_id)
         log.warning(
             "user token no longer works; forgotten",
             extra={"team_id": puppet.team_id, "slack_user": puppet.slack_user_id},

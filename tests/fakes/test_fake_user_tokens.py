@@ -130,3 +130,16 @@ def test_a_revoked_user_token_is_refused(slack: FakeSlack) -> None:
     assert error_of(lambda: client(slack, "xoxp-T1-U9-nope").auth_test())["error"] == (
         "invalid_auth"
     )
+
+
+def test_a_user_token_revoked_by_the_app_stops_its_events(slack: FakeSlack) -> None:
+    slack.event_settings.user_events = ("message.im",)
+    token = slack.add_user_token("T1", "U1")
+    dm = slack.open_private_dm("T1", ["U1", "U2"])
+    web = client(slack, token)
+    assert web.auth_revoke(test=True)["revoked"] is False
+    assert web.auth_revoke()["revoked"] is True
+    before = len(slack.emitted)
+    slack.post_message("T1", dm, "U2", "nobody hears this")
+    assert len(slack.emitted) == before
+    assert error_of(lambda: web.auth_test())["error"] == "token_revoked"

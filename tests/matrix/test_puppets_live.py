@@ -49,12 +49,16 @@ def test_login_token_stores_the_users_token_encrypted(flow: Flow) -> None:  # no
     a.text(dm, "logout")
     wait_for(lambda: any(f"Forgot your user token for {f.team}" in n for n in f.notices(dm)))
     assert stored_tokens(f) == []
-    # An admin logging the whole workspace out forgets its users' tokens too.
-    login_token(f, dm, token)
+    # The token was handed back to Slack; a new one logs her in again. An admin logging the
+    # whole workspace out revokes and forgets its users' tokens too.
+    assert f.slack.call(lambda: token in f.slack.state.revoked_tokens)
+    again = f.slack.add_user_token(f.team, "U1")
+    login_token(f, dm, again)
     wait_for(lambda: len(stored_tokens(f)) == 1)
     a.text(dm, f"logout {f.team}")
     wait_for(lambda: any(f"Logged out of {f.team}" in n for n in f.notices(dm)))
     assert stored_tokens(f) == []
+    assert f.slack.call(lambda: again in f.slack.state.revoked_tokens)
 
 
 def test_a_token_slack_refuses_or_a_bot_token_is_not_stored(flow: Flow) -> None:  # noqa: F811
@@ -285,3 +289,23 @@ def test_a_revoked_token_in_an_own_dm_is_reported_not_lost(flow: Flow) -> None: 
     wait_for(lambda: any("no longer accepts your user token" in n for n in f.notices(room)))
     wait_for(lambda: any("could not be delivered" in n for n in f.notices(room)), timeout=20)
     assert f.slack.find_message(f.team, with_bob, text="yes, but") is None
+
+
+def test_logout_hands_the_token_back_and_their_dms_stay_private(flow: Flow) -> None:  # noqa: F811
+    f, a = flow, flow.alice
+    dm, token, room = as_ada(f)
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    a.text(dm, "logout")
+    wait_for(lambda: any("Forgot your user token" in n for n in f.notices(dm)))
+    # Revoked at Slack (auth.revoke), so Slack stops sending her DMs at all.
+    assert any(c.method == "auth.revoke" and c.token == token for c in f.slack.calls)
+    assert f.slack.call(lambda: token in f.slack.state.revoked_tokens)
+    f.slack.post_message(f.team, with_bob, "U2", "anyone?")
+    # Even an event already on its way makes no portal for a person no longer logged in,
+    # least of all one the workspace's other users would be invited to.
+    inst = f.slack.installation(f.team)
+    late = {"type": "message", "channel": with_bob, "channel_type": "im", "user": "U2"}
+    late |= {"text": "late", "ts": "1900000000.000001"}
+    f.slack.call(lambda: f.slack.events.emit(inst, late, as_user="U1"))
+    settle_after(f, room, "marker five")
+    assert f.portal(with_bob) is None

@@ -94,6 +94,7 @@ class WorkspaceBridge:
         # Completed workspace syncs (login and restart); tests and `status` read it.
         self.completed_syncs = 0
         portals.on_created.append(self.portal_created)
+        portals.portal_view = self.portal_view
         if spaces is not None:
             portals.on_deleted.append(spaces.remove)
 
@@ -459,6 +460,19 @@ class WorkspaceBridge:
             users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
             await self._invites.invite(key, room, users)
         return key, room
+
+    async def portal_view(self, endpoint: Endpoint) -> Endpoint:
+        """The view ``endpoint``'s portal is kept under (a portal alias lookup asks): another
+        workspace's, when the channel is shared with it and its portal is there; then the
+        users of ``endpoint``'s workspace are invited to it."""
+        key = await asyncio.to_thread(self._shared_key, endpoint)
+        if key == endpoint or not await self._shared_with(endpoint):
+            return endpoint
+        view = await asyncio.to_thread(self._portals.get, key)
+        if view is not None and view.state == "active" and view.room_id:
+            users = await asyncio.to_thread(self.users_of, endpoint.slack_team)
+            await self._quietly(self._invites.invite(key, view.room_id, users), "portal invite")
+        return key
 
     def _shared_key(self, endpoint: Endpoint) -> Endpoint:
         own = self._portals.get(endpoint)

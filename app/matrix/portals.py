@@ -119,6 +119,24 @@ class Portals:
         self.on_created: list[CreatedHook] = []
         # Run after a portal was deleted, with its former room (the workspace's space).
         self.on_deleted: list[CreatedHook] = []
+        # The view a channel's portal is kept under (set by the Slack bridge: a Slack Connect
+        # channel's one portal may be kept under another workspace's view of it).
+        self.portal_view: Callable[[Endpoint], Awaitable[Endpoint]] | None = None
+
+    async def ensure_for_alias(self, endpoint: Endpoint) -> str:
+        """The homeserver asks about the alias of ``endpoint``'s portal: make it when missing.
+        A shared channel's portal kept under another view gets this alias too, so the lookup
+        finds the one portal instead of making a second room."""
+        key = await self.portal_view(endpoint) if self.portal_view is not None else endpoint
+        room = await self.ensure(key)
+        if key != endpoint:
+            localpart = self._hs.ids.portal_alias(endpoint)[1:].partition(":")[0]
+            try:
+                async with matrix_errors("portal alias"):
+                    await self._hs.bot.add_room_alias(RoomID(room), localpart, override=True)
+            except RemoteError as exc:
+                log.warning("portal alias not added", extra={"error": str(exc)})
+        return room
 
     def get(self, endpoint: Endpoint) -> PortalView | None:
         with self._sessions() as s:

@@ -265,7 +265,7 @@ def build_matrix(
         endpoint = ids.endpoint_for_alias(alias)
         if endpoint is None:
             return False
-        await portals.ensure(endpoint)
+        await portals.ensure_for_alias(endpoint)
         return True
 
     appservice = AppserviceApi(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -184,3 +185,19 @@ def test_a_shared_portal_goes_on_through_the_other_installation_after_an_uninsta
     wait_for(lambda: posted(f, "after the uninstall"))
     wait_for(lambda: settled(f.slack, f.app))
     assert posted(f, "after the uninstall") == ["after the uninstall"]
+
+
+def test_looking_up_the_other_views_alias_finds_the_one_portal(
+    shared: tuple[Flow, str, MatrixUser],
+) -> None:
+    f, beta, bea = shared
+    login_as(f, f.alice, f.team, "Acme")
+    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
+    room = f.room_of("C1")
+    login_as(f, bea, beta, "Beta")
+    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    alias = quote(f"#slack_{beta.lower()}_c1:test.local")
+    found = bea.call("GET", f"/directory/room/{alias}")
+    assert found["room_id"] == room
+    assert f.app.matrix.portals.get(Endpoint.slack(beta, "C1")) is None
+    bea.call("POST", f"/join/{room}", json={})

@@ -250,8 +250,12 @@ def test_slack_archive_makes_the_portal_read_only_and_unarchive_restores(world: 
     hook = archive_hook(w.app.matrix.portals)
 
     def levels() -> dict:
-        bot = w.app.matrix.homeserver.bot
-        return w.app.run(bot.get_power_levels(portal.room_id)).serialize()
+        async def read() -> dict:
+            # The client of the app's own loop: each event loop has its own.
+            bot = w.app.matrix.homeserver.bot
+            return (await bot.get_power_levels(portal.room_id)).serialize()
+
+        return w.app.run(read())
 
     def slack_event(kind: str) -> dict:
         return {"team_id": "T1", "event": {"type": kind, "channel": "C8"}}

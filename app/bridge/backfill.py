@@ -42,6 +42,7 @@ from app.matrix.deliver import History, MatrixDeliverer
 from app.slack.inbound import POST_SUBTYPES, EventTranslator
 from app.slack.workspaces import Workspaces
 from app.store.history_map import HistoryCopy, HistoryMap
+from app.store.instance_settings import read_setting, write_setting
 from app.store.models import InstanceSetting
 
 log = logging.getLogger("syncbot.bridge.backfill")
@@ -277,18 +278,11 @@ class PortalBackfill:
     # --- progress -----------------------------------------------------------------------------
 
     def _load(self, endpoint: Endpoint) -> dict[str, Any] | None:
-        with self._sessions() as s:
-            row = s.get(InstanceSetting, PREFIX + str(endpoint))
-            return dict(json.loads(row.value)) if row is not None else None
+        value = read_setting(self._sessions, PREFIX + str(endpoint))
+        return dict(json.loads(value)) if value is not None else None
 
     def _save(self, endpoint: Endpoint, state: dict[str, Any]) -> None:
-        with self._sessions() as s, s.begin():
-            key = PREFIX + str(endpoint)
-            row = s.get(InstanceSetting, key)
-            if row is None:
-                s.add(InstanceSetting(key=key, value=json.dumps(state)))
-            else:
-                row.value = json.dumps(state)
+        write_setting(self._sessions, PREFIX + str(endpoint), json.dumps(state))
 
     def _unfinished(self) -> list[Endpoint]:
         with self._sessions() as s:

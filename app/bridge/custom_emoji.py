@@ -24,6 +24,7 @@ from app.errors import RemoteError, SyncbotError
 from app.matrix.ghosts import AvatarFetcher
 from app.matrix.homeserver import Homeserver, matrix_errors
 from app.slack.workspaces import Workspaces
+from app.store.instance_settings import read_setting
 from app.store.models import InstanceSetting
 
 log = logging.getLogger("syncbot.bridge.emoji")
@@ -94,9 +95,7 @@ class SlackCustomEmoji:
         return table
 
     def _load(self, key: str) -> str | None:
-        with self._sessions() as s:
-            row = s.get(InstanceSetting, key)
-            return row.value if row is not None else None
+        return read_setting(self._sessions, key)
 
     def _save(self, key: str, mxc: str) -> None:
         with self._sessions() as s, s.begin():

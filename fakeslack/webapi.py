@@ -616,8 +616,10 @@ def chat_update(
     before = msg.wire(ws.files)
     if "text" in p:
         msg.text = p.get("text") or ""
-    if p.get("blocks"):
-        msg.blocks = as_json(p["blocks"])
+    # Blocks not given are kept; an empty array removes them
+    # (https://docs.slack.dev/reference/methods/chat.update: ``blocks``).
+    if p.get("blocks") is not None:
+        msg.blocks = as_json(p["blocks"]) or None
     if p.get("metadata"):
         msg.metadata = as_json(p["metadata"])
     event_ts = st.clock.next()

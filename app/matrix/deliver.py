@@ -14,7 +14,7 @@ from typing import Any
 
 from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventID, EventType, RoomID
+from mautrix.types import Event, EventID, EventType, RoomID
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -315,11 +315,16 @@ class MatrixDeliverer:
 
     async def _edit(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
-        sender = await self._sender_of(room, copy)
+        async with matrix_errors("fetch event"):
+            original = await self._hs.bot.get_event(room, EventID(copy))
+        sender = str(original.sender)
         edited = expect(task.payload, EditPayload)
         source = edited.source
         body = await self._named_mentions(edited.body, source)
         new = await self.render(body, source)
+        if not self._hs.ids.is_ours(sender):
+            await self._show_edit(room, original, new, task.uid)
+            return
         timeline = [p.removeprefix(TIMELINE) for p in _parts(task) if p.startswith(TIMELINE)]
         async with matrix_errors("send edit"):
             intent = self._hs.intent(sender)
@@ -334,12 +339,41 @@ class MatrixDeliverer:
                     txn_id=f"{task.uid}.e{index}",
                 )
 
+    async def _show_edit(
+        self, room: RoomID, original: Event, new: dict[str, Any], txn_id: str
+    ) -> None:
+        """A Matrix user's own event changed on the other side (they edited their copy posted
+        with their Slack token): only they can edit it, so the bot answers it with the new
+        text, in its thread if it has one."""
+        prefix = "Edited in Slack: "
+        content: dict[str, Any] = {**new, "msgtype": "m.notice", "body": prefix + new["body"]}
+        if "formatted_body" in new:
+            content["formatted_body"] = f"<em>{prefix}</em>" + new["formatted_body"]
+        raw = original.serialize()
+        relates = (raw.get("content") or {}).get("m.relates_to") or {}
+        if relates.get("rel_type") == "m.thread":
+            content["m.relates_to"] = {
+                "rel_type": "m.thread",
+                "event_id": relates["event_id"],
+                "is_falling_back": False,
+                "m.in_reply_to": {"event_id": raw["event_id"]},
+            }
+        else:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": raw["event_id"]}}
+        content["m.mentions"] = {}
+        async with matrix_errors("send edit"):
+            await self._hs.bot.send_message_event(
+                room, EventType.ROOM_MESSAGE, as_content(content), txn_id=txn_id
+            )
+
     async def _delete(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
         # Redact as the ghost that sent it: a user may always redact their own events, while
         # the bot needs power in rooms it did not create.
         sender = await self._sender_of(room, copy)
-        intent = self._hs.intent(sender)
+        # A Matrix user's own event (they deleted their copy posted with their Slack token):
+        # the bot cannot act as them, but as the portal's creator it may redact.
+        intent = self._hs.intent(sender if self._hs.ids.is_ours(sender) else self._hs.ids.bot)
         async with matrix_errors("redact"):
             # Every event of the copy (a text, its files, its timeline echo), each under its
             # own txn id.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -36,6 +37,8 @@ from app.slack.workspaces import Workspaces
 log = logging.getLogger("syncbot.slack.deliver")
 
 METADATA_EVENT = "syncbot_delivery"
+# The ``event_payload`` key holding :func:`text_mark` of the text we last wrote to a message.
+TEXT_MARK = "text"
 USERNAME_MAX = 80
 # A copy posted with its author's own user token: ``puppet:<slack user id>``.
 PUPPET_PART = "puppet"
@@ -50,6 +53,13 @@ def _puppet_mark(message: dict[str, Any], puppet: PuppetClient | None) -> tuple[
         return ()
     user = puppet.puppet.slack_user_id
     return (f"{PUPPET_PART}:{user}",) if message.get("user") == user else ()
+
+
+def text_mark(text: str) -> str:
+    """A short fingerprint of a message text we write, kept in its metadata. A person's own
+    copy (posted with their token) carries our metadata for good, so only this tells our
+    change of it (text matches the mark) from their later edit in Slack (it does not)."""
+    return hashlib.sha256(text.strip().encode()).hexdigest()[:16]
 
 
 def display_name(author: Author) -> str:
@@ -131,7 +141,20 @@ class SlackDeliverer:
                     allow_broadcast=False,
                 )
                 owner = await self._copy_owner(team, task)
-                params = {"channel": channel, "ts": copy, "text": text or " "}
+                params: dict[str, Any] = {"channel": channel, "ts": copy, "text": text or " "}
+                if owner is not None:
+                    # Their copy: mark what we write now (so its echo is known as ours), and
+                    # drop the blocks their own edit in Slack left, which Slack would keep
+                    # and show instead of the text (https://docs.slack.dev/reference/methods/chat.update).
+                    params["blocks"] = []
+                    params["metadata"] = {
+                        "event_type": METADATA_EVENT,
+                        "event_payload": {
+                            "delivery": task.uid,
+                            "post": task.post_id or "",
+                            TEXT_MARK: text_mark(params["text"]),
+                        },
+                    }
                 await self._as_owner(owner, api, task, "chat.update", params)
             case Kind.DELETE:
                 await self._delete(api, channel, task, await self._copy_owner(team, task))
@@ -212,7 +235,11 @@ class SlackDeliverer:
             "unfurl_links": "false",
             "metadata": {
                 "event_type": METADATA_EVENT,
-                "event_payload": {"delivery": task.uid, "post": task.post_id or ""},
+                "event_payload": {
+                    "delivery": task.uid,
+                    "post": task.post_id or "",
+                    TEXT_MARK: text_mark(text),
+                },
             },
         }
         marks: tuple[str, ...] = ()

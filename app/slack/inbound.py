@@ -26,7 +26,7 @@ from app.core.events import (
 )
 from app.errors import SyncbotError
 from app.slack import blocks
-from app.slack.deliver import METADATA_EVENT
+from app.slack.deliver import METADATA_EVENT, TEXT_MARK, text_mark
 from app.slack.shared_channels import SharedHome, shared_event_key
 
 log = logging.getLogger("syncbot.slack.inbound")
@@ -93,12 +93,27 @@ def _ours_as_a_person(event: dict[str, Any]) -> bool:
     every post of ours carries our metadata, whose ``event_type`` message events keep
     (https://docs.slack.dev/messaging/message-metadata). Caught here it is dropped whether it
     arrives before or after ``chat.postMessage`` answered. A deletion is let through: the
-    relay ignores a post already deleted, and a person deleting their copy in Slack counts."""
+    relay ignores a post already deleted, and a person deleting their copy in Slack counts.
+
+    An edit (``message_changed``, whose ``message`` is the message as it now stands) keeps the
+    metadata whoever made it, so it is ours only when the text is what we last wrote there
+    (its mark); otherwise the person edited their copy in Slack, and that edit is relayed.
+    """
     if event.get("type") != "message" or event.get("subtype") == "message_deleted":
         return False
-    message = event.get("message") if event.get("subtype") == "message_changed" else event
-    metadata = message.get("metadata") if isinstance(message, dict) else None
-    return isinstance(metadata, dict) and metadata.get("event_type") == METADATA_EVENT
+    changed = event.get("subtype") == "message_changed"
+    message = event.get("message") if changed else event
+    if not isinstance(message, dict):
+        return False
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT:
+        return False
+    if not changed:
+        return True
+    payload = metadata.get("event_payload")
+    mark = payload.get(TEXT_MARK) if isinstance(payload, dict) else None
+    # A copy posted before marks were kept: every edit of it is taken for ours, as before.
+    return not isinstance(mark, str) or mark == text_mark(str(message.get("text") or ""))
 
 
 class EventTranslator:

@@ -4,9 +4,14 @@ portals, and what they write reaches Slack as them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 
+from app.core.endpoints import Endpoint
+from app.store.engine import session_factory
+from app.store.syncs import SyncAdmin
 from fakeslack import Fault
 from tests.matrix.conftest import direct_chat
 from tests.matrix.test_login_flow import BOT, Flow, flow, login  # noqa: F401 (the fixture)
@@ -309,3 +314,87 @@ def test_logout_hands_the_token_back_and_their_dms_stay_private(flow: Flow) -> N
     f.slack.call(lambda: f.slack.events.emit(inst, late, as_user="U1"))
     settle_after(f, room, "marker five")
     assert f.portal(with_bob) is None
+
+
+def matrix_edits_of(f: Flow, room: str, event_id: str) -> list[dict[str, Any]]:
+    """What shows ``event_id``'s text changed in ``room``: an ``m.replace`` of it, or a reply
+    to it (how the bridge shows a change it cannot make to someone's own event)."""
+    out = []
+    for e in f.alice.events(room):
+        if e["type"] != "m.room.message":
+            continue
+        relates = e["content"].get("m.relates_to") or {}
+        replying = (relates.get("m.in_reply_to") or {}).get("event_id")
+        if relates.get("event_id") == event_id or replying == event_id:
+            out.append(e)
+    return out
+
+
+def test_her_own_slack_edit_of_a_puppeted_copy_is_relayed(flow: Flow) -> None:  # noqa: F811
+    f, a = flow, flow.alice
+    _dm, _token, room = as_ada(f)
+    # #quiet (C4) is synced with #general's portal too: another channel the edit must reach.
+    syncs = SyncAdmin(session_factory(f.engine))
+    name = syncs.sync_of(Endpoint.slack(f.team, "C1"))
+    assert name is not None
+    syncs.add(name, Endpoint.slack(f.team, "C4"))
+    sent = a.text(room, "first draft")
+    c1 = wait_for(lambda: f.slack.find_message(f.team, "C1", text="first draft"))
+    c4 = wait_for(lambda: f.slack.find_message(f.team, "C4", text="first draft"))
+    assert (c1.user, c1.bot_id, c4.user, c4.bot_id) == ("U1", None, "U1", None)
+    # Her Matrix edit changes both copies with her token; its echoes come back to no one.
+    a.send(
+        room,
+        {
+            "msgtype": "m.text",
+            "body": "* second draft",
+            "m.new_content": {"msgtype": "m.text", "body": "second draft"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": sent},
+        },
+    )
+    wait_for(lambda: f.slack.message(f.team, "C1", c1.ts).text == "second draft")
+    wait_for(lambda: f.slack.message(f.team, "C4", c4.ts).text == "second draft")
+    settle_after(f, room, "marker six")
+    assert [e["sender"] for e in matrix_edits_of(f, room, sent)] == [a.user_id]
+
+    # Then she edits the copy in #general in the Slack client: the edit is hers, not ours.
+    f.slack.edit(f.team, "C1", c1.ts, "final words")
+    wait_for(lambda: f.slack.message(f.team, "C4", c4.ts).text == "final words")
+
+    def final() -> list[dict[str, Any]]:
+        return [e for e in matrix_edits_of(f, room, sent) if "final words" in e["content"]["body"]]
+
+    wait_for(final)
+    settle_after(f, room, "marker seven")
+    # Shown once, answering her event (only she can edit it); the echo of the change to
+    # #quiet's copy is not another edit.
+    [shown] = final()
+    assert shown["sender"] == BOT and "Edited in Slack" in shown["content"]["body"]
+    # A later Matrix edit replaces what her Slack edit wrote (blocks and all).
+    a.send(
+        room,
+        {
+            "msgtype": "m.text",
+            "body": "* from Matrix again",
+            "m.new_content": {"msgtype": "m.text", "body": "from Matrix again"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": sent},
+        },
+    )
+    wait_for(lambda: f.slack.message(f.team, "C1", c1.ts).text == "from Matrix again")
+    assert not f.slack.message(f.team, "C1", c1.ts).blocks
+
+    # Her reaction on her own copy in Slack reaches Matrix (as her Slack ghost) and #quiet.
+    f.slack.react(f.team, "C1", c1.ts, "U1", "tada")
+    wait_for(
+        lambda: any(
+            e["type"] == "m.reaction"
+            and e["content"]["m.relates_to"]["event_id"] == sent
+            and e["sender"] == f.ghost("U1")
+            for e in a.events(room)
+        )
+    )
+    wait_for(lambda: "tada" in f.slack.message(f.team, "C4", c4.ts).reactions)
+    # And her deletion in Slack removes it everywhere, her Matrix event included.
+    f.slack.delete(f.team, "C1", c1.ts)
+    wait_for(lambda: f.slack.message(f.team, "C4", c4.ts).deleted)
+    wait_for(lambda: not next(e for e in a.events(room) if e["event_id"] == sent)["content"])

@@ -15,6 +15,11 @@ the same rendering, custom emoji, files and parts) and lands in the message map 
 post (:mod:`app.store.history_map`), so a later edit, delete or reaction of it on Slack follows
 on Matrix, and a Matrix reply, edit or reaction on its event reaches the Slack original.
 
+A person's own DM or group DM (a portal made for someone logged in with ``login token``) does
+not include the bot, so its history is read with that person's token, under the same pacing;
+who reads is decided once per portal and kept with the progress. When no logged-in member is
+left to read it, the backfill ends there, with nothing read.
+
 Progress (phase, cursor, messages read, messages sent) is kept in ``instance_settings``
 under ``backfill:<endpoint>``, so a restart resumes a backfill where it stopped instead of
 starting over; a message sent but not yet saved as sent is found in the map (or, when the stop
@@ -35,11 +40,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.bridge.channels import private_owners
 from app.core.endpoints import Endpoint
 from app.core.payloads import PostPayload, ReactionPayload
 from app.errors import RemoteError, SyncbotError
 from app.matrix.deliver import History, MatrixDeliverer
 from app.slack.inbound import POST_SUBTYPES, EventTranslator
+from app.slack.puppets import SlackPuppets
+from app.slack.webapi import SlackApi
 from app.slack.workspaces import Workspaces
 from app.store.history_map import HistoryCopy, HistoryMap
 from app.store.instance_settings import read_setting, write_setting
@@ -49,6 +57,13 @@ log = logging.getLogger("syncbot.bridge.backfill")
 
 PREFIX = "backfill:"
 MARK = "syncbot.backfill"
+# Who reads a portal's history (``reader`` in its progress): the workspace's bot, else the
+# Matrix id of the person whose own conversation it is.
+BOT_READER = "bot"
+
+
+class NoReader(SyncbotError):
+    """Nobody can read the conversation's history any more (its people logged out)."""
 
 
 class PortalBackfill:
@@ -64,8 +79,10 @@ class PortalBackfill:
         count: int,
         page_limit: int,
         interval: float,
+        puppets: SlackPuppets | None = None,
     ) -> None:
         self._sessions = sessions
+        self._puppets = puppets
         self._deliverer = deliverer
         self._translator = translator
         self._map = HistoryMap(sessions)
@@ -113,6 +130,12 @@ class PortalBackfill:
             if state.get("phase") == "reading":
                 await self._read(endpoint, state)
             await self._send_all(endpoint, state)
+        except NoReader:
+            log.info("backfill skipped: nobody left to read it", extra={"endpoint": str(endpoint)})
+            state["phase"] = "done"
+            state.pop("messages", None)
+            await asyncio.to_thread(self._save, endpoint, state)
+            return
         except (RemoteError, SyncbotError) as exc:
             # Kept as it stands: the next start resumes it.
             log.warning("backfill stopped", extra={"endpoint": str(endpoint), "error": str(exc)})
@@ -123,10 +146,14 @@ class PortalBackfill:
         self.completed += 1
         log.info("portal backfilled", extra={"endpoint": str(endpoint)})
 
-    async def _call(self, endpoint: Endpoint, method: str, **params: Any) -> dict[str, Any]:
+    async def _call(
+        self, endpoint: Endpoint, state: dict[str, Any], method: str, **params: Any
+    ) -> dict[str, Any]:
         # Slack's history methods allow non-Marketplace apps one call a minute per workspace
-        # installation: every backfill of the workspace waits its turn.
+        # installation: every backfill of the workspace, by the bot or by a person's token,
+        # waits its turn.
         team = endpoint.slack_team
+        api = await self._reader(endpoint, state)
         async with self._pace.setdefault(team, asyncio.Lock()):
             last = self._last_call.get(team)
             if last is not None:
@@ -134,17 +161,47 @@ class PortalBackfill:
                 if wait > 0:
                     await asyncio.sleep(wait)  # pacing, not waiting for a condition
             try:
-                api = self._workspaces.api(team)
                 return dict(await api.call(method, channel=endpoint.slack_channel, **params))
             finally:
                 self._last_call[team] = time.monotonic()
+
+    async def _reader(self, endpoint: Endpoint, state: dict[str, Any]) -> SlackApi:
+        """The client reading ``endpoint``'s history: the bot's, or for a person's own DM
+        (which the bot cannot read) their own, decided at the first read and kept."""
+        team = endpoint.slack_team
+        reader = state.get("reader")
+        if reader is None:
+            reader = await self._reader_of(endpoint)
+            state["reader"] = reader
+            await asyncio.to_thread(self._save, endpoint, state)
+        if reader == BOT_READER:
+            return self._workspaces.api(team)
+        client = (
+            await asyncio.to_thread(self._puppets.client, str(reader), team)
+            if self._puppets is not None
+            else None
+        )
+        if client is None:
+            raise NoReader(f"{reader} logged out of {team}")
+        return client.api
+
+    async def _reader_of(self, endpoint: Endpoint) -> str:
+        team = endpoint.slack_team
+        if self._puppets is None or not await asyncio.to_thread(self._puppets.of_team, team):
+            return BOT_READER
+        owners = await private_owners(self._workspaces, self._puppets, endpoint)
+        if owners is None:
+            return BOT_READER
+        if not owners:
+            raise NoReader(f"no logged-in member of {endpoint}")
+        return owners[0]
 
     async def _read(self, endpoint: Endpoint, state: dict[str, Any]) -> None:
         messages: list[dict[str, Any]] = state.setdefault("messages", [])
         while len(messages) < self._count:
             want = min(self._limit, self._count - len(messages))
             page = await self._call(
-                endpoint, "conversations.history", limit=want, cursor=state.get("cursor")
+                endpoint, state, "conversations.history", limit=want, cursor=state.get("cursor")
             )
             posts = [m for m in page.get("messages") or [] if _bridgeable(m)]
             known = await asyncio.to_thread(
@@ -166,6 +223,7 @@ class PortalBackfill:
                 while len(replies) < self._count:
                     page = await self._call(
                         endpoint,
+                        state,
                         "conversations.replies",
                         ts=message["ts"],
                         limit=self._limit,

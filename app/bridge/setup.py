@@ -188,6 +188,7 @@ def build_bridge(
         count=settings.matrix_backfill_messages,
         page_limit=settings.slack_history_limit,
         interval=settings.slack_history_interval,
+        puppets=puppets,
     )
     # Custom Slack emoji reach Matrix as images (fetched under the avatar egress policy).
     matrix.deliverer.custom_emoji = SlackCustomEmoji(

@@ -15,12 +15,15 @@ import pytest
 from sqlalchemy import select
 
 from app.core.endpoints import Endpoint
+from app.store.engine import session_factory
+from app.store.instance_settings import read_setting
 from app.store.models import MessageCopy
 from fakeslack import FakeSlack
 from tests.matrix.conftest import bridge_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import Synapse
 from tests.matrix.test_login_flow import Flow, login, running
+from tests.matrix.test_puppets_live import login_token
 from tests.slack.harness import wait_for
 
 pytestmark = pytest.mark.integration
@@ -311,3 +314,41 @@ def test_backfilled_custom_emoji_are_images(bflow: BackfillFlow) -> None:
     assert len(reactions) == 1 and reactions[0]["sender"] == f.ghost("U2")
     assert reactions[0]["content"]["m.relates_to"]["key"] == images[0][0]
     assert reactions[0]["content"]["com.beeper.reaction.shortcode"] == ":partyparrot:"
+
+
+def test_an_own_dm_portal_starts_with_its_history_read_with_their_token(
+    bflow: BackfillFlow,
+) -> None:
+    # The bot is not in Ada's DM with Bob: only her token can read its history, paced as
+    # the bot's reads are, and no read is tried (and failed) as the bot.
+    f = bflow
+    dm = login(f)
+    backfill = f.app.bridge.backfill
+    assert backfill is not None
+    wait_for(lambda: backfill.completed >= 3)
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    f.slack.echo(False)
+    f.slack.post_message(f.team, with_bob, "U2", "are you free?")
+    f.slack.post_message(f.team, with_bob, "U1", "after lunch")
+    f.slack.post_message(f.team, with_bob, "U2", "see you then")
+    f.slack.echo(True)
+    token = f.slack.add_user_token(f.team, "U1")
+    login_token(f, dm, token)
+    room = f.room_of(with_bob)
+    wait_for(lambda: backfill.completed >= 4)
+    events = backfilled(f, room)
+    assert [e["content"]["body"] for e in events] == [
+        "are you free?",
+        "after lunch",
+        "see you then",
+    ]
+    assert [e["sender"] for e in events] == [f.ghost("U2"), f.ghost("U1"), f.ghost("U2")]
+    reads = [
+        c
+        for c in f.slack.calls
+        if c.method == "conversations.history" and c.params.get("channel") == with_bob
+    ]
+    assert len(reads) == 2 and all(c.token == token for c in reads)  # two pages of two
+    key = f"backfill:{Endpoint.slack(f.team, with_bob)}"
+    state = json.loads(read_setting(session_factory(f.engine), key) or "{}")
+    assert (state["phase"], state["reader"]) == ("done", f.alice.user_id)

@@ -42,6 +42,7 @@ DEFAULT_USER_SCOPES: tuple[str, ...] = (
     "im:read",  # conversations.info of those DMs (whom the portal is with)
     "mpim:history",  # their group DMs' messages (message.mpim user events)
     "mpim:read",  # conversations.info of those group DMs
+    "reactions:read",  # reactions in their DMs (reaction_added/removed user events)
 )
 
 # The manifest's event subscriptions come from the one table that also types the handlers.

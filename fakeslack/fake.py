@@ -50,7 +50,14 @@ DEFAULT_SCOPES = [
 ]
 
 # What a member grants when authorizing the app for their own DMs and posts.
-DEFAULT_USER_SCOPES = ["chat:write", "im:history", "im:read", "mpim:history", "mpim:read"]
+DEFAULT_USER_SCOPES = [
+    "chat:write",
+    "im:history",
+    "im:read",
+    "mpim:history",
+    "mpim:read",
+    "reactions:read",
+]
 
 
 class FakeSlack(SlackServer):

@@ -177,8 +177,8 @@ class SlackServer:
         lets the app hear of it ("" when nobody's does); None for any other event.
 
         Bot events come only from conversations the bot is in; a DM between people reaches
-        the app as a user event of a member who granted the conversation's ``:history``
-        scope (https://docs.slack.dev/reference/events/message.im).
+        the app as a user event of a member who granted the scope the event needs
+        (https://docs.slack.dev/reference/events/message.im).
         """
         channel = event.get("channel") or (event.get("item") or {}).get("channel")
         ch = ws.channels.get(channel) if isinstance(channel, str) else None
@@ -187,7 +187,12 @@ class SlackServer:
             return None
         if ws.installation.bot_user_id in ch.members:
             return None
-        scope = f"{user_scopes.family(ch)}:history"
+        # A message needs the conversation's history scope; a reaction ``reactions:read``
+        # (https://docs.slack.dev/reference/events/reaction_added).
+        if event.get("type") in ("reaction_added", "reaction_removed"):
+            scope = "reactions:read"
+        else:
+            scope = f"{user_scopes.family(ch)}:history"
         for grant in self.state.grants(ws):
             if grant.user_id in ch.members and scope in grant.scopes:
                 return grant.user_id

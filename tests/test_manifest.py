@@ -75,7 +75,15 @@ def test_user_events_are_the_dms_a_user_token_reads() -> None:
     # the user scopes the manifest asks for.
     manifest = build_manifest(URL)
     user_events = manifest["settings"]["event_subscriptions"]["user_events"]
-    assert user_events == ["message.im", "message.mpim"]
+    assert user_events == ["message.im", "message.mpim", "reaction_added", "reaction_removed"]
     user_scopes = set(manifest["oauth_config"]["scopes"]["user"])
-    assert {"im:history", "mpim:history"} <= user_scopes  # what those events need
-    assert user_scopes == {"chat:write", "im:history", "im:read", "mpim:history", "mpim:read"}
+    # What those events need.
+    assert {"im:history", "mpim:history", "reactions:read"} <= user_scopes
+    assert user_scopes == {
+        "chat:write",
+        "im:history",
+        "im:read",
+        "mpim:history",
+        "mpim:read",
+        "reactions:read",
+    }

@@ -93,6 +93,7 @@ def test_defaults_of_an_empty_environment() -> None:
         "im:read",
         "mpim:history",
         "mpim:read",
+        "reactions:read",
     )
     assert s.token_encryption_key is None and s.token_previous_keys == ()
     assert s.tls_enabled is True  # on by default outside local development

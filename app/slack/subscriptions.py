@@ -63,8 +63,9 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription(
         "message.mpim", "message", "relay, group DM portals", channel_type="mpim", user=True
     ),
-    Subscription("reaction_added", "reaction_added", "relay"),
-    Subscription("reaction_removed", "reaction_removed", "relay"),
+    # As user events too: reactions in the own DMs of a person logged in with their token.
+    Subscription("reaction_added", "reaction_added", "relay", user=True),
+    Subscription("reaction_removed", "reaction_removed", "relay", user=True),
     Subscription(
         "user_profile_changed", "user_profile_changed", "profiles (author cache), ghost profiles"
     ),

@@ -398,3 +398,32 @@ def test_her_own_slack_edit_of_a_puppeted_copy_is_relayed(flow: Flow) -> None:  
     f.slack.delete(f.team, "C1", c1.ts)
     wait_for(lambda: f.slack.message(f.team, "C4", c4.ts).deleted)
     wait_for(lambda: not next(e for e in a.events(room) if e["event_id"] == sent)["content"])
+
+
+def test_reactions_in_her_own_dm_reach_its_portal(flow: Flow) -> None:  # noqa: F811
+    # The bot is not in the DM: Slack sends its reactions only as user events
+    # (reaction_added/removed under the manifest's user_events, user scope reactions:read).
+    f, a = flow, flow.alice
+    _dm, _token, _room = as_ada(f)
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    ts = f.slack.post_message(f.team, with_bob, "U2", "lunch?")
+    room = f.room_of(with_bob)
+    wait_for(lambda: f.membership(room, a.user_id) == "invite")
+    a.call("POST", f"/join/{room}", json={})
+    event = wait_for(
+        lambda: next((e for e in a.events(room) if e["content"].get("body") == "lunch?"), None)
+    )
+
+    def reactions() -> list[tuple[str, str]]:
+        return [
+            (e["sender"], e["content"]["m.relates_to"]["key"])
+            for e in a.events(room)
+            if e["type"] == "m.reaction"
+            and e["content"].get("m.relates_to", {}).get("event_id") == event["event_id"]
+        ]
+
+    f.slack.react(f.team, with_bob, ts, "U1", "thumbsup")
+    f.slack.react(f.team, with_bob, ts, "U2", "heart")
+    wait_for(lambda: {(f.ghost("U1"), "👍"), (f.ghost("U2"), "❤️")} <= set(reactions()))
+    f.slack.unreact(f.team, with_bob, ts, "U2", "heart")
+    wait_for(lambda: (f.ghost("U2"), "❤️") not in reactions())

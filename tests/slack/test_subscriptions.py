@@ -31,7 +31,8 @@ def test_the_manifest_subscribes_exactly_what_is_handled(world) -> None:
     # User events (a person's own DMs, `login token`) come from the same table: each is also a
     # bot event, so the handler check below covers them.
     user_events = manifest["settings"]["event_subscriptions"]["user_events"]
-    assert user_events == list(USER_EVENTS) == ["message.im", "message.mpim"]
+    assert user_events == list(USER_EVENTS)
+    assert user_events == ["message.im", "message.mpim", "reaction_added", "reaction_removed"]
     assert set(user_events) <= set(subscribed)
     events = server.services.slack.events  # type: ignore[union-attr]
     # Every subscribed event type has a handler (the relay or a hook), and no hook waits for

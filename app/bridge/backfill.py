@@ -162,8 +162,27 @@ class PortalBackfill:
                     await asyncio.sleep(wait)  # pacing, not waiting for a condition
             try:
                 return dict(await api.call(method, channel=endpoint.slack_channel, **params))
+            except RemoteError as exc:
+                await self._reader_failed(endpoint, state, exc)
+                raise
             finally:
                 self._last_call[team] = time.monotonic()
+
+    async def _reader_failed(
+        self, endpoint: Endpoint, state: dict[str, Any], exc: RemoteError
+    ) -> None:
+        """A person's token Slack no longer accepts is forgotten (as the deliverer does), and
+        the backfill ends rather than failing again at every start."""
+        reader = state.get("reader")
+        if reader in (None, BOT_READER) or self._puppets is None:
+            return
+        team = endpoint.slack_team
+        puppet = next(
+            (p for p in await asyncio.to_thread(self._puppets.of_team, team) if p.mxid == reader),
+            None,
+        )
+        if puppet is not None and await self._puppets.dead(puppet, exc):
+            raise NoReader(f"{reader}'s token for {team} no longer works") from exc
 
     async def _reader(self, endpoint: Endpoint, state: dict[str, Any]) -> SlackApi:
         """The client reading ``endpoint``'s history: the bot's, or for a person's own DM

@@ -352,3 +352,25 @@ def test_an_own_dm_portal_starts_with_its_history_read_with_their_token(
     key = f"backfill:{Endpoint.slack(f.team, with_bob)}"
     state = json.loads(read_setting(session_factory(f.engine), key) or "{}")
     assert (state["phase"], state["reader"]) == ("done", f.alice.user_id)
+
+
+def test_an_own_dm_backfill_whose_token_died_ends_instead_of_failing_each_start(
+    bflow: BackfillFlow,
+) -> None:
+    f = bflow
+    dm = login(f)
+    backfill = f.app.bridge.backfill
+    assert backfill is not None
+    wait_for(lambda: backfill.completed >= 3)
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    f.slack.echo(False)
+    f.slack.post_message(f.team, with_bob, "U2", "are you free?")
+    f.slack.echo(True)
+    # Her token dies between the portal's making and its history's first read.
+    f.slack.fail("conversations.history", "error:token_revoked")
+    login_token(f, dm, f.slack.add_user_token(f.team, "U1"))
+    key = f"backfill:{Endpoint.slack(f.team, with_bob)}"
+    sessions = session_factory(f.engine)
+    wait_for(lambda: json.loads(read_setting(sessions, key) or "{}").get("phase") == "done")
+    # Forgotten, as a refused post would have it; being done, no start reads it again.
+    assert f.app.services.slack.puppets.store.of_user(f.alice.user_id) == []  # type: ignore[union-attr]

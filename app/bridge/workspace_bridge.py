@@ -164,14 +164,7 @@ class WorkspaceBridge:
                 )
             else:
                 text = f"{info.name} has no channel the app is in yet; invite it to one."
-        content = {"msgtype": "m.notice", "body": text, "m.mentions": {}}
-        try:
-            async with matrix_errors("login report"):
-                await self._hs.bot.send_message_event(
-                    RoomID(request.room_id), EventType.ROOM_MESSAGE, as_content(content)
-                )
-        except RemoteError:
-            log.warning("login report not sent", extra={"room": request.room_id})
+        await self._report(request.room_id, text, "login report")
 
     async def recent_channels(self, team_id: str) -> list[dict[str, Any]]:
         """The channels the app's bot is in, most recently active first, cut at the count."""
@@ -318,14 +311,18 @@ class WorkspaceBridge:
         except Exception as exc:
             log.warning("own DMs sync failed", exc_info=True)
             text = f"Bridging your direct messages failed: {exc}. A new message still bridges."
+        await self._report(request.room_id, text, "own DMs report")
+
+    async def _report(self, room: str, text: str, what: str) -> None:
+        """Tell the DM how a login went; a homeserver away loses the notice, not the login."""
         content = {"msgtype": "m.notice", "body": text, "m.mentions": {}}
         try:
-            async with matrix_errors("own DMs report"):
+            async with matrix_errors(what):
                 await self._hs.bot.send_message_event(
-                    RoomID(request.room_id), EventType.ROOM_MESSAGE, as_content(content)
+                    RoomID(room), EventType.ROOM_MESSAGE, as_content(content)
                 )
         except RemoteError:
-            log.warning("own DMs report not sent", extra={"room": request.room_id})
+            log.warning("login notice not sent", extra={"room": room, "notice": what})
 
     async def own_dms(self, mxid: str, team_id: str) -> list[dict[str, Any]]:
         """The person's DMs and group DMs without the app's bot (``conversations.list`` with

@@ -144,18 +144,8 @@ class SlackApi:
             return dict(response.data) if isinstance(response.data, dict) else {}
         except SlackApiError as exc:
             return self._api_error(method, exc, write)
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise RemoteError(
-                f"{method} timed out", network="slack", retryable=True, outcome_unknown=write
-            ) from exc
-        except aiohttp.ClientError as exc:
-            # A dropped connection after the request was sent may still have taken effect.
-            raise RemoteError(
-                f"{method} connection failed: {type(exc).__name__}",
-                network="slack",
-                retryable=True,
-                outcome_unknown=write,
-            ) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(method, exc, write) from exc
 
     async def _direct(
         self, session: aiohttp.ClientSession, method: str, params: dict[str, Any], write: bool
@@ -180,17 +170,8 @@ class SlackApi:
                     proxy=self._client.proxy or None,
                 ) as res:
                     status, headers, raw = res.status, res.headers, await res.read()
-        except TimeoutError as exc:
-            raise RemoteError(
-                f"{method} timed out", network="slack", retryable=True, outcome_unknown=write
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise RemoteError(
-                f"{method} connection failed: {type(exc).__name__}",
-                network="slack",
-                retryable=True,
-                outcome_unknown=write,
-            ) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(method, exc, write) from exc
         try:
             data = json.loads(raw) if raw else None
         except ValueError:
@@ -267,3 +248,18 @@ def _retry_after(headers: Any) -> float:
         return max(0.0, float(value)) if value is not None else 1.0
     except ValueError:
         return 1.0
+
+
+def _transport_error(method: str, exc: BaseException, write: bool) -> RemoteError:
+    """A timeout or a failed connection: worth a retry, and for a write the outcome is unknown
+    (a request that was sent may have taken effect before the connection dropped)."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return RemoteError(
+            f"{method} timed out", network="slack", retryable=True, outcome_unknown=write
+        )
+    return RemoteError(
+        f"{method} connection failed: {type(exc).__name__}",
+        network="slack",
+        retryable=True,
+        outcome_unknown=write,
+    )

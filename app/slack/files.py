@@ -7,9 +7,10 @@ large file costs disk, not memory, and anything over the size cap is refused ear
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from app.core.events import FileRef
 from app.core.files import MAX_FILE_BYTES, FileSource, FileSources, FileTooLarge
 from app.egress import EgressPolicy
 from app.errors import RemoteError
+from app.slack.puppets import SlackPuppets
 from app.slack.webapi import SlackApi
 from app.slack.workspaces import Workspaces
 
@@ -45,15 +47,61 @@ def slack_file_host(url: str, api_url: str) -> bool:
     return urlsplit(url).scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
 
 
-def slack_file_source(
-    workspaces: Workspaces, *, policy: EgressPolicy | None = None, time_limit: float = 60.0
-) -> FileSource:
-    """Download a file shared in a Slack channel with that workspace's bot token.
+class SignInPage(RemoteError):
+    """Slack answered a file download with its sign-in page: the token cannot see the file."""
 
-    The token goes only to Slack's own hosts; the configured API host is trusted like the API
-    itself, anything else on Slack's side goes through the egress policy.
+
+# Slack answers a url_private download with a token that cannot see the file (a bot's, for a
+# DM it is not in) with its sign-in page and status 200, so the page would pass for the file.
+_HTML_STARTS = (b"<!doctype html", b"<html")
+
+
+def _sign_in_page(first: bytes, ref: FileRef) -> bool:
+    if ref.mimetype.lower().startswith(("text/html", "application/xhtml")):
+        return False
+    return first.lstrip()[:16].lower().startswith(_HTML_STARTS)
+
+
+def slack_file_source(
+    workspaces: Workspaces,
+    *,
+    policy: EgressPolicy | None = None,
+    time_limit: float = 60.0,
+    puppets: SlackPuppets | None = None,
+) -> FileSource:
+    """Download a file shared in a Slack channel with that workspace's bot token, or, when
+    the bot cannot see it (a person's own DM or group DM), with the user token of a logged-in
+    person of the workspace who can.
+
+    The tokens go only to Slack's own hosts; the configured API host is trusted like the API
+    itself, anything else on Slack's side goes through the egress policy. A sign-in page in
+    place of the file is a failure, never the file's bytes.
     """
     egress = policy or EgressPolicy()
+
+    async def download(url: str, token: str) -> AsyncGenerator[bytes, None]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if urlsplit(url).hostname == urlsplit(workspaces.api_url).hostname:
+            chunks = _direct(url, headers, time_limit)
+        else:
+            chunks = egress.stream(
+                url,
+                headers=headers,
+                max_bytes=MAX_FILE_BYTES,
+                time_limit=time_limit,
+                network="slack",
+            )
+        async for chunk in chunks:
+            yield chunk
+
+    async def tokens(team: str) -> AsyncIterator[str]:
+        yield workspaces.api(team).token
+        if puppets is None:
+            return
+        for puppet in await asyncio.to_thread(puppets.of_team, team):
+            token = await asyncio.to_thread(puppets.store.token, puppet.mxid, team)
+            if token is not None:
+                yield token
 
     async def fetch(source: Endpoint, ref: FileRef) -> AsyncIterator[bytes]:
         if not slack_file_host(ref.url, workspaces.api_url):
@@ -62,35 +110,45 @@ def slack_file_source(
                 network="slack",
                 retryable=False,
             )
-        token = workspaces.api(source.slack_team).token
-        headers = {"Authorization": f"Bearer {token}"}
-        configured = urlsplit(ref.url).hostname == urlsplit(workspaces.api_url).hostname
-        if not configured:
-            async for chunk in egress.stream(
-                ref.url,
-                headers=headers,
-                max_bytes=MAX_FILE_BYTES,
-                time_limit=time_limit,
-                network="slack",
-            ):
+        async for token in tokens(source.slack_team):
+            chunks = download(ref.url, token)
+            try:
+                first = await anext(chunks, b"")
+            except RemoteError as exc:
+                # A redirect (to the sign-in page) is the other way Slack refuses a token.
+                if exc.status is not None and 300 <= exc.status < 400:
+                    continue
+                raise
+            if _sign_in_page(first, ref):
+                await chunks.aclose()
+                continue
+            yield first
+            async for chunk in chunks:
                 yield chunk
             return
-        client_timeout = aiohttp.ClientTimeout(total=time_limit)
-        async with (
-            aiohttp.ClientSession(timeout=client_timeout) as http,
-            http.get(ref.url, headers=headers, allow_redirects=False) as resp,
-        ):
-            if resp.status != 200:
-                raise RemoteError(
-                    f"file download failed with HTTP {resp.status}",
-                    network="slack",
-                    status=resp.status,
-                    retryable=resp.status >= 500 or resp.status == 429,
-                )
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                yield chunk
+        raise SignInPage(
+            "Slack answered with its sign-in page: no token of ours can see the file",
+            network="slack",
+            retryable=False,
+        )
 
     return fetch
+
+
+async def _direct(url: str, headers: dict[str, str], time_limit: float) -> AsyncIterator[bytes]:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=time_limit)) as http,
+        http.get(url, headers=headers, allow_redirects=False) as resp,
+    ):
+        if resp.status != 200:
+            raise RemoteError(
+                f"file download failed with HTTP {resp.status}",
+                network="slack",
+                status=resp.status,
+                retryable=resp.status >= 500 or resp.status == 429,
+            )
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            yield chunk
 
 
 class FileCopier:

@@ -79,13 +79,15 @@ def build_slack(
     )
     profiles = Profiles(sessions, workspaces)
     mentions = MentionMapper(sessions, workspaces, profiles)
+    puppets = SlackPuppets(PuppetStore(sessions, cipher), workspaces)
     files.register(
         Network.SLACK,
-        slack_file_source(workspaces, policy=EgressPolicy.from_settings(settings)),
+        slack_file_source(
+            workspaces, policy=EgressPolicy.from_settings(settings), puppets=puppets
+        ),
     )
     copier = FileCopier(files)
     renderer = SlackRenderer(workspaces, mentions, sessions)
-    puppets = SlackPuppets(PuppetStore(sessions, cipher), workspaces)
     deliverer = SlackDeliverer(workspaces, authors, renderer, copier, puppets=puppets)
     authors.register(Network.SLACK, profiles)
     outbox.register(deliverer)

@@ -330,6 +330,24 @@ def test_file_upload_by_user_is_downloadable_with_bearer_only(
         assert resp.headers["Content-Type"].startswith("text/html")
 
 
+def test_a_dm_file_downloads_only_for_a_token_of_someone_in_the_dm(slack: FakeSlack) -> None:
+    # The bot is not in U1 and U2's DM: its token gets the sign-in page (status 200, HTML),
+    # theirs the file; a third member's token does not.
+    dm = slack.open_private_dm("T1", ["U1", "U2"])
+    file_id = slack.upload_file("T1", dm, "U2", "pic.png", b"\x89PNG dm", text="look")
+    url = next(f for f in slack.files("T1") if f.id == file_id).wire()["url_private"]
+
+    def get(token: str) -> tuple[str, bytes]:
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req) as resp:
+            return resp.headers["Content-Type"], resp.read()
+
+    assert get(slack.add_user_token("T1", "U1"))[1] == b"\x89PNG dm"
+    kind, body = get(slack.bot_token("T1"))
+    assert kind.startswith("text/html") and b"\x89PNG" not in body
+    assert get(slack.add_user_token("T1", "U3"))[0].startswith("text/html")
+
+
 def test_http_retries_keep_event_id_and_reason(slack: FakeSlack, receiver: Receiver) -> None:
     slack.event_settings.timeout = 0.3
     receiver.statuses = [500, 503]

@@ -427,3 +427,30 @@ def test_reactions_in_her_own_dm_reach_its_portal(flow: Flow) -> None:  # noqa: 
     wait_for(lambda: {(f.ghost("U1"), "👍"), (f.ghost("U2"), "❤️")} <= set(reactions()))
     f.slack.unreact(f.team, with_bob, ts, "U2", "heart")
     wait_for(lambda: (f.ghost("U2"), "❤️") not in reactions())
+
+
+def test_a_file_in_her_own_dm_reaches_its_portal_as_its_bytes(flow: Flow) -> None:  # noqa: F811
+    # The bot is not in the DM, so its token cannot download the file (Slack answers with its
+    # sign-in page); her token can.
+    f, a = flow, flow.alice
+    _dm, _token, _room = as_ada(f)
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    f.slack.upload_file(f.team, with_bob, "U2", "plan.png", data, text="the plan")
+    room = f.room_of(with_bob)
+    wait_for(lambda: f.membership(room, a.user_id) == "invite")
+    a.call("POST", f"/join/{room}", json={})
+    image = wait_for(
+        lambda: next(
+            (
+                e
+                for e in a.events(room)
+                if e["type"] == "m.room.message" and e["content"].get("url")
+            ),
+            None,
+        )
+    )
+    server, media_id = image["content"]["url"].removeprefix("mxc://").split("/", 1)
+    resp = a.http.get(f"/_matrix/client/v1/media/download/{server}/{media_id}")
+    assert resp.status_code == 200, resp.text
+    assert resp.content == data, (image["content"], resp.content[:200])

@@ -23,7 +23,7 @@ from tests.matrix.conftest import bridge_settings
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import Synapse
 from tests.matrix.test_login_flow import Flow, login, running
-from tests.matrix.test_puppets_live import login_token
+from tests.matrix.test_puppets_live import PNG, login_token
 from tests.slack.harness import wait_for
 
 pytestmark = pytest.mark.integration
@@ -352,6 +352,28 @@ def test_an_own_dm_portal_starts_with_its_history_read_with_their_token(
     key = f"backfill:{Endpoint.slack(f.team, with_bob)}"
     state = json.loads(read_setting(session_factory(f.engine), key) or "{}")
     assert (state["phase"], state["reader"]) == ("done", f.alice.user_id)
+
+
+def test_a_file_in_an_own_dms_history_is_backfilled_as_its_bytes(bflow: BackfillFlow) -> None:
+    # The bot's token gets Slack's sign-in page for a file in a DM it is not in; the backfill
+    # copies the file's bytes read with her token, never that page.
+    f = bflow
+    dm = login(f)
+    backfill = f.app.bridge.backfill
+    assert backfill is not None
+    wait_for(lambda: backfill.completed >= 3)
+    with_bob = f.slack.open_private_dm(f.team, ["U1", "U2"])
+    f.slack.echo(False)
+    f.slack.upload_file(f.team, with_bob, "U2", "old.png", PNG, text="from before")
+    f.slack.echo(True)
+    login_token(f, dm, f.slack.add_user_token(f.team, "U1"))
+    room = f.room_of(with_bob)
+    wait_for(lambda: backfill.completed >= 4)
+    files = [e for e in backfilled(f, room) if e["content"].get("url")]
+    assert len(files) == 1
+    server, media_id = files[0]["content"]["url"].removeprefix("mxc://").split("/", 1)
+    resp = f.alice.http.get(f"/_matrix/client/v1/media/download/{server}/{media_id}")
+    assert resp.status_code == 200 and resp.content == PNG
 
 
 def test_an_own_dm_backfill_whose_token_died_ends_instead_of_failing_each_start(

@@ -95,7 +95,15 @@ class MatrixCatchUp:
 
         async def read(room: str) -> list[dict[str, Any]]:
             async with gate:
-                return await self._since(room, since)
+                try:
+                    return await self._since(room, since)
+                except RemoteError as exc:
+                    if exc.retryable:
+                        raise
+                    # A room the bot may not read (left, kicked, gone) must not stop the
+                    # sweep of every other room; the outbox reports the room's own trouble.
+                    log.warning("catch-up cannot read a room", extra={"room": room})
+                    return []
 
         relayed = 0
         for events in await asyncio.gather(*(read(r) for r in rooms)):

@@ -180,3 +180,27 @@ def test_the_tick_sweeps_in_a_loop_of_its_own_where_no_loop_runs(world: World) -
     for team, channel in (("T1", "C1"), ("T2", "C2")):
         wait_for(lambda t=team, c=channel: "lost on the way" in slack_texts(w, t, c))
     assert tick() == 0
+
+
+def test_a_room_the_bot_cannot_read_does_not_stop_the_sweep(world: World) -> None:
+    w = world
+    w.syncs.add("general", Endpoint.matrix("!nowhere:test.local"))  # the bot is not in it
+    assert sweep(w) == 0
+    seen = threading.Event()
+    bridge = w.app.matrix.bridge
+    original = bridge.handle
+
+    async def drop(event: dict[str, Any]) -> None:
+        if (event.get("content") or {}).get("body") == "lost beside a dead room":
+            seen.set()
+            return
+        await original(event)
+
+    bridge.handle = drop  # type: ignore[method-assign]
+    try:
+        w.alice.text(w.room, "lost beside a dead room")
+        assert seen.wait(10)
+    finally:
+        bridge.handle = original  # type: ignore[method-assign]
+    assert sweep(w) == 1
+    wait_for(lambda: "lost beside a dead room" in slack_texts(w, "T1", "C1"))

@@ -169,25 +169,18 @@ class WorkspaceBridge:
     async def recent_channels(self, team_id: str) -> list[dict[str, Any]]:
         """The channels the app's bot is in, most recently active first, cut at the count."""
         api = self._workspaces.api(team_id)
-        found: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _ in range(LIST_PAGES):
-            page = await api.call(
-                "conversations.list",
-                types="public_channel,private_channel",
-                exclude_archived="true",
-                limit=200,
-                cursor=cursor,
-            )
-            found += [c for c in page.get("channels") or [] if c.get("is_member")]
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
-        if 0 <= self._count < len(found):
-            latest = {c["id"]: await self._latest(api, c) for c in found}
-            found.sort(key=lambda c: latest[c["id"]], reverse=True)
-            found = found[: self._count]
-        return found
+        listed = await _conversations(api, "public_channel,private_channel")
+        return await self._most_recent(api, [c for c in listed if c.get("is_member")])
+
+    async def _most_recent(
+        self, api: Any, conversations: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``conversations``, most recently active first, cut at the count (all if -1)."""
+        if not 0 <= self._count < len(conversations):
+            return conversations
+        latest = {c["id"]: await self._latest(api, c) for c in conversations}
+        ordered = sorted(conversations, key=lambda c: latest[c["id"]], reverse=True)
+        return ordered[: self._count]
 
     @staticmethod
     async def _latest(api: Any, channel: dict[str, Any]) -> float:
@@ -334,22 +327,8 @@ class WorkspaceBridge:
             return []
         bot = (await asyncio.to_thread(self._workspaces.info, team_id)).bot_user_id
         api = client.api
-        found: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _ in range(LIST_PAGES):
-            page = await api.call(
-                "conversations.list",
-                types="im,mpim",
-                exclude_archived="true",
-                limit=200,
-                cursor=cursor,
-            )
-            found += page.get("channels") or []
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                break
         own = []
-        for conv in found:
+        for conv in await _conversations(api, "im,mpim"):
             if conv.get("is_im"):
                 if conv.get("user") == bot:
                     continue  # the DM with the bot has its shared portal
@@ -358,11 +337,7 @@ class WorkspaceBridge:
                 if bot in (members.get("members") or []):
                     continue  # a group DM with the bot: a bot event, the shared portal
             own.append(conv)
-        if 0 <= self._count < len(own):
-            latest = {c["id"]: await self._latest(api, c) for c in own}
-            own.sort(key=lambda c: latest[c["id"]], reverse=True)
-            own = own[: self._count]
-        return own
+        return await self._most_recent(api, own)
 
     async def sync_own_dms(self, mxid: str, team_id: str) -> list[str]:
         """Portals for the person's recent DMs, that person invited (never anyone else).
@@ -571,3 +546,18 @@ def _through_a_person(envelope: dict[str, Any]) -> str | None:
     first = auths[0] if auths and isinstance(auths[0], dict) else {}
     user = first.get("user_id")
     return str(user) if first.get("is_bot") is False and user else None
+
+
+async def _conversations(api: Any, types: str) -> list[dict[str, Any]]:
+    """Every unarchived conversation of ``types`` the token sees, up to ``LIST_PAGES`` pages."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(LIST_PAGES):
+        page = await api.call(
+            "conversations.list", types=types, exclude_archived="true", limit=200, cursor=cursor
+        )
+        found += page.get("channels") or []
+        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            break
+    return found

@@ -174,14 +174,7 @@ class MatrixBridge:
             ).scalar()
 
     def _in_sync(self, room: str) -> bool:
-        with self._sessions() as s:
-            found = s.execute(
-                select(SyncEndpoint.id).where(
-                    SyncEndpoint.endpoint == str(Endpoint.matrix(room)),
-                    SyncEndpoint.status == "active",
-                )
-            ).first()
-        return found is not None
+        return self._linked_at(room) is not None
 
     def _record_reaction(self, event: dict[str, Any]) -> None:
         content = event.get("content") or {}

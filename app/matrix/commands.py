@@ -63,6 +63,13 @@ TOKEN_REMOVED = (
 )
 
 
+# What each `login` asks for first.
+LOGIN_PROMPTS = {
+    "app": "Send the bot token (xoxb-...). I will redact it right away.",
+    "token": "Send your Slack user token (xoxp-...). I will redact it right away.",
+}
+
+
 def _body(event: dict[str, Any]) -> str:
     """The text of a text or notice message (commands are never anything else), else ""."""
     content = event.get("content") or {}
@@ -212,29 +219,15 @@ class BotCommands:
         if kind not in ("app", "token"):
             await self._reply(room, "Usage: login app | login token")
             return
-        if kind == "token":
-            await self._start_token_login(room, sender)
-            return
-        if self._workspaces is None:
+        configured = self._puppets if kind == "token" else self._workspaces
+        if configured is None:
             await self._reply(room, "Slack is not configured on this bridge.")
             return
         if not await self.is_dm(room):
-            await self._reply(room, "Tokens are secrets: send `login app` in a DM with me.")
+            await self._reply(room, f"Tokens are secrets: send `login {kind}` in a DM with me.")
             return
-        await asyncio.to_thread(self._dialogues.start, room, sender)
-        await self._reply(room, "Send the bot token (xoxb-...). I will redact it right away.")
-
-    async def _start_token_login(self, room: str, sender: str) -> None:
-        if self._puppets is None:
-            await self._reply(room, "Slack is not configured on this bridge.")
-            return
-        if not await self.is_dm(room):
-            await self._reply(room, "Tokens are secrets: send `login token` in a DM with me.")
-            return
-        await asyncio.to_thread(self._dialogues.start, room, sender, "token")
-        await self._reply(
-            room, "Send your Slack user token (xoxp-...). I will redact it right away."
-        )
+        await asyncio.to_thread(self._dialogues.start, room, sender, kind)
+        await self._reply(room, LOGIN_PROMPTS[kind])
 
     async def _token_step(self, room: str, sender: str, body: str) -> None:
         await asyncio.to_thread(self._dialogues.end, room, sender)

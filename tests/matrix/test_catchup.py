@@ -93,9 +93,18 @@ def test_events_lost_in_a_homeserver_restart_are_relayed_once(
     w.synapse.start()
     w.alice.text(w.room, "after the restart")
     expected_before_sweep = ["first", "after the restart"]
-    wait_for(lambda: slack_texts(w, "T1", "C1") == expected_before_sweep, timeout=30)
-    # The homeserver itself never sends them again: this is the loss being repaired.
-    assert slack_texts(w, "T2", "C2") == expected_before_sweep, (second, third)
+    # Each workspace's copy is its own delivery: wait for both, not one then assert the other.
+    # The homeserver itself never sends the two again: this is the loss being repaired.
+    wait_for(
+        lambda: all(
+            slack_texts(w, team, channel) == expected_before_sweep
+            for team, channel in (("T1", "C1"), ("T2", "C2"))
+        ),
+        timeout=30,
+        context=lambda: (
+            f"{(second, third)} T1={slack_texts(w, 'T1', 'C1')} T2={slack_texts(w, 'T2', 'C2')}"
+        ),
+    )
 
     assert sweep(w) == 2
     for team, channel in (("T1", "C1"), ("T2", "C2")):

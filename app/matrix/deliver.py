@@ -7,6 +7,7 @@ suffix per file), so a retry after a timeout, a 5xx or a crash is idempotent on 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -79,6 +80,11 @@ async def _send_event(
         )
     )
 
+
+# The bot's note showing a Matrix user's event as they edited its copy in Slack: its prefix, and
+# the content field naming the event it shows (what a delete of that event looks for).
+EDIT_NOTE_PREFIX = "Edited in Slack: "
+EDIT_NOTE = "syncbot.edit_of"
 
 # A part that is the timeline echo of a thread broadcast (edited along with the copy).
 TIMELINE = "timeline:"
@@ -308,11 +314,6 @@ class MatrixDeliverer:
         }
         return await self._send(intent, room, content, parent, txn_id, history)
 
-    async def _sender_of(self, room: RoomID, event_id: str) -> str:
-        async with matrix_errors("fetch event"):
-            event = await self._hs.bot.get_event(room, EventID(event_id))
-        return str(event.sender)
-
     async def _edit(self, task: DeliveryTask, copy: str) -> None:
         room = RoomID(task.target.matrix_room)
         async with matrix_errors("fetch event"):
@@ -345,8 +346,13 @@ class MatrixDeliverer:
         """A Matrix user's own event changed on the other side (they edited their copy posted
         with their Slack token): only they can edit it, so the bot answers it with the new
         text, in its thread if it has one."""
-        prefix = "Edited in Slack: "
-        content: dict[str, Any] = {**new, "msgtype": "m.notice", "body": prefix + new["body"]}
+        prefix = EDIT_NOTE_PREFIX
+        content: dict[str, Any] = {
+            **new,
+            "msgtype": "m.notice",
+            "body": prefix + new["body"],
+            EDIT_NOTE: str(original.event_id),
+        }
         if "formatted_body" in new:
             content["formatted_body"] = f"<em>{prefix}</em>" + new["formatted_body"]
         raw = original.serialize()
@@ -370,17 +376,58 @@ class MatrixDeliverer:
         room = RoomID(task.target.matrix_room)
         # Redact as the ghost that sent it: a user may always redact their own events, while
         # the bot needs power in rooms it did not create.
-        sender = await self._sender_of(room, copy)
+        async with matrix_errors("fetch event"):
+            original = await self._hs.bot.get_event(room, EventID(copy))
+        sender = str(original.sender)
+        ours = self._hs.ids.is_ours(sender)
         # A Matrix user's own event (they deleted their copy posted with their Slack token):
         # the bot cannot act as them, but as the portal's creator it may redact.
-        intent = self._hs.intent(sender if self._hs.ids.is_ours(sender) else self._hs.ids.bot)
+        intent = self._hs.intent(sender if ours else self._hs.ids.bot)
+        notes = [] if ours else await self._edit_notes(room, original)
         async with matrix_errors("redact"):
             # Every event of the copy (a text, its files, its timeline echo), each under its
             # own txn id.
             for index, part in enumerate(_parts(task)):
                 event_id = part.removeprefix(TIMELINE)
                 await redact(intent, room, event_id, txn_id=f"{task.uid}.p{index}")
+            # The bot's notes carrying the text of their Slack edits go with it: a delete
+            # removes every part of every copy.
+            for index, note in enumerate(notes):
+                await redact(intent, room, note, txn_id=f"{task.uid}.n{index}")
             await redact(intent, room, copy, txn_id=task.uid)
+
+    async def _edit_notes(self, room: RoomID, original: Event) -> list[str]:
+        """The bot's ``Edited in Slack`` notes answering ``original`` (see :meth:`_show_edit`).
+
+        They are not relations of it (a reply is not one), so the bot's own messages are read
+        back from the newest to the original's time, which bounds the search exactly.
+        """
+        target = str(original.event_id)
+        since = original.timestamp
+        query: dict[str, Any] = {
+            "dir": "b",
+            "limit": "100",
+            "filter": json.dumps({"senders": [self._hs.ids.bot], "types": ["m.room.message"]}),
+        }
+        found: list[str] = []
+        async with matrix_errors("read edit notes"):
+            while True:
+                page = await self._hs.bot.api.request(
+                    Method.GET, Path.v3.rooms[room].messages, query_params=query
+                )
+                chunk = page.get("chunk") or []
+                for event in chunk:
+                    content = event.get("content") or {}
+                    reply = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
+                    if content.get(EDIT_NOTE) == target or (
+                        reply.get("event_id") == target
+                        and str(content.get("body", "")).startswith(EDIT_NOTE_PREFIX)
+                    ):
+                        found.append(str(event["event_id"]))
+                end = page.get("end")
+                if not chunk or not end or chunk[-1].get("origin_server_ts", 0) < since:
+                    return found
+                query["from"] = end
 
     async def _reactor(self, reaction: ReactionPayload) -> str:
         """The ghost of the person who reacted (the bot when the homeserver refuses it)."""

@@ -398,6 +398,12 @@ def test_her_own_slack_edit_of_a_puppeted_copy_is_relayed(flow: Flow) -> None:  
     f.slack.delete(f.team, "C1", c1.ts)
     wait_for(lambda: f.slack.message(f.team, "C4", c4.ts).deleted)
     wait_for(lambda: not next(e for e in a.events(room) if e["event_id"] == sent)["content"])
+    # The bot's note carrying the text of her Slack edit goes with it.
+    wait_for(
+        lambda: (
+            not next(e for e in a.events(room) if e["event_id"] == shown["event_id"])["content"]
+        )
+    )
 
 
 def test_reactions_in_her_own_dm_reach_its_portal(flow: Flow) -> None:  # noqa: F811

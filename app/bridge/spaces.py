@@ -117,18 +117,19 @@ class WorkspaceSpaces:
         log.info("portal added to its space", extra={"endpoint": str(endpoint)})
 
     async def remove(self, endpoint: Endpoint, portal_room: str) -> None:
-        """A deleted portal leaves the space (an empty ``m.space.child`` removes a child)."""
-        team = endpoint.slack_team
-        space = self._rooms.get(team)
-        if space is None:
-            space = await self.ensure(team)
-        if portal_room not in self._children.get(team, set()):
-            return
-        async with matrix_errors("space child removal"):
-            await self._hs.bot.send_state_event(
-                RoomID(space), SPACE_CHILD, {}, state_key=portal_room
-            )
-        self._children[team].discard(portal_room)
+        """A deleted portal leaves every space holding it (an empty ``m.space.child`` removes a
+        child): its workspace's, and for a Slack Connect channel's one portal, the space of each
+        other logged-in workspace it is shared with."""
+        if endpoint.slack_team not in self._rooms:
+            await self.ensure(endpoint.slack_team)
+        for team, space in list(self._rooms.items()):
+            if portal_room not in self._children.get(team, set()):
+                continue
+            async with matrix_errors("space child removal"):
+                await self._hs.bot.send_state_event(
+                    RoomID(space), SPACE_CHILD, {}, state_key=portal_room
+                )
+            self._children[team].discard(portal_room)
 
     async def _create_or_adopt(self, team_id: str, invite: list[str]) -> str:
         alias = self.alias(team_id)

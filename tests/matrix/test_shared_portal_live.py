@@ -16,6 +16,7 @@ from app.core.endpoints import Endpoint
 from tests.matrix.conftest import direct_chat
 from tests.matrix.synapse import MatrixUser, Synapse
 from tests.matrix.test_login_flow import BOT, Flow, running
+from tests.matrix.test_spaces_live import children, space_of
 from tests.slack.harness import settled, wait_for
 
 pytestmark = pytest.mark.integration
@@ -201,3 +202,24 @@ def test_looking_up_the_other_views_alias_finds_the_one_portal(
     assert found["room_id"] == room
     assert f.app.matrix.portals.get(Endpoint.slack(beta, "C1")) is None
     bea.call("POST", f"/join/{room}", json={})
+
+
+def test_a_deleted_shared_portal_leaves_both_workspaces_spaces(
+    shared: tuple[Flow, str, MatrixUser],
+) -> None:
+    """The one portal is a child of each logged-in workspace's space; deleting it unlinks it
+    from both, not only from the space of the view it is kept under."""
+    f, beta, bea = shared
+    dm = login_as(f, f.alice, f.team, "Acme")
+    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
+    login_as(f, bea, beta, "Beta")
+    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    room = f.room_of("C1")
+    spaces = [space_of(f, team) for team in (f.team, beta)]
+    for space in spaces:
+        wait_for(lambda s=space: room in children(f, s))
+
+    f.alice.text(dm, f"delete-portal {room}")
+    wait_for(lambda: f.portal("C1") is None)
+    for space in spaces:
+        wait_for(lambda s=space: room not in children(f, s))

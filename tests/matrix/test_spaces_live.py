@@ -14,8 +14,8 @@ from tests.slack.harness import wait_for
 pytestmark = pytest.mark.integration
 
 
-def space_of(f: Flow) -> str:
-    alias = quote(f"#slack_{f.team.lower()}_space:{SERVER}")
+def space_of(f: Flow, team: str | None = None) -> str:
+    alias = quote(f"#slack_{(team or f.team).lower()}_space:{SERVER}")
     return str(f.as_bot("GET", f"/directory/room/{alias}")["room_id"])
 
 

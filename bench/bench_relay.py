@@ -17,9 +17,10 @@ Per backend, side by side in one run:
    p50/p99 of event-sent to last copy landed, ÷ one call.
 
 The fake Slack runs in its own process (``python -m fakeslack``), so it no longer shares the
-app's GIL. Slack's client-side pacing is scaled up (``slack_rate_scale``): this measures our
-engine, not Slack's limits. The load average is printed beside each section: the figures
-depend on what else the machine is doing.
+app's GIL. The app's part runs as ``syncbot serve`` runs (``app.serving``): on uvloop where it
+is installed, its start-up heap frozen. Slack's client-side pacing is scaled up
+(``slack_rate_scale``): this measures our engine, not Slack's limits. The load average is
+printed beside each section: the figures depend on what else the machine is doing.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from app.core.ingest import Ingest
 from app.core.outbox import RetryPolicy
 from app.core.relay import RelayResult
 from app.services import Services
+from app.serving import freeze_startup_heap, loop_factory
 from app.slack import mrkdwn
 from app.slack.events_route import ACK_BUDGET
 from app.slack.workspaces import Workspaces
@@ -248,8 +250,11 @@ def run(backend: str, quick: bool, profile: bool) -> list[str]:
     ):
         services = setup(slack, url, 25)
         prof = cProfile.Profile() if profile else None
+        # As `syncbot serve` runs: its event loop (uvloop where installed), its heap frozen.
+        freeze_startup_heap()
         # One event loop for all of it: the services' locks and events belong to one loop.
-        lines.extend(asyncio.run(in_process(services, slack, backend, quick, prof)))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            lines.extend(runner.run(in_process(services, slack, backend, quick, prof)))
         services.engine.dispose()
     lines.extend(serve_tail(backend, 50 if not quick else 20))
     if prof:

@@ -122,6 +122,23 @@ def test_serve_fresh_directory_starts_on_sqlite(
     assert "matrix off (MATRIX_HOMESERVER_URL, " in line["message"]
 
 
+def test_serve_runs_on_uvloop_with_its_startup_heap_frozen(
+    serve: tuple[subprocess.Popen[str], int],
+) -> None:
+    # Both for the delivery path's CPU and its tail (app/serving.py, bench/RESULTS.md).
+    proc, port = serve
+    wait_for_health(proc, port)
+    proc.terminate()
+    _out, err = proc.communicate(timeout=30)
+    [serving] = [
+        e
+        for e in (json.loads(line) for line in err.splitlines() if line.startswith("{"))
+        if e["message"] == "serving"
+    ]
+    assert serving["event_loop"] == "uvloop"
+    assert serving["frozen_objects"] > 10_000
+
+
 def test_serve_with_unreachable_database_fails_clearly(tmp_path: Path) -> None:
     env = bare_env(
         LOCAL_DEVELOPMENT="true",

@@ -13,6 +13,7 @@ from app.http_guard import GuardedH11Protocol
 from app.parts import parts, summary
 from app.periodic import Periodic
 from app.runtime import Runtime
+from app.serving import freeze_startup_heap, loop_name
 from app.store.migrate import current_revisions, head_revisions, upgrade
 
 log = logging.getLogger("syncbot.serve")
@@ -135,11 +136,14 @@ def run(args: argparse.Namespace) -> int:
         runtime.add_worker(MaintenanceTicker(runtime))
         app = create_app(runtime)
         port = args.port or settings.port
+        loop = loop_name()
         found = parts(settings, socket_workspaces=socket_mode_workspaces(runtime))
         log.info(
             summary(found),
             extra={"parts": {p.name: {"on": p.on, "why": p.why} for p in found}},
         )
+        # Last before serving: what start-up built stays out of every later collection.
+        frozen = freeze_startup_heap()
         log.info(
             "serving",
             extra={
@@ -147,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
                 "port": port,
                 "backend": runtime.engine.dialect.name,
                 "dispatch": settings.dispatch,
+                "event_loop": loop,
+                "frozen_objects": frozen,
             },
         )
         if runtime.engine.dialect.name == "sqlite":
@@ -160,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             port=port,
             log_config=None,
             access_log=False,
+            loop=loop,
             **SERVER_LIMITS,
         )
         return 0

@@ -14,6 +14,7 @@ import uvicorn
 
 from app.assembly import build_runtime
 from app.runtime import Runtime
+from app.serving import loop_name
 from app.settings import Settings
 from app.store.migrate import upgrade
 from app.web import create_app
@@ -53,7 +54,9 @@ class LocalService:
         upgrade(runtime.engine)
         app = create_app(runtime)
         self.bind()
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="on", loop=loop_name()
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run,

@@ -52,11 +52,13 @@ DEFAULT_SCOPES = [
 # What a member grants when authorizing the app for their own DMs and posts.
 DEFAULT_USER_SCOPES = [
     "chat:write",
+    "files:write",
     "im:history",
     "im:read",
     "mpim:history",
     "mpim:read",
     "reactions:read",
+    "reactions:write",
 ]
 
 

@@ -680,9 +680,14 @@ def reaction_event(kind: str, user: str, name: str, ch: Channel, msg: Message) -
 
 
 def _reaction_target(
-    st: SlackState, ws: Workspace, p: dict[str, Any]
+    st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> tuple[Channel, Message, str]:
-    ch = st.channel(ws, p.get("channel"))
+    # A DM or group DM the caller is not in does not exist for them: reactions.add and
+    # reactions.remove answer ``channel_not_found`` ("Value passed for channel is invalid",
+    # https://docs.slack.dev/reference/methods/reactions.add,
+    # https://docs.slack.dev/reference/methods/reactions.remove), so a bot cannot react in a
+    # person's own DM; that person's user token can.
+    ch = _conversation(st, ws, inst, p)
     msg = st.message(ch, p.get("timestamp"))
     name = (p.get("name") or "").strip(":")
     if not name or not emoji.exists(name, ws.emoji):
@@ -694,7 +699,7 @@ def _reaction_target(
 def reactions_add(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> dict[str, Any]:
-    ch, msg, name = _reaction_target(st, ws, p)
+    ch, msg, name = _reaction_target(st, ws, inst, p)
     users = msg.reactions.setdefault(name, [])
     if inst.bot_user_id in users:
         raise SlackError("already_reacted")
@@ -709,7 +714,7 @@ def reactions_add(
 def reactions_remove(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> dict[str, Any]:
-    ch, msg, name = _reaction_target(st, ws, p)
+    ch, msg, name = _reaction_target(st, ws, inst, p)
     users = msg.reactions.get(name, [])
     if inst.bot_user_id not in users:
         raise SlackError("no_reaction")
@@ -839,14 +844,18 @@ def files_complete(
         files.append(f)
     channel_id = p.get("channel_id") or p.get("channels")
     if channel_id:
+        # Sharing into a conversation the token's bot or user is not in is refused:
+        # ``channel_not_found`` for someone else's DM or group DM (it does not exist for the
+        # caller), ``not_in_channel`` for a channel it has not joined
+        # (https://docs.slack.dev/reference/methods/files.completeUploadExternal, "Errors").
         ch = _writable(st, ws, inst, {"channel": channel_id})
-        msg = bot_message(
-            st,
-            ws,
-            inst,
-            ch,
-            {"text": p.get("initial_comment") or "", "thread_ts": p.get("thread_ts")},
-            st.clock.next(),
+        share = {"text": p.get("initial_comment") or "", "thread_ts": p.get("thread_ts")}
+        ts = st.clock.next()
+        # A user token shares the file as that member (no bot id), as in the Slack client.
+        msg = (
+            user_message(ws, inst, ch, share, ts)
+            if inst.as_user
+            else bot_message(st, ws, inst, ch, share, ts)
         )
         msg.files = [f.id for f in files]
         msg.subtype = "file_share"

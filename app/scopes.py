@@ -38,11 +38,13 @@ DEFAULT_BOT_SCOPES: tuple[str, ...] = (
 # What a person's own token (``login token``) is used for: their DMs and posting as them.
 DEFAULT_USER_SCOPES: tuple[str, ...] = (
     "chat:write",  # post, edit and delete as themselves (double puppeting)
+    "files:write",  # their files in their own DMs, which the bot cannot upload into
     "im:history",  # their DMs' messages (message.im user events), finding a post again
     "im:read",  # conversations.info of those DMs (whom the portal is with)
     "mpim:history",  # their group DMs' messages (message.mpim user events)
     "mpim:read",  # conversations.info of those group DMs
     "reactions:read",  # reactions in their DMs (reaction_added/removed user events)
+    "reactions:write",  # their Matrix reactions in their own DMs, where the bot cannot react
 )
 
 # The manifest's event subscriptions come from the one table that also types the handlers.

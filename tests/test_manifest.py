@@ -81,9 +81,11 @@ def test_user_events_are_the_dms_a_user_token_reads() -> None:
     assert {"im:history", "mpim:history", "reactions:read"} <= user_scopes
     assert user_scopes == {
         "chat:write",
+        "files:write",
         "im:history",
         "im:read",
         "mpim:history",
         "mpim:read",
         "reactions:read",
+        "reactions:write",
     }

@@ -89,11 +89,13 @@ def test_defaults_of_an_empty_environment() -> None:
     # The user scopes `login token` uses, no more (#21 item 4).
     assert s.slack_user_scopes == (
         "chat:write",
+        "files:write",
         "im:history",
         "im:read",
         "mpim:history",
         "mpim:read",
         "reactions:read",
+        "reactions:write",
     )
     assert s.token_encryption_key is None and s.token_previous_keys == ()
     assert s.tls_enabled is True  # on by default outside local development

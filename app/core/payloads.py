@@ -103,14 +103,20 @@ class ReactionPayload:
     # in a short reply when it lacks the emoji.
     actor: str = ""
     actor_name: str = ""
+    # The message reacted to, at the source: a notice about a reaction that could not be
+    # delivered answers it. Empty in rows written before it was kept.
+    source_native_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "source": str(self.source),
             "emoji": self.emoji,
             "actor": self.actor,
             "actor_name": self.actor_name,
         }
+        if self.source_native_id:  # rows without it read back to the same JSON
+            out["source_native_id"] = self.source_native_id
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReactionPayload:
@@ -122,6 +128,7 @@ class ReactionPayload:
             emoji=emoji,
             actor=str(data.get("actor") or ""),
             actor_name=str(data.get("actor_name") or ""),
+            source_native_id=str(data.get("source_native_id") or ""),
         )
 
 

@@ -254,6 +254,7 @@ class Relay:
                         emoji=event.emoji,
                         actor=event.actor,
                         actor_name=event.actor_name,
+                        source_native_id=event.native_id,
                     ),
                     source_time=event.occurred_at,
                 )

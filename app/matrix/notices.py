@@ -16,7 +16,7 @@ from mautrix.types import EventType, RoomID
 
 from app.core.endpoints import Endpoint, Network
 from app.core.events import Kind
-from app.core.payloads import PostPayload
+from app.core.payloads import PostPayload, ReactionPayload
 from app.core.ports import DeliveryTask
 from app.errors import RemoteError
 from app.matrix.event_content import as_content
@@ -109,11 +109,19 @@ class SenderNotices:
 
     async def _about(self, task: DeliveryTask, exc: RemoteError, *, delayed: bool) -> None:
         source = task.payload.source
-        # Posts carry the event they came from; a notice answers that message.
-        event_id = task.payload.source_native_id if isinstance(task.payload, PostPayload) else None
+        # Posts carry the event they came from, reactions the message reacted to; a notice
+        # answers that message.
+        payload = task.payload
+        event_id = (
+            payload.source_native_id
+            if isinstance(payload, PostPayload | ReactionPayload)
+            else None
+        )
         if source.network is not Network.MATRIX or not event_id:
             return
         what, where = _WHAT.get(task.kind, "Your message"), _where(task.target)
+        if isinstance(payload, ReactionPayload):
+            what = f"{what} :{payload.emoji}:"
         reason = exc.code or str(exc)
         if delayed:
             text = f"⏳ {what} is waiting to reach {where} ({reason}); it will follow."

@@ -9,6 +9,10 @@ Double puppeting: a Matrix author who logged in with their own Slack user token
 under their name; its copy is marked ``puppet:<slack user>`` so edits and deletes use the same
 token. A token Slack no longer accepts is forgotten, the message goes out through the bot as
 for anyone else, and the ``on_puppet_lost`` listeners tell the author.
+
+In a person's own DMs, which the bot cannot see, their reactions and files are made with their
+token too (:mod:`app.slack.as_person`); what Slack echoes back of them is recognised through
+:class:`~app.store.echoes.ExpectedEchoes`.
 """
 
 from __future__ import annotations
@@ -28,11 +32,20 @@ from app.core.events import Author, FileRef, Kind
 from app.core.payloads import EditPayload, PostPayload, ReactionPayload, expect
 from app.core.ports import Delivered, DeliveryTask
 from app.errors import RemoteError, SyncbotError
-from app.slack.files import FileCopier
+from app.slack.as_person import (
+    UNSEEN_CODES,
+    BotBlindSpots,
+    file_echo,
+    not_logged_in,
+    reaction_echo,
+    refused,
+)
+from app.slack.files import FileCopier, OnRefused
 from app.slack.puppets import PuppetClient, SlackPuppets
 from app.slack.render import SlackRenderer
 from app.slack.webapi import SlackApi
 from app.slack.workspaces import Workspaces
+from app.store.echoes import ExpectedEchoes
 
 log = logging.getLogger("syncbot.slack.deliver")
 
@@ -81,12 +94,15 @@ class SlackDeliverer:
         files: FileCopier,
         *,
         puppets: SlackPuppets | None = None,
+        echoes: ExpectedEchoes | None = None,
     ) -> None:
         self._workspaces = workspaces
         self._authors = authors
         self._renderer = renderer
         self._files = files
         self._puppets = puppets
+        self._echoes = echoes
+        self._blind = BotBlindSpots()
         self.on_puppet_lost: list[PuppetLost] = []
 
     async def deliver(self, task: DeliveryTask) -> Delivered:
@@ -158,19 +174,8 @@ class SlackDeliverer:
                 await self._as_owner(owner, api, task, "chat.update", params)
             case Kind.DELETE:
                 await self._delete(api, channel, task, await self._copy_owner(team, task))
-            case Kind.REACT:
-                await self._react(api, channel, task)
-            case Kind.UNREACT:
-                try:
-                    await api.call(
-                        "reactions.remove",
-                        channel=channel,
-                        timestamp=self._require_copy(task),
-                        name=expect(task.payload, ReactionPayload).emoji,
-                    )
-                except RemoteError as exc:
-                    if exc.code != "invalid_name":
-                        raise
+            case Kind.REACT | Kind.UNREACT:
+                await self._reaction(api, team, channel, task)
         return Delivered()
 
     def _require_copy(self, task: DeliveryTask) -> str:
@@ -198,10 +203,14 @@ class SlackDeliverer:
                 parts: list[str] = []
                 if files:
                     # The files an earlier attempt copied are in the thread; copy the rest.
-                    earlier = await self._file_shares(api, channel, thread_ts or found, found)
+                    mine = bool(_puppet_mark(landed, puppet))
+                    person = await self._uploader(api, channel, puppet, mine)
+                    earlier = await self._file_shares(
+                        person.api if person else api, channel, thread_ts or found, found, person
+                    )
                     parts = list(earlier.values())
                     parts += await self._copy_files(
-                        files, source, api, channel, thread_ts or found, frozenset(earlier)
+                        files, source, api, channel, thread_ts or found, frozenset(earlier), person
                     )
                 return Delivered(
                     native_id=found,
@@ -252,7 +261,10 @@ class SlackDeliverer:
             bot = {**params, "username": display_name(author), "icon_url": author.avatar_url}
             response = await api.call("chat.postMessage", **bot)
         ts = str(response["ts"])
-        copied = await self._copy_files(files, source, api, channel, thread_ts or ts)
+        person = await self._uploader(api, channel, puppet, bool(marks)) if files else None
+        copied = await self._copy_files(
+            files, source, api, channel, thread_ts or ts, frozenset(), person
+        )
         return Delivered(
             native_id=ts,
             thread_native_id=thread_ts,
@@ -336,28 +348,86 @@ class SlackDeliverer:
         channel: str,
         thread_ts: str,
         done: frozenset[str] = frozenset(),
+        person: PuppetClient | None = None,
     ) -> list[str]:
+        """Copy ``files`` as the bot, or as ``person`` where the bot cannot (their own DM):
+        then a file their token may not upload fails the delivery with the reason, for the
+        outbox to tell them, since nobody else can post a note there."""
         if not files:
             return []
         try:
+            if person is None:
+                return await self._files.copy_all(
+                    files,
+                    source=source,
+                    target=api,
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    done=done,
+                )
             return await self._files.copy_all(
-                files, source=source, target=api, channel=channel, thread_ts=thread_ts, done=done
+                files,
+                source=source,
+                target=person.api,
+                channel=channel,
+                thread_ts=thread_ts,
+                done=done,
+                before_share=self._expect_share(person),
+                on_refused=self._refused_upload(person),
             )
         except RemoteError as exc:
             # The message is posted: the next attempt must find it, not post it again.
             exc.outcome_unknown = True
             raise
 
+    async def _uploader(
+        self,
+        api: SlackApi,
+        channel: str,
+        puppet: PuppetClient | None,
+        posted_as_them: bool,
+    ) -> PuppetClient | None:
+        """The author, when their post went out as them in a conversation the bot cannot see
+        (their own DM): its files are uploaded as them too. None: the bot uploads."""
+        if puppet is None or not posted_as_them:
+            return None
+        return puppet if await self._blind.cannot_see(api, channel) else None
+
+    def _expect_share(self, person: PuppetClient) -> Callable[[str], Awaitable[None]]:
+        async def expect_echo(file_id: str) -> None:
+            if self._echoes is not None:
+                key = file_echo(person.puppet.team_id, file_id)
+                await asyncio.to_thread(self._echoes.expect, key)
+
+        return expect_echo
+
+    def _refused_upload(self, person: PuppetClient) -> OnRefused:
+        async def on_refused(ref: FileRef, exc: RemoteError) -> None:
+            assert self._puppets is not None
+            forgotten = await self._puppets.dead(person.puppet, exc)
+            prefix = f"the file {ref.name} was not uploaded as you: "
+            raise refused(exc, "files:write", forgotten=forgotten, prefix=prefix) from exc
+
+        return on_refused
+
     async def _file_shares(
-        self, api: SlackApi, channel: str, thread_ts: str, after: str
+        self,
+        api: SlackApi,
+        channel: str,
+        thread_ts: str,
+        after: str,
+        person: PuppetClient | None = None,
     ) -> dict[str, str]:
-        """Files our bot shared into ``thread_ts`` after ``after``: name -> file id."""
+        """Files our bot (or ``person``, with ``api`` theirs) shared into ``thread_ts`` after
+        ``after``: name -> file id."""
         data = await api.call(
             "conversations.replies", channel=channel, ts=thread_ts, oldest=after, limit=200
         )
-        bot_id = self._workspaces.info(api.team_id).bot_id
+        bot_id = self._workspaces.info(api.team_id).bot_id if person is None else None
         shares: dict[str, str] = {}
         for message in data.get("messages") or []:
+            if person is not None and message.get("user") != person.puppet.slack_user_id:
+                continue
             if bot_id and message.get("bot_id") != bot_id:
                 continue
             for f in message.get("files") or []:
@@ -376,7 +446,13 @@ class SlackDeliverer:
             kind, _, native = part.partition(":")
             if kind != "file":
                 continue
-            await api.call("files.delete", file=native)
+            try:
+                await api.call("files.delete", file=native)
+            except RemoteError as exc:
+                # A file of the author's own (uploaded as them in their DM): theirs to delete.
+                if owner is None or exc.code not in ("cant_delete_file", "file_not_found"):
+                    raise
+                await self._as_owner(owner, api, task, "files.delete", {"file": native})
         await self._as_owner(owner, api, task, "chat.delete", {"channel": channel, "ts": ts})
 
     async def _find_existing(
@@ -421,29 +497,74 @@ class SlackDeliverer:
                 return dict(message)
         return None
 
-    async def _react(self, api: SlackApi, channel: str, task: DeliveryTask) -> None:
+    async def _reaction(self, api: SlackApi, team: str, channel: str, task: DeliveryTask) -> None:
         ts = self._require_copy(task)
         reaction = expect(task.payload, ReactionPayload)
-        emoji = reaction.emoji
+        added = task.kind is Kind.REACT
+        person = await self._reactor(team, reaction)
+        if person is not None and await self._blind.cannot_see(api, channel):
+            await self._react_as(person, channel, ts, reaction.emoji, added)
+            return
+        method = "reactions.add" if added else "reactions.remove"
         try:
-            await api.call("reactions.add", channel=channel, timestamp=ts, name=emoji)
+            await api.call(method, channel=channel, timestamp=ts, name=reaction.emoji)
         except RemoteError as exc:
+            if exc.code in UNSEEN_CODES and reaction.source.network is Network.MATRIX:
+                # Someone's own DM, and the reactor has no token of theirs with us.
+                raise not_logged_in() from exc
             if exc.code != "invalid_name":
                 raise
-            # The emoji does not exist in this workspace (a custom one): say it in the thread.
-            source = reaction.source
-            origin = ""
-            if source.network is Network.SLACK:
-                with contextlib.suppress(SyncbotError):
-                    origin = self._workspaces.info(source.slack_team).name
-            who = await self._authors.resolve(
-                source, reactor(source, reaction.actor, reaction.actor_name, origin)
-            )
-            await api.call(
-                "chat.postMessage",
-                channel=channel,
-                thread_ts=ts,
-                text=f"reacted with :{emoji}:",
-                username=display_name(who),
-                icon_url=who.avatar_url,
-            )
+            if added:
+                await self._name_reactor(api, channel, ts, reaction)
+
+    async def _reactor(self, team: str, reaction: ReactionPayload) -> PuppetClient | None:
+        """The Matrix reactor's own Slack client in ``team``, if they logged in with a token."""
+        if self._puppets is None or reaction.source.network is not Network.MATRIX:
+            return None
+        if not reaction.actor:
+            return None
+        return await asyncio.to_thread(self._puppets.client, reaction.actor, team)
+
+    async def _react_as(
+        self, person: PuppetClient, channel: str, ts: str, emoji: str, added: bool
+    ) -> None:
+        """React (or take the reaction back) as ``person``; its echo is expected first, as it
+        may arrive before Slack's answer."""
+        assert self._puppets is not None
+        team, user = person.puppet.team_id, person.puppet.slack_user_id
+        key = reaction_echo(team, channel, ts, user, emoji, added)
+        if self._echoes is not None:
+            await asyncio.to_thread(self._echoes.expect, key)
+        method = "reactions.add" if added else "reactions.remove"
+        try:
+            await person.api.call(method, channel=channel, timestamp=ts, name=emoji)
+        except RemoteError as exc:
+            if self._echoes is not None and not exc.outcome_unknown:
+                await asyncio.to_thread(self._echoes.drop, key)
+            if exc.code in ("already_reacted", "no_reaction"):
+                return  # it already stands as wanted (they changed it in Slack themselves)
+            if exc.retryable:
+                raise
+            forgotten = await self._puppets.dead(person.puppet, exc)
+            raise refused(exc, "reactions:write", forgotten=forgotten) from exc
+
+    async def _name_reactor(
+        self, api: SlackApi, channel: str, ts: str, reaction: ReactionPayload
+    ) -> None:
+        """The emoji does not exist in this workspace (a custom one): say it in the thread."""
+        source = reaction.source
+        origin = ""
+        if source.network is Network.SLACK:
+            with contextlib.suppress(SyncbotError):
+                origin = self._workspaces.info(source.slack_team).name
+        who = await self._authors.resolve(
+            source, reactor(source, reaction.actor, reaction.actor_name, origin)
+        )
+        await api.call(
+            "chat.postMessage",
+            channel=channel,
+            thread_ts=ts,
+            text=f"reacted with :{reaction.emoji}:",
+            username=display_name(who),
+            icon_url=who.avatar_url,
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -31,6 +31,12 @@ _CHUNK = 256 * 1024
 _SPOOL = 8 * 1024 * 1024
 
 __all__ = ["MAX_FILE_BYTES", "FileCopier", "FileTooLarge", "slack_file_source"]
+
+# Told of each upload's file id before it is shared into the channel (its share may be echoed
+# before the answer comes).
+BeforeShare = Callable[[str], Awaitable[None]]
+# Told of a file refused for good, in place of the short note the copier posts itself.
+OnRefused = Callable[[FileRef, RemoteError], Awaitable[None]]
 
 
 def slack_file_host(url: str, api_url: str) -> bool:
@@ -183,14 +189,17 @@ class FileCopier:
         channel: str,
         thread_ts: str | None,
         done: frozenset[str] = frozenset(),
+        before_share: BeforeShare | None = None,
+        on_refused: OnRefused | None = None,
     ) -> list[str]:
         """Upload every file into ``channel``/``thread_ts``, except those named in ``done``
         (copied by an earlier attempt), and return the ids of the copies.
 
         A file refused for good (too large, a type or size the target forbids, gone at the
         source) is replaced by a short notice instead of failing the whole message (which has
-        been posted already). A passing failure (429, 5xx, a timeout) is raised: the delivery
-        is retried like any other, and its next attempt copies only what is still missing.
+        been posted already), or handed to ``on_refused`` (which may raise). A passing failure
+        (429, 5xx, a timeout) is raised: the delivery is retried like any other, and its next
+        attempt copies only what is still missing.
         """
         copied: list[str] = []
         for ref in files:
@@ -199,13 +208,21 @@ class FileCopier:
             try:
                 copied.append(
                     await self._copy_one(
-                        ref, source=source, target=target, channel=channel, thread_ts=thread_ts
+                        ref,
+                        source=source,
+                        target=target,
+                        channel=channel,
+                        thread_ts=thread_ts,
+                        before_share=before_share,
                     )
                 )
             except RemoteError as exc:
                 if exc.retryable:
                     raise
                 log.warning("file not copied", extra={"file": ref.native_id, "error": str(exc)})
+                if on_refused is not None:
+                    await on_refused(ref, exc)
+                    continue
                 await target.call(
                     "chat.postMessage",
                     channel=channel,
@@ -222,6 +239,7 @@ class FileCopier:
         target: SlackApi,
         channel: str,
         thread_ts: str | None,
+        before_share: BeforeShare | None = None,
     ) -> str:
         spool, size = await self._spool(source, ref)
         with spool:
@@ -239,6 +257,8 @@ class FileCopier:
                         status=resp.status,
                         retryable=resp.status >= 500 or resp.status == 429,
                     )
+            if before_share is not None:
+                await before_share(str(ticket["file_id"]))
             await target.call(
                 "files.completeUploadExternal",
                 files=[{"id": ticket["file_id"], "title": ref.title or ref.name}],

@@ -26,8 +26,10 @@ from app.core.events import (
 )
 from app.errors import SyncbotError
 from app.slack import blocks
+from app.slack.as_person import file_echo, reaction_echo
 from app.slack.deliver import METADATA_EVENT, TEXT_MARK, text_mark
 from app.slack.shared_channels import SharedHome, shared_event_key
+from app.store.echoes import ExpectedEchoes
 
 log = logging.getLogger("syncbot.slack.inbound")
 
@@ -121,12 +123,17 @@ class EventTranslator:
     to relay (an echo, an unsupported subtype, a bot user of ours reacting)."""
 
     def __init__(
-        self, workspace_lookup: Callable[[str], Any], shared_home: SharedHome | None = None
+        self,
+        workspace_lookup: Callable[[str], Any],
+        shared_home: SharedHome | None = None,
+        echoes: ExpectedEchoes | None = None,
     ) -> None:
         # workspace_lookup(team_id) -> WorkspaceInfo (name, domain, bot ids)
         self._lookup = workspace_lookup
         # Which workspace's view of a Slack Connect channel is its source (shared_channels).
         self._shared_home = shared_home
+        # Reactions and file shares we made as a person (their own DMs), echoed as theirs.
+        self._echoes = echoes
 
     def translate(self, envelope: dict[str, Any]) -> InboundEvent | None:
         event = envelope.get("event") or {}
@@ -197,6 +204,8 @@ class EventTranslator:
         inner = event.get("message") or event.get("previous_message") or {}
         if _ours_as_a_person(event):
             return True
+        if self._echoes is not None and self._made_as_a_person(envelope, event):
+            return True
         if app_id and (event.get("app_id") == app_id or inner.get("app_id") == app_id):
             return True
         bot_users = {
@@ -217,6 +226,33 @@ class EventTranslator:
                 return True
             if candidate.get("user") in bot_users and candidate.get("subtype") != "channel_join":
                 return True
+        return False
+
+    def _made_as_a_person(self, envelope: dict[str, Any], event: dict[str, Any]) -> bool:
+        """A reaction or file share we made with a person's token in their own DM: Slack sends
+        it only as their user event, with nothing of ours in it, so it is matched against what
+        the deliverer recorded before making it (one record, one echo)."""
+        assert self._echoes is not None
+        authorizations = envelope.get("authorizations") or []
+        if not authorizations or any(a.get("is_bot") for a in authorizations):
+            return False  # only conversations without our bot: a user event
+        team = str(envelope.get("team_id") or "")
+        etype = event.get("type")
+        if etype in ("reaction_added", "reaction_removed"):
+            item = event.get("item") or {}
+            key = reaction_echo(
+                team,
+                str(item.get("channel") or ""),
+                str(item.get("ts") or ""),
+                str(event.get("user") or ""),
+                str(event.get("reaction") or ""),
+                etype == "reaction_added",
+            )
+            return self._echoes.consume(key)
+        if etype == "message" and event.get("subtype") in (None, "file_share"):
+            ids = [f.get("id") for f in event.get("files") or [] if isinstance(f, dict)]
+            consumed = [self._echoes.consume(file_echo(team, str(i))) for i in ids if i]
+            return any(consumed)
         return False
 
     def _message(

@@ -29,6 +29,7 @@ from app.slack.render import SlackRenderer
 from app.slack.shared_channels import sync_home
 from app.slack.workspaces import Workspaces
 from app.store.cipher import TokenCipher
+from app.store.echoes import ExpectedEchoes
 from app.store.puppets import PuppetStore
 
 
@@ -88,14 +89,20 @@ def build_slack(
     )
     copier = FileCopier(files)
     renderer = SlackRenderer(workspaces, mentions, sessions)
-    deliverer = SlackDeliverer(workspaces, authors, renderer, copier, puppets=puppets)
+    # Reactions and files made as a person in their own DMs come back as their events.
+    echoes = ExpectedEchoes(sessions)
+    deliverer = SlackDeliverer(
+        workspaces, authors, renderer, copier, puppets=puppets, echoes=echoes
+    )
     authors.register(Network.SLACK, profiles)
     outbox.register(deliverer)
     events = SlackEvents(
         # A Socket-Mode-only install has no signing secret and serves no HTTP route: envelopes
         # arrive authenticated by the app token and the verifier is never consulted.
         signing_secret=settings.slack_signing_secret or secrets.token_hex(32),
-        translator=EventTranslator(workspaces.info, shared_home=sync_home(sessions)),
+        translator=EventTranslator(
+            workspaces.info, shared_home=sync_home(sessions), echoes=echoes
+        ),
         ingest=ingest,
     )
     # Held channels: their admins are told, and the bot's return resumes them.

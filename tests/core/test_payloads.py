@@ -69,6 +69,17 @@ STORED: list[tuple[Kind, dict[str, Any]]] = [
         Kind.UNREACT,
         {"source": "peer:i2/slack:T9/C9", "emoji": "tada", "actor": "", "actor_name": ""},
     ),
+    # The message reacted to, kept so a notice about an undelivered reaction can answer it.
+    (
+        Kind.REACT,
+        {
+            "source": "matrix:!r:hs.example",
+            "emoji": "+1",
+            "actor": "@ada:hs.example",
+            "actor_name": "",
+            "source_native_id": "$event",
+        },
+    ),
 ]
 
 

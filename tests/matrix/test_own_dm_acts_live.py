@@ -145,4 +145,12 @@ def test_a_reaction_after_her_token_was_revoked_is_said_in_the_room(flow: Flow) 
     )
     assert "no longer accepts your user token" in told and "login token" in told
     assert "+1" not in f.slack.message(f.team, dm, ts).reactions
-    assert BOT  # the notice is the bot's (notices() reads only the bot's messages)
+    # Forgotten now: the next reaction cannot go as her, nor as the bot, and she is told so.
+    react(f, room, event["event_id"], "❤️")
+    told = wait_for(
+        lambda: next((n for n in f.notices(room) if "not logged in as yourself" in n), None),
+        timeout=20,
+    )
+    assert "Your reaction :heart:" in told and "login token" in told
+    assert f.slack.message(f.team, dm, ts).reactions == {}
+    assert BOT  # the notices are the bot's (notices() reads only the bot's messages)

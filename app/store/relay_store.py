@@ -422,66 +422,80 @@ class SqlStore:
         # Each claim gets its own lease token: concurrent drains of one process (the inline
         # drain and the background worker) must not both see a row as theirs.
         token = f"{worker[:40]}:{uuid.uuid4().hex[:12]}"
-        with self._writing(), self._sessions() as s, s.begin():
-            dialect = s.get_bind().dialect.name
-            skip_locked = dialect in SKIP_LOCKED_DIALECTS
+        dialect = self._engine.dialect.name
+        skip_locked = dialect in SKIP_LOCKED_DIALECTS
+        with self._writing(), self._engine.connect() as s:
             if skip_locked and dialect != "postgresql":
                 # InnoDB under REPEATABLE READ locks every row an UPDATE scans, matching or
                 # not (on a small table the plan is a full scan): it would wait on the very
                 # rows SKIP LOCKED stepped over. READ COMMITTED reads a locked row's committed
                 # version to test the WHERE and passes it by (PostgreSQL's default already).
-                s.connection(execution_options={"isolation_level": "READ COMMITTED"})
-            d = Delivery.__table__.c
-            # One target's claim never takes more than ``limit`` rows: no need to read more.
-            one_target = targets is not None and len(targets) == 1
-            scan = (
-                select(d.id, d.uid, d.target_endpoint, d.next_attempt_at, d.lease_expires_at)
-                .where(d.status == "pending")
-                .order_by(d.id)
-                .limit(min(_SCAN, limit + 1) if one_target else _SCAN)
-            )
-            if targets is not None:
-                scan = scan.where(d.target_endpoint.in_(list(targets)))
-            # A plain read: it sees rows other claimers hold locks on, so the order of each
-            # target is judged on every pending row, not only on the unlocked ones.
-            pending = s.execute(scan).all()
-            candidates = _due_prefixes(pending, now, wanted, limit, lanes)
-            if not candidates:
+                s.execution_options(isolation_level="READ COMMITTED")
+            # A Core connection, not an ORM session, as for the relay's transaction.
+            with s.begin():
+                return self._claim(s, now, wanted, token, limit, lease_seconds, targets, lanes)
+
+    def _claim(
+        self,
+        s: Connection,
+        now: datetime,
+        wanted: set[str] | None,
+        token: str,
+        limit: int,
+        lease_seconds: float,
+        targets: Sequence[str] | None,
+        lanes: int | None,
+    ) -> list[DeliveryTask]:
+        skip_locked = s.dialect.name in SKIP_LOCKED_DIALECTS
+        d = Delivery.__table__.c
+        # One target's claim never takes more than ``limit`` rows: no need to read more.
+        one_target = targets is not None and len(targets) == 1
+        scan = (
+            select(d.id, d.uid, d.target_endpoint, d.next_attempt_at, d.lease_expires_at)
+            .where(d.status == "pending")
+            .order_by(d.id)
+            .limit(min(_SCAN, limit + 1) if one_target else _SCAN)
+        )
+        if targets is not None:
+            scan = scan.where(d.target_endpoint.in_(list(targets)))
+        # A plain read: it sees rows other claimers hold locks on, so the order of each
+        # target is judged on every pending row, not only on the unlocked ones.
+        pending = s.execute(scan).all()
+        candidates = _due_prefixes(pending, now, wanted, limit, lanes)
+        if not candidates:
+            return []
+        chosen = candidates
+        free = and_(
+            Delivery.id.in_(chosen),
+            Delivery.status == "pending",
+            or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+        )
+        if skip_locked:
+            chosen, candidates = _lock_free(s, pending, candidates, now, wanted, limit, lanes)
+            if not chosen:
                 return []
-            chosen = candidates
-            free = and_(
-                Delivery.id.in_(chosen),
-                Delivery.status == "pending",
-                or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
-            )
-            if skip_locked:
-                chosen, candidates = _lock_free(s, pending, candidates, now, wanted, limit, lanes)
-                if not chosen:
-                    return []
-                free = Delivery.id.in_(chosen)
-            lease_until = now + timedelta(seconds=lease_seconds)
-            # A row whose earlier lease expired was being delivered by a process that died:
-            # its outcome is unknown, so the deliverer must look before posting again.
-            s.execute(
-                update(Delivery)
-                .where(free)
-                .values(
-                    outcome_unknown=or_(
-                        Delivery.outcome_unknown, Delivery.lease_owner.is_not(None)
-                    ),
-                    lease_owner=token,
-                    lease_expires_at=lease_until,
-                ),
-                execution_options={"synchronize_session": False},
-            )
-            table = Delivery.__table__
-            rows = s.execute(
-                select(table)
-                .where(table.c.id.in_(chosen), table.c.lease_owner == token)
-                .order_by(table.c.id)
-            ).all()
-            rows = _keep_prefixes(s, candidates, pending, rows)
-            return self._tasks(s, rows)
+            free = Delivery.id.in_(chosen)
+        lease_until = now + timedelta(seconds=lease_seconds)
+        # A row whose earlier lease expired was being delivered by a process that died:
+        # its outcome is unknown, so the deliverer must look before posting again.
+        s.execute(
+            update(Delivery)
+            .where(free)
+            .values(
+                outcome_unknown=or_(Delivery.outcome_unknown, Delivery.lease_owner.is_not(None)),
+                lease_owner=token,
+                lease_expires_at=lease_until,
+            ),
+            execution_options={"synchronize_session": False},
+        )
+        table = Delivery.__table__
+        rows = s.execute(
+            select(table)
+            .where(table.c.id.in_(chosen), table.c.lease_owner == token)
+            .order_by(table.c.id)
+        ).all()
+        rows = _keep_prefixes(s, candidates, pending, rows)
+        return self._tasks(s, rows)
 
     def pending(self, uids: Sequence[str]) -> list[PendingDelivery]:
         """Which of ``uids`` are still pending, and in how many seconds each can next move.
@@ -536,7 +550,7 @@ class SqlStore:
             )
         return result
 
-    def _tasks(self, s: Session, rows: Sequence[Any]) -> list[DeliveryTask]:
+    def _tasks(self, s: Session | Connection, rows: Sequence[Any]) -> list[DeliveryTask]:
         payloads: dict[str, Payload] = {}
         for r in rows:
             try:
@@ -858,7 +872,7 @@ def _ready_at(next_at: datetime, lease_until: datetime | None, now: datetime) ->
 
 
 def _keep_prefixes(
-    s: Session, chosen: list[int], pending: Sequence[Any], rows: Sequence[Any]
+    s: Session | Connection, chosen: list[int], pending: Sequence[Any], rows: Sequence[Any]
 ) -> list[Any]:
     """Drop rows that another worker's concurrent claim left us out of order.
 
@@ -889,7 +903,7 @@ def _keep_prefixes(
 
 
 def _lock_free(
-    s: Session,
+    s: Session | Connection,
     pending: Sequence[Any],
     candidates: list[int],
     now: datetime,

@@ -94,16 +94,34 @@ class PortalBackfill:
         # Per workspace: one history request at a time, SLACK_HISTORY_INTERVAL apart.
         self._pace: dict[str, asyncio.Lock] = {}
         self._last_call: dict[str, float] = {}
+        # Channel id -> the ts of the first message that asked for its portal: that message
+        # and every later one reach the portal live, so the history read stops before it.
+        self._live_from: dict[str, str] = {}
         # Completed backfills (tests read it).
         self.completed = 0
 
     # --- hooks --------------------------------------------------------------------------------
 
+    def live_from(self, endpoint: Endpoint, ts: str) -> None:
+        """The message ``ts`` of ``endpoint`` is making its portal: the relay carries it (and
+        what follows it) into the portal, so the backfill must not read it as history.
+
+        Without this line the backfill, started as the portal is made, read the channel before
+        the relay had recorded that message, and the room got it twice.
+        """
+        self._live_from.setdefault(endpoint.slack_channel, ts)
+
     async def portal_created(self, endpoint: Endpoint, room: str) -> None:
-        """Portals hook: start the backfill of a new portal (in the background)."""
+        """Portals hook: start the backfill of a new portal (in the background).
+
+        History ends where the live relay begins: before the message that made the portal, or,
+        for a portal made without one (a login), now.
+        """
+        latest = self._live_from.pop(endpoint.slack_channel, None) or f"{time.time():.6f}"
         if self._count <= 0:
             return
-        await asyncio.to_thread(self._save, endpoint, {"room": room, "phase": "reading"})
+        state = {"room": room, "phase": "reading", "latest": latest}
+        await asyncio.to_thread(self._save, endpoint, state)
         self._spawn(self.run(endpoint), name=f"matrix-backfill-{endpoint}")
 
     def start(self) -> None:
@@ -220,7 +238,12 @@ class PortalBackfill:
         while len(messages) < self._count:
             want = min(self._limit, self._count - len(messages))
             page = await self._call(
-                endpoint, state, "conversations.history", limit=want, cursor=state.get("cursor")
+                endpoint,
+                state,
+                "conversations.history",
+                limit=want,
+                cursor=state.get("cursor"),
+                **_before(state),
             )
             posts = [m for m in page.get("messages") or [] if _bridgeable(m)]
             known = await asyncio.to_thread(
@@ -247,6 +270,7 @@ class PortalBackfill:
                         ts=message["ts"],
                         limit=self._limit,
                         cursor=cursor,
+                        **_before(state),
                     )
                     replies += [
                         r
@@ -381,6 +405,13 @@ class PortalBackfill:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _before(state: dict[str, Any]) -> dict[str, str]:
+    """The history request's end (exclusive): where the live relay took over. A backfill
+    stopped by an older version has none and reads up to now."""
+    latest = state.get("latest")
+    return {"latest": str(latest)} if latest else {}
 
 
 def _bridgeable(message: dict[str, Any]) -> bool:

@@ -196,6 +196,7 @@ def build_bridge(
     ).mxc
     # After the workspace bridge's hook: the user is invited before history arrives.
     matrix.portals.on_created.append(backfill.portal_created)
+    workspace_bridge.on_message_portal.append(backfill.live_from)
     if connect_socket is not None:
         connect = connect_socket
 

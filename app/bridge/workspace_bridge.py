@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mautrix.types import EventType, RoomID
@@ -93,6 +93,9 @@ class WorkspaceBridge:
         self._shared_locks: dict[str, asyncio.Lock] = {}
         # Completed workspace syncs (login and restart); tests and `status` read it.
         self.completed_syncs = 0
+        # Called with (channel, message ts) when a message is about to make the channel's
+        # portal: the backfill's cut-off, so the message is not read back as history too.
+        self.on_message_portal: list[Callable[[Endpoint, str], None]] = []
         portals.on_created.append(self.portal_created)
         portals.portal_view = self.portal_view
         if spaces is not None:
@@ -395,7 +398,7 @@ class WorkspaceBridge:
             # Someone's own DM (a user event): a message makes its portal, nothing else does,
             # and only while they are logged in here.
             if post and await self._logged_in_as(team, person):
-                await self._ensure_for_message(endpoint)
+                await self._ensure_for_message(endpoint, ts=_ts_of(event))
             return
         # Asked each time, not cached: a login made by another process counts at once.
         if not await asyncio.to_thread(self.users_of, team):
@@ -403,7 +406,8 @@ class WorkspaceBridge:
         if metadata:
             await self._quietly(self._portals.refresh(endpoint), "portal refresh")
         elif post:
-            await self._ensure_for_message(endpoint, envelope.get("is_ext_shared_channel") is True)
+            shared = envelope.get("is_ext_shared_channel") is True
+            await self._ensure_for_message(endpoint, shared, ts=_ts_of(event))
         else:
             view = await asyncio.to_thread(self._portals.get, endpoint)
             if view is None or view.state != "active" or not view.room_id:
@@ -478,10 +482,15 @@ class WorkspaceBridge:
         channel = info.get("channel") or {}
         return bool(channel.get("is_ext_shared") or channel.get("is_shared"))
 
-    async def _ensure_for_message(self, endpoint: Endpoint, shared: bool = False) -> None:
+    async def _ensure_for_message(
+        self, endpoint: Endpoint, shared: bool = False, *, ts: str | None = None
+    ) -> None:
         view = await asyncio.to_thread(self._portals.get, endpoint)
         if view is not None and view.state in ("active", "archived", "deleting"):
             return
+        if ts is not None:
+            for hook in self.on_message_portal:
+                hook(endpoint, ts)
         if shared and await self._invited_to_shared(endpoint):
             return  # the channel's one portal is another workspace's view's
         key = f"shared:{endpoint.slack_channel}" if shared else str(endpoint)
@@ -561,3 +570,8 @@ async def _conversations(api: Any, types: str) -> list[dict[str, Any]]:
         if not cursor:
             break
     return found
+
+
+def _ts_of(event: dict[str, Any]) -> str | None:
+    ts = event.get("ts")
+    return str(ts) if ts else None

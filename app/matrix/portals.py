@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -115,6 +116,11 @@ class Portals:
         self._retry_delay = retry_delay
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[bool]] = set()
+        # Channels whose new room is in their sync already (its hooks may still be running),
+        # so an event whose wait ran out meanwhile adds no placeholder beside it. Guarded by
+        # a thread lock: linking and reserving both run in worker threads.
+        self._linking = threading.RLock()
+        self._linked: set[str] = set()
         # Run, in order, after a portal became active: invites, member sync (workspace bridge).
         self.on_created: list[CreatedHook] = []
         # Run after a portal was deleted, with its former room (the workspace's space).
@@ -473,6 +479,8 @@ class Portals:
                 pass  # removed concurrently
 
     def _forget(self, endpoint: Endpoint) -> None:
+        with self._linking:
+            self._linked.discard(str(endpoint))
         with self._sessions() as s, s.begin():
             # Its invite records go with it: their foreign key cascades on delete.
             s.execute(delete(MatrixPortal).where(MatrixPortal.endpoint == str(endpoint)))
@@ -549,15 +557,27 @@ class Portals:
     def reserve(self, endpoint: Endpoint) -> None:
         """The portal of ``endpoint`` is not there yet (the homeserver slow or down): put a
         placeholder for it in the channel's sync, so a message relayed now is kept in the
-        outbox for the room and everything else it goes to is delivered at once."""
-        self._join_sync(endpoint, self.waiting_endpoint(endpoint).matrix_room)
+        outbox for the room and everything else it goes to is delivered at once.
+
+        A room already linked (its creation hooks outlasting the wait) needs none: a message
+        relayed now goes to it, and a placeholder beside it would be a second copy.
+        """
+        with self._linking:
+            if str(endpoint) in self._linked:
+                return
+            self._join_sync(endpoint, self.waiting_endpoint(endpoint).matrix_room)
 
     def _join_sync(self, endpoint: Endpoint, room: str) -> None:
+        with self._linking:
+            self._join_sync_locked(endpoint, room)
+
+    def _join_sync_locked(self, endpoint: Endpoint, room: str) -> None:
         # The portal is one more endpoint of a sync: the channel's own (curated) sync if it has
         # one, else a sync made for the portal — never a second code path for messages.
         room_endpoint = Endpoint.matrix(room)
         waiting = self.waiting_endpoint(endpoint)
         if room_endpoint != waiting:
+            self._linked.add(str(endpoint))
             self._adopt_waiting(endpoint, room_endpoint, waiting)
         if self._syncs.sync_of(room_endpoint) is not None:
             return

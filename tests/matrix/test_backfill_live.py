@@ -4,9 +4,11 @@ their Slack times, never echoed to Slack, paced in pages, resumed after a stop."
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import Synapse
 from tests.matrix.test_login_flow import Flow, login, running
 from tests.matrix.test_puppets_live import PNG, login_token
-from tests.slack.harness import wait_for
+from tests.slack.harness import settled, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -396,3 +398,60 @@ def test_an_own_dm_backfill_whose_token_died_ends_instead_of_failing_each_start(
     wait_for(lambda: json.loads(read_setting(sessions, key) or "{}").get("phase") == "done")
     # Forgotten, as a refused post would have it; being done, no start reads it again.
     assert f.app.services.slack.puppets.store.of_user(f.alice.user_id) == []  # type: ignore[union-attr]
+
+
+def test_the_message_that_makes_a_portal_is_not_backfilled_too(bflow: BackfillFlow) -> None:
+    """The backfill starts as the portal is made, before the relay has recorded the message
+    that asked for it. Reading the channel then found that message too, and while its live
+    copy was on its way, the backfill sent it again: the room had it twice. The steps are held
+    here in that order: history read, then the relay's record, then the backfill's send, then
+    the live delivery."""
+    f = bflow
+    login(f)
+    backfill = f.app.bridge.backfill
+    assert backfill is not None and f.app.services is not None and f.app.matrix is not None
+    wait_for(lambda: backfill.completed >= 3)
+    quiet = f"slack:{f.team}/C4"
+    relay, deliverer = f.app.services.relay, f.app.matrix.deliverer
+    ingest, post_history, deliver = relay.ingest, deliverer.post_history, deliverer.deliver
+    ingested, backfilled = threading.Event(), threading.Event()
+
+    def held_ingest(event: Any, **kwargs: Any) -> Any:
+        if str(getattr(event, "source", "")) != quiet:
+            return ingest(event, **kwargs)
+        wait_for(lambda: history_reads() > reads_before)
+        try:
+            return ingest(event, **kwargs)
+        finally:
+            ingested.set()
+
+    async def held_post_history(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.to_thread(ingested.wait, 30)
+        return await post_history(*args, **kwargs)
+
+    async def held_deliver(task: Any) -> Any:
+        if str(task.payload.source) == quiet:
+            await asyncio.to_thread(backfilled.wait, 30)
+        return await deliver(task)
+
+    def history_reads() -> int:
+        return sum(c["channel"] == "C4" for c in f.slack.called("conversations.history", f.team))
+
+    reads_before = history_reads()  # the login's sync read each channel's latest message
+    relay.ingest = held_ingest  # type: ignore[method-assign]
+    deliverer.post_history = held_post_history  # type: ignore[method-assign]
+    deliverer.deliver = held_deliver  # type: ignore[method-assign]
+    try:
+        f.slack.post_message(f.team, "C4", "U1", "first words in quiet")
+        wait_for(lambda: backfill.completed >= 4)
+        backfilled.set()
+        room = f.room_of("C4")
+        wait_for(lambda: "first words in quiet" in f.bodies_as_bot(room))
+        wait_for(lambda: settled(f.slack, f.app))
+    finally:
+        ingested.set()
+        backfilled.set()
+        relay.ingest = ingest  # type: ignore[method-assign]
+        deliverer.post_history = post_history  # type: ignore[method-assign]
+        deliverer.deliver = deliver  # type: ignore[method-assign]
+    assert f.bodies_as_bot(room).count("first words in quiet") == 1

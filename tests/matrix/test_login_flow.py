@@ -6,7 +6,9 @@ that a new message recreates; a restart re-invites nobody."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from fakeslack import FakeSlack
 from tests.matrix.conftest import bridge_settings, direct_chat
 from tests.matrix.harness import BridgeApp
 from tests.matrix.synapse import SERVER, MatrixUser, Synapse
-from tests.slack.harness import subscribe_as_manifest, wait_for
+from tests.slack.harness import settled, subscribe_as_manifest, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -445,6 +447,53 @@ def test_the_first_message_of_a_new_portal_is_never_lost(
     f.slack.post_message(f.team, "C3", "U2", "straight in")
     wait_for(lambda: "straight in" in f.bodies_as_bot(room))
     assert f.bodies_as_bot(room).count("worth the wait") == 1
+
+
+def test_a_portal_slower_than_the_wait_but_already_linked_gets_the_message_once(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The room was made and linked into the channel's sync, then its creation hooks (invites,
+    # members, space) outlasted the event's wait: the placeholder was added beside the room,
+    # and the message went to both, so the room showed it twice.
+    f = flow
+    add_acme(f)
+    bridge = f.app.bridge.workspace_bridge
+    portals = f.app.matrix.portals
+    bridge.record_login(f.alice.user_id, f.team, "!dm:test.local")
+    monkeypatch.setattr(bridge, "_portal_wait", 0.05)
+    linked, waited = threading.Event(), threading.Event()
+    reserve = bridge._reserve
+
+    def reserved(*args: Any) -> None:
+        # The event's wait ran out (it is 50 ms here); what it does next happens only once
+        # the room is linked, as when the hooks take longer than the wait.
+        linked.wait(30)
+        try:
+            reserve(*args)
+        finally:
+            waited.set()
+
+    async def slow_hook(endpoint: Endpoint, room: str) -> None:
+        # The room is linked already; the event's wait runs out while this hook runs.
+        linked.set()
+        await asyncio.to_thread(waited.wait, 30)
+
+    monkeypatch.setattr(bridge, "_reserve", reserved)
+    portals.on_created.insert(0, slow_hook)
+    try:
+        f.slack.post_message(f.team, "C3", "U2", "made while linked")
+        room = f.room_of("C3")
+        wait_for(lambda: "made while linked" in f.bodies_as_bot(room))
+        wait_for(lambda: settled(f.slack, f.app))
+    finally:
+        linked.set()
+        waited.set()
+        portals.on_created.remove(slow_hook)
+    assert waited.is_set()
+    assert f.bodies_as_bot(room).count("made while linked") == 1
+    assert str(portals.waiting_endpoint(Endpoint.slack(f.team, "C3"))) not in {
+        e for v in f.app.services.syncs.list() for e, _ in v.endpoints
+    }
 
 
 def test_the_login_dialogue_survives_a_restart_and_tokens_are_never_echoed(flow: Flow) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from app.errors import RemoteError
+from app.matrix.emoji import to_matrix_key
 from app.slack.puppets import DEAD_TOKEN_CODES
 from app.slack.webapi import SlackApi
 
@@ -55,8 +56,13 @@ class BotBlindSpots:
 
 
 def reaction_echo(team: str, channel: str, ts: str, user: str, emoji: str, added: bool) -> str:
-    """The key of the echo of a reaction we made as ``user``."""
-    return f"reaction:{'+' if added else '-'}:{team}:{channel}:{ts}:{user}:{emoji}"
+    """The key of the echo of a reaction we made as ``user``.
+
+    The emoji is keyed by what it is, not by the name we gave: Slack has several names for
+    one emoji (``thumbsup``, ``+1``) and its event may use another than ours.
+    """
+    what = to_matrix_key(emoji)
+    return f"reaction:{'+' if added else '-'}:{team}:{channel}:{ts}:{user}:{what}"
 
 
 def file_echo(team: str, file_id: str) -> str:

@@ -400,6 +400,15 @@ def test_a_ghost_that_cannot_be_created_is_skipped(
     wait_for(lambda: "Bob (Acme): me too" in f.bodies_as_bot(room))
 
 
+def impatient_bridge(f: Flow, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """Acme logged in, and an event's wait for its new portal cut to 50 ms."""
+    add_acme(f)
+    bridge = f.app.bridge.workspace_bridge
+    bridge.record_login(f.alice.user_id, f.team, "!dm:test.local")
+    monkeypatch.setattr(bridge, "_portal_wait", 0.05)
+    return bridge, f.app.matrix.portals
+
+
 def test_the_first_message_of_a_new_portal_is_never_lost(
     flow: Flow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -407,11 +416,7 @@ def test_the_first_message_of_a_new_portal_is_never_lost(
     # holds the event back: it is recorded at once, its Slack copies go out, and the Matrix
     # copy waits in the outbox for the room — then arrives, once, in order.
     f = flow
-    add_acme(f)
-    bridge = f.app.bridge.workspace_bridge
-    portals = f.app.matrix.portals
-    bridge.record_login(f.alice.user_id, f.team, "!dm:test.local")
-    monkeypatch.setattr(bridge, "_portal_wait", 0.05)
+    _, portals = impatient_bridge(f, monkeypatch)
     monkeypatch.setattr(portals, "_retry_delay", 0.01)
     syncs = f.app.services.syncs
     syncs.create("curated")
@@ -456,11 +461,7 @@ def test_a_portal_slower_than_the_wait_but_already_linked_gets_the_message_once(
     # members, space) outlasted the event's wait: the placeholder was added beside the room,
     # and the message went to both, so the room showed it twice.
     f = flow
-    add_acme(f)
-    bridge = f.app.bridge.workspace_bridge
-    portals = f.app.matrix.portals
-    bridge.record_login(f.alice.user_id, f.team, "!dm:test.local")
-    monkeypatch.setattr(bridge, "_portal_wait", 0.05)
+    bridge, portals = impatient_bridge(f, monkeypatch)
     linked, waited = threading.Event(), threading.Event()
     reserve = bridge._reserve
 

@@ -115,6 +115,20 @@ class SlackState:
             raise SlackError("user_not_found")
         return user
 
+    def visible_user(self, ws: Workspace, user_id: str | None) -> User:
+        """A member of ``ws``, or of an organisation sharing a Slack Connect channel with it
+        (their user object, with their own ``team_id``: "you'll encounter messages and users
+        originating from other teams", https://api.slack.com/apis/channels-between-orgs);
+        anyone else is ``user_not_found``."""
+        if (user_id or "") in ws.users:
+            return ws.users[user_id or ""]
+        for ch in ws.channels.values():
+            for team in ch.shared_teams:
+                other = self.workspaces.get(team)
+                if other is not None and other is not ws and (user_id or "") in other.users:
+                    return other.users[user_id or ""]
+        raise SlackError("user_not_found")
+
     def bot_profile(self, ws: Workspace, inst: Installation) -> dict[str, Any]:
         """The ``bot_profile`` Slack attaches to messages posted by the app."""
         bot = ws.users[inst.bot_user_id]

@@ -195,7 +195,7 @@ def bots_info(
 def users_info(
     st: SlackState, ws: Workspace, inst: Installation, p: dict[str, Any]
 ) -> dict[str, Any]:
-    return {"user": st.user(ws, p.get("user")).wire()}
+    return {"user": st.visible_user(ws, p.get("user")).wire()}
 
 
 @method("users.list")

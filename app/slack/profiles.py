@@ -37,6 +37,9 @@ class Profile:
     email: str | None
     avatar_url: str | None
     is_bot: bool
+    # The workspace the user belongs to (``users.info``'s ``team_id``): another than the one
+    # that looked them up for a member of another organisation in a Slack Connect channel.
+    team_id: str | None = None
 
     @property
     def name(self) -> str:
@@ -107,6 +110,7 @@ class Profiles:
                     row.email,
                     row.avatar_url,
                     row.is_bot,
+                    row.home_team_id,
                 ),
                 row.updated_at,
             )
@@ -134,6 +138,7 @@ class Profiles:
             row.email = p.email
             row.avatar_url = p.avatar_url
             row.is_bot = p.is_bot
+            row.home_team_id = p.team_id
             row.updated_at = datetime.now(UTC)
 
     async def on_event(self, payload: dict[str, Any]) -> None:
@@ -160,11 +165,22 @@ class Profiles:
         profile = await self.get(team, user)
         if profile is None:
             return author
+        native_id, origin = author.native_id, author.origin
+        home = profile.team_id
+        if home and home != team:
+            # A member of another organisation (a Slack Connect channel): theirs when that
+            # workspace installed the app too, as their messages are (``user_team``), so a
+            # reaction, which names no team, is made by the same ghost.
+            try:
+                origin = self._workspaces.info(home).name
+                native_id = f"{home}/{user}"
+            except SyncbotError:
+                pass  # an organisation without the app: the channel's view of them
         return Author(
             name=author.name or profile.name,
-            native_id=author.native_id,
+            native_id=native_id,
             avatar_url=author.avatar_url or profile.avatar_url,
-            origin=author.origin,
+            origin=origin,
         )
 
 
@@ -182,6 +198,7 @@ def profile_of(user: dict[str, Any]) -> Profile:
         email=prof.get("email"),
         avatar_url=avatar,
         is_bot=bool(user.get("is_bot")),
+        team_id=str(user["team_id"]) if user.get("team_id") else None,
     )
 
 

@@ -267,6 +267,8 @@ class DirectoryUser(Base):
     normalized_name: Mapped[str] = mapped_column(String(255), default="")
     avatar_url: Mapped[str | None] = mapped_column(String(1024))
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Their own workspace, when another organisation's (a Slack Connect channel's member).
+    home_team_id: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -223,3 +223,32 @@ def test_a_deleted_shared_portal_leaves_both_workspaces_spaces(
     wait_for(lambda: f.portal("C1") is None)
     for space in spaces:
         wait_for(lambda s=space: room not in children(f, s))
+
+
+def test_a_reaction_from_the_other_organisation_is_its_own_ghosts(
+    shared: tuple[Flow, str, MatrixUser],
+) -> None:
+    """Reactions carry no team (unlike messages' ``user_team``): the reactor's workspace comes
+    from their profile, so Bea of Beta reacts as the same ghost that posts her messages."""
+    f, beta, bea = shared
+    login_as(f, f.alice, f.team, "Acme")
+    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
+    login_as(f, bea, beta, "Beta")
+    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    room = f.room_of("C1")
+    ts = f.slack.post_message(f.team, "C1", "U1", "react to me")
+    [event] = wait_for(lambda: bodies(f, room, "react to me"))
+    f.slack.react(f.team, "C1", ts, "U7", "tada")
+    f.slack.react(f.team, "C1", ts, "U1", "eyes")
+
+    def reactors() -> dict[str, str]:
+        chunk = f.as_bot("GET", f"/rooms/{room}/messages", params={"dir": "b", "limit": 100})
+        return {
+            e["content"]["m.relates_to"]["key"]: e["sender"]
+            for e in chunk["chunk"]
+            if e["type"] == "m.reaction"
+            and e["content"]["m.relates_to"]["event_id"] == event["event_id"]
+        }
+
+    wait_for(lambda: len(reactors()) == 2)
+    assert reactors() == {"🎉": f"@slack_{beta.lower()}_u7:test.local", "👀": f.ghost("U1")}

@@ -35,6 +35,15 @@ def login_as(f: Flow, user: MatrixUser, team: str, name: str) -> str:
     return dm
 
 
+def both_logged_in(f: Flow, ann: MatrixUser, bea: MatrixUser, beta: str) -> str:
+    """Ann logs in to Acme, then Bea to Beta, each login's sync done; Ann's DM with the bot."""
+    dm = login_as(f, ann, f.team, "Acme")
+    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
+    login_as(f, bea, beta, "Beta")
+    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    return dm
+
+
 def notices(user: MatrixUser, room: str) -> list[str]:
     return [
         e["content"].get("body", "")
@@ -84,10 +93,7 @@ def test_a_channel_shared_by_two_logged_in_workspaces_is_one_portal(
 ) -> None:
     f, beta, bea = shared
     alice = f.alice
-    login_as(f, alice, f.team, "Acme")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
-    login_as(f, bea, beta, "Beta")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    both_logged_in(f, alice, bea, beta)
     portals = f.app.matrix.portals
     acme_view, beta_view = Endpoint.slack(f.team, "C1"), Endpoint.slack(beta, "C1")
     room = f.room_of("C1")
@@ -142,10 +148,7 @@ def test_the_first_message_of_a_shared_channel_makes_one_portal(
     """A shared channel with no portal yet: both installations report its first message at
     once, and it gets one portal (both workspaces' users invited), the message in it once."""
     f, beta, bea = shared
-    login_as(f, f.alice, f.team, "Acme")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
-    login_as(f, bea, beta, "Beta")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    both_logged_in(f, f.alice, bea, beta)
     f.slack.add_channel(f.team, "C6", "new-shared", members=["U1"])
     f.slack.share_channel(f.team, "C6", beta)
     bot = f.slack.installation(beta).bot_user_id
@@ -172,10 +175,7 @@ def test_a_shared_portal_goes_on_through_the_other_installation_after_an_uninsta
     shared: tuple[Flow, str, MatrixUser],
 ) -> None:
     f, beta, bea = shared
-    login_as(f, f.alice, f.team, "Acme")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
-    login_as(f, bea, beta, "Beta")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    both_logged_in(f, f.alice, bea, beta)
     room = f.room_of("C1")
     portals = f.app.matrix.portals
     f.slack.uninstall(f.team)
@@ -210,10 +210,7 @@ def test_a_deleted_shared_portal_leaves_both_workspaces_spaces(
     """The one portal is a child of each logged-in workspace's space; deleting it unlinks it
     from both, not only from the space of the view it is kept under."""
     f, beta, bea = shared
-    dm = login_as(f, f.alice, f.team, "Acme")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
-    login_as(f, bea, beta, "Beta")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    dm = both_logged_in(f, f.alice, bea, beta)
     room = f.room_of("C1")
     spaces = [space_of(f, team) for team in (f.team, beta)]
     for space in spaces:
@@ -231,10 +228,7 @@ def test_a_reaction_from_the_other_organisation_is_its_own_ghosts(
     """Reactions carry no team (unlike messages' ``user_team``): the reactor's workspace comes
     from their profile, so Bea of Beta reacts as the same ghost that posts her messages."""
     f, beta, bea = shared
-    login_as(f, f.alice, f.team, "Acme")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 1)
-    login_as(f, bea, beta, "Beta")
-    wait_for(lambda: f.app.bridge.workspace_bridge.completed_syncs >= 2)
+    both_logged_in(f, f.alice, bea, beta)
     room = f.room_of("C1")
     ts = f.slack.post_message(f.team, "C1", "U1", "react to me")
     [event] = wait_for(lambda: bodies(f, room, "react to me"))

@@ -27,8 +27,8 @@ from app.core.events import Author, FileRef, Kind
 from app.core.files import MAX_FILE_BYTES, FileSources
 from app.core.payloads import EditPayload, PostPayload, ReactionPayload, expect
 from app.core.ports import Delivered, DeliveryTask
+from app.emoji import to_matrix_key
 from app.errors import RemoteError
-from app.matrix.emoji import to_matrix_key
 from app.matrix.event_content import as_content
 from app.matrix.ghosts import Ghosts, ghost_display_name
 from app.matrix.homeserver import Homeserver, matrix_errors

@@ -20,8 +20,8 @@ from app.core.events import (
     NewPost,
     ReactionChange,
 )
+from app.emoji import to_slack_name
 from app.matrix import emoji, html
-from app.matrix.emoji import to_slack_name
 
 MEDIA_TYPES = ("m.image", "m.file", "m.video", "m.audio")
 

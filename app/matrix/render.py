@@ -15,8 +15,8 @@ from typing import Any
 from app.core import richtext
 from app.core.endpoints import Endpoint, Network
 from app.core.richtext import ChannelMention, Emoji, Node, UserMention
+from app.emoji import to_matrix_key
 from app.matrix import html
-from app.matrix.emoji import to_matrix_key
 from app.matrix.ids import BridgeIds
 
 

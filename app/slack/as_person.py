@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 
+from app.emoji import to_matrix_key
 from app.errors import RemoteError
-from app.matrix.emoji import to_matrix_key
 from app.slack.puppets import DEAD_TOKEN_CODES
 from app.slack.webapi import SlackApi
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from app.core import richtext as rt
 from app.core.endpoints import Endpoint
 from app.core.richtext import Broadcast, ChannelMention, Doc, Emoji, Text, UserMention
-from app.matrix.emoji import to_matrix_key
+from app.emoji import to_matrix_key
 from app.matrix.ids import BridgeIds
 from app.matrix.inbound import body_of
 from app.matrix.render import MatrixRenderer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.matrix.emoji import to_matrix_key, to_slack_name
+from app.emoji import to_matrix_key, to_slack_name
 from app.matrix.permissions import Level, Permissions
 from app.matrix.portals import PortalError, check_transition
 

@@ -356,24 +356,15 @@ class SlackDeliverer:
         if not files:
             return []
         try:
-            if person is None:
-                return await self._files.copy_all(
-                    files,
-                    source=source,
-                    target=api,
-                    channel=channel,
-                    thread_ts=thread_ts,
-                    done=done,
-                )
             return await self._files.copy_all(
                 files,
                 source=source,
-                target=person.api,
+                target=api if person is None else person.api,
                 channel=channel,
                 thread_ts=thread_ts,
                 done=done,
-                before_share=self._expect_share(person),
-                on_refused=self._refused_upload(person),
+                before_share=self._expect_share(person) if person else None,
+                on_refused=self._refused_upload(person) if person else None,
             )
         except RemoteError as exc:
             # The message is posted: the next attempt must find it, not post it again.
@@ -505,9 +496,10 @@ class SlackDeliverer:
         if person is not None and await self._blind.cannot_see(api, channel):
             await self._react_as(person, channel, ts, reaction.emoji, added)
             return
-        method = "reactions.add" if added else "reactions.remove"
         try:
-            await api.call(method, channel=channel, timestamp=ts, name=reaction.emoji)
+            await api.call(
+                _reaction_method(added), channel=channel, timestamp=ts, name=reaction.emoji
+            )
         except RemoteError as exc:
             if exc.code in UNSEEN_CODES and reaction.source.network is Network.MATRIX:
                 # Someone's own DM, and the reactor has no token of theirs with us.
@@ -535,9 +527,10 @@ class SlackDeliverer:
         key = reaction_echo(team, channel, ts, user, emoji, added)
         if self._echoes is not None:
             await asyncio.to_thread(self._echoes.expect, key)
-        method = "reactions.add" if added else "reactions.remove"
         try:
-            await person.api.call(method, channel=channel, timestamp=ts, name=emoji)
+            await person.api.call(
+                _reaction_method(added), channel=channel, timestamp=ts, name=emoji
+            )
         except RemoteError as exc:
             if self._echoes is not None and not exc.outcome_unknown:
                 await asyncio.to_thread(self._echoes.drop, key)
@@ -568,3 +561,7 @@ class SlackDeliverer:
             username=display_name(who),
             icon_url=who.avatar_url,
         )
+
+
+def _reaction_method(added: bool) -> str:
+    return "reactions.add" if added else "reactions.remove"

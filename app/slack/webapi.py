@@ -10,6 +10,10 @@ The one exception is the delivery hot path: ``chat.postMessage`` on a loop with 
 https://api.slack.com/web#posting_json). slack_sdk's per-call request assembly (argument
 dictionaries, header merging, form encoding, debug-log formatting, its response object) cost
 about a fifth of a delivery's CPU. Its answers are judged by the same rules as slack_sdk's.
+Sent straight to Slack, the request goes through :mod:`app.slack.http1`, a lean keep-alive
+client (aiohttp's client machinery was most of what was left of that call's cost); through a
+proxy (``HTTPS_PROXY``/``HTTP_PROXY``, which slack_sdk reads) it stays on the aiohttp session,
+which speaks to proxies.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.internal_utils import get_user_agent
 
 from app.errors import RemoteError
+from app.slack import http1
 from app.slack.http_pool import HttpPool
 from app.slack.ratelimit import RateLimiter
 
@@ -85,6 +90,7 @@ class SlackApi:
         self._pooled: AsyncWebClient | None = None
         # What every direct request carries, built once.
         self._urls: dict[str, str] = {}
+        self._endpoints: dict[str, http1.Endpoint] = {}
         self._json_headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json; charset=utf-8",
@@ -127,6 +133,10 @@ class SlackApi:
         )
         write = method in WRITE_METHODS
         if method in DIRECT_METHODS and self._pool is not None:
+            # The lean client connects only straight to Slack; through a proxy, aiohttp.
+            lean = None if self._client.proxy else self._pool.lean()
+            if lean is not None:
+                return await self._lean(lean, method, params, write)
             session = self._pool.session()
             if session is not None:
                 return await self._direct(session, method, params, write)
@@ -147,18 +157,27 @@ class SlackApi:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(method, exc, write) from exc
 
+    async def _lean(
+        self, client: http1.Http1Client, method: str, params: dict[str, Any], write: bool
+    ) -> dict[str, Any]:
+        """``method`` as one JSON request on the lean client; failures as in ``call``."""
+        endpoint = self._endpoints.get(method)
+        if endpoint is None:
+            endpoint = self._endpoints[method] = http1.Endpoint(
+                self._url(method), self._json_headers
+            )
+        try:
+            # One bound for connect, send and answer, as the slack_sdk path has.
+            res = await client.post(endpoint, _json_body(params), self._timeout)
+        except (TimeoutError, http1.HttpError) as exc:
+            raise _transport_error(method, exc, write) from exc
+        return self._answer(method, res.status, res.headers, res.body, write)
+
     async def _direct(
         self, session: aiohttp.ClientSession, method: str, params: dict[str, Any], write: bool
     ) -> dict[str, Any]:
         """``method`` as one JSON request on the pooled ``session``; failures as in ``call``."""
-        body = json.dumps(
-            {
-                k: (v == "true" if k in JSON_BOOLEANS and v in ("true", "false") else v)
-                for k, v in params.items()
-                if v is not None
-            },
-            separators=(",", ":"),
-        ).encode()
+        body = _json_body(params)
         try:
             # One bound for connect, send and answer, as the slack_sdk path has.
             async with asyncio.timeout(self._timeout):
@@ -172,6 +191,12 @@ class SlackApi:
                     status, headers, raw = res.status, res.headers, await res.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(method, exc, write) from exc
+        return self._answer(method, status, headers, raw, write)
+
+    def _answer(
+        self, method: str, status: int, headers: Any, raw: bytes, write: bool
+    ) -> dict[str, Any]:
+        """A direct request's answer: Slack's JSON body, or its failure as in ``call``."""
         try:
             data = json.loads(raw) if raw else None
         except ValueError:
@@ -235,6 +260,18 @@ class SlackApi:
             code=code or None,
             retryable=code in RETRYABLE_CODES,
         ) from cause
+
+
+def _json_body(params: dict[str, Any]) -> bytes:
+    """``params`` as a JSON body: ``None`` left out, our form booleans as JSON's."""
+    return json.dumps(
+        {
+            k: (v == "true" if k in JSON_BOOLEANS and v in ("true", "false") else v)
+            for k, v in params.items()
+            if v is not None
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def _retry_after(headers: Any) -> float:

@@ -1,7 +1,10 @@
 """The Web API wrapper against the fake Slack: every failure becomes the right RemoteError.
 
-Every failure test runs twice: through slack_sdk (a loop without a pooled session) and through
-the direct JSON request ``chat.postMessage`` takes on a pooled session (serve's worker).
+Every failure test runs three times: through slack_sdk (a loop without a pooled session),
+through the direct JSON request ``chat.postMessage`` takes on a pooled loop (serve's worker) on
+the lean HTTP/1.1 client, and through that request on aiohttp's session, which it takes when a
+proxy is configured (here the fake itself, which answers absolute-form requests as a proxy
+would pass them on).
 """
 
 from __future__ import annotations
@@ -28,13 +31,18 @@ def slack():
     fake.stop()
 
 
-@pytest.fixture(params=["per-call", "pooled"])
-async def pool(request) -> AsyncIterator[HttpPool]:
+@pytest.fixture(params=["per-call", "pooled", "pooled-proxied"])
+async def pool(request, slack, monkeypatch) -> AsyncIterator[HttpPool]:
     pool = HttpPool()
-    if request.param == "pooled":
+    if request.param.startswith("pooled"):
         await pool.open()
+    if request.param == "pooled-proxied":
+        monkeypatch.setenv("HTTP_PROXY", slack.base_url.removesuffix("/api/"))
     yield pool
+    lean = pool.lean()
     await pool.close()
+    if request.param == "pooled-proxied":
+        assert lean is not None and lean.connections() == 0  # never straight to Slack
 
 
 def api(slack: FakeSlack, pool: HttpPool, limiter: RateLimiter | None = None) -> SlackApi:
@@ -164,3 +172,36 @@ async def test_a_pooled_loop_reuses_its_connection_and_others_do_not(slack) -> N
         await pool.close()
     assert len(slack.peers - before) == 2
     assert pool.session() is None
+
+
+async def test_pooled_posts_reuse_one_lean_connection(slack) -> None:
+    pool = HttpPool()
+    await pool.open()
+    try:
+        client = api(slack, pool)
+        before = slack.peers
+        for _ in range(3):
+            await client.call("chat.postMessage", channel="C1", text="x")
+        lean = pool.lean()
+        assert lean is not None and lean.connections() == 1
+        assert len(slack.peers - before) == 1
+    finally:
+        await pool.close()
+    assert pool.lean() is None and lean.connections() == 0
+
+
+async def test_a_post_dropped_on_a_reused_connection_is_unknown_not_resent(slack) -> None:
+    # The fake posts, then drops the connection unanswered: to the client this looks just like
+    # an idle connection closed as the request arrived, and resending it would post twice.
+    pool = HttpPool()
+    await pool.open()
+    try:
+        client = api(slack, pool)
+        await client.call("chat.postMessage", channel="C1", text="first")
+        slack.fail("chat.postMessage", "drop_after")
+        with pytest.raises(RemoteError) as err:
+            await client.call("chat.postMessage", channel="C1", text="second")
+        assert err.value.retryable and err.value.outcome_unknown
+        assert [m.text for m in slack.messages("T1", "C1")] == ["first", "second"]
+    finally:
+        await pool.close()

@@ -30,7 +30,6 @@ from sqlalchemy import (
     cast,
     delete,
     func,
-    insert,
     or_,
     select,
     update,
@@ -62,6 +61,7 @@ from app.core.ports import (
 )
 from app.store.delivery_tasks import delivery_task
 from app.store.engine import autocommit
+from app.store.hot_sql import Builders, HotStatements
 from app.store.models import (
     Delivery,
     MessageCopy,
@@ -121,22 +121,34 @@ class SqlRelayTransaction:
 
     It runs on a Core :class:`Connection`, not an ORM session: its statements are all Core,
     and the session's per-statement bookkeeping (finding its connection, ORM execution hooks)
-    was a tenth of an ingest's CPU.
+    was a tenth of an ingest's CPU. The statements every new post runs go further, as
+    pre-rendered SQL (:mod:`app.store.hot_sql`).
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, hot: HotStatements) -> None:
         self.s = conn
         self._dialect = conn.dialect.name
+        self._hot = hot
         # Targets known (from the post's read) to have deliveries waiting; None: not read.
         self._busy: set[str] = set()
         self._busy_known = False
 
     def claim(self, key: str, *, ttl_seconds: int) -> bool:
         now = _now()
-        stmt = insert_ignore(self.s, ProcessedEvent.__table__).values(
-            key=key[:255], created_at=now, expires_at=now + timedelta(seconds=ttl_seconds)
+        hot, time = self._hot, self._hot.values.time
+        result = hot.run(
+            self.s,
+            hot.claim,
+            {
+                "key": key[:255],
+                "created_at": time(now),
+                "expires_at": time(now + timedelta(seconds=ttl_seconds)),
+            },
         )
-        return inserted(self.s, stmt, ProcessedEvent.__table__.c.key)
+        # As inserted(): MySQL has no RETURNING but an exact rowcount.
+        if self._dialect == "mysql":
+            return affected(result) == 1
+        return result.first() is not None
 
     def sync_targets(self, source: Endpoint) -> list[SyncTargets]:
         me, other = SyncEndpoint.__table__.alias("me"), SyncEndpoint.__table__.alias("other")
@@ -193,8 +205,10 @@ class SqlRelayTransaction:
     def post_targets(
         self, source: Endpoint, native_id: str, thread_native_id: str | None
     ) -> PostTargets:
-        row = self.s.execute(
-            _post_read_statement(bool(thread_native_id)),
+        hot = self._hot
+        row = hot.run(
+            self.s,
+            hot.post_read(bool(thread_native_id)),
             _post_read_params(source, native_id, thread_native_id),
         ).one()
         self._busy_known = True
@@ -215,13 +229,15 @@ class SqlRelayTransaction:
                 return None
             return self.post_targets(source, native_id, thread_native_id)
         now = _now()
+        hot, time = self._hot, self._hot.values.time
         # The read rides on the claim's RETURNING: one statement, and none on a duplicate.
-        row = self.s.execute(
-            _claim_post_statement(dialect, bool(thread_native_id)),
+        row = hot.run(
+            self.s,
+            hot.claim_post(bool(thread_native_id)),
             {
                 "claim_key": key[:255],
-                "claim_at": now,
-                "claim_until": now + timedelta(seconds=ttl_seconds),
+                "claim_at": time(now),
+                "claim_until": time(now + timedelta(seconds=ttl_seconds)),
             }
             | _post_read_params(source, native_id, thread_native_id),
         ).first()
@@ -260,9 +276,11 @@ class SqlRelayTransaction:
         thread_post_id: str | None,
         author_name: str,
     ) -> None:
-        now = _now()
-        self.s.execute(
-            insert(Post.__table__),
+        hot = self._hot
+        now = hot.values.time(_now())
+        hot.run(
+            self.s,
+            hot.post,
             {
                 "id": post_id,
                 "sync_id": sync_id,
@@ -270,18 +288,17 @@ class SqlRelayTransaction:
                 "source_native_id": native_id,
                 "thread_post_id": thread_post_id,
                 "author_name": author_name[:255],
-                "deleted": False,
                 "created_at": now,
             },
         )
-        self.s.execute(
-            insert(MessageCopy.__table__),
+        hot.run(
+            self.s,
+            hot.source_copy,
             {
                 "post_id": post_id,
                 "endpoint": str(source),
                 "native_id": native_id,
                 "thread_native_id": thread_native_id,
-                "is_source": True,
                 "created_at": now,
             },
         )
@@ -354,28 +371,34 @@ class SqlRelayTransaction:
             # A target with an earlier delivery waiting (backing off, held, leased elsewhere)
             # gets its new row through a claim, which keeps the target's order.
             leased = {d.uid for d in deliveries if str(d.target) not in self._busy}
-        self.s.execute(
-            insert(Delivery.__table__),
-            [
+        hot = self._hot
+        values = hot.values
+        at, lease_until = values.time(now), values.maybe_time(until)
+        # A post's payload is one object for all its targets: serialized once.
+        payloads: dict[int, str] = {}
+        rows = []
+        for d in deliveries:
+            payload = payloads.get(id(d.payload))
+            if payload is None:
+                payload = payloads[id(d.payload)] = values.json(d.payload.to_json())
+            mine = d.uid in leased
+            rows.append(
                 {
                     "uid": d.uid,
                     "sync_id": d.sync_id,
                     "post_id": d.post_id,
                     "target_endpoint": str(d.target),
                     "kind": str(d.kind),
-                    "payload": d.payload.to_json(),
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "outcome_unknown": False,
-                    "lease_owner": owner if d.uid in leased else None,
-                    "lease_expires_at": until if d.uid in leased else None,
-                    "source_time": d.source_time,
-                    "created_at": now,
+                    "payload": payload,
+                    "next_attempt_at": at,
+                    "lease_owner": owner if mine else None,
+                    "lease_expires_at": lease_until if mine else None,
+                    "source_time": values.maybe_time(d.source_time),
+                    "created_at": at,
                 }
-                for d in deliveries
-            ],
-        )
+            )
+        # One executemany, as SQLAlchemy ran the list of rows before.
+        hot.run_many(self.s, hot.outbox, rows)
         return leased
 
 
@@ -391,6 +414,14 @@ class SqlStore:
         self._write_lock: threading.Lock | None = (
             threading.Lock() if self._engine.dialect.name == "sqlite" else None
         )
+        self._hot = HotStatements(
+            self._engine.dialect,
+            Builders(
+                insert_ignore=_insert_ignore_dialect,
+                claim_post=_claim_post_statement,
+                post_read=_post_read_statement,
+            ),
+        )
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -403,7 +434,7 @@ class SqlStore:
     @contextmanager
     def transaction(self) -> Iterator[SqlRelayTransaction]:
         with self._writing(), self._engine.begin() as conn:
-            yield SqlRelayTransaction(conn)
+            yield SqlRelayTransaction(conn, self._hot)
 
     # -- outbox ---------------------------------------------------------------------------
 
@@ -596,16 +627,16 @@ class SqlStore:
     def complete_many(self, done: Sequence[tuple[DeliveryTask, Delivered]]) -> None:
         if not done:
             return
-        now = _now()
+        hot = self._hot
+        now = hot.values.time(_now())
         copies = [
             {
                 "post_id": task.post_id,
                 "endpoint": str(result.endpoint or task.target),
                 "native_id": result.native_id,
                 "thread_native_id": result.thread_native_id,
-                "is_source": False,
                 "created_at": now,
-                "parts": list(result.parts) or None,
+                "parts": hot.values.json(list(result.parts) or None),
             }
             for task, result in done
             if task.kind is Kind.POST and result.native_id and task.post_id
@@ -617,12 +648,9 @@ class SqlStore:
         with self._writing(), self._engine.connect() as raw:
             conn = autocommit(raw) if dialect != "mysql" else raw
             if copies:
-                # A list of rows with RETURNING: SQLAlchemy sends one multi-row INSERT (MySQL's
-                # driver rewrites its executemany into one as well).
-                conn.execute(_copies_insert(dialect), copies)
-            conn.execute(
-                _mark_delivered(), {"uids": [task.uid for task, _ in done], "done_at": now}
-            )
+                # One multi-row INSERT (MySQL: an executemany its driver rewrites into one).
+                hot.insert_copies(conn, copies)
+            hot.mark_delivered(conn, [task.uid for task, _ in done], now)
             if dialect == "mysql":
                 conn.commit()
 
@@ -800,29 +828,6 @@ def _claim_post_statement(dialect: str, thread: bool) -> Any:
             expires_at=bindparam("claim_until"),
         )
         .returning(*(_Qualified(c) for c in _post_read_columns(thread)))
-    )
-
-
-@functools.cache
-def _copies_insert(dialect: str) -> Any:
-    stmt = _insert_ignore_dialect(dialect, MessageCopy.__table__)
-    return stmt if dialect == "mysql" else stmt.returning(MessageCopy.__table__.c.id)
-
-
-@functools.cache
-def _mark_delivered() -> Any:
-    table = Delivery.__table__
-    return (
-        update(table)
-        .where(table.c.uid.in_(bindparam("uids", expanding=True)))
-        .values(
-            status="delivered",
-            delivered_at=bindparam("done_at"),
-            attempts=table.c.attempts + 1,
-            lease_owner=None,
-            lease_expires_at=None,
-            last_error=None,
-        )
     )
 
 

@@ -92,6 +92,8 @@ def render(stmt: Any, dialect: Dialect, *, fixed: Mapping[str, Any] | None = Non
 _ITEM = "_r0"
 # Renderings kept per repeated statement: batch sizes are small, but not bounded here.
 _KEEP_SIZES = 256
+# Rows at most in one multi-row INSERT (SQLite takes 32766 parameters, PostgreSQL 65535).
+_MAX_ROWS = 500
 
 
 class Repeated:
@@ -340,41 +342,58 @@ class HotStatements:
         )
 
     @functools.cached_property
-    def outbox(self) -> Rendered:
-        """One outbox row, run with :meth:`run_many` for all of an ingest's rows."""
+    def _outbox(self) -> Rendered | Repeated:
         table = Delivery.__table__
-        return render(
-            insert(table).values(_values(table, _OUTBOX_COLUMNS)).inline(),
-            self.dialect,
-            fixed={"status": "pending", "attempts": 0, "outcome_unknown": False},
+        return self._multi_row(
+            insert(table).inline(),
+            table,
+            _OUTBOX_COLUMNS,
+            {"status": "pending", "attempts": 0, "outcome_unknown": False},
         )
 
+    def insert_outbox(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """An ingest's outbox rows, in one multi-row INSERT, in the order given."""
+        self._insert(conn, self._outbox, rows)
+
     @functools.cached_property
-    def copies(self) -> Rendered | Repeated:
-        """The completion's message-map rows, skipping a copy already recorded: one multi-row
-        INSERT (MySQL: one row, run with :meth:`run_many`, which PyMySQL sends as one
-        multi-row INSERT)."""
+    def _copies(self) -> Rendered | Repeated:
         table = MessageCopy.__table__
-        stmt = self._builders.insert_ignore(self.name, table)
+        return self._multi_row(
+            self._builders.insert_ignore(self.name, table),
+            table,
+            _COPY_COLUMNS,
+            {"is_source": False},
+        )
+
+    def insert_copies(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The completion's message-map rows in one multi-row INSERT, skipping a copy
+        already recorded."""
+        self._insert(conn, self._copies, rows)
+
+    def _multi_row(
+        self, stmt: Insert, table: Any, columns: Sequence[str], fixed: Mapping[str, Any]
+    ) -> Rendered | Repeated:
         if self.name == "mysql":
-            return render(
-                stmt.values(_values(table, _COPY_COLUMNS)),
-                self.dialect,
-                fixed={"is_source": False},
-            )
+            # One row, run as an executemany, which PyMySQL sends as one multi-row INSERT.
+            return render(stmt.values(_values(table, columns)), self.dialect, fixed=fixed)
         one = render(
-            stmt.values([_values(table, _COPY_COLUMNS, _ITEM)]),
+            stmt.values([_values(table, columns, _ITEM)]),
             self.dialect,
-            fixed={"is_source" + _ITEM: False},
+            fixed={name + _ITEM: value for name, value in fixed.items()},
         )
         return Repeated(one, " VALUES ", inside=False)
 
-    def insert_copies(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        copies = self.copies
-        if isinstance(copies, Repeated):
-            self.run(conn, copies.rows(len(rows)), Repeated.params(rows))
-        else:
-            self.run_many(conn, copies, rows)
+    def _insert(
+        self, conn: Connection, stmt: Rendered | Repeated, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        if not isinstance(stmt, Repeated):
+            self.run_many(conn, stmt, rows)
+            return
+        # Batches far larger than any fan-out are split, as SQLAlchemy's own multi-row
+        # INSERT splits them, to stay under the databases' limits on parameters.
+        for start in range(0, len(rows), _MAX_ROWS):
+            batch = rows[start : start + _MAX_ROWS]
+            self.run(conn, stmt.rows(len(batch)), Repeated.params(batch))
 
     @functools.cached_property
     def _mark_delivered(self) -> Repeated:

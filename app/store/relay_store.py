@@ -397,8 +397,7 @@ class SqlRelayTransaction:
                     "created_at": at,
                 }
             )
-        # One executemany, as SQLAlchemy ran the list of rows before.
-        hot.run_many(self.s, hot.outbox, rows)
+        hot.insert_outbox(self.s, rows)
         return leased
 
 

@@ -20,7 +20,7 @@ from app.core.endpoints import Endpoint
 from app.core.events import Author, Kind
 from app.core.payloads import PostPayload
 from app.core.ports import Delivered, DeliveryTask, Lease, NewDelivery
-from app.store import relay_store
+from app.store import hot_sql, relay_store
 from app.store.cipher import TokenCipher
 from app.store.engine import autocommit, session_factory
 from app.store.models import Delivery, MessageCopy, Post, ProcessedEvent
@@ -76,6 +76,17 @@ def stored(engine: Engine, table: Any, column: str, value: Any) -> dict[str, Any
 
 def differing(one: dict[str, Any], other: dict[str, Any]) -> set[str]:
     return {k for k in one if one[k] != other[k]}
+
+
+def ids_in_order(engine: Engine, uids: list[str]) -> bool:
+    with engine.connect() as conn:
+        got = conn.execute(
+            text("SELECT uid FROM outbox WHERE uid IN :uids ORDER BY id").bindparams(
+                bindparam("uids", expanding=True)
+            ),
+            {"uids": uids},
+        )
+        return list(got.scalars()) == uids
 
 
 def sync_id(engine: Engine) -> int:
@@ -365,6 +376,8 @@ def test_enqueue_and_complete_store_what_sqlalchemy_stored(
     with engine.begin() as conn:
         core_enqueue(conn, [(d, leased) for d in ref], lease)
     outbox = Delivery.__table__
+    # One multi-row INSERT numbers its rows in order: a target's deliveries keep theirs.
+    assert ids_in_order(engine, [d.uid for d in hot])
     for h, r in zip(hot, ref, strict=True):
         assert differing(
             stored(engine, outbox, "uid", h.uid), stored(engine, outbox, "uid", r.uid)
@@ -399,3 +412,32 @@ def test_enqueue_and_complete_store_what_sqlalchemy_stored(
             "uid",
             "post_id",
         }
+
+
+def test_a_batch_beyond_the_row_limit_is_split_in_order(
+    store: SqlStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hot_sql, "_MAX_ROWS", 2)
+    sid = sync_id(engine)
+    with store.transaction() as tx:
+        tx.create_post(
+            post_id="post",
+            sync_id=sid,
+            source=A,
+            native_id="1.0",
+            thread_native_id=None,
+            thread_post_id=None,
+            author_name="Zoë",
+        )
+    rows = [
+        NewDelivery(f"d{i}", sid, "post", (B, C)[i % 2], Kind.POST, payload()) for i in range(5)
+    ]
+    with store.transaction() as tx:
+        tx.enqueue(rows)
+    assert ids_in_order(engine, [d.uid for d in rows])
+    store.complete_many([(task(d), Delivered(native_id=f"n{i}")) for i, d in enumerate(rows)])
+    with engine.connect() as conn:
+        statuses = conn.execute(text("SELECT status FROM outbox")).scalars().all()
+        copies = conn.execute(text("SELECT count(*) FROM message_map")).scalar_one()
+    assert statuses == ["delivered"] * 5
+    assert copies == 1 + 5

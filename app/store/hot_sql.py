@@ -7,9 +7,10 @@ through its type's bind processor, result processors. For the few statements eve
 runs (claim, post, source copy, outbox rows, completion), :class:`HotStatements` renders each
 Core statement once per engine (and per shape: thread or not, number of rows) with the
 engine's own dialect, and runs the SQL text with ``Connection.exec_driver_sql``, its
-parameters already in the driver's form (see :class:`DriverValues`). The SQL sent is what
-SQLAlchemy would have sent, and the ``before_cursor_execute`` event still sees every
-statement.
+parameters already in the driver's form (see :class:`DriverValues`). The SQL sent is
+SQLAlchemy's rendering of the same Core statements (a list of rows: one multi-row INSERT, see
+:class:`Repeated`), and the ``before_cursor_execute`` event still sees every statement;
+``tests/store/test_hot_sql.py`` holds what they store to what SQLAlchemy stores.
 
 Constant parameters (``'pending'``, ``'active'``, the aggregation's separators, flags) are
 rendered as bound parameters as before, their values put through their types' processors once

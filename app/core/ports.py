@@ -113,6 +113,15 @@ class DeliveryTask:
 
 
 @dataclass(frozen=True, slots=True)
+class Taken:
+    """Fresh rows a lane took over: their uids in their target's order, and the copies at the
+    target of the posts it asked for, by post id."""
+
+    order: tuple[str, ...]
+    copies: dict[str, Copy]
+
+
+@dataclass(frozen=True, slots=True)
 class Delivered:
     """What a deliverer reports back: the native id of a new copy (posts only), and the
     native ids of its other parts (file shares) that a delete must remove too."""
@@ -219,12 +228,32 @@ class OutboxStore(Protocol):
         only: Sequence[str] | None = None,
         targets: Sequence[str] | None = None,
         lanes: int | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[DeliveryTask]:
         """Lease up to ``limit`` due deliveries, at most the next ones of each target in order.
 
         ``only`` limits the claim to those deliveries, ``targets`` to those target endpoints,
-        ``lanes`` to that many distinct targets (the rest are left to other workers).
+        ``lanes`` to that many distinct targets (the rest are left to other workers);
+        ``exclude`` leaves those targets out (lanes of the caller's process deliver them).
         Safe to call from any number of processes at once: a row is leased to one of them.
+        """
+
+    def take_fresh(
+        self,
+        target: str,
+        uids: Sequence[str],
+        *,
+        owner: str,
+        lease_seconds: float,
+        copies_of: Sequence[str] = (),
+    ) -> Taken | None:
+        """Lease the fresh rows ``uids`` of ``target`` (handed over in memory, never attempted)
+        to ``owner``, all or none: none when any is leased or attempted already, or when a
+        pending row of ``target`` outside ``uids`` comes before one of them (its order).
+
+        Returns ``None`` when none were taken, else their order (the relay's commits may
+        have been reported out of it) and the copies at ``target`` of the posts ``copies_of``
+        (an edit's copy, a thread reply's parent).
         """
 
     def complete(self, task: DeliveryTask, result: Delivered) -> None:

@@ -36,6 +36,7 @@ from app.core.ports import (
     PostRef,
     PostTargets,
     SyncTargets,
+    Taken,
 )
 from app.store.delivery_tasks import delivery_task
 
@@ -410,6 +411,7 @@ class MemoryStore:
         only: Sequence[str] | None = None,
         targets: Sequence[str] | None = None,
         lanes: int | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[DeliveryTask]:
         now = self._clock()
         wanted = set(only) if only is not None else None
@@ -419,6 +421,8 @@ class MemoryStore:
             pending = [r for r in self.rows() if r.status == "pending"]
             if targets is not None:
                 pending = [r for r in pending if r.target_endpoint in set(targets)]
+            if exclude:
+                pending = [r for r in pending if r.target_endpoint not in set(exclude)]
             chosen = _due_prefixes(pending[:_SCAN], now, wanted, limit, lanes)
             lease_until = now + timedelta(seconds=lease_seconds)
             claimed = []
@@ -434,6 +438,56 @@ class MemoryStore:
                 t.deliveries[row.id] = leased
                 claimed.append(leased)
             return self._tasks(claimed)
+
+    def take_fresh(
+        self,
+        target: str,
+        uids: Sequence[str],
+        *,
+        owner: str,
+        lease_seconds: float,
+        copies_of: Sequence[str] = (),
+    ) -> Taken | None:
+        wanted = set(uids)
+        if not wanted:
+            return None
+        until = self._clock() + timedelta(seconds=lease_seconds)
+        with self._lock:
+            rows = self.rows()
+            fed = [r for r in rows if r.uid in wanted]
+            if len(fed) != len(wanted):
+                return None
+            last = max(r.id for r in fed)
+            ahead = any(
+                r.target_endpoint == target
+                and r.status == "pending"
+                and r.uid not in wanted
+                and r.id < last
+                for r in rows
+            )
+            fresh = all(
+                r.target_endpoint == target
+                and r.status == "pending"
+                and r.lease_owner is None
+                and r.attempts == 0
+                and not r.outcome_unknown
+                for r in fed
+            )
+            if ahead or not fresh:
+                return None
+            for r in fed:
+                self._tables.deliveries[r.id] = replace(
+                    r, lease_owner=owner, lease_expires_at=until
+                )
+            posts = set(copies_of)
+            return Taken(
+                order=tuple(r.uid for r in fed),
+                copies={
+                    c.post_id: _copy(c)
+                    for c in self._tables.copies.values()
+                    if c.post_id in posts and c.endpoint == target
+                },
+            )
 
     def _tasks(self, rows: Sequence[DeliveryRow]) -> list[DeliveryTask]:
         payloads: dict[str, Payload] = {}

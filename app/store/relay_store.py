@@ -58,6 +58,7 @@ from app.core.ports import (
     PostRef,
     PostTargets,
     SyncTargets,
+    Taken,
 )
 from app.store.delivery_tasks import delivery_task
 from app.store.engine import autocommit
@@ -446,6 +447,7 @@ class SqlStore:
         only: Sequence[str] | None = None,
         targets: Sequence[str] | None = None,
         lanes: int | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[DeliveryTask]:
         now = _now()
         wanted = set(only) if only is not None else None
@@ -463,7 +465,9 @@ class SqlStore:
                 s.execution_options(isolation_level="READ COMMITTED")
             # A Core connection, not an ORM session, as for the relay's transaction.
             with s.begin():
-                return self._claim(s, now, wanted, token, limit, lease_seconds, targets, lanes)
+                return self._claim(
+                    s, now, wanted, token, limit, lease_seconds, targets, lanes, exclude
+                )
 
     def _claim(
         self,
@@ -475,6 +479,7 @@ class SqlStore:
         lease_seconds: float,
         targets: Sequence[str] | None,
         lanes: int | None,
+        exclude: Sequence[str] = (),
     ) -> list[DeliveryTask]:
         skip_locked = s.dialect.name in SKIP_LOCKED_DIALECTS
         d = Delivery.__table__.c
@@ -488,6 +493,8 @@ class SqlStore:
         )
         if targets is not None:
             scan = scan.where(d.target_endpoint.in_(list(targets)))
+        if exclude:
+            scan = scan.where(d.target_endpoint.not_in(list(exclude)))
         # A plain read: it sees rows other claimers hold locks on, so the order of each
         # target is judged on every pending row, not only on the unlocked ones.
         pending = s.execute(scan).all()
@@ -526,6 +533,50 @@ class SqlStore:
         ).all()
         rows = _keep_prefixes(s, candidates, pending, rows)
         return self._tasks(s, rows)
+
+    def take_fresh(
+        self,
+        target: str,
+        uids: Sequence[str],
+        *,
+        owner: str,
+        lease_seconds: float,
+        copies_of: Sequence[str] = (),
+    ) -> Taken | None:
+        wanted = list(dict.fromkeys(uids))
+        if not wanted:
+            return None
+        dialect = self._engine.dialect.name
+        with self._writing(), self._engine.connect() as s:
+            if dialect in SKIP_LOCKED_DIALECTS and dialect != "postgresql":
+                # As for a claim: under REPEATABLE READ InnoDB's order check would take shared
+                # locks on the rows it reads, queueing behind other workers' claims.
+                s.execution_options(isolation_level="READ COMMITTED")
+            with s.begin():
+                params = {
+                    "fresh_uids": wanted,
+                    "fresh_target": target,
+                    "fresh_owner": owner,
+                    "fresh_until": _now() + timedelta(seconds=lease_seconds),
+                }
+                if dialect == "mysql":  # no RETURNING: the rowcount, then the order
+                    won = affected(s.execute(_take_fresh_statement(False), params))
+                    order = (
+                        s.execute(_taken_order_statement(), params).scalars().all()
+                        if won == len(wanted)
+                        else []
+                    )
+                else:
+                    rows = s.execute(_take_fresh_statement(True), params).all()
+                    order = [uid for _id, uid in sorted(rows)]
+                    won = len(order)
+                if won != len(wanted):
+                    if won:
+                        # Some were another worker's: ours alone would overtake them.
+                        s.execute(_drop_lease_statement(), params)
+                    return None
+                copies = _copies_at(s, sorted(set(copies_of)), target) if copies_of else {}
+                return Taken(order=tuple(order), copies=copies)
 
     def pending(self, uids: Sequence[str]) -> list[PendingDelivery]:
         """Which of ``uids`` are still pending, and in how many seconds each can next move.
@@ -827,6 +878,88 @@ def _claim_post_statement(dialect: str, thread: bool) -> Any:
             expires_at=bindparam("claim_until"),
         )
         .returning(*(_Qualified(c) for c in _post_read_columns(thread)))
+    )
+
+
+@functools.cache
+def _take_fresh_statement(returning: bool) -> Any:
+    """Lease fresh rows handed to a lane in memory, if each is untouched and nothing of its
+    target outside them waits ahead of any (all or none: the caller compares the rowcount).
+
+    The order check counts through a derived table: MySQL refuses a subquery on the table an
+    UPDATE changes, but reads a derived table (materialized, here by its aggregate) first.
+    """
+    table = Delivery.__table__
+    ahead, fed = table.alias("ahead"), table.alias("fed")
+    uids: BindParameter[list[str]] = bindparam("fresh_uids", expanding=True)
+    target = bindparam("fresh_target", type_=String)
+    last_fed = select(func.max(fed.c.id)).where(fed.c.uid.in_(uids)).scalar_subquery()
+    waiting = (
+        select(func.count().label("n"))
+        .select_from(ahead)
+        .where(
+            # Not by the target's index: that walks the target's delivered history (as far as
+            # the fed rows); the pending rows, by the due index, are a few.
+            func.coalesce(ahead.c.target_endpoint, "") == target,
+            ahead.c.status == "pending",
+            ahead.c.uid.not_in(uids),
+            ahead.c.id < last_fed,
+        )
+        .subquery("waiting")
+    )
+    stmt = (
+        update(table)
+        .where(
+            table.c.uid.in_(uids),
+            table.c.target_endpoint == target,
+            table.c.status == "pending",
+            table.c.lease_owner.is_(None),
+            table.c.attempts == 0,
+            table.c.outcome_unknown.is_(False),
+            select(waiting.c.n).scalar_subquery() == 0,
+        )
+        .values(lease_owner=bindparam("fresh_owner"), lease_expires_at=bindparam("fresh_until"))
+    )
+    return stmt.returning(table.c.id, table.c.uid) if returning else stmt
+
+
+def _copies_at(conn: Connection, post_ids: Sequence[str], target: str) -> dict[str, Copy]:
+    """The copies of ``post_ids`` at ``target``, by post id."""
+    rows = conn.execute(
+        select(
+            MessageCopy.post_id,
+            MessageCopy.native_id,
+            MessageCopy.thread_native_id,
+            MessageCopy.parts,
+        ).where(MessageCopy.post_id.in_(list(post_ids)), MessageCopy.endpoint == target)
+    )
+    at = Endpoint.parse(target)
+    return {p: Copy(at, n, t, tuple(parts or ())) for p, n, t, parts in rows}
+
+
+@functools.cache
+def _taken_order_statement() -> Any:
+    table = Delivery.__table__
+    return (
+        select(table.c.uid)
+        .where(
+            table.c.uid.in_(bindparam("fresh_uids", expanding=True)),
+            table.c.lease_owner == bindparam("fresh_owner"),
+        )
+        .order_by(table.c.id)
+    )
+
+
+@functools.cache
+def _drop_lease_statement() -> Any:
+    table = Delivery.__table__
+    return (
+        update(table)
+        .where(
+            table.c.uid.in_(bindparam("fresh_uids", expanding=True)),
+            table.c.lease_owner == bindparam("fresh_owner"),
+        )
+        .values(lease_owner=None, lease_expires_at=None)
     )
 
 

@@ -17,7 +17,16 @@ import pytest
 from app.core.endpoints import Endpoint
 from app.core.events import Author, Kind
 from app.core.payloads import EditPayload, PostPayload
-from app.core.ports import Delivered, DeliveryTask, Lease, NewDelivery, PostRef, SyncTargets
+from app.core.ports import (
+    Copy,
+    Delivered,
+    DeliveryTask,
+    Lease,
+    NewDelivery,
+    PostRef,
+    SyncTargets,
+    Taken,
+)
 from app.store.cipher import TokenCipher
 from app.store.engine import make_engine, session_factory
 from app.store.memory import MemoryStore
@@ -312,3 +321,76 @@ def test_rows_written_leased_skip_the_claim_unless_their_target_is_busy(c: Contr
     assert [t.uid for t in _claim(c)] == [waiting.uid, c1.uid]  # b1 is the inline drain's
     due = c.store.next_due_in()
     assert due is not None and 55 < due <= 60  # nothing due before the leases end
+
+
+def _take(c: Contract, target: Endpoint, *rows: NewDelivery, **kw: object) -> Taken | None:
+    return c.store.take_fresh(
+        str(target),
+        [d.uid for d in rows],
+        owner=str(kw.pop("owner", "lane:1")),
+        lease_seconds=60.0,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_fresh_rows_are_taken_all_or_none_and_never_ahead_of_their_target(c: Contract) -> None:
+    sync_id = _sync_id(c, A)
+    c1, c2, c3 = (_new(sync_id, C) for _ in range(3))
+    _enqueue(c, c1)
+    _enqueue(c, c2)
+    _enqueue(c, c3)
+    assert _take(c, C, c3, c2) is None  # c1 waits ahead of them and was not handed over
+    # Handed over out of order (the relay's commits reported out of theirs): taken in order;
+    # the refused take above left none of them leased.
+    taken = _take(c, C, c3, c2, c1)
+    assert taken is not None and taken.order == (c1.uid, c2.uid, c3.uid)
+    assert _claim(c, targets=[str(C)]) == []  # all leased to the lane
+    assert _take(c, C, c1, owner="lane:2") is None  # taken once
+
+
+def test_a_fresh_row_another_worker_leased_is_not_taken_nor_the_rows_after_it(
+    c: Contract,
+) -> None:
+    sync_id = _sync_id(c, A)
+    b1, b2 = _new(sync_id, B), _new(sync_id, B)
+    _enqueue(c, b1, b2)
+    assert [t.uid for t in _claim(c, targets=[str(B)], limit=1)] == [b1.uid]
+    assert _take(c, B, b1, b2) is None
+    # b2 alone may not overtake b1 either, and was not left leased by the attempt.
+    assert _take(c, B, b2) is None
+    c.store.release([b1.uid])
+    assert [t.uid for t in _claim(c, targets=[str(B)])] == [b1.uid, b2.uid]
+
+
+def test_a_fresh_row_tried_once_is_left_to_claims(c: Contract) -> None:
+    sync_id = _sync_id(c, A)
+    b1 = _new(sync_id, B)
+    _enqueue(c, b1)
+    (task,) = _claim(c)
+    c.store.retry_later(task, error="429", delay_seconds=0, outcome_unknown=True)
+    assert _take(c, B, b1) is None  # its task would say first attempt, outcome known
+
+
+def test_taking_fresh_rows_looks_up_the_copies_asked_for(c: Contract) -> None:
+    sync_id = _sync_id(c, A)
+    with c.store.transaction() as tx:
+        tx.create_post(
+            post_id="p1",
+            sync_id=sync_id,
+            source=A,
+            native_id="1.1",
+            thread_native_id=None,
+            thread_post_id=None,
+            author_name="ada",
+        )
+    post = _new(sync_id, B, "p1")
+    _enqueue(c, post)
+    (task,) = _claim(c)
+    c.store.complete(task, Delivered("B-1", "B-0"))
+    edit = NewDelivery(
+        uuid.uuid4().hex, sync_id, "p1", B, Kind.EDIT, EditPayload(A, builders.body("new"))
+    )
+    _enqueue(c, edit)
+    taken = _take(c, B, edit, copies_of=["p1", "p-unknown"])
+    assert taken is not None and taken.order == (edit.uid,)
+    assert taken.copies == {"p1": Copy(B, "B-1", "B-0")}

@@ -73,6 +73,7 @@ class Dispatcher:
         *,
         budget: float | None = None,
         leased: Sequence[DeliveryTask] | None = None,
+        fresh: Sequence[DeliveryTask] = (),
     ) -> None:
         """Called once the rows ``uids`` are committed; never raises.
 
@@ -80,9 +81,16 @@ class Dispatcher:
         dispatcher's outbox, as tasks: they are delivered without a claim pass. Its other rows
         go to targets with earlier deliveries waiting, which the worker is already working
         on: they go straight to the notifier (a claim now would find them blocked).
+
+        ``fresh``: those other rows as tasks. A lane of this process already delivering
+        their target takes them over without a claim; only the rest need the worker. (Not
+        with a remote notifier: its process may be frozen once it has answered.)
         """
         if not uids:
             return
+        handed: set[str] = set()
+        if fresh and not self.notifier.remote:
+            handed = self.outbox.hand_over(fresh)
         settled: set[str] = set()
         inline = budget is not None and budget > MIN_INLINE_BUDGET
         if inline and leased is None:
@@ -102,7 +110,7 @@ class Dispatcher:
                 await asyncio.to_thread(self._store.release, [t.uid for t in leased])
             except Exception:
                 log.exception("could not hand back leased deliveries; their lease expires")
-        rest = [uid for uid in uids if uid not in settled]
+        rest = [uid for uid in uids if uid not in settled and uid not in handed]
         if not rest:
             return
         if not self.notifier.remote:

@@ -49,5 +49,6 @@ class Ingest:
                 result.deliveries,
                 budget=budget,
                 leased=result.tasks if lease is not None else None,
+                fresh=result.fresh,
             )
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -32,6 +33,10 @@ LINGER = 0.02
 # How many times a background lane fetches more rows of its target before the pass ends and
 # other targets get their turn.
 MAX_REFILLS = 10
+
+# How many times a lane tries again to take the rows handed to it, when more were handed over
+# while its take was refused, before it leaves them to a claim.
+_TAKE_AGAIN = 2
 
 # Told when a target starts being held (tell its admins): the held delivery and the failure.
 HoldListener = Callable[[DeliveryTask, RemoteError], Awaitable[None]]
@@ -130,10 +135,32 @@ class Outbox:
         # The worker sleeps although rows are pending (leased to lanes running here, or queued
         # behind them): a lane that ends must wake it, or those rows wait for its idle poll.
         self._waiting_on_lanes = False
+        # The lane of each target that takes the target's new rows over from the relay.
+        self._feeds: dict[str, _Feed] = {}
 
     def lease(self) -> Lease:
         """A lease for rows the relay writes for this outbox's inline drain (no claim pass)."""
         return Lease(owner=f"{self.worker_id[:40]}:{uuid.uuid4().hex[:12]}", seconds=self._lease)
+
+    def hand_over(self, tasks: Sequence[DeliveryTask]) -> set[str]:
+        """Give fresh rows (not leased, copies not looked up) to the lanes of this process
+        delivering their targets; returns the uids handed over, which need no worker.
+
+        A lane takes them with one statement once it is through with what it has, unless a
+        row of the target it does not have comes first (then a claim keeps the order).
+        """
+        handed: set[str] = set()
+        if not self._feeds:
+            return handed
+        loop = asyncio.get_running_loop()
+        for task in tasks:
+            feed = self._feeds.get(str(task.target))
+            # A lane's check that its feed is empty, and its leaving, are atomic only on its
+            # own loop.
+            if feed is not None and feed.loop is loop:
+                feed.tasks.append(task)
+                handed.add(task.uid)
+        return handed
 
     def register(self, deliverer: Deliverer) -> None:
         self._deliverers[deliverer.network] = deliverer
@@ -183,6 +210,9 @@ class Outbox:
                 targets=targets,
                 # A fresh event's own fan-out goes out at once, to every target together.
                 lanes=self._lanes if only is None else None,
+                # A target a lane here is delivering is that lane's (it takes the target's new
+                # rows over as they are written): a lane of this pass would only race it.
+                exclude=tuple(self._feeds.copy()) if only is None and targets is None else (),
             )
         if not tasks:
             return report
@@ -204,59 +234,161 @@ class Outbox:
         return report
 
     async def _run_lane(
-        self, lane: list[DeliveryTask], report: DrainReport, *, refill: bool
+        self,
+        lane: list[DeliveryTask],
+        report: DrainReport,
+        *,
+        refill: bool,
+        successor_of: _LaneState | None = None,
     ) -> None:
         # One target's deliveries strictly in order: a retry scheduled for one blocks the
         # ones after it (claim_due will not hand them out before it either), so their leases
         # are handed back at once rather than left to expire.
+        if successor_of is not None:
+            st = successor_of.successor()
+        else:
+            target = str(lane[0].target)
+            st = _LaneState(
+                target=target,
+                # An inline lane is awaited by the sender's acknowledgement: just its rows
+                # (a successor takes what is handed to it meanwhile).
+                rounds=MAX_REFILLS if refill else 0,
+                claims=MAX_REFILLS if refill else 0,
+                more=refill,
+                feed=self._open_feed(target),
+                seen={t.uid for t in lane},
+            )
+        ended = False
         try:
-            await self._run_lane_rounds(lane, report, refill=refill)
+            ended = await self._run_lane_rounds(lane, report, st)
         finally:
+            self._leave_feed(st, ended)
             if self._waiting_on_lanes:
                 self.wake()
 
+    def _open_feed(self, target: str) -> _Feed | None:
+        """The feed of ``target`` for a lane starting on it, unless another lane has it."""
+        feed = _Feed(asyncio.get_running_loop())
+        # setdefault: atomic, should a maintenance round's loop in another thread start one.
+        return feed if self._feeds.setdefault(target, feed) is feed else None
+
+    def _leave_feed(self, st: _LaneState, ended: bool) -> None:
+        """A lane is through (``ended``: not stopped by a failed delivery). Rows handed to it
+        meanwhile go to a lane of their own, or, after a failure, to a claim (which keeps the
+        order behind the retry). Synchronous: no row is handed to a feed being left."""
+        feed = st.feed
+        if feed is None:
+            return
+        if ended and feed.tasks:
+            lane = asyncio.ensure_future(
+                self._run_lane([], DrainReport(), refill=False, successor_of=st)
+            )
+            self._inflight.add(lane)
+            lane.add_done_callback(self._inflight.discard)
+            return
+        if self._feeds.get(st.target) is feed:
+            del self._feeds[st.target]
+        feed.tasks.clear()
+        # The target is the worker's again: its passes left it to this lane, which may have
+        # left rows behind (beyond its last claim, handed over too late, after a failure).
+        self.wake()
+
     async def _run_lane_rounds(
-        self, lane: list[DeliveryTask], report: DrainReport, *, refill: bool
-    ) -> None:
-        target = str(lane[0].target)
-        # Copies this lane made: a post's edit, delete, reaction or thread reply claimed in the
-        # same batch was resolved against the message map before the post existed here.
-        made: dict[str, Copy] = {}
-        # Completions of this round still being recorded: the lane goes on with its next
-        # delivery meanwhile (Slack sees them in order either way), and waits for them before
-        # it claims again or ends, so a refill never finds its own rows still pending.
-        recording: list[asyncio.Future[None]] = []
+        self, lane: list[DeliveryTask], report: DrainReport, st: _LaneState
+    ) -> bool:
+        """Deliver ``lane``, then the target's next rows a round at a time; returns False
+        when a delivery failed (the rest of the target waits for its retry)."""
         try:
-            for _round in range(MAX_REFILLS + 1):
+            for _round in range(st.rounds + 1):
                 for i, claimed in enumerate(lane):
-                    task = _with_copies(claimed, made)
-                    if not await self._attempt(task, report, made, recording):
+                    task = _with_copies(claimed, st.made)
+                    if not await self._attempt(task, report, st.made, st.recording):
                         rest = [t.uid for t in lane[i + 1 :]]
                         if rest:
                             await asyncio.to_thread(self._store.release, rest)
                             # Handed back: the worker takes them when due, not at its next poll.
                             self.wake()
-                        return
-                # Claim again only for a round that will run: rows claimed after the last one
+                        return False
+                # Fetch again only for a round that will run: rows leased after the last one
                 # stayed leased to nobody until their lease ran out.
-                if not refill or _round == MAX_REFILLS:
-                    return
-                await _settle(recording)
-                lane = await asyncio.to_thread(
-                    self._store.claim_due,
-                    worker=self.worker_id,
-                    limit=self._batch,
-                    lease_seconds=self._lease,
-                    targets=[target],
-                )
+                if _round == st.rounds:
+                    return True
+                lane = await self._next_rows(st)
                 if not lane:
-                    return
-                if len(lane) < self._batch:
-                    # All its target had due and free: deliver them and end, rather than
-                    # claim once more for nothing; rows written since go to the next pass.
-                    refill = False
+                    return True
+            return True
         finally:
-            await _settle(recording)
+            await _settle(st.recording)
+
+    async def _next_rows(self, st: _LaneState) -> list[DeliveryTask]:
+        """The lane's next round: the rows handed to it, taken with one statement, else (while
+        its target may have more, and it has refills left) a claim of the target's next rows.
+
+        Both wait for the lane's completions first, so neither finds its own rows pending.
+        """
+        while True:
+            if st.feed is None:
+                st.feed = self._open_feed(st.target)
+            fed = st.feed.take(st.seen) if st.feed is not None else []
+            if fed:
+                await _settle(st.recording)
+                taken = await self._take(st, fed)
+                for _again in range(_TAKE_AGAIN):
+                    if taken or st.feed is None or not st.feed.tasks:
+                        break
+                    # What it lacked may have been handed over meanwhile: concurrent commits
+                    # are reported in any order (and, but on SQLite, commit out of id order).
+                    fed += st.feed.take(st.seen)
+                    taken = await self._take(st, fed)
+                if taken:
+                    return taken
+                # Rows of the target it does not have come first, or another worker leased
+                # some of these: a claim keeps the order (the target is this lane's: the
+                # worker's passes leave it alone).
+                st.more = True
+                st.claims = max(st.claims, 1)
+            if not st.more or st.claims <= 0:
+                return []
+            st.claims -= 1
+            await _settle(st.recording)
+            rows = await asyncio.to_thread(
+                self._store.claim_due,
+                worker=self.worker_id,
+                limit=self._batch,
+                lease_seconds=self._lease,
+                targets=[st.target],
+            )
+            st.seen = {t.uid for t in rows}
+            # Fewer than a batch: all its target had due and free, and what is written since
+            # is handed over (or left to the next pass): no claim once more for nothing.
+            st.more = len(rows) >= self._batch
+            if rows or st.feed is None or not st.feed.tasks:
+                return rows
+
+    async def _take(self, st: _LaneState, fed: list[DeliveryTask]) -> list[DeliveryTask]:
+        # Copies the lane made are in ``made``; those made before it (recorded: the rows
+        # that made them came first and are done, or the take fails) are looked up.
+        wanted: set[str] = set()
+        for task in fed:
+            if task.kind is not Kind.POST and task.post_id and task.post_id not in st.made:
+                wanted.add(task.post_id)
+            parent = thread_post_id(task.payload)
+            if parent and parent not in st.made:
+                wanted.add(parent)
+        taken = await asyncio.to_thread(
+            functools.partial(
+                self._store.take_fresh,
+                st.target,
+                [t.uid for t in fed],
+                owner=self.lease().owner,
+                lease_seconds=self._lease,
+                copies_of=sorted(wanted),
+            )
+        )
+        if taken is None:
+            return []
+        by_uid = {t.uid: t for t in fed}
+        return [_with_copies(by_uid[uid], taken.copies) for uid in taken.order]
 
     async def _attempt(
         self,
@@ -407,6 +539,55 @@ class Outbox:
         while self._inflight and time.monotonic() < deadline:
             await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - time.monotonic()))
         return not self._inflight
+
+
+class _Feed:
+    """Fresh rows of one target handed by the relay to the lane delivering it (in memory)."""
+
+    __slots__ = ("loop", "tasks")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.tasks: list[DeliveryTask] = []
+
+    def take(self, seen: set[str]) -> list[DeliveryTask]:
+        """Everything handed over so far, but the rows the lane claimed already."""
+        tasks, self.tasks = self.tasks, []
+        return [t for t in tasks if t.uid not in seen]
+
+
+@dataclass
+class _LaneState:
+    """What a lane carries from round to round (and hands to a successor)."""
+
+    target: str
+    # Rounds after its first, claims it may still make, and whether its target may have rows
+    # beyond those it knows.
+    rounds: int
+    claims: int
+    more: bool
+    feed: _Feed | None
+    # The rows of its last claim: the feed may hand them over as well.
+    seen: set[str] = field(default_factory=set)
+    # Copies this lane made: a post's edit, delete, reaction or thread reply claimed in the
+    # same batch was resolved against the message map before the post existed here.
+    made: dict[str, Copy] = field(default_factory=dict)
+    # Completions still being recorded: the lane goes on with its next delivery meanwhile
+    # (Slack sees them in order either way), and waits for them before it fetches again or
+    # ends, so a fetch never finds its own rows still pending.
+    recording: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def successor(self) -> _LaneState:
+        """The state of a lane taking over the rows handed to this one. Its copies are all
+        recorded by now: the successor looks them up rather than carry them on and on."""
+        return _LaneState(
+            target=self.target,
+            rounds=MAX_REFILLS,
+            claims=MAX_REFILLS,
+            more=False,
+            feed=self.feed,
+            seen=self.seen,
+        )
 
 
 async def _settle(recording: list[asyncio.Future[None]]) -> None:

@@ -54,6 +54,9 @@ class RelayResult:
     deliveries: tuple[str, ...] = ()
     # With a lease: the deliveries as tasks, leased to its owner and ready to deliver.
     tasks: tuple[DeliveryTask, ...] = ()
+    # The other deliveries as tasks, not leased and their copies not looked up: what a lane
+    # already working on their target takes over (see ``Outbox.hand_over``).
+    fresh: tuple[DeliveryTask, ...] = ()
 
 
 def new_id() -> str:
@@ -91,6 +94,7 @@ class Relay:
         Returns a duplicate result (and writes nothing) when the event was already claimed.
         """
         tasks: tuple[DeliveryTask, ...] = ()
+        fresh: tuple[DeliveryTask, ...] = ()
         with self._store.transaction() as tx:
             if isinstance(event, NewPost):
                 # The claim and the post's one read go together (a single statement where the
@@ -113,6 +117,7 @@ class Relay:
                 leased = tx.enqueue(deliveries, lease=lease)
                 if leased:
                     tasks = _tasks(tx, [d for d in deliveries if d.uid in leased])
+                fresh = tuple(_fresh_task(d) for d in deliveries if d.uid not in leased)
         if deliveries:
             log.info(
                 "relayed",
@@ -123,7 +128,7 @@ class Relay:
                 },
             )
         return RelayResult(
-            duplicate=False, deliveries=tuple(d.uid for d in deliveries), tasks=tasks
+            duplicate=False, deliveries=tuple(d.uid for d in deliveries), tasks=tasks, fresh=fresh
         )
 
     def _plan(self, tx: RelayTransaction, event: InboundEvent) -> list[NewDelivery]:
@@ -309,6 +314,21 @@ def _tasks(tx: RelayTransaction, deliveries: list[NewDelivery]) -> tuple[Deliver
             )
         )
     return tuple(out)
+
+
+def _fresh_task(d: NewDelivery) -> DeliveryTask:
+    """The row as its first attempt's task, without its copies (whoever takes it resolves
+    them: by then the copies made before it are recorded)."""
+    return DeliveryTask(
+        uid=d.uid,
+        kind=d.kind,
+        target=d.target,
+        post_id=d.post_id,
+        payload=d.payload,
+        attempts=0,
+        outcome_unknown=False,
+        source_time=d.source_time,
+    )
 
 
 def _remote_count(sources: list[Endpoint], target: Endpoint) -> int:

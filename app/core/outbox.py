@@ -34,9 +34,10 @@ LINGER = 0.02
 # other targets get their turn.
 MAX_REFILLS = 10
 
-# How many times a lane tries again to take the rows handed to it, when more were handed over
-# while its take was refused, before it leaves them to a claim.
+# How many times a lane tries again to take the rows handed to it, when more are handed over
+# after its take was refused (within HANDOVER_WAIT seconds), before it leaves them to a claim.
 _TAKE_AGAIN = 2
+HANDOVER_WAIT = 0.01
 
 # Told when a target starts being held (tell its admins): the held delivery and the failure.
 HoldListener = Callable[[DeliveryTask, RemoteError], Awaitable[None]]
@@ -158,7 +159,7 @@ class Outbox:
             # A lane's check that its feed is empty, and its leaving, are atomic only on its
             # own loop.
             if feed is not None and feed.loop is loop:
-                feed.tasks.append(task)
+                feed.hand(task)
                 handed.add(task.uid)
         return handed
 
@@ -334,10 +335,10 @@ class Outbox:
                 await _settle(st.recording)
                 taken = await self._take(st, fed)
                 for _again in range(_TAKE_AGAIN):
-                    if taken or st.feed is None or not st.feed.tasks:
+                    # What it lacked may be handed over in a moment: concurrent commits are
+                    # reported in any order (and, but on SQLite, commit out of id order).
+                    if taken or st.feed is None or not await st.feed.more(HANDOVER_WAIT):
                         break
-                    # What it lacked may have been handed over meanwhile: concurrent commits
-                    # are reported in any order (and, but on SQLite, commit out of id order).
                     fed += st.feed.take(st.seen)
                     taken = await self._take(st, fed)
                 if taken:
@@ -544,11 +545,24 @@ class Outbox:
 class _Feed:
     """Fresh rows of one target handed by the relay to the lane delivering it (in memory)."""
 
-    __slots__ = ("loop", "tasks")
+    __slots__ = ("arrived", "loop", "tasks")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.tasks: list[DeliveryTask] = []
+        self.arrived = asyncio.Event()
+
+    def hand(self, task: DeliveryTask) -> None:
+        self.tasks.append(task)
+        self.arrived.set()
+
+    async def more(self, within: float) -> bool:
+        """Whether rows are waiting, or are handed over ``within`` seconds."""
+        if not self.tasks:
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), within)
+        return bool(self.tasks)
 
     def take(self, seen: set[str]) -> list[DeliveryTask]:
         """Everything handed over so far, but the rows the lane claimed already."""

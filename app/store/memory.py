@@ -588,18 +588,23 @@ class MemoryStore:
                     )
 
     def next_due_in(self) -> float | None:
-        # A row leased to a drain still at work is not due before its lease ends.
+        # Only each target's first pending row can move: the ones behind it wait for it (a
+        # held target's backlog is not due while its head backs off). A row leased to a drain
+        # still at work is not due before its lease ends.
+        now = self._clock()
         with self._lock:
-            due = [
+            rows = [r for r in self.rows() if r.status == "pending"]
+        heads: dict[str, datetime] = {}
+        for r in rows:  # id order: the first pending row of each target is its head
+            heads.setdefault(
+                r.target_endpoint,
                 r.lease_expires_at
                 if r.lease_expires_at is not None and r.lease_expires_at > r.next_attempt_at
-                else r.next_attempt_at
-                for r in self._tables.deliveries.values()
-                if r.status == "pending"
-            ]
-        if not due:
+                else r.next_attempt_at,
+            )
+        if not heads:
             return None
-        return max(0.0, (min(due) - self._clock()).total_seconds())
+        return max(0.0, (min(heads.values()) - now).total_seconds())
 
     def pending(self, uids: Sequence[str]) -> list[PendingDelivery]:
         if not uids:

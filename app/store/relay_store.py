@@ -759,9 +759,18 @@ class SqlStore:
             ),
             else_=Delivery.next_attempt_at,
         )
+        # Only each target's first pending row can move: the ones behind it wait for it (a
+        # held target's backlog is not due while its head backs off, and a worker that
+        # looked at it would find nothing, again and again, for as long as the hold lasts).
+        heads = (
+            select(func.min(Delivery.id).label("head"))
+            .where(Delivery.status == "pending")
+            .group_by(Delivery.target_endpoint)
+            .subquery()
+        )
         with self._sessions() as s:
             due: datetime | None = s.execute(
-                select(func.min(ready)).where(Delivery.status == "pending")
+                select(func.min(ready)).join(heads, Delivery.id == heads.c.head)
             ).scalar()
         if due is None:
             return None

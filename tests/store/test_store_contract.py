@@ -252,14 +252,32 @@ def test_retries_wait_and_hold_back_their_target(c: Contract) -> None:
     c.store.retry_later(first[b1.uid], error="429", delay_seconds=30, outcome_unknown=True)
     c.store.release([b2.uid])
     c.store.mark_dead(first[c1.uid], error="channel_not_found")
-    # b2's own time has come (only the claim keeps it behind b1): the worker looks now.
-    assert c.store.next_due_in() == 0.0
+    # b2's own time has come, but it waits behind b1: nothing is due before b1's retry (a
+    # worker that looked now would find nothing, and look again and again while b1 backs off).
+    due = c.store.next_due_in()
+    assert due is not None and 25 < due <= 30
     assert _claim(c) == []  # b1 backs off, and b2 may not overtake it
     pending = {p.uid: p for p in c.store.pending([b1.uid, b2.uid, c1.uid])}
     assert set(pending) == {b1.uid, b2.uid}  # the dead row is not pending
     assert pending[b1.uid].attempts == 1 and 25 < pending[b1.uid].due_in <= 30
     assert 25 < pending[b2.uid].due_in <= 30  # behind its target's head
     assert c.store.pending([]) == []
+
+
+def test_a_held_target_with_a_backlog_is_not_due_before_its_head(c: Contract) -> None:
+    """A target held for hours keeps its backlog pending behind the held row: the worker must
+    sleep until the head's next try, not poll the outbox every moment meanwhile."""
+    sync_id = _sync_id(c, A)
+    head, *backlog = (_new(sync_id, B) for _ in range(4))
+    other = _new(sync_id, C)
+    _enqueue(c, head, *backlog, other)
+    (first,) = _claim(c, targets=[str(B)], limit=1)
+    c.store.retry_later(first, error="503", delay_seconds=600, outcome_unknown=False)
+    assert c.store.next_due_in() == 0.0  # C's row is due
+    (c1,) = _claim(c, targets=[str(C)])
+    c.store.complete(c1, Delivered("C-1"))
+    due = c.store.next_due_in()
+    assert due is not None and 590 < due <= 600
 
 
 def test_completions_record_copies_and_settle_rows(c: Contract) -> None:

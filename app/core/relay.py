@@ -117,7 +117,7 @@ class Relay:
                 leased = tx.enqueue(deliveries, lease=lease)
                 if leased:
                     tasks = _tasks(tx, [d for d in deliveries if d.uid in leased])
-                fresh = tuple(_fresh_task(d) for d in deliveries if d.uid not in leased)
+                fresh = tuple(_first_attempt(d) for d in deliveries if d.uid not in leased)
         if deliveries:
             log.info(
                 "relayed",
@@ -298,27 +298,22 @@ def _tasks(tx: RelayTransaction, deliveries: list[NewDelivery]) -> tuple[Deliver
     for d in deliveries:
         parent = thread_post_id(d.payload)
         out.append(
-            DeliveryTask(
-                uid=d.uid,
-                kind=d.kind,
-                target=d.target,
-                post_id=d.post_id,
-                payload=d.payload,
-                attempts=0,
-                outcome_unknown=False,
+            _first_attempt(
+                d,
                 copy=copies.get((d.post_id, d.target))
                 if d.post_id and d.kind is not Kind.POST
                 else None,
                 parent_copy=copies.get((parent, d.target)) if parent else None,
-                source_time=d.source_time,
             )
         )
     return tuple(out)
 
 
-def _fresh_task(d: NewDelivery) -> DeliveryTask:
-    """The row as its first attempt's task, without its copies (whoever takes it resolves
-    them: by then the copies made before it are recorded)."""
+def _first_attempt(
+    d: NewDelivery, *, copy: Copy | None = None, parent_copy: Copy | None = None
+) -> DeliveryTask:
+    """The row as its first attempt's task. Without copies for a fresh row: whoever takes it
+    resolves them (by then the copies made before it are recorded)."""
     return DeliveryTask(
         uid=d.uid,
         kind=d.kind,
@@ -327,6 +322,8 @@ def _fresh_task(d: NewDelivery) -> DeliveryTask:
         payload=d.payload,
         attempts=0,
         outcome_unknown=False,
+        copy=copy,
+        parent_copy=parent_copy,
         source_time=d.source_time,
     )
 

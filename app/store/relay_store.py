@@ -14,7 +14,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -250,21 +250,7 @@ class SqlRelayTransaction:
     def copies(
         self, post_ids: Sequence[str], targets: Sequence[Endpoint]
     ) -> list[tuple[str, Copy]]:
-        rows = self.s.execute(
-            select(
-                MessageCopy.post_id,
-                MessageCopy.endpoint,
-                MessageCopy.native_id,
-                MessageCopy.thread_native_id,
-                MessageCopy.parts,
-            ).where(
-                MessageCopy.post_id.in_(list(post_ids)),
-                MessageCopy.endpoint.in_([str(t) for t in targets]),
-            )
-        )
-        return [
-            (p, Copy(Endpoint.parse(e), n, t, tuple(parts or ()))) for p, e, n, t, parts in rows
-        ]
+        return _copies(self.s, post_ids, [str(t) for t in targets])
 
     def create_post(
         self,
@@ -575,7 +561,7 @@ class SqlStore:
                         # Some were another worker's: ours alone would overtake them.
                         s.execute(_drop_lease_statement(), params)
                     return None
-                copies = _copies_at(s, sorted(set(copies_of)), target) if copies_of else {}
+                copies = dict(_copies(s, sorted(set(copies_of)), [target])) if copies_of else {}
                 return Taken(order=tuple(order), copies=copies)
 
     def pending(self, uids: Sequence[str]) -> list[PendingDelivery]:
@@ -657,18 +643,8 @@ class SqlStore:
         targets = {r.target_endpoint for r in rows}
         copies: dict[tuple[str, str], Copy] = {}
         if post_ids:
-            for post_id, endpoint, native_id, thread, parts in s.execute(
-                select(
-                    MessageCopy.post_id,
-                    MessageCopy.endpoint,
-                    MessageCopy.native_id,
-                    MessageCopy.thread_native_id,
-                    MessageCopy.parts,
-                ).where(MessageCopy.post_id.in_(post_ids), MessageCopy.endpoint.in_(targets))
-            ):
-                copies[(post_id, endpoint)] = Copy(
-                    Endpoint.parse(endpoint), native_id, thread, tuple(parts or ())
-                )
+            for post_id, copy in _copies(s, post_ids, sorted(targets)):
+                copies[(post_id, str(copy.endpoint))] = copy
         return [delivery_task(r, payloads[r.uid], copies) for r in rows]
 
     def complete(self, task: DeliveryTask, result: Delivered) -> None:
@@ -932,18 +908,20 @@ def _take_fresh_statement(returning: bool) -> Any:
     return stmt.returning(table.c.id, table.c.uid) if returning else stmt
 
 
-def _copies_at(conn: Connection, post_ids: Sequence[str], target: str) -> dict[str, Copy]:
-    """The copies of ``post_ids`` at ``target``, by post id."""
+def _copies(
+    conn: Session | Connection, post_ids: Iterable[str], targets: Sequence[str]
+) -> list[tuple[str, Copy]]:
+    """The message map's copies of ``post_ids`` at ``targets``, each with its post id."""
     rows = conn.execute(
         select(
             MessageCopy.post_id,
+            MessageCopy.endpoint,
             MessageCopy.native_id,
             MessageCopy.thread_native_id,
             MessageCopy.parts,
-        ).where(MessageCopy.post_id.in_(list(post_ids)), MessageCopy.endpoint == target)
+        ).where(MessageCopy.post_id.in_(list(post_ids)), MessageCopy.endpoint.in_(list(targets)))
     )
-    at = Endpoint.parse(target)
-    return {p: Copy(at, n, t, tuple(parts or ())) for p, n, t, parts in rows}
+    return [(p, Copy(Endpoint.parse(e), n, t, tuple(parts or ()))) for p, e, n, t, parts in rows]
 
 
 @functools.cache

@@ -420,9 +420,11 @@ class MemoryStore:
             t = self._tables
             pending = [r for r in self.rows() if r.status == "pending"]
             if targets is not None:
-                pending = [r for r in pending if r.target_endpoint in set(targets)]
+                only_these = set(targets)
+                pending = [r for r in pending if r.target_endpoint in only_these]
             if exclude:
-                pending = [r for r in pending if r.target_endpoint not in set(exclude)]
+                left_out = set(exclude)
+                pending = [r for r in pending if r.target_endpoint not in left_out]
             chosen = _due_prefixes(pending[:_SCAN], now, wanted, limit, lanes)
             lease_until = now + timedelta(seconds=lease_seconds)
             claimed = []

@@ -9,11 +9,12 @@ API, OAuth, files, Socket Mode, Events API delivery and the control API (see
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .fake import FakeSlack
 
@@ -38,6 +39,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop where it is installed: in its own process the fake stands for a remote service,
+    and asyncio's pure-Python loop made it take more of the machine than the app it serves."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     slack = FakeSlack(signing_secret=args.signing_secret, seed=args.seed, app_url=args.app_url)
@@ -45,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    slack.start(args.port)
+    slack.start(args.port, loop_factory=_loop_factory())
     try:
         slack.populate(
             args.workspaces,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import secrets
@@ -79,9 +80,14 @@ class FakeSlack(SlackServer):
         self.state.app_tokens.add(self.app_token)
         self._client_msg = itertools.count(1)
 
-    def start(self, port: int = 0) -> FakeSlack:
+    def start(
+        self,
+        port: int = 0,
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    ) -> FakeSlack:
         """Start serving on ``127.0.0.1`` (``port`` 0: ephemeral); returns ``self``."""
-        super().start(port)
+        super().start(port, loop_factory=loop_factory)
         return self
 
     def _add_routes(self, app: web.Application) -> None:

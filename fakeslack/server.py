@@ -62,13 +62,18 @@ class SlackServer:
     def _add_routes(self, app: web.Application) -> None:
         """Hook: more routes on the same server (the control API)."""
 
-    def start(self, port: int = 0) -> SlackServer:
+    def start(
+        self,
+        port: int = 0,
+        *,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    ) -> SlackServer:
         """Start the server thread and wait until it listens on ``127.0.0.1:port`` (0: any)."""
         ready = threading.Event()
         failure: list[BaseException] = []
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            loop = loop_factory()
             self._loop = loop
             try:
                 loop.run_until_complete(self._serve(port))
@@ -102,10 +107,11 @@ class SlackServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
-        # aiohttp exposes the bound ephemeral port nowhere else than its asyncio server.
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = int(server.sockets[0].getsockname()[1])
+        # aiohttp exposes the bound ephemeral port nowhere else than its server (asyncio's or
+        # uvloop's: both have ``sockets``).
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets
+        self.port = int(sockets[0].getsockname()[1])
         self.state.base_url = f"http://127.0.0.1:{self.port}/"
 
     def stop(self) -> None:

@@ -8,11 +8,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from time import monotonic  # by name, so a test can move the idle check's clock alone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import StoreError
@@ -124,8 +125,60 @@ def autocommit(conn: Connection) -> Connection:
     return conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def make_engine(settings: Settings, *, url: URL | None = None, pool_size: int = 5) -> Engine:
-    """Create the engine for ``settings`` (or an explicit ``url``, used by tests)."""
+# A pooled connection is pinged at checkout only when it sat idle in the pool this long. What
+# kills idle connections acts after minutes: RDS Proxy's IdleClientTimeout (30 min by default),
+# AWS NAT gateways and NLBs (350 s), Azure's load balancer (4 min), MySQL's wait_timeout (8 h),
+# PostgreSQL's idle_session_timeout (off unless set). 10 s is far below all of them, so a
+# connection they may have closed is still pinged, and far above the milliseconds between a busy
+# pool's uses of a connection, so under load no checkout pays a round trip for a ping; one used
+# moments ago answered then, and a ping would prove nothing more. A connection that dies within
+# the threshold (a failover, a restart) fails its first statement instead: SQLAlchemy then
+# invalidates the whole pool and the caller's transaction rolls back, as when it dies mid-use.
+PING_IDLE_AFTER = 10.0
+# Where a pooled connection's check-in time is kept (its record's info, cleared on reconnect).
+_CHECKED_IN_AT = "syncbot_checked_in_at"
+
+
+def _ping_when_idle(engine: Engine, idle_after: float) -> None:
+    """Ping a connection at checkout when it sat idle over ``idle_after`` seconds.
+
+    Replaces ``pool_pre_ping``, which pings at every checkout: a round trip per transaction.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None:  # None: invalidated, its next connection starts afresh
+            record.info[_CHECKED_IN_AT] = monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN_AT)
+        # Never checked in: the connection was opened for this checkout, which proved it alive.
+        if checked_in is None or monotonic() - checked_in < idle_after:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool closes this connection and checks out a new one in its place; the others
+            # keep their own ping, so the pool is not invalidated as a whole.
+            raise DisconnectionError(f"idle pooled connection is gone: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("idle pooled connection did not answer its ping")
+
+
+def make_engine(
+    settings: Settings,
+    *,
+    url: URL | None = None,
+    pool_size: int = 5,
+    ping_idle_after: float = PING_IDLE_AFTER,
+) -> Engine:
+    """Create the engine for ``settings`` (or an explicit ``url``, used by tests).
+
+    ``ping_idle_after``: seconds a pooled PostgreSQL/MySQL connection may sit idle before its
+    checkout pings it (see :data:`PING_IDLE_AFTER`).
+    """
     url = url or database_url(settings)
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {"connect_args": connect_args(settings, url), "future": True}
@@ -133,12 +186,12 @@ def make_engine(settings: Settings, *, url: URL | None = None, pool_size: int = 
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs.update(
-            pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
-        )
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
     engine = create_engine(url, **kwargs)
     if backend == "sqlite":
         _sqlite_pragmas(engine)
+    else:
+        _ping_when_idle(engine, ping_idle_after)
     return engine
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from app.settings import Settings
@@ -132,6 +133,28 @@ def test_the_default_threshold_still_pings_a_connection_idle_longer(
         engine.dispose()
 
 
+@SERVERS
+def test_a_connection_killed_within_the_threshold_fails_its_transaction_and_resets_the_pool(
+    db_url: URL, settings: Settings, admin: Engine
+) -> None:
+    """The price of not pinging a connection used moments ago: the one transaction that meets
+    it dead fails with SQLAlchemy's disconnect error (its caller retries), and the pool drops
+    every connection it had, so the next transaction runs on a new one."""
+    engine = make_engine(settings, url=db_url)
+    try:
+        with engine.begin() as conn:
+            first = _session_id(conn)
+        _kill(admin, first)
+        with pytest.raises(DBAPIError) as failed:
+            with engine.begin() as conn:
+                _session_id(conn)
+        assert failed.value.connection_invalidated
+        with engine.begin() as conn:
+            assert _session_id(conn) != first
+    finally:
+        engine.dispose()
+
+
 def test_sqlite_engines_never_ping(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,6 +167,5 @@ def test_sqlite_engines_never_ping(
             with engine.begin() as conn:
                 conn.execute(text("SELECT 1"))
         assert pinged == []
-        assert not engine.pool._pre_ping
     finally:
         engine.dispose()

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import StoreError
@@ -101,13 +101,36 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
+    def _begin(conn: Connection) -> None:
         if conn.get_execution_options().get(SQLITE_AUTOCOMMIT):
             return  # see autocommit(): each statement is its own transaction
         # SQLite is single-writer: take the write lock up front so two transactions never
         # read the same state and then race to write it (a deferred transaction would fail
         # with "database is locked" when upgrading its read snapshot).
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        _begin_immediate(conn)
+
+
+def _begin_immediate(conn: Connection) -> None:
+    # Sent on the driver's connection: as a SQLAlchemy statement it cost an execution context,
+    # its events and a result, once per transaction.
+    driver: Any = conn.connection.dbapi_connection  # sqlite3's, with its execute()
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except dbapi_error as exc:
+        # Raised as SQLAlchemy raises a statement's error: wrapped (callers catch
+        # OperationalError on a locked file), the connection invalidated if it is gone.
+        lost = conn.dialect.is_disconnect(exc, conn.connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            "BEGIN IMMEDIATE",
+            (),
+            exc,
+            dbapi_error,
+            connection_invalidated=lost,
+            dialect=conn.dialect,
+        ) from exc
 
 
 SQLITE_AUTOCOMMIT = "syncbot_autocommit"

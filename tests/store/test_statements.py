@@ -1,8 +1,9 @@
 """How many statements one Slack message costs, from the event to every copy recorded.
 
 Counted on the engine: every statement the driver executes, plus every transaction begun on a
-connection that is not in autocommit mode (PostgreSQL and MySQL begin implicitly, so SQLAlchemy's
-``begin`` event stands for the ``BEGIN``; SQLite's ``BEGIN IMMEDIATE`` is a statement of its own).
+connection that is not in autocommit mode (PostgreSQL and MySQL begin implicitly, and SQLite's
+``BEGIN IMMEDIATE`` goes to the driver directly, so SQLAlchemy's ``begin`` event stands for the
+``BEGIN``).
 The budget is N + 4 for one message to N targets, through the Slack events route as it runs in
 ``syncbot serve``: relay, then inline delivery of the rows it leased.
 """
@@ -29,7 +30,7 @@ from app.slack.events_route import SlackEvents
 from app.slack.inbound import EventTranslator
 from app.slack.workspaces import WorkspaceInfo
 from app.store.cipher import TokenCipher
-from app.store.engine import session_factory
+from app.store.engine import SQLITE_AUTOCOMMIT, session_factory
 from app.store.models import Delivery, MessageCopy
 from app.store.relay_store import SqlStore
 from tests import builders
@@ -65,9 +66,8 @@ def counting(engine: Engine) -> Iterator[list[str]]:
         seen.append(statement.split(None, 1)[0].upper())
 
     def on_begin(conn: Any) -> None:
-        if conn.dialect.name == "sqlite":
-            return  # its BEGIN IMMEDIATE is counted as a statement
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        options = conn.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT" and not options.get(SQLITE_AUTOCOMMIT):
             seen.append("BEGIN")
 
     event.listen(engine, "before_cursor_execute", on_statement)

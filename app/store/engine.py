@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -270,6 +271,81 @@ def wait_for_database(engine: Engine, *, timeout: float = 20.0) -> None:
             log.warning("database not ready, retrying", extra={"delay_s": delay})
             time.sleep(delay)
             delay = min(delay * 2, 3.0)
+
+
+class SqliteWriter:
+    """The connection a process's SQLite writes run on, one at a time.
+
+    SQLite has one writer at a time, and a writer that finds the file locked sleeps in
+    SQLite's busy handler for 1, 2, 5, 10... ms however soon the lock is free: this process's
+    writers queue on a lock instead, handed over at once. Since they take turns anyway,
+    they share one connection, held outside the pool: a pooled one cost each write a checkout,
+    a new :class:`Connection` and the pool's rollback on its return.
+
+    Disposing the engine (the runtime's close, a test's teardown) closes the connection; the
+    next write opens another, as it does after a write that lost its connection.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        # The driver's connection of _conn: an invalidated detached Connection forgets it
+        # without closing it.
+        self._driver: Any = None
+        event.listen(engine, "engine_disposed", self._disposed)
+
+    @contextmanager
+    def begin(self, *, autocommit: bool = False) -> Iterator[Connection]:
+        """The held connection in a transaction, committed on success, rolled back on error.
+
+        ``autocommit``: no BEGIN is sent, each statement commits on its own (as
+        :func:`autocommit`).
+        """
+        with self._lock:
+            conn = self._conn
+            if conn is None or conn.invalidated:
+                conn = self._open()
+            if autocommit:
+                # Connection.execution_options changes the connection itself: set back below.
+                conn.execution_options(**{SQLITE_AUTOCOMMIT: True})
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                # A lost connection, or a rollback that failed: the next write starts afresh.
+                if conn.invalidated or conn.in_transaction():
+                    self._close()
+                raise
+            finally:
+                if autocommit and not conn.closed:
+                    conn.execution_options(**{SQLITE_AUTOCOMMIT: False})
+
+    def _open(self) -> Connection:
+        self._close()
+        conn = self._engine.connect()
+        # Out of the pool: it takes none of the pool's slots, and closing it closes it.
+        conn.detach()
+        self._conn, self._driver = conn, conn.connection.dbapi_connection
+        return conn
+
+    def _close(self) -> None:
+        conn, driver = self._conn, self._driver
+        self._conn = self._driver = None
+        if conn is None:
+            return
+        try:
+            # Without a rollback (a lost connection would fail it): closing the driver's
+            # connection below ends any transaction.
+            conn.invalidate()
+            conn.close()
+        finally:
+            driver.close()
+
+    def _disposed(self, _engine: Engine) -> None:
+        # After the write in flight, if any (so never from inside a write).
+        with self._lock:
+            self._close()
 
 
 # How the store's callers hold a session factory, without importing SQLAlchemy themselves.

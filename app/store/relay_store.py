@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -61,7 +60,7 @@ from app.core.ports import (
     Taken,
 )
 from app.store.delivery_tasks import delivery_task
-from app.store.engine import autocommit
+from app.store.engine import SqliteWriter, autocommit
 from app.store.hot_sql import Builders, HotStatements
 from app.store.models import (
     Delivery,
@@ -394,12 +393,9 @@ class SqlStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._engine: Engine = sessions.kw["bind"]
-        # SQLite has one writer at a time, and a writer that finds the file locked sleeps in
-        # SQLite's busy handler for 1, 2, 5, 10... ms however soon the lock is free: this
-        # process's writers queue on a lock instead, handed over at once.
-        self._write_lock: threading.Lock | None = (
-            threading.Lock() if self._engine.dialect.name == "sqlite" else None
-        )
+        self._dialect = self._engine.dialect.name
+        # SQLite: every write transaction on one connection, one at a time.
+        self._writer = SqliteWriter(self._engine) if self._dialect == "sqlite" else None
         self._hot = HotStatements(
             self._engine.dialect,
             Builders(
@@ -410,16 +406,25 @@ class SqlStore:
         )
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        if self._write_lock is None:
-            yield
+    def _write(self, *, read_committed: bool = False) -> Iterator[Connection]:
+        """A Core connection in a write transaction (SQLite: the held one, under its lock).
+
+        ``read_committed``: MySQL/MariaDB run it at READ COMMITTED, PostgreSQL's default
+        (claims: see :meth:`claim_due`).
+        """
+        if self._writer is not None:
+            with self._writer.begin() as conn:
+                yield conn
             return
-        with self._write_lock:
-            yield
+        with self._engine.connect() as conn:
+            if read_committed and self._dialect in ("mysql", "mariadb"):
+                conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[SqlRelayTransaction]:
-        with self._writing(), self._engine.begin() as conn:
+        with self._write() as conn:
             yield SqlRelayTransaction(conn, self._hot)
 
     # -- outbox ---------------------------------------------------------------------------
@@ -440,20 +445,14 @@ class SqlStore:
         # Each claim gets its own lease token: concurrent drains of one process (the inline
         # drain and the background worker) must not both see a row as theirs.
         token = f"{worker[:40]}:{uuid.uuid4().hex[:12]}"
-        dialect = self._engine.dialect.name
-        skip_locked = dialect in SKIP_LOCKED_DIALECTS
-        with self._writing(), self._engine.connect() as s:
-            if skip_locked and dialect != "postgresql":
-                # InnoDB under REPEATABLE READ locks every row an UPDATE scans, matching or
-                # not (on a small table the plan is a full scan): it would wait on the very
-                # rows SKIP LOCKED stepped over. READ COMMITTED reads a locked row's committed
-                # version to test the WHERE and passes it by (PostgreSQL's default already).
-                s.execution_options(isolation_level="READ COMMITTED")
-            # A Core connection, not an ORM session, as for the relay's transaction.
-            with s.begin():
-                return self._claim(
-                    s, now, wanted, token, limit, lease_seconds, targets, lanes, exclude
-                )
+        # InnoDB under REPEATABLE READ locks every row an UPDATE scans, matching or not (on a
+        # small table the plan is a full scan): it would wait on the very rows SKIP LOCKED
+        # stepped over. READ COMMITTED reads a locked row's committed version to test the
+        # WHERE and passes it by.
+        with self._write(read_committed=True) as s:
+            return self._claim(
+                s, now, wanted, token, limit, lease_seconds, targets, lanes, exclude
+            )
 
     def _claim(
         self,
@@ -532,37 +531,34 @@ class SqlStore:
         wanted = list(dict.fromkeys(uids))
         if not wanted:
             return None
-        dialect = self._engine.dialect.name
-        with self._writing(), self._engine.connect() as s:
-            if dialect in SKIP_LOCKED_DIALECTS and dialect != "postgresql":
-                # As for a claim: under REPEATABLE READ InnoDB's order check would take shared
-                # locks on the rows it reads, queueing behind other workers' claims.
-                s.execution_options(isolation_level="READ COMMITTED")
-            with s.begin():
-                params = {
-                    "fresh_uids": wanted,
-                    "fresh_target": target,
-                    "fresh_owner": owner,
-                    "fresh_until": _now() + timedelta(seconds=lease_seconds),
-                }
-                if dialect == "mysql":  # no RETURNING: the rowcount, then the order
-                    won = affected(s.execute(_take_fresh_statement(False), params))
-                    order = (
-                        s.execute(_taken_order_statement(), params).scalars().all()
-                        if won == len(wanted)
-                        else []
-                    )
-                else:
-                    rows = s.execute(_take_fresh_statement(True), params).all()
-                    order = [uid for _id, uid in sorted(rows)]
-                    won = len(order)
-                if won != len(wanted):
-                    if won:
-                        # Some were another worker's: ours alone would overtake them.
-                        s.execute(_drop_lease_statement(), params)
-                    return None
-                copies = dict(_copies(s, sorted(set(copies_of)), [target])) if copies_of else {}
-                return Taken(order=tuple(order), copies=copies)
+        dialect = self._dialect
+        # As for a claim: under REPEATABLE READ InnoDB's order check would take shared locks on
+        # the rows it reads, queueing behind other workers' claims.
+        with self._write(read_committed=True) as s:
+            params = {
+                "fresh_uids": wanted,
+                "fresh_target": target,
+                "fresh_owner": owner,
+                "fresh_until": _now() + timedelta(seconds=lease_seconds),
+            }
+            if dialect == "mysql":  # no RETURNING: the rowcount, then the order
+                won = affected(s.execute(_take_fresh_statement(False), params))
+                order = (
+                    s.execute(_taken_order_statement(), params).scalars().all()
+                    if won == len(wanted)
+                    else []
+                )
+            else:
+                rows = s.execute(_take_fresh_statement(True), params).all()
+                order = [uid for _id, uid in sorted(rows)]
+                won = len(order)
+            if won != len(wanted):
+                if won:
+                    # Some were another worker's: ours alone would overtake them.
+                    s.execute(_drop_lease_statement(), params)
+                return None
+            copies = dict(_copies(s, sorted(set(copies_of)), [target])) if copies_of else {}
+            return Taken(order=tuple(order), copies=copies)
 
     def pending(self, uids: Sequence[str]) -> list[PendingDelivery]:
         """Which of ``uids`` are still pending, and in how many seconds each can next move.
@@ -667,23 +663,34 @@ class SqlStore:
             for task, result in done
             if task.kind is Kind.POST and result.native_id and task.post_id
         ]
-        dialect = self._engine.dialect.name
+        uids = [task.uid for task, _ in done]
         # Each statement commits on its own (no BEGIN): the copies first, so a crash between
         # the two leaves leased rows whose retry, looking before posting again (Slack
         # metadata, Matrix txn id), finds the copy already recorded (and skips it here).
-        with self._writing(), self._engine.connect() as raw:
+        if self._writer is not None:
+            with self._writer.begin(autocommit=True) as conn:
+                self._record_done(conn, copies, uids, now)
+            return
+        dialect = self._dialect
+        with self._engine.connect() as raw:
             conn = autocommit(raw) if dialect != "mysql" else raw
-            if copies:
-                # One multi-row INSERT (MySQL: an executemany its driver rewrites into one).
-                hot.insert_copies(conn, copies)
-            hot.mark_delivered(conn, [task.uid for task, _ in done], now)
+            self._record_done(conn, copies, uids, now)
             if dialect == "mysql":
                 conn.commit()
+
+    def _record_done(
+        self, conn: Connection, copies: list[dict[str, Any]], uids: list[str], now: Any
+    ) -> None:
+        hot = self._hot
+        if copies:
+            # One multi-row INSERT (MySQL: an executemany its driver rewrites into one).
+            hot.insert_copies(conn, copies)
+        hot.mark_delivered(conn, uids, now)
 
     def retry_later(
         self, task: DeliveryTask, *, error: str, delay_seconds: float, outcome_unknown: bool
     ) -> None:
-        with self._writing(), self._sessions() as s, s.begin():
+        with self._write() as s:
             s.execute(
                 update(Delivery)
                 .where(Delivery.uid == task.uid)
@@ -694,12 +701,11 @@ class SqlStore:
                     outcome_unknown=outcome_unknown,
                     lease_owner=None,
                     lease_expires_at=None,
-                ),
-                execution_options={"synchronize_session": False},
+                )
             )
 
     def mark_dead(self, task: DeliveryTask, *, error: str) -> None:
-        with self._writing(), self._sessions() as s, s.begin():
+        with self._write() as s:
             s.execute(
                 update(Delivery)
                 .where(Delivery.uid == task.uid)
@@ -709,17 +715,15 @@ class SqlStore:
                     last_error=error,
                     lease_owner=None,
                     lease_expires_at=None,
-                ),
-                execution_options={"synchronize_session": False},
+                )
             )
 
     def release(self, uids: Sequence[str]) -> None:
-        with self._writing(), self._sessions() as s, s.begin():
+        with self._write() as s:
             s.execute(
                 update(Delivery)
                 .where(Delivery.uid.in_(list(uids)), Delivery.status == "pending")
-                .values(lease_owner=None, lease_expires_at=None),
-                execution_options={"synchronize_session": False},
+                .values(lease_owner=None, lease_expires_at=None)
             )
 
     def next_due_in(self) -> float | None:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from app.core import offload
 from app.core.outbox import Outbox
 from app.core.ports import DeliveryTask, Lease, OutboxStore, PendingDelivery
 
@@ -107,7 +108,7 @@ class Dispatcher:
             try:
                 # Too late to deliver inline after all: hand the rows to the worker now rather
                 # than when their lease runs out.
-                await asyncio.to_thread(self._store.release, [t.uid for t in leased])
+                await offload.write(self._store, self._store.release, [t.uid for t in leased])
             except Exception:
                 log.exception("could not hand back leased deliveries; their lease expires")
         rest = [uid for uid in uids if uid not in settled and uid not in handed]

@@ -7,10 +7,9 @@ claim-then-deliver order of the relay and the dispatcher is written once.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import time
 
+from app.core import offload
 from app.core.dispatch import Dispatcher
 from app.core.events import InboundEvent
 from app.core.relay import Relay, RelayResult
@@ -42,7 +41,7 @@ class Ingest:
         if deadline is not None:
             # Rows the inline drain will deliver are leased to it as they are written.
             lease = self._dispatcher.inline_lease(deadline - time.monotonic())
-        result = await asyncio.to_thread(functools.partial(self._relay.ingest, event, lease=lease))
+        result = await offload.write(self._relay, self._relay.ingest, event, lease=lease)
         if result.deliveries:
             budget = None if deadline is None else deadline - time.monotonic()
             await self._dispatcher.after_commit(

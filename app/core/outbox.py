@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import random
 import time
@@ -18,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from app.core import holds
+from app.core import holds, offload
 from app.core.endpoints import Network
 from app.core.events import Kind
 from app.core.payloads import thread_post_id
@@ -202,7 +201,8 @@ class Outbox:
             # with one batch for all of them, each lane got a few rows and then paid for a
             # round of its own (record, claim again) before going on with its target.
             limit = self._batch * self._lanes if only is None else self._batch
-            tasks = await asyncio.to_thread(
+            tasks = await offload.write(
+                self._store,
                 self._store.claim_due,
                 worker=self.worker_id,
                 limit=limit,
@@ -306,7 +306,7 @@ class Outbox:
                     if not await self._attempt(task, report, st.made, st.recording):
                         rest = [t.uid for t in lane[i + 1 :]]
                         if rest:
-                            await asyncio.to_thread(self._store.release, rest)
+                            await offload.write(self._store, self._store.release, rest)
                             # Handed back: the worker takes them when due, not at its next poll.
                             self.wake()
                         return False
@@ -352,7 +352,8 @@ class Outbox:
                 return []
             st.claims -= 1
             await _settle(st.recording)
-            rows = await asyncio.to_thread(
+            rows = await offload.write(
+                self._store,
                 self._store.claim_due,
                 worker=self.worker_id,
                 limit=self._batch,
@@ -376,15 +377,14 @@ class Outbox:
             parent = thread_post_id(task.payload)
             if parent and parent not in st.made:
                 wanted.add(parent)
-        taken = await asyncio.to_thread(
-            functools.partial(
-                self._store.take_fresh,
-                st.target,
-                [t.uid for t in fed],
-                owner=self.lease().owner,
-                lease_seconds=self._lease,
-                copies_of=sorted(wanted),
-            )
+        taken = await offload.write(
+            self._store,
+            self._store.take_fresh,
+            st.target,
+            [t.uid for t in fed],
+            owner=self.lease().owner,
+            lease_seconds=self._lease,
+            copies_of=sorted(wanted),
         )
         if taken is None:
             return []
@@ -400,7 +400,8 @@ class Outbox:
     ) -> bool:
         deliverer = self._deliverers.get(task.target.network)
         if deliverer is None:
-            await asyncio.to_thread(
+            await offload.write(
+                self._store,
                 self._store.retry_later,
                 task,
                 error=f"no deliverer for {task.target.network} configured",
@@ -453,7 +454,7 @@ class Outbox:
             "error": error,
         }
         if verdict.dead:
-            await asyncio.to_thread(self._store.mark_dead, task, error=error)
+            await offload.write(self._store, self._store.mark_dead, task, error=error)
             self._observe(task, "dead")
             report.dead += 1
             report.settled.add(task.uid)
@@ -461,7 +462,8 @@ class Outbox:
             await self._tell(self.on_dead, task, exc)
             # A dead delivery is kept for operators; it must not hold up the ones after it.
             return True
-        await asyncio.to_thread(
+        await offload.write(
+            self._store,
             self._store.retry_later,
             task,
             error=error,
@@ -674,8 +676,10 @@ class _Completions:
                     break
             batch, self._queue = self._queue, []
             try:
-                await asyncio.to_thread(
-                    self._store.complete_many, [(task, result) for task, result, _ in batch]
+                await offload.write(
+                    self._store,
+                    self._store.complete_many,
+                    [(task, result) for task, result, _ in batch],
                 )
             except Exception as exc:
                 for _task, _result, done in batch:

@@ -7,6 +7,7 @@ The core depends only on these protocols; ``app/store`` implements the store, an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -212,11 +213,20 @@ class RelayTransaction(Protocol):
         waiting are written leased to its owner. Returns the uids so leased."""
 
 
-class RelayStore(Protocol):
+class WritesOn(Protocol):
+    """Where a store's writes run when called from an event loop (see :mod:`app.core.offload`)."""
+
+    @property
+    def write_executor(self) -> Executor | None:
+        """Its own thread for writes (a single-writer database), or None: any thread of the
+        loop's default pool."""
+
+
+class RelayStore(WritesOn, Protocol):
     def transaction(self) -> AbstractContextManager[RelayTransaction]: ...
 
 
-class OutboxStore(Protocol):
+class OutboxStore(WritesOn, Protocol):
     """Durable deliveries: claimed with leases, completed, retried or declared dead."""
 
     def claim_due(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from app.core.endpoints import Endpoint
@@ -84,6 +85,11 @@ class Relay:
 
     def __init__(self, store: RelayStore) -> None:
         self._store = store
+
+    @property
+    def write_executor(self) -> Executor | None:
+        """Where :meth:`ingest` should run (its store's writes: see :mod:`app.core.offload`)."""
+        return self._store.write_executor
 
     def ingest(self, event: InboundEvent, *, lease: Lease | None = None) -> RelayResult:
         """Claim ``event`` and write its deliveries in one transaction.

@@ -339,6 +339,9 @@ class MemoryRelayTransaction:
 class MemoryStore:
     """The relay store and outbox store in memory (see the module docstring)."""
 
+    # Its writes take a lock for microseconds: any thread will do.
+    write_executor = None
+
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()

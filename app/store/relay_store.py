@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -394,8 +395,16 @@ class SqlStore:
         self._sessions = sessions
         self._engine: Engine = sessions.kw["bind"]
         self._dialect = self._engine.dialect.name
-        # SQLite: every write transaction on one connection, one at a time.
+        # SQLite: every write transaction on one connection, one at a time...
         self._writer = SqliteWriter(self._engine) if self._dialect == "sqlite" else None
+        # ... and the event loop hands them all to one thread (app.core.offload): a thread
+        # per write would only wait for its turn. Its thread starts with the first write and
+        # ends with the store.
+        self.write_executor: Executor | None = (
+            ThreadPoolExecutor(1, thread_name_prefix="syncbot-sqlite-writer")
+            if self._writer is not None
+            else None
+        )
         self._hot = HotStatements(
             self._engine.dialect,
             Builders(
